@@ -1,0 +1,2 @@
+//! `chatstorm-mock`: runs the mock server alone.
+fn main() {}

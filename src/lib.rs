@@ -1,0 +1,2 @@
+//! chatstorm: load testing and conformance checking of the connection lifecycle of
+//! Stream-Chat-compatible servers.

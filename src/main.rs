@@ -1,0 +1,2 @@
+//! `chatstorm`: the command line.
+fn main() {}

@@ -11,7 +11,7 @@ pub const MAX_RETRY_MS: u64 = 25_000;
 pub fn retry_interval_bounds(failures: u32) -> (u64, u64) {
     let n = u64::from(failures);
     let max = (500 + n.saturating_mul(2000)).min(MAX_RETRY_MS);
-    let min = n.saturating_sub(1).saturating_mul(2000).max(250).min(MAX_RETRY_MS);
+    let min = n.saturating_sub(1).saturating_mul(2000).clamp(250, MAX_RETRY_MS);
     (min, max)
 }
 

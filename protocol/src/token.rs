@@ -144,7 +144,7 @@ pub fn verify(token: &str, secret: &[u8], now_unix: i64) -> Result<Claims, Token
         .decode(signature)
         .map_err(|_| TokenError::Malformed("signature is not base64url".to_owned()))?;
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
-    mac.update(token[..header.len() + 1 + payload.len()].as_bytes());
+    mac.update(&token.as_bytes()[..header.len() + 1 + payload.len()]);
     mac.verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
     let claims = claims_from(&decode_segment(payload, "payload")?)?;
     check_times(&claims, now_unix)?;

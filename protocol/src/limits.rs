@@ -117,5 +117,4 @@ mod tests {
         let msg = validate_user_id("a|b").unwrap_err().to_string();
         assert!(msg.contains("'|'") && msg.contains(USER_ID_ALLOWED), "{msg}");
     }
-
 }

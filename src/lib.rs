@@ -7,3 +7,4 @@ pub mod exit;
 pub mod seed;
 pub mod sys;
 pub mod target;
+pub mod scenario;

@@ -1,2 +1,4 @@
 //! chatstorm: load testing and conformance checking of the connection lifecycle of
 //! Stream-Chat-compatible servers.
+
+pub mod metrics;

@@ -8,3 +8,4 @@ pub mod seed;
 pub mod sys;
 pub mod target;
 pub mod scenario;
+pub mod metrics;

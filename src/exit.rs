@@ -84,3 +84,17 @@ mod tests {
         assert_eq!(Outcome::Unreachable.code(), 5);
     }
 }
+
+impl Outcome {
+    /// The outcome of an exit code written in a summary.
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            0 => Self::Passed,
+            1 => Self::ThresholdBreached,
+            2 => Self::InvalidConfig,
+            3 => Self::ConformanceFailed,
+            4 => Self::GeneratorSaturated,
+            _ => Self::Unreachable,
+        }
+    }
+}

@@ -9,3 +9,6 @@ pub mod sys;
 pub mod target;
 pub mod scenario;
 pub mod metrics;
+pub mod commands;
+pub mod http;
+pub mod report;

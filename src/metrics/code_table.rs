@@ -20,7 +20,7 @@ pub(crate) struct CodeTable {
 }
 
 /// What a [`CodeTable`] held at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct CodeCounts {
     /// Count per code.
     pub by_code: BTreeMap<u32, u64>,

@@ -19,7 +19,7 @@ use super::timeline::Timeline;
 use super::{CodeCounts, HistogramSnapshot, MetricsSnapshot, Recorder, new_histogram};
 
 /// One histogram's figures for one interval (about one second).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SeriesPoint {
     /// End of the interval, milliseconds since the run's start.
     pub t_ms: u64,

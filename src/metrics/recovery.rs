@@ -108,7 +108,7 @@ impl Recorder {
 }
 
 /// A storm's raw figures, serializable and mergeable across shards.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StormSnapshot {
     /// Name of the storm, for example `drop_sockets@2m`.
     pub label: String,
@@ -129,7 +129,7 @@ pub struct StormSnapshot {
 }
 
 /// One point of a recovery curve.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecoveryPoint {
     /// Time since the drop, milliseconds.
     pub t_ms: u64,
@@ -140,7 +140,7 @@ pub struct RecoveryPoint {
 }
 
 /// Everything a report says about one storm.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecoveryReport {
     /// Name of the storm.
     pub label: String,

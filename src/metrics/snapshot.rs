@@ -35,7 +35,7 @@ pub enum SnapshotError {
 }
 
 /// One histogram, serialized the way `.hlog` lines are (V2 deflate, base64: `HISTFAAA...`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistogramSnapshot {
     /// Samples held (also in the encoding; here so that readers need not decode).
     pub count: u64,
@@ -108,7 +108,7 @@ fn short(encoded: &str) -> String {
 }
 
 /// Everything a run (or a merge of shard runs) measured; what `summary.json` is built from.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetricsSnapshot {
     /// Wall-clock start of the run, milliseconds since the Unix epoch.
     pub start_unix_ms: u64,

@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 /// The percentiles every latency is reported with, in microseconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PercentileSummary {
     /// Samples recorded.
     pub count: u64,
@@ -55,7 +55,7 @@ impl PercentileSummary {
 }
 
 /// One point of a percentile spectrum.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SpectrumPoint {
     /// Percentile, 50 ..= 99.99.
     pub percentile: f64,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::CodeCounts;
 
 /// How many times one code was seen in one interval.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CodePoint {
     /// End of the interval, milliseconds since the run's start.
     pub t_ms: u64,
@@ -20,7 +20,7 @@ pub struct CodePoint {
 }
 
 /// Per-second curves. Column `i` of every vector belongs to `t_ms[i]`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timeline {
     /// End of each interval, milliseconds since the run's start (about one per second).
     pub t_ms: Vec<u64>,

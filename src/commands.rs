@@ -1,0 +1,189 @@
+//! The subcommands, each a function from parsed arguments to an [`Outcome`]. `main.rs` only
+//! parses, builds the runtime and exits with the outcome's code.
+
+use crate::cli::{Cli, Command, ConformArgs, Format, ReportArgs, RunArgs, TargetArgs, ValidateArgs};
+use crate::engine::run::{RunError, RunRequest};
+use crate::exit::Outcome;
+use crate::report;
+use crate::target::{Target, TargetAuth};
+use std::path::{Path, PathBuf};
+
+/// Runs one parsed command line.
+pub async fn dispatch(cli: Cli) -> Outcome {
+    match cli.command {
+        Command::Run(args) => run(args).await,
+        Command::Validate(args) => validate(&args),
+        Command::Conform(args) => conform(args).await,
+        Command::Report(args) => report_cmd(&args),
+        Command::Mock(args) => mock(args.args).await,
+    }
+}
+
+fn fail(outcome: Outcome, msg: impl std::fmt::Display) -> Outcome {
+    eprintln!("chatstorm: {msg}");
+    outcome
+}
+
+/// `chatstorm validate`: every problem of every file, one line each.
+pub fn validate(args: &ValidateArgs) -> Outcome {
+    let mut outcome = Outcome::Passed;
+    for path in &args.scenarios {
+        match crate::scenario::load(path) {
+            Ok(s) => println!("{}: ok ({}, {} users, {:?})", path.display(), s.name, s.users.count, s.run_length()),
+            Err(problems) => {
+                eprint!("{problems}");
+                outcome = Outcome::InvalidConfig;
+            }
+        }
+    }
+    outcome
+}
+
+/// The target named on the command line, if any.
+///
+/// # Errors
+/// A one-line description of what is wrong with the flags.
+pub fn target_from_args(args: &TargetArgs) -> Result<Option<Target>, String> {
+    let Some(url) = &args.target else {
+        if args.api_key.is_some() || args.secret.is_some() || args.token_endpoint.is_some() {
+            return Err("--api-key, --secret and --token-endpoint need --target".to_owned());
+        }
+        return Ok(None);
+    };
+    let url = url.replacen("ws://", "http://", 1).replacen("wss://", "https://", 1);
+    let url: url::Url = url.parse().map_err(|e| format!("--target {url:?}: {e}"))?;
+    let api_key = args.api_key.clone().ok_or("--target needs --api-key (or CHATSTORM_API_KEY)")?;
+    let (auth, secret) = match (&args.secret, &args.token_endpoint) {
+        (Some(s), _) => (TargetAuth::Secret(s.clone().into_bytes()), Some(s.clone().into_bytes())),
+        (None, Some(e)) => {
+            let e: url::Url = e.parse().map_err(|err| format!("--token-endpoint {e:?}: {err}"))?;
+            (TargetAuth::TokenEndpoint(e), None)
+        }
+        (None, None) => return Err("--target needs --secret (or CHATSTORM_SECRET) or --token-endpoint".to_owned()),
+    };
+    let mut target = Target::new(url, api_key, auth, secret)?;
+    // A chatstorm mock answers its fault-control API with the app secret; probed at run start.
+    target.is_mock = false;
+    Ok(Some(target))
+}
+
+/// A new run folder under `reports/` (or the one given), created now so a bad path fails
+/// before anything runs.
+fn out_dir(given: Option<&Path>, name: &str) -> Result<PathBuf, String> {
+    let dir = match given {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let stamp = chatstorm_protocol::time::now_rfc3339().replace([':', '.'], "-");
+            let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+            PathBuf::from("reports").join(format!("{safe}-{}", &stamp[..19]))
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the run folder {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `chatstorm run`.
+pub async fn run(args: RunArgs) -> Outcome {
+    let mut scenario = match crate::scenario::load(&args.scenario) {
+        Ok(s) => s,
+        Err(problems) => {
+            eprint!("{problems}");
+            return Outcome::InvalidConfig;
+        }
+    };
+    let overridden = (|| {
+        if let Some(n) = args.users {
+            scenario = scenario.clone().with_users(u64::from(n))?;
+        }
+        if let Some(d) = args.duration {
+            scenario = scenario.clone().with_duration(d)?;
+        }
+        Ok::<(), crate::scenario::ScenarioErrors>(())
+    })();
+    if let Err(problems) = overridden {
+        eprint!("{problems}");
+        return Outcome::InvalidConfig;
+    }
+    if let Some(s) = args.seed {
+        scenario = scenario.with_seed(s);
+    }
+    let target = match target_from_args(&args.target) {
+        Ok(t) => t,
+        Err(e) => return fail(Outcome::InvalidConfig, e),
+    };
+    if target.is_some() {
+        if let Some(e) = scenario.timeline.iter().find(|e| e.action.needs_mock()) {
+            return fail(
+                Outcome::InvalidConfig,
+                format!(
+                    "{}: timeline `{}` needs the embedded mock's fault control; against --target use a client-side form (side: client)",
+                    args.scenario.display(),
+                    e.action.name()
+                ),
+            );
+        }
+    }
+    if args.workers > 1 && args.shard.is_none() {
+        return crate::engine::workers::run(&args, &scenario).await;
+    }
+    let dir = match out_dir(args.out.as_deref(), &scenario.name) {
+        Ok(d) => d,
+        Err(e) => return fail(Outcome::InvalidConfig, e),
+    };
+    let file = args.scenario.display().to_string();
+    let req = RunRequest {
+        scenario: scenario.clone(),
+        scenario_file: Some(args.scenario.clone()),
+        target,
+        out_dir: dir.clone(),
+        quiet: args.quiet,
+        shard: args.shard,
+    };
+    let output = match crate::engine::run::run(req).await {
+        Ok(o) => o,
+        Err(RunError::Unreachable(e)) => return fail(Outcome::Unreachable, format!("target unreachable: {e}")),
+        Err(RunError::Setup(e)) => return fail(Outcome::InvalidConfig, format!("{e:#}")),
+    };
+    let summary = report::build::build(&scenario, Some(file), &output);
+    write_outputs(&summary, &dir, &args.format);
+    Outcome::from_code(summary.verdict.exit_code)
+}
+
+/// Writes the requested outputs of a summary into `dir`; failures are reported, not fatal.
+pub fn write_outputs(summary: &report::summary::RunSummary, dir: &Path, formats: &[Format]) {
+    let mut wrote = Vec::new();
+    for f in formats {
+        let r = match f {
+            Format::Console => report::console::write(summary, &mut std::io::stdout().lock()),
+            Format::Json => report::write_json(summary, dir).map(|()| wrote.push("summary.json")),
+            Format::Junit => report::junit::write_file(summary, dir).map(|()| wrote.push("junit.xml")),
+            Format::Html => report::html::write_file(summary, dir).map(|()| wrote.push("report.html")),
+        };
+        if let Err(e) = r {
+            eprintln!("chatstorm: cannot write {f:?} output into {}: {e}", dir.display());
+        }
+    }
+    if !wrote.is_empty() {
+        println!("results: {} ({})", dir.display(), wrote.join(", "));
+    }
+}
+
+/// `chatstorm conform`.
+pub async fn conform(args: ConformArgs) -> Outcome {
+    crate::conformance::command::run(args).await
+}
+
+/// `chatstorm report`.
+pub fn report_cmd(args: &ReportArgs) -> Outcome {
+    report::command::run(args)
+}
+
+/// `chatstorm mock`: the bundled mock server, with the `chatstorm-mock` binary's options.
+pub async fn mock(args: Vec<String>) -> Outcome {
+    let mut argv = vec!["chatstorm mock".to_owned()];
+    argv.extend(args);
+    match chatstorm_mock::cli::run(argv).await {
+        Ok(()) => Outcome::Passed,
+        Err(e) => fail(Outcome::InvalidConfig, e),
+    }
+}

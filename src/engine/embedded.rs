@@ -1,0 +1,107 @@
+//! The embedded target: the bundled mock server, started for a run that names no target. It
+//! runs in-process when the descriptor limit allows two descriptors per user (the client's
+//! socket and the server's), otherwise as a child process (`chatstorm mock`) so each side gets
+//! the whole limit.
+
+use crate::scenario::MockOptions;
+use crate::target::{Target, TargetAuth};
+use chatstorm_mock::MockConfig;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+/// API key of the embedded mock when the scenario sets none.
+pub const DEFAULT_API_KEY: &str = "chatstorm_key";
+
+/// A running embedded mock; dropping it stops it.
+pub struct EmbeddedMock {
+    /// How to reach it.
+    pub target: Target,
+    /// Where it runs, for the report header.
+    pub description: String,
+    shutdown: CancellationToken,
+    child: Option<tokio::process::Child>,
+}
+
+impl EmbeddedMock {
+    /// Starts the mock for `users` simulated users (`fd_limit`: this process's descriptor limit).
+    ///
+    /// # Errors
+    /// When the listener cannot be bound or the child process does not start.
+    pub async fn start(opts: &MockOptions, seed: u64, users: u64, fd_limit: u64) -> anyhow::Result<Self> {
+        let api_key = opts.api_key.clone().unwrap_or_else(|| DEFAULT_API_KEY.to_owned());
+        // A per-run secret derived from the seed: reproducible, and never a well-known constant.
+        let secret = opts.secret.clone().unwrap_or_else(|| format!("chatstorm-{:016x}", crate::seed::mix(seed)));
+        let config = MockConfig {
+            api_key: api_key.clone(),
+            secret: secret.clone(),
+            health_interval: opts.health_interval,
+            longpoll_hold: opts.longpoll_hold,
+            expiry: match opts.token_expiry {
+                crate::scenario::TokenExpiry::Keep => chatstorm_mock::ExpiryPolicy::Keep,
+                crate::scenario::TokenExpiry::Kick => chatstorm_mock::ExpiryPolicy::Kick,
+            },
+            ..MockConfig::default()
+        };
+        let shutdown = CancellationToken::new();
+        let in_process = users * 2 + crate::sys::RESERVED_FDS <= fd_limit;
+        let (addr, child) = if in_process {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let token = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = chatstorm_mock::serve(listener, config, token).await {
+                    eprintln!("chatstorm: embedded mock stopped: {e}");
+                }
+            });
+            (addr, None)
+        } else {
+            spawn_child(&config).await?
+        };
+        let http_base: url::Url = format!("http://{addr}").parse()?;
+        let mut target = Target::new(http_base, api_key, TargetAuth::Secret(secret.clone().into_bytes()), Some(secret.into_bytes()))
+            .map_err(anyhow::Error::msg)?;
+        target.is_mock = true;
+        let description = format!(
+            "embedded mock ({}, http://{addr})",
+            if in_process { "in-process" } else { "child process" }
+        );
+        Ok(Self { target, description, shutdown, child })
+    }
+}
+
+impl Drop for EmbeddedMock {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(child) = &mut self.child {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// Starts `chatstorm mock` as a child on a free port and reads its address from its first line.
+async fn spawn_child(config: &MockConfig) -> anyhow::Result<(std::net::SocketAddr, Option<tokio::process::Child>)> {
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("mock")
+        .args(["--listen", "127.0.0.1:0", "--api-key", &config.api_key, "--secret", &config.secret])
+        .arg("--health-interval")
+        .arg(humantime::format_duration(config.health_interval).to_string())
+        .arg("--longpoll-hold")
+        .arg(humantime::format_duration(config.longpoll_hold).to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("mock child has no stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = tokio::time::Duration::from_secs(10);
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(deadline, lines.next_line()).await {
+        if let Some(addr) = line.split_whitespace().find_map(|w| w.trim_start_matches("http://").parse().ok()) {
+            // Keep draining its stdout so the child never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return Ok((addr, Some(child)));
+        }
+    }
+    anyhow::bail!("the mock child process did not report its address within 10 s")
+}

@@ -1,0 +1,128 @@
+//! The mock's fault-control API seen from the harness (`/_fault/...`, guarded by the app secret
+//! in `X-Chatstorm-Secret`; contract in mock-server/README.md). Works the same for the
+//! in-process mock, a child-process mock and a mock started elsewhere with a known secret.
+
+use crate::http::HttpClient;
+use crate::target::Target;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client of one mock's fault control.
+#[derive(Clone)]
+pub struct FaultClient {
+    http: HttpClient,
+    base: url::Url,
+    secret: String,
+}
+
+impl FaultClient {
+    /// A client for `target` (which must carry the app secret).
+    pub fn new(target: &Target) -> Self {
+        Self {
+            http: HttpClient::default(),
+            base: target.http_base.clone(),
+            secret: target.secret.as_deref().map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default(),
+        }
+    }
+
+    async fn call(&self, method: http::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = Target::join(&self.base, path);
+        let resp = self
+            .http
+            .send(method, &url, &[("x-chatstorm-secret", &self.secret)], body.as_ref(), TIMEOUT)
+            .await?;
+        let value: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        if resp.status >= 300 {
+            return Err(format!("{path}: HTTP {}: {value}", resp.status));
+        }
+        Ok(value)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+        self.call(http::Method::POST, path, Some(body)).await
+    }
+
+    /// Drops `fraction` of all connections (seeded), with a close code or abruptly.
+    ///
+    /// # Errors
+    /// When the mock refuses or does not answer.
+    pub async fn drop_sockets(&self, fraction: f64, close: Option<u16>, seed: u64) -> Result<Value, String> {
+        let body = match close {
+            Some(code) => json!({"fraction": fraction, "mode": "close", "code": code, "seed": seed}),
+            None => json!({"fraction": fraction, "mode": "abrupt", "seed": seed}),
+        };
+        self.post("/_fault/drop", body).await
+    }
+
+    /// Treats the tokens of `users` (all when `None`) as expired from now on.
+    ///
+    /// # Errors
+    /// When the mock refuses or does not answer.
+    pub async fn expire_tokens(&self, users: Option<Vec<String>>) -> Result<Value, String> {
+        let body = match users {
+            None => json!({"all": true}),
+            Some(users) => json!({"users": users}),
+        };
+        self.post("/_fault/expire-tokens", body).await
+    }
+
+    /// Refuses WebSocket upgrades for `length`.
+    ///
+    /// # Errors
+    /// When the mock refuses or does not answer.
+    pub async fn refuse_upgrades(&self, length: Duration) -> Result<Value, String> {
+        self.post("/_fault/refuse-upgrades", json!({"duration_ms": length.as_millis() as u64})).await
+    }
+
+    /// Makes the sockets of `users` (all when `None`) silent without closing them.
+    ///
+    /// # Errors
+    /// When the mock refuses or does not answer.
+    pub async fn half_open(&self, users: Option<Vec<String>>) -> Result<Value, String> {
+        let body = match users {
+            None => json!({"all": true}),
+            Some(users) => json!({"all": false, "users": users}),
+        };
+        self.post("/_fault/half-open", body).await
+    }
+
+    /// Adds latency to every frame and request (0 removes it).
+    ///
+    /// # Errors
+    /// When the mock refuses or does not answer.
+    pub async fn latency(&self, delay: Duration) -> Result<Value, String> {
+        let ms = delay.as_millis() as u64;
+        self.post("/_fault/latency", json!({"frame_ms": ms, "request_ms": ms})).await
+    }
+
+    /// Delays every connection's first frame (measurement-overhead benchmarks).
+    ///
+    /// # Errors
+    /// When the mock refuses or does not answer.
+    pub async fn first_frame_delay(&self, delay: Duration) -> Result<Value, String> {
+        self.post("/_fault/first-frame-delay", json!({"ms": delay.as_millis() as u64})).await
+    }
+
+    /// Turns named protocol violations on or off.
+    ///
+    /// # Errors
+    /// When the mock refuses (unknown name) or does not answer.
+    pub async fn violations(&self, enable: &[&str], disable: &[&str]) -> Result<Value, String> {
+        self.post("/_fault/violations", json!({"enable": enable, "disable": disable})).await
+    }
+
+    /// The mock's counters.
+    ///
+    /// # Errors
+    /// When the mock does not answer.
+    pub async fn stats(&self) -> Result<Value, String> {
+        self.call(http::Method::GET, "/_fault/stats", None).await
+    }
+
+    /// Clears every fault (best effort, at the end of a run).
+    pub async fn reset(&self) {
+        let _ = self.post("/_fault/reset", json!({})).await;
+    }
+}

@@ -1,0 +1,90 @@
+//! Generator honesty: a probe task asks the runtime to wake it every 10 ms and records how late
+//! each wake-up is. When the runtime's workers are saturated (too many users for the cores),
+//! wake-ups slip, and so would every timestamp the users take: such a run is reported invalid
+//! (exit 4) rather than blamed on the server.
+//!
+//! The bound: p99 lateness of [`LAG_BOUND`]. A healthy tokio runtime on this 2-core machine
+//! wakes within about 1–2 ms; 25 ms means user timestamps can no longer be trusted to the
+//! resolution the reports show.
+
+use hdrhistogram::Histogram;
+use std::time::Duration;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+/// How often the probe asks to be woken.
+pub const TICK: Duration = Duration::from_millis(10);
+/// The documented bound on the p99 lateness of the probe's wake-ups.
+pub const LAG_BOUND: Duration = Duration::from_millis(25);
+/// A user start later than this after its intended time counts as late.
+pub const LATE_START: Duration = Duration::from_millis(100);
+
+/// What the probe saw.
+#[derive(Debug, Clone, Default)]
+pub struct LagReport {
+    /// p99 lateness, microseconds.
+    pub p99_us: u64,
+    /// Worst lateness, microseconds.
+    pub max_us: u64,
+    /// Wake-ups observed.
+    pub ticks: u64,
+}
+
+impl LagReport {
+    /// Whether the p99 passed the bound.
+    pub fn saturated(&self) -> bool {
+        self.p99_us > LAG_BOUND.as_micros() as u64
+    }
+}
+
+/// Runs until `stop` and reports the lateness of its wake-ups.
+pub async fn probe(stop: CancellationToken) -> LagReport {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("constant bounds are valid");
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut expected = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = interval.tick() => {
+                let now = Instant::now();
+                let late = now.saturating_duration_since(expected);
+                let _ = hist.record((late.as_micros() as u64).clamp(1, 60_000_000));
+                expected = now + TICK;
+            }
+        }
+    }
+    LagReport { p99_us: hist.value_at_quantile(0.99), max_us: hist.max(), ticks: hist.len() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_runtime_is_not_saturated() {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(probe(stop.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.cancel();
+        let r = task.await.unwrap();
+        assert!(r.ticks >= 90, "{r:?}");
+        assert!(!r.saturated(), "{r:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocked_runtime_is_saturated() {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(probe(stop.clone()));
+        // Let it take its first ticks, then hog the (single, test) thread: every tick is late.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+            std::thread::sleep(Duration::from_millis(40));
+            tokio::time::advance(Duration::from_millis(40)).await;
+        }
+        stop.cancel();
+        let r = task.await.unwrap();
+        assert!(r.max_us >= 30_000, "{r:?}");
+    }
+}

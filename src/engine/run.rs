@@ -1,0 +1,311 @@
+//! One run, start to finish: resolve the target (starting the embedded mock if none is named),
+//! build the schedule, start users at their intended times, carry out the timeline, collect
+//! metrics every second, stop cleanly (on time, on Ctrl-C, or on an aborting threshold), and
+//! hand back what was measured.
+
+use super::embedded::EmbeddedMock;
+use super::lag::{self, LagReport};
+use super::progress::Progress;
+use super::schedule::{Schedule, Stage};
+use super::timeline;
+use crate::metrics::{Collector, Gauge, MetricsSnapshot, Recorder};
+use crate::scenario::{Scenario, StageKind};
+use crate::target::Target;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long users get to close cleanly (close 1000, long-poll close) once the run ends.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What to run.
+pub struct RunRequest {
+    /// The validated scenario, CLI overrides applied.
+    pub scenario: Scenario,
+    /// Where it came from.
+    pub scenario_file: Option<PathBuf>,
+    /// A target given on the command line (overrides the scenario's).
+    pub target: Option<Target>,
+    /// The run folder (created by the caller).
+    pub out_dir: PathBuf,
+    /// No progress display.
+    pub quiet: bool,
+    /// Run only shard I of N.
+    pub shard: Option<(u32, u32)>,
+}
+
+/// What a run produced, before rendering.
+pub struct RunOutput {
+    /// Every measurement.
+    pub metrics: MetricsSnapshot,
+    /// The target as described in reports.
+    pub target_description: String,
+    /// Whether the target was the bundled mock.
+    pub target_is_mock: bool,
+    /// Users the shard's schedule holds.
+    pub users_planned: u64,
+    /// Users started.
+    pub users_started: u64,
+    /// The plan's length.
+    pub planned: Duration,
+    /// The real length.
+    pub elapsed: Duration,
+    /// Wall-clock start.
+    pub started_at: SystemTime,
+    /// Why the run stopped early, if it did.
+    pub stop_reason: Option<String>,
+    /// The timeline as carried out.
+    pub marks: Vec<crate::report::summary::TimelineMark>,
+    /// The scheduler's honesty figures.
+    pub lag: LagReport,
+    /// Starts later than [`lag::LATE_START`].
+    pub late_starts: u64,
+    /// The descriptor limit.
+    pub fd_limit: u64,
+    /// Most descriptors open at once.
+    pub fd_peak: u64,
+    /// Peak resident memory, bytes.
+    pub peak_rss: u64,
+    /// Peak live users.
+    pub peak_connected: u64,
+    /// CPU seconds used.
+    pub cpu_seconds: f64,
+    /// Conformance observations during the run.
+    pub conformance: Option<serde_json::Value>,
+}
+
+/// Why a run could not happen at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The target did not answer.
+    #[error("target unreachable: {0}")]
+    Unreachable(String),
+    /// Anything else that stopped the run from starting.
+    #[error("{0}")]
+    Setup(#[from] anyhow::Error),
+}
+
+/// The scenario's stages in the schedule's terms.
+pub fn stages_of(scenario: &Scenario) -> Vec<Stage> {
+    scenario
+        .load
+        .stages
+        .iter()
+        .map(|s| match s.kind {
+            StageKind::Ramp => Stage::Ramp { to: s.users_after as u32, over: s.length },
+            StageKind::Hold => Stage::Hold { duration: s.length },
+            StageKind::Arrival { per_second } => Stage::Arrival {
+                rate: per_second,
+                duration: s.length,
+                max: Some(s.users_after.saturating_sub(s.users_before) as u32),
+                session: None,
+            },
+        })
+        .collect()
+}
+
+/// Runs a scenario.
+///
+/// # Errors
+/// [`RunError::Unreachable`] when the target does not answer before any user starts;
+/// [`RunError::Setup`] when the mock or the run folder cannot be set up.
+pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
+    let scenario = Arc::new(req.scenario);
+    let fd_limit = crate::sys::raise_fd_limit();
+    let schedule = Arc::new(Schedule::build(&stages_of(&scenario), scenario.users.count.min(u64::from(u32::MAX)) as u32));
+    let (shard, shards) = req.shard.unwrap_or((0, 1));
+    let indices: Vec<u32> = schedule.shard_indices(shard, shards).collect();
+    let users_planned = indices.len() as u64;
+
+    // The target: a given one, the scenario's remote one, or the embedded mock.
+    let mut _mock_guard = None;
+    let target = match (req.target, &scenario.target) {
+        (Some(t), _) => t,
+        (None, crate::scenario::Target::Remote(r)) => super::target_from_scenario(r, &scenario)?,
+        (None, crate::scenario::Target::Embedded(opts)) => {
+            let mock = EmbeddedMock::start(opts, scenario.seed, users_planned, fd_limit).await?;
+            let t = mock.target.clone();
+            _mock_guard = Some(mock);
+            t
+        }
+    };
+    let target_description = _mock_guard
+        .as_ref()
+        .map_or_else(|| target.http_base.to_string(), |m| m.description.clone());
+    super::probe::reachable(&target).await.map_err(RunError::Unreachable)?;
+
+    let recorder = Recorder::new();
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let root = CancellationToken::new();
+    let stop_reason: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    spawn_ctrl_c(root.clone(), stop_reason.clone());
+
+    let fault = target.is_mock.then(|| super::fault::FaultClient::new(&target));
+    let ctx = super::users::context(&scenario, &target, recorder.clone(), start, shard).await?;
+    let (actions, _) = tokio::sync::broadcast::channel(64);
+
+    // The scheduler-lag probe and the 1 s collector.
+    let lag_stop = CancellationToken::new();
+    let lag_task = tokio::spawn(lag::probe(lag_stop.clone()));
+    let hlog_path = req.out_dir.join("metrics.hlog");
+    let collector = Collector::new(recorder.clone(), start.into_std(), started_at)
+        .with_hlog_file(&hlog_path, &format!("chatstorm {} seed {}", scenario.name, scenario.seed))
+        .map_err(|e| RunError::Setup(anyhow::anyhow!("cannot write {}: {e}", hlog_path.display())))?;
+    let started = Arc::new(AtomicU64::new(0));
+    let peaks = Arc::new(Peaks::default());
+    let total = scenario.run_length();
+    let collector_task = {
+        let (root, started, peaks, recorder) = (root.clone(), started.clone(), peaks.clone(), recorder.clone());
+        let mut progress = Progress::new(total, req.quiet);
+        let schedule = schedule.clone();
+        tokio::spawn(async move {
+            let mut collector = collector;
+            let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = root.cancelled() => break,
+                    _ = tick.tick() => {
+                        let view = collector.tick(Instant::now().into_std());
+                        peaks.observe(recorder.gauge(Gauge::Connected).max(0) as u64);
+                        let stage = stage_name(&schedule, start.elapsed());
+                        progress.update(&stage, started.load(Relaxed), &view);
+                    }
+                }
+            }
+            progress.finish();
+            collector
+        })
+    };
+
+    // The timeline.
+    let marks: timeline::Marks = Arc::default();
+    let timeline_task = tokio::spawn(timeline::run(
+        scenario.clone(),
+        start,
+        fault.clone(),
+        actions.clone(),
+        recorder.clone(),
+        marks.clone(),
+        root.clone(),
+    ));
+
+    // Users, each at its intended time.
+    let tracker = TaskTracker::new();
+    let late = Arc::new(AtomicU64::new(0));
+    let scheduler = {
+        let (root, tracker, started, late, schedule) =
+            (root.clone(), tracker.clone(), started.clone(), late.clone(), schedule.clone());
+        let (ctx, scenario, actions) = (ctx.clone(), scenario.clone(), actions.clone());
+        tokio::spawn(async move {
+            for index in indices {
+                let slot = schedule.slots[index as usize];
+                let intended = start + slot.start;
+                tokio::select! {
+                    _ = root.cancelled() => break,
+                    _ = tokio::time::sleep_until(intended) => {}
+                }
+                if Instant::now().saturating_duration_since(intended) > lag::LATE_START {
+                    late.fetch_add(1, Relaxed);
+                }
+                let stop_at = slot.stop.map(|s| start + s);
+                super::users::spawn(&tracker, &scenario, &ctx, index, intended, stop_at, actions.subscribe(), root.child_token());
+                started.fetch_add(1, Relaxed);
+            }
+        })
+    };
+
+    // Run for the plan's length, or until Ctrl-C / an aborting threshold cancels.
+    tokio::select! {
+        _ = tokio::time::sleep_until(start + total) => {}
+        _ = root.cancelled() => {}
+    }
+    let elapsed = start.elapsed();
+    root.cancel();
+    scheduler.abort();
+    timeline_task.abort();
+    tracker.close();
+    if tokio::time::timeout(STOP_GRACE, tracker.wait()).await.is_err() {
+        eprintln!("chatstorm: some users did not stop within {STOP_GRACE:?}; their last measurements are kept");
+    }
+    lag_stop.cancel();
+    let lag = lag_task.await.unwrap_or_default();
+    let collector = collector_task.await.map_err(|e| RunError::Setup(anyhow::anyhow!("collector failed: {e}")))?;
+    let metrics = collector.finish(Instant::now().into_std());
+    if let Some(f) = &fault {
+        f.reset().await;
+    }
+    let marks = marks.lock().map(|m| m.clone()).unwrap_or_default();
+    let conformance = ctx.observer_json();
+    let stop_reason = stop_reason.lock().map(|g| g.clone()).unwrap_or(None);
+    Ok(RunOutput {
+        metrics,
+        target_description,
+        target_is_mock: target.is_mock,
+        users_planned,
+        users_started: started.load(Relaxed),
+        planned: total,
+        elapsed,
+        started_at,
+        stop_reason,
+        marks,
+        lag,
+        late_starts: late.load(Relaxed),
+        fd_limit,
+        fd_peak: peaks.fds.load(Relaxed),
+        peak_rss: peaks.rss.load(Relaxed),
+        peak_connected: peaks.connected.load(Relaxed),
+        cpu_seconds: crate::sys::cpu_seconds(),
+        conformance,
+    })
+}
+
+/// Peaks sampled once per second.
+#[derive(Default)]
+struct Peaks {
+    connected: AtomicU64,
+    fds: AtomicU64,
+    rss: AtomicU64,
+}
+
+impl Peaks {
+    fn observe(&self, connected: u64) {
+        self.connected.fetch_max(connected, Relaxed);
+        if let Some(n) = crate::sys::open_fds() {
+            self.fds.fetch_max(n, Relaxed);
+        }
+        if let Some(n) = crate::sys::resident_bytes() {
+            self.rss.fetch_max(n, Relaxed);
+        }
+    }
+}
+
+/// The stage running at `t`, for the live line.
+fn stage_name(schedule: &Schedule, t: Duration) -> String {
+    if t >= schedule.total {
+        return "stopping".to_owned();
+    }
+    format!("{}/{}s", t.as_secs(), schedule.total.as_secs())
+}
+
+/// First Ctrl-C: stop gracefully (results are still written). Second: exit at once.
+fn spawn_ctrl_c(root: CancellationToken, reason: Arc<std::sync::Mutex<Option<String>>>) {
+    static SEEN: AtomicBool = AtomicBool::new(false);
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if SEEN.swap(true, Relaxed) {
+                eprintln!("\nchatstorm: second Ctrl-C, exiting now without writing results");
+                std::process::exit(130);
+            }
+            eprintln!("\nchatstorm: Ctrl-C, stopping the users and writing what was measured (Ctrl-C again to quit now)");
+            if let Ok(mut r) = reason.lock() {
+                r.get_or_insert_with(|| "interrupted (Ctrl-C)".to_owned());
+            }
+            root.cancel();
+        }
+    });
+}

@@ -1,0 +1,208 @@
+//! The scenario's timeline carried out at its offsets: server-side faults through the mock's
+//! fault control, client-side ones broadcast to every user (each user decides with the seed
+//! whether the action's fraction picks it, so no per-user channels exist).
+
+use super::fault::FaultClient;
+use crate::metrics::Recorder;
+use crate::report::summary::TimelineMark;
+use crate::scenario::{Action, Close, Scenario, Side};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// A timeline action every user receives; each decides with
+/// `seed::picks(run_seed, seq, user_index, fraction)` whether it is one of the `fraction` picked,
+/// so there are no per-user channels and the choice does not depend on task order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserAction {
+    /// Drop the own socket: cleanly with `code`, or abruptly (no close frame).
+    DropSocket {
+        /// Share of users.
+        fraction: f64,
+        /// No close frame.
+        abrupt: bool,
+        /// Close code when not abrupt.
+        code: u16,
+    },
+    /// Refuse the own WebSocket for a while (the client-side form of blocked upgrades).
+    RefuseWebsocket {
+        /// Share of users.
+        fraction: f64,
+        /// How long.
+        length: Duration,
+    },
+    /// Switch to an already expired token (the next use gets code 40).
+    ExpireToken {
+        /// Share of users.
+        fraction: f64,
+    },
+    /// Change privacy settings through `PATCH /users`.
+    SetPrivacy {
+        /// Share of users.
+        fraction: f64,
+        /// New `typing_indicators.enabled`, if changed.
+        typing: Option<bool>,
+        /// New `read_receipts.enabled`, if changed.
+        read: Option<bool>,
+    },
+    /// Go to the background (close 1000, keep the user) and come back after `length`.
+    Background {
+        /// Share of users.
+        fraction: f64,
+        /// How long.
+        length: Duration,
+    },
+}
+
+/// The broadcast payload: (action sequence number, action).
+pub type Broadcast = broadcast::Sender<(u64, UserAction)>;
+
+/// The marks carried out so far, shared with the runner.
+pub type Marks = Arc<Mutex<Vec<TimelineMark>>>;
+
+/// Runs the timeline until its end or `stop`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    scenario: Arc<Scenario>,
+    start: Instant,
+    fault: Option<FaultClient>,
+    users: Broadcast,
+    recorder: Recorder,
+    marks: Marks,
+    stop: CancellationToken,
+) {
+    let run_end = start + scenario.run_length();
+    for (seq, event) in scenario.timeline.iter().enumerate() {
+        let at = start + event.at;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(at) => {}
+        }
+        let seq = seq as u64;
+        let salt = crate::seed::hash3(scenario.seed, 0x7469_6d65, seq);
+        let detail = match &event.action {
+            Action::DropSockets { fraction, side: Side::Server, close } => {
+                let code = match close {
+                    Close::Code(c) => Some(*c),
+                    Close::Abrupt => None,
+                };
+                let fault = fault.clone();
+                let label = format!("drop_sockets {}% server {}", pct(*fraction), close_text(*close));
+                recorder.begin_storm(label.clone(), at.into_std(), 0);
+                match fault {
+                    Some(f) => outcome(f.drop_sockets(*fraction, code, salt).await),
+                    None => "skipped: no fault control".to_owned(),
+                }
+            }
+            Action::DropSockets { fraction, side: Side::Client, close } => {
+                let label = format!("drop_sockets {}% client {}", pct(*fraction), close_text(*close));
+                recorder.begin_storm(label, at.into_std(), 0);
+                let (abrupt, code) = match close {
+                    Close::Code(c) => (false, *c),
+                    Close::Abrupt => (true, 1006),
+                };
+                send(&users, seq, UserAction::DropSocket { fraction: *fraction, abrupt, code })
+            }
+            Action::ExpireTokens { fraction, side: Side::Server } => match &fault {
+                Some(f) => {
+                    let picked = (*fraction < 1.0).then(|| picked_ids(&scenario, salt, *fraction));
+                    outcome(f.expire_tokens(picked).await)
+                }
+                None => "skipped: no fault control".to_owned(),
+            },
+            Action::ExpireTokens { fraction, side: Side::Client } => {
+                send(&users, seq, UserAction::ExpireToken { fraction: *fraction })
+            }
+            Action::BlockWebsocket { length } => match &fault {
+                Some(f) => {
+                    let length = length.unwrap_or_else(|| run_end.saturating_duration_since(Instant::now()));
+                    outcome(f.refuse_upgrades(length).await)
+                }
+                None => "skipped: no fault control".to_owned(),
+            },
+            Action::RefuseWebsocket { fraction, length } => {
+                let length = length.unwrap_or_else(|| run_end.saturating_duration_since(Instant::now()));
+                send(&users, seq, UserAction::RefuseWebsocket { fraction: *fraction, length })
+            }
+            Action::HalfOpen { fraction, length } => match &fault {
+                Some(f) => {
+                    let picked = (*fraction < 1.0).then(|| picked_ids(&scenario, salt, *fraction));
+                    let r = outcome(f.half_open(picked).await);
+                    if let Some(length) = length {
+                        let (f, stop) = (f.clone(), stop.clone());
+                        let length = *length;
+                        tokio::spawn(async move {
+                            tokio::select! { _ = stop.cancelled() => {}, _ = tokio::time::sleep(length) => {} }
+                            let _ = f.half_open(Some(Vec::new())).await;
+                        });
+                    }
+                    r
+                }
+                None => "skipped: no fault control".to_owned(),
+            },
+            Action::AddLatency { delay, length, .. } => match &fault {
+                Some(f) => {
+                    let r = outcome(f.latency(*delay).await);
+                    if let Some(length) = length {
+                        let (f, stop) = (f.clone(), stop.clone());
+                        let length = *length;
+                        tokio::spawn(async move {
+                            tokio::select! { _ = stop.cancelled() => {}, _ = tokio::time::sleep(length) => {} }
+                            let _ = f.latency(Duration::ZERO).await;
+                        });
+                    }
+                    r
+                }
+                None => "skipped: no fault control".to_owned(),
+            },
+            Action::SetPrivacy { fraction, typing_indicators, read_receipts, .. } => send(
+                &users,
+                seq,
+                UserAction::SetPrivacy { fraction: *fraction, typing: *typing_indicators, read: *read_receipts },
+            ),
+        };
+        if let Ok(mut m) = marks.lock() {
+            m.push(TimelineMark {
+                at_ms: start.elapsed().as_millis() as u64,
+                action: event.action.name().to_owned(),
+                detail,
+            });
+        }
+    }
+}
+
+fn send(users: &Broadcast, seq: u64, action: UserAction) -> String {
+    let desc = format!("{action:?}");
+    match users.send((seq, action)) {
+        Ok(n) => format!("{desc} sent to {n} users"),
+        Err(_) => format!("{desc}: no user was running"),
+    }
+}
+
+fn outcome(r: Result<serde_json::Value, String>) -> String {
+    match r {
+        Ok(v) => format!("ok {v}"),
+        Err(e) => format!("failed: {e}"),
+    }
+}
+
+fn pct(f: f64) -> String {
+    format!("{}", (f * 1000.0).round() / 10.0)
+}
+
+fn close_text(c: Close) -> String {
+    match c {
+        Close::Code(code) => format!("close {code}"),
+        Close::Abrupt => "abrupt".to_owned(),
+    }
+}
+
+/// The ids of the users a fraction picks (for server-side actions that take a user list).
+fn picked_ids(scenario: &Scenario, salt: u64, fraction: f64) -> Vec<String> {
+    (0..scenario.users.count)
+        .filter(|&i| crate::seed::picks(scenario.seed, salt, i, fraction))
+        .map(|i| scenario.users.id.id(i))
+        .collect()
+}

@@ -1,0 +1,159 @@
+//! Local shards (`run --workers N`): the users are split by index into N disjoint shards, each
+//! run by a child process (`run --shard I/N`) with its own embedded mock (or aimed at the same
+//! target), its own loopback source addresses and its own descriptor limit; their summaries are
+//! merged exactly (histograms added, counters summed, curves aligned on wall-clock time) into one
+//! summary, one report and one exit code. `report merge DIR...` does the same for shards run
+//! anywhere.
+
+use crate::cli::{Format, RunArgs};
+use crate::exit::Outcome;
+use crate::report::summary::RunSummary;
+use crate::scenario::Scenario;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// Runs `args.workers` shards as child processes and merges them.
+pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
+    let n = args.workers;
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => {
+            let stamp = chatstorm_protocol::time::now_rfc3339().replace([':', '.'], "-");
+            PathBuf::from("reports").join(format!("{}-{}", scenario.name, &stamp[..19]))
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("chatstorm: cannot create {}: {e}", dir.display());
+        return Outcome::InvalidConfig;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("chatstorm: cannot find my own executable: {e}");
+            return Outcome::InvalidConfig;
+        }
+    };
+    let mut children = Vec::new();
+    for i in 0..n {
+        let shard_dir = dir.join(format!("shard-{i}"));
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.arg("run")
+            .arg(&args.scenario)
+            .arg("--shard")
+            .arg(format!("{i}/{n}"))
+            .arg("--out")
+            .arg(&shard_dir)
+            .args(["--format", "json", "--quiet"]);
+        if let Some(u) = args.users {
+            cmd.arg("--users").arg(u.to_string());
+        }
+        if let Some(d) = args.duration {
+            cmd.arg("--duration").arg(humantime::format_duration(d).to_string());
+        }
+        if let Some(s) = args.seed {
+            cmd.arg("--seed").arg(s.to_string());
+        }
+        let t = &args.target;
+        for (flag, v) in [("--target", &t.target), ("--api-key", &t.api_key), ("--token-endpoint", &t.token_endpoint)] {
+            if let Some(v) = v {
+                cmd.arg(flag).arg(v);
+            }
+        }
+        if let Some(s) = &t.secret {
+            cmd.env("CHATSTORM_SECRET", s);
+        }
+        cmd.env("CHATSTORM_SOURCE_OFFSET", (1 + i * 4).to_string()).stdout(Stdio::null()).kill_on_drop(true);
+        match cmd.spawn() {
+            Ok(c) => children.push((shard_dir, c)),
+            Err(e) => {
+                eprintln!("chatstorm: cannot start shard {i}: {e}");
+                return Outcome::InvalidConfig;
+            }
+        }
+    }
+    eprintln!("chatstorm: {n} shards running; results will be merged into {}", dir.display());
+    let mut dirs = Vec::new();
+    for (shard_dir, mut child) in children {
+        let status = tokio::select! {
+            s = child.wait() => s,
+            _ = tokio::signal::ctrl_c() => {
+                // Children got the same SIGINT from the terminal and stop gracefully on their own.
+                child.wait().await
+            }
+        };
+        if let Ok(s) = status {
+            if !s.success() && s.code().is_none_or(|c| c >= 2 && c != 3 && c != 4 && c != 5) {
+                eprintln!("chatstorm: shard in {} exited with {s}", shard_dir.display());
+            }
+        }
+        dirs.push(shard_dir);
+    }
+    let merged = match merge_dirs(&dirs) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("chatstorm: {e}");
+            return Outcome::Unreachable;
+        }
+    };
+    let formats: Vec<Format> = args.format.clone();
+    crate::commands::write_outputs(&merged, &dir, &formats);
+    Outcome::from_code(merged.verdict.exit_code)
+}
+
+/// Reads `summary.json` from each folder and merges them into one summary.
+///
+/// # Errors
+/// A one-line description of the first folder that cannot be read or merged.
+pub fn merge_dirs(dirs: &[PathBuf]) -> Result<RunSummary, String> {
+    let mut summaries = Vec::new();
+    for d in dirs {
+        summaries.push(crate::report::read_json(&d.join("summary.json"))?);
+    }
+    merge(summaries)
+}
+
+/// Merges shard summaries: exact metrics merge, then every derived figure recomputed.
+///
+/// # Errors
+/// When there is nothing to merge or a histogram cannot be decoded.
+pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, String> {
+    let mut it = summaries.into_iter();
+    let mut merged = it.next().ok_or("no shard summaries to merge")?;
+    for s in it {
+        merged.metrics.merge(&s.metrics).map_err(|e| format!("merging shard metrics: {e}"))?;
+        let r = &mut merged.run;
+        r.users_planned += s.run.users_planned;
+        r.users_started += s.run.users_started;
+        r.duration_ms = r.duration_ms.max(s.run.duration_ms);
+        r.interrupted |= s.run.interrupted;
+        r.stop_reason = r.stop_reason.take().or(s.run.stop_reason);
+        let g = &mut merged.generator;
+        g.fd_peak = g.fd_peak.max(s.generator.fd_peak);
+        g.scheduler_lag_p99_us = g.scheduler_lag_p99_us.max(s.generator.scheduler_lag_p99_us);
+        g.scheduler_lag_max_us = g.scheduler_lag_max_us.max(s.generator.scheduler_lag_max_us);
+        g.late_starts += s.generator.late_starts;
+        g.resource_failures += s.generator.resource_failures;
+        g.peak_rss_bytes += s.generator.peak_rss_bytes;
+        g.cpu_seconds += s.generator.cpu_seconds;
+        g.saturated |= s.generator.saturated;
+        g.reasons.extend(s.generator.reasons);
+        merged.timeline.extend(s.timeline);
+        for t in s.thresholds {
+            if let Some(mine) = merged.thresholds.iter_mut().find(|m| m.metric == t.metric) {
+                mine.aborted_run |= t.aborted_run;
+            }
+        }
+    }
+    merged.run.shards = merged.metrics.shards;
+    merged.timeline.sort_by_key(|m| m.at_ms);
+    merged.timeline.dedup_by(|a, b| a.at_ms / 1000 == b.at_ms / 1000 && a.action == b.action);
+    crate::report::build::derive(&mut merged);
+    crate::report::build::reevaluate_thresholds(&mut merged);
+    crate::report::build::decide(&mut merged);
+    Ok(merged)
+}
+
+/// Used by `report merge`: the folders' common parent, for the merged outputs.
+pub fn common_parent(dirs: &[PathBuf]) -> PathBuf {
+    dirs.first().and_then(|d| d.parent()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}

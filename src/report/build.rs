@@ -1,0 +1,278 @@
+//! From what a run measured to the `RunSummary` every renderer reads: derived latency figures,
+//! error rates, storm recovery, generator health, thresholds evaluated, and the verdict.
+
+use super::summary::*;
+use crate::engine::lag::LAG_BOUND;
+use crate::engine::run::RunOutput;
+use crate::exit::Outcome;
+use crate::metrics::{MetricsSnapshot, PercentileSummary, spectrum};
+use crate::scenario::Scenario;
+use crate::scenario::threshold::{Figure, Histogram, Metric, Stat, Threshold, Unit};
+use std::collections::BTreeMap;
+
+/// Builds the summary of a finished run.
+pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput) -> RunSummary {
+    let metrics = out.metrics.clone();
+    let mut summary = RunSummary {
+        schema: SCHEMA_ID.to_owned(),
+        tool: ToolInfo::default(),
+        run: RunInfo {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            scenario_file,
+            seed: scenario.seed,
+            target: out.target_description.clone(),
+            target_is_mock: out.target_is_mock,
+            started_at: chatstorm_protocol::time::format_rfc3339(out.started_at),
+            duration_ms: out.elapsed.as_millis() as u64,
+            planned_ms: out.planned.as_millis() as u64,
+            users_planned: out.users_planned,
+            users_started: out.users_started,
+            shards: metrics.shards.max(1),
+            interrupted: out.stop_reason.is_some(),
+            stop_reason: out.stop_reason.clone(),
+        },
+        verdict: Verdict::default(),
+        latency: BTreeMap::new(),
+        errors: ErrorFigures::default(),
+        storms: Vec::new(),
+        timeline: out.marks.clone(),
+        thresholds: Vec::new(),
+        conformance: out.conformance.clone(),
+        generator: generator_health(out),
+        by_profile: BTreeMap::new(),
+        metrics,
+    };
+    derive(&mut summary);
+    summary.thresholds = scenario.thresholds.iter().map(|t| evaluate(t, &summary)).collect();
+    decide(&mut summary);
+    summary
+}
+
+/// Recomputes every derived figure from `summary.metrics` (also after a merge of shards).
+pub fn derive(summary: &mut RunSummary) {
+    let m = &summary.metrics;
+    summary.latency = m
+        .histograms
+        .iter()
+        .filter_map(|(tag, h)| {
+            let hist = h.decode().ok()?;
+            Some((tag.clone(), LatencyFigures { summary: PercentileSummary::of(&hist, h.clamped), spectrum: spectrum(&hist) }))
+        })
+        .collect();
+    let c = |name: &str| m.counters.get(name).copied().unwrap_or(0);
+    let failures = c("connect_failures") + c("rest_failures") + c("token_fetch_failures");
+    let operations = c("connects") + c("connect_failures") + c("rest_requests") + c("token_fetches");
+    summary.errors = ErrorFigures {
+        total: failures,
+        operations,
+        rate_percent: if operations == 0 { 0.0 } else { failures as f64 * 100.0 / operations as f64 },
+        by_code: m.error_codes.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        by_close_code: m.close_codes.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    };
+    summary.storms = m
+        .storms
+        .iter()
+        .filter_map(|s| {
+            let r = s.report().ok()?;
+            Some(StormFigures {
+                label: r.label.clone(),
+                at_ms: r.offset_ms,
+                dropped: r.dropped,
+                recovered: r.recovered,
+                p50_ms: r.p50_back_us.map(|us| us / 1000),
+                p90_ms: r.p90_back_us.map(|us| us / 1000),
+                p99_ms: r.p99_back_us.map(|us| us / 1000),
+                p100_ms: r.all_back_us.map(|us| us / 1000),
+                attempts_mean: r.attempts_mean,
+                attempts_max: r.attempts_max,
+                accepted_per_s: r.mean_rate_per_s,
+                curve: r.curve.iter().map(|p| (p.t_ms, p.fraction * 100.0)).collect(),
+            })
+        })
+        .collect();
+}
+
+fn generator_health(out: &RunOutput) -> GeneratorHealth {
+    let mut reasons = Vec::new();
+    if out.lag.saturated() {
+        reasons.push(format!(
+            "scheduler lag p99 {:.1} ms is over the {} ms bound: the harness could not keep time",
+            out.lag.p99_us as f64 / 1000.0,
+            LAG_BOUND.as_millis()
+        ));
+    }
+    let late_limit = (out.users_started / 100).max(10);
+    if out.late_starts > late_limit {
+        reasons.push(format!(
+            "{} users started more than {} ms after their intended time",
+            out.late_starts,
+            crate::engine::lag::LATE_START.as_millis()
+        ));
+    }
+    let resource_failures = out.metrics.counters.get("resource_failures").copied().unwrap_or(0);
+    if resource_failures > 0 {
+        reasons.push(format!("{resource_failures} connects failed for lack of local ports or descriptors"));
+    }
+    GeneratorHealth {
+        fd_limit: out.fd_limit,
+        fd_peak: out.fd_peak,
+        scheduler_lag_p99_us: out.lag.p99_us,
+        scheduler_lag_max_us: out.lag.max_us,
+        scheduler_lag_bound_us: LAG_BOUND.as_micros() as u64,
+        late_starts: out.late_starts,
+        resource_failures,
+        peak_rss_bytes: out.peak_rss,
+        rss_per_user_bytes: if out.peak_connected == 0 { 0 } else { out.peak_rss / out.peak_connected },
+        cpu_seconds: out.cpu_seconds,
+        saturated: !reasons.is_empty(),
+        reasons,
+    }
+}
+
+/// The observed value of a threshold's metric, in the metric's unit.
+pub fn observe(metric: Metric, summary: &RunSummary) -> Option<f64> {
+    match metric {
+        Metric::Latency(h, stat) => {
+            let tags: &[&str] = match h {
+                Histogram::Connect => &["connect.ws", "connect.longpoll"],
+                Histogram::TokenFetch => &["token.fetch"],
+                Histogram::TokenRefresh => &["token.refresh"],
+                Histogram::Reconnect => &["reconnect"],
+                Histogram::DeliveryTyping => &["delivery.typing"],
+                Histogram::DeliveryMessage => &["delivery.message"],
+                Histogram::DeliveryRead => &["delivery.read"],
+                Histogram::LongpollConnect => &["longpoll.connect"],
+                Histogram::LongpollPoll => &["longpoll.poll"],
+                Histogram::Recovery => &["recovery"],
+            };
+            let (hist, _) = summary.metrics.combined(tags).ok()?;
+            if hist.is_empty() {
+                return None;
+            }
+            Some(match stat {
+                Stat::Mean => hist.mean(),
+                Stat::Max => hist.max() as f64,
+                s => hist.value_at_percentile(s.percentile().unwrap_or(100.0)) as f64,
+            })
+        }
+        Metric::Figure(f) => {
+            let c = |name: &str| summary.metrics.counters.get(name).copied().unwrap_or(0) as f64;
+            Some(match f {
+                Figure::ErrorsRate => summary.errors.rate_percent / 100.0,
+                Figure::ErrorsCount => summary.errors.total as f64,
+                Figure::ConformanceFailed => conformance_failed(summary) as f64,
+                Figure::ConnectsRate => peak_connect_rate(&summary.metrics),
+                Figure::EventsLost => c("events_lost"),
+                Figure::EventsDuplicated => c("events_duplicated"),
+                Figure::EventsReordered => c("events_out_of_order"),
+                Figure::ReconnectAttempts => c("reconnect_attempts"),
+            })
+        }
+    }
+}
+
+fn conformance_failed(summary: &RunSummary) -> u64 {
+    summary
+        .conformance
+        .as_ref()
+        .and_then(|c| c.get("failed"))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+}
+
+fn peak_connect_rate(m: &MetricsSnapshot) -> f64 {
+    m.series
+        .get("connect.ws")
+        .map(|s| s.iter().map(|p| p.count).max().unwrap_or(0) as f64)
+        .unwrap_or(0.0)
+}
+
+/// Formats a value in a threshold's unit for people.
+pub fn format_value(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::Micros if v >= 1_000_000.0 => format!("{:.2}s", v / 1_000_000.0),
+        Unit::Micros => format!("{:.1}ms", v / 1000.0),
+        Unit::Fraction => format!("{:.3}%", v * 100.0),
+        Unit::Count => format!("{v:.0}"),
+        Unit::PerSecond => format!("{v:.1}/s"),
+    }
+}
+
+/// Evaluates one threshold. A latency threshold with no samples passes only for `<`/`<=`
+/// conditions (nothing was slow); it is reported as "no samples" either way.
+pub fn evaluate(t: &Threshold, summary: &RunSummary) -> ThresholdResult {
+    let observed = observe(t.metric, summary);
+    let passed = match observed {
+        Some(v) => t.passes(v),
+        None => t.passes(0.0),
+    };
+    ThresholdResult {
+        metric: t.key.clone(),
+        condition: t.text.clone(),
+        observed,
+        observed_text: observed.map_or_else(|| "no samples".to_owned(), |v| format_value(t.metric.unit(), v)),
+        passed,
+        aborted_run: false,
+    }
+}
+
+/// Sets the verdict from thresholds, conformance and generator health.
+pub fn decide(summary: &mut RunSummary) {
+    let mut outcome = Outcome::Passed;
+    let mut reasons = Vec::new();
+    for t in summary.thresholds.iter().filter(|t| !t.passed) {
+        outcome = outcome.worst(Outcome::ThresholdBreached);
+        reasons.push(format!("threshold {} {} breached (observed {})", t.metric, t.condition, t.observed_text));
+    }
+    if conformance_failed(summary) > 0 {
+        outcome = outcome.worst(Outcome::ConformanceFailed);
+        reasons.push(format!("{} strict conformance rules failed", conformance_failed(summary)));
+    }
+    if summary.generator.saturated {
+        outcome = outcome.worst(Outcome::GeneratorSaturated);
+        reasons.extend(summary.generator.reasons.iter().map(|r| format!("invalid run: {r}")));
+    }
+    if let Some(r) = &summary.run.stop_reason {
+        if r.starts_with("interrupted") {
+            outcome = outcome.worst(Outcome::Unreachable);
+        }
+        reasons.push(format!("stopped early: {r}"));
+    }
+    let started = summary.run.users_started;
+    let connects = summary.metrics.counters.get("connects").copied().unwrap_or(0);
+    if started > 0 && connects == 0 {
+        outcome = outcome.worst(Outcome::Unreachable);
+        reasons.push(format!("none of the {started} users ever connected"));
+    }
+    summary.verdict = Verdict { outcome: outcome.verdict().to_owned(), exit_code: outcome.code(), reasons };
+}
+
+/// Re-evaluates thresholds written in a summary (after a merge of shards), from their key and
+/// condition text; a threshold that no longer parses is reported failed with the reason.
+pub fn reevaluate_thresholds(summary: &mut RunSummary) {
+    let old = std::mem::take(&mut summary.thresholds);
+    summary.thresholds = old
+        .into_iter()
+        .map(|t| {
+            let parsed = crate::scenario::threshold::parse_metric(&t.metric).and_then(|metric| {
+                crate::scenario::threshold::parse_condition(metric, &t.condition).map(|(op, bound)| (metric, op, bound))
+            });
+            match parsed {
+                Ok((metric, op, bound)) => {
+                    let th = Threshold {
+                        key: t.metric.clone(),
+                        metric,
+                        op,
+                        bound,
+                        text: t.condition.clone(),
+                        abort: false,
+                        abort_after: None,
+                    };
+                    ThresholdResult { aborted_run: t.aborted_run, ..evaluate(&th, summary) }
+                }
+                Err(e) => ThresholdResult { passed: false, observed_text: format!("cannot evaluate: {e}"), ..t },
+            }
+        })
+        .collect();
+}

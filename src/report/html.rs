@@ -1,0 +1,293 @@
+//! `report.html`: one self-contained file (inline CSS and SVG, no script, no network) with the
+//! run's header and verdict, thresholds, latency tables, latency over time, percentile spectra,
+//! connected users with the timeline's faults marked, recovery curves, errors by code over time,
+//! and the conformance table with the evidence behind each failure. Every string that came from
+//! the scenario or the target is escaped.
+
+use super::chart::{Chart, Marker, Series, XAxis};
+use super::junit::escape;
+use super::summary::RunSummary;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::io;
+use std::path::Path;
+
+const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#111827}\
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb}\
+table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;border-bottom:1px solid #f3f4f6;text-align:right}\
+td:first-child,th:first-child{text-align:left}.pass{color:#15803d;font-weight:600}.fail{color:#b91c1c;font-weight:600}\
+.skip{color:#6b7280}.chart{margin:12px 0}.chart svg{width:100%;max-width:720px;height:auto;border:1px solid #f3f4f6}\
+figcaption{font-weight:600}.legend span{margin-right:12px;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}\
+pre{background:#f9fafb;padding:8px;overflow:auto;max-height:320px;font-size:12px}.meta td{text-align:left}";
+
+/// Renders the whole report.
+pub fn render(s: &RunSummary) -> String {
+    let mut h = String::with_capacity(64 * 1024);
+    let r = &s.run;
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>chatstorm: {}</title><style>{STYLE}</style></head><body>",
+        escape(&r.name)
+    );
+    let verdict_class = if s.verdict.exit_code == 0 { "pass" } else { "fail" };
+    let _ = write!(
+        h,
+        "<h1>chatstorm: {}</h1><p>{}</p><table class=\"meta\"><tr><td>verdict</td><td class=\"{verdict_class}\">{} (exit {})</td></tr>\
+<tr><td>target</td><td>{}</td></tr><tr><td>seed</td><td>{}</td></tr><tr><td>started</td><td>{}</td></tr>\
+<tr><td>duration</td><td>{:.1} s of {:.1} s planned</td></tr><tr><td>users</td><td>{} started of {} planned{}</td></tr>\
+<tr><td>scenario</td><td>{}</td></tr><tr><td>tool</td><td>{} {}</td></tr></table>",
+        escape(&r.name),
+        escape(r.description.as_deref().unwrap_or("")),
+        escape(&s.verdict.outcome),
+        s.verdict.exit_code,
+        escape(&r.target),
+        r.seed,
+        escape(&r.started_at),
+        r.duration_ms as f64 / 1000.0,
+        r.planned_ms as f64 / 1000.0,
+        r.users_started,
+        r.users_planned,
+        if r.shards > 1 { format!(", {} shards merged", r.shards) } else { String::new() },
+        escape(r.scenario_file.as_deref().unwrap_or("-")),
+        escape(&s.tool.name),
+        escape(&s.tool.version)
+    );
+    if !s.verdict.reasons.is_empty() {
+        h.push_str("<ul>");
+        for reason in &s.verdict.reasons {
+            let _ = write!(h, "<li>{}</li>", escape(reason));
+        }
+        h.push_str("</ul>");
+    }
+    thresholds(&mut h, s);
+    counters(&mut h, s);
+    latency_table(&mut h, s);
+    charts(&mut h, s);
+    conformance(&mut h, s.conformance.as_ref());
+    generator(&mut h, s);
+    h.push_str("</body></html>\n");
+    h
+}
+
+fn thresholds(h: &mut String, s: &RunSummary) {
+    if s.thresholds.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Thresholds</h2><table><tr><th>metric</th><th>condition</th><th>observed</th><th>result</th></tr>");
+    for t in &s.thresholds {
+        let (class, word) = if t.passed { ("pass", "passed") } else { ("fail", "breached") };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{word}{}</td></tr>",
+            escape(&t.metric),
+            escape(&t.condition),
+            escape(&t.observed_text),
+            if t.aborted_run { " (stopped the run)" } else { "" }
+        );
+    }
+    h.push_str("</table>");
+}
+
+fn counters(h: &mut String, s: &RunSummary) {
+    h.push_str("<h2>Counts</h2><table><tr><th>counter</th><th>value</th></tr>");
+    for (k, v) in &s.metrics.counters {
+        let _ = write!(h, "<tr><td>{}</td><td>{v}</td></tr>", escape(k));
+    }
+    let _ = write!(
+        h,
+        "<tr><td>error rate</td><td>{:.3}% ({} of {})</td></tr></table>",
+        s.errors.rate_percent, s.errors.total, s.errors.operations
+    );
+    let codes = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{}×{v}", escape(k))).collect::<Vec<_>>().join(", ");
+    let _ = write!(
+        h,
+        "<p>failures by error code: {}<br>closes by close code: {}</p>",
+        if s.errors.by_code.is_empty() { "none".to_owned() } else { codes(&s.errors.by_code) },
+        if s.errors.by_close_code.is_empty() { "none".to_owned() } else { codes(&s.errors.by_close_code) }
+    );
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn latency_table(h: &mut String, s: &RunSummary) {
+    h.push_str("<h2>Latency (ms)</h2><table><tr><th>histogram</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>");
+    for (tag, l) in &s.latency {
+        let p = &l.summary;
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(tag),
+            p.count,
+            ms(p.p50_us),
+            ms(p.p90_us),
+            ms(p.p99_us),
+            ms(p.p999_us),
+            ms(p.max_us)
+        );
+    }
+    h.push_str("</table>");
+}
+
+fn charts(h: &mut String, s: &RunSummary) {
+    let t = &s.metrics.timeline;
+    let secs: Vec<f64> = t.t_ms.iter().map(|ms| *ms as f64 / 1000.0).collect();
+    let markers: Vec<Marker> = s
+        .timeline
+        .iter()
+        .map(|m| Marker { x: m.at_ms as f64 / 1000.0, label: format!("{} {}", m.action, m.detail) })
+        .collect();
+    h.push_str("<h2>Connected users</h2>");
+    let gauges: Vec<Series> = t
+        .gauges
+        .iter()
+        .map(|(name, col)| Series { name: name.clone(), points: secs.iter().copied().zip(col.iter().map(|v| *v as f64)).collect() })
+        .collect();
+    h.push_str(
+        &Chart { id: "connected", title: "Users over time (dashed: timeline faults)", x_label: "seconds", y_label: "users", series: gauges, markers, x_axis: XAxis::Linear }
+            .render(),
+    );
+
+    h.push_str("<h2>Latency over time</h2>");
+    for (tag, points) in &s.metrics.series {
+        if points.is_empty() {
+            continue;
+        }
+        let line = |name: &str, f: fn(&crate::metrics::SeriesPoint) -> u64| Series {
+            name: name.to_owned(),
+            points: points.iter().map(|p| (p.t_ms as f64 / 1000.0, f(p) as f64 / 1000.0)).collect(),
+        };
+        let series = vec![line("p50", |p| p.p50_us), line("p90", |p| p.p90_us), line("p99", |p| p.p99_us), line("max", |p| p.max_us)];
+        let id = format!("series-{tag}");
+        let title = format!("{tag}: percentiles per second");
+        h.push_str(&Chart { id: &id, title: &title, x_label: "seconds", y_label: "ms", series, markers: vec![], x_axis: XAxis::Linear }.render());
+    }
+
+    h.push_str("<h2>Percentile spectra</h2>");
+    for (tag, l) in &s.latency {
+        if l.spectrum.is_empty() {
+            continue;
+        }
+        let series = vec![Series {
+            name: tag.clone(),
+            points: l.spectrum.iter().map(|p| (p.percentile, p.value_us as f64 / 1000.0)).collect(),
+        }];
+        let id = format!("spectrum-{tag}");
+        let title = format!("{tag}: latency by percentile");
+        h.push_str(&Chart { id: &id, title: &title, x_label: "percentile", y_label: "ms", series, markers: vec![], x_axis: XAxis::Percentile }.render());
+    }
+
+    if !s.storms.is_empty() {
+        h.push_str("<h2>Recovery after storms</h2><table><tr><th>storm</th><th>at</th><th>dropped</th><th>back</th><th>50%</th><th>90%</th><th>99%</th><th>100%</th><th>attempts/user</th></tr>");
+        let f = |v: Option<u64>| v.map_or_else(|| "never".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+        for st in &s.storms {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+                escape(&st.label),
+                st.at_ms as f64 / 1000.0,
+                st.dropped,
+                st.recovered,
+                f(st.p50_ms),
+                f(st.p90_ms),
+                f(st.p99_ms),
+                f(st.p100_ms),
+                st.attempts_mean
+            );
+        }
+        h.push_str("</table>");
+        for (i, st) in s.storms.iter().enumerate() {
+            let series = vec![Series { name: st.label.clone(), points: st.curve.iter().map(|(ms, pct)| (*ms as f64 / 1000.0, *pct)).collect() }];
+            let id = format!("recovery-{i}");
+            let title = format!("Recovery: {}", st.label);
+            h.push_str(&Chart { id: &id, title: &title, x_label: "seconds after the drop", y_label: "% back", series, markers: vec![], x_axis: XAxis::Linear }.render());
+        }
+    }
+
+    let mut by_code: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
+    for p in &t.error_codes {
+        let code = p.code.map_or_else(|| "other".to_owned(), |c| c.to_string());
+        *by_code.entry(format!("code {code}")).or_default().entry(p.t_ms).or_default() += p.count;
+    }
+    for p in &t.close_codes {
+        let code = p.code.map_or_else(|| "other".to_owned(), |c| c.to_string());
+        *by_code.entry(format!("close {code}")).or_default().entry(p.t_ms).or_default() += p.count;
+    }
+    if !by_code.is_empty() {
+        h.push_str("<h2>Errors over time</h2>");
+        let series = by_code
+            .into_iter()
+            .map(|(name, pts)| Series { name, points: pts.into_iter().map(|(ms, n)| (ms as f64 / 1000.0, n as f64)).collect() })
+            .collect();
+        h.push_str(&Chart { id: "errors", title: "Errors and closes per second, by code", x_label: "seconds", y_label: "per second", series, markers: vec![], x_axis: XAxis::Linear }.render());
+    }
+}
+
+fn conformance(h: &mut String, c: Option<&Value>) {
+    let Some(rules) = c.and_then(|c| c.get("rules")).and_then(Value::as_array) else {
+        return;
+    };
+    h.push_str("<h2>Conformance</h2><table><tr><th>rule</th><th>section</th><th>requirement</th><th>verdict</th><th>seen</th></tr>");
+    for r in rules {
+        let get = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
+        let verdict = get("verdict");
+        let class = match verdict {
+            "passed" => "pass",
+            "failed" => "fail",
+            _ => "skip",
+        };
+        let seen = r.get("observed").and_then(Value::as_u64).map_or_else(String::new, |n| n.to_string());
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{seen}</td></tr>",
+            escape(get("id")),
+            escape(get("section")),
+            escape(get("requirement")),
+            escape(if get("reason").is_empty() { verdict.to_owned() } else { format!("{verdict}: {}", get("reason")) }.as_str())
+        );
+        if let Some(e) = r.get("evidence").filter(|e| !e.is_null()) {
+            let text = serde_json::to_string_pretty(e).unwrap_or_default();
+            let _ = write!(h, "<tr><td colspan=\"5\"><details><summary>evidence</summary><pre>{}</pre></details></td></tr>", escape(&text));
+        }
+    }
+    h.push_str("</table>");
+}
+
+fn generator(h: &mut String, s: &RunSummary) {
+    let g = &s.generator;
+    let _ = write!(
+        h,
+        "<h2>Load generator</h2><table class=\"meta\"><tr><td>kept up</td><td class=\"{}\">{}</td></tr>\
+<tr><td>scheduler lag p99 / max</td><td>{} ms / {} ms (bound {} ms)</td></tr><tr><td>late starts</td><td>{}</td></tr>\
+<tr><td>descriptors</td><td>peak {} of {}</td></tr><tr><td>peak RSS</td><td>{:.1} MiB ({} bytes per connected user)</td></tr>\
+<tr><td>CPU</td><td>{:.1} s</td></tr></table>",
+        if g.saturated { "fail" } else { "pass" },
+        if g.saturated { "no: the run is invalid" } else { "yes" },
+        ms(g.scheduler_lag_p99_us),
+        ms(g.scheduler_lag_max_us),
+        ms(g.scheduler_lag_bound_us),
+        g.late_starts,
+        g.fd_peak,
+        g.fd_limit,
+        g.peak_rss_bytes as f64 / 1_048_576.0,
+        g.rss_per_user_bytes,
+        g.cpu_seconds
+    );
+    if !g.reasons.is_empty() {
+        h.push_str("<ul>");
+        for r in &g.reasons {
+            let _ = write!(h, "<li>{}</li>", escape(r));
+        }
+        h.push_str("</ul>");
+    }
+}
+
+/// Writes `report.html` into `dir`.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_file(s: &RunSummary, dir: &Path) -> io::Result<()> {
+    std::fs::write(dir.join("report.html"), render(s))
+}

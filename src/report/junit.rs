@@ -1,0 +1,138 @@
+//! `junit.xml` for CI systems: one testsuite for thresholds (a testcase each), one for the
+//! generator's honesty, and one for the conformance rules watched (a testcase per rule, the
+//! failure text carrying the evidence). Every string is XML-escaped.
+
+use super::summary::RunSummary;
+use serde_json::Value;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Escapes text for XML attributes and content.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters even when escaped.
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+struct Case {
+    name: String,
+    failure: Option<(String, String)>,
+    skipped: Option<String>,
+}
+
+fn suite(w: &mut dyn Write, name: &str, cases: &[Case]) -> io::Result<()> {
+    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+    let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
+    writeln!(
+        w,
+        r#"  <testsuite name="{}" tests="{}" failures="{failures}" skipped="{skipped}">"#,
+        escape(name),
+        cases.len()
+    )?;
+    for c in cases {
+        write!(w, r#"    <testcase classname="{}" name="{}""#, escape(name), escape(&c.name))?;
+        match (&c.failure, &c.skipped) {
+            (Some((msg, text)), _) => {
+                writeln!(w, ">")?;
+                writeln!(w, r#"      <failure message="{}">{}</failure>"#, escape(msg), escape(text))?;
+                writeln!(w, "    </testcase>")?;
+            }
+            (None, Some(reason)) => {
+                writeln!(w, ">")?;
+                writeln!(w, r#"      <skipped message="{}"/>"#, escape(reason))?;
+                writeln!(w, "    </testcase>")?;
+            }
+            (None, None) => writeln!(w, "/>")?,
+        }
+    }
+    writeln!(w, "  </testsuite>")
+}
+
+/// The conformance rules of a summary as JUnit cases (`conformance.rules[]` with `id`,
+/// `verdict`, `requirement`, `evidence`).
+fn conformance_cases(conformance: Option<&Value>) -> Vec<Case> {
+    let Some(rules) = conformance.and_then(|c| c.get("rules")).and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    rules
+        .iter()
+        .map(|r| {
+            let id = r.get("id").and_then(Value::as_str).unwrap_or("?").to_owned();
+            let verdict = r.get("verdict").and_then(Value::as_str).unwrap_or("");
+            let requirement = r.get("requirement").and_then(Value::as_str).unwrap_or("");
+            let evidence = r.get("evidence").map(|e| serde_json::to_string_pretty(e).unwrap_or_default()).unwrap_or_default();
+            let reason = r.get("reason").and_then(Value::as_str).unwrap_or("");
+            Case {
+                name: id,
+                failure: (verdict == "failed").then(|| (requirement.to_owned(), evidence)),
+                skipped: (verdict == "skipped" || verdict == "non-strict failure")
+                    .then(|| if reason.is_empty() { verdict.to_owned() } else { reason.to_owned() }),
+            }
+        })
+        .collect()
+}
+
+/// Writes the JUnit XML of a run.
+///
+/// # Errors
+/// When `w` fails.
+pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(w, r#"<testsuites name="chatstorm {}">"#, escape(&s.run.name))?;
+    let thresholds: Vec<Case> = s
+        .thresholds
+        .iter()
+        .map(|t| Case {
+            name: format!("{} {}", t.metric, t.condition),
+            failure: (!t.passed).then(|| {
+                (format!("threshold {} {} breached", t.metric, t.condition), format!("observed {}", t.observed_text))
+            }),
+            skipped: None,
+        })
+        .collect();
+    suite(w, "thresholds", &thresholds)?;
+    let g = &s.generator;
+    let generator = vec![Case {
+        name: "generator kept up".to_owned(),
+        failure: g.saturated.then(|| ("the load generator was saturated; the run is invalid".to_owned(), g.reasons.join("\n"))),
+        skipped: None,
+    }];
+    suite(w, "generator", &generator)?;
+    let rules = conformance_cases(s.conformance.as_ref());
+    if !rules.is_empty() {
+        suite(w, "conformance", &rules)?;
+    }
+    writeln!(w, "</testsuites>")
+}
+
+/// Writes `junit.xml` into `dir`.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_file(s: &RunSummary, dir: &Path) -> io::Result<()> {
+    let mut buf = Vec::new();
+    write(s, &mut buf)?;
+    std::fs::write(dir.join("junit.xml"), buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_everything_dangerous() {
+        assert_eq!(escape(r#"<a href="x">&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;");
+        assert_eq!(escape("a\u{1}b\nc"), "a?b\nc");
+    }
+}

@@ -1,0 +1,222 @@
+//! `RunSummary`: the single source of truth of a finished run. Every renderer (console, JSON,
+//! JUnit, HTML) and `chatstorm report` read this and nothing else; its JSON Schema is committed
+//! at `schemas/summary.schema.json` and checked by a test.
+
+use crate::metrics::{MetricsSnapshot, PercentileSummary, SpectrumPoint};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The schema identifier written into every summary.
+pub const SCHEMA_ID: &str = "chatstorm-summary/1";
+
+/// Everything a run measured and decided.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RunSummary {
+    /// Always [`SCHEMA_ID`].
+    pub schema: String,
+    /// The tool that wrote it.
+    pub tool: ToolInfo,
+    /// What ran, against what, when.
+    pub run: RunInfo,
+    /// Pass or fail, the exit code and why.
+    pub verdict: Verdict,
+    /// Latency figures per histogram tag (`connect.ws`, `connect.ws.intended`, `reconnect`, ...).
+    pub latency: BTreeMap<String, LatencyFigures>,
+    /// Error totals and rates.
+    pub errors: ErrorFigures,
+    /// Reconnect storms and their recovery.
+    pub storms: Vec<StormFigures>,
+    /// The scenario's timeline as it was carried out.
+    pub timeline: Vec<TimelineMark>,
+    /// Threshold results, in the scenario's order.
+    pub thresholds: Vec<ThresholdResult>,
+    /// Conformance rules watched during the run (or run by `conform`).
+    pub conformance: Option<serde_json::Value>,
+    /// Whether the load generator kept up.
+    pub generator: GeneratorHealth,
+    /// Figures broken down by SDK profile.
+    pub by_profile: BTreeMap<String, ProfileFigures>,
+    /// The raw measurements: exact histograms (for merging and re-rendering), counters, curves.
+    pub metrics: MetricsSnapshot,
+}
+
+/// The tool.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ToolInfo {
+    /// `chatstorm`.
+    pub name: String,
+    /// The crate version.
+    pub version: String,
+}
+
+impl Default for ToolInfo {
+    fn default() -> Self {
+        Self { name: "chatstorm".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() }
+    }
+}
+
+/// What ran.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RunInfo {
+    /// The scenario's name (or `conform`).
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// The scenario file.
+    pub scenario_file: Option<String>,
+    /// The seed every random choice derived from.
+    pub seed: u64,
+    /// The target: its URL, or `embedded mock (http://127.0.0.1:PORT)`.
+    pub target: String,
+    /// Whether the target was the bundled mock.
+    pub target_is_mock: bool,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// Length of the run, milliseconds.
+    pub duration_ms: u64,
+    /// The plan's length, milliseconds.
+    pub planned_ms: u64,
+    /// Users the plan schedules.
+    pub users_planned: u64,
+    /// Users actually started.
+    pub users_started: u64,
+    /// Shards merged into this summary (1 for a single process).
+    pub shards: u32,
+    /// Stopped early by Ctrl-C or an aborting threshold.
+    pub interrupted: bool,
+    /// Why it stopped early, when it did.
+    pub stop_reason: Option<String>,
+}
+
+/// The outcome.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Verdict {
+    /// `passed`, `threshold breached`, ...
+    pub outcome: String,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// One line per reason it did not pass.
+    pub reasons: Vec<String>,
+}
+
+/// One histogram's figures.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct LatencyFigures {
+    /// Percentiles, microseconds.
+    pub summary: PercentileSummary,
+    /// p50 to p99.99, for the spectrum chart.
+    pub spectrum: Vec<SpectrumPoint>,
+}
+
+/// Errors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorFigures {
+    /// Failed operations (connects, REST calls, token fetches).
+    pub total: u64,
+    /// Operations attempted.
+    pub operations: u64,
+    /// `total / operations`, in percent.
+    pub rate_percent: f64,
+    /// Failures by Stream error code.
+    pub by_code: BTreeMap<String, u64>,
+    /// Closes by WebSocket close code.
+    pub by_close_code: BTreeMap<String, u64>,
+}
+
+/// One reconnect storm.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct StormFigures {
+    /// What caused it (`drop_sockets 50% server 1011`).
+    pub label: String,
+    /// When, milliseconds from the start.
+    pub at_ms: u64,
+    /// Users dropped.
+    pub dropped: u64,
+    /// Users back live by the end.
+    pub recovered: u64,
+    /// Time until 50 / 90 / 99 / 100 % were back, milliseconds (`None`: never reached).
+    pub p50_ms: Option<u64>,
+    /// 90 %.
+    pub p90_ms: Option<u64>,
+    /// 99 %.
+    pub p99_ms: Option<u64>,
+    /// 100 %.
+    pub p100_ms: Option<u64>,
+    /// Mean connect attempts per recovered user (retry amplification).
+    pub attempts_mean: f64,
+    /// Most attempts by one user.
+    pub attempts_max: u64,
+    /// Accepted reconnects per second during the recovery.
+    pub accepted_per_s: f64,
+    /// Recovered share over time: (milliseconds after the storm, percent back).
+    pub curve: Vec<(u64, f64)>,
+}
+
+/// A carried-out timeline entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct TimelineMark {
+    /// Milliseconds from the start.
+    pub at_ms: u64,
+    /// The action's key (`drop_sockets`).
+    pub action: String,
+    /// Its parameters and effect.
+    pub detail: String,
+}
+
+/// A threshold and how it fared.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ThresholdResult {
+    /// The key as written (`connect.p99`).
+    pub metric: String,
+    /// The condition as written (`< 500ms`).
+    pub condition: String,
+    /// The observed value in the metric's unit, when there was one.
+    pub observed: Option<f64>,
+    /// The observed value for people (`412.3ms`).
+    pub observed_text: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// Whether it stopped the run.
+    pub aborted_run: bool,
+}
+
+/// Whether the generator kept up: a run where it did not is invalid (exit 4).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct GeneratorHealth {
+    /// The descriptor limit the run had.
+    pub fd_limit: u64,
+    /// The most descriptors open at once.
+    pub fd_peak: u64,
+    /// How late the scheduler's 10 ms ticks fired, p99, microseconds.
+    pub scheduler_lag_p99_us: u64,
+    /// Worst tick lateness, microseconds.
+    pub scheduler_lag_max_us: u64,
+    /// The documented bound on the p99 lag, microseconds.
+    pub scheduler_lag_bound_us: u64,
+    /// User starts that began later than the bound after their intended time.
+    pub late_starts: u64,
+    /// Connects that failed for lack of local ports or descriptors.
+    pub resource_failures: u64,
+    /// Peak resident memory of the harness, bytes.
+    pub peak_rss_bytes: u64,
+    /// Peak resident memory divided by peak live users, bytes.
+    pub rss_per_user_bytes: u64,
+    /// CPU seconds (user + system) of the harness.
+    pub cpu_seconds: f64,
+    /// True when any bound was passed; the reasons say which.
+    pub saturated: bool,
+    /// One line per bound passed.
+    pub reasons: Vec<String>,
+}
+
+/// Figures of one SDK profile.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ProfileFigures {
+    /// Users of this profile.
+    pub users: u64,
+    /// Counters of this profile's users.
+    pub counters: BTreeMap<String, u64>,
+    /// Latency figures of this profile's users.
+    pub latency: BTreeMap<String, PercentileSummary>,
+}

@@ -99,10 +99,16 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
     let root = tree::parse(text)
         .map_err(|e| ScenarioErrors(vec![problem(e.line, e.column, String::new(), e.message)]))?;
     let (raw, errors) = de::decode::<Sp<RawScenario>>(&root);
+    let mut also_reported = Vec::new();
     let problems = errors
         .into_iter()
         .map(|e| {
             let at = e.at.unwrap_or_else(|| de::at_of(&root, ""));
+            if let Some(known) = e.suggested {
+                // `ovr` was reported with "did you mean `over`": `over` missing is the same mistake.
+                let parent = at.path.rsplit_once('.').map_or("", |(parent, _)| parent);
+                also_reported.push(validate::join(parent, known));
+            }
             let message = if at.path.is_empty() && e.message.starts_with("expected a mapping") {
                 format!(
                     "a scenario is a mapping of keys (name, users, load, ...), {}",
@@ -119,7 +125,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
         .and_then(|s| s.to_str())
         .filter(|s| !s.is_empty())
         .unwrap_or("scenario");
-    let mut check = validate::Check::new(source_name, problems);
+    let mut check = validate::Check::new(source_name, problems, also_reported);
     let scenario =
         raw.and_then(|raw| validate::scenario(&mut check, &raw.value, &raw.at, default_name));
     let mut problems = check.problems;

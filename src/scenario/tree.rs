@@ -113,6 +113,15 @@ fn tidy_message(message: &str) -> String {
         Some(first) => first.to_lowercase().chain(chars).collect::<String>(),
         None => "invalid yaml".to_owned(),
     };
+    // Drop advice about serde-saphyr's own API, which means nothing to a scenario author.
+    for cut in ["; use from_str", ", set DuplicateKeyPolicy"] {
+        if let Some(i) = out.find(cut) {
+            out.truncate(i);
+        }
+    }
+    if out.to_lowercase().starts_with("multiple yaml documents") {
+        out = "a scenario file holds one yaml document (found a `---` separator)".to_owned();
+    }
     while out.ends_with('.') {
         out.pop();
     }

@@ -20,8 +20,11 @@ pub(crate) struct Check<'a> {
 }
 
 impl<'a> Check<'a> {
-    pub fn new(file: &'a str, problems: Vec<Problem>) -> Self {
-        let poisoned = problems.iter().map(|p| p.path.clone()).collect();
+    /// Starts from the problems decoding found; `also_reported` are paths whose problems
+    /// those already cover.
+    pub fn new(file: &'a str, problems: Vec<Problem>, also_reported: Vec<String>) -> Self {
+        let mut poisoned: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
+        poisoned.extend(also_reported);
         Check {
             file,
             problems,
@@ -164,7 +167,13 @@ pub(crate) fn scenario(
             None
         }
     };
-    let user_count = users.as_ref().map(|u| u.count);
+    // Read on its own, so that a broken `users.id` does not hide `ramp: {to}` > `count`.
+    let user_count = raw
+        .users
+        .as_ref()
+        .and_then(|u| u.value.count.as_ref())
+        .map(|c| c.value)
+        .filter(|c| *c > 0);
     let channels = channels(check, raw.channels.as_ref(), user_count);
     let load = match &raw.load {
         Some(sp) => super::validate_load::load_plan(check, sp, user_count),

@@ -198,13 +198,13 @@ impl Scenario {
     /// durations and the timeline are unchanged.
     ///
     /// # Errors
-    /// `n == 0`, or an id pattern that gives an invalid id at the new highest index.
+    /// `n` outside 1 to 10,000,000, or an id pattern that gives an invalid id at the new highest index.
     pub fn with_users(mut self, n: u64) -> Result<Self, ScenarioErrors> {
-        if n == 0 {
+        if n == 0 || n > validate::MAX_USERS {
             return Err(flag_problem(
                 "--users",
                 "users.count",
-                "must be at least 1".to_owned(),
+                format!("must be 1 to {}", validate::MAX_USERS),
             ));
         }
         let longest = self.users.id.id(n - 1);

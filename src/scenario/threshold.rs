@@ -237,16 +237,16 @@ pub fn parse_metric(key: &str) -> Result<Metric, String> {
             stat_names.join(", ")
         ));
     }
-    if let Some((name, stat)) = key.rsplit_once('.') {
-        if let Some((histogram, _)) = Histogram::ALL.iter().find(|(_, n)| *n == name) {
-            return match Stat::ALL.iter().find(|(_, n)| *n == stat) {
-                Some((stat, _)) => Ok(Metric::Latency(*histogram, *stat)),
-                None => Err(format!(
-                    "unknown statistic `{stat}`; {}",
-                    suggest::hint(stat, &stat_names)
-                )),
-            };
-        }
+    if let Some((name, stat)) = key.rsplit_once('.')
+        && let Some((histogram, _)) = Histogram::ALL.iter().find(|(_, n)| *n == name)
+    {
+        return match Stat::ALL.iter().find(|(_, n)| *n == stat) {
+            Some((stat, _)) => Ok(Metric::Latency(*histogram, *stat)),
+            None => Err(format!(
+                "unknown statistic `{stat}`; {}",
+                suggest::hint(stat, &stat_names)
+            )),
+        };
     }
     let mut known: Vec<String> = Figure::ALL.iter().map(|(_, n)| (*n).to_owned()).collect();
     for (_, h) in Histogram::ALL {

@@ -10,6 +10,12 @@ use super::threshold::{self, Threshold};
 use super::{suggest, tree::shorten, user_id};
 use std::time::Duration;
 
+/// The longest duration any key takes.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Most users one scenario may define (the engine allocates per user).
+pub(crate) const MAX_USERS: u64 = 10_000_000;
+
 /// Collects problems while the raw model is turned into the engine's model.
 pub(crate) struct Check<'a> {
     pub file: &'a str,
@@ -73,6 +79,11 @@ impl<'a> Check<'a> {
     pub fn duration(&mut self, sp: &Sp<Scalar>) -> Option<Duration> {
         match &sp.value {
             Scalar::Text(s) => match humantime::parse_duration(s.trim()) {
+                // Bounded so that sums of stages and offsets can never overflow.
+                Ok(d) if d > MAX_DURATION => {
+                    self.report(&sp.at, "at most 365 days");
+                    None
+                }
                 Ok(d) => Some(d),
                 Err(_) => {
                     self.report(
@@ -85,11 +96,15 @@ impl<'a> Check<'a> {
                     None
                 }
             },
-            Scalar::Number(n) => {
+            Scalar::Number(n) if n.is_finite() => {
                 self.report(
                     &sp.at,
                     format!("a duration needs a unit: write `{n}s` or `{n}ms`, not a bare number"),
                 );
+                None
+            }
+            Scalar::Number(_) => {
+                self.report(&sp.at, "not a duration; write e.g. `30s`, `5m`, `250ms`");
                 None
             }
         }
@@ -173,7 +188,7 @@ pub(crate) fn scenario(
         .as_ref()
         .and_then(|u| u.value.count.as_ref())
         .map(|c| c.value)
-        .filter(|c| *c > 0);
+        .filter(|c| (1..=MAX_USERS).contains(c));
     let channels = channels(check, raw.channels.as_ref(), user_count);
     let load = match &raw.load {
         Some(sp) => super::validate_load::load_plan(check, sp, user_count),
@@ -361,6 +376,10 @@ fn users(
             check.report(&c.at, "must be at least 1");
             None
         }
+        Some(c) if c.value > MAX_USERS => {
+            check.report(&c.at, format!("at most {MAX_USERS} users per scenario"));
+            None
+        }
         Some(c) => Some(c.value),
         None => {
             check.missing(&sp.at, "count", "1000");
@@ -536,8 +555,8 @@ fn channels(
     let c = &sp.value;
     let mut ok = true;
     let count = match &c.count {
-        Some(n) if n.value == 0 => {
-            check.report(&n.at, "must be at least 1");
+        Some(n) if n.value == 0 || n.value > MAX_USERS => {
+            check.report(&n.at, format!("must be 1 to {MAX_USERS}"));
             ok = false;
             1
         }

@@ -20,6 +20,8 @@ mod tree;
 mod user_id;
 mod validate;
 mod validate_load;
+mod validate_users;
+mod validate_verdict;
 
 #[cfg(test)]
 mod tests;

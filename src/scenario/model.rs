@@ -139,47 +139,8 @@ impl IdPattern {
     }
 }
 
-/// The SDKs whose connection lifecycle a user can follow (PROTOCOL.md §11.2 and the Unity section).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Profile {
-    /// stream-chat-js (browser/node).
-    Js,
-    /// stream-chat-android.
-    Android,
-    /// stream-chat-swift.
-    Swift,
-    /// stream-chat-flutter.
-    Flutter,
-    /// stream-chat-unity.
-    Unity,
-}
-
-impl Profile {
-    /// Every profile, in the order documented.
-    pub const ALL: [Profile; 5] = [
-        Profile::Js,
-        Profile::Android,
-        Profile::Swift,
-        Profile::Flutter,
-        Profile::Unity,
-    ];
-
-    /// The name used in scenarios and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Js => "js",
-            Profile::Android => "android",
-            Profile::Swift => "swift",
-            Profile::Flutter => "flutter",
-            Profile::Unity => "unity",
-        }
-    }
-
-    /// The profile written as `name`.
-    pub fn from_name(name: &str) -> Option<Profile> {
-        Profile::ALL.into_iter().find(|p| p.name() == name)
-    }
-}
+/// Which SDK a user behaves like: the protocol crate's profile, so there is one list of SDKs.
+pub use chatstorm_protocol::Profile;
 
 /// Profiles with positive integer weights; a single profile is a mix of one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,131 @@
+//! From the scenario to simulated users: each user's spec (id, profile, token, privacy,
+//! channels, behaviour, seed) derived from the run seed and its index alone, the context all
+//! users of this process share, and spawning one task per user.
+
+use crate::metrics::Recorder;
+use crate::scenario::{Scenario, TokenMode};
+use crate::target::Target;
+use crate::user::{self, Behaviour, DeliveryTracker, SourceAddrs, TokenSpec, UserAction, UserCtx, UserSpec};
+use chatstorm_protocol::PrivacySettings;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The channel ids of a run: `<type>:ch-<k>`.
+pub fn channel_cids(scenario: &Scenario) -> Vec<String> {
+    (0..scenario.channels.count).map(|k| format!("{}:ch-{k}", scenario.channels.kind)).collect()
+}
+
+/// The channels user `index` watches: `members × channels / users` of them (at least one), spread
+/// so that every channel gets about `members` watchers.
+pub fn channels_of(scenario: &Scenario, index: u64) -> Vec<String> {
+    let count = scenario.channels.count.max(1);
+    let users = scenario.users.count.max(1);
+    let per_user = (scenario.channels.members * count).div_ceil(users).clamp(1, count.min(30));
+    // A stride co-prime with the count spreads one user's channels across the whole set.
+    let stride = (1..=count).rev().find(|s| gcd(*s, count) == 1 && *s <= count / 2 + 1).unwrap_or(1);
+    (0..per_user)
+        .map(|k| format!("{}:ch-{}", scenario.channels.kind, (index + k * stride) % count))
+        .collect()
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The spec of user `index`.
+pub fn spec(scenario: &Scenario, index: u32, intended: Option<Instant>) -> UserSpec {
+    let seed = crate::seed::user_seed(scenario.seed, index);
+    let profile = scenario.users.profile.pick(crate::seed::hash3(scenario.seed, 0x7072_6f66, u64::from(index)));
+    let p = &scenario.users.privacy;
+    let b = &scenario.behaviour;
+    UserSpec {
+        index,
+        id: scenario.users.id.id(u64::from(index)),
+        profile,
+        token: TokenSpec {
+            mode: match scenario.users.token.mode {
+                TokenMode::Provider => user::TokenMode::Provider,
+                TokenMode::Static => user::TokenMode::Static,
+            },
+            ttl: scenario.users.token.ttl,
+        },
+        privacy: PrivacySettings {
+            delivery_receipts: None,
+            ..PrivacySettings::with(p.typing_indicators, p.read_receipts)
+        },
+        fallback: scenario.users.fallback,
+        custom_bytes: scenario.users.custom_bytes as usize,
+        channels: channels_of(scenario, u64::from(index)),
+        behaviour: Behaviour {
+            typing: b.typing.map(|e| e.every),
+            read: b.read.map(|e| e.every),
+            message: b.message.map(|m| m.every),
+        },
+        seed,
+        intended_start: intended,
+    }
+}
+
+/// The context shared by every user of this process.
+///
+/// # Errors
+/// When the shared tables cannot be built.
+pub async fn context(
+    scenario: &Scenario,
+    target: &Target,
+    recorder: Recorder,
+    start: Instant,
+    shard: u32,
+) -> anyhow::Result<Arc<UserCtx>> {
+    let ids: Vec<String> = (0..scenario.users.count).map(|i| scenario.users.id.id(i)).collect();
+    let deliveries = DeliveryTracker::new(&ids, &channel_cids(scenario));
+    let sources = crate::sys::source_addresses(scenario.users.count as u32, 1 + (shard as u8).saturating_mul(4)).len();
+    let observer = crate::conformance::watch::observer(scenario);
+    Ok(Arc::new(UserCtx {
+        target: target.clone(),
+        recorder,
+        http: user::http::new_client(),
+        source_addrs: SourceAddrs::loopback(sources as u8),
+        deliveries,
+        observer,
+        run_start: start,
+    }))
+}
+
+/// Spawns user `index` into `tracker`, to be stopped at `stop_at` (open-model sessions and ramp
+/// downs) or when `cancel` fires.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn(
+    tracker: &TaskTracker,
+    scenario: &Scenario,
+    ctx: &Arc<UserCtx>,
+    index: u32,
+    intended: Instant,
+    stop_at: Option<Instant>,
+    actions: broadcast::Receiver<(u64, UserAction)>,
+    cancel: CancellationToken,
+) {
+    let spec = spec(scenario, index, Some(intended));
+    let ctx = ctx.clone();
+    tracker.spawn(async move {
+        match stop_at {
+            None => {
+                user::run_user(spec, ctx, actions, cancel).await;
+            }
+            Some(stop_at) => {
+                let user = user::run_user(spec, ctx, actions, cancel.clone());
+                tokio::pin!(user);
+                tokio::select! {
+                    _ = &mut user => {}
+                    _ = tokio::time::sleep_until(stop_at) => {
+                        cancel.cancel();
+                        user.await;
+                    }
+                }
+            }
+        }
+    });
+}

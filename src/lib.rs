@@ -2,3 +2,4 @@
 //! Stream-Chat-compatible servers.
 
 pub mod target;
+pub mod user;

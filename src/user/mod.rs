@@ -1,0 +1,3 @@
+//! The simulated user.
+pub mod machine;
+pub mod profile;

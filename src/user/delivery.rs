@@ -102,6 +102,7 @@ pub struct DeliveryTracker {
     next_seq: AtomicU64,
     ring: Box<[Slot]>,
     channels: HashMap<Box<str>, u32>,
+    users: HashMap<Box<str>, u32>,
     watchers: Box<[AtomicU32]>,
     typing_off_since: Box<[AtomicU64]>,
     read_off_since: Box<[AtomicU64]>,
@@ -114,8 +115,9 @@ pub struct DeliveryTracker {
 }
 
 impl DeliveryTracker {
-    /// A tracker for `users` users and the given channel cids (their positions are the indices).
-    pub fn new(users: usize, cids: &[String]) -> Self {
+    /// A tracker for the given user ids and channel cids (their positions are the indices).
+    pub fn new(user_ids: &[String], cids: &[String]) -> Self {
+        let users = user_ids.len();
         let zeros = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect::<Box<[_]>>();
         Self {
             next_seq: AtomicU64::new(0),
@@ -125,6 +127,11 @@ impl DeliveryTracker {
                     expected: AtomicU32::new(0),
                     received: AtomicU32::new(0),
                 })
+                .collect(),
+            users: user_ids
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u.as_str().into(), i as u32))
                 .collect(),
             channels: cids
                 .iter()
@@ -146,6 +153,11 @@ impl DeliveryTracker {
     /// The index of a channel cid, if the engine registered it.
     pub fn channel(&self, cid: &str) -> Option<u32> {
         self.channels.get(cid).copied()
+    }
+
+    /// The index of a user id.
+    pub fn user(&self, id: &str) -> Option<u32> {
+        self.users.get(id).copied()
     }
 
     /// A user started (`+1`) or stopped (`-1`) watching a channel on a live connection.
@@ -269,6 +281,15 @@ impl DeliveryTracker {
         self.totals()
     }
 
+    /// [`DeliveryTracker::finish`], adding lost, duplicated and out-of-ring receipts to the recorder.
+    pub fn finish_into(&self, rec: &super::record::Recorder) -> DeliveryTotals {
+        use super::record::Counter;
+        let t = self.finish();
+        rec.count_n(Counter::EventsLost, t.lost);
+        rec.count_n(Counter::EventsDuplicated, t.duplicated);
+        t
+    }
+
     /// The totals so far (sends still in the ring are not yet settled).
     pub fn totals(&self) -> DeliveryTotals {
         DeliveryTotals {
@@ -312,7 +333,13 @@ mod tests {
     use super::*;
 
     fn tracker() -> DeliveryTracker {
-        DeliveryTracker::new(4, &["messaging:a".into(), "messaging:b".into()])
+        let users: Vec<String> = (0..4).map(|i| format!("u{i}")).collect();
+        let t = DeliveryTracker::new(&users, &["messaging:a".into(), "messaging:b".into()]);
+        assert_eq!(
+            (t.user("u3"), t.user("x"), t.channel("messaging:b")),
+            (Some(3), None, Some(1))
+        );
+        t
     }
 
     #[test]

@@ -113,6 +113,14 @@ pub async fn send(
         .map_err(|_| HttpError::Timeout)?
 }
 
+/// A header name from a string (the protocol crate names headers as strings).
+///
+/// # Errors
+/// When the name is not a valid header name.
+pub fn header_name(name: &str) -> Result<::http::HeaderName, ::http::header::InvalidHeaderName> {
+    ::http::HeaderName::from_bytes(name.as_bytes())
+}
+
 /// The Stream query and headers every REST call of a user carries.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamAuth<'a> {

@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod commands;
 pub mod http;
 pub mod report;
+pub mod user;

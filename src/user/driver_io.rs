@@ -1,0 +1,320 @@
+//! The driver's traffic: frames and events received (health, errors, closes, stamped deliveries),
+//! client health checks, long-poll polls, timeline actions, and the one-at-a-time REST job queue.
+
+use super::*;
+use crate::user::delivery::Leak;
+use crate::user::http::StreamAuth;
+
+impl Driver {
+    pub(super) async fn on_frame(&mut self, f: Option<Result<Message, tungstenite::Error>>) {
+        match f {
+            Some(Ok(Message::Text(text))) => match ServerEvent::parse(text.as_str()) {
+                Ok(ServerEvent::ConnectionError(e)) => {
+                    self.ctx.recorder.error_code(u32::try_from(e.error.code).unwrap_or(0));
+                    self.feed(Input::ErrorFrame(e.error.code)).await;
+                }
+                Ok(ev) => {
+                    let health = matches!(ev, ServerEvent::HealthCheck(_));
+                    self.feed(Input::Frame { health }).await;
+                    self.on_event(&ev);
+                }
+                // Garbage still proves the socket is alive (JS arms its timer on any message).
+                Err(_) => self.feed(Input::Frame { health: false }).await,
+            },
+            Some(Ok(Message::Close(frame))) => {
+                self.ws = None;
+                let code = frame.map(|f| u16::from(f.code));
+                if let Some(c) = code {
+                    self.ctx.recorder.close_code(c);
+                }
+                self.feed(Input::Closed(code)).await;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                self.ws = None;
+                self.feed(Input::Closed(None)).await;
+            }
+        }
+    }
+
+    /// Books a received event: counters, observer, and the delivery latency of stamped ones.
+    pub(super) fn on_event(&mut self, ev: &ServerEvent) {
+        self.report.events_received += 1;
+        self.ctx.recorder.count(Counter::EventsReceived);
+        if let Some(o) = &self.ctx.observer {
+            o.on_event(self.spec.index, ev);
+        }
+        match ev {
+            ServerEvent::TypingStart(e) => {
+                if let Some(s) = Stamp::from_object(&e.extra) {
+                    self.receipt(Kind::Typing, s, &e.cid);
+                }
+            }
+            ServerEvent::MessageNew(e) => {
+                if let Some(s) = e.message.as_object().and_then(Stamp::from_object) {
+                    self.receipt(Kind::Message, s, &e.cid);
+                }
+            }
+            ServerEvent::MessageRead(e) => {
+                let d = &self.ctx.deliveries;
+                let stamp = d
+                    .user(&e.user.id)
+                    .zip(d.channel(&e.cid))
+                    .and_then(|(reader, ch)| d.last_read(ch, reader));
+                if let Some(s) = stamp {
+                    self.receipt(Kind::Read, s, &e.cid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn receipt(&mut self, kind: Kind, stamp: Stamp, cid: &str) {
+        let d = &self.ctx.deliveries;
+        let ch = d.channel(cid).unwrap_or(u32::MAX);
+        let latency = std::time::Duration::from_micros(self.now_us().saturating_sub(stamp.t_us));
+        let metric = match kind {
+            Kind::Typing => Metric::DeliveryTyping,
+            Kind::Read => Metric::DeliveryRead,
+            Kind::Message => Metric::DeliveryMessage,
+        };
+        self.ctx.recorder.record(metric, latency);
+        if self.order.out_of_order(kind, stamp.user, stamp.seq) {
+            self.ctx.recorder.count(Counter::EventsOutOfOrder);
+        }
+        let leak: Option<Leak> = d.receive(kind, stamp, self.spec.index, ch);
+        if let (Some(leak), Some(o)) = (leak, &self.ctx.observer) {
+            o.on_leak(leak);
+        }
+    }
+
+    pub(super) async fn send_health(&mut self) {
+        let Some(ws) = self.ws.as_mut() else {
+            return;
+        };
+        let msg = match self.params.health {
+            ClientHealth::JsArray => Message::text(event::client_health_check_js(&format!(
+                "{}--{:016x}",
+                self.spec.id, self.spec.seed
+            ))),
+            ClientHealth::Object => Message::text(event::client_health_check_object(&self.connection_id)),
+            ClientHealth::Unity => Message::text(event::client_health_check_unity()),
+            ClientHealth::Ping => Message::Ping(bytes::Bytes::new()),
+        };
+        if ws.send(msg).await.is_err() {
+            // Fed on the next turn of the loop (feeding from here would recurse).
+            self.ws = None;
+            self.deferred = Some(Input::Closed(None));
+        }
+    }
+
+    pub(super) fn start_poll(&mut self) {
+        let (ctx, spec) = (self.ctx.clone(), self.spec.clone());
+        let (token, id) = (self.token.clone().unwrap_or_default(), self.connection_id.clone());
+        self.poll = Some(Box::pin(async move {
+            let started = Instant::now();
+            fn auth<'a>(ctx: &'a UserCtx, spec: &'a UserSpec, id: &'a str, token: &'a str) -> StreamAuth<'a> {
+                StreamAuth {
+                    api_key: &ctx.target.api_key,
+                    user_id: &spec.id,
+                    connection_id: id,
+                    token,
+                    user_agent: spec.profile.user_agent(),
+                }
+            }
+            let base = &ctx.target.http_base;
+            let mut r = transport::longpoll_poll(&ctx.http, base, auth(&ctx, &spec, &id, &token)).await;
+            let mut new_token = None;
+            if matches!(r, PollResult::Api(40)) && spec.token.mode == TokenMode::Provider {
+                let a = &ctx.target.auth;
+                if let Ok(t) = auth::fetch(a, &ctx.http, &ctx.recorder, &spec.id, spec.token.ttl, spec.seed).await {
+                    r = transport::longpoll_poll(&ctx.http, base, auth(&ctx, &spec, &id, &t)).await;
+                    new_token = Some(t);
+                }
+            }
+            ctx.recorder.record(Metric::LongpollPoll, started.elapsed());
+            (r, new_token)
+        }));
+    }
+
+    pub(super) async fn on_poll(&mut self, (r, new_token): (PollResult, Option<String>)) {
+        self.poll = None;
+        if new_token.is_some() {
+            self.token = new_token;
+        }
+        match r {
+            PollResult::Events(events) => {
+                for v in events {
+                    if let Ok(ev) = ServerEvent::from_value(v) {
+                        self.on_event(&ev);
+                    }
+                }
+                self.feed(Input::PollOk).await;
+            }
+            PollResult::Api(code) => {
+                self.ctx.recorder.error_code(u32::try_from(code).unwrap_or(0));
+                self.feed(Input::PollFailed(Some(code))).await;
+            }
+            PollResult::Network => self.feed(Input::PollFailed(None)).await,
+        }
+    }
+
+    pub(super) fn spawn_longpoll_close(&self) {
+        let (ctx, spec) = (self.ctx.clone(), self.spec.clone());
+        let (token, id) = (self.token.clone().unwrap_or_default(), self.connection_id.clone());
+        tokio::spawn(async move {
+            let auth = StreamAuth {
+                api_key: &ctx.target.api_key,
+                user_id: &spec.id,
+                connection_id: &id,
+                token: &token,
+                user_agent: spec.profile.user_agent(),
+            };
+            transport::longpoll_close(&ctx.http, &ctx.target.http_base, auth).await;
+        });
+    }
+
+    pub(super) async fn on_action(&mut self, seq: u64, action: UserAction) {
+        let pick = |f: f64| selected(self.spec.seed, seq, f);
+        let act = match action {
+            UserAction::DropSocket { fraction, abrupt, code } if pick(fraction) => Act::DropSocket { abrupt, code },
+            UserAction::RefuseWebsocket { fraction, for_ } if pick(fraction) => Act::RefuseWebsocket(for_),
+            UserAction::ExpireToken { fraction } if pick(fraction) => {
+                let secret = match &self.ctx.target.auth {
+                    crate::target::TargetAuth::Secret(s) => Some(s.as_slice()),
+                    crate::target::TargetAuth::TokenEndpoint(_) => self.ctx.target.secret.as_deref(),
+                };
+                match auth::expired(secret, &self.spec.id) {
+                    Some(t) => self.token = Some(t),
+                    None => return,
+                }
+                Act::ExpireToken
+            }
+            UserAction::SetPrivacy { fraction, typing, read } if pick(fraction) => {
+                let (t0, r0) = self.pending.privacy.unwrap_or((None, None));
+                self.pending.privacy = Some((typing.or(t0), read.or(r0)));
+                return;
+            }
+            UserAction::Background { fraction, for_ } if pick(fraction) => Act::Background(for_),
+            UserAction::Stop => Act::Stop,
+            _ => return,
+        };
+        self.feed(Input::Action(act)).await;
+    }
+
+    /// Starts the next REST job when none is in flight and the user is live (a REST call needs the
+    /// connection id). Order: privacy, recovery, watches, then behaviours.
+    pub(super) fn start_job(&mut self) {
+        if self.rest.is_some() || !self.m.is_live() {
+            return;
+        }
+        let Some(job) = self.next_job() else {
+            return;
+        };
+        let token = self.token.clone().unwrap_or_default();
+        let fut = rest::run(
+            self.ctx.clone(),
+            self.spec.clone(),
+            job,
+            token,
+            self.connection_id.clone(),
+        );
+        self.rest = Some(Box::pin(fut));
+    }
+
+    fn next_job(&mut self) -> Option<Job> {
+        let p = &mut self.pending;
+        if let Some((typing, read)) = p.privacy.take() {
+            return Some(Job::Privacy(typing, read));
+        }
+        if std::mem::take(&mut p.sync) {
+            return Some(Job::Sync);
+        }
+        if std::mem::take(&mut p.recover_query) {
+            return Some(Job::RecoverQuery);
+        }
+        if let Some(i) = p.watch_from {
+            let next = i + 1;
+            p.watch_from = (usize::from(next) < self.spec.channels.len()).then_some(next);
+            if usize::from(i) < self.spec.channels.len() {
+                return Some(Job::Watch(i));
+            }
+        }
+        let n = self.spec.channels.len();
+        for b in [Behaviour::Message, Behaviour::Read, Behaviour::Typing] {
+            if !std::mem::take(&mut self.pending.behave[b as usize]) || n == 0 {
+                continue;
+            }
+            if b == Behaviour::Typing && !self.m.may_type() {
+                continue;
+            }
+            let i = ((self.unit() * n as f64) as usize).min(n - 1);
+            let d = &self.ctx.deliveries;
+            let ch = d.channel(&self.spec.channels[i]).unwrap_or(u32::MAX);
+            let kind = match b {
+                Behaviour::Typing => Kind::Typing,
+                Behaviour::Read => Kind::Read,
+                Behaviour::Message => Kind::Message,
+            };
+            let stamp = d.send(kind, self.spec.index, ch, self.now_us());
+            self.ctx.recorder.count(Counter::EventsSent);
+            self.report.events_sent += 1;
+            let i = i as u16;
+            return Some(match b {
+                Behaviour::Typing => Job::Typing(i, stamp),
+                Behaviour::Read => Job::Read(i),
+                Behaviour::Message => Job::Message(i, stamp),
+            });
+        }
+        None
+    }
+
+    pub(super) async fn on_rest_done(&mut self, done: rest::Done) {
+        self.rest = None;
+        if let Some(t) = done.new_token.clone() {
+            self.token = Some(t);
+        }
+        let ok = done.ok();
+        if let Some(o) = &self.ctx.observer {
+            let status = done.result.as_ref().ok().map(|r| r.status);
+            let code = done.result.as_ref().ok().and_then(|r| r.error_code());
+            o.on_rest(self.spec.index, done.job.endpoint(), status, code);
+        }
+        if !ok {
+            self.report.rest_failures += 1;
+        }
+        match done.job {
+            Job::Watch(i) if ok && self.m.is_live() => self.mark_watched(usize::from(i)),
+            Job::RecoverQuery if ok && self.m.is_live() => {
+                for i in 0..self.spec.channels.len().min(profile::RECOVER_LIMIT) {
+                    self.mark_watched(i);
+                }
+            }
+            Job::Sync if self.m.is_live() => self.pending.watch_from = Some(0),
+            Job::Privacy(typing, read) if ok => {
+                let now_us = self.now_us();
+                self.ctx.deliveries.set_privacy(self.spec.index, typing, read, now_us);
+                let mut p = self.privacy;
+                p.merge_from(&PrivacySettings::with(
+                    typing.unwrap_or(p.typing_enabled()),
+                    read.unwrap_or(p.read_receipts_enabled()),
+                ));
+                self.privacy = p;
+                self.report.privacy_updates += 1;
+                self.m_own_typing(p.typing_enabled());
+            }
+            _ => {}
+        }
+    }
+
+    fn mark_watched(&mut self, i: usize) {
+        self.report.watches += 1;
+        if i >= 64 || self.watched & (1 << i) != 0 {
+            return;
+        }
+        self.watched |= 1 << i;
+        if let Some(ch) = self.spec.channels.get(i).and_then(|c| self.ctx.deliveries.channel(c)) {
+            self.ctx.deliveries.watching(ch, 1);
+        }
+    }
+}

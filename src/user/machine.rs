@@ -1,0 +1,788 @@
+//! The simulated user's connection lifecycle as a sans-IO state machine: no sockets, no clock, no
+//! tasks. The driver (`super::driver`) feeds it [`Input`]s (transport outcomes, frames, closes,
+//! timeline actions) with the current time, asks it for its next deadline, and carries out the
+//! [`Command`]s it pushes (connect, close, send a health check, poll, REST behaviours, measure).
+//!
+//! States: `Disconnected` (not started, or in the background), `Connecting` (one attempt in
+//! flight), `Live` (WebSocket healthy), `LongPoll` (live over `/longpoll`), `Backoff` (waiting to
+//! retry) and `Stopped` (terminal, with a [`StopReason`]). Every per-SDK difference comes from the
+//! [`ProfileParams`] row; every random choice from a seeded generator, so one seed gives one life.
+
+use super::profile::{self, ClientHealth, DeadRule, HealthCadence, ProfileParams};
+use chatstorm_protocol::ErrorCode;
+use chatstorm_protocol::limits::close;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Where a user is in its connection lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not connected and not trying (before the start, or backgrounded).
+    Disconnected,
+    /// One connect attempt in flight.
+    Connecting,
+    /// Connected over WebSocket: the first `health.check` arrived.
+    Live,
+    /// Waiting out the back-off before the next attempt.
+    Backoff,
+    /// Connected over long-poll.
+    LongPoll,
+    /// Done for good.
+    Stopped,
+}
+
+/// The transport of a connect attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// `/connect` WebSocket.
+    Ws,
+    /// `/longpoll`.
+    LongPoll,
+}
+
+/// Why a user stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopReason {
+    /// The engine or the timeline asked it to stop.
+    Requested,
+    /// A refresh code arrived while the user holds a static token.
+    StaticTokenExpired,
+    /// An API error the SDK does not retry (the code).
+    ApiError(i32),
+    /// The server closed with 1000 (after an error frame or not), final for JS and Swift.
+    ServerClosedNormally,
+    /// The SDK's reconnect limit was reached (Flutter: 6).
+    GaveUp,
+}
+
+/// A failed connect attempt, as the driver saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// TCP refused or reset, upgrade refused, timeout, malformed first frame: a network failure.
+    Network,
+    /// An error frame (WebSocket, with the close code that followed, if any) or an HTTP error body
+    /// (long-poll connect).
+    Api {
+        /// The error code.
+        code: i32,
+        /// The WebSocket close code after the error frame.
+        close: Option<u16>,
+    },
+    /// The token provider failed (endpoint down or too slow).
+    Token,
+}
+
+/// A timeline action addressed to this user (already selected by its fraction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// Drop the own socket: abruptly (no close frame) or with a close `code`.
+    DropSocket {
+        /// No close frame.
+        abrupt: bool,
+        /// The close code when not abrupt.
+        code: u16,
+    },
+    /// Refuse the own WebSocket upgrades for a while (drops a live socket too).
+    RefuseWebsocket(Duration),
+    /// The token just became expired: reconnect with it so the server answers code 40.
+    ExpireToken,
+    /// Close the connection (1000) and come back after the duration, as app backgrounding does.
+    Background(Duration),
+    /// Close (1000) and stop.
+    Stop,
+}
+
+/// Something the user does while connected, at seeded random times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Behaviour {
+    /// `typing.start` on a watched channel.
+    Typing,
+    /// Mark a watched channel read.
+    Read,
+    /// Send a message to a watched channel.
+    Message,
+}
+
+/// Inputs to the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Start connecting (the SDK's `connect()`).
+    Start,
+    /// The attempt reached its first `health.check` (WebSocket or long-poll connect).
+    Connected,
+    /// The attempt failed.
+    ConnectFailed(Failure),
+    /// A frame arrived on the live WebSocket; `health` when it was a `health.check`.
+    Frame {
+        /// It was a `health.check`.
+        health: bool,
+    },
+    /// An error frame arrived on the live WebSocket (the close usually follows as [`Input::Closed`]).
+    ErrorFrame(i32),
+    /// The live WebSocket closed: the server's close code, or `None` for a reset or read error.
+    Closed(Option<u16>),
+    /// A long-poll poll returned.
+    PollOk,
+    /// A long-poll poll failed: the API error code, or `None` for network errors and timeouts.
+    PollFailed(Option<i32>),
+    /// The user's own typing-indicator setting changed (JS checks it before sending typing).
+    OwnTypingEnabled(bool),
+    /// A timeline action.
+    Action(Act),
+}
+
+/// What the machine measured; the driver records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Attempt start to the first `health.check`, per transport.
+    Connect(Transport, Duration),
+    /// Drop detected to live again.
+    Reconnect(Duration),
+    /// Refresh code received to live again with a new token.
+    TokenRefresh(Duration),
+    /// A connect attempt failed.
+    ConnectFailure,
+    /// A live connection was lost.
+    Disconnect,
+    /// A reconnect attempt started.
+    ReconnectAttempt,
+    /// The user switched to long-poll for good.
+    Fallback,
+}
+
+/// Commands for the driver, in the order they must be carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Start a connect attempt; `fetch_token` asks for a fresh token first; `reconnect` selects
+    /// the SDK's reconnect payload.
+    Connect {
+        /// The transport.
+        transport: Transport,
+        /// Get a new token from the provider before connecting.
+        fetch_token: bool,
+        /// A reconnect (reduced `user_details` for Android and Flutter).
+        reconnect: bool,
+    },
+    /// Drop the in-flight attempt or the live socket without a close frame.
+    Abort,
+    /// Close the live transport: a close frame with this code (WebSocket), `close=true` (long-poll).
+    Close(u16),
+    /// Send the profile's client health check (a ping frame for Swift).
+    SendHealth,
+    /// Issue one long-poll poll.
+    Poll,
+    /// Watch the user's channels (first connect).
+    Watch,
+    /// Recover state after a reconnect, per the profile.
+    Recover,
+    /// Do a behaviour now.
+    Behave(Behaviour),
+    /// Record a measurement.
+    Measure(Measure),
+    /// The machine stopped; the driver ends the task.
+    Stopped(StopReason),
+}
+
+/// What is fixed about one user's machine.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineConfig {
+    /// The SDK parameter row.
+    pub params: &'static ProfileParams,
+    /// Token mode: `true` when a provider can mint or fetch new tokens.
+    pub provider: bool,
+    /// Long-poll fallback enabled (JS `enableWSFallback`).
+    pub fallback: bool,
+    /// Mean periods of the behaviours (`None`: never).
+    pub typing_every: Option<Duration>,
+    /// Mean period of marking read.
+    pub read_every: Option<Duration>,
+    /// Mean period of sending a message.
+    pub message_every: Option<Duration>,
+    /// Seed of the user's generator.
+    pub seed: u64,
+}
+
+/// The state machine of one user.
+#[derive(Debug)]
+pub struct Machine {
+    cfg: MachineConfig,
+    state: State,
+    stop: Option<StopReason>,
+    transport: Transport,
+    rng: u64,
+    failures: u32,
+    poll_failures: u32,
+    reconnects_since_live: u32,
+    attempts: u32,
+    connected_ever: bool,
+    watched: bool,
+    need_refresh: bool,
+    typing_enabled: bool,
+    api_error_in_window: bool,
+    pending_error: Option<i32>,
+    attempt_started: Option<Instant>,
+    drop_detected: Option<Instant>,
+    refresh_started: Option<Instant>,
+    last_frame: Instant,
+    last_health: Instant,
+    attempt_deadline: Option<Instant>,
+    retry_at: Option<Instant>,
+    fallback_at: Option<Instant>,
+    ping_at: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    poll_retry_at: Option<Instant>,
+    resume_at: Option<Instant>,
+    refuse_until: Option<Instant>,
+    behave_at: [Option<Instant>; 3],
+}
+
+impl Machine {
+    /// A machine in `Disconnected`; feed it [`Input::Start`] to begin.
+    pub fn new(cfg: MachineConfig, now: Instant) -> Self {
+        Self {
+            cfg,
+            state: State::Disconnected,
+            stop: None,
+            transport: Transport::Ws,
+            rng: cfg.seed ^ 0x9E37_79B9_7F4A_7C15,
+            failures: 0,
+            poll_failures: 0,
+            reconnects_since_live: 0,
+            attempts: 0,
+            connected_ever: false,
+            watched: false,
+            need_refresh: false,
+            typing_enabled: true,
+            api_error_in_window: false,
+            pending_error: None,
+            attempt_started: None,
+            drop_detected: None,
+            refresh_started: None,
+            last_frame: now,
+            last_health: now,
+            attempt_deadline: None,
+            retry_at: None,
+            fallback_at: None,
+            ping_at: None,
+            pong_deadline: None,
+            poll_retry_at: None,
+            resume_at: None,
+            refuse_until: None,
+            behave_at: [None; 3],
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Why the machine stopped, once it has.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop
+    }
+
+    /// The transport of the current or next attempt (long-poll forever after a fallback).
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Connect attempts started so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Whether the user was ever live.
+    pub fn connected_ever(&self) -> bool {
+        self.connected_ever
+    }
+
+    /// Consecutive failed attempts (reset when live).
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Whether the user is live on either transport.
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, State::Live | State::LongPoll)
+    }
+
+    /// Whether typing may be sent now (JS sends none over long-poll or with its own typing off).
+    pub fn may_type(&self) -> bool {
+        self.state == State::Live || (self.state == State::LongPoll && !self.cfg.params.can_fallback)
+    }
+
+    /// The earliest time at which [`Machine::on_timer`] has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut all = [None; 9];
+        match self.state {
+            State::Connecting => {
+                all[0] = self.attempt_deadline;
+                all[1] = self.fallback_at;
+            }
+            State::Backoff => {
+                all[0] = self.retry_at;
+                all[1] = self.fallback_at;
+            }
+            State::Live => {
+                all[0] = self.ping_at;
+                all[1] = self.dead_at();
+                all[2..5].copy_from_slice(&self.behave_at);
+            }
+            State::LongPoll => {
+                all[0] = self.poll_retry_at;
+                all[2..5].copy_from_slice(&self.behave_at);
+            }
+            State::Disconnected => all[0] = self.resume_at,
+            State::Stopped => {}
+        }
+        all.into_iter().flatten().min()
+    }
+
+    fn dead_at(&self) -> Option<Instant> {
+        let p = self.cfg.params;
+        match p.dead_rule {
+            DeadRule::Silence => Some(self.last_frame + p.dead_after),
+            DeadRule::NoHealth => Some(self.last_health + p.dead_after),
+            DeadRule::PongDeadline => self.pong_deadline,
+        }
+    }
+
+    fn unit(&mut self) -> f64 {
+        // SplitMix64: 8 bytes of state, stable across versions, good enough for schedules.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// An exponential inter-arrival time around `mean` (a Poisson process), capped at 10 means.
+    fn exp_delay(&mut self, mean: Duration) -> Duration {
+        let u = self.unit();
+        let factor = (-(1.0 - u).ln()).min(10.0);
+        mean.mul_f64(factor)
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, now: Instant, input: Input, out: &mut Vec<Command>) {
+        if self.state == State::Stopped {
+            return;
+        }
+        match input {
+            Input::Start => self.start(now, out),
+            Input::Connected => self.on_connected(now, out),
+            Input::ConnectFailed(f) => self.on_connect_failed(now, f, out),
+            Input::Frame { health } => self.on_frame(now, health),
+            Input::ErrorFrame(code) => self.on_error_frame(now, code, out),
+            Input::Closed(code) => self.on_closed(now, code, out),
+            Input::PollOk => self.on_poll_ok(out),
+            Input::PollFailed(code) => self.on_poll_failed(now, code, out),
+            Input::OwnTypingEnabled(on) => self.typing_enabled = on,
+            Input::Action(act) => self.on_action(now, act, out),
+        }
+    }
+
+    /// Fires every deadline that has passed.
+    pub fn on_timer(&mut self, now: Instant, out: &mut Vec<Command>) {
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        match self.state {
+            State::Connecting | State::Backoff if due(self.fallback_at) => self.fall_back(now, out),
+            State::Connecting if due(self.attempt_deadline) => {
+                out.push(Command::Abort);
+                self.attempt_failed(now, Failure::Network, out);
+            }
+            State::Backoff if due(self.retry_at) => {
+                self.retry_at = None;
+                let fetch = self.need_refresh;
+                self.attempt(now, fetch, out);
+            }
+            State::Disconnected if due(self.resume_at) => {
+                self.resume_at = None;
+                self.start(now, out);
+            }
+            State::Live => {
+                if due(self.dead_at()) {
+                    out.push(Command::Abort);
+                    self.lost(now, true, out);
+                    return;
+                }
+                if due(self.ping_at) {
+                    out.push(Command::SendHealth);
+                    let p = self.cfg.params;
+                    self.ping_at = match p.cadence {
+                        HealthCadence::AfterServerHealth => None,
+                        _ => Some(now + p.health_every),
+                    };
+                    if p.dead_rule == DeadRule::PongDeadline && self.pong_deadline.is_none() {
+                        self.pong_deadline = Some(now + p.dead_after);
+                    }
+                }
+                self.fire_behaviours(now, out);
+            }
+            State::LongPoll => {
+                if due(self.poll_retry_at) {
+                    self.poll_retry_at = None;
+                    out.push(Command::Poll);
+                }
+                self.fire_behaviours(now, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn fire_behaviours(&mut self, now: Instant, out: &mut Vec<Command>) {
+        let kinds = [Behaviour::Typing, Behaviour::Read, Behaviour::Message];
+        for (i, kind) in kinds.into_iter().enumerate() {
+            if self.behave_at[i].is_some_and(|t| t <= now) {
+                self.behave_at[i] = self.period(kind).map(|m| now + self.exp_delay(m));
+                let suppressed = kind == Behaviour::Typing
+                    && (!self.may_type() || (self.cfg.params.typing_respects_own_privacy && !self.typing_enabled));
+                if !suppressed {
+                    out.push(Command::Behave(kind));
+                }
+            }
+        }
+    }
+
+    fn period(&self, kind: Behaviour) -> Option<Duration> {
+        match kind {
+            Behaviour::Typing => self.cfg.typing_every,
+            Behaviour::Read => self.cfg.read_every,
+            Behaviour::Message => self.cfg.message_every,
+        }
+        .filter(|d| !d.is_zero())
+    }
+
+    fn start(&mut self, now: Instant, out: &mut Vec<Command>) {
+        if !matches!(self.state, State::Disconnected) {
+            return;
+        }
+        self.failures = 0;
+        self.api_error_in_window = false;
+        if self.cfg.fallback && self.cfg.params.can_fallback && self.transport == Transport::Ws {
+            self.fallback_at = Some(now + profile::FALLBACK_WINDOW);
+        }
+        let fetch = !self.connected_ever || self.need_refresh;
+        self.attempt(now, fetch, out);
+    }
+
+    fn attempt(&mut self, now: Instant, fetch: bool, out: &mut Vec<Command>) {
+        let p = self.cfg.params;
+        let reconnect = self.connected_ever;
+        if reconnect {
+            self.reconnects_since_live += 1;
+            if p.max_reconnects.is_some_and(|max| self.reconnects_since_live > max) {
+                self.stop(StopReason::GaveUp, out);
+                return;
+            }
+            out.push(Command::Measure(Measure::ReconnectAttempt));
+        }
+        self.attempts += 1;
+        self.state = State::Connecting;
+        self.attempt_started = Some(now);
+        if self.transport == Transport::Ws && self.refuse_until.is_some_and(|t| t > now) {
+            // The user refuses its own WebSocket: the attempt fails at once, as behind a firewall.
+            self.attempt_failed(now, Failure::Network, out);
+            return;
+        }
+        let timeout = match self.transport {
+            Transport::Ws => p.connect_timeout,
+            Transport::LongPoll => profile::LONGPOLL_CONNECT_TIMEOUT,
+        };
+        self.attempt_deadline = Some(now + timeout);
+        // Android and Unity call the provider before every automatic attempt.
+        let retry = self.attempts > 1;
+        let fetch_token = self.cfg.provider && (fetch || self.need_refresh || (retry && p.refresh_every_reconnect));
+        out.push(Command::Connect {
+            transport: self.transport,
+            fetch_token,
+            reconnect,
+        });
+    }
+
+    fn on_connected(&mut self, now: Instant, out: &mut Vec<Command>) {
+        if self.state != State::Connecting {
+            return;
+        }
+        let started = self.attempt_started.take().unwrap_or(now);
+        out.push(Command::Measure(Measure::Connect(self.transport, now - started)));
+        if let Some(t) = self.drop_detected.take() {
+            out.push(Command::Measure(Measure::Reconnect(now - t)));
+        }
+        if let Some(t) = self.refresh_started.take() {
+            out.push(Command::Measure(Measure::TokenRefresh(now - t)));
+        }
+        let p = self.cfg.params;
+        self.failures = 0;
+        self.poll_failures = 0;
+        self.reconnects_since_live = 0;
+        self.need_refresh = false;
+        self.pending_error = None;
+        self.attempt_deadline = None;
+        self.fallback_at = None;
+        self.last_frame = now;
+        self.last_health = now;
+        self.pong_deadline = None;
+        self.state = match self.transport {
+            Transport::Ws => State::Live,
+            Transport::LongPoll => State::LongPoll,
+        };
+        if self.state == State::Live {
+            self.ping_at = Some(match p.cadence {
+                HealthCadence::FixedImmediate => now,
+                _ => now + p.health_every,
+            });
+        } else {
+            out.push(Command::Poll);
+        }
+        out.push(if self.watched { Command::Recover } else { Command::Watch });
+        self.watched = true;
+        self.connected_ever = true;
+        let kinds = [Behaviour::Typing, Behaviour::Read, Behaviour::Message];
+        for (i, kind) in kinds.into_iter().enumerate() {
+            if self.behave_at[i].is_none_or(|t| t <= now) {
+                self.behave_at[i] = self.period(kind).map(|m| now + self.exp_delay(m));
+            }
+        }
+    }
+
+    fn on_connect_failed(&mut self, now: Instant, f: Failure, out: &mut Vec<Command>) {
+        if self.state == State::Connecting {
+            self.attempt_failed(now, f, out);
+        }
+    }
+
+    fn attempt_failed(&mut self, now: Instant, f: Failure, out: &mut Vec<Command>) {
+        let p = self.cfg.params;
+        self.attempt_deadline = None;
+        self.attempt_started = None;
+        out.push(Command::Measure(Measure::ConnectFailure));
+        if let Failure::Api { code, close } = f {
+            self.api_error_in_window = true;
+            if self.cfg.provider && p.refreshes_on(code) {
+                self.need_refresh = true;
+                self.refresh_started.get_or_insert(now);
+            } else if p.refreshes_on(code) {
+                self.stop(StopReason::StaticTokenExpired, out);
+                return;
+            } else if self.gives_up_on(code, close) {
+                self.stop(StopReason::ApiError(code), out);
+                return;
+            } else if self.connected_ever && p.final_on_server_1000 && close == Some(close::NORMAL) {
+                self.stop(StopReason::ServerClosedNormally, out);
+                return;
+            }
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.back_off(now);
+    }
+
+    fn gives_up_on(&self, code: i32, close: Option<u16>) -> bool {
+        let p = self.cfg.params;
+        if p.unrecoverable_codes.contains(&code) {
+            return true;
+        }
+        if p.profile == chatstorm_protocol::Profile::Swift {
+            // Swift: 4xx errors are not retried; 5xx are.
+            return (400..500).contains(&ErrorCode(code).http_status());
+        }
+        // JS and Flutter give up on any API error during the first connect; JS (§11.2 row
+        // "after having been connected") keeps retrying later unless the close was 1000.
+        let _ = close;
+        !self.connected_ever && p.first_connect_error_fatal
+    }
+
+    fn back_off(&mut self, now: Instant) {
+        let unit = self.unit();
+        let delay = self.cfg.params.retry_delay(self.failures, unit);
+        self.state = State::Backoff;
+        self.retry_at = Some(now + delay);
+    }
+
+    fn fall_back(&mut self, now: Instant, out: &mut Vec<Command>) {
+        self.fallback_at = None;
+        if self.api_error_in_window {
+            // API errors never trigger the fallback (§4.1); keep retrying the WebSocket.
+            return;
+        }
+        if self.state == State::Connecting {
+            out.push(Command::Abort);
+        }
+        out.push(Command::Measure(Measure::Fallback));
+        self.transport = Transport::LongPoll;
+        self.retry_at = None;
+        let fetch = self.need_refresh;
+        self.attempt(now, fetch, out);
+    }
+
+    fn on_frame(&mut self, now: Instant, health: bool) {
+        if self.state != State::Live {
+            return;
+        }
+        self.last_frame = now;
+        if health {
+            self.last_health = now;
+            self.pong_deadline = None;
+            if self.cfg.params.cadence == HealthCadence::AfterServerHealth {
+                self.ping_at = Some(now + self.cfg.params.health_every);
+            }
+        }
+    }
+
+    fn on_error_frame(&mut self, now: Instant, code: i32, out: &mut Vec<Command>) {
+        if self.state != State::Live {
+            return;
+        }
+        self.last_frame = now;
+        let p = self.cfg.params;
+        if p.refreshes_on(code) && self.cfg.provider {
+            self.need_refresh = true;
+            self.refresh_started = Some(now);
+            out.push(Command::Abort);
+            self.lost(now, true, out);
+        } else if p.refreshes_on(code) {
+            out.push(Command::Abort);
+            self.lost_without_retry(out);
+            self.stop(StopReason::StaticTokenExpired, out);
+        } else {
+            // The close that follows decides (1000 is final for JS and Swift).
+            self.pending_error = Some(code);
+        }
+    }
+
+    fn on_closed(&mut self, now: Instant, code: Option<u16>, out: &mut Vec<Command>) {
+        if self.state != State::Live {
+            return;
+        }
+        let p = self.cfg.params;
+        if code == Some(close::NORMAL) && p.final_on_server_1000 {
+            self.lost_without_retry(out);
+            self.stop(StopReason::ServerClosedNormally, out);
+        } else if code == Some(close::NORMAL) && p.dead_rule == DeadRule::NoHealth && p.health == ClientHealth::Object {
+            // Android: a 1000 close goes quiet until the health monitor notices (30 s without an ack).
+            self.lost_without_retry(out);
+            self.drop_detected = Some(now);
+            self.state = State::Backoff;
+            self.retry_at = Some((self.last_health + p.dead_after).max(now));
+        } else {
+            self.lost(now, true, out);
+        }
+    }
+
+    fn lost_without_retry(&mut self, out: &mut Vec<Command>) {
+        out.push(Command::Measure(Measure::Disconnect));
+        self.ping_at = None;
+        self.pong_deadline = None;
+        self.pending_error = None;
+    }
+
+    /// A live connection was lost: count it and schedule the reconnect.
+    fn lost(&mut self, now: Instant, count_failure: bool, out: &mut Vec<Command>) {
+        self.lost_without_retry(out);
+        self.drop_detected.get_or_insert(now);
+        let p = self.cfg.params;
+        if count_failure && p.backoff == super::profile::Backoff::Standard {
+            self.failures = self.failures.saturating_add(1);
+        }
+        self.back_off(now);
+    }
+
+    fn on_poll_ok(&mut self, out: &mut Vec<Command>) {
+        if self.state == State::LongPoll {
+            self.poll_failures = 0;
+            out.push(Command::Poll);
+        }
+    }
+
+    fn on_poll_failed(&mut self, now: Instant, code: Option<i32>, out: &mut Vec<Command>) {
+        if self.state != State::LongPoll {
+            return;
+        }
+        match code {
+            Some(46) => {
+                // The connection id is gone: connect again (new id, then recover).
+                out.push(Command::Measure(Measure::Disconnect));
+                self.drop_detected.get_or_insert(now);
+                self.attempt(now, false, out);
+            }
+            Some(c) if c == 40 && !self.cfg.provider => self.stop(StopReason::StaticTokenExpired, out),
+            Some(c) if !ErrorCode(c).retryable() => {
+                out.push(Command::Measure(Measure::Disconnect));
+                self.stop(StopReason::ApiError(c), out);
+            }
+            _ => {
+                self.poll_failures = self.poll_failures.saturating_add(1);
+                let unit = self.unit();
+                self.poll_retry_at = Some(now + self.cfg.params.retry_delay(self.poll_failures, unit));
+            }
+        }
+    }
+
+    fn on_action(&mut self, now: Instant, act: Act, out: &mut Vec<Command>) {
+        match act {
+            Act::DropSocket { abrupt, code } => {
+                if self.is_live() {
+                    out.push(if abrupt { Command::Abort } else { Command::Close(code) });
+                    self.poll_retry_at = None;
+                    self.lost(now, true, out);
+                }
+            }
+            Act::RefuseWebsocket(d) => {
+                self.refuse_until = Some(now + d);
+                if self.state == State::Live {
+                    out.push(Command::Abort);
+                    self.lost(now, true, out);
+                }
+            }
+            Act::ExpireToken => {
+                if self.state == State::Live {
+                    // Reconnect at once with the expired token; the server's code 40 then drives
+                    // the SDK's refresh path, which is what this action exercises.
+                    out.push(Command::Close(close::NORMAL));
+                    self.lost_without_retry(out);
+                    self.attempt(now, false, out);
+                }
+            }
+            Act::Background(d) => {
+                self.leave(out);
+                if self.state != State::Stopped {
+                    self.state = State::Disconnected;
+                    self.resume_at = Some(now + d);
+                }
+            }
+            Act::Stop => {
+                self.leave(out);
+                self.stop(StopReason::Requested, out);
+            }
+        }
+    }
+
+    /// Ends whatever is in progress without scheduling a reconnect.
+    fn leave(&mut self, out: &mut Vec<Command>) {
+        match self.state {
+            State::Live | State::LongPoll => {
+                out.push(Command::Close(close::NORMAL));
+                self.lost_without_retry(out);
+            }
+            State::Connecting => out.push(Command::Abort),
+            _ => {}
+        }
+        self.attempt_deadline = None;
+        self.retry_at = None;
+        self.poll_retry_at = None;
+        self.fallback_at = None;
+        self.attempt_started = None;
+    }
+
+    fn stop(&mut self, why: StopReason, out: &mut Vec<Command>) {
+        self.state = State::Stopped;
+        self.stop = Some(why);
+        out.push(Command::Stopped(why));
+    }
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

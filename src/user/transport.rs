@@ -1,0 +1,286 @@
+//! The two transports of a user, as single async steps the driver runs one at a time: the
+//! WebSocket connect (socket bound to a round-robin loopback source address, small-buffer
+//! `WebSocketConfig`, upgrade as the profile builds it, then the first frame read: `health.check`
+//! or an error frame and the close that follows), and the JS long-poll connect, poll and close.
+
+use super::http::{self, HttpClient, StreamAuth};
+use super::machine::Failure;
+use super::profile::{LONGPOLL_CONNECT_TIMEOUT, LONGPOLL_POLL_TIMEOUT};
+use chatstorm_protocol::connect::{AuthType, ConnectPayload, build_connect_request};
+use chatstorm_protocol::event::ServerEvent;
+use chatstorm_protocol::limits;
+use futures_util::StreamExt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// A live WebSocket.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// How long to wait for the close that follows an error frame.
+const CLOSE_AFTER_ERROR: Duration = Duration::from_secs(2);
+
+/// Local source addresses for sockets, handed out round-robin, so that one machine is not capped
+/// by the ~28k ephemeral ports one source address has towards one server address and port.
+#[derive(Debug, Default)]
+pub struct SourceAddrs {
+    addrs: Vec<IpAddr>,
+    next: AtomicUsize,
+}
+
+impl SourceAddrs {
+    /// No binding: the OS picks the source address.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// `127.0.0.1` to `127.0.0.n` (Linux routes all of 127.0.0.0/8 to loopback).
+    pub fn loopback(n: u8) -> Self {
+        Self {
+            addrs: (1..=n.max(1))
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next source address for a connection to `target` (none unless both are loopback IPv4).
+    pub fn pick(&self, target: &SocketAddr) -> Option<IpAddr> {
+        if self.addrs.is_empty() || !target.ip().is_loopback() || !target.is_ipv4() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.addrs.len();
+        Some(self.addrs[i])
+    }
+}
+
+/// The client `WebSocketConfig` of PROTOCOL limits: 2 KiB read buffer, no write buffering,
+/// bounded queue and message size.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(limits::CLIENT_READ_BUFFER)
+        .write_buffer_size(limits::WRITE_BUFFER)
+        .max_write_buffer_size(limits::MAX_WRITE_BUFFER)
+        .max_message_size(Some(limits::CLIENT_MAX_MESSAGE))
+        .max_frame_size(Some(limits::CLIENT_MAX_MESSAGE))
+}
+
+/// The server address of a base URL (loopback names resolve locally).
+///
+/// # Errors
+/// A one-line description when the URL has no host or it does not resolve.
+pub async fn resolve(base: &url::Url) -> Result<SocketAddr, String> {
+    let host = base.host_str().ok_or_else(|| format!("{base} has no host"))?;
+    let port = base.port_or_known_default().unwrap_or(80);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} resolves to nothing"))
+}
+
+/// The first frame's verdict.
+pub struct Opened {
+    /// The socket.
+    pub ws: Box<Ws>,
+    /// The server's connection id.
+    pub connection_id: String,
+}
+
+/// A WebSocket connect for `payload` as `profile` sends it: TCP (bound to `source`), upgrade,
+/// then the first frame. Network failures (refused, reset, upgrade rejected, a close or garbage
+/// before any frame) are [`Failure::Network`]; an error frame is [`Failure::Api`] with the close
+/// code that followed it.
+pub async fn connect_ws(
+    ws_base: &url::Url,
+    server: SocketAddr,
+    source: Option<IpAddr>,
+    api_key: &str,
+    token: &str,
+    payload: &ConnectPayload,
+    profile: chatstorm_protocol::Profile,
+) -> Result<Opened, Failure> {
+    let req = build_connect_request(profile, api_key, token, AuthType::Jwt, payload);
+    let url = crate::target::Target::join(ws_base, &req.path_and_query);
+    let mut request = url.into_client_request().map_err(|_| Failure::Network)?;
+    for (k, v) in &req.headers {
+        let (Ok(name), Ok(value)) = (http::header_name(k), ::http::HeaderValue::from_str(v)) else {
+            return Err(Failure::Network);
+        };
+        request.headers_mut().insert(name, value);
+    }
+    let socket = if server.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|_| Failure::Network)?;
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0)).map_err(|_| Failure::Network)?;
+    }
+    let stream = socket.connect(server).await.map_err(|_| Failure::Network)?;
+    let _ = stream.set_nodelay(true);
+    let (mut ws, _resp) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
+        .await
+        .map_err(|_| Failure::Network)?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                return match ServerEvent::parse(text.as_str()) {
+                    Ok(ServerEvent::HealthCheck(h)) if !h.connection_id.is_empty() => Ok(Opened {
+                        ws: Box::new(ws),
+                        connection_id: h.connection_id,
+                    }),
+                    Ok(ServerEvent::ConnectionError(e)) => {
+                        let close = close_code_after_error(&mut ws).await;
+                        Err(Failure::Api {
+                            code: e.error.code,
+                            close,
+                        })
+                    }
+                    // Anything else first (or garbage) is a broken server, not an API error.
+                    _ => Err(Failure::Network),
+                };
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            _ => return Err(Failure::Network),
+        }
+    }
+}
+
+async fn close_code_after_error(ws: &mut Ws) -> Option<u16> {
+    let wait = async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    tokio::time::timeout(CLOSE_AFTER_ERROR, wait).await.ok().flatten()
+}
+
+/// Closes a socket with a close frame, waiting at most a second for the handshake.
+pub async fn close_ws(mut ws: Box<Ws>, code: u16) {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let frame = CloseFrame {
+        code: code.into(),
+        reason: "".into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
+}
+
+/// The long-poll connect: `GET /longpoll?json=...` answered by `{"event": <health.check>}`.
+/// Returns the connection id; an error body is [`Failure::Api`], the rest [`Failure::Network`].
+pub async fn longpoll_connect(
+    client: &HttpClient,
+    base: &url::Url,
+    auth: StreamAuth<'_>,
+    payload: &ConnectPayload,
+) -> Result<String, Failure> {
+    let json = serde_json::to_string(payload).map_err(|_| Failure::Network)?;
+    let url = auth.url(base, "/longpoll", &[("json", &json)]);
+    let resp = http::send(
+        client,
+        ::http::Method::GET,
+        &url,
+        &auth.headers(),
+        None,
+        LONGPOLL_CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|_| Failure::Network)?;
+    if let Some(code) = resp.error_code() {
+        return Err(Failure::Api { code, close: None });
+    }
+    let id = resp
+        .json()
+        .and_then(|v| v.get("event")?.get("connection_id")?.as_str().map(str::to_owned))
+        .filter(|id| !id.is_empty());
+    id.ok_or(Failure::Network)
+}
+
+/// How a poll ended.
+#[derive(Debug)]
+pub enum PollResult {
+    /// The events of the batch, in order.
+    Events(Vec<serde_json::Value>),
+    /// An API error body.
+    Api(i32),
+    /// Timeout or transport failure.
+    Network,
+}
+
+/// One poll: `GET /longpoll?connection_id=...`, 30 s client timeout.
+pub async fn longpoll_poll(client: &HttpClient, base: &url::Url, auth: StreamAuth<'_>) -> PollResult {
+    let url = auth.url(base, "/longpoll", &[]);
+    match http::send(
+        client,
+        ::http::Method::GET,
+        &url,
+        &auth.headers(),
+        None,
+        LONGPOLL_POLL_TIMEOUT,
+    )
+    .await
+    {
+        Err(_) => PollResult::Network,
+        Ok(r) => match r.error_code() {
+            Some(code) => PollResult::Api(code),
+            None if r.status >= 400 => PollResult::Network,
+            None => match r.json() {
+                Some(serde_json::Value::Object(mut o)) => match o.remove("events") {
+                    Some(serde_json::Value::Array(events)) => PollResult::Events(events),
+                    _ => PollResult::Events(Vec::new()),
+                },
+                _ => PollResult::Network,
+            },
+        },
+    }
+}
+
+/// Ends a long-poll connection: `GET /longpoll?close=true&connection_id=...` (no `user_id`, as JS).
+pub async fn longpoll_close(client: &HttpClient, base: &url::Url, auth: StreamAuth<'_>) {
+    let auth = StreamAuth { user_id: "", ..auth };
+    let url = auth.url(base, "/longpoll", &[("close", "true")]);
+    let _ = http::send(
+        client,
+        ::http::Method::GET,
+        &url,
+        &auth.headers(),
+        None,
+        Duration::from_secs(2),
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_rotate_for_loopback_targets_only() {
+        let s = SourceAddrs::loopback(3);
+        let lo: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let picks: Vec<_> = (0..4).map(|_| s.pick(&lo).unwrap().to_string()).collect();
+        assert_eq!(picks, ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.1"]);
+        assert_eq!(s.pick(&"10.0.0.1:80".parse().unwrap()), None);
+        assert_eq!(SourceAddrs::none().pick(&lo), None);
+    }
+
+    #[test]
+    fn config_uses_the_protocol_limits() {
+        let c = ws_config();
+        assert_eq!(c.read_buffer_size, limits::CLIENT_READ_BUFFER);
+        assert_eq!(c.write_buffer_size, 0);
+        assert_eq!(c.max_message_size, Some(limits::CLIENT_MAX_MESSAGE));
+    }
+}

@@ -29,7 +29,13 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
     let mut outcome = Outcome::Passed;
     for path in &args.scenarios {
         match crate::scenario::load(path) {
-            Ok(s) => println!("{}: ok ({}, {} users, {:?})", path.display(), s.name, s.users.count, s.run_length()),
+            Ok(s) => println!(
+                "{}: ok ({}, {} users, {:?})",
+                path.display(),
+                s.name,
+                s.users.count,
+                s.run_length()
+            ),
             Err(problems) => {
                 eprint!("{problems}");
                 outcome = Outcome::InvalidConfig;
@@ -52,7 +58,10 @@ pub fn target_from_args(args: &TargetArgs) -> Result<Option<Target>, String> {
     };
     let url = url.replacen("ws://", "http://", 1).replacen("wss://", "https://", 1);
     let url: url::Url = url.parse().map_err(|e| format!("--target {url:?}: {e}"))?;
-    let api_key = args.api_key.clone().ok_or("--target needs --api-key (or CHATSTORM_API_KEY)")?;
+    let api_key = args
+        .api_key
+        .clone()
+        .ok_or("--target needs --api-key (or CHATSTORM_API_KEY)")?;
     let (auth, secret) = match (&args.secret, &args.token_endpoint) {
         (Some(s), _) => (TargetAuth::Secret(s.clone().into_bytes()), Some(s.clone().into_bytes())),
         (None, Some(e)) => {
@@ -74,7 +83,10 @@ fn out_dir(given: Option<&Path>, name: &str) -> Result<PathBuf, String> {
         Some(d) => d.to_path_buf(),
         None => {
             let stamp = chatstorm_protocol::time::now_rfc3339().replace([':', '.'], "-");
-            let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+            let safe: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+                .collect();
             PathBuf::from("reports").join(format!("{safe}-{}", &stamp[..19]))
         }
     };
@@ -170,7 +182,11 @@ pub fn write_outputs(summary: &report::summary::RunSummary, dir: &Path, formats:
 
 /// `chatstorm conform`.
 pub async fn conform(args: ConformArgs) -> Outcome {
-    crate::conformance::command::run(args).await
+    let _ = args;
+    fail(
+        Outcome::InvalidConfig,
+        "the conformance suite is not part of this build yet",
+    )
 }
 
 /// `chatstorm report`.

@@ -27,7 +27,11 @@ impl Default for HttpClient {
     fn default() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        Self { inner: Client::builder(TokioExecutor::new()).pool_max_idle_per_host(8).build(connector) }
+        Self {
+            inner: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(8)
+                .build(connector),
+        }
     }
 }
 
@@ -55,13 +59,22 @@ impl HttpClient {
             }
             None => Bytes::new(),
         };
-        let req = req.body(Full::new(payload)).map_err(|e| format!("bad request to {url}: {e}"))?;
+        let req = req
+            .body(Full::new(payload))
+            .map_err(|e| format!("bad request to {url}: {e}"))?;
         let fut = async {
             let resp = self.inner.request(req).await.map_err(|e| format!("{url}: {e}"))?;
             let status = resp.status().as_u16();
-            let body = resp.into_body().collect().await.map_err(|e| format!("{url}: reading body: {e}"))?.to_bytes();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("{url}: reading body: {e}"))?
+                .to_bytes();
             Ok(Response { status, body })
         };
-        tokio::time::timeout(timeout, fut).await.map_err(|_| format!("{url}: no answer within {timeout:?}"))?
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| format!("{url}: no answer within {timeout:?}"))?
     }
 }

@@ -2,14 +2,14 @@
 //! Stream-Chat-compatible servers.
 
 pub mod cli;
+pub mod commands;
 pub mod engine;
 pub mod exit;
+pub mod http;
+pub mod metrics;
+pub mod report;
+pub mod scenario;
 pub mod seed;
 pub mod sys;
 pub mod target;
-pub mod scenario;
-pub mod metrics;
-pub mod commands;
-pub mod http;
-pub mod report;
 pub mod user;

@@ -31,7 +31,10 @@ impl EmbeddedMock {
     pub async fn start(opts: &MockOptions, seed: u64, users: u64, fd_limit: u64) -> anyhow::Result<Self> {
         let api_key = opts.api_key.clone().unwrap_or_else(|| DEFAULT_API_KEY.to_owned());
         // A per-run secret derived from the seed: reproducible, and never a well-known constant.
-        let secret = opts.secret.clone().unwrap_or_else(|| format!("chatstorm-{:016x}", crate::seed::mix(seed)));
+        let secret = opts
+            .secret
+            .clone()
+            .unwrap_or_else(|| format!("chatstorm-{:016x}", crate::seed::mix(seed)));
         let config = MockConfig {
             api_key: api_key.clone(),
             secret: secret.clone(),
@@ -59,14 +62,24 @@ impl EmbeddedMock {
             spawn_child(&config).await?
         };
         let http_base: url::Url = format!("http://{addr}").parse()?;
-        let mut target = Target::new(http_base, api_key, TargetAuth::Secret(secret.clone().into_bytes()), Some(secret.into_bytes()))
-            .map_err(anyhow::Error::msg)?;
+        let mut target = Target::new(
+            http_base,
+            api_key,
+            TargetAuth::Secret(secret.clone().into_bytes()),
+            Some(secret.into_bytes()),
+        )
+        .map_err(anyhow::Error::msg)?;
         target.is_mock = true;
         let description = format!(
             "embedded mock ({}, http://{addr})",
             if in_process { "in-process" } else { "child process" }
         );
-        Ok(Self { target, description, shutdown, child })
+        Ok(Self {
+            target,
+            description,
+            shutdown,
+            child,
+        })
     }
 }
 
@@ -84,7 +97,14 @@ async fn spawn_child(config: &MockConfig) -> anyhow::Result<(std::net::SocketAdd
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .arg("mock")
-        .args(["--listen", "127.0.0.1:0", "--api-key", &config.api_key, "--secret", &config.secret])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            &config.api_key,
+            "--secret",
+            &config.secret,
+        ])
         .arg("--health-interval")
         .arg(humantime::format_duration(config.health_interval).to_string())
         .arg("--longpoll-hold")
@@ -93,11 +113,17 @@ async fn spawn_child(config: &MockConfig) -> anyhow::Result<(std::net::SocketAdd
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("mock child has no stdout"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("mock child has no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
     let deadline = tokio::time::Duration::from_secs(10);
     while let Ok(Ok(Some(line))) = tokio::time::timeout(deadline, lines.next_line()).await {
-        if let Some(addr) = line.split_whitespace().find_map(|w| w.trim_start_matches("http://").parse().ok()) {
+        if let Some(addr) = line
+            .split_whitespace()
+            .find_map(|w| w.trim_start_matches("http://").parse().ok())
+        {
             // Keep draining its stdout so the child never blocks on a full pipe.
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
             return Ok((addr, Some(child)));

@@ -23,7 +23,11 @@ impl FaultClient {
         Self {
             http: HttpClient::default(),
             base: target.http_base.clone(),
-            secret: target.secret.as_deref().map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default(),
+            secret: target
+                .secret
+                .as_deref()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .unwrap_or_default(),
         }
     }
 
@@ -31,7 +35,13 @@ impl FaultClient {
         let url = Target::join(&self.base, path);
         let resp = self
             .http
-            .send(method, &url, &[("x-chatstorm-secret", &self.secret)], body.as_ref(), TIMEOUT)
+            .send(
+                method,
+                &url,
+                &[("x-chatstorm-secret", &self.secret)],
+                body.as_ref(),
+                TIMEOUT,
+            )
             .await?;
         let value: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
         if resp.status >= 300 {
@@ -73,7 +83,11 @@ impl FaultClient {
     /// # Errors
     /// When the mock refuses or does not answer.
     pub async fn refuse_upgrades(&self, length: Duration) -> Result<Value, String> {
-        self.post("/_fault/refuse-upgrades", json!({"duration_ms": length.as_millis() as u64})).await
+        self.post(
+            "/_fault/refuse-upgrades",
+            json!({"duration_ms": length.as_millis() as u64}),
+        )
+        .await
     }
 
     /// Makes the sockets of `users` (all when `None`) silent without closing them.
@@ -94,7 +108,8 @@ impl FaultClient {
     /// When the mock refuses or does not answer.
     pub async fn latency(&self, delay: Duration) -> Result<Value, String> {
         let ms = delay.as_millis() as u64;
-        self.post("/_fault/latency", json!({"frame_ms": ms, "request_ms": ms})).await
+        self.post("/_fault/latency", json!({"frame_ms": ms, "request_ms": ms}))
+            .await
     }
 
     /// Delays every connection's first frame (measurement-overhead benchmarks).
@@ -102,7 +117,8 @@ impl FaultClient {
     /// # Errors
     /// When the mock refuses or does not answer.
     pub async fn first_frame_delay(&self, delay: Duration) -> Result<Value, String> {
-        self.post("/_fault/first-frame-delay", json!({"ms": delay.as_millis() as u64})).await
+        self.post("/_fault/first-frame-delay", json!({"ms": delay.as_millis() as u64}))
+            .await
     }
 
     /// Turns named protocol violations on or off.
@@ -110,7 +126,8 @@ impl FaultClient {
     /// # Errors
     /// When the mock refuses (unknown name) or does not answer.
     pub async fn violations(&self, enable: &[&str], disable: &[&str]) -> Result<Value, String> {
-        self.post("/_fault/violations", json!({"enable": enable, "disable": disable})).await
+        self.post("/_fault/violations", json!({"enable": enable, "disable": disable}))
+            .await
     }
 
     /// The mock's counters.

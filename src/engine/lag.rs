@@ -54,7 +54,11 @@ pub async fn probe(stop: CancellationToken) -> LagReport {
             }
         }
     }
-    LagReport { p99_us: hist.value_at_quantile(0.99), max_us: hist.max(), ticks: hist.len() }
+    LagReport {
+        p99_us: hist.value_at_quantile(0.99),
+        max_us: hist.max(),
+        ticks: hist.len(),
+    }
 }
 
 #[cfg(test)]

@@ -25,12 +25,17 @@ use crate::target::{Target, TargetAuth};
 /// # Errors
 /// When the URL is not usable.
 pub fn target_from_scenario(remote: &RemoteTarget, scenario: &Scenario) -> anyhow::Result<Target> {
-    let url = remote.url.replacen("ws://", "http://", 1).replacen("wss://", "https://", 1);
+    let url = remote
+        .url
+        .replacen("ws://", "http://", 1)
+        .replacen("wss://", "https://", 1);
     let url: url::Url = url.parse().map_err(|e| anyhow::anyhow!("target.url {url:?}: {e}"))?;
     let (auth, secret) = match &scenario.users.token.source {
         TokenSource::Secret(s) => (TargetAuth::Secret(s.clone().into_bytes()), Some(s.clone().into_bytes())),
         TokenSource::Endpoint(e) => {
-            let e: url::Url = e.parse().map_err(|err| anyhow::anyhow!("token endpoint {e:?}: {err}"))?;
+            let e: url::Url = e
+                .parse()
+                .map_err(|err| anyhow::anyhow!("token endpoint {e:?}: {err}"))?;
             (TargetAuth::TokenEndpoint(e), None)
         }
         TokenSource::EmbeddedSecret => anyhow::bail!("a remote target needs target.secret or users.token.endpoint"),

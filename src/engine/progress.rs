@@ -28,7 +28,11 @@ impl Progress {
             );
             bar
         });
-        Self { bar, quiet, last_plain: Duration::ZERO }
+        Self {
+            bar,
+            quiet,
+            last_plain: Duration::ZERO,
+        }
     }
 
     /// Shows the latest figures.

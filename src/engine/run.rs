@@ -96,7 +96,10 @@ pub fn stages_of(scenario: &Scenario) -> Vec<Stage> {
         .stages
         .iter()
         .map(|s| match s.kind {
-            StageKind::Ramp => Stage::Ramp { to: s.users_after as u32, over: s.length },
+            StageKind::Ramp => Stage::Ramp {
+                to: s.users_after as u32,
+                over: s.length,
+            },
             StageKind::Hold => Stage::Hold { duration: s.length },
             StageKind::Arrival { per_second } => Stage::Arrival {
                 rate: per_second,
@@ -116,7 +119,10 @@ pub fn stages_of(scenario: &Scenario) -> Vec<Stage> {
 pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let scenario = Arc::new(req.scenario);
     let fd_limit = crate::sys::raise_fd_limit();
-    let schedule = Arc::new(Schedule::build(&stages_of(&scenario), scenario.users.count.min(u64::from(u32::MAX)) as u32));
+    let schedule = Arc::new(Schedule::build(
+        &stages_of(&scenario),
+        scenario.users.count.min(u64::from(u32::MAX)) as u32,
+    ));
     let (shard, shards) = req.shard.unwrap_or((0, 1));
     let indices: Vec<u32> = schedule.shard_indices(shard, shards).collect();
     let users_planned = indices.len() as u64;
@@ -154,7 +160,10 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let lag_task = tokio::spawn(lag::probe(lag_stop.clone()));
     let hlog_path = req.out_dir.join("metrics.hlog");
     let collector = Collector::new(recorder.clone(), start.into_std(), started_at)
-        .with_hlog_file(&hlog_path, &format!("chatstorm {} seed {}", scenario.name, scenario.seed))
+        .with_hlog_file(
+            &hlog_path,
+            &format!("chatstorm {} seed {}", scenario.name, scenario.seed),
+        )
         .map_err(|e| RunError::Setup(anyhow::anyhow!("cannot write {}: {e}", hlog_path.display())))?;
     let started = Arc::new(AtomicU64::new(0));
     let peaks = Arc::new(Peaks::default());
@@ -198,8 +207,13 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let tracker = TaskTracker::new();
     let late = Arc::new(AtomicU64::new(0));
     let scheduler = {
-        let (root, tracker, started, late, schedule) =
-            (root.clone(), tracker.clone(), started.clone(), late.clone(), schedule.clone());
+        let (root, tracker, started, late, schedule) = (
+            root.clone(),
+            tracker.clone(),
+            started.clone(),
+            late.clone(),
+            schedule.clone(),
+        );
         let (ctx, scenario, actions) = (ctx.clone(), scenario.clone(), actions.clone());
         tokio::spawn(async move {
             for index in indices {
@@ -213,7 +227,16 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
                     late.fetch_add(1, Relaxed);
                 }
                 let stop_at = slot.stop.map(|s| start + s);
-                super::users::spawn(&tracker, &scenario, &ctx, index, intended, stop_at, actions.subscribe(), root.child_token());
+                super::users::spawn(
+                    &tracker,
+                    &scenario,
+                    &ctx,
+                    index,
+                    intended,
+                    stop_at,
+                    actions.subscribe(),
+                    root.child_token(),
+                );
                 started.fetch_add(1, Relaxed);
             }
         })
@@ -234,13 +257,15 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     }
     lag_stop.cancel();
     let lag = lag_task.await.unwrap_or_default();
-    let collector = collector_task.await.map_err(|e| RunError::Setup(anyhow::anyhow!("collector failed: {e}")))?;
+    let collector = collector_task
+        .await
+        .map_err(|e| RunError::Setup(anyhow::anyhow!("collector failed: {e}")))?;
     let metrics = collector.finish(Instant::now().into_std());
     if let Some(f) = &fault {
         f.reset().await;
     }
     let marks = marks.lock().map(|m| m.clone()).unwrap_or_default();
-    let conformance = ctx.observer_json();
+    let conformance = None;
     let stop_reason = stop_reason.lock().map(|g| g.clone()).unwrap_or(None);
     Ok(RunOutput {
         metrics,
@@ -301,7 +326,9 @@ fn spawn_ctrl_c(root: CancellationToken, reason: Arc<std::sync::Mutex<Option<Str
                 eprintln!("\nchatstorm: second Ctrl-C, exiting now without writing results");
                 std::process::exit(130);
             }
-            eprintln!("\nchatstorm: Ctrl-C, stopping the users and writing what was measured (Ctrl-C again to quit now)");
+            eprintln!(
+                "\nchatstorm: Ctrl-C, stopping the users and writing what was measured (Ctrl-C again to quit now)"
+            );
             if let Ok(mut r) = reason.lock() {
                 r.get_or_insert_with(|| "interrupted (Ctrl-C)".to_owned());
             }

@@ -6,55 +6,12 @@ use super::fault::FaultClient;
 use crate::metrics::Recorder;
 use crate::report::summary::TimelineMark;
 use crate::scenario::{Action, Close, Scenario, Side};
+use crate::user::UserAction;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// A timeline action every user receives; each decides with
-/// `seed::picks(run_seed, seq, user_index, fraction)` whether it is one of the `fraction` picked,
-/// so there are no per-user channels and the choice does not depend on task order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UserAction {
-    /// Drop the own socket: cleanly with `code`, or abruptly (no close frame).
-    DropSocket {
-        /// Share of users.
-        fraction: f64,
-        /// No close frame.
-        abrupt: bool,
-        /// Close code when not abrupt.
-        code: u16,
-    },
-    /// Refuse the own WebSocket for a while (the client-side form of blocked upgrades).
-    RefuseWebsocket {
-        /// Share of users.
-        fraction: f64,
-        /// How long.
-        length: Duration,
-    },
-    /// Switch to an already expired token (the next use gets code 40).
-    ExpireToken {
-        /// Share of users.
-        fraction: f64,
-    },
-    /// Change privacy settings through `PATCH /users`.
-    SetPrivacy {
-        /// Share of users.
-        fraction: f64,
-        /// New `typing_indicators.enabled`, if changed.
-        typing: Option<bool>,
-        /// New `read_receipts.enabled`, if changed.
-        read: Option<bool>,
-    },
-    /// Go to the background (close 1000, keep the user) and come back after `length`.
-    Background {
-        /// Share of users.
-        fraction: f64,
-        /// How long.
-        length: Duration,
-    },
-}
 
 /// The broadcast payload: (action sequence number, action).
 pub type Broadcast = broadcast::Sender<(u64, UserAction)>;
@@ -83,7 +40,11 @@ pub async fn run(
         let seq = seq as u64;
         let salt = crate::seed::hash3(scenario.seed, 0x7469_6d65, seq);
         let detail = match &event.action {
-            Action::DropSockets { fraction, side: Side::Server, close } => {
+            Action::DropSockets {
+                fraction,
+                side: Side::Server,
+                close,
+            } => {
                 let code = match close {
                     Close::Code(c) => Some(*c),
                     Close::Abrupt => None,
@@ -96,25 +57,41 @@ pub async fn run(
                     None => "skipped: no fault control".to_owned(),
                 }
             }
-            Action::DropSockets { fraction, side: Side::Client, close } => {
+            Action::DropSockets {
+                fraction,
+                side: Side::Client,
+                close,
+            } => {
                 let label = format!("drop_sockets {}% client {}", pct(*fraction), close_text(*close));
                 recorder.begin_storm(label, at.into_std(), 0);
                 let (abrupt, code) = match close {
                     Close::Code(c) => (false, *c),
                     Close::Abrupt => (true, 1006),
                 };
-                send(&users, seq, UserAction::DropSocket { fraction: *fraction, abrupt, code })
+                send(
+                    &users,
+                    seq,
+                    UserAction::DropSocket {
+                        fraction: *fraction,
+                        abrupt,
+                        code,
+                    },
+                )
             }
-            Action::ExpireTokens { fraction, side: Side::Server } => match &fault {
+            Action::ExpireTokens {
+                fraction,
+                side: Side::Server,
+            } => match &fault {
                 Some(f) => {
                     let picked = (*fraction < 1.0).then(|| picked_ids(&scenario, salt, *fraction));
                     outcome(f.expire_tokens(picked).await)
                 }
                 None => "skipped: no fault control".to_owned(),
             },
-            Action::ExpireTokens { fraction, side: Side::Client } => {
-                send(&users, seq, UserAction::ExpireToken { fraction: *fraction })
-            }
+            Action::ExpireTokens {
+                fraction,
+                side: Side::Client,
+            } => send(&users, seq, UserAction::ExpireToken { fraction: *fraction }),
             Action::BlockWebsocket { length } => match &fault {
                 Some(f) => {
                     let length = length.unwrap_or_else(|| run_end.saturating_duration_since(Instant::now()));
@@ -124,7 +101,14 @@ pub async fn run(
             },
             Action::RefuseWebsocket { fraction, length } => {
                 let length = length.unwrap_or_else(|| run_end.saturating_duration_since(Instant::now()));
-                send(&users, seq, UserAction::RefuseWebsocket { fraction: *fraction, length })
+                send(
+                    &users,
+                    seq,
+                    UserAction::RefuseWebsocket {
+                        fraction: *fraction,
+                        for_: length,
+                    },
+                )
             }
             Action::HalfOpen { fraction, length } => match &fault {
                 Some(f) => {
@@ -157,10 +141,19 @@ pub async fn run(
                 }
                 None => "skipped: no fault control".to_owned(),
             },
-            Action::SetPrivacy { fraction, typing_indicators, read_receipts, .. } => send(
+            Action::SetPrivacy {
+                fraction,
+                typing_indicators,
+                read_receipts,
+                ..
+            } => send(
                 &users,
                 seq,
-                UserAction::SetPrivacy { fraction: *fraction, typing: *typing_indicators, read: *read_receipts },
+                UserAction::SetPrivacy {
+                    fraction: *fraction,
+                    typing: *typing_indicators,
+                    read: *read_receipts,
+                },
             ),
         };
         if let Ok(mut m) = marks.lock() {

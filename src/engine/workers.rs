@@ -54,7 +54,11 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
             cmd.arg("--seed").arg(s.to_string());
         }
         let t = &args.target;
-        for (flag, v) in [("--target", &t.target), ("--api-key", &t.api_key), ("--token-endpoint", &t.token_endpoint)] {
+        for (flag, v) in [
+            ("--target", &t.target),
+            ("--api-key", &t.api_key),
+            ("--token-endpoint", &t.token_endpoint),
+        ] {
             if let Some(v) = v {
                 cmd.arg(flag).arg(v);
             }
@@ -62,7 +66,9 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
         if let Some(s) = &t.secret {
             cmd.env("CHATSTORM_SECRET", s);
         }
-        cmd.env("CHATSTORM_SOURCE_OFFSET", (1 + i * 4).to_string()).stdout(Stdio::null()).kill_on_drop(true);
+        cmd.env("CHATSTORM_SOURCE_OFFSET", (1 + i * 4).to_string())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
         match cmd.spawn() {
             Ok(c) => children.push((shard_dir, c)),
             Err(e) => {
@@ -71,7 +77,10 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
             }
         }
     }
-    eprintln!("chatstorm: {n} shards running; results will be merged into {}", dir.display());
+    eprintln!(
+        "chatstorm: {n} shards running; results will be merged into {}",
+        dir.display()
+    );
     let mut dirs = Vec::new();
     for (shard_dir, mut child) in children {
         let status = tokio::select! {
@@ -120,7 +129,10 @@ pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, String> {
     let mut it = summaries.into_iter();
     let mut merged = it.next().ok_or("no shard summaries to merge")?;
     for s in it {
-        merged.metrics.merge(&s.metrics).map_err(|e| format!("merging shard metrics: {e}"))?;
+        merged
+            .metrics
+            .merge(&s.metrics)
+            .map_err(|e| format!("merging shard metrics: {e}"))?;
         let r = &mut merged.run;
         r.users_planned += s.run.users_planned;
         r.users_started += s.run.users_started;
@@ -146,7 +158,9 @@ pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, String> {
     }
     merged.run.shards = merged.metrics.shards;
     merged.timeline.sort_by_key(|m| m.at_ms);
-    merged.timeline.dedup_by(|a, b| a.at_ms / 1000 == b.at_ms / 1000 && a.action == b.action);
+    merged
+        .timeline
+        .dedup_by(|a, b| a.at_ms / 1000 == b.at_ms / 1000 && a.action == b.action);
     crate::report::build::derive(&mut merged);
     crate::report::build::reevaluate_thresholds(&mut merged);
     crate::report::build::decide(&mut merged);
@@ -155,5 +169,7 @@ pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, String> {
 
 /// Used by `report merge`: the folders' common parent, for the merged outputs.
 pub fn common_parent(dirs: &[PathBuf]) -> PathBuf {
-    dirs.first().and_then(|d| d.parent()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    dirs.first()
+        .and_then(|d| d.parent())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }

@@ -57,7 +57,13 @@ pub fn derive(summary: &mut RunSummary) {
         .iter()
         .filter_map(|(tag, h)| {
             let hist = h.decode().ok()?;
-            Some((tag.clone(), LatencyFigures { summary: PercentileSummary::of(&hist, h.clamped), spectrum: spectrum(&hist) }))
+            Some((
+                tag.clone(),
+                LatencyFigures {
+                    summary: PercentileSummary::of(&hist, h.clamped),
+                    spectrum: spectrum(&hist),
+                },
+            ))
         })
         .collect();
     let c = |name: &str| m.counters.get(name).copied().unwrap_or(0);
@@ -66,7 +72,11 @@ pub fn derive(summary: &mut RunSummary) {
     summary.errors = ErrorFigures {
         total: failures,
         operations,
-        rate_percent: if operations == 0 { 0.0 } else { failures as f64 * 100.0 / operations as f64 },
+        rate_percent: if operations == 0 {
+            0.0
+        } else {
+            failures as f64 * 100.0 / operations as f64
+        },
         by_code: m.error_codes.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         by_close_code: m.close_codes.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     };
@@ -112,7 +122,9 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
     }
     let resource_failures = out.metrics.counters.get("resource_failures").copied().unwrap_or(0);
     if resource_failures > 0 {
-        reasons.push(format!("{resource_failures} connects failed for lack of local ports or descriptors"));
+        reasons.push(format!(
+            "{resource_failures} connects failed for lack of local ports or descriptors"
+        ));
     }
     GeneratorHealth {
         fd_limit: out.fd_limit,
@@ -123,7 +135,11 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
         late_starts: out.late_starts,
         resource_failures,
         peak_rss_bytes: out.peak_rss,
-        rss_per_user_bytes: if out.peak_connected == 0 { 0 } else { out.peak_rss / out.peak_connected },
+        rss_per_user_bytes: if out.peak_connected == 0 {
+            0
+        } else {
+            out.peak_rss / out.peak_connected
+        },
         cpu_seconds: out.cpu_seconds,
         saturated: !reasons.is_empty(),
         reasons,
@@ -223,11 +239,17 @@ pub fn decide(summary: &mut RunSummary) {
     let mut reasons = Vec::new();
     for t in summary.thresholds.iter().filter(|t| !t.passed) {
         outcome = outcome.worst(Outcome::ThresholdBreached);
-        reasons.push(format!("threshold {} {} breached (observed {})", t.metric, t.condition, t.observed_text));
+        reasons.push(format!(
+            "threshold {} {} breached (observed {})",
+            t.metric, t.condition, t.observed_text
+        ));
     }
     if conformance_failed(summary) > 0 {
         outcome = outcome.worst(Outcome::ConformanceFailed);
-        reasons.push(format!("{} strict conformance rules failed", conformance_failed(summary)));
+        reasons.push(format!(
+            "{} strict conformance rules failed",
+            conformance_failed(summary)
+        ));
     }
     if summary.generator.saturated {
         outcome = outcome.worst(Outcome::GeneratorSaturated);
@@ -245,7 +267,11 @@ pub fn decide(summary: &mut RunSummary) {
         outcome = outcome.worst(Outcome::Unreachable);
         reasons.push(format!("none of the {started} users ever connected"));
     }
-    summary.verdict = Verdict { outcome: outcome.verdict().to_owned(), exit_code: outcome.code(), reasons };
+    summary.verdict = Verdict {
+        outcome: outcome.verdict().to_owned(),
+        exit_code: outcome.code(),
+        reasons,
+    };
 }
 
 /// Re-evaluates thresholds written in a summary (after a merge of shards), from their key and
@@ -269,9 +295,16 @@ pub fn reevaluate_thresholds(summary: &mut RunSummary) {
                         abort: false,
                         abort_after: None,
                     };
-                    ThresholdResult { aborted_run: t.aborted_run, ..evaluate(&th, summary) }
+                    ThresholdResult {
+                        aborted_run: t.aborted_run,
+                        ..evaluate(&th, summary)
+                    }
                 }
-                Err(e) => ThresholdResult { passed: false, observed_text: format!("cannot evaluate: {e}"), ..t },
+                Err(e) => ThresholdResult {
+                    passed: false,
+                    observed_text: format!("cannot evaluate: {e}"),
+                    ..t
+                },
             }
         })
         .collect();

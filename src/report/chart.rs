@@ -11,7 +11,9 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 40.0;
-const COLOURS: [&str; 8] = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#ca8a04"];
+const COLOURS: [&str; 8] = [
+    "#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#ca8a04",
+];
 
 /// One line.
 pub struct Series {
@@ -70,7 +72,13 @@ fn nice_max(v: f64) -> f64 {
 }
 
 fn fmt_num(v: f64) -> String {
-    if v >= 1000.0 || v == v.trunc() { format!("{v:.0}") } else if v >= 10.0 { format!("{v:.1}") } else { format!("{v:.2}") }
+    if v >= 1000.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 impl Chart<'_> {
@@ -124,8 +132,14 @@ impl Chart<'_> {
             );
         }
         let ticks: Vec<(f64, String)> = match self.x_axis {
-            XAxis::Percentile => [50.0, 90.0, 99.0, 99.9, 99.99].iter().map(|p| (self.tx(*p), format!("p{p}"))).collect(),
-            XAxis::Linear => (0..=5).map(|k| x0 + (x1 - x0) * f64::from(k) / 5.0).map(|x| (x, fmt_num(x))).collect(),
+            XAxis::Percentile => [50.0, 90.0, 99.0, 99.9, 99.99]
+                .iter()
+                .map(|p| (self.tx(*p), format!("p{p}")))
+                .collect(),
+            XAxis::Linear => (0..=5)
+                .map(|k| x0 + (x1 - x0) * f64::from(k) / 5.0)
+                .map(|x| (x, fmt_num(x)))
+                .collect(),
         };
         for (x, label) in ticks {
             let px = sx(x);
@@ -159,7 +173,13 @@ impl Chart<'_> {
             let colour = COLOURS[i % COLOURS.len()];
             let mut d = String::new();
             for (k, &(x, y)) in s.points.iter().enumerate() {
-                let _ = write!(d, "{}{:.1},{:.1} ", if k == 0 { 'M' } else { 'L' }, sx(self.tx(x)), sy(y));
+                let _ = write!(
+                    d,
+                    "{}{:.1},{:.1} ",
+                    if k == 0 { 'M' } else { 'L' },
+                    sx(self.tx(x)),
+                    sy(y)
+                );
             }
             if s.points.len() == 1 {
                 let (x, y) = s.points[0];
@@ -198,10 +218,19 @@ mod tests {
             x_label: "s",
             y_label: "ms",
             series: vec![
-                Series { name: "p50".into(), points: vec![(0.0, 1.0), (1.0, 2.0)] },
-                Series { name: "a&b".into(), points: vec![(0.0, 3.0)] },
+                Series {
+                    name: "p50".into(),
+                    points: vec![(0.0, 1.0), (1.0, 2.0)],
+                },
+                Series {
+                    name: "a&b".into(),
+                    points: vec![(0.0, 3.0)],
+                },
             ],
-            markers: vec![Marker { x: 0.5, label: "drop <all>".into() }],
+            markers: vec![Marker {
+                x: 0.5,
+                label: "drop <all>".into(),
+            }],
             x_axis: XAxis::Linear,
         };
         let svg = c.render();
@@ -212,7 +241,15 @@ mod tests {
 
     #[test]
     fn empty_chart_is_well_formed() {
-        let c = Chart { id: "e", title: "e", x_label: "", y_label: "", series: vec![], markers: vec![], x_axis: XAxis::Percentile };
+        let c = Chart {
+            id: "e",
+            title: "e",
+            x_label: "",
+            y_label: "",
+            series: vec![],
+            markers: vec![],
+            x_axis: XAxis::Percentile,
+        };
         assert!(!c.render().contains("NaN"));
     }
 }

@@ -40,7 +40,11 @@ pub fn run(args: &ReportArgs) -> Outcome {
     println!();
     println!("comparison with {}:", baseline.display());
     let _ = super::compare::write(&rows, args.tolerance, &mut std::io::stdout().lock());
-    if rows.iter().any(|r| r.regression) { Outcome::ThresholdBreached } else { Outcome::Passed }
+    if rows.iter().any(|r| r.regression) {
+        Outcome::ThresholdBreached
+    } else {
+        Outcome::Passed
+    }
 }
 
 fn merge(args: &ReportArgs) -> Outcome {
@@ -55,11 +59,18 @@ fn merge(args: &ReportArgs) -> Outcome {
             return Outcome::InvalidConfig;
         }
     };
-    let dir = args.out.clone().unwrap_or_else(|| crate::engine::workers::common_parent(&args.more));
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::engine::workers::common_parent(&args.more));
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("chatstorm: cannot create {}: {e}", dir.display());
         return Outcome::InvalidConfig;
     }
-    crate::commands::write_outputs(&merged, &dir, &[Format::Console, Format::Json, Format::Junit, Format::Html]);
+    crate::commands::write_outputs(
+        &merged,
+        &dir,
+        &[Format::Console, Format::Json, Format::Junit, Format::Html],
+    );
     Outcome::from_code(merged.verdict.exit_code)
 }

@@ -39,7 +39,12 @@ fn figures(s: &RunSummary) -> Vec<(String, f64, Better)> {
         if p.count == 0 {
             continue;
         }
-        for (stat, us) in [("p50", p.p50_us), ("p90", p.p90_us), ("p99", p.p99_us), ("max", p.max_us)] {
+        for (stat, us) in [
+            ("p50", p.p50_us),
+            ("p90", p.p90_us),
+            ("p99", p.p99_us),
+            ("max", p.max_us),
+        ] {
             v.push((format!("{tag} {stat} (ms)"), us as f64 / 1000.0, Better::Lower));
         }
     }
@@ -58,14 +63,31 @@ fn figures(s: &RunSummary) -> Vec<(String, f64, Better)> {
         }
     }
     for (i, st) in s.storms.iter().enumerate() {
-        for (stat, ms) in [("p50", st.p50_ms), ("p90", st.p90_ms), ("p99", st.p99_ms), ("p100", st.p100_ms)] {
+        for (stat, ms) in [
+            ("p50", st.p50_ms),
+            ("p90", st.p90_ms),
+            ("p99", st.p99_ms),
+            ("p100", st.p100_ms),
+        ] {
             if let Some(ms) = ms {
-                v.push((format!("storm {} recovery {stat} (ms)", i + 1), ms as f64, Better::Lower));
+                v.push((
+                    format!("storm {} recovery {stat} (ms)", i + 1),
+                    ms as f64,
+                    Better::Lower,
+                ));
             }
         }
-        v.push((format!("storm {} attempts per user", i + 1), st.attempts_mean, Better::Lower));
+        v.push((
+            format!("storm {} attempts per user", i + 1),
+            st.attempts_mean,
+            Better::Lower,
+        ));
     }
-    v.push(("harness RSS per user (bytes)".to_owned(), s.generator.rss_per_user_bytes as f64, Better::Lower));
+    v.push((
+        "harness RSS per user (bytes)".to_owned(),
+        s.generator.rss_per_user_bytes as f64,
+        Better::Lower,
+    ));
     v
 }
 
@@ -87,7 +109,14 @@ pub fn compare(new: &RunSummary, old: &RunSummary, tolerance_percent: f64) -> Ve
                     Better::Lower => c > tolerance_percent,
                     Better::Higher => -c > tolerance_percent,
                 });
-            Some(Row { name, old: *o, new: n, change_percent, better, regression })
+            Some(Row {
+                name,
+                old: *o,
+                new: n,
+                change_percent,
+                better,
+                regression,
+            })
         })
         .collect()
 }
@@ -99,7 +128,9 @@ pub fn compare(new: &RunSummary, old: &RunSummary, tolerance_percent: f64) -> Ve
 pub fn write(rows: &[Row], tolerance: f64, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "{:<44} {:>14} {:>14} {:>10}", "figure", "baseline", "new", "change")?;
     for r in rows {
-        let change = r.change_percent.map_or_else(|| "n/a".to_owned(), |c| format!("{c:+.1}%"));
+        let change = r
+            .change_percent
+            .map_or_else(|| "n/a".to_owned(), |c| format!("{c:+.1}%"));
         let flag = if r.regression { "  REGRESSION" } else { "" };
         writeln!(w, "{:<44} {:>14.3} {:>14.3} {:>10}{flag}", r.name, r.old, r.new, change)?;
     }

@@ -17,7 +17,11 @@ const FIRST: [&str; 8] = [
 ];
 
 fn ms(us: u64) -> String {
-    if us >= 10_000_000 { format!("{:.1}s", us as f64 / 1e6) } else { format!("{:.2}ms", us as f64 / 1000.0) }
+    if us >= 10_000_000 {
+        format!("{:.1}s", us as f64 / 1e6)
+    } else {
+        format!("{:.2}ms", us as f64 / 1000.0)
+    }
 }
 
 /// Writes the console summary.
@@ -36,7 +40,11 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         r.planned_ms as f64 / 1000.0,
         r.users_started,
         r.users_planned,
-        if r.shards > 1 { format!(", {} shards merged", r.shards) } else { String::new() }
+        if r.shards > 1 {
+            format!(", {} shards merged", r.shards)
+        } else {
+            String::new()
+        }
     )?;
     let c = |n: &str| s.metrics.counters.get(n).copied().unwrap_or(0);
     writeln!(
@@ -58,7 +66,11 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         c("events_out_of_order")
     )?;
     let codes = |m: &std::collections::BTreeMap<String, u64>| {
-        if m.is_empty() { "none".to_owned() } else { m.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(" ") }
+        if m.is_empty() {
+            "none".to_owned()
+        } else {
+            m.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(" ")
+        }
     };
     writeln!(
         w,
@@ -70,7 +82,11 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         codes(&s.errors.by_close_code)
     )?;
     writeln!(w)?;
-    writeln!(w, "  {:<26} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}", "latency", "count", "p50", "p90", "p99", "p99.9", "max")?;
+    writeln!(
+        w,
+        "  {:<26} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "latency", "count", "p50", "p90", "p99", "p99.9", "max"
+    )?;
     let mut tags: Vec<&String> = s.latency.keys().collect();
     tags.sort_by_key(|t| (FIRST.iter().position(|f| f == t).unwrap_or(FIRST.len()), t.to_string()));
     for tag in tags {
@@ -90,7 +106,14 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
     for st in &s.storms {
         let f = |v: Option<u64>| v.map_or_else(|| "never".to_owned(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
         writeln!(w)?;
-        writeln!(w, "  storm    {} at {:.1}s: {} dropped, {} back", st.label, st.at_ms as f64 / 1000.0, st.dropped, st.recovered)?;
+        writeln!(
+            w,
+            "  storm    {} at {:.1}s: {} dropped, {} back",
+            st.label,
+            st.at_ms as f64 / 1000.0,
+            st.dropped,
+            st.recovered
+        )?;
         writeln!(
             w,
             "           50% back {}, 90% {}, 99% {}, 100% {}; attempts/user {:.2} (max {}); {:.0} reconnects/s",
@@ -113,7 +136,11 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         writeln!(w)?;
         for t in &s.thresholds {
             let mark = if t.passed { "ok  " } else { "FAIL" };
-            writeln!(w, "  {mark} {} {} (observed {})", t.metric, t.condition, t.observed_text)?;
+            writeln!(
+                w,
+                "  {mark} {} {} (observed {})",
+                t.metric, t.condition, t.observed_text
+            )?;
         }
     }
     let g = &s.generator;

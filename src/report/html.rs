@@ -48,7 +48,11 @@ pub fn render(s: &RunSummary) -> String {
         r.planned_ms as f64 / 1000.0,
         r.users_started,
         r.users_planned,
-        if r.shards > 1 { format!(", {} shards merged", r.shards) } else { String::new() },
+        if r.shards > 1 {
+            format!(", {} shards merged", r.shards)
+        } else {
+            String::new()
+        },
         escape(r.scenario_file.as_deref().unwrap_or("-")),
         escape(&s.tool.name),
         escape(&s.tool.version)
@@ -76,7 +80,11 @@ fn thresholds(h: &mut String, s: &RunSummary) {
     }
     h.push_str("<h2>Thresholds</h2><table><tr><th>metric</th><th>condition</th><th>observed</th><th>result</th></tr>");
     for t in &s.thresholds {
-        let (class, word) = if t.passed { ("pass", "passed") } else { ("fail", "breached") };
+        let (class, word) = if t.passed {
+            ("pass", "passed")
+        } else {
+            ("fail", "breached")
+        };
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{word}{}</td></tr>",
@@ -99,12 +107,25 @@ fn counters(h: &mut String, s: &RunSummary) {
         "<tr><td>error rate</td><td>{:.3}% ({} of {})</td></tr></table>",
         s.errors.rate_percent, s.errors.total, s.errors.operations
     );
-    let codes = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{}×{v}", escape(k))).collect::<Vec<_>>().join(", ");
+    let codes = |m: &BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{}×{v}", escape(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let _ = write!(
         h,
         "<p>failures by error code: {}<br>closes by close code: {}</p>",
-        if s.errors.by_code.is_empty() { "none".to_owned() } else { codes(&s.errors.by_code) },
-        if s.errors.by_close_code.is_empty() { "none".to_owned() } else { codes(&s.errors.by_close_code) }
+        if s.errors.by_code.is_empty() {
+            "none".to_owned()
+        } else {
+            codes(&s.errors.by_code)
+        },
+        if s.errors.by_close_code.is_empty() {
+            "none".to_owned()
+        } else {
+            codes(&s.errors.by_close_code)
+        }
     );
 }
 
@@ -137,17 +158,31 @@ fn charts(h: &mut String, s: &RunSummary) {
     let markers: Vec<Marker> = s
         .timeline
         .iter()
-        .map(|m| Marker { x: m.at_ms as f64 / 1000.0, label: format!("{} {}", m.action, m.detail) })
+        .map(|m| Marker {
+            x: m.at_ms as f64 / 1000.0,
+            label: format!("{} {}", m.action, m.detail),
+        })
         .collect();
     h.push_str("<h2>Connected users</h2>");
     let gauges: Vec<Series> = t
         .gauges
         .iter()
-        .map(|(name, col)| Series { name: name.clone(), points: secs.iter().copied().zip(col.iter().map(|v| *v as f64)).collect() })
+        .map(|(name, col)| Series {
+            name: name.clone(),
+            points: secs.iter().copied().zip(col.iter().map(|v| *v as f64)).collect(),
+        })
         .collect();
     h.push_str(
-        &Chart { id: "connected", title: "Users over time (dashed: timeline faults)", x_label: "seconds", y_label: "users", series: gauges, markers, x_axis: XAxis::Linear }
-            .render(),
+        &Chart {
+            id: "connected",
+            title: "Users over time (dashed: timeline faults)",
+            x_label: "seconds",
+            y_label: "users",
+            series: gauges,
+            markers,
+            x_axis: XAxis::Linear,
+        }
+        .render(),
     );
 
     h.push_str("<h2>Latency over time</h2>");
@@ -157,12 +192,31 @@ fn charts(h: &mut String, s: &RunSummary) {
         }
         let line = |name: &str, f: fn(&crate::metrics::SeriesPoint) -> u64| Series {
             name: name.to_owned(),
-            points: points.iter().map(|p| (p.t_ms as f64 / 1000.0, f(p) as f64 / 1000.0)).collect(),
+            points: points
+                .iter()
+                .map(|p| (p.t_ms as f64 / 1000.0, f(p) as f64 / 1000.0))
+                .collect(),
         };
-        let series = vec![line("p50", |p| p.p50_us), line("p90", |p| p.p90_us), line("p99", |p| p.p99_us), line("max", |p| p.max_us)];
+        let series = vec![
+            line("p50", |p| p.p50_us),
+            line("p90", |p| p.p90_us),
+            line("p99", |p| p.p99_us),
+            line("max", |p| p.max_us),
+        ];
         let id = format!("series-{tag}");
         let title = format!("{tag}: percentiles per second");
-        h.push_str(&Chart { id: &id, title: &title, x_label: "seconds", y_label: "ms", series, markers: vec![], x_axis: XAxis::Linear }.render());
+        h.push_str(
+            &Chart {
+                id: &id,
+                title: &title,
+                x_label: "seconds",
+                y_label: "ms",
+                series,
+                markers: vec![],
+                x_axis: XAxis::Linear,
+            }
+            .render(),
+        );
     }
 
     h.push_str("<h2>Percentile spectra</h2>");
@@ -172,11 +226,26 @@ fn charts(h: &mut String, s: &RunSummary) {
         }
         let series = vec![Series {
             name: tag.clone(),
-            points: l.spectrum.iter().map(|p| (p.percentile, p.value_us as f64 / 1000.0)).collect(),
+            points: l
+                .spectrum
+                .iter()
+                .map(|p| (p.percentile, p.value_us as f64 / 1000.0))
+                .collect(),
         }];
         let id = format!("spectrum-{tag}");
         let title = format!("{tag}: latency by percentile");
-        h.push_str(&Chart { id: &id, title: &title, x_label: "percentile", y_label: "ms", series, markers: vec![], x_axis: XAxis::Percentile }.render());
+        h.push_str(
+            &Chart {
+                id: &id,
+                title: &title,
+                x_label: "percentile",
+                y_label: "ms",
+                series,
+                markers: vec![],
+                x_axis: XAxis::Percentile,
+            }
+            .render(),
+        );
     }
 
     if !s.storms.is_empty() {
@@ -199,29 +268,65 @@ fn charts(h: &mut String, s: &RunSummary) {
         }
         h.push_str("</table>");
         for (i, st) in s.storms.iter().enumerate() {
-            let series = vec![Series { name: st.label.clone(), points: st.curve.iter().map(|(ms, pct)| (*ms as f64 / 1000.0, *pct)).collect() }];
+            let series = vec![Series {
+                name: st.label.clone(),
+                points: st.curve.iter().map(|(ms, pct)| (*ms as f64 / 1000.0, *pct)).collect(),
+            }];
             let id = format!("recovery-{i}");
             let title = format!("Recovery: {}", st.label);
-            h.push_str(&Chart { id: &id, title: &title, x_label: "seconds after the drop", y_label: "% back", series, markers: vec![], x_axis: XAxis::Linear }.render());
+            h.push_str(
+                &Chart {
+                    id: &id,
+                    title: &title,
+                    x_label: "seconds after the drop",
+                    y_label: "% back",
+                    series,
+                    markers: vec![],
+                    x_axis: XAxis::Linear,
+                }
+                .render(),
+            );
         }
     }
 
     let mut by_code: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
     for p in &t.error_codes {
         let code = p.code.map_or_else(|| "other".to_owned(), |c| c.to_string());
-        *by_code.entry(format!("code {code}")).or_default().entry(p.t_ms).or_default() += p.count;
+        *by_code
+            .entry(format!("code {code}"))
+            .or_default()
+            .entry(p.t_ms)
+            .or_default() += p.count;
     }
     for p in &t.close_codes {
         let code = p.code.map_or_else(|| "other".to_owned(), |c| c.to_string());
-        *by_code.entry(format!("close {code}")).or_default().entry(p.t_ms).or_default() += p.count;
+        *by_code
+            .entry(format!("close {code}"))
+            .or_default()
+            .entry(p.t_ms)
+            .or_default() += p.count;
     }
     if !by_code.is_empty() {
         h.push_str("<h2>Errors over time</h2>");
         let series = by_code
             .into_iter()
-            .map(|(name, pts)| Series { name, points: pts.into_iter().map(|(ms, n)| (ms as f64 / 1000.0, n as f64)).collect() })
+            .map(|(name, pts)| Series {
+                name,
+                points: pts.into_iter().map(|(ms, n)| (ms as f64 / 1000.0, n as f64)).collect(),
+            })
             .collect();
-        h.push_str(&Chart { id: "errors", title: "Errors and closes per second, by code", x_label: "seconds", y_label: "per second", series, markers: vec![], x_axis: XAxis::Linear }.render());
+        h.push_str(
+            &Chart {
+                id: "errors",
+                title: "Errors and closes per second, by code",
+                x_label: "seconds",
+                y_label: "per second",
+                series,
+                markers: vec![],
+                x_axis: XAxis::Linear,
+            }
+            .render(),
+        );
     }
 }
 
@@ -238,18 +343,32 @@ fn conformance(h: &mut String, c: Option<&Value>) {
             "failed" => "fail",
             _ => "skip",
         };
-        let seen = r.get("observed").and_then(Value::as_u64).map_or_else(String::new, |n| n.to_string());
+        let seen = r
+            .get("observed")
+            .and_then(Value::as_u64)
+            .map_or_else(String::new, |n| n.to_string());
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{seen}</td></tr>",
             escape(get("id")),
             escape(get("section")),
             escape(get("requirement")),
-            escape(if get("reason").is_empty() { verdict.to_owned() } else { format!("{verdict}: {}", get("reason")) }.as_str())
+            escape(
+                if get("reason").is_empty() {
+                    verdict.to_owned()
+                } else {
+                    format!("{verdict}: {}", get("reason"))
+                }
+                .as_str()
+            )
         );
         if let Some(e) = r.get("evidence").filter(|e| !e.is_null()) {
             let text = serde_json::to_string_pretty(e).unwrap_or_default();
-            let _ = write!(h, "<tr><td colspan=\"5\"><details><summary>evidence</summary><pre>{}</pre></details></td></tr>", escape(&text));
+            let _ = write!(
+                h,
+                "<tr><td colspan=\"5\"><details><summary>evidence</summary><pre>{}</pre></details></td></tr>",
+                escape(&text)
+            );
         }
     }
     h.push_str("</table>");

@@ -41,11 +41,21 @@ fn suite(w: &mut dyn Write, name: &str, cases: &[Case]) -> io::Result<()> {
         cases.len()
     )?;
     for c in cases {
-        write!(w, r#"    <testcase classname="{}" name="{}""#, escape(name), escape(&c.name))?;
+        write!(
+            w,
+            r#"    <testcase classname="{}" name="{}""#,
+            escape(name),
+            escape(&c.name)
+        )?;
         match (&c.failure, &c.skipped) {
             (Some((msg, text)), _) => {
                 writeln!(w, ">")?;
-                writeln!(w, r#"      <failure message="{}">{}</failure>"#, escape(msg), escape(text))?;
+                writeln!(
+                    w,
+                    r#"      <failure message="{}">{}</failure>"#,
+                    escape(msg),
+                    escape(text)
+                )?;
                 writeln!(w, "    </testcase>")?;
             }
             (None, Some(reason)) => {
@@ -71,13 +81,21 @@ fn conformance_cases(conformance: Option<&Value>) -> Vec<Case> {
             let id = r.get("id").and_then(Value::as_str).unwrap_or("?").to_owned();
             let verdict = r.get("verdict").and_then(Value::as_str).unwrap_or("");
             let requirement = r.get("requirement").and_then(Value::as_str).unwrap_or("");
-            let evidence = r.get("evidence").map(|e| serde_json::to_string_pretty(e).unwrap_or_default()).unwrap_or_default();
+            let evidence = r
+                .get("evidence")
+                .map(|e| serde_json::to_string_pretty(e).unwrap_or_default())
+                .unwrap_or_default();
             let reason = r.get("reason").and_then(Value::as_str).unwrap_or("");
             Case {
                 name: id,
                 failure: (verdict == "failed").then(|| (requirement.to_owned(), evidence)),
-                skipped: (verdict == "skipped" || verdict == "non-strict failure")
-                    .then(|| if reason.is_empty() { verdict.to_owned() } else { reason.to_owned() }),
+                skipped: (verdict == "skipped" || verdict == "non-strict failure").then(|| {
+                    if reason.is_empty() {
+                        verdict.to_owned()
+                    } else {
+                        reason.to_owned()
+                    }
+                }),
             }
         })
         .collect()
@@ -96,7 +114,10 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         .map(|t| Case {
             name: format!("{} {}", t.metric, t.condition),
             failure: (!t.passed).then(|| {
-                (format!("threshold {} {} breached", t.metric, t.condition), format!("observed {}", t.observed_text))
+                (
+                    format!("threshold {} {} breached", t.metric, t.condition),
+                    format!("observed {}", t.observed_text),
+                )
             }),
             skipped: None,
         })
@@ -105,7 +126,12 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
     let g = &s.generator;
     let generator = vec![Case {
         name: "generator kept up".to_owned(),
-        failure: g.saturated.then(|| ("the load generator was saturated; the run is invalid".to_owned(), g.reasons.join("\n"))),
+        failure: g.saturated.then(|| {
+            (
+                "the load generator was saturated; the run is invalid".to_owned(),
+                g.reasons.join("\n"),
+            )
+        }),
         skipped: None,
     }];
     suite(w, "generator", &generator)?;
@@ -132,7 +158,10 @@ mod tests {
 
     #[test]
     fn escapes_everything_dangerous() {
-        assert_eq!(escape(r#"<a href="x">&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;");
+        assert_eq!(
+            escape(r#"<a href="x">&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;"
+        );
         assert_eq!(escape("a\u{1}b\nc"), "a?b\nc");
     }
 }

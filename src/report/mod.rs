@@ -5,9 +5,9 @@ pub mod build;
 pub mod chart;
 pub mod command;
 pub mod compare;
+pub mod console;
 pub mod html;
 pub mod junit;
-pub mod console;
 pub mod summary;
 
 use std::path::Path;
@@ -31,7 +31,12 @@ pub fn read_json(path: &Path) -> Result<RunSummary, String> {
     let summary: RunSummary =
         serde_json::from_str(&text).map_err(|e| format!("{}: not a chatstorm summary: {e}", path.display()))?;
     if summary.schema != summary::SCHEMA_ID {
-        return Err(format!("{}: schema {:?}, expected {:?}", path.display(), summary.schema, summary::SCHEMA_ID));
+        return Err(format!(
+            "{}: schema {:?}, expected {:?}",
+            path.display(),
+            summary.schema,
+            summary::SCHEMA_ID
+        ));
     }
     Ok(summary)
 }

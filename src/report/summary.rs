@@ -52,7 +52,10 @@ pub struct ToolInfo {
 
 impl Default for ToolInfo {
     fn default() -> Self {
-        Self { name: "chatstorm".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() }
+        Self {
+            name: "chatstorm".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
     }
 }
 

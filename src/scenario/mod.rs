@@ -56,8 +56,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
             message,
         }])
     };
-    let file = std::fs::File::open(path)
-        .map_err(|e| whole_file(format!("cannot open: {}", lower(&e.to_string()))))?;
+    let file = std::fs::File::open(path).map_err(|e| whole_file(format!("cannot open: {}", lower(&e.to_string()))))?;
     let mut bytes = Vec::new();
     // One byte past the limit tells "too large" apart from "exactly at the limit".
     file.take(MAX_SCENARIO_BYTES as u64 + 1)
@@ -68,12 +67,8 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
             "larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a page of YAML"
         )));
     }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        whole_file(format!(
-            "not UTF-8 text (byte {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| whole_file(format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))?;
     parse(&name, &text)
 }
 
@@ -98,8 +93,8 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
             format!("larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a page of YAML"),
         )]));
     }
-    let root = tree::parse(text)
-        .map_err(|e| ScenarioErrors(vec![problem(e.line, e.column, String::new(), e.message)]))?;
+    let root =
+        tree::parse(text).map_err(|e| ScenarioErrors(vec![problem(e.line, e.column, String::new(), e.message)]))?;
     let (raw, errors) = de::decode::<Sp<RawScenario>>(&root);
     let mut also_reported = Vec::new();
     let problems = errors
@@ -128,20 +123,14 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
         .filter(|s| !s.is_empty())
         .unwrap_or("scenario");
     let mut check = validate::Check::new(source_name, problems, also_reported);
-    let scenario =
-        raw.and_then(|raw| validate::scenario(&mut check, &raw.value, &raw.at, default_name));
+    let scenario = raw.and_then(|raw| validate::scenario(&mut check, &raw.value, &raw.at, default_name));
     let mut problems = check.problems;
     match scenario {
         Some(s) if problems.is_empty() => Ok(s),
         _ => {
             if problems.is_empty() {
                 // Every path that yields no scenario reports why; this is a guard, not a path.
-                problems.push(problem(
-                    1,
-                    1,
-                    String::new(),
-                    "the scenario is invalid".to_owned(),
-                ));
+                problems.push(problem(1, 1, String::new(), "the scenario is invalid".to_owned()));
             }
             problems.sort_by_key(|p| (p.line, p.column));
             problems.dedup();
@@ -214,10 +203,7 @@ impl Scenario {
             return Err(flag_problem(
                 "--users",
                 "users.id",
-                format!(
-                    "gives invalid user id \"{longest}\" (index {}): {reason}",
-                    n - 1
-                ),
+                format!("gives invalid user id \"{longest}\" (index {}): {reason}", n - 1),
             ));
         }
         let old = self.users.count.max(1);
@@ -243,11 +229,7 @@ impl Scenario {
     ///
     /// # Errors
     /// One problem per refused timeline event.
-    pub fn with_target(
-        mut self,
-        target: Target,
-        tokens: TokenSource,
-    ) -> Result<Self, ScenarioErrors> {
+    pub fn with_target(mut self, target: Target, tokens: TokenSource) -> Result<Self, ScenarioErrors> {
         if !target.is_embedded() {
             let refused: Vec<Problem> = self
                 .timeline

@@ -47,31 +47,19 @@ fn full_fixture_normalizes_every_key() {
     let stages = &s.load.stages;
     assert_eq!(stages.len(), 4);
     assert_eq!(
-        (
-            stages[0].start,
-            stages[0].users_before,
-            stages[0].users_after
-        ),
+        (stages[0].start, stages[0].users_before, stages[0].users_after),
         (secs(0), 0, 5000)
     );
     assert_eq!(stages[1].kind, StageKind::Hold);
     assert_eq!(
-        (
-            stages[2].start,
-            stages[2].users_before,
-            stages[2].users_after
-        ),
+        (stages[2].start, stages[2].users_before, stages[2].users_after),
         (secs(120), 5000, 7000),
         "arrival capped by max: 50/s for 60s would be 3000"
     );
     assert_eq!(stages[2].kind, StageKind::Arrival { per_second: 50.0 });
     assert_eq!(s.load.total(), secs(480));
     assert_eq!(s.load.peak_users(), 7000);
-    assert_eq!(
-        s.run_length(),
-        secs(480),
-        "duration cap 10m is beyond the plan"
-    );
+    assert_eq!(s.run_length(), secs(480), "duration cap 10m is beyond the plan");
 
     assert_eq!(s.behaviour.typing, Some(Every { every: secs(30) }));
     assert_eq!(
@@ -117,17 +105,11 @@ fn full_fixture_normalizes_every_key() {
 
     assert_eq!(s.thresholds.len(), 5);
     let recovery = &s.thresholds[1];
-    assert_eq!(
-        recovery.metric,
-        Metric::Latency(Histogram::Recovery, Stat::P99)
-    );
+    assert_eq!(recovery.metric, Metric::Latency(Histogram::Recovery, Stat::P99));
     assert_eq!((recovery.op, recovery.bound), (Op::Lt, 30_000_000.0));
     assert!(recovery.abort);
     assert_eq!(recovery.abort_after, Some(secs(180)));
-    assert_eq!(
-        s.thresholds[3].metric,
-        Metric::Figure(Figure::ConformanceFailed)
-    );
+    assert_eq!(s.thresholds[3].metric, Metric::Figure(Figure::ConformanceFailed));
     assert_eq!(s.thresholds[4].to_string(), "connects.rate >= 100/s");
     assert_eq!(s.conformance.watch, ["CONN-*", "AUTH-*", "RECONNECT-*"]);
     assert!(s.conformance.strict);
@@ -190,10 +172,7 @@ fn real_target_fixture() {
     );
     assert_eq!(s.users.token.mode, TokenMode::Static);
     assert!(s.timeline.iter().all(|e| !e.action.needs_mock()));
-    assert_eq!(
-        s.load.stages[0].kind,
-        StageKind::Arrival { per_second: 20.0 }
-    );
+    assert_eq!(s.load.stages[0].kind, StageKind::Arrival { per_second: 20.0 });
     assert_eq!(s.load.stages[0].users_after, 200);
 }
 
@@ -227,10 +206,7 @@ fn overrides_scale_the_scenario() {
     assert_eq!(tiny.channels.members, 10);
 
     let err = s.clone().with_users(0).expect_err("zero users");
-    assert_eq!(
-        err.to_string(),
-        "--users: users.count: must be 1 to 10000000"
-    );
+    assert_eq!(err.to_string(), "--users: users.count: must be 1 to 10000000");
 
     let short = s.clone().with_duration(secs(200)).expect("cap");
     assert_eq!(short.run_length(), secs(200));
@@ -248,8 +224,7 @@ fn with_users_rechecks_the_id_length() {
     let s = parse("ids.yaml", &text).expect("index 9 gives 255 characters");
     let err = s.with_users(11).expect_err("index 10 gives 256 characters");
     assert!(
-        err.to_string()
-            .starts_with("--users: users.id: gives invalid user id"),
+        err.to_string().starts_with("--users: users.id: gives invalid user id"),
         "{err}"
     );
 }

@@ -13,6 +13,7 @@ pub mod probe;
 pub mod progress;
 pub mod run;
 pub mod schedule;
+pub mod setup;
 pub mod timeline;
 pub mod users;
 pub mod workers;

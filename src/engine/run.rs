@@ -143,6 +143,9 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         .as_ref()
         .map_or_else(|| target.http_base.to_string(), |m| m.description.clone());
     super::probe::reachable(&target).await.map_err(RunError::Unreachable)?;
+    super::setup::create_channels(&scenario, &target)
+        .await
+        .map_err(|e| RunError::Setup(anyhow::anyhow!("setting up the channels: {e}")))?;
 
     let recorder = Recorder::new();
     let started_at = SystemTime::now();
@@ -248,6 +251,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         _ = root.cancelled() => {}
     }
     let elapsed = start.elapsed();
+    recorder.close_storms();
     root.cancel();
     scheduler.abort();
     timeline_task.abort();

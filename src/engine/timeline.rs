@@ -157,10 +157,15 @@ pub async fn run(
             ),
         };
         if let Ok(mut m) = marks.lock() {
+            let took = start.elapsed().saturating_sub(event.at);
             m.push(TimelineMark {
-                at_ms: start.elapsed().as_millis() as u64,
+                at_ms: event.at.as_millis() as u64,
                 action: event.action.name().to_owned(),
-                detail,
+                detail: if took > Duration::from_millis(100) {
+                    format!("{detail} (carried out in {} ms)", took.as_millis())
+                } else {
+                    detail
+                },
             });
         }
     }

@@ -61,6 +61,8 @@ struct Registry {
     close_codes: CodeTable,
     /// Storms opened so far; a handful per run, so a plain lock off the hot path.
     storms: Mutex<Vec<Arc<Storm>>>,
+    /// Set when the run stops: the users' own closes are not storm drops.
+    storms_closed: std::sync::atomic::AtomicBool,
 }
 
 /// One thread's share. Aligned so that two shards' counters never share a cache line.
@@ -134,6 +136,7 @@ impl Recorder {
                 error_codes: CodeTable::new(),
                 close_codes: CodeTable::new(),
                 storms: Mutex::new(Vec::new()),
+                storms_closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -276,6 +279,15 @@ impl Recorder {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(storm);
+    }
+
+    /// Stops attributing drops to storms (called when the run stops, before users close).
+    pub fn close_storms(&self) {
+        self.registry.storms_closed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn storms_closed(&self) -> bool {
+        self.registry.storms_closed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every storm opened so far.

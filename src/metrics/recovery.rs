@@ -20,7 +20,7 @@ use super::{Metric, Recorder, new_histogram};
 pub struct Storm {
     label: String,
     at: Instant,
-    dropped: u64,
+    dropped: AtomicU64,
     recovered: AtomicU64,
     attempts_total: AtomicU64,
     attempts_max: AtomicU64,
@@ -35,7 +35,7 @@ impl Storm {
         Storm {
             label: label.into(),
             at,
-            dropped,
+            dropped: AtomicU64::new(dropped),
             recovered: AtomicU64::new(0),
             attempts_total: AtomicU64::new(0),
             attempts_max: AtomicU64::new(0),
@@ -47,6 +47,12 @@ impl Storm {
     /// When the sockets were dropped.
     pub fn at(&self) -> Instant {
         self.at
+    }
+
+    /// Counts one more dropped user (users report their own drop when the storm's size is not
+    /// known up front, e.g. for client-side or fraction-based drops).
+    pub fn add_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one dropped user live again at `at` after `attempts` connect attempts. Each dropped
@@ -72,7 +78,7 @@ impl Storm {
         StormSnapshot {
             label: self.label.clone(),
             offset_ms: u64::try_from(offset.as_millis()).unwrap_or(u64::MAX),
-            dropped: self.dropped,
+            dropped: self.dropped.load(Ordering::Relaxed),
             recovered: self.recovered.load(Ordering::Relaxed),
             attempts_total: self.attempts_total.load(Ordering::Relaxed),
             attempts_max: self.attempts_max.load(Ordering::Relaxed),
@@ -82,7 +88,23 @@ impl Storm {
     }
 }
 
+/// How long after a storm a detected drop is still attributed to it: the slowest SDK
+/// dead-connection rule (JS: 35 s of silence) plus margin.
+pub const STORM_WINDOW: Duration = Duration::from_secs(40);
+
 impl Recorder {
+    /// The storm a drop detected at `at` belongs to: the latest one opened at most
+    /// [`STORM_WINDOW`] before it (and at most 1 s after, for clock skew between tasks).
+    pub fn storm_at(&self, at: Instant) -> Option<std::sync::Arc<Storm>> {
+        if self.storms_closed() {
+            return None;
+        }
+        self.storms()
+            .into_iter()
+            .filter(|s| s.at <= at + Duration::from_secs(1) && at.saturating_duration_since(s.at) <= STORM_WINDOW)
+            .max_by_key(|s| s.at)
+    }
+
     /// Opens a storm: `dropped` users were dropped at `at`. The returned handle is cheap to clone
     /// into the dropped users' tasks; the collector includes it in the run's snapshot.
     pub fn begin_storm(&self, label: impl Into<String>, at: Instant, dropped: u64) -> std::sync::Arc<Storm> {

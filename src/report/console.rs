@@ -69,12 +69,12 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         if m.is_empty() {
             "none".to_owned()
         } else {
-            m.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(" ")
+            m.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(" ")
         }
     };
     writeln!(
         w,
-        "  errors   {} of {} operations ({:.3}%); by code: {}; closes: {}",
+        "  errors   {} of {} operations ({:.3}%); failures by code: {}; closes by code: {}",
         s.errors.total,
         s.errors.operations,
         s.errors.rate_percent,

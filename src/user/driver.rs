@@ -78,6 +78,8 @@ pub struct Driver {
     rng: u64,
     actions_open: bool,
     deferred: Option<Input>,
+    /// The storm this user's current drop belongs to, and its reconnect attempts since the drop.
+    storm: Option<(Arc<crate::metrics::Storm>, u32)>,
     report: UserReport,
 }
 
@@ -150,6 +152,7 @@ impl Driver {
             order: OrderTable::default(),
             actions_open: true,
             deferred: None,
+            storm: None,
             report: UserReport {
                 connected_ever: false,
                 final_state: State::Disconnected,
@@ -302,6 +305,9 @@ impl Driver {
             }
             Measure::Reconnect(d) => {
                 rec.record(Metric::Reconnect, d);
+                if let Some((storm, attempts)) = self.storm.take() {
+                    rec.recovered(&storm, Instant::now().into_std(), attempts.max(1));
+                }
                 self.report.reconnects += 1;
                 self.report.last_reconnect = Some(d);
             }
@@ -312,8 +318,22 @@ impl Driver {
                 self.report.last_token_refresh = Some(d);
             }
             Measure::ConnectFailure => rec.count(Counter::ConnectFailures),
-            Measure::Disconnect => rec.count(Counter::Disconnects),
-            Measure::ReconnectAttempt => rec.count(Counter::ReconnectAttempts),
+            Measure::Disconnect => {
+                rec.count(Counter::Disconnects);
+                // A drop during a storm counts towards it; its recovery is reported on reconnect.
+                if self.storm.is_none() {
+                    if let Some(storm) = rec.storm_at(Instant::now().into_std()) {
+                        storm.add_dropped();
+                        self.storm = Some((storm, 0));
+                    }
+                }
+            }
+            Measure::ReconnectAttempt => {
+                rec.count(Counter::ReconnectAttempts);
+                if let Some((_, attempts)) = &mut self.storm {
+                    *attempts += 1;
+                }
+            }
             Measure::Fallback => {
                 rec.count(Counter::Fallbacks);
                 self.report.fell_back = true;

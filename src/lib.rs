@@ -1,6 +1,7 @@
 //! chatstorm: load testing and conformance checking of the connection lifecycle of
 //! Stream-Chat-compatible servers.
 
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod engine;

@@ -7,6 +7,7 @@
 //! (is the target there), `lag` (is the generator keeping up), `progress` (the live line).
 
 pub mod embedded;
+pub mod abort;
 pub mod fault;
 pub mod lag;
 pub mod probe;

@@ -74,6 +74,8 @@ pub struct RunOutput {
     pub peak_connected: u64,
     /// CPU seconds used.
     pub cpu_seconds: f64,
+    /// The threshold that stopped the run, if one did.
+    pub aborted_by: Option<String>,
     /// Conformance observations during the run.
     pub conformance: Option<serde_json::Value>,
 }
@@ -171,8 +173,10 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let started = Arc::new(AtomicU64::new(0));
     let peaks = Arc::new(Peaks::default());
     let total = scenario.run_length();
+    let aborted_by: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let collector_task = {
         let (root, started, peaks, recorder) = (root.clone(), started.clone(), peaks.clone(), recorder.clone());
+        let (scenario, stop_reason, aborted_by) = (scenario.clone(), stop_reason.clone(), aborted_by.clone());
         let mut progress = Progress::new(total, req.quiet);
         let schedule = schedule.clone();
         tokio::spawn(async move {
@@ -186,6 +190,16 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
                         peaks.observe(recorder.gauge(Gauge::Connected).max(0) as u64);
                         let stage = stage_name(&schedule, start.elapsed());
                         progress.update(&stage, started.load(Relaxed), &view);
+                        if let Some((key, reason)) = super::abort::check(&scenario.thresholds, &collector, &recorder, start.elapsed()) {
+                            progress.note(&reason);
+                            if let Ok(mut r) = stop_reason.lock() {
+                                r.get_or_insert(reason);
+                            }
+                            if let Ok(mut a) = aborted_by.lock() {
+                                *a = Some(key);
+                            }
+                            root.cancel();
+                        }
                     }
                 }
             }
@@ -259,6 +273,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     if tokio::time::timeout(STOP_GRACE, tracker.wait()).await.is_err() {
         eprintln!("chatstorm: some users did not stop within {STOP_GRACE:?}; their last measurements are kept");
     }
+    ctx.deliveries.finish_into(&recorder);
     lag_stop.cancel();
     let lag = lag_task.await.unwrap_or_default();
     let collector = collector_task
@@ -289,6 +304,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         peak_rss: peaks.rss.load(Relaxed),
         peak_connected: peaks.connected.load(Relaxed),
         cpu_seconds: crate::sys::cpu_seconds(),
+        aborted_by: aborted_by.lock().map(|a| a.clone()).unwrap_or(None),
         conformance,
     })
 }

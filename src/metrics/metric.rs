@@ -292,10 +292,16 @@ pub enum Counter {
     EventsOutOfOrder,
     /// Harness timers that fired later than the documented bound.
     LateTicks,
+    /// Typing or read events received from a sender whose privacy setting was off.
+    PrivacyLeaks,
+    /// Events received over long-poll (a subset of `EventsReceived`).
+    LongpollEventsReceived,
+    /// Connects that failed for lack of local ports or descriptors (the generator's fault).
+    ResourceFailures,
 }
 
 /// Number of [`Counter`]s.
-pub const COUNTER_COUNT: usize = 16;
+pub const COUNTER_COUNT: usize = 19;
 
 impl Counter {
     /// Every counter, in index order.
@@ -316,6 +322,9 @@ impl Counter {
         Counter::EventsDuplicated,
         Counter::EventsOutOfOrder,
         Counter::LateTicks,
+        Counter::PrivacyLeaks,
+        Counter::LongpollEventsReceived,
+        Counter::ResourceFailures,
     ];
 
     /// Dense index in `0..COUNTER_COUNT`.
@@ -342,6 +351,9 @@ impl Counter {
             Counter::EventsDuplicated => "events_duplicated",
             Counter::EventsOutOfOrder => "events_out_of_order",
             Counter::LateTicks => "late_ticks",
+            Counter::PrivacyLeaks => "privacy_leaks",
+            Counter::LongpollEventsReceived => "longpoll_events_received",
+            Counter::ResourceFailures => "resource_failures",
         }
     }
 

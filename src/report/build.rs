@@ -44,7 +44,11 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
         metrics,
     };
     derive(&mut summary);
-    summary.thresholds = scenario.thresholds.iter().map(|t| evaluate(t, &summary)).collect();
+    summary.thresholds = scenario
+        .thresholds
+        .iter()
+        .map(|t| ThresholdResult { aborted_run: out.aborted_by.as_deref() == Some(t.key.as_str()), ..evaluate(t, &summary) })
+        .collect();
     decide(&mut summary);
     summary
 }
@@ -258,6 +262,9 @@ pub fn decide(summary: &mut RunSummary) {
     if let Some(r) = &summary.run.stop_reason {
         if r.starts_with("interrupted") {
             outcome = outcome.worst(Outcome::Unreachable);
+        } else if summary.thresholds.iter().any(|t| t.aborted_run) {
+            // The breach stopped the run: it fails even if the final figure recovered.
+            outcome = outcome.worst(Outcome::ThresholdBreached);
         }
         reasons.push(format!("stopped early: {r}"));
     }

@@ -465,3 +465,48 @@ impl Default for Conformance {
         }
     }
 }
+
+impl Scenario {
+    /// The same scenario with every scenario-given time multiplied by `factor` (load stages,
+    /// timeline offsets and lengths, behaviour periods, token lifetimes, the run cap, the mock's
+    /// intervals), for quick scaled-down runs in tests. Arrival rates are divided by `factor`, so
+    /// the same users arrive. The SDKs' own timings (health cadence, back-off) do not scale.
+    pub fn time_scaled(mut self, factor: f64) -> Self {
+        let f = |d: Duration| d.mul_f64(factor);
+        for stage in &mut self.load.stages {
+            stage.start = f(stage.start);
+            stage.length = f(stage.length);
+            if let StageKind::Arrival { per_second } = &mut stage.kind {
+                *per_second /= factor;
+            }
+        }
+        for e in &mut self.timeline {
+            e.at = f(e.at);
+            match &mut e.action {
+                Action::BlockWebsocket { length }
+                | Action::RefuseWebsocket { length, .. }
+                | Action::HalfOpen { length, .. }
+                | Action::AddLatency { length, .. } => *length = length.map(f),
+                Action::DropSockets { .. } | Action::ExpireTokens { .. } | Action::SetPrivacy { .. } => {}
+            }
+        }
+        let b = &mut self.behaviour;
+        for every in [&mut b.typing, &mut b.read].into_iter().flatten() {
+            every.every = f(every.every);
+        }
+        if let Some(m) = &mut b.message {
+            m.every = f(m.every);
+        }
+        if let Some(bg) = &mut b.background {
+            bg.every = f(bg.every);
+            bg.length = f(bg.length);
+        }
+        self.users.token.ttl = self.users.token.ttl.map(f);
+        self.duration = self.duration.map(f);
+        if let Target::Embedded(m) = &mut self.target {
+            m.health_interval = f(m.health_interval);
+            m.longpoll_hold = f(m.longpoll_hold);
+        }
+        self
+    }
+}

@@ -41,6 +41,9 @@ impl Driver {
     pub(super) fn on_event(&mut self, ev: &ServerEvent) {
         self.report.events_received += 1;
         self.ctx.recorder.count(Counter::EventsReceived);
+        if self.live == Some(Transport::LongPoll) {
+            self.ctx.recorder.count(Counter::LongpollEventsReceived);
+        }
         if let Some(o) = &self.ctx.observer {
             o.on_event(self.spec.index, ev);
         }
@@ -83,8 +86,11 @@ impl Driver {
             self.ctx.recorder.count(Counter::EventsOutOfOrder);
         }
         let leak: Option<Leak> = d.receive(kind, stamp, self.spec.index, ch);
-        if let (Some(leak), Some(o)) = (leak, &self.ctx.observer) {
-            o.on_leak(leak);
+        if let Some(leak) = leak {
+            self.ctx.recorder.count(Counter::PrivacyLeaks);
+            if let Some(o) = &self.ctx.observer {
+                o.on_leak(leak);
+            }
         }
     }
 

@@ -105,7 +105,16 @@ pub async fn connect_ws(
     token: &str,
     payload: &ConnectPayload,
     profile: chatstorm_protocol::Profile,
+    rec: &crate::metrics::Recorder,
 ) -> Result<Opened, Failure> {
+    // Running out of descriptors or local ports is the generator's failure, not the server's:
+    // counted apart so the run can be declared invalid (exit 4).
+    let local = |e: std::io::Error| {
+        if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL | libc::EADDRINUSE)) {
+            rec.count(crate::metrics::Counter::ResourceFailures);
+        }
+        Failure::Network
+    };
     let req = build_connect_request(profile, api_key, token, AuthType::Jwt, payload);
     let url = crate::target::Target::join(ws_base, &req.path_and_query);
     let mut request = url.into_client_request().map_err(|_| Failure::Network)?;
@@ -120,11 +129,11 @@ pub async fn connect_ws(
     } else {
         TcpSocket::new_v6()
     }
-    .map_err(|_| Failure::Network)?;
+    .map_err(local)?;
     if let Some(ip) = source {
-        socket.bind(SocketAddr::new(ip, 0)).map_err(|_| Failure::Network)?;
+        socket.bind(SocketAddr::new(ip, 0)).map_err(local)?;
     }
-    let stream = socket.connect(server).await.map_err(|_| Failure::Network)?;
+    let stream = socket.connect(server).await.map_err(local)?;
     let _ = stream.set_nodelay(true);
     let (mut ws, _resp) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
         .await

@@ -1,0 +1,76 @@
+//! Thresholds with `abort: true`, checked once per second while the run goes: the first one
+//! breached (after its warm-up) stops the run, which then reports where it stopped. Only the
+//! figures known during a run are checked live (latency percentiles so far, error rate and
+//! counts, reconnect attempts); the rest are evaluated at the end as usual.
+
+use crate::metrics::{Collector, Counter, Metric, Recorder, Series, View};
+use crate::scenario::threshold::{Figure, Histogram, Stat, Threshold};
+use std::time::Duration;
+
+fn latency_us(collector: &Collector, h: Histogram, stat: Stat) -> Option<f64> {
+    let metrics: &[Metric] = match h {
+        Histogram::Connect => &[Metric::ConnectWs, Metric::ConnectLongpoll],
+        Histogram::TokenFetch => &[Metric::TokenFetch],
+        Histogram::TokenRefresh => &[Metric::TokenRefresh],
+        Histogram::Reconnect => &[Metric::Reconnect],
+        Histogram::DeliveryTyping => &[Metric::DeliveryTyping],
+        Histogram::DeliveryMessage => &[Metric::DeliveryMessage],
+        Histogram::DeliveryRead => &[Metric::DeliveryRead],
+        Histogram::LongpollConnect => &[Metric::LongpollConnect],
+        Histogram::LongpollPoll => &[Metric::LongpollPoll],
+        Histogram::Recovery => &[Metric::Recovery],
+    };
+    let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
+    for m in metrics {
+        if let Some(h) = collector.cumulative(Series { metric: *m, view: View::Actual }) {
+            match &mut merged {
+                Some(acc) => {
+                    let _ = acc.add(h);
+                }
+                None => merged = Some(h.clone()),
+            }
+        }
+    }
+    let h = merged.filter(|h| !h.is_empty())?;
+    Some(match stat {
+        Stat::Mean => h.mean(),
+        Stat::Max => h.max() as f64,
+        s => h.value_at_percentile(s.percentile().unwrap_or(100.0)) as f64,
+    })
+}
+
+fn figure(recorder: &Recorder, f: Figure) -> Option<f64> {
+    let c = |k: Counter| recorder.counter(k) as f64;
+    let failures = c(Counter::ConnectFailures) + c(Counter::RestFailures) + c(Counter::TokenFetchFailures);
+    let operations = c(Counter::Connects) + c(Counter::ConnectFailures) + c(Counter::RestRequests) + c(Counter::TokenFetches);
+    match f {
+        Figure::ErrorsRate => (operations > 0.0).then(|| failures / operations),
+        Figure::ErrorsCount => Some(failures),
+        Figure::ReconnectAttempts => Some(c(Counter::ReconnectAttempts)),
+        Figure::EventsLost | Figure::EventsDuplicated | Figure::EventsReordered => None,
+        Figure::ConformanceFailed | Figure::ConnectsRate => None,
+    }
+}
+
+/// The first aborting threshold breached at `elapsed`, with a one-line reason.
+pub fn check(thresholds: &[Threshold], collector: &Collector, recorder: &Recorder, elapsed: Duration) -> Option<(String, String)> {
+    thresholds.iter().filter(|t| t.abort && t.abort_after.is_none_or(|a| elapsed >= a)).find_map(|t| {
+        use crate::scenario::threshold::Metric as M;
+        let observed = match t.metric {
+            M::Latency(h, stat) => latency_us(collector, h, stat),
+            M::Figure(f) => figure(recorder, f),
+        }?;
+        (!t.passes(observed)).then(|| {
+            (
+                t.key.clone(),
+                format!(
+                    "threshold {} {} breached at {:.0}s (observed {}), run stopped",
+                    t.key,
+                    t.text,
+                    elapsed.as_secs_f64(),
+                    crate::report::build::format_value(t.metric.unit(), observed)
+                ),
+            )
+        })
+    })
+}

@@ -1,0 +1,119 @@
+//! Every shipped scenario, scaled down, run in-process against the embedded mock, with
+//! assertions on its summary: the lifecycle event each scenario exists to show did happen.
+//! The runs share two cores, so they take turns (one at a time) and assert on counts and
+//! bounds, not on latencies.
+
+use chatstorm::api::run_scenario;
+use chatstorm::report::summary::RunSummary;
+use chatstorm::scenario::{self, Scenario};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// One run at a time: each uses hundreds of sockets and both cores.
+fn turn() -> &'static tokio::sync::Mutex<()> {
+    static TURN: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    TURN.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
+fn shipped(name: &str) -> Scenario {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name);
+    scenario::load(&path).unwrap_or_else(|e| panic!("{name} does not validate:\n{e}"))
+}
+
+fn out(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("chatstorm-test-{name}-{}", std::process::id()))
+}
+
+async fn run(s: Scenario, name: &str) -> RunSummary {
+    let _turn = turn().lock().await;
+    let dir = out(name);
+    let summary = run_scenario(s, None, dir.clone()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    for f in ["summary.json", "junit.xml", "report.html", "metrics.hlog"] {
+        assert!(dir.join(f).is_file(), "{name}: {f} missing");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    summary
+}
+
+fn counter(s: &RunSummary, name: &str) -> u64 {
+    s.metrics.counters.get(name).copied().unwrap_or(0)
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            scenario::load(&path).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 6, "expected the six shipped scenarios, found {n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_shows_every_lifecycle_event() {
+    let s = shipped("smoke.yaml").with_users(150).unwrap().time_scaled(0.5);
+    let r = run(s, "smoke").await;
+    assert!(counter(&r, "connects") >= 150, "{:?}", r.metrics.counters);
+    assert!(counter(&r, "fallbacks") > 0, "upgrades were refused during the ramp: some JS users fall back");
+    let storm = r.storms.first().expect("the drop makes a storm");
+    assert!(storm.dropped > 0 && storm.recovered == storm.dropped, "{storm:?}");
+    assert!(counter(&r, "token_refreshes") > 0, "expired tokens are refreshed: {:?}", r.metrics.counters);
+    assert!(counter(&r, "events_received") > 0);
+    assert_eq!(counter(&r, "privacy_leaks"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_expiry_refreshes_after_code_40() {
+    let s = shipped("token-expiry.yaml").with_users(100).unwrap().time_scaled(0.4);
+    let r = run(s, "token-expiry").await;
+    assert!(counter(&r, "token_refreshes") > 0, "{:?}", r.metrics.counters);
+    assert!(r.errors.by_code.contains_key("40"), "refreshes follow code 40: {:?}", r.errors.by_code);
+    for bad in ["41", "42", "43", "5"] {
+        assert!(!r.errors.by_code.contains_key(bad), "unexpected code {bad}: {:?}", r.errors.by_code);
+    }
+    assert!(r.latency.get("token.refresh").is_some_and(|l| l.summary.count > 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_storm_recovers_within_the_backoff_bounds() {
+    let s = shipped("reconnect-storm.yaml").with_users(300).unwrap().time_scaled(0.3);
+    let r = run(s, "reconnect-storm").await;
+    let storm = r.storms.first().expect("a storm");
+    assert!(storm.dropped >= 250, "every live user was dropped: {storm:?}");
+    assert_eq!(storm.recovered, storm.dropped, "{storm:?}");
+    // First retry after a 1011: at most 2.5 s of back-off (n = 1), plus the connect itself.
+    let all_back = storm.p100_ms.expect("everyone came back");
+    assert!(all_back < 2_500 + 5_000, "all back after {all_back} ms");
+    assert!(storm.attempts_mean >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn longpoll_fallback_users_receive_events() {
+    // Not time-scaled: the JS rule (healthy within 6 s) does not scale; fewer users, shorter run.
+    let s = shipped("longpoll-fallback.yaml").with_users(40).unwrap().with_duration(Duration::from_secs(24)).unwrap();
+    let r = run(s, "longpoll-fallback").await;
+    assert!(counter(&r, "fallbacks") > 0, "{:?}", r.metrics.counters);
+    assert!(r.latency.get("connect.longpoll").is_some_and(|l| l.summary.count > 0));
+    assert!(counter(&r, "longpoll_events_received") > 0, "{:?}", r.metrics.counters);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_off_typing_reaches_no_one() {
+    let s = shipped("privacy.yaml").with_users(60).unwrap().time_scaled(0.4);
+    let r = run(s, "privacy").await;
+    assert!(r.latency.get("delivery.typing").is_some_and(|l| l.summary.count > 0), "typing flows between others");
+    assert_eq!(counter(&r, "privacy_leaks"), 0, "{:?}", r.metrics.counters);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_ramp_runs_its_steps() {
+    let s = shipped("capacity-ramp.yaml").with_users(200).unwrap().time_scaled(0.15);
+    let r = run(s, "capacity-ramp").await;
+    assert!(counter(&r, "connects") > 0);
+    assert_eq!(r.thresholds.len(), 2);
+}

@@ -200,13 +200,14 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, ws::DropCo
     } else {
         rest::handle(&app, &req).await
     };
-    if app.rate.enabled() && !app.violation(Violation::NoRateLimitHeaders) {
-        if let Some(v) = verdict.or_else(|| app.rate.peek(wire::now_unix())) {
-            let h = resp.headers_mut();
-            h.insert("x-ratelimit-limit", HeaderValue::from(v.limit));
-            h.insert("x-ratelimit-remaining", HeaderValue::from(v.remaining));
-            h.insert("x-ratelimit-reset", HeaderValue::from(v.reset));
-        }
+    if app.rate.enabled()
+        && !app.violation(Violation::NoRateLimitHeaders)
+        && let Some(v) = verdict.or_else(|| app.rate.peek(wire::now_unix()))
+    {
+        let h = resp.headers_mut();
+        h.insert("x-ratelimit-limit", HeaderValue::from(v.limit));
+        h.insert("x-ratelimit-remaining", HeaderValue::from(v.remaining));
+        h.insert("x-ratelimit-reset", HeaderValue::from(v.reset));
     }
     Ok(resp)
 }

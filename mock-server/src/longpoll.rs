@@ -44,16 +44,15 @@ fn connect(app: &Arc<App>, req: &Req, json: &str) -> Resp {
     if let Some(v) = app
         .rate
         .check(&connecting.user_id, "connect", wire::now_unix())
+        && !v.allowed
     {
-        if !v.allowed {
-            Stats::bump(&app.stats.rate_limited);
-            Stats::bump(&app.stats.connect_rejected);
-            let e = ApiError::new(
-                code::RATE_LIMIT,
-                "Too many requests, check response headers for more information.",
-            );
-            return error(app, "Connect", &e);
-        }
+        Stats::bump(&app.stats.rate_limited);
+        Stats::bump(&app.stats.connect_rejected);
+        let e = ApiError::new(
+            code::RATE_LIMIT,
+            "Too many requests, check response headers for more information.",
+        );
+        return error(app, "Connect", &e);
     }
     app.world()
         .user_mut(&connecting.user_id)

@@ -147,23 +147,23 @@ pub fn verify_token(
     }
     let v: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
     let claims = claims_of(&payload)?;
-    if let Some(nbf) = v.get("nbf").and_then(Value::as_i64) {
-        if now < nbf {
-            return Err(reject(41, "JWTAuth error: token is not valid yet (nbf)"));
-        }
+    if let Some(nbf) = v.get("nbf").and_then(Value::as_i64)
+        && now < nbf
+    {
+        return Err(reject(41, "JWTAuth error: token is not valid yet (nbf)"));
     }
-    if let Some(iat) = claims.iat {
-        if iat > now {
-            return Err(reject(
-                42,
-                "JWTAuth error: token used before issued at (iat)",
-            ));
-        }
+    if let Some(iat) = claims.iat
+        && iat > now
+    {
+        return Err(reject(
+            42,
+            "JWTAuth error: token used before issued at (iat)",
+        ));
     }
-    if let Some(exp) = claims.exp {
-        if now >= exp {
-            return Err(reject(40, "JWTAuth error: token is expired (exp)"));
-        }
+    if let Some(exp) = claims.exp
+        && now >= exp
+    {
+        return Err(reject(40, "JWTAuth error: token is expired (exp)"));
     }
     Ok(claims)
 }

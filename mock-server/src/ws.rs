@@ -126,15 +126,14 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
     if let Some(v) = app
         .rate
         .check(&connecting.user_id, "connect", wire::now_unix())
+        && !v.allowed
     {
-        if !v.allowed {
-            Stats::bump(&app.stats.rate_limited);
-            let e = ApiError::new(
-                code::RATE_LIMIT,
-                "Too many requests, check response headers for more information.",
-            );
-            return reject(&app, ws, &e).await;
-        }
+        Stats::bump(&app.stats.rate_limited);
+        let e = ApiError::new(
+            code::RATE_LIMIT,
+            "Too many requests, check response headers for more information.",
+        );
+        return reject(&app, ws, &e).await;
     }
     {
         let mut w = app.world();

@@ -46,13 +46,13 @@ pub fn upsert(app: &App, req: &Req, caller: &Caller) -> Outcome {
                 format!("users.{} must be an object", super::clip(id)),
             ));
         };
-        if let Some(inner) = get_ci(obj, "id") {
-            if inner.as_str() != Some(id.as_str()) {
-                return Err(ApiError::new(
-                    code::INPUT,
-                    format!("users.{id}.id must equal its key"),
-                ));
-            }
+        if let Some(inner) = get_ci(obj, "id")
+            && inner.as_str() != Some(id.as_str())
+        {
+            return Err(ApiError::new(
+                code::INPUT,
+                format!("users.{id}.id must equal its key"),
+            ));
         }
         let size = u.to_string().len();
         if size > app.cfg.user_size_limit {

@@ -13,12 +13,7 @@ use crate::util::*;
 async fn on(h: &chatstorm_mock::MockHandle, name: &str) {
     let r = fault(h, "POST", "/_fault/violations", json!({"enable": [name]})).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(
-        r.body["enabled"]
-            .as_array()
-            .expect("list")
-            .contains(&json!(name))
-    );
+    assert!(r.body["enabled"].as_array().expect("list").contains(&json!(name)));
 }
 
 async fn custom_event(h: &chatstorm_mock::MockHandle, channel: &str, name: &str) {
@@ -51,46 +46,23 @@ async fn the_fault_api_needs_the_secret_and_validates_bodies() {
     let r = fault(&h, "GET", "/_fault/violations", json!(null)).await;
     assert_eq!(r.body["available"].as_array().map(Vec::len), Some(17));
     assert_eq!(r.body["enabled"], json!([]));
-    let r = fault(
-        &h,
-        "POST",
-        "/_fault/violations",
-        json!({"enable": ["no_such_thing"]}),
-    )
-    .await;
+    let r = fault(&h, "POST", "/_fault/violations", json!({"enable": ["no_such_thing"]})).await;
     assert_eq!(r.status, 400);
     assert!(
         r.body["error"].as_str().unwrap_or("").contains("omit_me"),
         "lists the known names"
     );
     assert_eq!(
-        fault(&h, "POST", "/_fault/drop", json!({"fraction": 2.0}))
-            .await
-            .status,
+        fault(&h, "POST", "/_fault/drop", json!({"fraction": 2.0})).await.status,
         400
     );
     assert_eq!(
-        fault(&h, "POST", "/_fault/drop", json!({"code": 1006}))
-            .await
-            .status,
+        fault(&h, "POST", "/_fault/drop", json!({"code": 1006})).await.status,
         400
     );
-    assert_eq!(
-        fault(&h, "POST", "/_fault/drop", json!({"bogus": 1}))
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        fault(&h, "POST", "/_fault/expire-tokens", json!({}))
-            .await
-            .status,
-        400
-    );
-    assert_eq!(
-        fault(&h, "POST", "/_fault/nowhere", json!({})).await.status,
-        404
-    );
+    assert_eq!(fault(&h, "POST", "/_fault/drop", json!({"bogus": 1})).await.status, 400);
+    assert_eq!(fault(&h, "POST", "/_fault/expire-tokens", json!({})).await.status, 400);
+    assert_eq!(fault(&h, "POST", "/_fault/nowhere", json!({})).await.status, 404);
     let (_ws, _) = connect(&h, "s1").await;
     let s = fault(&h, "GET", "/_fault/stats", json!(null)).await.body;
     for k in [
@@ -130,29 +102,14 @@ async fn drop_closes_selected_sockets_cleanly_or_abruptly() {
     )
     .await;
     assert_eq!(r.body["dropped"], 1);
-    assert_eq!(
-        closed(&mut socks[0]).await.map(|f| u16::from(f.code)),
-        Some(1001)
-    );
-    let r = fault(
-        &h,
-        "POST",
-        "/_fault/drop",
-        json!({"users": ["d1"], "mode": "abrupt"}),
-    )
-    .await;
+    assert_eq!(closed(&mut socks[0]).await.map(|f| u16::from(f.code)), Some(1001));
+    let r = fault(&h, "POST", "/_fault/drop", json!({"users": ["d1"], "mode": "abrupt"})).await;
     assert_eq!(r.body["dropped"], 1);
     assert!(
         closed(&mut socks[1]).await.is_none(),
         "no close frame: the client sees 1006"
     );
-    let r = fault(
-        &h,
-        "POST",
-        "/_fault/drop",
-        json!({"fraction": 0.5, "seed": 7}),
-    )
-    .await;
+    let r = fault(&h, "POST", "/_fault/drop", json!({"fraction": 0.5, "seed": 7})).await;
     assert_eq!(r.body["dropped"], 1, "half of the two left");
     let mut left = 0;
     for ws in &mut socks[2..] {
@@ -180,9 +137,7 @@ async fn half_open_users_get_silence_until_healed() {
     let r = fault(&h, "POST", "/_fault/half-open", json!({"users": ["half"]})).await;
     assert_eq!(r.status, 200);
     send_text(&mut ws, r#"{"type":"health.check"}"#).await;
-    ws.send(Message::Ping(Vec::new().into()))
-        .await
-        .expect("ping");
+    ws.send(Message::Ping(Vec::new().into())).await.expect("ping");
     custom_event(&h, "h1", "lost").await;
     fault(&h, "POST", "/_fault/half-open", json!({})).await;
     custom_event(&h, "h1", "after").await;
@@ -208,13 +163,7 @@ async fn latency_and_first_frame_delay_are_applied() {
     custom_event(&h, "l1", "slow").await;
     assert_eq!(next_event(&mut ws).await["name"], "slow");
     assert!(t0.elapsed() >= Duration::from_millis(300));
-    fault(
-        &h,
-        "POST",
-        "/_fault/latency",
-        json!({"frame_ms": 0, "request_ms": 300}),
-    )
-    .await;
+    fault(&h, "POST", "/_fault/latency", json!({"frame_ms": 0, "request_ms": 300})).await;
     let t0 = Instant::now();
     assert_eq!(http(&h, "GET", "/hi", &[], None).await.status, 200);
     assert!(t0.elapsed() >= Duration::from_millis(300));
@@ -235,22 +184,10 @@ async fn expire_tokens_kicks_sockets_with_40_and_refuses_old_tokens() {
     .await;
     assert_eq!(r.body["kicked"], 1);
     let e = expect_rejected(&mut a, 40).await;
-    assert!(
-        e["message"].as_str().unwrap_or("").contains("revoked"),
-        "{e}"
-    );
-    let mut again = open(
-        &h,
-        &connect_query("ex", &user_token("ex"), json!({"id": "ex"})),
-        &[],
-    )
-    .await;
+    assert!(e["message"].as_str().unwrap_or("").contains("revoked"), "{e}");
+    let mut again = open(&h, &connect_query("ex", &user_token("ex"), json!({"id": "ex"})), &[]).await;
     expect_rejected(&mut again, 40).await;
-    assert_error(
-        &rest(&h, "POST", "/channels", "ex", None, json!({})).await,
-        401,
-        40,
-    );
+    assert_error(&rest(&h, "POST", "/channels", "ex", None, json!({})).await, 401, 40);
     let fresh = token(json!({"user_id": "ex", "iat": now() + 1}));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let mut ok = open(&h, &connect_query("ex", &fresh, json!({"id": "ex"})), &[]).await;
@@ -278,16 +215,12 @@ async fn a_consumer_whose_outbox_fills_is_dropped_and_counted() {
     let (mut slow, _) = watcher(&h, "slow", "s1", &["slow", "fast"]).await;
     let (mut fast, _) = watcher(&h, "fast", "s1", &["slow", "fast"]).await;
     // Latency holds the writer back, so the outbox fills while events keep coming.
-    h.control
-        .set_latency(Some(Duration::from_millis(400)), None);
+    h.control.set_latency(Some(Duration::from_millis(400)), None);
     for i in 0..6 {
         custom_event(&h, "s1", &format!("e{i}")).await;
     }
     let close = closed(&mut slow).await;
-    assert!(
-        close.as_ref().is_none_or(|f| u16::from(f.code) == 1011),
-        "{close:?}"
-    );
+    assert!(close.as_ref().is_none_or(|f| u16::from(f.code) == 1011), "{close:?}");
     assert!(h.control.stats().dropped_slow_consumers >= 1);
     let _ = &mut fast;
     h.shutdown().await;
@@ -310,19 +243,13 @@ async fn each_connect_violation_changes_what_the_client_sees() {
     on(&h, "error_close_1006").await;
     let mut ws = open(&h, &connect_query("v1", &expired, json!({"id": "v1"})), &[]).await;
     assert_eq!(next_json(&mut ws).await["error"]["code"], 40);
-    assert!(
-        closed(&mut ws).await.is_none(),
-        "no close frame after the error"
-    );
+    assert!(closed(&mut ws).await.is_none(), "no close frame after the error");
     fault(&h, "POST", "/_fault/reset", json!({})).await;
 
     on(&h, "incomplete_error_body").await;
     let mut ws = open(&h, &connect_query("v1", &expired, json!({"id": "v1"})), &[]).await;
     let e = next_json(&mut ws).await["error"].clone();
-    assert!(
-        e.get("StatusCode").is_none() && e.get("more_info").is_none(),
-        "{e}"
-    );
+    assert!(e.get("StatusCode").is_none() && e.get("more_info").is_none(), "{e}");
     let r = rest_token(&h, "POST", "/channels", "v1", &expired, None, json!({})).await;
     assert!(r.body.get("StatusCode").is_none(), "{}", r.body);
     fault(&h, "POST", "/_fault/reset", json!({})).await;
@@ -366,9 +293,7 @@ async fn health_violations_silence_replies_and_slow_the_interval() {
     );
     h.control.set_violation(Violation::NoHealthReply, false);
     h.control.set_violation(Violation::NoPingReply, true);
-    ws.send(Message::Ping(b"x".to_vec().into()))
-        .await
-        .expect("ping");
+    ws.send(Message::Ping(b"x".to_vec().into())).await.expect("ping");
     custom_event(&h, "hv1", "m2").await;
     let ev = next_json(&mut ws).await;
     assert_eq!(ev["name"], "m2", "no health.check after the ping: {ev}");
@@ -384,10 +309,7 @@ async fn health_violations_silence_replies_and_slow_the_interval() {
     let (mut ws, _) = connect(&h, "x2").await;
     let tick = next_json(&mut ws).await;
     assert_eq!(tick["type"], "health.check");
-    assert!(
-        t0.elapsed() >= Duration::from_millis(800),
-        "the interval doubled"
-    );
+    assert!(t0.elapsed() >= Duration::from_millis(800), "the interval doubled");
     let _: Value = tick;
     h.shutdown().await;
 }

@@ -27,10 +27,7 @@ async fn lp_connect(h: &chatstorm_mock::MockHandle, user: &str) -> String {
     assert_eq!(ev["type"], "health.check");
     assert_eq!(ev["me"]["id"], user);
     assert_eq!(ev["me"]["mutes"], json!([]));
-    ev["connection_id"]
-        .as_str()
-        .expect("connection_id")
-        .to_owned()
+    ev["connection_id"].as_str().expect("connection_id").to_owned()
 }
 
 async fn lp_poll(h: &chatstorm_mock::MockHandle, user: &str, cid: &str) -> Resp {
@@ -100,10 +97,7 @@ async fn longpoll_connect_watch_and_poll_in_order() {
         send_markers(&h, "c1", &["e.late"]).await;
     });
     assert_eq!(types(&r), ["e.late"]);
-    assert!(
-        t0.elapsed() < Duration::from_secs(4),
-        "did not wait for the 5 s hold"
-    );
+    assert!(t0.elapsed() < Duration::from_secs(4), "did not wait for the 5 s hold");
     h.control
         .set_violation(chatstorm_mock::Violation::LongpollUnordered, true);
     send_markers(&h, "c1", &["x.1", "x.2"]).await;
@@ -144,14 +138,7 @@ async fn close_and_unknown_ids_get_code_46() {
     assert_eq!(h.control.stats().longpoll_connections, 0);
     assert_error(&lp_poll(&h, "cl", &cid).await, 400, 46);
     assert_error(&lp_poll(&h, "cl", "not-an-id").await, 400, 46);
-    let r = http(
-        &h,
-        "GET",
-        &format!("/longpoll?api_key={KEY}"),
-        &auth("cl"),
-        None,
-    )
-    .await;
+    let r = http(&h, "GET", &format!("/longpoll?api_key={KEY}"), &auth("cl"), None).await;
     assert_error(&r, 400, 4);
     h.control
         .set_violation(chatstorm_mock::Violation::LongpollUnknownIdOk, true);
@@ -171,10 +158,7 @@ async fn the_buffer_is_bounded_and_drops_the_oldest() {
     let cid = lp_connect(&h, "buf").await;
     lp_watch(&h, "buf", &cid, "c2").await;
     send_markers(&h, "c2", &["b.1", "b.2", "b.3", "b.4", "b.5"]).await;
-    assert_eq!(
-        types(&lp_poll(&h, "buf", &cid).await),
-        ["b.3", "b.4", "b.5"]
-    );
+    assert_eq!(types(&lp_poll(&h, "buf", &cid).await), ["b.3", "b.4", "b.5"]);
     assert_eq!(h.control.stats().longpoll_events_dropped, 2);
     h.shutdown().await;
 }
@@ -213,18 +197,10 @@ async fn refused_upgrades_push_clients_to_longpoll_which_still_gets_events() {
     )
     .await;
     assert!(
-        tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .is_err(),
+        tokio_tungstenite::connect_async(url.as_str()).await.is_err(),
         "closed without a response"
     );
-    fault(
-        &h,
-        "POST",
-        "/_fault/refuse-upgrades",
-        json!({"duration_ms": 0}),
-    )
-    .await;
+    fault(&h, "POST", "/_fault/refuse-upgrades", json!({"duration_ms": 0})).await;
     connect(&h, "fb").await;
     h.shutdown().await;
 }
@@ -234,10 +210,7 @@ async fn longpoll_tokens_are_checked_on_every_poll() {
     let h = start().await;
     let cid = lp_connect(&h, "tk").await;
     let expired = vec![
-        (
-            "authorization",
-            token(json!({"user_id": "tk", "exp": now() - 1})),
-        ),
+        ("authorization", token(json!({"user_id": "tk", "exp": now() - 1}))),
         ("stream-auth-type", "jwt".to_owned()),
     ];
     let r = http(

@@ -41,6 +41,27 @@ FAULT-CONTROL API
 
   Never serve on port 3030: the JS SDK rewrites :3030 to :8800 (WebSocket) and :8900 (long-poll).";
 
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM; the handlers are installed before it returns.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Expiry {
     /// Keep sockets open when their token expires.
@@ -125,18 +146,26 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let shutdown = CancellationToken::new();
+        // Installed before the address is printed, so a Ctrl-C right after start is not lost.
+        let stop = match stop_signal() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot install the Ctrl-C handler: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            stop.await;
+            eprintln!("stopping");
+            on_signal.cancel();
+        });
         let addr = listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| args.listen.to_string());
         println!("chatstorm-mock listening on http://{addr} (ws://{addr}/connect)");
-        let shutdown = CancellationToken::new();
-        let on_signal = shutdown.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("stopping");
-            on_signal.cancel();
-        });
         match chatstorm_mock::serve(listener, config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

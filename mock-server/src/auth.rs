@@ -86,10 +86,10 @@ pub fn check_token(app: &App, token: Option<&str>, now: i64) -> Result<Claims, A
         };
         ApiError::new(c, r.detail)
     })?;
-    if let Some(user) = claims.user_id.as_deref() {
-        if let Some(revoked) = app.faults.revoked(user, claims.iat) {
-            return Err(expired_error(app, revoked));
-        }
+    if let Some(user) = claims.user_id.as_deref()
+        && let Some(revoked) = app.faults.revoked(user, claims.iat)
+    {
+        return Err(expired_error(app, revoked));
     }
     Ok(claims)
 }
@@ -113,7 +113,7 @@ pub fn rest(app: &App, c: &Credentials) -> Result<Caller, ApiError> {
     check_key(app, c)?;
     check_type(c)?;
     let claims = check_token(app, c.token.as_deref(), wire::now_unix())?;
-    if claims.server {
+    if claims.server == Some(true) {
         return Ok(Caller {
             user: c.user_id.clone().unwrap_or_default(),
             server: true,
@@ -125,13 +125,14 @@ pub fn rest(app: &App, c: &Credentials) -> Result<Caller, ApiError> {
             "JWTAuth error: the token has no user_id claim",
         ));
     };
-    if let Some(q) = c.user_id.as_deref() {
-        if !q.is_empty() && q != user {
-            return Err(ApiError::new(
-                code::AUTH,
-                "the user_id parameter does not match the token's user_id",
-            ));
-        }
+    if let Some(q) = c.user_id.as_deref()
+        && !q.is_empty()
+        && q != user
+    {
+        return Err(ApiError::new(
+            code::AUTH,
+            "the user_id parameter does not match the token's user_id",
+        ));
     }
     Ok(Caller { user, server: false })
 }
@@ -168,14 +169,14 @@ pub fn connect(app: &App, c: &Credentials, json: Option<&str>) -> Result<Connect
             return Err(ApiError::new(code::INPUT, "user_details is a required field"));
         }
     };
-    if let Some(Value::String(id)) = get_ci(&details, "id") {
-        if *id != user_id {
-            return Err(ApiError::new(code::INPUT, "user_details.id must equal user_id"));
-        }
+    if let Some(Value::String(id)) = get_ci(&details, "id")
+        && *id != user_id
+    {
+        return Err(ApiError::new(code::INPUT, "user_details.id must equal user_id"));
     }
     check_type(c)?;
     let claims = check_token(app, c.token.as_deref(), wire::now_unix())?;
-    if claims.server {
+    if claims.server == Some(true) {
         return Err(ApiError::new(
             code::AUTH,
             "a server token cannot open a user connection",

@@ -135,19 +135,42 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let shutdown = CancellationToken::new();
+    // Installed before the address is printed, so a Ctrl-C right after start is not lost.
+    let stop = stop_signal().map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        stop.await;
+        eprintln!("stopping");
+        on_signal.cancel();
+    });
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| args.listen.to_string());
     println!("chatstorm-mock listening on http://{addr} (ws://{addr}/connect)");
-    let shutdown = CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("stopping");
-        on_signal.cancel();
-    });
     crate::serve(listener, config, shutdown)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM; the handlers are installed before it returns.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -166,7 +166,12 @@ impl Control {
     /// Refuses WebSocket upgrades for `duration` (zero accepts them again).
     pub fn refuse_upgrades(&self, duration: Duration, mode: RefuseMode) {
         let mut g = self.app.faults.refuse.lock().unwrap_or_else(|e| e.into_inner());
-        *g = (!duration.is_zero()).then(|| (Instant::now() + duration, mode));
+        let until = Instant::now().checked_add(duration.min(Duration::from_secs(365 * 86_400)));
+        *g = if duration.is_zero() {
+            None
+        } else {
+            until.map(|u| (u, mode))
+        };
     }
 
     /// Delay before each batch of frames written to a socket or poll, and before each request.
@@ -256,8 +261,11 @@ fn reply(status: u16, v: Value) -> Resp {
     json_response(status, v.to_string())
 }
 
-fn bad(msg: impl Into<String>) -> Resp {
-    reply(400, json!({"error": msg.into()}))
+/// A refused fault-control request: HTTP status and message.
+type Fail = (u16, String);
+
+fn bad(msg: impl Into<String>) -> Fail {
+    (400, msg.into())
 }
 
 #[derive(Deserialize)]
@@ -290,7 +298,7 @@ struct DelayBody {
     ms: u64,
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Resp> {
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Fail> {
     let text = if body.iter().all(u8::is_ascii_whitespace) {
         &b"{}"[..]
     } else {
@@ -322,10 +330,10 @@ pub async fn http(app: &Arc<App>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return bad("body too large or unreadable"),
+        Err(_) => return reply(400, json!({"error": "body too large or unreadable"})),
     };
     let c = Control::new(app.clone());
-    let res: Result<Value, Resp> = match (method.as_str(), path.as_str()) {
+    let res: Result<Value, Fail> = match (method.as_str(), path.as_str()) {
         ("GET", "/_fault/stats") => Ok(serde_json::to_value(c.stats()).unwrap_or(Value::Null)),
         ("GET", "/_fault/state") => Ok(serde_json::to_value(c.state()).unwrap_or(Value::Null)),
         ("POST", "/_fault/reset") => {
@@ -393,13 +401,10 @@ pub async fn http(app: &Arc<App>, req: Request<Incoming>) -> Resp {
             }
             Ok(json!({"kicked": c.expire_tokens(&b)}))
         }),
-        _ => Err(reply(
-            404,
-            json!({"error": format!("no fault-control route {method} {path}")}),
-        )),
+        _ => Err((404, format!("no fault-control route {method} {path}"))),
     };
     match res {
         Ok(v) => reply(200, v),
-        Err(r) => r,
+        Err((status, msg)) => reply(status, json!({ "error": msg })),
     }
 }

@@ -17,11 +17,14 @@ pub struct Verdict {
     pub reset: i64,
 }
 
+/// (user, endpoint) → (window number, requests counted in it).
+type Windows = HashMap<(String, &'static str), (i64, u32)>;
+
 /// Counts requests per (user, endpoint) in the current minute.
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: Option<u32>,
-    windows: Mutex<HashMap<(String, &'static str), (i64, u32)>>,
+    windows: Mutex<Windows>,
 }
 
 impl RateLimiter {

@@ -67,7 +67,7 @@ pub fn send_event(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -
     let typing = ty == "typing.start" || ty == "typing.stop";
     if !typing && RESERVED_PREFIXES.iter().any(|p| ty.starts_with(p)) {
         return Err(ApiError::new(
-            18,
+            code::EVENT_NOT_SUPPORTED,
             format!("event type \"{}\" is not supported", clip(&ty)),
         ));
     }
@@ -196,7 +196,10 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) if s.len() <= 5000 => s.clone(),
         Some(Value::String(_)) => {
-            return Err(ApiError::new(20, "message text is longer than 5000 characters"));
+            return Err(ApiError::new(
+                code::MESSAGE_TOO_LONG,
+                "message text is longer than 5000 characters",
+            ));
         }
         Some(_) => return Err(ApiError::new(code::INPUT, "message.text must be a string")),
     };

@@ -52,9 +52,23 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// An HS256 token signed with the test secret.
+/// An HS256 token with arbitrary (even ill-typed) claims, signed with the test secret.
 pub fn token(claims: Value) -> String {
-    chatstorm_mock::sign_token(&claims, SECRET)
+    sign_with(&claims, SECRET)
+}
+
+/// An HS256 token signed with `secret`, built by hand so tests can forge any claims.
+pub fn sign_with(claims: &Value, secret: &str) -> String {
+    use hmac::Mac;
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let input = format!(
+        "{}.{}",
+        e.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        e.encode(claims.to_string())
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(input.as_bytes());
+    format!("{input}.{}", e.encode(mac.finalize().into_bytes()))
 }
 
 pub fn user_token(user: &str) -> String {

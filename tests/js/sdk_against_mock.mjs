@@ -132,17 +132,37 @@ function logCapture() {
   return { lines, logger };
 }
 
-/** Calls the mock's fault-control API (authenticated with the app secret). */
+/** Calls the mock's fault-control API (`/_fault/...`, the app secret in `X-Chatstorm-Secret`). */
 async function fault(method, path, body) {
   const res = await fetch(`${BASE_URL}/_fault${path}`, {
     method,
-    headers: { 'content-type': 'application/json', authorization: API_SECRET },
+    headers: { 'content-type': 'application/json', 'x-chatstorm-secret': API_SECRET },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(WAIT_MS),
   });
   const text = await res.text();
   assert.ok(res.ok, `fault-control ${method} ${path} answered ${res.status}: ${text}`);
   return text ? JSON.parse(text) : null;
+}
+
+/** The mock's counters (`GET /_fault/stats`). */
+function stats() {
+  return fault('GET', '/stats');
+}
+
+/**
+ * Polls the mock's counters until `pred` holds, within WAIT_MS: server-side bookkeeping of a
+ * close runs after the client already returned.
+ */
+async function waitForStats(what, pred) {
+  const deadline = Date.now() + WAIT_MS;
+  let last;
+  for (;;) {
+    last = await stats();
+    if (pred(last)) return last;
+    if (Date.now() > deadline) throw new Error(`mock stats: no ${what} within ${WAIT_MS} ms: ${JSON.stringify(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Connects `id` over WebSocket with a server-minted token and returns [client, log, health]. */
@@ -185,6 +205,7 @@ async function step2ExpiredFirstTokenFromProvider() {
   const id = 'js-step2';
   const { lines, logger } = logCapture();
   const client = newClient({ logger });
+  const before = await stats();
   let calls = 0;
   const provider = async () => {
     calls += 1;
@@ -204,13 +225,18 @@ async function step2ExpiredFirstTokenFromProvider() {
     'the SDK treated the code 40 as an expired token to refresh',
   );
   assert.ok(client.wsConnection?.isHealthy, 'the SDK reports its WebSocket healthy after the refresh');
+  const after = await stats();
+  assert.ok(after.connect_rejected_total > before.connect_rejected_total, 'the mock counted the rejected connect');
   return `provider called ${calls} times, then connected`;
 }
 
 async function step3DisconnectUser() {
   const channelId = 'js-step3';
+  // Earlier steps disconnected all their clients: the mock must count no connection now.
+  await waitForStats('no open connection left by earlier steps', (s) => s.live_connections === 0 && s.longpoll_connections === 0);
   const [watcher, watcherLog] = await connect('js-step3-watcher');
-  const [leaver, , leaverHealth] = await connect('js-step3-leaver');
+  const [leaver] = await connect('js-step3-leaver');
+  await waitForStats('two open WebSockets', (s) => s.live_connections === 2);
   // Presence events reach users that watch a channel with presence:true.
   const members = ['js-step3-watcher', 'js-step3-leaver'];
   await watcher.channel('messaging', channelId, { members }).watch({ presence: true });
@@ -219,32 +245,24 @@ async function step3DisconnectUser() {
 
   await leaver.disconnectUser();
   assert.equal(leaver.wsConnection?.isHealthy ?? false, false, 'the SDK no longer reports a healthy socket');
-
-  const presence = await watcherLog.waitFor(
+  await watcherLog.waitFor(
     'user.presence.changed online:false for js-step3-leaver',
     (e) => e.type === 'user.presence.changed' && e.user?.id === 'js-step3-leaver' && e.user?.online === false,
     since,
   );
-  const stats = await fault('GET', '/stats');
-  assertConnectionGone(stats, leaverHealth.connection_id);
-  return `watcher saw ${presence.type} (online:false); the mock no longer lists the connection`;
-}
-
-/** Asserts that the mock's stats no longer count `connectionId` among its open connections. */
-function assertConnectionGone(stats, connectionId) {
-  const open = stats?.connections ?? [];
-  assert.ok(Array.isArray(open), `stats.connections is a list: ${JSON.stringify(stats)}`);
-  assert.ok(
-    !open.some((c) => c === connectionId || c?.connection_id === connectionId),
-    `the mock still lists connection ${connectionId}`,
-  );
+  await waitForStats('one open WebSocket after disconnectUser', (s) => s.live_connections === 1);
+  return 'the watcher saw user.presence.changed online:false; the mock counts one socket less';
 }
 
 async function step4TypingAndReadThenPrivacyOff() {
   const channelId = 'js-step4';
   const sender = 'js-step4-sender';
   const receiver = 'js-step4-receiver';
-  const [a, aLog] = await connect(sender);
+  // Privacy explicitly on at connect (the connect upserts it), so that a rerun against a
+  // long-lived mock starts from the same state.
+  const on = { typing_indicators: { enabled: true }, read_receipts: { enabled: true } };
+  const [a, aLog, aHealth] = await connect(sender, { privacy_settings: on });
+  assert.equal(aHealth.me.privacy_settings?.typing_indicators?.enabled, true, '`me` has typing on');
   const [b, bLog] = await connect(receiver);
   const members = [sender, receiver];
   const aChannel = a.channel('messaging', channelId, { members });
@@ -254,8 +272,10 @@ async function step4TypingAndReadThenPrivacyOff() {
 
   // Privacy on (the default): typing and read reach the other watcher.
   let since = bLog.mark();
+  let aSince = aLog.mark();
   await aChannel.keystroke();
   await bLog.waitFor(`typing.start from ${sender}`, byType('typing.start', sender), since);
+  await aLog.waitFor('typing.start echoed to the sender', byType('typing.start', sender), aSince);
   const readResponse = await aChannel.markRead();
   assert.ok(readResponse, 'the SDK sent the read (channel config and capabilities allow it)');
   await bLog.waitFor(`message.read from ${sender}`, byType('message.read', sender), since);
@@ -270,7 +290,7 @@ async function step4TypingAndReadThenPrivacyOff() {
   assert.equal(updated?.privacy_settings?.read_receipts?.enabled, false, 'the update returned read receipts off');
 
   since = bLog.mark();
-  const aSince = aLog.mark();
+  aSince = aLog.mark();
   // keystroke() may now be a no-op on the client (it checks the own privacy settings), so send
   // the typing event directly: the server must suppress it.
   const typing = await aChannel.sendEvent({ type: 'typing.start' });
@@ -305,7 +325,7 @@ async function step5LongPollFallback() {
   const bChannel = b.channel('messaging', channelId, { members });
   await bChannel.watch();
 
-  await fault('POST', '/refuse-upgrades', { seconds: 60 });
+  await fault('POST', '/refuse-upgrades', { duration_ms: 60000, mode: '503' });
   try {
     const a = newClient({ enableWSFallback: true });
     const aLog = new EventLog(a, polled);
@@ -331,8 +351,12 @@ async function step5LongPollFallback() {
     const reply = `reply from long-poll ${Date.now()}`;
     await aChannel.sendMessage({ text: reply });
     await bLog.waitFor('message.new from the long-poll user', (e) => e.type === 'message.new' && e.message?.text === reply, bSince);
+
+    assert.equal((await stats()).longpoll_connections, 1, 'the mock counts one long-poll connection');
+    await a.disconnectUser();
+    await waitForStats('no long-poll connection after disconnectUser', (s) => s.longpoll_connections === 0);
   } finally {
-    await fault('DELETE', '/refuse-upgrades');
+    await fault('POST', '/refuse-upgrades', { duration_ms: 0 });
   }
   return 'connected over /longpoll after transport.changed, events flowed both ways';
 }

@@ -1,0 +1,90 @@
+//! The server a run talks to: its REST and WebSocket bases, the API key, how tokens are
+//! obtained, and (for the embedded or a reachable mock) its fault-control API.
+
+use url::Url;
+
+/// How simulated users obtain their tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetAuth {
+    /// Tokens are minted locally with the app secret (HS256).
+    Secret(Vec<u8>),
+    /// Tokens are fetched from an HTTP endpoint with the user id (`GET <url>?user_id=<id>`, the
+    /// body either the raw token or `{"token": "..."}`).
+    TokenEndpoint(Url),
+}
+
+/// Where and how to reach the server under test.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// REST and long-poll base, e.g. `http://127.0.0.1:41234`.
+    pub http_base: Url,
+    /// WebSocket base, e.g. `ws://127.0.0.1:41234` (the REST base with `http` replaced by `ws`).
+    pub ws_base: Url,
+    /// The app's API key.
+    pub api_key: String,
+    /// How tokens are obtained.
+    pub auth: TargetAuth,
+    /// The app secret, when known (needed for server-side calls and the mock's fault control).
+    pub secret: Option<Vec<u8>>,
+    /// Whether the target is a chatstorm mock whose fault-control API can be used.
+    pub is_mock: bool,
+}
+
+impl Target {
+    /// A target from its REST base URL, deriving the WebSocket base as the JS SDK does.
+    ///
+    /// # Errors
+    /// When the URL is not http(s).
+    pub fn new(http_base: Url, api_key: String, auth: TargetAuth, secret: Option<Vec<u8>>) -> Result<Self, String> {
+        let ws_scheme = match http_base.scheme() {
+            "http" => "ws",
+            "https" => "wss",
+            other => return Err(format!("target url must be http:// or https://, not {other}://")),
+        };
+        let mut ws_base = http_base.clone();
+        ws_base
+            .set_scheme(ws_scheme)
+            .map_err(|()| "cannot derive the websocket url".to_owned())?;
+        Ok(Self {
+            http_base,
+            ws_base,
+            api_key,
+            auth,
+            secret,
+            is_mock: false,
+        })
+    }
+
+    /// `base` joined with an absolute path such as `/connect` (keeping any path prefix of the base).
+    pub fn join(base: &Url, path_and_query: &str) -> String {
+        let b = base.as_str().trim_end_matches('/');
+        format!("{b}{path_and_query}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_ws_base() {
+        let t = Target::new(
+            "http://127.0.0.1:9/".parse().unwrap(),
+            "k".into(),
+            TargetAuth::Secret(vec![1]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.ws_base.as_str(), "ws://127.0.0.1:9/");
+        assert_eq!(Target::join(&t.ws_base, "/connect?x=1"), "ws://127.0.0.1:9/connect?x=1");
+        let s = Target::new(
+            "https://chat.example/api".parse().unwrap(),
+            "k".into(),
+            TargetAuth::Secret(vec![]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(Target::join(&s.ws_base, "/connect"), "wss://chat.example/api/connect");
+        assert!(Target::new("ftp://x".parse().unwrap(), "k".into(), TargetAuth::Secret(vec![]), None).is_err());
+    }
+}

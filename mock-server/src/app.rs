@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::MockConfig;
 use crate::conn::{Conn, ConnId, ConnIdGen, Pushed, Transport};
@@ -28,6 +29,8 @@ pub struct App {
     pub started: Instant,
     pub shutdown: CancellationToken,
     pub rate: RateLimiter,
+    /// Every connection task, so shutdown can wait for their close frames.
+    pub tasks: TaskTracker,
 }
 
 impl App {
@@ -41,6 +44,7 @@ impl App {
             ids: ConnIdGen::new(),
             started: Instant::now(),
             shutdown,
+            tasks: TaskTracker::new(),
         }
     }
 

@@ -64,7 +64,7 @@ fn connect(app: &Arc<App>, req: &Req, json: &str) -> Resp {
             .unwrap_or(Value::Null)
     });
     let event: Value = serde_json::from_str(&wire::health_check(&conn.id.to_string(), me)).unwrap_or(Value::Null);
-    tokio::spawn(reaper(app.clone(), conn));
+    app.tasks.spawn(reaper(app.clone(), conn));
     ok(200, serde_json::json!({ "event": event }), req.start)
 }
 

@@ -89,7 +89,7 @@ pub fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Resp, DropCo
     let json = query.get("json").map(str::to_owned);
     let on_upgrade = hyper::upgrade::on(&mut req);
     drop(req);
-    tokio::spawn(async move {
+    app.tasks.clone().spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
@@ -264,7 +264,7 @@ async fn finish(app: &App, mut ws: Ws, end: End) {
         End::TooBig => {
             let _ = close(&mut ws, CloseCode::Size, "message too big").await;
             // Read what the client is still sending, so our close frame is not lost to a reset.
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let drain = async {
                 let mut buf = [0u8; 4096];
                 let mut left: usize = 32 << 20;
                 while let Ok(n @ 1..) = ws.get_mut().read(&mut buf).await {
@@ -273,8 +273,11 @@ async fn finish(app: &App, mut ws: Ws, end: End) {
                         break;
                     }
                 }
-            })
-            .await;
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(2), drain) => {}
+                _ = app.shutdown.cancelled() => {}
+            }
         }
         End::Kill(Kill::Close(code)) => {
             let _ = close(&mut ws, CloseCode::from(code), "closed by fault injection").await;
@@ -327,8 +330,9 @@ async fn close_after_error(app: &App, mut ws: Ws) {
         return;
     }
     // Wait briefly for the client's close reply so the handshake completes cleanly.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let reply = async { while let Some(Ok(_)) = ws.next().await {} };
+    tokio::select! {
+        _ = tokio::time::timeout(Duration::from_secs(2), reply) => {}
+        _ = app.shutdown.cancelled() => {}
+    }
 }

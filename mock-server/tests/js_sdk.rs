@@ -66,8 +66,7 @@ fn official_js_sdk_drives_the_mock() {
         .env("CHATSTORM_API_SECRET", &secret);
     let run = run_bounded(command, NODE_RUN_LIMIT);
 
-    let stopped = runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(10), mock.shutdown()).await });
+    let stopped = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), mock.shutdown()).await });
     runtime.shutdown_timeout(Duration::from_secs(1));
 
     let run = match run {
@@ -119,8 +118,7 @@ fn ensure_npm_packages(js_dir: &Path) -> Result<(), String> {
 
     let wanted = install_fingerprint(js_dir)?;
     let lock_path = js_dir.join(".npm-install.lock");
-    let lock = File::create(&lock_path)
-        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+    let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
     lock.lock()
         .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
 
@@ -193,21 +191,11 @@ fn run_bounded(mut command: Command, limit: Duration) -> Result<Run, String> {
     let (tx, rx) = mpsc::channel();
     let readers = [
         reader(
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
             tx.clone(),
             0,
         ),
-        reader(
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            tx,
-            1,
-        ),
+        reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), tx, 1),
     ];
     let deadline = Instant::now() + limit;
     let mut outputs = [String::new(), String::new()];

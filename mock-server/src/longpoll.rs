@@ -104,7 +104,7 @@ async fn poll(app: &Arc<App>, req: &Req, id: &str) -> Resp {
         Err(e) => return error(app, "LongPoll", &e),
     }
     conn.poll_active.store(true, Ordering::Relaxed);
-    let deadline = tokio::time::Instant::now() + app.cfg.longpoll_hold;
+    let deadline = wire::deadline(app.cfg.longpoll_hold);
     let frames = loop {
         if let Some(k) = conn.killed() {
             conn.poll_active.store(false, Ordering::Relaxed);

@@ -142,9 +142,11 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
     let first = wire::health_check(&conn.id.to_string(), me);
     if ws.send(Message::Text(first.into())).await.is_ok() {
         let kick_at = match app.cfg.expiry {
-            ExpiryPolicy::Kick => connecting
-                .exp
-                .map(|exp| Instant::now() + Duration::from_secs(u64::try_from(exp - wire::now_unix()).unwrap_or(0))),
+            ExpiryPolicy::Kick => connecting.exp.map(|exp| {
+                wire::deadline(Duration::from_secs(
+                    u64::try_from(exp.saturating_sub(wire::now_unix())).unwrap_or(0),
+                ))
+            }),
             ExpiryPolicy::Keep => None,
         };
         drop(connecting);
@@ -164,7 +166,7 @@ enum End {
 
 async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>) -> End {
     let cid = conn.id.to_string();
-    let health = tokio::time::sleep(health_interval(app));
+    let health = tokio::time::sleep_until(wire::deadline(health_interval(app)));
     tokio::pin!(health);
     let kick = tokio::time::sleep_until(kick_at.unwrap_or_else(Instant::now));
     tokio::pin!(kick);
@@ -233,7 +235,7 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
                 }
             }
             _ = &mut health => {
-                health.as_mut().reset(Instant::now() + health_interval(app));
+                health.as_mut().reset(wire::deadline(health_interval(app)));
                 if !app.faults.is_half_open(&conn.user)
                     && ws.send(Message::Text(wire::health_check(&cid, None).into())).await.is_err()
                 {
@@ -247,7 +249,7 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
 
 fn health_interval(app: &App) -> Duration {
     if app.violation(Violation::HealthIntervalX2) {
-        app.cfg.health_interval * 2
+        app.cfg.health_interval.saturating_mul(2)
     } else {
         app.cfg.health_interval
     }

@@ -1,0 +1,252 @@
+//! The official Stream Chat JS SDK (npm `stream-chat`, pinned by `tests/js/package-lock.json`) driven
+//! against the mock on loopback: starts the mock in-process on `127.0.0.1:0`, installs the pinned npm
+//! packages when they are missing or stale, runs `tests/js/sdk_against_mock.mjs` under Node with a
+//! bound on its run time, and fails with the script's output unless every SDK step passed.
+//!
+//! Needs `node` (18 or newer) and `npm` on the PATH; without them the test fails and says so, since
+//! CI must really run it.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chatstorm_mock::MockConfig;
+
+/// Bound on the whole Node run (five steps take about 15 s; each step bounds itself at 20 s).
+const NODE_RUN_LIMIT: Duration = Duration::from_secs(120);
+/// Bound on `npm ci` (a cold install of the 54 packages takes a few seconds).
+const NPM_CI_LIMIT: Duration = Duration::from_secs(300);
+/// Written into `node_modules/` after a successful `npm ci`; records the lock file it installed.
+const STAMP_FILE: &str = ".chatstorm-install-stamp";
+
+#[test]
+fn official_js_sdk_drives_the_mock() {
+    let js_dir = js_dir();
+    if let Err(err) = ensure_npm_packages(&js_dir) {
+        panic!("JS SDK test setup failed: {err}");
+    }
+
+    let config = MockConfig {
+        api_key: "js_sdk_test_key".to_owned(),
+        secret: "js_sdk_test_secret_0123456789".to_owned(),
+        health_interval: Duration::from_secs(2),
+        longpoll_hold: Duration::from_secs(5),
+        ..MockConfig::default()
+    };
+    let (api_key, secret) = (config.api_key.clone(), config.secret.clone());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime for the mock");
+    let mock = runtime
+        .block_on(chatstorm_mock::start(config))
+        .expect("start the mock on 127.0.0.1:0");
+    let base_url = mock.base_url();
+
+    let mut command = Command::new("node");
+    command
+        .arg("sdk_against_mock.mjs")
+        .current_dir(&js_dir)
+        // Either variable makes the SDK ignore `baseURL` (PROTOCOL.md, JS SDK section, point 4).
+        .env_remove("STREAM_LOCAL_TEST_RUN")
+        .env_remove("STREAM_LOCAL_TEST_HOST")
+        .env_remove("NODE_OPTIONS")
+        // The script's knobs for manual runs; this test always runs every step with its defaults.
+        .env_remove("CHATSTORM_JS_ONLY")
+        .env_remove("CHATSTORM_JS_WAIT_MS")
+        .env_remove("CHATSTORM_JS_STEP_MS")
+        .env("CHATSTORM_MOCK_URL", &base_url)
+        .env("CHATSTORM_API_KEY", &api_key)
+        .env("CHATSTORM_API_SECRET", &secret);
+    let run = run_bounded(command, NODE_RUN_LIMIT);
+
+    let stopped = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), mock.shutdown()).await });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+
+    let run = match run {
+        Ok(run) => run,
+        Err(err) => panic!("could not run node sdk_against_mock.mjs: {err}"),
+    };
+    println!("{}", run.stdout);
+    assert!(
+        run.success,
+        "the JS SDK steps failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        run.status, run.stdout, run.stderr
+    );
+    assert!(
+        run.stdout.contains("5 passed, 0 failed"),
+        "the script did not run all five steps:\n{}",
+        run.stdout
+    );
+    assert!(
+        stopped.is_ok(),
+        "the mock did not shut down within 10 s of its shutdown signal"
+    );
+}
+
+/// `tests/js` at the workspace root.
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("tests")
+        .join("js")
+}
+
+/// Installs the packages pinned by `package-lock.json` with `npm ci` unless `node_modules` already
+/// holds exactly that lock file's install. Parallel test processes (other worktrees, a second
+/// `cargo test`) serialise on an exclusive lock on `tests/js/.npm-install.lock`.
+fn ensure_npm_packages(js_dir: &Path) -> Result<(), String> {
+    let node = tool_version("node")?;
+    tool_version("npm")?;
+    let major: u32 = node
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| format!("cannot read the Node.js version from `node --version`: {node}"))?;
+    if major < 18 {
+        return Err(format!(
+            "Node.js {node} is too old: stream-chat needs Node.js 18 or newer"
+        ));
+    }
+
+    let wanted = install_fingerprint(js_dir)?;
+    let lock_path = js_dir.join(".npm-install.lock");
+    let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+
+    let stamp = js_dir.join("node_modules").join(STAMP_FILE);
+    if fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(());
+    }
+    let mut npm = Command::new("npm");
+    npm.args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+        .current_dir(js_dir)
+        .env("npm_config_update_notifier", "false");
+    let run = run_bounded(npm, NPM_CI_LIMIT).map_err(|e| format!("could not run npm ci: {e}"))?;
+    if !run.success {
+        return Err(format!(
+            "`npm ci` in {} failed ({}):\n{}\n{}",
+            js_dir.display(),
+            run.status,
+            run.stdout,
+            run.stderr
+        ));
+    }
+    fs::write(&stamp, &wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    Ok(())
+}
+
+/// `<tool> --version`, or a message saying how to get the tool.
+fn tool_version(tool: &str) -> Result<String, String> {
+    let output = Command::new(tool).arg("--version").output().map_err(|e| {
+        format!(
+            "`{tool}` is not available ({e}). The JS SDK test needs Node.js 18+ and npm on the \
+             PATH (Debian: `apt-get install nodejs npm`)"
+        )
+    })?;
+    if !output.status.success() {
+        return Err(format!("`{tool} --version` failed: {}", output.status));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// A fingerprint of what `npm ci` installs from: package.json and package-lock.json (FNV-1a, 64 bit).
+fn install_fingerprint(js_dir: &Path) -> Result<String, String> {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for name in ["package.json", "package-lock.json"] {
+        let path = js_dir.join(name);
+        let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for byte in bytes.iter().chain(name.as_bytes()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    Ok(format!("{hash:016x}\n"))
+}
+
+/// What a bounded child process printed and how it ended.
+struct Run {
+    success: bool,
+    status: String,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `command` with piped output; kills it if it has not closed its output within `limit`.
+fn run_bounded(mut command: Command, limit: Duration) -> Result<Run, String> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let (tx, rx) = mpsc::channel();
+    let readers = [
+        reader(
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            tx.clone(),
+            0,
+        ),
+        reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), tx, 1),
+    ];
+    let deadline = Instant::now() + limit;
+    let mut outputs = [String::new(), String::new()];
+    let mut timed_out = false;
+    for _ in 0..readers.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((index, text)) => outputs[index] = text,
+            Err(_) => {
+                timed_out = true;
+                break;
+            }
+        }
+    }
+    if timed_out {
+        kill(&mut child);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    // After a kill the pipes close, so the readers finish and their partial output can be shown.
+    if timed_out {
+        while let Ok((index, text)) = rx.recv_timeout(Duration::from_secs(2)) {
+            outputs[index] = text;
+        }
+    }
+    let [stdout, stderr] = outputs;
+    Ok(Run {
+        success: status.success() && !timed_out,
+        status: if timed_out {
+            format!("killed after the {} s limit", limit.as_secs())
+        } else {
+            status.to_string()
+        },
+        stdout,
+        stderr,
+    })
+}
+
+fn reader(
+    pipe: Option<Box<dyn Read + Send>>,
+    tx: mpsc::Sender<(usize, String)>,
+    index: usize,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        let _ = tx.send((index, String::from_utf8_lossy(&bytes).into_owned()));
+    })
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+}

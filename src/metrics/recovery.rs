@@ -88,9 +88,10 @@ impl Storm {
     }
 }
 
-/// How long after a storm a detected drop is still attributed to it: the slowest SDK
-/// dead-connection rule (JS: 35 s of silence) plus margin.
-pub const STORM_WINDOW: Duration = Duration::from_secs(40);
+/// How long after a storm a detected drop is still attributed to it. Storms close sockets (with
+/// a close frame, or abruptly with a FIN), which clients notice at once; 5 s leaves room for a
+/// busy runtime without swallowing the next timeline action's drops.
+pub const STORM_WINDOW: Duration = Duration::from_secs(5);
 
 impl Recorder {
     /// The storm a drop detected at `at` belongs to: the latest one opened at most

@@ -56,8 +56,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
             message,
         }])
     };
-    let file = std::fs::File::open(path)
-        .map_err(|e| whole_file(format!("cannot open: {}", lower(&e.to_string()))))?;
+    let file = std::fs::File::open(path).map_err(|e| whole_file(format!("cannot open: {}", lower(&e.to_string()))))?;
     let mut bytes = Vec::new();
     // One byte past the limit tells "too large" apart from "exactly at the limit".
     file.take(MAX_SCENARIO_BYTES as u64 + 1)
@@ -68,12 +67,8 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
             "larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a page of YAML"
         )));
     }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        whole_file(format!(
-            "not UTF-8 text (byte {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| whole_file(format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))?;
     parse(&name, &text)
 }
 
@@ -98,8 +93,8 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
             format!("larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a page of YAML"),
         )]));
     }
-    let root = tree::parse(text)
-        .map_err(|e| ScenarioErrors(vec![problem(e.line, e.column, String::new(), e.message)]))?;
+    let root =
+        tree::parse(text).map_err(|e| ScenarioErrors(vec![problem(e.line, e.column, String::new(), e.message)]))?;
     let (raw, errors) = de::decode::<Sp<RawScenario>>(&root);
     let mut also_reported = Vec::new();
     let problems = errors
@@ -128,20 +123,14 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
         .filter(|s| !s.is_empty())
         .unwrap_or("scenario");
     let mut check = validate::Check::new(source_name, problems, also_reported);
-    let scenario =
-        raw.and_then(|raw| validate::scenario(&mut check, &raw.value, &raw.at, default_name));
+    let scenario = raw.and_then(|raw| validate::scenario(&mut check, &raw.value, &raw.at, default_name));
     let mut problems = check.problems;
     match scenario {
         Some(s) if problems.is_empty() => Ok(s),
         _ => {
             if problems.is_empty() {
                 // Every path that yields no scenario reports why; this is a guard, not a path.
-                problems.push(problem(
-                    1,
-                    1,
-                    String::new(),
-                    "the scenario is invalid".to_owned(),
-                ));
+                problems.push(problem(1, 1, String::new(), "the scenario is invalid".to_owned()));
             }
             problems.sort_by_key(|p| (p.line, p.column));
             problems.dedup();
@@ -176,22 +165,40 @@ impl Scenario {
         self
     }
 
-    /// Caps the run at `cap` (`--duration`). Timeline events at or after the new end are
-    /// removed, so that every event left in the model fires.
+    /// Sets the run's length (`--duration`): a shorter run cuts the plan at `length` (timeline
+    /// events at or after the new end are removed, so every event left in the model fires); a
+    /// longer one extends the last stage when it is a hold, or appends a hold at the final
+    /// level. Either way `run_length()` is then `length`.
     ///
     /// # Errors
-    /// A zero cap.
-    pub fn with_duration(mut self, cap: Duration) -> Result<Self, ScenarioErrors> {
-        if cap.is_zero() {
+    /// A zero length.
+    pub fn with_duration(mut self, length: Duration) -> Result<Self, ScenarioErrors> {
+        if length.is_zero() {
             return Err(flag_problem(
                 "--duration",
                 "duration",
                 "must be greater than zero".to_owned(),
             ));
         }
-        self.duration = Some(cap);
-        let end = self.run_length();
-        self.timeline.retain(|e| e.at < end);
+        let total = self.load.total();
+        if length > total {
+            let extra = length - total;
+            match self.load.stages.last_mut() {
+                Some(last) if last.kind == StageKind::Hold => last.length += extra,
+                last => {
+                    let level = last.map_or(0, |s| s.users_after);
+                    self.load.stages.push(Stage {
+                        start: total,
+                        length: extra,
+                        users_before: level,
+                        users_after: level,
+                        kind: StageKind::Hold,
+                    });
+                }
+            }
+        }
+        self.duration = Some(length);
+        self.timeline.retain(|e| e.at < length);
         Ok(self)
     }
 
@@ -214,10 +221,7 @@ impl Scenario {
             return Err(flag_problem(
                 "--users",
                 "users.id",
-                format!(
-                    "gives invalid user id \"{longest}\" (index {}): {reason}",
-                    n - 1
-                ),
+                format!("gives invalid user id \"{longest}\" (index {}): {reason}", n - 1),
             ));
         }
         let old = self.users.count.max(1);
@@ -243,11 +247,7 @@ impl Scenario {
     ///
     /// # Errors
     /// One problem per refused timeline event.
-    pub fn with_target(
-        mut self,
-        target: Target,
-        tokens: TokenSource,
-    ) -> Result<Self, ScenarioErrors> {
+    pub fn with_target(mut self, target: TargetSpec, tokens: TokenSource) -> Result<Self, ScenarioErrors> {
         if !target.is_embedded() {
             let refused: Vec<Problem> = self
                 .timeline

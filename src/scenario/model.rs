@@ -14,7 +14,7 @@ pub struct Scenario {
     /// Decides every random choice of the run (default 1).
     pub seed: u64,
     /// Where the users connect.
-    pub target: Target,
+    pub target: TargetSpec,
     /// The simulated population.
     pub users: Users,
     /// The channels users watch and write to.
@@ -43,19 +43,20 @@ impl Scenario {
     }
 }
 
-/// The server under test.
+/// The server under test as the scenario describes it (the runner turns it into a
+/// `crate::target::Target` once the embedded mock, if any, is listening).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Target {
+pub enum TargetSpec {
     /// The mock server started in-process on a free loopback port (`target: {}`).
     Embedded(MockOptions),
     /// A running server reached at `url`.
     Remote(RemoteTarget),
 }
 
-impl Target {
+impl TargetSpec {
     /// True when the mock's fault-control API is available (server-side faults allowed).
     pub fn is_embedded(&self) -> bool {
-        matches!(self, Target::Embedded(_))
+        matches!(self, TargetSpec::Embedded(_))
     }
 }
 
@@ -290,10 +291,7 @@ pub struct LoadPlan {
 impl LoadPlan {
     /// The plan's length.
     pub fn total(&self) -> Duration {
-        self.stages
-            .last()
-            .map(|s| s.start + s.length)
-            .unwrap_or_default()
+        self.stages.last().map(|s| s.start + s.length).unwrap_or_default()
     }
 
     /// The most users the plan ever asks to be live at once.
@@ -483,12 +481,8 @@ impl Action {
     /// True when the action needs the embedded mock's fault control.
     pub fn needs_mock(&self) -> bool {
         match self {
-            Action::DropSockets { side, .. } | Action::ExpireTokens { side, .. } => {
-                *side == Side::Server
-            }
-            Action::BlockWebsocket { .. } | Action::HalfOpen { .. } | Action::AddLatency { .. } => {
-                true
-            }
+            Action::DropSockets { side, .. } | Action::ExpireTokens { side, .. } => *side == Side::Server,
+            Action::BlockWebsocket { .. } | Action::HalfOpen { .. } | Action::AddLatency { .. } => true,
             Action::RefuseWebsocket { .. } | Action::SetPrivacy { .. } => false,
         }
     }

@@ -18,11 +18,7 @@ fn candidates<'a>(word: &str, known: &[&'a str]) -> Vec<&'a str> {
     let Some(best) = scored.iter().map(|(d, _)| *d).min() else {
         return Vec::new();
     };
-    scored
-        .into_iter()
-        .filter(|(d, _)| *d == best)
-        .map(|(_, k)| k)
-        .collect()
+    scored.into_iter().filter(|(d, _)| *d == best).map(|(_, k)| k).collect()
 }
 
 /// The tail of an "unknown X" message: a suggestion, or the list of what is allowed.
@@ -34,10 +30,7 @@ pub(crate) fn hint(word: &str, known: &[&str]) -> String {
         [one] => format!("did you mean `{one}`?"),
         [init @ .., last] => format!(
             "did you mean {} or `{last}`?",
-            init.iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            init.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
         ),
     }
 }

@@ -56,14 +56,8 @@ impl<'a> Check<'a> {
         if self.is_poisoned(&path) {
             return;
         }
-        let at = At {
-            path,
-            ..parent.clone()
-        };
-        self.report(
-            &at,
-            format!("required key is missing, e.g. `{key}: {example}`"),
-        );
+        let at = At { path, ..parent.clone() };
+        self.report(&at, format!("required key is missing, e.g. `{key}: {example}`"));
     }
 
     /// True when a problem was already reported at or under `path`.
@@ -133,10 +127,7 @@ impl<'a> Check<'a> {
             Some(sp) => {
                 self.report(
                     &sp.at,
-                    format!(
-                        "a fraction is above 0 and at most 1 (0.5 = half), found {}",
-                        sp.value
-                    ),
+                    format!("a fraction is above 0 and at most 1 (0.5 = half), found {}", sp.value),
                 );
                 default
             }
@@ -157,12 +148,7 @@ pub(crate) fn value<T: Clone>(sp: &Option<Sp<T>>) -> Option<T> {
 }
 
 /// Validates the whole file. `root` is where the top-level mapping starts.
-pub(crate) fn scenario(
-    check: &mut Check<'_>,
-    raw: &RawScenario,
-    root: &At,
-    default_name: &str,
-) -> Option<Scenario> {
+pub(crate) fn scenario(check: &mut Check<'_>, raw: &RawScenario, root: &At, default_name: &str) -> Option<Scenario> {
     let name = match &raw.name {
         Some(sp) if sp.value.trim().is_empty() => {
             check.report(&sp.at, "must not be empty");
@@ -194,18 +180,11 @@ pub(crate) fn scenario(
     let load = match &raw.load {
         Some(sp) => super::validate_load::load_plan(check, sp, user_count),
         None => {
-            check.missing(
-                root,
-                "load",
-                "[{ ramp: { to: 100, over: 10s } }, { hold: 1m }]",
-            );
+            check.missing(root, "load", "[{ ramp: { to: 100, over: 10s } }, { hold: 1m }]");
             None
         }
     };
-    let duration = raw
-        .duration
-        .as_ref()
-        .and_then(|sp| check.positive_duration(sp));
+    let duration = raw.duration.as_ref().and_then(|sp| check.positive_duration(sp));
     // Cross-field: the timeline is checked against the run's length only when it is known.
     let run_length = if check.is_poisoned("duration") {
         None

@@ -8,13 +8,10 @@ use super::validate::{Check, MAX_USERS, value};
 use super::{suggest, tree::shorten};
 
 /// The target, and where tokens come from unless `users.token.endpoint` says otherwise.
-pub(crate) fn target(
-    check: &mut Check<'_>,
-    raw: Option<&Sp<RawTarget>>,
-) -> Option<(Target, TokenSource)> {
+pub(crate) fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Option<(TargetSpec, TokenSource)> {
     let Some(sp) = raw else {
         return Some((
-            Target::Embedded(MockOptions::default()),
+            TargetSpec::Embedded(MockOptions::default()),
             TokenSource::EmbeddedSecret,
         ));
     };
@@ -51,7 +48,9 @@ pub(crate) fn target(
             if let Some(at) = v {
                 check.report(
                     at,
-                    format!("`{key}` configures the embedded mock; it has no effect on a real target (target.url is set)"),
+                    format!(
+                        "`{key}` configures the embedded mock; it has no effect on a real target (target.url is set)"
+                    ),
                 );
             }
         }
@@ -73,7 +72,7 @@ pub(crate) fn target(
                 "a real target needs `secret` (to mint tokens) or `token_endpoint` (to fetch them)",
             );
         }
-        let target = Target::Remote(RemoteTarget {
+        let target = TargetSpec::Remote(RemoteTarget {
             url: url_ok?.trim_end_matches('/').to_owned(),
             api_key: api_key?,
         });
@@ -84,18 +83,10 @@ pub(crate) fn target(
         secret,
         ..MockOptions::default()
     };
-    if let Some(d) = t
-        .health_interval
-        .as_ref()
-        .and_then(|s| check.positive_duration(s))
-    {
+    if let Some(d) = t.health_interval.as_ref().and_then(|s| check.positive_duration(s)) {
         mock.health_interval = d;
     }
-    if let Some(d) = t
-        .longpoll_hold
-        .as_ref()
-        .and_then(|s| check.positive_duration(s))
-    {
+    if let Some(d) = t.longpoll_hold.as_ref().and_then(|s| check.positive_duration(s)) {
         mock.longpoll_hold = d;
     }
     if let Some(e) = &t.token_expiry {
@@ -104,7 +95,7 @@ pub(crate) fn target(
             ExpiryPolicy::Kick => TokenExpiry::Kick,
         };
     }
-    Some((Target::Embedded(mock), source?))
+    Some((TargetSpec::Embedded(mock), source?))
 }
 
 /// Checks `scheme://host...`, without pulling in a URL parser for one check.
@@ -112,10 +103,7 @@ pub(crate) fn http_url(check: &mut Check<'_>, sp: &Sp<String>, schemes: &[&str])
     let url = sp.value.trim();
     let ok = url.split_once("://").is_some_and(|(scheme, rest)| {
         schemes.contains(&scheme.to_ascii_lowercase().as_str())
-            && rest
-                .split(['/', '?', '#'])
-                .next()
-                .is_some_and(|host| !host.is_empty())
+            && rest.split(['/', '?', '#']).next().is_some_and(|host| !host.is_empty())
             && !rest.chars().any(char::is_whitespace)
     });
     if ok {
@@ -133,11 +121,7 @@ pub(crate) fn http_url(check: &mut Check<'_>, sp: &Sp<String>, schemes: &[&str])
     }
 }
 
-pub(crate) fn users(
-    check: &mut Check<'_>,
-    sp: &Sp<RawUsers>,
-    token_source: Option<&TokenSource>,
-) -> Option<Users> {
+pub(crate) fn users(check: &mut Check<'_>, sp: &Sp<RawUsers>, token_source: Option<&TokenSource>) -> Option<Users> {
     let u = &sp.value;
     let count = match &u.count {
         Some(c) if c.value == 0 => {
@@ -215,11 +199,7 @@ fn profile(check: &mut Check<'_>, sp: &Sp<RawProfile>) -> Option<ProfileMix> {
         None => {
             check.report(
                 at,
-                format!(
-                    "unknown profile `{}`; {}",
-                    shorten(name),
-                    suggest::hint(name, &names)
-                ),
+                format!("unknown profile `{}`; {}", shorten(name), suggest::hint(name, &names)),
             );
             None
         }
@@ -227,10 +207,7 @@ fn profile(check: &mut Check<'_>, sp: &Sp<RawProfile>) -> Option<ProfileMix> {
     match &sp.value {
         RawProfile::One(name) => named(check, name, &sp.at).map(ProfileMix::single),
         RawProfile::Mix(entries) if entries.is_empty() => {
-            check.report(
-                &sp.at,
-                "a mix needs at least one profile, e.g. {js: 60, android: 40}",
-            );
+            check.report(&sp.at, "a mix needs at least one profile, e.g. {js: 60, android: 40}");
             None
         }
         RawProfile::Mix(entries) => {
@@ -250,10 +227,7 @@ fn profile(check: &mut Check<'_>, sp: &Sp<RawProfile>) -> Option<ProfileMix> {
                     _ => {
                         check.report(
                             &weight.at,
-                            format!(
-                                "a weight is a positive whole number, found {}",
-                                weight.value
-                            ),
+                            format!("a weight is a positive whole number, found {}", weight.value),
                         );
                         ok = false;
                     }
@@ -264,11 +238,7 @@ fn profile(check: &mut Check<'_>, sp: &Sp<RawProfile>) -> Option<ProfileMix> {
     }
 }
 
-fn token(
-    check: &mut Check<'_>,
-    raw: Option<&Sp<RawToken>>,
-    target_source: Option<&TokenSource>,
-) -> Option<TokenSpec> {
+fn token(check: &mut Check<'_>, raw: Option<&Sp<RawToken>>, target_source: Option<&TokenSource>) -> Option<TokenSpec> {
     let Some(sp) = raw else {
         return Some(TokenSpec {
             ttl: None,
@@ -355,9 +325,10 @@ pub(crate) fn channels(
         Some(k)
             if k.value.is_empty()
                 || k.value.len() > 64
-                || !k.value.chars().all(|ch| {
-                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-'
-                }) =>
+                || !k
+                    .value
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-') =>
         {
             check.report(
                 &k.at,
@@ -369,9 +340,5 @@ pub(crate) fn channels(
         Some(k) => k.value.clone(),
         None => "messaging".to_owned(),
     };
-    ok.then_some(Channels {
-        count,
-        members,
-        kind,
-    })
+    ok.then_some(Channels { count, members, kind })
 }

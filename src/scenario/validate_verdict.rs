@@ -7,10 +7,7 @@ use super::threshold::{self, Threshold};
 use super::validate::{Check, value};
 use super::{suggest, tree::shorten};
 
-pub(crate) fn thresholds(
-    check: &mut Check<'_>,
-    raw: Option<&Sp<RawMap<RawThreshold>>>,
-) -> Vec<Threshold> {
+pub(crate) fn thresholds(check: &mut Check<'_>, raw: Option<&Sp<RawMap<RawThreshold>>>) -> Vec<Threshold> {
     let Some(sp) = raw else {
         return Vec::new();
     };
@@ -120,8 +117,5 @@ pub(crate) fn conformance(check: &mut Check<'_>, raw: Option<&Sp<RawConformance>
             globs.push(g.to_owned());
         }
     }
-    Conformance {
-        watch: globs,
-        strict,
-    }
+    Conformance { watch: globs, strict }
 }

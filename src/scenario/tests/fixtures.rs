@@ -7,9 +7,7 @@ use std::path::PathBuf;
 const FIXTURES: &str = "tests/fixtures/scenarios";
 
 fn fixture_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(FIXTURES)
-        .join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(FIXTURES).join(rel)
 }
 
 /// Parses a fixture under its repository-relative name, so expected lines are stable.
@@ -27,10 +25,7 @@ fn problems(rel: &str) -> Vec<String> {
 
 fn assert_problems(rel: &str, expected: &[&str]) {
     let got = problems(rel);
-    let expected: Vec<String> = expected
-        .iter()
-        .map(|l| format!("{FIXTURES}/{rel}:{l}"))
-        .collect();
+    let expected: Vec<String> = expected.iter().map(|l| format!("{FIXTURES}/{rel}:{l}")).collect();
     assert_eq!(got, expected, "\n got:\n{}\n", got.join("\n"));
 }
 

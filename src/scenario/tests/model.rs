@@ -23,7 +23,7 @@ fn full_fixture_normalizes_every_key() {
     let s = fixture("valid/full.yaml");
     assert_eq!(s.name, "full-example");
     assert_eq!(s.seed, 42);
-    let Target::Embedded(mock) = &s.target else {
+    let TargetSpec::Embedded(mock) = &s.target else {
         panic!("embedded target expected")
     };
     assert_eq!(mock.health_interval, secs(5));
@@ -47,31 +47,19 @@ fn full_fixture_normalizes_every_key() {
     let stages = &s.load.stages;
     assert_eq!(stages.len(), 4);
     assert_eq!(
-        (
-            stages[0].start,
-            stages[0].users_before,
-            stages[0].users_after
-        ),
+        (stages[0].start, stages[0].users_before, stages[0].users_after),
         (secs(0), 0, 5000)
     );
     assert_eq!(stages[1].kind, StageKind::Hold);
     assert_eq!(
-        (
-            stages[2].start,
-            stages[2].users_before,
-            stages[2].users_after
-        ),
+        (stages[2].start, stages[2].users_before, stages[2].users_after),
         (secs(120), 5000, 7000),
         "arrival capped by max: 50/s for 60s would be 3000"
     );
     assert_eq!(stages[2].kind, StageKind::Arrival { per_second: 50.0 });
     assert_eq!(s.load.total(), secs(480));
     assert_eq!(s.load.peak_users(), 7000);
-    assert_eq!(
-        s.run_length(),
-        secs(480),
-        "duration cap 10m is beyond the plan"
-    );
+    assert_eq!(s.run_length(), secs(480), "duration cap 10m is beyond the plan");
 
     assert_eq!(s.behaviour.typing, Some(Every { every: secs(30) }));
     assert_eq!(
@@ -117,17 +105,11 @@ fn full_fixture_normalizes_every_key() {
 
     assert_eq!(s.thresholds.len(), 5);
     let recovery = &s.thresholds[1];
-    assert_eq!(
-        recovery.metric,
-        Metric::Latency(Histogram::Recovery, Stat::P99)
-    );
+    assert_eq!(recovery.metric, Metric::Latency(Histogram::Recovery, Stat::P99));
     assert_eq!((recovery.op, recovery.bound), (Op::Lt, 30_000_000.0));
     assert!(recovery.abort);
     assert_eq!(recovery.abort_after, Some(secs(180)));
-    assert_eq!(
-        s.thresholds[3].metric,
-        Metric::Figure(Figure::ConformanceFailed)
-    );
+    assert_eq!(s.thresholds[3].metric, Metric::Figure(Figure::ConformanceFailed));
     assert_eq!(s.thresholds[4].to_string(), "connects.rate >= 100/s");
     assert_eq!(s.conformance.watch, ["CONN-*", "AUTH-*", "RECONNECT-*"]);
     assert!(s.conformance.strict);
@@ -138,7 +120,7 @@ fn minimal_fixture_gets_the_defaults() {
     let s = fixture("valid/minimal.yaml");
     assert_eq!(s.name, "minimal", "the file stem");
     assert_eq!(s.seed, 1);
-    assert_eq!(s.target, Target::Embedded(MockOptions::default()));
+    assert_eq!(s.target, TargetSpec::Embedded(MockOptions::default()));
     assert_eq!(s.users.id.id(3), "user-3");
     assert_eq!(s.users.profile, ProfileMix::single(Profile::Js));
     assert_eq!(s.users.token.mode, TokenMode::Provider);
@@ -179,7 +161,7 @@ fn real_target_fixture() {
     let s = fixture("valid/real-target.yaml");
     assert_eq!(
         s.target,
-        Target::Remote(RemoteTarget {
+        TargetSpec::Remote(RemoteTarget {
             url: "https://chat.staging.example".into(),
             api_key: "staging-key".into()
         })
@@ -190,10 +172,7 @@ fn real_target_fixture() {
     );
     assert_eq!(s.users.token.mode, TokenMode::Static);
     assert!(s.timeline.iter().all(|e| !e.action.needs_mock()));
-    assert_eq!(
-        s.load.stages[0].kind,
-        StageKind::Arrival { per_second: 20.0 }
-    );
+    assert_eq!(s.load.stages[0].kind, StageKind::Arrival { per_second: 20.0 });
     assert_eq!(s.load.stages[0].users_after, 200);
 }
 
@@ -227,16 +206,28 @@ fn overrides_scale_the_scenario() {
     assert_eq!(tiny.channels.members, 10);
 
     let err = s.clone().with_users(0).expect_err("zero users");
-    assert_eq!(
-        err.to_string(),
-        "--users: users.count: must be 1 to 10000000"
-    );
+    assert_eq!(err.to_string(), "--users: users.count: must be 1 to 10000000");
 
     let short = s.clone().with_duration(secs(200)).expect("cap");
     assert_eq!(short.run_length(), secs(200));
     assert!(short.timeline.iter().all(|e| e.at < secs(200)));
     assert_eq!(short.timeline.len(), 2, "events at 2m and 3m remain");
     assert!(s.clone().with_duration(Duration::ZERO).is_err());
+
+    let long = s.clone().with_duration(secs(600)).expect("extend");
+    assert_eq!(long.run_length(), secs(600));
+    assert_eq!(long.load.stages.len(), 4, "the last stage is a hold: extended");
+    assert_eq!(long.load.stages[3].length, secs(420));
+    let ramp_only = parse("r.yaml", "users: {count: 10}\nload: [{ramp: {to: 10, over: 10s}}]\n")
+        .expect("valid")
+        .with_duration(secs(30))
+        .expect("extend");
+    let last = ramp_only.load.stages.last().expect("a stage");
+    assert_eq!(
+        (last.kind.clone(), last.start, last.length, last.users_before),
+        (StageKind::Hold, secs(10), secs(20), 10)
+    );
+    assert_eq!(ramp_only.run_length(), secs(30));
 }
 
 #[test]
@@ -248,8 +239,7 @@ fn with_users_rechecks_the_id_length() {
     let s = parse("ids.yaml", &text).expect("index 9 gives 255 characters");
     let err = s.with_users(11).expect_err("index 10 gives 256 characters");
     assert!(
-        err.to_string()
-            .starts_with("--users: users.id: gives invalid user id"),
+        err.to_string().starts_with("--users: users.id: gives invalid user id"),
         "{err}"
     );
 }
@@ -257,7 +247,7 @@ fn with_users_rechecks_the_id_length() {
 #[test]
 fn with_target_refuses_server_side_faults() {
     let s = fixture("valid/full.yaml");
-    let remote = Target::Remote(RemoteTarget {
+    let remote = TargetSpec::Remote(RemoteTarget {
         url: "http://127.0.0.1:9".into(),
         api_key: "k".into(),
     });

@@ -23,17 +23,11 @@ fn check_no_panic(text: &str) {
     match parse("fuzz.yaml", text) {
         Ok(_) => {}
         Err(errors) => {
-            assert!(
-                !errors.0.is_empty(),
-                "an error without problems for {text:?}"
-            );
+            assert!(!errors.0.is_empty(), "an error without problems for {text:?}");
             for p in &errors.0 {
                 assert!(p.line >= 1 && p.column >= 1, "no place: {p} for {text:?}");
                 let line = p.to_string();
-                assert!(
-                    !line.contains('\n'),
-                    "multi-line problem {line:?} for {text:?}"
-                );
+                assert!(!line.contains('\n'), "multi-line problem {line:?} for {text:?}");
                 assert!(!p.message.is_empty());
                 assert!(
                     !p.message.starts_with(|c: char| c.is_ascii_uppercase()),
@@ -148,8 +142,7 @@ fn token_soup() {
 
 #[test]
 fn mutations_of_valid_files() {
-    let dir =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios/valid");
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios/valid");
     let mut originals = Vec::new();
     for entry in std::fs::read_dir(dir).expect("valid fixtures") {
         let path = entry.expect("entry").path();
@@ -176,12 +169,7 @@ fn mutations_of_valid_files() {
                         chars.insert(at + i, c);
                     }
                 }
-                2 => {
-                    chars[at] = TOKENS[rng.below(TOKENS.len())]
-                        .chars()
-                        .next()
-                        .unwrap_or('x')
-                }
+                2 => chars[at] = TOKENS[rng.below(TOKENS.len())].chars().next().unwrap_or('x'),
                 _ => {
                     let other = rng.below(chars.len());
                     chars.swap(at, other);
@@ -204,9 +192,7 @@ fn hostile_yaml() {
     check_no_panic(&deep);
     let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
     check_no_panic(bomb);
-    check_no_panic(
-        "users: { count: 99999999999999999999999999999999999999 }\nload: [{hold: 1s}]\n",
-    );
+    check_no_panic("users: { count: 99999999999999999999999999999999999999 }\nload: [{hold: 1s}]\n");
     check_no_panic("users: { count: 10 }\nload: [{hold: 99999999999999999999years}]\n");
     check_no_panic("users: { count: 10 }\nload: [{arrival: {rate: 1e308/s, for: 365days}}]\n");
     check_no_panic(

@@ -156,3 +156,46 @@ fn yaml_level_problems() {
         &["1:1: a scenario is a mapping of keys (name, users, load, ...), found a list"],
     );
 }
+
+/// The README's complete example must stay valid as the format changes.
+#[test]
+fn readme_complete_example_is_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/README.md"))
+        .expect("scenarios/README.md");
+    let section = readme
+        .split("## A complete example")
+        .nth(1)
+        .expect("the section exists");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a yaml block");
+    let s = parse("README.md", yaml).unwrap_or_else(|e| panic!("README example:\n{e}"));
+    assert_eq!(s.name, "full-example");
+    assert_eq!(s.users.profile.weights.len(), 5);
+}
+
+/// Every YAML fragment in the README parses once the required keys are added around it.
+#[test]
+fn readme_fragments_are_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/README.md"))
+        .expect("scenarios/README.md");
+    let mut checked = 0;
+    for block in readme.split("```yaml\n").skip(1) {
+        let fragment = block.split("```").next().unwrap_or_default();
+        let mut text = String::new();
+        if !fragment.lines().any(|l| l.starts_with("users:")) {
+            text.push_str("users: { count: 10000 }\n");
+        }
+        text.push_str(fragment);
+        if !fragment.lines().any(|l| l.starts_with("load:")) {
+            text.push_str("load: [ { ramp: { to: 10000, over: 60s } }, { hold: 10m } ]\n");
+        }
+        if let Err(e) = parse("README.md", &text) {
+            panic!("README fragment:\n{fragment}\nproblems:\n{e}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} fragments");
+}

@@ -233,7 +233,7 @@ impl Scenario {
         for stage in &mut self.load.stages {
             stage.users_before = scale(stage.users_before);
             stage.users_after = scale(stage.users_after);
-            if let StageKind::Arrival { per_second } = &mut stage.kind {
+            if let StageKind::Arrival { per_second, .. } = &mut stage.kind {
                 *per_second *= factor;
             }
         }

@@ -313,7 +313,8 @@ pub struct Stage {
     pub length: Duration,
     /// Users meant to be live when the stage starts.
     pub users_before: u64,
-    /// Users meant to be live when it ends.
+    /// Users meant to be live when it ends (for an arrival stage with a `session`: users
+    /// started, some of whom have left).
     pub users_after: u64,
     /// What the stage does.
     pub kind: StageKind,
@@ -327,10 +328,13 @@ pub enum StageKind {
     /// Keep the current users for `length`.
     Hold,
     /// Open model: start new users at `per_second`, at their scheduled times whether or not
-    /// earlier ones are done, for `length`; `users_after - users_before` of them in all.
+    /// earlier ones are done, for `length`; `users_after - users_before` of them in all (with
+    /// a `session`, some have left again by the end: the difference counts users started).
     Arrival {
         /// New users per second.
         per_second: f64,
+        /// Each arrival leaves after this long; `None`: it stays to the end of the run.
+        session: Option<Duration>,
     },
 }
 

@@ -56,7 +56,13 @@ fn full_fixture_normalizes_every_key() {
         (secs(120), 5000, 7000),
         "arrival capped by max: 50/s for 60s would be 3000"
     );
-    assert_eq!(stages[2].kind, StageKind::Arrival { per_second: 50.0 });
+    assert_eq!(
+        stages[2].kind,
+        StageKind::Arrival {
+            per_second: 50.0,
+            session: None
+        }
+    );
     assert_eq!(s.load.total(), secs(480));
     assert_eq!(s.load.peak_users(), 7000);
     assert_eq!(s.run_length(), secs(480), "duration cap 10m is beyond the plan");
@@ -172,7 +178,13 @@ fn real_target_fixture() {
     );
     assert_eq!(s.users.token.mode, TokenMode::Static);
     assert!(s.timeline.iter().all(|e| !e.action.needs_mock()));
-    assert_eq!(s.load.stages[0].kind, StageKind::Arrival { per_second: 20.0 });
+    assert_eq!(
+        s.load.stages[0].kind,
+        StageKind::Arrival {
+            per_second: 20.0,
+            session: Some(secs(90))
+        }
+    );
     assert_eq!(s.load.stages[0].users_after, 200);
 }
 
@@ -200,7 +212,13 @@ fn overrides_scale_the_scenario() {
     assert_eq!(small.users.count, 100);
     let st = &small.load.stages;
     assert_eq!((st[0].users_after, st[2].users_after), (50, 70));
-    assert_eq!(st[2].kind, StageKind::Arrival { per_second: 0.5 });
+    assert_eq!(
+        st[2].kind,
+        StageKind::Arrival {
+            per_second: 0.5,
+            session: None
+        }
+    );
     assert_eq!(small.channels.members, 100);
     let tiny = s.clone().with_users(10).expect("10 users");
     assert_eq!(tiny.channels.members, 10);

@@ -199,3 +199,14 @@ fn readme_fragments_are_valid() {
     }
     assert!(checked >= 10, "{checked} fragments");
 }
+
+/// A stage that fails to decode leaves the list shorter; no check may then read the plan.
+#[test]
+fn a_broken_stage_does_not_cascade() {
+    let text = "users: { count: 10 }\nload:\n  - hold: 10s\n  - 5\ntimeline:\n  - at: 15s\n    refuse_websocket: {}\n";
+    let err = parse("c.yaml", text).expect_err("stage 1 is not a mapping");
+    assert_eq!(
+        err.lines(),
+        ["c.yaml:4:5: load[1]: expected a mapping, found integer `5`"]
+    );
+}

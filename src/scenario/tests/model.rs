@@ -1,6 +1,6 @@
 //! The model the engine sees: normalization, defaults and the command-line overrides.
 
-use crate::scenario::threshold::{Figure, Histogram, Metric, Op, Stat};
+use crate::scenario::threshold::{Derived, Histogram, Metric, Op, Stat};
 use crate::scenario::*;
 use std::time::Duration;
 
@@ -111,11 +111,14 @@ fn full_fixture_normalizes_every_key() {
 
     assert_eq!(s.thresholds.len(), 5);
     let recovery = &s.thresholds[1];
-    assert_eq!(recovery.metric, Metric::Latency(Histogram::Recovery, Stat::P99));
+    assert_eq!(
+        recovery.metric,
+        Metric::Latency(Histogram::One(crate::metrics::Metric::Recovery), Stat::P99)
+    );
     assert_eq!((recovery.op, recovery.bound), (Op::Lt, 30_000_000.0));
     assert!(recovery.abort);
     assert_eq!(recovery.abort_after, Some(secs(180)));
-    assert_eq!(s.thresholds[3].metric, Metric::Figure(Figure::ConformanceFailed));
+    assert_eq!(s.thresholds[3].metric, Metric::Derived(Derived::ConformanceFailed));
     assert_eq!(s.thresholds[4].to_string(), "connects.rate >= 100/s");
     assert_eq!(s.conformance.watch, ["CONN-*", "AUTH-*", "RECONNECT-*"]);
     assert!(s.conformance.strict);

@@ -2,7 +2,9 @@
 //! `errors.rate: "< 0.1%"`, `conformance.failed: "== 0"`. Parsed and checked before the run
 //! (an unknown metric is an error, never a silent pass); evaluated by the report side with
 //! [`Threshold::passes`]. Histogram and counter names are those of `crate::metrics` (the
-//! `summary.json` keys), so a threshold can name anything the run records.
+//! `summary.json` keys), so a threshold can name anything the run records. A latency threshold
+//! is meant on the corrected view (measured from the intended time) where the metric has a
+//! schedule (`metrics::Metric::scheduled`), and on the actual view otherwise.
 
 use super::suggest;
 use crate::metrics;

@@ -208,8 +208,8 @@ fn a_bound_on_problems_keeps_garbage_cheap() {
         text.push_str(&format!("unknown_{i}: 1\n"));
     }
     let err = parse("many.yaml", &text).expect_err("unknown keys");
-    assert!(err.0.len() <= 64, "{} problems", err.0.len());
-    assert!(err.0.len() >= 60);
+    assert_eq!(err.0.len(), 65, "64 problems and the note that it stopped");
+    assert_eq!(err.0[64].message, "stopped after 64 problems; fix these first");
 }
 
 #[test]
@@ -233,34 +233,4 @@ fn nesting_is_bounded_with_a_clear_problem() {
         err.to_string(),
         "deep.yaml:1:22: invalid yaml: nested deeper than 16 levels"
     );
-}
-
-#[test]
-#[ignore]
-fn zz_probe_timing() {
-    for f in ["full.yaml", "minimal.yaml"] {
-        let text = std::fs::read_to_string(format!(
-            "{}/tests/fixtures/scenarios/valid/{f}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        for _ in 0..50 {
-            parse("f.yaml", &text).unwrap();
-        }
-        let t = std::time::Instant::now();
-        for _ in 0..500 {
-            parse("f.yaml", &text).unwrap();
-        }
-        eprintln!("{f} ({} bytes): {:?} per parse", text.len(), t.elapsed() / 500);
-    }
-    let text = std::fs::read_to_string(format!(
-        "{}/tests/fixtures/scenarios/invalid/many-problems.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let t = std::time::Instant::now();
-    for _ in 0..500 {
-        let _ = parse("f.yaml", &text);
-    }
-    eprintln!("many-problems: {:?} per parse", t.elapsed() / 500);
 }

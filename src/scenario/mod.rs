@@ -77,6 +77,21 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
 /// Parses and validates scenario `text`; `source_name` names it in problems (a path, or e.g.
 /// `<stdin>`) and gives the default `name` (its file stem).
 ///
+/// ```
+/// use chatstorm::scenario;
+///
+/// let s = scenario::parse("smoke.yaml", "users: { count: 10 }\nload: [ { hold: 5s } ]\n")
+///     .expect("valid");
+/// assert_eq!((s.name.as_str(), s.users.count), ("smoke", 10));
+///
+/// let err = scenario::parse("bad.yaml", "users: { count: 10 }\nload: [ { hold: 5 } ]\n")
+///     .expect_err("a bare number");
+/// assert_eq!(
+///     err.to_string(),
+///     "bad.yaml:2:17: load[0].hold: a duration needs a unit: write `5s` or `5ms`, not a bare number"
+/// );
+/// ```
+///
 /// # Errors
 /// Every problem found, in file order.
 pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> {
@@ -251,6 +266,74 @@ impl Scenario {
         }
         self.users.count = n;
         self.channels.members = self.channels.members.min(n);
+        Ok(self)
+    }
+
+    /// Compresses (or stretches) the scenario's own clock by `factor` (0.1 = ten times
+    /// faster), for tests that run a shipped scenario in seconds: stage lengths and starts,
+    /// timeline offsets and windows, behaviour intervals, token lifetimes, the `duration` cap
+    /// and threshold warm-ups all scale; arrival rates scale inversely, so the same users
+    /// arrive. The SDKs' own timings (back-off, health cadence, timeouts) and the mock's
+    /// options do not: set those in the scenario when a test needs them short. Every scaled
+    /// duration stays at least 1 ms.
+    ///
+    /// # Errors
+    /// A factor that is not a positive finite number.
+    pub fn with_time_scale(mut self, factor: f64) -> Result<Self, ScenarioErrors> {
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(flag_problem(
+                "time scale",
+                "",
+                format!("must be a positive number, found {factor}"),
+            ));
+        }
+        let scale = |d: Duration| d.mul_f64(factor).max(Duration::from_millis(1));
+        let mut start = Duration::ZERO;
+        for stage in &mut self.load.stages {
+            stage.start = start;
+            stage.length = scale(stage.length);
+            start += stage.length;
+            if let StageKind::Arrival { per_second, session } = &mut stage.kind {
+                *per_second /= factor;
+                *session = session.map(scale);
+            }
+        }
+        let end = self.load.total();
+        for event in &mut self.timeline {
+            event.at = event
+                .at
+                .mul_f64(factor)
+                .min(end.saturating_sub(Duration::from_millis(1)));
+            match &mut event.action {
+                Action::BlockWebsocket { length }
+                | Action::RefuseWebsocket { length, .. }
+                | Action::HalfOpen { length, .. }
+                | Action::AddLatency { length, .. } => *length = length.map(scale),
+                Action::DropSockets { .. } | Action::ExpireTokens { .. } | Action::SetPrivacy { .. } => {}
+            }
+        }
+        let b = &mut self.behaviour;
+        for every in [
+            b.typing.as_mut().map(|e| &mut e.every),
+            b.read.as_mut().map(|e| &mut e.every),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *every = scale(*every);
+        }
+        if let Some(m) = &mut b.message {
+            m.every = scale(m.every);
+        }
+        if let Some(g) = &mut b.background {
+            g.every = scale(g.every);
+            g.length = scale(g.length);
+        }
+        self.users.token.ttl = self.users.token.ttl.map(scale);
+        self.duration = self.duration.map(scale);
+        for t in &mut self.thresholds {
+            t.abort_after = t.abort_after.map(scale);
+        }
         Ok(self)
     }
 

@@ -314,3 +314,31 @@ fn load_reports_unreadable_files() {
         "{err}"
     );
 }
+
+#[test]
+fn time_scale_compresses_the_scenario_clock() {
+    let s = fixture("valid/full.yaml");
+    let fast = s.clone().with_time_scale(0.1).expect("ten times faster");
+    assert_eq!(fast.load.total(), Duration::from_millis(48_000));
+    assert_eq!(fast.load.stages[2].start, secs(12));
+    assert_eq!(
+        fast.load.stages[2].kind,
+        StageKind::Arrival {
+            per_second: 500.0,
+            session: None
+        },
+        "the same users arrive in a tenth of the time"
+    );
+    assert_eq!(fast.load.peak_users(), s.load.peak_users());
+    assert_eq!(fast.timeline[0].at, secs(12));
+    assert_eq!(
+        fast.timeline[2].action,
+        Action::BlockWebsocket { length: Some(secs(3)) }
+    );
+    assert_eq!(fast.behaviour.typing, Some(Every { every: secs(3) }));
+    assert_eq!(fast.users.token.ttl, Some(secs(60)));
+    assert_eq!(fast.thresholds[1].abort_after, Some(secs(18)));
+    assert!(fast.timeline.iter().all(|e| e.at < fast.run_length()));
+    assert!(s.clone().with_time_scale(0.0).is_err());
+    assert!(s.with_time_scale(f64::NAN).is_err());
+}

@@ -278,13 +278,14 @@ impl Scenario {
     /// duration stays at least 1 ms.
     ///
     /// # Errors
-    /// A factor that is not a positive finite number.
+    /// A factor outside (0, 1000]; the upper bound keeps every scaled sum of durations far
+    /// from overflowing.
     pub fn with_time_scale(mut self, factor: f64) -> Result<Self, ScenarioErrors> {
-        if !(factor.is_finite() && factor > 0.0) {
+        if !(factor > 0.0 && factor <= 1000.0) {
             return Err(flag_problem(
                 "time scale",
                 "",
-                format!("must be a positive number, found {factor}"),
+                format!("must be above 0 and at most 1000, found {factor}"),
             ));
         }
         let scale = |d: Duration| d.mul_f64(factor).max(Duration::from_millis(1));

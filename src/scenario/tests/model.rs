@@ -340,5 +340,8 @@ fn time_scale_compresses_the_scenario_clock() {
     assert_eq!(fast.thresholds[1].abort_after, Some(secs(18)));
     assert!(fast.timeline.iter().all(|e| e.at < fast.run_length()));
     assert!(s.clone().with_time_scale(0.0).is_err());
-    assert!(s.with_time_scale(f64::NAN).is_err());
+    assert!(s.clone().with_time_scale(f64::NAN).is_err());
+    assert!(s.clone().with_time_scale(1e20).is_err());
+    let slow = s.with_time_scale(1000.0).expect("a thousand times slower");
+    assert_eq!(slow.load.total(), secs(480_000));
 }

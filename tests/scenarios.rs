@@ -56,7 +56,7 @@ fn every_shipped_scenario_validates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_shows_every_lifecycle_event() {
-    let s = shipped("smoke.yaml").with_users(150).unwrap().time_scaled(0.5);
+    let s = shipped("smoke.yaml").with_users(150).unwrap().with_time_scale(0.5).unwrap();
     let r = run(s, "smoke").await;
     assert!(counter(&r, "connects") >= 150, "{:?}", r.metrics.counters);
     assert!(counter(&r, "fallbacks") > 0, "upgrades were refused during the ramp: some JS users fall back");
@@ -69,7 +69,7 @@ async fn smoke_shows_every_lifecycle_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_refreshes_after_code_40() {
-    let s = shipped("token-expiry.yaml").with_users(100).unwrap().time_scaled(0.4);
+    let s = shipped("token-expiry.yaml").with_users(100).unwrap().with_time_scale(0.4).unwrap();
     let r = run(s, "token-expiry").await;
     assert!(counter(&r, "token_refreshes") > 0, "{:?}", r.metrics.counters);
     assert!(r.errors.by_code.contains_key("40"), "refreshes follow code 40: {:?}", r.errors.by_code);
@@ -81,7 +81,7 @@ async fn token_expiry_refreshes_after_code_40() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_storm_recovers_within_the_backoff_bounds() {
-    let s = shipped("reconnect-storm.yaml").with_users(300).unwrap().time_scaled(0.3);
+    let s = shipped("reconnect-storm.yaml").with_users(300).unwrap().with_time_scale(0.3).unwrap();
     let r = run(s, "reconnect-storm").await;
     let storm = r.storms.first().expect("a storm");
     assert!(storm.dropped >= 250, "every live user was dropped: {storm:?}");
@@ -104,7 +104,7 @@ async fn longpoll_fallback_users_receive_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn privacy_off_typing_reaches_no_one() {
-    let s = shipped("privacy.yaml").with_users(60).unwrap().time_scaled(0.4);
+    let s = shipped("privacy.yaml").with_users(60).unwrap().with_time_scale(0.4).unwrap();
     let r = run(s, "privacy").await;
     assert!(r.latency.get("delivery.typing").is_some_and(|l| l.summary.count > 0), "typing flows between others");
     assert_eq!(counter(&r, "privacy_leaks"), 0, "{:?}", r.metrics.counters);
@@ -112,7 +112,7 @@ async fn privacy_off_typing_reaches_no_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_ramp_runs_its_steps() {
-    let s = shipped("capacity-ramp.yaml").with_users(200).unwrap().time_scaled(0.15);
+    let s = shipped("capacity-ramp.yaml").with_users(200).unwrap().with_time_scale(0.15).unwrap();
     let r = run(s, "capacity-ramp").await;
     assert!(counter(&r, "connects") > 0);
     assert_eq!(r.thresholds.len(), 2);

@@ -103,11 +103,11 @@ pub fn stages_of(scenario: &Scenario) -> Vec<Stage> {
                 over: s.length,
             },
             StageKind::Hold => Stage::Hold { duration: s.length },
-            StageKind::Arrival { per_second } => Stage::Arrival {
+            StageKind::Arrival { per_second, session } => Stage::Arrival {
                 rate: per_second,
                 duration: s.length,
                 max: Some(s.users_after.saturating_sub(s.users_before) as u32),
-                session: None,
+                session,
             },
         })
         .collect()
@@ -133,8 +133,8 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let mut _mock_guard = None;
     let target = match (req.target, &scenario.target) {
         (Some(t), _) => t,
-        (None, crate::scenario::Target::Remote(r)) => super::target_from_scenario(r, &scenario)?,
-        (None, crate::scenario::Target::Embedded(opts)) => {
+        (None, crate::scenario::TargetSpec::Remote(r)) => super::target_from_scenario(r, &scenario)?,
+        (None, crate::scenario::TargetSpec::Embedded(opts)) => {
             let mock = EmbeddedMock::start(opts, scenario.seed, users_planned, fd_limit).await?;
             let t = mock.target.clone();
             _mock_guard = Some(mock);

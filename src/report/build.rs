@@ -7,7 +7,7 @@ use crate::engine::run::RunOutput;
 use crate::exit::Outcome;
 use crate::metrics::{MetricsSnapshot, PercentileSummary, spectrum};
 use crate::scenario::Scenario;
-use crate::scenario::threshold::{Figure, Histogram, Metric, Stat, Threshold, Unit};
+use crate::scenario::threshold::{Derived, Histogram, Metric, Stat, Threshold, Unit};
 use std::collections::BTreeMap;
 
 /// Builds the summary of a finished run.
@@ -154,17 +154,13 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
 pub fn observe(metric: Metric, summary: &RunSummary) -> Option<f64> {
     match metric {
         Metric::Latency(h, stat) => {
+            let one;
             let tags: &[&str] = match h {
                 Histogram::Connect => &["connect.ws", "connect.longpoll"],
-                Histogram::TokenFetch => &["token.fetch"],
-                Histogram::TokenRefresh => &["token.refresh"],
-                Histogram::Reconnect => &["reconnect"],
-                Histogram::DeliveryTyping => &["delivery.typing"],
-                Histogram::DeliveryMessage => &["delivery.message"],
-                Histogram::DeliveryRead => &["delivery.read"],
-                Histogram::LongpollConnect => &["longpoll.connect"],
-                Histogram::LongpollPoll => &["longpoll.poll"],
-                Histogram::Recovery => &["recovery"],
+                Histogram::One(m) => {
+                    one = [m.name()];
+                    &one
+                }
             };
             let (hist, _) = summary.metrics.combined(tags).ok()?;
             if hist.is_empty() {
@@ -176,19 +172,13 @@ pub fn observe(metric: Metric, summary: &RunSummary) -> Option<f64> {
                 s => hist.value_at_percentile(s.percentile().unwrap_or(100.0)) as f64,
             })
         }
-        Metric::Figure(f) => {
-            let c = |name: &str| summary.metrics.counters.get(name).copied().unwrap_or(0) as f64;
-            Some(match f {
-                Figure::ErrorsRate => summary.errors.rate_percent / 100.0,
-                Figure::ErrorsCount => summary.errors.total as f64,
-                Figure::ConformanceFailed => conformance_failed(summary) as f64,
-                Figure::ConnectsRate => peak_connect_rate(&summary.metrics),
-                Figure::EventsLost => c("events_lost"),
-                Figure::EventsDuplicated => c("events_duplicated"),
-                Figure::EventsReordered => c("events_out_of_order"),
-                Figure::ReconnectAttempts => c("reconnect_attempts"),
-            })
-        }
+        Metric::Derived(f) => Some(match f {
+            Derived::ErrorsRate => summary.errors.rate_percent / 100.0,
+            Derived::ErrorsCount => summary.errors.total as f64,
+            Derived::ConformanceFailed => conformance_failed(summary) as f64,
+            Derived::ConnectsRate => peak_connect_rate(&summary.metrics),
+        }),
+        Metric::Counter(c) => Some(summary.metrics.counters.get(c.name()).copied().unwrap_or(0) as f64),
     }
 }
 

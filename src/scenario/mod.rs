@@ -37,8 +37,10 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-/// Scenario files larger than this are refused unread (a scenario is a page of YAML).
-pub const MAX_SCENARIO_BYTES: usize = 1 << 20;
+/// Scenario files larger than this are refused unread: a scenario is a page of YAML, and the
+/// YAML parser costs about 1 µs per byte (release build), so the bound keeps any file's check
+/// well under a second.
+pub const MAX_SCENARIO_BYTES: usize = 256 * 1024;
 
 /// Reads, parses and validates the scenario at `path`.
 ///
@@ -75,6 +77,21 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
 /// Parses and validates scenario `text`; `source_name` names it in problems (a path, or e.g.
 /// `<stdin>`) and gives the default `name` (its file stem).
 ///
+/// ```
+/// use chatstorm::scenario;
+///
+/// let s = scenario::parse("smoke.yaml", "users: { count: 10 }\nload: [ { hold: 5s } ]\n")
+///     .expect("valid");
+/// assert_eq!((s.name.as_str(), s.users.count), ("smoke", 10));
+///
+/// let err = scenario::parse("bad.yaml", "users: { count: 10 }\nload: [ { hold: 5 } ]\n")
+///     .expect_err("a bare number");
+/// assert_eq!(
+///     err.to_string(),
+///     "bad.yaml:2:17: load[0].hold: a duration needs a unit: write `5s` or `5ms`, not a bare number"
+/// );
+/// ```
+///
 /// # Errors
 /// Every problem found, in file order.
 pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> {
@@ -96,6 +113,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
     let root =
         tree::parse(text).map_err(|e| ScenarioErrors(vec![problem(e.line, e.column, String::new(), e.message)]))?;
     let (raw, errors) = de::decode::<Sp<RawScenario>>(&root);
+    let gave_up = errors.len() >= de::MAX_PROBLEMS;
     let mut also_reported = Vec::new();
     let problems = errors
         .into_iter()
@@ -134,6 +152,15 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
             }
             problems.sort_by_key(|p| (p.line, p.column));
             problems.dedup();
+            if gave_up {
+                let last_line = problems.iter().map(|p| p.line).max().unwrap_or(1);
+                problems.push(problem(
+                    last_line,
+                    1,
+                    String::new(),
+                    format!("stopped after {} problems; fix these first", de::MAX_PROBLEMS),
+                ));
+            }
             Err(ScenarioErrors(problems))
         }
     }
@@ -165,22 +192,40 @@ impl Scenario {
         self
     }
 
-    /// Caps the run at `cap` (`--duration`). Timeline events at or after the new end are
-    /// removed, so that every event left in the model fires.
+    /// Sets the run's length (`--duration`): a shorter run cuts the plan at `length` (timeline
+    /// events at or after the new end are removed, so every event left in the model fires); a
+    /// longer one extends the last stage when it is a hold, or appends a hold at the final
+    /// level. Either way `run_length()` is then `length`.
     ///
     /// # Errors
-    /// A zero cap.
-    pub fn with_duration(mut self, cap: Duration) -> Result<Self, ScenarioErrors> {
-        if cap.is_zero() {
+    /// A zero length.
+    pub fn with_duration(mut self, length: Duration) -> Result<Self, ScenarioErrors> {
+        if length.is_zero() {
             return Err(flag_problem(
                 "--duration",
                 "duration",
                 "must be greater than zero".to_owned(),
             ));
         }
-        self.duration = Some(cap);
-        let end = self.run_length();
-        self.timeline.retain(|e| e.at < end);
+        let total = self.load.total();
+        if length > total {
+            let extra = length - total;
+            match self.load.stages.last_mut() {
+                Some(last) if last.kind == StageKind::Hold => last.length += extra,
+                last => {
+                    let level = last.map_or(0, |s| s.users_after);
+                    self.load.stages.push(Stage {
+                        start: total,
+                        length: extra,
+                        users_before: level,
+                        users_after: level,
+                        kind: StageKind::Hold,
+                    });
+                }
+            }
+        }
+        self.duration = Some(length);
+        self.timeline.retain(|e| e.at < length);
         Ok(self)
     }
 
@@ -215,7 +260,7 @@ impl Scenario {
         for stage in &mut self.load.stages {
             stage.users_before = scale(stage.users_before);
             stage.users_after = scale(stage.users_after);
-            if let StageKind::Arrival { per_second } = &mut stage.kind {
+            if let StageKind::Arrival { per_second, .. } = &mut stage.kind {
                 *per_second *= factor;
             }
         }
@@ -224,12 +269,81 @@ impl Scenario {
         Ok(self)
     }
 
+    /// Compresses (or stretches) the scenario's own clock by `factor` (0.1 = ten times
+    /// faster), for tests that run a shipped scenario in seconds: stage lengths and starts,
+    /// timeline offsets and windows, behaviour intervals, token lifetimes, the `duration` cap
+    /// and threshold warm-ups all scale; arrival rates scale inversely, so the same users
+    /// arrive. The SDKs' own timings (back-off, health cadence, timeouts) and the mock's
+    /// options do not: set those in the scenario when a test needs them short. Every scaled
+    /// duration stays at least 1 ms.
+    ///
+    /// # Errors
+    /// A factor outside (0, 1000]; the upper bound keeps every scaled sum of durations far
+    /// from overflowing.
+    pub fn with_time_scale(mut self, factor: f64) -> Result<Self, ScenarioErrors> {
+        if !(factor > 0.0 && factor <= 1000.0) {
+            return Err(flag_problem(
+                "time scale",
+                "",
+                format!("must be above 0 and at most 1000, found {factor}"),
+            ));
+        }
+        let scale = |d: Duration| d.mul_f64(factor).max(Duration::from_millis(1));
+        let mut start = Duration::ZERO;
+        for stage in &mut self.load.stages {
+            stage.start = start;
+            stage.length = scale(stage.length);
+            start += stage.length;
+            if let StageKind::Arrival { per_second, session } = &mut stage.kind {
+                *per_second /= factor;
+                *session = session.map(scale);
+            }
+        }
+        let end = self.load.total();
+        for event in &mut self.timeline {
+            event.at = event
+                .at
+                .mul_f64(factor)
+                .min(end.saturating_sub(Duration::from_millis(1)));
+            match &mut event.action {
+                Action::BlockWebsocket { length }
+                | Action::RefuseWebsocket { length, .. }
+                | Action::HalfOpen { length, .. }
+                | Action::AddLatency { length, .. } => *length = length.map(scale),
+                Action::DropSockets { .. } | Action::ExpireTokens { .. } | Action::SetPrivacy { .. } => {}
+            }
+        }
+        let b = &mut self.behaviour;
+        for every in [
+            b.typing.as_mut().map(|e| &mut e.every),
+            b.read.as_mut().map(|e| &mut e.every),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *every = scale(*every);
+        }
+        if let Some(m) = &mut b.message {
+            m.every = scale(m.every);
+        }
+        if let Some(g) = &mut b.background {
+            g.every = scale(g.every);
+            g.length = scale(g.length);
+        }
+        self.users.token.ttl = self.users.token.ttl.map(scale);
+        self.duration = self.duration.map(scale);
+        for t in &mut self.thresholds {
+            t.abort_after = t.abort_after.map(scale);
+        }
+        Ok(self)
+    }
+
     /// Points the scenario at another target (`--target`), refusing it when the timeline
     /// has server-side faults a real target cannot carry out.
     ///
     /// # Errors
     /// One problem per refused timeline event.
-    pub fn with_target(mut self, target: Target, tokens: TokenSource) -> Result<Self, ScenarioErrors> {
+    pub fn with_target(mut self, target: TargetSpec, tokens: TokenSource) -> Result<Self, ScenarioErrors> {
         if !target.is_embedded() {
             let refused: Vec<Problem> = self
                 .timeline

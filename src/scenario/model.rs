@@ -14,7 +14,7 @@ pub struct Scenario {
     /// Decides every random choice of the run (default 1).
     pub seed: u64,
     /// Where the users connect.
-    pub target: Target,
+    pub target: TargetSpec,
     /// The simulated population.
     pub users: Users,
     /// The channels users watch and write to.
@@ -43,19 +43,20 @@ impl Scenario {
     }
 }
 
-/// The server under test.
+/// The server under test as the scenario describes it (the runner turns it into a
+/// `crate::target::Target` once the embedded mock, if any, is listening).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Target {
+pub enum TargetSpec {
     /// The mock server started in-process on a free loopback port (`target: {}`).
     Embedded(MockOptions),
     /// A running server reached at `url`.
     Remote(RemoteTarget),
 }
 
-impl Target {
+impl TargetSpec {
     /// True when the mock's fault-control API is available (server-side faults allowed).
     pub fn is_embedded(&self) -> bool {
-        matches!(self, Target::Embedded(_))
+        matches!(self, TargetSpec::Embedded(_))
     }
 }
 
@@ -273,7 +274,8 @@ pub struct Stage {
     pub length: Duration,
     /// Users meant to be live when the stage starts.
     pub users_before: u64,
-    /// Users meant to be live when it ends.
+    /// Users meant to be live when it ends (for an arrival stage with a `session`: users
+    /// started, some of whom have left).
     pub users_after: u64,
     /// What the stage does.
     pub kind: StageKind,
@@ -287,10 +289,13 @@ pub enum StageKind {
     /// Keep the current users for `length`.
     Hold,
     /// Open model: start new users at `per_second`, at their scheduled times whether or not
-    /// earlier ones are done, for `length`; `users_after - users_before` of them in all.
+    /// earlier ones are done, for `length`; `users_after - users_before` of them in all (with
+    /// a `session`, some have left again by the end: the difference counts users started).
     Arrival {
         /// New users per second.
         per_second: f64,
+        /// Each arrival leaves after this long; `None`: it stays to the end of the run.
+        session: Option<Duration>,
     },
 }
 
@@ -466,47 +471,3 @@ impl Default for Conformance {
     }
 }
 
-impl Scenario {
-    /// The same scenario with every scenario-given time multiplied by `factor` (load stages,
-    /// timeline offsets and lengths, behaviour periods, token lifetimes, the run cap, the mock's
-    /// intervals), for quick scaled-down runs in tests. Arrival rates are divided by `factor`, so
-    /// the same users arrive. The SDKs' own timings (health cadence, back-off) do not scale.
-    pub fn time_scaled(mut self, factor: f64) -> Self {
-        let f = |d: Duration| d.mul_f64(factor);
-        for stage in &mut self.load.stages {
-            stage.start = f(stage.start);
-            stage.length = f(stage.length);
-            if let StageKind::Arrival { per_second } = &mut stage.kind {
-                *per_second /= factor;
-            }
-        }
-        for e in &mut self.timeline {
-            e.at = f(e.at);
-            match &mut e.action {
-                Action::BlockWebsocket { length }
-                | Action::RefuseWebsocket { length, .. }
-                | Action::HalfOpen { length, .. }
-                | Action::AddLatency { length, .. } => *length = length.map(f),
-                Action::DropSockets { .. } | Action::ExpireTokens { .. } | Action::SetPrivacy { .. } => {}
-            }
-        }
-        let b = &mut self.behaviour;
-        for every in [&mut b.typing, &mut b.read].into_iter().flatten() {
-            every.every = f(every.every);
-        }
-        if let Some(m) = &mut b.message {
-            m.every = f(m.every);
-        }
-        if let Some(bg) = &mut b.background {
-            bg.every = f(bg.every);
-            bg.length = f(bg.length);
-        }
-        self.users.token.ttl = self.users.token.ttl.map(f);
-        self.duration = self.duration.map(f);
-        if let Target::Embedded(m) = &mut self.target {
-            m.health_interval = f(m.health_interval);
-            m.longpoll_hold = f(m.longpoll_hold);
-        }
-        self
-    }
-}

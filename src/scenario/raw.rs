@@ -124,6 +124,7 @@ pub(crate) struct RawArrival {
     #[serde(rename = "for")]
     pub for_: Field<Scalar>,
     pub max: Field<u64>,
+    pub session: Field<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

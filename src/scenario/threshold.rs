@@ -1,9 +1,13 @@
 //! The threshold grammar: `metric.stat: "<op> value"`, e.g. `connect.p99: "< 500ms"`,
 //! `errors.rate: "< 0.1%"`, `conformance.failed: "== 0"`. Parsed and checked before the run
 //! (an unknown metric is an error, never a silent pass); evaluated by the report side with
-//! [`Threshold::passes`].
+//! [`Threshold::passes`]. Histogram and counter names are those of `crate::metrics` (the
+//! `summary.json` keys), so a threshold can name anything the run records. A latency threshold
+//! is meant on the corrected view (measured from the intended time) where the metric has a
+//! schedule (`metrics::Metric::scheduled`), and on the actual view otherwise.
 
 use super::suggest;
+use crate::metrics;
 use std::fmt;
 use std::time::Duration;
 
@@ -72,8 +76,10 @@ impl Op {
 pub enum Metric {
     /// A statistic of a latency histogram.
     Latency(Histogram, Stat),
-    /// A run-wide figure.
-    Figure(Figure),
+    /// A figure the report derives from several counters.
+    Derived(Derived),
+    /// One counter of `crate::metrics`, by its `summary.json` name (e.g. `events_lost`).
+    Counter(metrics::Counter),
 }
 
 impl Metric {
@@ -81,9 +87,9 @@ impl Metric {
     pub fn unit(self) -> Unit {
         match self {
             Metric::Latency(..) => Unit::Micros,
-            Metric::Figure(Figure::ErrorsRate) => Unit::Fraction,
-            Metric::Figure(Figure::ConnectsRate) => Unit::PerSecond,
-            Metric::Figure(_) => Unit::Count,
+            Metric::Derived(Derived::ErrorsRate) => Unit::Fraction,
+            Metric::Derived(Derived::ConnectsRate) => Unit::PerSecond,
+            Metric::Derived(_) | Metric::Counter(_) => Unit::Count,
         }
     }
 }
@@ -101,45 +107,40 @@ pub enum Unit {
     PerSecond,
 }
 
-/// The latency histograms of PRODUCT.md that thresholds can name.
+/// A latency histogram a threshold can name: any of `crate::metrics::Metric` by its stable
+/// name (`connect.ws`, `token.refresh`, `rest.read`, `recovery`, ...), or `connect`, which is
+/// both connect transports (`connect.ws` and `connect.longpoll`) merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Histogram {
-    /// Upgrade start to the first `health.check`.
+    /// `connect.ws` and `connect.longpoll` together.
     Connect,
-    /// Token fetched from the provider.
-    TokenFetch,
-    /// Code 40 to connected again.
-    TokenRefresh,
-    /// Drop detected to connected again.
-    Reconnect,
-    /// Typing event, sender to each watcher.
-    DeliveryTyping,
-    /// Message, sender to each watcher.
-    DeliveryMessage,
-    /// Read event, sender to each watcher.
-    DeliveryRead,
-    /// Long-poll connect.
-    LongpollConnect,
-    /// One long-poll request.
-    LongpollPoll,
-    /// Per storm, drop to live again for each dropped user.
-    Recovery,
+    /// One histogram of the metrics module.
+    One(metrics::Metric),
 }
 
 impl Histogram {
-    /// Every histogram with its name.
-    pub const ALL: [(Histogram, &'static str); 10] = [
-        (Histogram::Connect, "connect"),
-        (Histogram::TokenFetch, "token.fetch"),
-        (Histogram::TokenRefresh, "token.refresh"),
-        (Histogram::Reconnect, "reconnect"),
-        (Histogram::DeliveryTyping, "delivery.typing"),
-        (Histogram::DeliveryMessage, "delivery.message"),
-        (Histogram::DeliveryRead, "delivery.read"),
-        (Histogram::LongpollConnect, "longpoll.connect"),
-        (Histogram::LongpollPoll, "longpoll.poll"),
-        (Histogram::Recovery, "recovery"),
-    ];
+    /// The name used in thresholds.
+    pub fn name(self) -> &'static str {
+        match self {
+            Histogram::Connect => "connect",
+            Histogram::One(m) => m.name(),
+        }
+    }
+
+    /// The histogram written as `name`.
+    pub fn from_name(name: &str) -> Option<Histogram> {
+        if name == "connect" {
+            return Some(Histogram::Connect);
+        }
+        metrics::Metric::from_name(name).map(Histogram::One)
+    }
+
+    /// Every histogram name, `connect` first.
+    pub fn names() -> Vec<&'static str> {
+        std::iter::once("connect")
+            .chain(metrics::Metric::ALL.iter().map(|m| m.name()))
+            .collect()
+    }
 }
 
 /// Histogram statistics.
@@ -186,70 +187,65 @@ impl Stat {
     }
 }
 
-/// Run-wide figures.
+/// Run-wide figures the report computes from counters and verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Figure {
-    /// Failed operations / all operations (written as a percentage).
+pub enum Derived {
+    /// Failed operations / all operations (connects, token fetches, REST calls), as a share.
     ErrorsRate,
-    /// Failed operations.
+    /// Failed operations (connect failures, token fetch failures, REST failures).
     ErrorsCount,
+    /// Successful connects per second over the run.
+    ConnectsRate,
     /// Conformance rules with a failed verdict.
     ConformanceFailed,
-    /// Successful connects per second, peak one-second window.
-    ConnectsRate,
-    /// Events sent but never received by a watcher.
-    EventsLost,
-    /// Events received twice.
-    EventsDuplicated,
-    /// Events received out of order.
-    EventsReordered,
-    /// Reconnect attempts in all.
-    ReconnectAttempts,
 }
 
-impl Figure {
-    /// Every figure with its name.
-    pub const ALL: [(Figure, &'static str); 8] = [
-        (Figure::ErrorsRate, "errors.rate"),
-        (Figure::ErrorsCount, "errors.count"),
-        (Figure::ConformanceFailed, "conformance.failed"),
-        (Figure::ConnectsRate, "connects.rate"),
-        (Figure::EventsLost, "events.lost"),
-        (Figure::EventsDuplicated, "events.duplicated"),
-        (Figure::EventsReordered, "events.reordered"),
-        (Figure::ReconnectAttempts, "reconnect.attempts"),
+impl Derived {
+    /// Every derived figure with its name.
+    pub const ALL: [(Derived, &'static str); 4] = [
+        (Derived::ErrorsRate, "errors.rate"),
+        (Derived::ErrorsCount, "errors.count"),
+        (Derived::ConnectsRate, "connects.rate"),
+        (Derived::ConformanceFailed, "conformance.failed"),
     ];
 }
 
-/// Parses a threshold key such as `connect.p99` or `errors.rate`.
+/// Parses a threshold key such as `connect.p99`, `errors.rate` or `events_lost`.
 ///
 /// # Errors
 /// A one-line reason, with a suggestion when the key is close to a known one.
 pub fn parse_metric(key: &str) -> Result<Metric, String> {
-    if let Some((figure, _)) = Figure::ALL.iter().find(|(_, n)| *n == key) {
-        return Ok(Metric::Figure(*figure));
+    if let Some((d, _)) = Derived::ALL.iter().find(|(_, n)| *n == key) {
+        return Ok(Metric::Derived(*d));
     }
-    let histogram_names: Vec<&str> = Histogram::ALL.iter().map(|(_, n)| *n).collect();
+    if let Some(c) = metrics::Counter::from_name(key) {
+        return Ok(Metric::Counter(c));
+    }
     let stat_names: Vec<&str> = Stat::ALL.iter().map(|(_, n)| *n).collect();
-    if histogram_names.contains(&key) {
+    if Histogram::from_name(key).is_some() {
         return Err(format!(
             "`{key}` needs a statistic, e.g. `{key}.p99` (one of: {})",
             stat_names.join(", ")
         ));
     }
     if let Some((name, stat)) = key.rsplit_once('.')
-        && let Some((histogram, _)) = Histogram::ALL.iter().find(|(_, n)| *n == name)
+        && let Some(histogram) = Histogram::from_name(name)
     {
         return match Stat::ALL.iter().find(|(_, n)| *n == stat) {
-            Some((stat, _)) => Ok(Metric::Latency(*histogram, *stat)),
+            Some((stat, _)) => Ok(Metric::Latency(histogram, *stat)),
             None => Err(format!(
                 "unknown statistic `{stat}`; {}",
                 suggest::hint(stat, &stat_names)
             )),
         };
     }
-    let mut known: Vec<String> = Figure::ALL.iter().map(|(_, n)| (*n).to_owned()).collect();
-    for (_, h) in Histogram::ALL {
+    let figures: Vec<&str> = Derived::ALL
+        .iter()
+        .map(|(_, n)| *n)
+        .chain(metrics::Counter::ALL.iter().map(|c| c.name()))
+        .collect();
+    let mut known: Vec<String> = figures.iter().map(|f| (*f).to_owned()).collect();
+    for h in Histogram::names() {
         for (_, s) in Stat::ALL {
             known.push(format!("{h}.{s}"));
         }
@@ -258,10 +254,7 @@ pub fn parse_metric(key: &str) -> Result<Metric, String> {
     match suggest::closest(key, &known_refs) {
         Some(k) => Err(format!("unknown metric `{key}`; did you mean `{k}`?")),
         None => Err(format!(
-            "unknown metric `{key}`; expected `<histogram>.<stat>` with a histogram among {} and a stat among {}, or one of {}",
-            histogram_names.join(", "),
-            stat_names.join(", "),
-            Figure::ALL.map(|(_, n)| n).join(", ")
+            "unknown metric `{key}`; expected `<histogram>.<stat>` such as `connect.p99` or a figure such as `errors.rate` (all are listed in scenarios/README.md)"
         )),
     }
 }
@@ -369,10 +362,21 @@ mod tests {
             Ok(Metric::Latency(Histogram::Connect, Stat::P99))
         );
         assert_eq!(
-            parse_metric("delivery.typing.p999"),
-            Ok(Metric::Latency(Histogram::DeliveryTyping, Stat::P999))
+            parse_metric("connect.ws.p50"),
+            Ok(Metric::Latency(Histogram::One(metrics::Metric::ConnectWs), Stat::P50))
         );
-        assert_eq!(parse_metric("errors.rate"), Ok(Metric::Figure(Figure::ErrorsRate)));
+        assert_eq!(
+            parse_metric("delivery.typing.p999"),
+            Ok(Metric::Latency(
+                Histogram::One(metrics::Metric::DeliveryTyping),
+                Stat::P999
+            ))
+        );
+        assert_eq!(parse_metric("errors.rate"), Ok(Metric::Derived(Derived::ErrorsRate)));
+        assert_eq!(
+            parse_metric("events_lost"),
+            Ok(Metric::Counter(metrics::Counter::EventsLost))
+        );
         assert_eq!(
             parse_metric("conect.p99").unwrap_err(),
             "unknown metric `conect.p99`; did you mean `connect.p99`?"
@@ -386,6 +390,21 @@ mod tests {
     }
 
     #[test]
+    fn every_recorded_histogram_and_counter_can_be_named() {
+        for m in metrics::Metric::ALL {
+            let key = format!("{}.p99", m.name());
+            assert_eq!(
+                parse_metric(&key),
+                Ok(Metric::Latency(Histogram::One(m), Stat::P99)),
+                "{key}"
+            );
+        }
+        for c in metrics::Counter::ALL {
+            assert_eq!(parse_metric(c.name()), Ok(Metric::Counter(c)));
+        }
+    }
+
+    #[test]
     fn parses_conditions_into_canonical_units() {
         let lat = Metric::Latency(Histogram::Connect, Stat::P99);
         assert_eq!(parse_condition(lat, "< 500ms"), Ok((Op::Lt, 500_000.0)));
@@ -394,13 +413,13 @@ mod tests {
         assert!(parse_condition(lat, "< 500").unwrap_err().contains("needs a unit"));
         assert!(parse_condition(lat, "500ms").unwrap_err().contains("must start with"));
         assert!(parse_condition(lat, "< fast").unwrap_err().contains("not a number"));
-        let rate = Metric::Figure(Figure::ErrorsRate);
+        let rate = Metric::Derived(Derived::ErrorsRate);
         assert_eq!(parse_condition(rate, "< 0.1%"), Ok((Op::Lt, 0.001)));
         assert!(parse_condition(rate, "< 0.1").unwrap_err().contains("percentage"));
-        let failed = Metric::Figure(Figure::ConformanceFailed);
+        let failed = Metric::Derived(Derived::ConformanceFailed);
         assert_eq!(parse_condition(failed, "== 0"), Ok((Op::Eq, 0.0)));
         assert!(parse_condition(failed, "== 0ms").is_err());
-        let connects = Metric::Figure(Figure::ConnectsRate);
+        let connects = Metric::Derived(Derived::ConnectsRate);
         assert_eq!(parse_condition(connects, "> 500/s"), Ok((Op::Gt, 500.0)));
     }
 

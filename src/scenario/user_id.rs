@@ -1,40 +1,31 @@
-//! The `users.id` pattern (`user-{index}`) and the user-id rule it must satisfy for every index:
-//! only `a-z 0-9 @ _ -`, not empty, at most 255 characters (PROTOCOL.md, mock decisions table).
+//! The `users.id` pattern (`user-{index}`), checked against the protocol crate's user-id rule
+//! (only `a-z 0-9 @ _ -`, not empty, at most 255 characters) for every index it will produce.
 
 use super::de::Sp;
 use super::model::IdPattern;
 use super::tree::shorten;
 use super::validate::Check;
 
-/// The longest user id the protocol allows.
-pub const MAX_USER_ID_LEN: usize = 255;
+pub use chatstorm_protocol::limits::MAX_USER_ID_LEN;
+use chatstorm_protocol::limits::{USER_ID_ALLOWED, UserIdError, validate_user_id};
 
 const PLACEHOLDER: &str = "{index}";
 
-/// Checks one user id against the rule.
+/// Checks one user id against the protocol crate's rule, phrased for a scenario author.
 ///
 /// # Errors
 /// A one-line reason naming the first offending character or the length.
 pub fn check_user_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("a user id must not be empty".to_owned());
-    }
-    if let Some(bad) = id
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '@' | '_' | '-')))
-    {
-        return Err(format!(
-            "`{}` is not allowed in a user id; use only a-z, 0-9, @, _ and -",
-            bad.escape_default()
-        ));
-    }
-    let len = id.chars().count();
-    if len > MAX_USER_ID_LEN {
-        return Err(format!(
-            "a user id is at most {MAX_USER_ID_LEN} characters, this one has {len}"
-        ));
-    }
-    Ok(())
+    validate_user_id(id).map_err(|e| match e {
+        UserIdError::Empty => "a user id must not be empty".to_owned(),
+        UserIdError::TooLong(len) => {
+            format!("a user id is at most {MAX_USER_ID_LEN} characters, this one has {len}")
+        }
+        UserIdError::BadCharacter { ch, .. } => format!(
+            "`{}` is not allowed in a user id; use only {USER_ID_ALLOWED}",
+            ch.escape_default()
+        ),
+    })
 }
 
 /// Splits and checks the pattern: exactly one `{index}`, and the id of every index in

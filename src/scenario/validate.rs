@@ -185,8 +185,9 @@ pub(crate) fn scenario(check: &mut Check<'_>, raw: &RawScenario, root: &At, defa
         }
     };
     let duration = raw.duration.as_ref().and_then(|sp| check.positive_duration(sp));
-    // Cross-field: the timeline is checked against the run's length only when it is known.
-    let run_length = if check.is_poisoned("duration") {
+    // Cross-field: the timeline is checked against the run's length only when it is known
+    // (a stage that failed to decode is missing from the list, so the sum would be wrong).
+    let run_length = if check.is_poisoned("duration") || check.is_poisoned("load") {
         None
     } else {
         load.as_ref().map(|plan| match duration {

@@ -129,6 +129,7 @@ fn arrival(
             None
         }
     };
+    let session = a.session.as_ref().map(|s| check.positive_duration(s));
     let max = match &a.max {
         Some(m) if m.value == 0 => {
             check.report(&m.at, "must be at least 1");
@@ -137,6 +138,11 @@ fn arrival(
         other => other.as_ref().map(|m| m.value),
     };
     let (rate, length) = (rate?, length?);
+    let session = match session {
+        Some(None) => return None,
+        Some(Some(d)) => Some(d),
+        None => None,
+    };
     // Float-to-int casts saturate, so absurd rates cannot overflow here.
     let scheduled = (rate * length.as_secs_f64()).floor() as u64;
     let arrivals = max.map_or(scheduled, |m| m.min(scheduled));
@@ -162,7 +168,14 @@ fn arrival(
         );
         return None;
     }
-    Some((length, after, StageKind::Arrival { per_second: rate }))
+    Some((
+        length,
+        after,
+        StageKind::Arrival {
+            per_second: rate,
+            session,
+        },
+    ))
 }
 
 /// `50/s`, `300/m`: new users per second.

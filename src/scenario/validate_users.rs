@@ -8,9 +8,12 @@ use super::validate::{Check, MAX_USERS, value};
 use super::{suggest, tree::shorten};
 
 /// The target, and where tokens come from unless `users.token.endpoint` says otherwise.
-pub(crate) fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Option<(Target, TokenSource)> {
+pub(crate) fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Option<(TargetSpec, TokenSource)> {
     let Some(sp) = raw else {
-        return Some((Target::Embedded(MockOptions::default()), TokenSource::EmbeddedSecret));
+        return Some((
+            TargetSpec::Embedded(MockOptions::default()),
+            TokenSource::EmbeddedSecret,
+        ));
     };
     let t = &sp.value;
     if let (Some(secret), Some(_)) = (&t.secret, &t.token_endpoint) {
@@ -69,7 +72,7 @@ pub(crate) fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Opti
                 "a real target needs `secret` (to mint tokens) or `token_endpoint` (to fetch them)",
             );
         }
-        let target = Target::Remote(RemoteTarget {
+        let target = TargetSpec::Remote(RemoteTarget {
             url: url_ok?.trim_end_matches('/').to_owned(),
             api_key: api_key?,
         });
@@ -92,7 +95,7 @@ pub(crate) fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Opti
             ExpiryPolicy::Kick => TokenExpiry::Kick,
         };
     }
-    Some((Target::Embedded(mock), source?))
+    Some((TargetSpec::Embedded(mock), source?))
 }
 
 /// Checks `scheme://host...`, without pulling in a URL parser for one check.

@@ -1,6 +1,6 @@
 //! The model the engine sees: normalization, defaults and the command-line overrides.
 
-use crate::scenario::threshold::{Figure, Histogram, Metric, Op, Stat};
+use crate::scenario::threshold::{Derived, Histogram, Metric, Op, Stat};
 use crate::scenario::*;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ fn full_fixture_normalizes_every_key() {
     let s = fixture("valid/full.yaml");
     assert_eq!(s.name, "full-example");
     assert_eq!(s.seed, 42);
-    let Target::Embedded(mock) = &s.target else {
+    let TargetSpec::Embedded(mock) = &s.target else {
         panic!("embedded target expected")
     };
     assert_eq!(mock.health_interval, secs(5));
@@ -56,7 +56,13 @@ fn full_fixture_normalizes_every_key() {
         (secs(120), 5000, 7000),
         "arrival capped by max: 50/s for 60s would be 3000"
     );
-    assert_eq!(stages[2].kind, StageKind::Arrival { per_second: 50.0 });
+    assert_eq!(
+        stages[2].kind,
+        StageKind::Arrival {
+            per_second: 50.0,
+            session: None
+        }
+    );
     assert_eq!(s.load.total(), secs(480));
     assert_eq!(s.load.peak_users(), 7000);
     assert_eq!(s.run_length(), secs(480), "duration cap 10m is beyond the plan");
@@ -105,11 +111,14 @@ fn full_fixture_normalizes_every_key() {
 
     assert_eq!(s.thresholds.len(), 5);
     let recovery = &s.thresholds[1];
-    assert_eq!(recovery.metric, Metric::Latency(Histogram::Recovery, Stat::P99));
+    assert_eq!(
+        recovery.metric,
+        Metric::Latency(Histogram::One(crate::metrics::Metric::Recovery), Stat::P99)
+    );
     assert_eq!((recovery.op, recovery.bound), (Op::Lt, 30_000_000.0));
     assert!(recovery.abort);
     assert_eq!(recovery.abort_after, Some(secs(180)));
-    assert_eq!(s.thresholds[3].metric, Metric::Figure(Figure::ConformanceFailed));
+    assert_eq!(s.thresholds[3].metric, Metric::Derived(Derived::ConformanceFailed));
     assert_eq!(s.thresholds[4].to_string(), "connects.rate >= 100/s");
     assert_eq!(s.conformance.watch, ["CONN-*", "AUTH-*", "RECONNECT-*"]);
     assert!(s.conformance.strict);
@@ -120,7 +129,7 @@ fn minimal_fixture_gets_the_defaults() {
     let s = fixture("valid/minimal.yaml");
     assert_eq!(s.name, "minimal", "the file stem");
     assert_eq!(s.seed, 1);
-    assert_eq!(s.target, Target::Embedded(MockOptions::default()));
+    assert_eq!(s.target, TargetSpec::Embedded(MockOptions::default()));
     assert_eq!(s.users.id.id(3), "user-3");
     assert_eq!(s.users.profile, ProfileMix::single(Profile::Js));
     assert_eq!(s.users.token.mode, TokenMode::Provider);
@@ -161,7 +170,7 @@ fn real_target_fixture() {
     let s = fixture("valid/real-target.yaml");
     assert_eq!(
         s.target,
-        Target::Remote(RemoteTarget {
+        TargetSpec::Remote(RemoteTarget {
             url: "https://chat.staging.example".into(),
             api_key: "staging-key".into()
         })
@@ -172,7 +181,13 @@ fn real_target_fixture() {
     );
     assert_eq!(s.users.token.mode, TokenMode::Static);
     assert!(s.timeline.iter().all(|e| !e.action.needs_mock()));
-    assert_eq!(s.load.stages[0].kind, StageKind::Arrival { per_second: 20.0 });
+    assert_eq!(
+        s.load.stages[0].kind,
+        StageKind::Arrival {
+            per_second: 20.0,
+            session: Some(secs(90))
+        }
+    );
     assert_eq!(s.load.stages[0].users_after, 200);
 }
 
@@ -200,7 +215,13 @@ fn overrides_scale_the_scenario() {
     assert_eq!(small.users.count, 100);
     let st = &small.load.stages;
     assert_eq!((st[0].users_after, st[2].users_after), (50, 70));
-    assert_eq!(st[2].kind, StageKind::Arrival { per_second: 0.5 });
+    assert_eq!(
+        st[2].kind,
+        StageKind::Arrival {
+            per_second: 0.5,
+            session: None
+        }
+    );
     assert_eq!(small.channels.members, 100);
     let tiny = s.clone().with_users(10).expect("10 users");
     assert_eq!(tiny.channels.members, 10);
@@ -213,6 +234,21 @@ fn overrides_scale_the_scenario() {
     assert!(short.timeline.iter().all(|e| e.at < secs(200)));
     assert_eq!(short.timeline.len(), 2, "events at 2m and 3m remain");
     assert!(s.clone().with_duration(Duration::ZERO).is_err());
+
+    let long = s.clone().with_duration(secs(600)).expect("extend");
+    assert_eq!(long.run_length(), secs(600));
+    assert_eq!(long.load.stages.len(), 4, "the last stage is a hold: extended");
+    assert_eq!(long.load.stages[3].length, secs(420));
+    let ramp_only = parse("r.yaml", "users: {count: 10}\nload: [{ramp: {to: 10, over: 10s}}]\n")
+        .expect("valid")
+        .with_duration(secs(30))
+        .expect("extend");
+    let last = ramp_only.load.stages.last().expect("a stage");
+    assert_eq!(
+        (last.kind.clone(), last.start, last.length, last.users_before),
+        (StageKind::Hold, secs(10), secs(20), 10)
+    );
+    assert_eq!(ramp_only.run_length(), secs(30));
 }
 
 #[test]
@@ -232,7 +268,7 @@ fn with_users_rechecks_the_id_length() {
 #[test]
 fn with_target_refuses_server_side_faults() {
     let s = fixture("valid/full.yaml");
-    let remote = Target::Remote(RemoteTarget {
+    let remote = TargetSpec::Remote(RemoteTarget {
         url: "http://127.0.0.1:9".into(),
         api_key: "k".into(),
     });
@@ -277,4 +313,35 @@ fn load_reports_unreadable_files() {
             .starts_with("/nonexistent/chatstorm/x.yaml: cannot open: "),
         "{err}"
     );
+}
+
+#[test]
+fn time_scale_compresses_the_scenario_clock() {
+    let s = fixture("valid/full.yaml");
+    let fast = s.clone().with_time_scale(0.1).expect("ten times faster");
+    assert_eq!(fast.load.total(), Duration::from_millis(48_000));
+    assert_eq!(fast.load.stages[2].start, secs(12));
+    assert_eq!(
+        fast.load.stages[2].kind,
+        StageKind::Arrival {
+            per_second: 500.0,
+            session: None
+        },
+        "the same users arrive in a tenth of the time"
+    );
+    assert_eq!(fast.load.peak_users(), s.load.peak_users());
+    assert_eq!(fast.timeline[0].at, secs(12));
+    assert_eq!(
+        fast.timeline[2].action,
+        Action::BlockWebsocket { length: Some(secs(3)) }
+    );
+    assert_eq!(fast.behaviour.typing, Some(Every { every: secs(3) }));
+    assert_eq!(fast.users.token.ttl, Some(secs(60)));
+    assert_eq!(fast.thresholds[1].abort_after, Some(secs(18)));
+    assert!(fast.timeline.iter().all(|e| e.at < fast.run_length()));
+    assert!(s.clone().with_time_scale(0.0).is_err());
+    assert!(s.clone().with_time_scale(f64::NAN).is_err());
+    assert!(s.clone().with_time_scale(1e20).is_err());
+    let slow = s.with_time_scale(1000.0).expect("a thousand times slower");
+    assert_eq!(slow.load.total(), secs(480_000));
 }

@@ -49,13 +49,14 @@ pub async fn run(
                     Close::Code(c) => Some(*c),
                     Close::Abrupt => None,
                 };
-                let fault = fault.clone();
                 let label = format!("drop_sockets {}% server {}", pct(*fraction), close_text(*close));
-                recorder.begin_storm(label.clone(), at.into_std(), 0);
-                match fault {
+                let storm = recorder.begin_storm(label, at.into_std(), 0);
+                let r = match &fault {
                     Some(f) => outcome(f.drop_sockets(*fraction, code, salt).await),
                     None => "skipped: no fault control".to_owned(),
-                }
+                };
+                storm.extend_window(Instant::now().into_std());
+                r
             }
             Action::DropSockets {
                 fraction,

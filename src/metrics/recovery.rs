@@ -20,6 +20,8 @@ use super::{Metric, Recorder, new_histogram};
 pub struct Storm {
     label: String,
     at: Instant,
+    /// Drops detected up to this many microseconds after `at` belong to the storm.
+    window_us: AtomicU64,
     dropped: AtomicU64,
     recovered: AtomicU64,
     attempts_total: AtomicU64,
@@ -35,6 +37,7 @@ impl Storm {
         Storm {
             label: label.into(),
             at,
+            window_us: AtomicU64::new(STORM_WINDOW.as_micros() as u64),
             dropped: AtomicU64::new(dropped),
             recovered: AtomicU64::new(0),
             attempts_total: AtomicU64::new(0),
@@ -47,6 +50,18 @@ impl Storm {
     /// When the sockets were dropped.
     pub fn at(&self) -> Instant {
         self.at
+    }
+
+    /// Keeps the storm open for drops detected until `STORM_WINDOW` after `until` (the engine
+    /// calls it when the fault it asked for has been carried out, which can take a while).
+    pub fn extend_window(&self, until: Instant) {
+        let us = (until.saturating_duration_since(self.at) + STORM_WINDOW).as_micros() as u64;
+        self.window_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    fn covers(&self, t: Instant) -> bool {
+        t + Duration::from_secs(1) >= self.at
+            && t.saturating_duration_since(self.at).as_micros() as u64 <= self.window_us.load(Ordering::Relaxed)
     }
 
     /// Counts one more dropped user (users report their own drop when the storm's size is not
@@ -100,10 +115,7 @@ impl Recorder {
         if self.storms_closed() {
             return None;
         }
-        self.storms()
-            .into_iter()
-            .filter(|s| s.at <= at + Duration::from_secs(1) && at.saturating_duration_since(s.at) <= STORM_WINDOW)
-            .max_by_key(|s| s.at)
+        self.storms().into_iter().filter(|s| s.covers(at)).max_by_key(|s| s.at)
     }
 
     /// Opens a storm: `dropped` users were dropped at `at`. The returned handle is cheap to clone

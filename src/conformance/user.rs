@@ -1,0 +1,73 @@
+//! USER rules (PROTOCOL.md §8, §6.2): ids outside the documented character set and user objects
+//! over 5 KB are refused at connect; connecting upserts the user.
+
+use std::sync::Arc;
+
+use chatstorm_protocol::Profile;
+use chatstorm_protocol::limits::MAX_USER_BYTES;
+use serde_json::{Value, json};
+
+use super::auth::error_of;
+use super::client::{WsEvent, one_line};
+use super::ctx::{CaseCtx, CaseResult, ensure};
+
+fn refused(first: &WsEvent) -> bool {
+    first.json().and_then(error_of).is_some() || matches!(first, WsEvent::Close(_) | WsEvent::Ended(_))
+}
+
+/// USER-ID-CHARS: a user id with characters outside `a-z 0-9 @ _ -` is refused.
+pub async fn id_chars(ctx: Arc<CaseCtx>) -> CaseResult {
+    let base = ctx.user_id("a");
+    // `|` is reserved (§8) and a space is outside the documented set.
+    let bad_id = format!("{base}|Bad Id");
+    let token = match ctx.secret() {
+        Some(s) => chatstorm_protocol::token::sign(&chatstorm_protocol::token::Claims::user(&bad_id, None), s),
+        None => ctx.valid_token(&bad_id).await?,
+    };
+    let u = ctx.user("a").await?;
+    let mut ws = u.open_raw(Profile::Js, &token, &bad_id, json!({"id": bad_id})).await?;
+    let first = ws.next(ctx.wait).await;
+    ensure(
+        refused(&first),
+        &bad_id,
+        "an error frame (code 4) refusing the user id, then close",
+        || first.describe(),
+    )
+}
+
+/// USER-SIZE-5KB: `user_details` over 5 KB is refused.
+pub async fn size_5kb(ctx: Arc<CaseCtx>) -> CaseResult {
+    let mut u = ctx.user("a").await?;
+    u.details
+        .custom
+        .insert("blob".into(), json!("x".repeat(MAX_USER_BYTES + 512)));
+    let mut ws = u.open(Profile::Js).await?;
+    let first = ws.next(ctx.wait).await;
+    ensure(
+        refused(&first),
+        &u.id,
+        "an error frame (code 4) refusing a user object over 5 KB, then close",
+        || first.describe(),
+    )
+}
+
+/// USER-CONNECT-UPSERTS: connecting stores `user_details`; a later connect sending only `{id}`
+/// (as Android and Flutter do on reconnect) gets `me` with the stored name.
+pub async fn connect_upserts(ctx: Arc<CaseCtx>) -> CaseResult {
+    let mut u = ctx.user("a").await?;
+    u.details.name = Some("Stored Name".to_owned());
+    let (mut ws, _) = u.connect().await?;
+    let _ = ws.send_close(1000, "done").await;
+    let _ = ws.next(ctx.wait).await;
+    let mut ws2 = u
+        .open_raw(Profile::Android, &u.token, &u.id, json!({"id": u.id}))
+        .await?;
+    let first = ws2.next(ctx.wait).await;
+    let name = first.json().and_then(|v| v.pointer("/me/name")).and_then(Value::as_str);
+    ensure(
+        name == Some("Stored Name"),
+        &u.id,
+        "me.name = \"Stored Name\" on a connect with user_details {id} only (connect upserted the user)",
+        || one_line(&first.describe(), 600),
+    )
+}

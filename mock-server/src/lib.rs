@@ -1,1 +1,115 @@
-//! chatstorm-mock: a Stream-Chat-compatible chat server with a fault-control API.
+//! chatstorm-mock: a Stream-Chat-compatible chat server with a fault-control API, for chatstorm's
+//! load and conformance runs and for SDK tests. It follows PROTOCOL.md and its "Decisions for the
+//! mock server" table.
+//!
+//! # Layout
+//! - `config`: [`MockConfig`], every knob with its production default.
+//! - `http`: accept loop, request parsing, routing, JSON responses, rate-limit headers.
+//! - `ws`: `/connect`, one task per socket. `longpoll`: `/longpoll`.
+//! - `rest/`: users, channels, events (typing, read, message), sync.
+//! - `app`: shared state and the connection lifecycle (register, watch, deliver, unregister).
+//! - `world`: users, channels, the connection registry. `conn`: one connection and its outbox.
+//! - `auth`: api key, tokens, connect checks. `proto`: the seam to `chatstorm-protocol`.
+//! - `fault`: fault state and named violations. `control`: the Rust and HTTP fault-control API.
+//! - `ratelimit`, `stats`, `wire` (JSON shapes and timestamps).
+//!
+//! # Use
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let handle = chatstorm_mock::start(chatstorm_mock::MockConfig::default()).await?;
+//! println!("listening on {}", handle.addr);
+//! handle.control.set_violation(chatstorm_mock::Violation::OmitMe, true);
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod app;
+mod auth;
+mod config;
+mod conn;
+mod control;
+mod fault;
+mod http;
+mod longpoll;
+mod proto;
+mod ratelimit;
+mod rest;
+mod stats;
+mod wire;
+mod world;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ExpiryPolicy, MockConfig};
+pub use control::{
+    Control, DropMode, DropRequest, ExpireRequest, FaultState, SECRET_HEADER, TransportFilter,
+};
+pub use fault::{HalfOpen, RefuseMode, Violation};
+pub use proto::sign_token;
+pub use stats::StatsSnapshot;
+
+/// Serves on `listener` until `shutdown` is cancelled; open sockets then get close 1001.
+pub async fn serve(
+    listener: TcpListener,
+    config: MockConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Arc::new(app::App::new(config, shutdown));
+    http::accept_loop(listener, app).await
+}
+
+/// A server running in this process, started by [`start`] or [`start_on`].
+#[derive(Debug)]
+pub struct MockHandle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Cancel to stop it (or call [`MockHandle::shutdown`]).
+    pub cancel: CancellationToken,
+    /// Fault control and stats, in process.
+    pub control: Control,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl MockHandle {
+    /// `http://<addr>`, the REST base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://<addr>`, the WebSocket base URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Stops the server and waits for its accept loop to end.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Binds 127.0.0.1:0 and serves in a spawned task.
+pub async fn start(config: MockConfig) -> std::io::Result<MockHandle> {
+    start_on(TcpListener::bind("127.0.0.1:0").await?, config)
+}
+
+/// Serves an already bound listener in a spawned task.
+pub fn start_on(listener: TcpListener, config: MockConfig) -> std::io::Result<MockHandle> {
+    let addr = listener.local_addr()?;
+    let cancel = CancellationToken::new();
+    let app = Arc::new(app::App::new(config, cancel.clone()));
+    let control = Control::new(app.clone());
+    let task = tokio::spawn(http::accept_loop(listener, app));
+    Ok(MockHandle {
+        addr,
+        cancel,
+        control,
+        task,
+    })
+}

@@ -1,0 +1,302 @@
+//! Owns `App`, the state every handler shares (config, world, faults, stats), and the operations
+//! that change who is connected and watching: registering and removing connections, watching and
+//! unwatching channels, and delivering serialized events to connections without ever blocking.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MockConfig;
+use crate::conn::{Conn, ConnId, ConnIdGen, Pushed, Transport};
+use crate::fault::{Faults, Violation};
+use crate::ratelimit::RateLimiter;
+use crate::stats::Stats;
+use crate::wire;
+use crate::world::World;
+
+/// The shared state of one server.
+#[derive(Debug)]
+pub struct App {
+    pub cfg: MockConfig,
+    pub world: Mutex<World>,
+    pub faults: Faults,
+    pub stats: Stats,
+    pub ids: ConnIdGen,
+    pub started: Instant,
+    pub shutdown: CancellationToken,
+    pub rate: RateLimiter,
+}
+
+impl App {
+    pub fn new(cfg: MockConfig, shutdown: CancellationToken) -> Self {
+        App {
+            rate: RateLimiter::new(cfg.rate_limit),
+            cfg,
+            world: Mutex::new(World::default()),
+            faults: Faults::default(),
+            stats: Stats::default(),
+            ids: ConnIdGen::new(),
+            started: Instant::now(),
+            shutdown,
+        }
+    }
+
+    /// The world lock. A poisoned lock is taken over: handlers never leave the world half-changed
+    /// across a panic point, and one bad request must not stop the server.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn ms_since_start(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn violation(&self, v: Violation) -> bool {
+        self.faults.is_on(v)
+    }
+
+    /// Queues one serialized event on each connection. Never blocks: a full WebSocket outbox marks
+    /// that connection as a slow consumer, a full long-poll buffer drops its oldest event.
+    pub fn deliver(&self, conns: &[Arc<Conn>], frame: &Utf8Bytes) {
+        for c in conns {
+            let limit = match c.transport {
+                Transport::WebSocket => self.cfg.outbox_limit,
+                Transport::LongPoll => self.cfg.longpoll_buffer,
+            };
+            match c.push(frame.clone(), limit) {
+                Pushed::Queued => Stats::bump(&self.stats.events_queued),
+                Pushed::DroppedOldest => {
+                    Stats::bump(&self.stats.events_queued);
+                    Stats::bump(&self.stats.longpoll_events_dropped);
+                }
+                Pushed::Overflow => Stats::bump(&self.stats.slow_consumers_dropped),
+                Pushed::Closed => {}
+            }
+        }
+    }
+
+    /// Registers a new connection of `user` (already upserted) and returns it.
+    pub fn register(&self, user: &str, transport: Transport) -> Arc<Conn> {
+        let reuse = self.violation(Violation::SameConnectionId);
+        let mut w = self.world();
+        let prev = w.users.get(user).and_then(|u| u.last_conn);
+        let id = match prev {
+            Some(p) if reuse && !w.conns.contains_key(&p) => p,
+            _ => self.ids.next(),
+        };
+        let rec = w.user_mut(user);
+        rec.live += 1;
+        rec.last_conn = Some(id);
+        rec.last_active = wire::now();
+        let conn = Arc::new(Conn::new(id, rec.id.clone(), transport));
+        w.conns.insert(id, conn.clone());
+        drop(w);
+        match transport {
+            Transport::WebSocket => {
+                Stats::bump(&self.stats.ws_accepted);
+                Stats::bump(&self.stats.ws_live);
+            }
+            Transport::LongPoll => {
+                Stats::bump(&self.stats.longpoll_accepted);
+                Stats::bump(&self.stats.longpoll_live);
+            }
+        }
+        conn.last_poll_ms
+            .store(self.ms_since_start(), std::sync::atomic::Ordering::Relaxed);
+        conn
+    }
+
+    /// Removes a connection: unwatches its channels (`user.watching.stop` to the remaining
+    /// watchers) and, when it was the user's last one, sends `user.presence.changed` (offline) to
+    /// presence subscribers. Idempotent.
+    pub fn unregister(&self, id: ConnId) {
+        let mut guard = self.world();
+        let w = &mut *guard;
+        let Some(conn) = w.conns.remove(&id) else {
+            return;
+        };
+        let cids: Vec<Arc<str>> =
+            std::mem::take(&mut *conn.watching.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut outgoing: Vec<(Vec<Arc<Conn>>, Utf8Bytes)> = Vec::new();
+        let user_json = w.user_json(&conn.user);
+        for cid in &cids {
+            let Some(ch) = w.channels.get_mut(cid) else {
+                continue;
+            };
+            ch.watchers.remove(&id);
+            let still_watching = ch
+                .watchers
+                .iter()
+                .any(|c| w_conn_user_is(&w.conns, *c, &conn.user));
+            if still_watching {
+                continue;
+            }
+            let Some(ch) = w.channels.get(cid) else {
+                continue;
+            };
+            let mut ev = wire::channel_event(
+                "user.watching.stop",
+                &ch.cid,
+                &ch.kind,
+                &ch.id,
+                user_json.clone(),
+            );
+            ev.insert("watcher_count".into(), ch.watchers.len().into());
+            let to: Vec<Arc<Conn>> = ch
+                .watchers
+                .iter()
+                .filter_map(|c| w.conns.get(c).cloned())
+                .collect();
+            outgoing.push((to, Value::Object(ev).to_string().into()));
+        }
+        let last = {
+            let rec = w.user_mut(&conn.user);
+            rec.live = rec.live.saturating_sub(1);
+            rec.last_active = wire::now();
+            rec.live == 0
+        };
+        if last && !self.violation(Violation::NoPresenceEvent) {
+            let to = presence_subscribers(w, &conn.user);
+            if !to.is_empty() {
+                let ev = json!({
+                    "type": "user.presence.changed",
+                    "user": w.user_json(&conn.user),
+                    "created_at": wire::now(),
+                });
+                outgoing.push((to, ev.to_string().into()));
+            }
+        }
+        drop(guard);
+        match conn.transport {
+            Transport::WebSocket => Stats::dec(&self.stats.ws_live),
+            Transport::LongPoll => Stats::dec(&self.stats.longpoll_live),
+        }
+        for (to, frame) in outgoing {
+            self.deliver(&to, &frame);
+        }
+    }
+
+    /// Makes `conn` a watcher of `cid`; the first connection of a user to watch it announces
+    /// `user.watching.start` to the other watchers. The world lock must not be held.
+    pub fn watch(&self, conn: &Arc<Conn>, cid: &Arc<str>) {
+        let mut guard = self.world();
+        let w = &mut *guard;
+        if !w.conns.contains_key(&conn.id) {
+            return;
+        }
+        let Some(ch) = w.channels.get_mut(cid) else {
+            return;
+        };
+        let user_already = ch
+            .watchers
+            .iter()
+            .any(|c| *c != conn.id && w_conn_user_is(&w.conns, *c, &conn.user));
+        let Some(ch) = w.channels.get_mut(cid) else {
+            return;
+        };
+        if !ch.watchers.insert(conn.id) {
+            return;
+        }
+        {
+            let mut list = conn.watching.lock().unwrap_or_else(|e| e.into_inner());
+            if !list.contains(cid) {
+                list.push(cid.clone());
+            }
+        }
+        if user_already {
+            return;
+        }
+        let Some(ch) = w.channels.get(cid) else {
+            return;
+        };
+        let mut ev = wire::channel_event(
+            "user.watching.start",
+            &ch.cid,
+            &ch.kind,
+            &ch.id,
+            w.user_json(&conn.user),
+        );
+        ev.insert("watcher_count".into(), ch.watchers.len().into());
+        let to: Vec<Arc<Conn>> = ch
+            .watchers
+            .iter()
+            .filter(|c| **c != conn.id)
+            .filter_map(|c| w.conns.get(c).cloned())
+            .collect();
+        drop(guard);
+        self.deliver(&to, &Value::Object(ev).to_string().into());
+    }
+
+    /// Stops `conn` watching `cid`; announces `user.watching.stop` when the user has no other
+    /// connection watching it.
+    pub fn unwatch(&self, conn: &Arc<Conn>, cid: &Arc<str>) {
+        let mut guard = self.world();
+        let w = &mut *guard;
+        let Some(ch) = w.channels.get_mut(cid) else {
+            return;
+        };
+        if !ch.watchers.remove(&conn.id) {
+            return;
+        }
+        conn.watching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|c| c != cid);
+        let Some(ch) = w.channels.get(cid) else {
+            return;
+        };
+        if ch
+            .watchers
+            .iter()
+            .any(|c| w_conn_user_is(&w.conns, *c, &conn.user))
+        {
+            return;
+        }
+        let mut ev = wire::channel_event(
+            "user.watching.stop",
+            &ch.cid,
+            &ch.kind,
+            &ch.id,
+            w.user_json(&conn.user),
+        );
+        ev.insert("watcher_count".into(), ch.watchers.len().into());
+        let to: Vec<Arc<Conn>> = ch
+            .watchers
+            .iter()
+            .filter_map(|c| w.conns.get(c).cloned())
+            .collect();
+        drop(guard);
+        self.deliver(&to, &Value::Object(ev).to_string().into());
+    }
+}
+
+fn w_conn_user_is(
+    conns: &std::collections::HashMap<ConnId, Arc<Conn>>,
+    id: ConnId,
+    user: &str,
+) -> bool {
+    conns.get(&id).is_some_and(|c| &*c.user == user)
+}
+
+/// Connections subscribed to presence that watch a channel `user` is a member of.
+fn presence_subscribers(w: &World, user: &str) -> Vec<Arc<Conn>> {
+    let Some(rec) = w.users.get(user) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<ConnId> = Vec::new();
+    for cid in &rec.member_of {
+        if let Some(ch) = w.channels.get(cid) {
+            ids.extend(ch.watchers.iter().copied());
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids.iter()
+        .filter_map(|id| w.conns.get(id))
+        .filter(|c| c.presence.load(std::sync::atomic::Ordering::Relaxed) && &*c.user != user)
+        .cloned()
+        .collect()
+}

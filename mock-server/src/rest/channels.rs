@@ -1,0 +1,396 @@
+//! Owns the channel endpoints: query channels (`POST /channels`, Swift's `GET /channels?payload=`),
+//! get-or-create / watch (`POST /channels/{type}/{id}/query`), `stop-watching`, and `POST /sync`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Map, Value, json};
+
+use super::{Outcome, caller_conn, check_channel_part, clip, flag};
+use crate::app::App;
+use crate::auth::{ApiError, Caller};
+use crate::fault::Violation;
+use crate::http::Req;
+use crate::proto;
+use crate::wire::{self, code};
+use crate::world::{Channel, World};
+
+/// Channels returned by one query at most.
+const MAX_LIMIT: usize = 30;
+/// Events one `/sync` may return; beyond, the client must re-query (code 4, as the backend's 400).
+const MAX_SYNC_EVENTS: usize = 2000;
+const THIRTY_DAYS_NANOS: i128 = 30 * 86_400 * 1_000_000_000;
+
+fn binds(
+    app: &App,
+    req: &Req,
+    caller: &Caller,
+    body: &Value,
+) -> Result<Option<Arc<crate::conn::Conn>>, ApiError> {
+    if flag(body, "watch") || flag(body, "presence") {
+        let conn = caller_conn(app, req, caller)?;
+        if flag(body, "presence") {
+            conn.presence.store(true, Ordering::Relaxed);
+        }
+        Ok(flag(body, "watch").then_some(conn))
+    } else {
+        Ok(None)
+    }
+}
+
+fn message_limit(body: &Value) -> usize {
+    body.pointer("/messages/limit")
+        .or_else(|| body.get("message_limit"))
+        .and_then(Value::as_u64)
+        .unwrap_or(25)
+        .min(300) as usize
+}
+
+/// `POST /channels` with `filter_conditions`, `sort`, `limit`, `offset`, `watch`, `presence`.
+pub fn query_channels(app: &App, req: &Req, caller: &Caller) -> Outcome {
+    let body = match req.query.get("payload") {
+        Some(p) if req.method == http::Method::GET => serde_json::from_str(p)
+            .map_err(|e| ApiError::new(code::INPUT, format!("invalid payload parameter: {e}")))?,
+        _ => req.json()?,
+    };
+    let empty = json!({});
+    let filter = body.get("filter_conditions").unwrap_or(&empty);
+    if !filter.is_object() {
+        return Err(ApiError::new(
+            code::INPUT,
+            "filter_conditions must be an object",
+        ));
+    }
+    let limit = body
+        .get("limit")
+        .and_then(Value::as_u64)
+        .unwrap_or(10)
+        .min(MAX_LIMIT as u64) as usize;
+    let offset = body.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let watch_conn = binds(app, req, caller, &body)?;
+    let cids: Vec<Arc<str>> = {
+        let w = app.world();
+        let mut found: Vec<&Channel> = w
+            .channels
+            .values()
+            .filter(|c| matches(c, filter, &caller.user))
+            .collect();
+        found.sort_by(|a, b| {
+            (b.last_message_at.as_deref(), &b.created_at, &b.cid).cmp(&(
+                a.last_message_at.as_deref(),
+                &a.created_at,
+                &a.cid,
+            ))
+        });
+        found
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|c| c.cid.clone())
+            .collect()
+    };
+    if let Some(conn) = &watch_conn {
+        for cid in &cids {
+            app.watch(conn, cid);
+        }
+    }
+    let w = app.world();
+    let ml = message_limit(&body);
+    let ignore = app.violation(Violation::ReadIgnoresPrivacy);
+    let channels: Vec<Value> = cids
+        .iter()
+        .filter_map(|cid| w.channels.get(cid))
+        .map(|ch| w.channel_state(ch, &caller.user, ignore, ml))
+        .collect();
+    Ok((201, json!({ "channels": channels })))
+}
+
+/// The subset of Stream's filter language the mock understands: `cid`, `id`, `type` (a string,
+/// `$eq` or `$in`), `members` (a string, `$in` or `$eq`), `$and`, `$or`, and equality on custom
+/// data. An empty filter means "channels the caller is a member of".
+fn matches(ch: &Channel, filter: &Value, caller: &str) -> bool {
+    let Some(f) = filter.as_object() else {
+        return false;
+    };
+    if f.is_empty() {
+        return ch.members.contains_key(caller);
+    }
+    f.iter().all(|(k, cond)| match k.as_str() {
+        "cid" => str_cond(&ch.cid, cond),
+        "id" => str_cond(&ch.id, cond),
+        "type" => str_cond(&ch.kind, cond),
+        "members" => member_cond(ch, cond),
+        "$and" => cond
+            .as_array()
+            .is_some_and(|a| a.iter().all(|c| matches(ch, c, caller))),
+        "$or" => cond
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| matches(ch, c, caller))),
+        other => match ch.data.get(other) {
+            Some(v) if !cond.is_object() => v == cond,
+            Some(v) => cond.get("$eq").is_none_or(|e| e == v),
+            None => false,
+        },
+    })
+}
+
+fn str_cond(v: &str, cond: &Value) -> bool {
+    match cond {
+        Value::String(s) => s == v,
+        Value::Object(o) => {
+            o.get("$eq").is_none_or(|e| e.as_str() == Some(v))
+                && o.get("$in").is_none_or(|a| {
+                    a.as_array()
+                        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(v)))
+                })
+        }
+        _ => false,
+    }
+}
+
+fn member_cond(ch: &Channel, cond: &Value) -> bool {
+    let is_member = |x: &Value| x.as_str().is_some_and(|u| ch.members.contains_key(u));
+    match cond {
+        Value::String(_) => is_member(cond),
+        Value::Object(o) => {
+            o.get("$in")
+                .is_none_or(|a| a.as_array().is_some_and(|a| a.iter().any(is_member)))
+                && o.get("$eq").is_none_or(|a| {
+                    a.as_array()
+                        .is_some_and(|a| a.len() == ch.members.len() && a.iter().all(is_member))
+                })
+        }
+        _ => false,
+    }
+}
+
+fn member_ids(data: &Map<String, Value>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(list) = data.get("members") else {
+        return Ok(None);
+    };
+    let Some(list) = list.as_array() else {
+        return Err(ApiError::new(code::INPUT, "data.members must be an array"));
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for m in list {
+        let id = m
+            .as_str()
+            .or_else(|| m.get("user_id").and_then(Value::as_str))
+            .or_else(|| m.pointer("/user/id").and_then(Value::as_str))
+            .ok_or_else(|| {
+                ApiError::new(
+                    code::INPUT,
+                    "each of data.members must be a user id or {\"user_id\"}",
+                )
+            })?;
+        proto::validate_user_id("data.members", id).map_err(|m| ApiError::new(code::INPUT, m))?;
+        out.push(id.to_owned());
+    }
+    Ok(Some(out))
+}
+
+/// `POST /channels/{type}/{id}/query` (get-or-create, optionally watch) and `/channels/{type}/query`
+/// (create by member list; the id is derived from the members).
+pub fn get_or_create(
+    app: &App,
+    req: &Req,
+    caller: &Caller,
+    kind: &str,
+    id: Option<&str>,
+) -> Outcome {
+    check_channel_part("channel type", kind)?;
+    let body = req.json()?;
+    let data: Map<String, Value> = body
+        .get("data")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let members = member_ids(&data)?;
+    let id = match id {
+        Some(id) => id.to_owned(),
+        None => {
+            let Some(mut m) = members.clone() else {
+                return Err(ApiError::new(
+                    code::INPUT,
+                    "a channel without an id needs data.members",
+                ));
+            };
+            m.sort();
+            m.dedup();
+            format!("!members-{:016x}", fnv(&m.join(",")))
+        }
+    };
+    check_channel_part("channel id", &id)?;
+    let watch_conn = binds(app, req, caller, &body)?;
+    let cid: Arc<str> = Arc::from(format!("{kind}:{id}"));
+    {
+        let mut w = app.world();
+        if !w.channels.contains_key(&cid) {
+            if caller.user.is_empty() && members.is_none() {
+                return Err(ApiError::new(
+                    code::INPUT,
+                    "a server-side create needs data.members or created_by",
+                ));
+            }
+            let mut custom = data.clone();
+            custom.remove("members");
+            let creator = if caller.user.is_empty() {
+                members
+                    .as_ref()
+                    .and_then(|m| m.first().cloned())
+                    .unwrap_or_default()
+            } else {
+                caller.user.clone()
+            };
+            let creator_id = w.user_mut(&creator).id.clone();
+            let ch = Channel::new(kind, &id, creator_id, custom);
+            w.channels.insert(cid.clone(), ch);
+            for m in members.unwrap_or_else(|| vec![caller.user.clone()]) {
+                w.add_member(&cid, &m);
+            }
+        }
+    }
+    if let Some(conn) = &watch_conn {
+        app.watch(conn, &cid);
+    }
+    let w = app.world();
+    let Some(ch) = w.channels.get(&cid) else {
+        return Err(ApiError::new(
+            code::DOES_NOT_EXIST,
+            format!("channel {} does not exist", clip(&cid)),
+        ));
+    };
+    Ok((
+        201,
+        w.channel_state(
+            ch,
+            &caller.user,
+            app.violation(Violation::ReadIgnoresPrivacy),
+            message_limit(&body),
+        ),
+    ))
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// `POST /channels/{type}/{id}/stop-watching`.
+pub fn stop_watching(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -> Outcome {
+    let cid: Arc<str> = Arc::from(format!("{kind}:{id}"));
+    if !app.world().channels.contains_key(&cid) {
+        return Err(ApiError::new(
+            code::DOES_NOT_EXIST,
+            format!("channel {} does not exist", clip(&cid)),
+        ));
+    }
+    let conn = caller_conn(app, req, caller)?;
+    app.unwatch(&conn, &cid);
+    Ok((200, json!({})))
+}
+
+/// `POST /sync` `{"channel_cids", "last_sync_at", "watch"?}` → persistent events since then.
+pub fn sync(app: &App, req: &Req, caller: &Caller) -> Outcome {
+    let body = req.json()?;
+    let Some(cids) = body.get("channel_cids").and_then(Value::as_array) else {
+        return Err(ApiError::new(
+            code::INPUT,
+            "channel_cids is a required array field",
+        ));
+    };
+    let Some(since) = body
+        .get("last_sync_at")
+        .and_then(Value::as_str)
+        .and_then(wire::parse_rfc3339)
+    else {
+        return Err(ApiError::new(
+            code::INPUT,
+            "last_sync_at is required, as an RFC 3339 time",
+        ));
+    };
+    if wire::now_nanos() - since > THIRTY_DAYS_NANOS {
+        return Err(ApiError::new(
+            code::INPUT,
+            "last_sync_at is more than 30 days ago",
+        ));
+    }
+    let watch_conn = binds(app, req, caller, &body)?;
+    let mut events: Vec<(i128, Value)> = Vec::new();
+    let mut inaccessible = Vec::new();
+    let mut watched = Vec::new();
+    {
+        let w = app.world();
+        for cid in cids {
+            let Some(cid) = cid.as_str() else { continue };
+            let Some(ch) = w.channels.get(cid) else {
+                inaccessible.push(cid.to_owned());
+                continue;
+            };
+            watched.push(ch.cid.clone());
+            for (t, m) in ch.messages.iter().filter(|(t, _)| *t > since) {
+                events.push((*t, message_new(&w, ch, m, &caller.user)));
+            }
+            if events.len() > MAX_SYNC_EVENTS {
+                return Err(ApiError::new(
+                    code::INPUT,
+                    format!("too many events since last_sync_at (over {MAX_SYNC_EVENTS})"),
+                ));
+            }
+        }
+    }
+    if let Some(conn) = &watch_conn {
+        for cid in &watched {
+            app.watch(conn, cid);
+        }
+    }
+    events.sort_by_key(|(t, _)| *t);
+    let events: Vec<Value> = events.into_iter().map(|(_, e)| e).collect();
+    Ok((
+        201,
+        json!({ "events": events, "inaccessible_cids": inaccessible }),
+    ))
+}
+
+/// A `message.new` event as `viewer` receives it (unread counters are per recipient).
+pub fn message_new(w: &World, ch: &Channel, message: &Value, viewer: &str) -> Value {
+    let author = message
+        .pointer("/user/id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut ev = wire::channel_event(
+        "message.new",
+        &ch.cid,
+        &ch.kind,
+        &ch.id,
+        w.user_json(author),
+    );
+    if let Some(t) = message.get("created_at") {
+        ev.insert("created_at".into(), t.clone());
+    }
+    ev.insert(
+        "message_id".into(),
+        message.get("id").cloned().unwrap_or(Value::Null),
+    );
+    ev.insert("message".into(), message.clone());
+    ev.insert("watcher_count".into(), ch.watchers.len().into());
+    let (unread, total, chans) = unread_of(w, ch, viewer);
+    ev.insert("unread_count".into(), unread.into());
+    ev.insert("total_unread_count".into(), total.into());
+    ev.insert("unread_channels".into(), chans.into());
+    ev.insert("channel_member_count".into(), ch.members.len().into());
+    ev.insert("channel_message_count".into(), ch.message_count.into());
+    ev.insert("channel_custom".into(), Value::Object(ch.data.clone()));
+    Value::Object(ev)
+}
+
+/// (unread in this channel, total unread, unread channels) of `user`.
+pub fn unread_of(w: &World, ch: &Channel, user: &str) -> (u32, u32, u32) {
+    let here = ch.members.get(user).map_or(0, |m| m.unread);
+    let (total, chans) = w
+        .users
+        .get(user)
+        .map_or((0, 0), |u| (u.total_unread, u.unread_channels));
+    (here, total, chans)
+}

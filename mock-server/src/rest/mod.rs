@@ -1,0 +1,141 @@
+//! Owns the REST surface: routing of the paths the SDKs call, authentication and rate limiting of
+//! each call, and the helpers the endpoint modules share.
+
+mod channels;
+mod events;
+mod users;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::auth::{self, ApiError, Caller};
+use crate::conn::{Conn, ConnId};
+use crate::http::{Req, Resp, error, ok};
+use crate::ratelimit::Verdict;
+use crate::stats::Stats;
+use crate::wire::{self, code};
+
+/// What an endpoint returns: a status and a JSON body (to which `duration` is added), or an error.
+pub type Outcome = Result<(u16, Value), ApiError>;
+
+/// Routes one REST request; returns the response and the rate-limit verdict for its headers.
+pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
+    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+    let m = req.method.as_str();
+    let (op, endpoint): (&str, &'static str) = match (m, segs.as_slice()) {
+        ("GET", ["hi"]) => return (ok(200, json!({}), req.start), None),
+        ("POST", ["users"]) => ("UpdateUsers", "update_users"),
+        ("PATCH", ["users"]) => ("UpdateUsersPartial", "update_users_partial"),
+        ("POST" | "GET", ["channels"]) => ("QueryChannels", "query_channels"),
+        ("POST", ["channels", _, "query"]) | ("POST", ["channels", _, _, "query"]) => {
+            ("GetOrCreateChannel", "get_or_create_channel")
+        }
+        ("POST", ["channels", _, _, "stop-watching"]) => ("StopWatchingChannel", "stop_watching"),
+        ("POST", ["channels", _, _, "event"]) => ("SendEvent", "send_event"),
+        ("POST", ["channels", _, _, "read"]) => ("MarkRead", "mark_read"),
+        ("POST", ["channels", _, _, "message"]) => ("SendMessage", "send_message"),
+        ("POST", ["sync"]) => ("Sync", "sync"),
+        _ => {
+            let e = ApiError::new(
+                code::DOES_NOT_EXIST,
+                format!("no route for {m} {}", clip(&req.path)),
+            );
+            return (error(app, "Request", &e), None);
+        }
+    };
+    let caller = match auth::rest(app, &req.credentials()) {
+        Ok(c) => c,
+        Err(e) => return (error(app, op, &e), None),
+    };
+    let rate_key = if caller.user.is_empty() {
+        "<server>"
+    } else {
+        caller.user.as_str()
+    };
+    let verdict = app.rate.check(rate_key, endpoint, wire::now_unix());
+    if verdict.is_some_and(|v| !v.allowed) {
+        Stats::bump(&app.stats.rate_limited);
+        let e = ApiError::new(
+            code::RATE_LIMIT,
+            "Too many requests, check response headers for more information.",
+        );
+        return (error(app, op, &e), verdict);
+    }
+    let outcome = match (m, segs.as_slice()) {
+        ("POST", ["users"]) => users::upsert(app, req, &caller),
+        ("PATCH", ["users"]) => users::partial(app, req, &caller),
+        ("POST" | "GET", ["channels"]) => channels::query_channels(app, req, &caller),
+        ("POST", ["channels", t, "query"]) => channels::get_or_create(app, req, &caller, t, None),
+        ("POST", ["channels", t, id, "query"]) => {
+            channels::get_or_create(app, req, &caller, t, Some(id))
+        }
+        ("POST", ["channels", t, id, "stop-watching"]) => {
+            channels::stop_watching(app, req, &caller, t, id)
+        }
+        ("POST", ["channels", t, id, "event"]) => events::send_event(app, req, &caller, t, id),
+        ("POST", ["channels", t, id, "read"]) => events::mark_read(app, req, &caller, t, id),
+        ("POST", ["channels", t, id, "message"]) => events::send_message(app, req, &caller, t, id),
+        ("POST", ["sync"]) => channels::sync(app, req, &caller),
+        _ => Err(ApiError::new(code::INTERNAL, "unrouted request")),
+    };
+    let resp = match outcome {
+        Ok((status, body)) => ok(status, body, req.start),
+        Err(e) => error(app, op, &e),
+    };
+    (resp, verdict)
+}
+
+/// The caller's connection named by the `connection_id` query parameter (code 4 when absent,
+/// 46 when unknown, 17 when it belongs to someone else).
+pub fn caller_conn(app: &App, req: &Req, caller: &Caller) -> Result<Arc<Conn>, ApiError> {
+    let Some(raw) = req.query.get("connection_id").filter(|s| !s.is_empty()) else {
+        return Err(ApiError::new(
+            code::INPUT,
+            "watch and presence require the connection_id query parameter",
+        ));
+    };
+    let conn = ConnId::parse(raw).and_then(|id| app.world().conns.get(&id).cloned());
+    let Some(conn) = conn else {
+        return Err(ApiError::new(
+            code::CONNECTION_ID_NOT_FOUND,
+            format!("connection_id \"{}\" not found", clip(raw)),
+        ));
+    };
+    if !caller.server && *conn.user != *caller.user {
+        return Err(ApiError::new(
+            code::NOT_ALLOWED,
+            "connection_id belongs to another user",
+        ));
+    }
+    Ok(conn)
+}
+
+/// Channel types and ids: 1 to 64 characters from `a-z A-Z 0-9 _ - !`.
+pub fn check_channel_part(what: &str, s: &str) -> Result<(), ApiError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'!'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            code::INPUT,
+            format!(
+                "{what} \"{}\" is invalid: use 1 to 64 characters from a-z, A-Z, 0-9, _, - and !",
+                clip(s)
+            ),
+        ))
+    }
+}
+
+pub fn clip(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// A required boolean-ish body flag.
+pub fn flag(body: &Value, key: &str) -> bool {
+    body.get(key).and_then(Value::as_bool).unwrap_or(false)
+}

@@ -1,0 +1,444 @@
+//! Owns the chat data: users (with privacy settings and unread counters), channels (members, read
+//! state, watchers, recent messages) and the connection registry. Plain data behind one lock in
+//! `App`; the JSON views of users and channels live here too.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::conn::{Conn, ConnId};
+use crate::wire;
+
+/// Messages kept per channel (for channel state and `/sync`).
+pub const MESSAGES_KEPT: usize = 100;
+
+/// Fields the server owns; clients cannot set them.
+const RESERVED: &[&str] = &[
+    "id",
+    "created_at",
+    "updated_at",
+    "last_active",
+    "online",
+    "banned",
+    "total_unread_count",
+    "unread_count",
+    "unread_channels",
+    "unread_threads",
+    "devices",
+    "mutes",
+    "channel_mutes",
+];
+
+/// One user.
+#[derive(Debug)]
+pub struct UserRec {
+    pub id: Arc<str>,
+    /// Client-settable fields: name, image, role, privacy_settings, custom data.
+    pub fields: Map<String, Value>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_active: String,
+    /// Open connections (WebSocket and long-poll).
+    pub live: u32,
+    /// The id of the user's latest connection (for the `same_connection_id` violation).
+    pub last_conn: Option<ConnId>,
+    pub total_unread: u32,
+    pub unread_channels: u32,
+    /// Channels the user is a member of.
+    pub member_of: Vec<Arc<str>>,
+}
+
+impl UserRec {
+    pub fn new(id: Arc<str>) -> Self {
+        let t = wire::now();
+        UserRec {
+            id,
+            fields: Map::new(),
+            created_at: t.clone(),
+            updated_at: t.clone(),
+            last_active: t,
+            live: 0,
+            last_conn: None,
+            total_unread: 0,
+            unread_channels: 0,
+            member_of: Vec::new(),
+        }
+    }
+
+    fn toggle(&self, which: &str) -> bool {
+        self.fields
+            .get("privacy_settings")
+            .and_then(|p| p.get(which))
+            .and_then(|t| t.get("enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+    }
+
+    /// `privacy_settings.typing_indicators.enabled`, default true.
+    pub fn typing_enabled(&self) -> bool {
+        self.toggle("typing_indicators")
+    }
+
+    /// `privacy_settings.read_receipts.enabled`, default true.
+    pub fn read_receipts_enabled(&self) -> bool {
+        self.toggle("read_receipts")
+    }
+
+    /// The user as other users see it.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), Value::from(&*self.id));
+        m.insert("role".into(), "user".into());
+        m.insert("banned".into(), false.into());
+        m.insert("online".into(), (self.live > 0).into());
+        m.insert("created_at".into(), self.created_at.clone().into());
+        m.insert("updated_at".into(), self.updated_at.clone().into());
+        m.insert("last_active".into(), self.last_active.clone().into());
+        for (k, v) in &self.fields {
+            m.insert(k.clone(), v.clone());
+        }
+        Value::Object(m)
+    }
+
+    /// The own-user object (`me`): the user plus the own-user fields the SDKs require.
+    pub fn to_me(&self) -> Value {
+        let mut v = self.to_json();
+        if let Some(m) = v.as_object_mut() {
+            m.entry("language").or_insert_with(|| "".into());
+            m.entry("teams").or_insert_with(|| json!([]));
+            m.entry("invisible").or_insert_with(|| false.into());
+            m.insert("devices".into(), json!([]));
+            m.insert("mutes".into(), json!([]));
+            m.insert("channel_mutes".into(), json!([]));
+            m.insert("blocked_user_ids".into(), json!([]));
+            m.insert("unread_count".into(), self.total_unread.into());
+            m.insert("total_unread_count".into(), self.total_unread.into());
+            m.insert("unread_channels".into(), self.unread_channels.into());
+            m.insert("unread_threads".into(), 0.into());
+            m.insert("total_unread_count_by_team".into(), json!({}));
+        }
+        v
+    }
+
+    /// Applies an upsert or the `user_details` of a connect: given top-level keys replace, except
+    /// `privacy_settings`, whose nested objects merge.
+    pub fn apply_upsert(&mut self, incoming: &Map<String, Value>) {
+        for (k, v) in incoming {
+            if RESERVED.contains(&k.as_str()) || k.eq_ignore_ascii_case("id") {
+                continue;
+            }
+            if k == "privacy_settings" {
+                let slot = self.fields.entry(k.clone()).or_insert_with(|| json!({}));
+                deep_merge(slot, v);
+            } else {
+                self.fields.insert(k.clone(), v.clone());
+            }
+        }
+        self.updated_at = wire::now();
+    }
+
+    /// Applies a partial update: `set` keys may be dotted paths; objects set on an existing object
+    /// merge into it; `unset` removes paths.
+    pub fn apply_partial(&mut self, set: &Map<String, Value>, unset: &[String]) {
+        for (path, v) in set {
+            let parts: Vec<&str> = path.split('.').filter(|p| !p.is_empty()).collect();
+            let Some(first) = parts.first() else { continue };
+            if RESERVED.contains(first) {
+                continue;
+            }
+            set_path(&mut self.fields, &parts, v);
+        }
+        for path in unset {
+            let parts: Vec<&str> = path.split('.').collect();
+            unset_path(&mut self.fields, &parts);
+        }
+        self.updated_at = wire::now();
+    }
+
+    /// Serialized size of the client-visible user, for the 5 KB rule.
+    pub fn size(&self) -> usize {
+        self.to_json().to_string().len()
+    }
+}
+
+fn set_path(obj: &mut Map<String, Value>, parts: &[&str], v: &Value) {
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
+    let slot = obj.entry((*first).to_owned()).or_insert(Value::Null);
+    if rest.is_empty() {
+        deep_merge(slot, v);
+        return;
+    }
+    if !slot.is_object() {
+        *slot = json!({});
+    }
+    if let Some(inner) = slot.as_object_mut() {
+        set_path(inner, rest, v);
+    }
+}
+
+fn unset_path(obj: &mut Map<String, Value>, parts: &[&str]) {
+    match parts {
+        [] => {}
+        [last] => {
+            obj.remove(*last);
+        }
+        [first, rest @ ..] => {
+            if let Some(inner) = obj.get_mut(*first).and_then(Value::as_object_mut) {
+                unset_path(inner, rest);
+            }
+        }
+    }
+}
+
+/// Objects merge key by key (recursively); anything else replaces.
+pub fn deep_merge(slot: &mut Value, v: &Value) {
+    match (slot.as_object_mut(), v.as_object()) {
+        (Some(dst), Some(src)) => {
+            for (k, sv) in src {
+                deep_merge(dst.entry(k.clone()).or_insert(Value::Null), sv);
+            }
+        }
+        _ => *slot = v.clone(),
+    }
+}
+
+/// A member's read state in one channel.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub joined_at: String,
+    pub last_read: String,
+    pub last_read_message_id: Option<String>,
+    pub unread: u32,
+}
+
+impl Member {
+    pub fn new() -> Self {
+        let t = wire::now();
+        Member {
+            joined_at: t.clone(),
+            last_read: t,
+            last_read_message_id: None,
+            unread: 0,
+        }
+    }
+}
+
+impl Default for Member {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One channel.
+#[derive(Debug)]
+pub struct Channel {
+    pub cid: Arc<str>,
+    pub kind: Arc<str>,
+    pub id: Arc<str>,
+    pub data: Map<String, Value>,
+    pub created_by: Arc<str>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub members: BTreeMap<Arc<str>, Member>,
+    pub watchers: HashSet<ConnId>,
+    /// The last `MESSAGES_KEPT` messages, with their creation time in nanoseconds.
+    pub messages: VecDeque<(i128, Value)>,
+    pub last_message_at: Option<String>,
+    pub message_count: u64,
+}
+
+impl Channel {
+    pub fn new(kind: &str, id: &str, created_by: Arc<str>, data: Map<String, Value>) -> Self {
+        let t = wire::now();
+        Channel {
+            cid: Arc::from(format!("{kind}:{id}")),
+            kind: Arc::from(kind),
+            id: Arc::from(id),
+            data,
+            created_by,
+            created_at: t.clone(),
+            updated_at: t,
+            members: BTreeMap::new(),
+            watchers: HashSet::new(),
+            messages: VecDeque::new(),
+            last_message_at: None,
+            message_count: 0,
+        }
+    }
+}
+
+/// Everything behind the world lock.
+#[derive(Debug, Default)]
+pub struct World {
+    pub users: HashMap<Arc<str>, UserRec>,
+    pub channels: HashMap<Arc<str>, Channel>,
+    pub conns: HashMap<ConnId, Arc<Conn>>,
+}
+
+impl World {
+    /// The user record, created empty on first sight.
+    pub fn user_mut(&mut self, id: &str) -> &mut UserRec {
+        if !self.users.contains_key(id) {
+            let id: Arc<str> = Arc::from(id);
+            self.users.insert(id.clone(), UserRec::new(id));
+        }
+        // Inserted just above when missing.
+        self.users.get_mut(id).expect("user inserted above")
+    }
+
+    /// JSON of a user, or a bare `{id}` for one never seen.
+    pub fn user_json(&self, id: &str) -> Value {
+        self.users
+            .get(id)
+            .map(UserRec::to_json)
+            .unwrap_or_else(|| json!({"id": id}))
+    }
+
+    /// Adds a member to a channel (and the channel to the user's list).
+    pub fn add_member(&mut self, cid: &Arc<str>, user: &str) {
+        let uid: Arc<str> = self.user_mut(user).id.clone();
+        let Some(ch) = self.channels.get_mut(cid) else {
+            return;
+        };
+        if ch.members.contains_key(&uid) {
+            return;
+        }
+        ch.members.insert(uid.clone(), Member::new());
+        self.user_mut(&uid).member_of.push(cid.clone());
+    }
+
+    /// Open connections of a user.
+    pub fn conns_of<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a Arc<Conn>> + 'a {
+        self.conns.values().filter(move |c| &*c.user == user)
+    }
+
+    /// The channel state object that query and watch responses carry, as `viewer` sees it.
+    pub fn channel_state(
+        &self,
+        ch: &Channel,
+        viewer: &str,
+        read_ignores_privacy: bool,
+        message_limit: usize,
+    ) -> Value {
+        let mut channel = Map::new();
+        for (k, v) in &ch.data {
+            channel.insert(k.clone(), v.clone());
+        }
+        channel.insert("id".into(), Value::from(&*ch.id));
+        channel.insert("type".into(), Value::from(&*ch.kind));
+        channel.insert("cid".into(), Value::from(&*ch.cid));
+        channel.insert("created_at".into(), ch.created_at.clone().into());
+        channel.insert("updated_at".into(), ch.updated_at.clone().into());
+        channel.insert("created_by".into(), self.user_json(&ch.created_by));
+        channel.insert("frozen".into(), false.into());
+        channel.insert("disabled".into(), false.into());
+        channel.insert("member_count".into(), ch.members.len().into());
+        if let Some(t) = &ch.last_message_at {
+            channel.insert("last_message_at".into(), t.clone().into());
+        }
+        channel.insert(
+            "config".into(),
+            wire::channel_config(&ch.kind, &ch.created_at),
+        );
+        channel.insert("own_capabilities".into(), json!(wire::OWN_CAPABILITIES));
+        let members: Vec<Value> = ch
+            .members
+            .iter()
+            .map(|(uid, m)| {
+                json!({
+                    "user_id": &**uid,
+                    "user": self.user_json(uid),
+                    "created_at": m.joined_at,
+                    "updated_at": m.joined_at,
+                    "role": "member",
+                    "channel_role": "channel_member",
+                    "banned": false,
+                    "shadow_banned": false,
+                })
+            })
+            .collect();
+        let read: Vec<Value> = ch
+            .members
+            .iter()
+            .filter(|(uid, _)| {
+                &***uid == viewer
+                    || read_ignores_privacy
+                    || self
+                        .users
+                        .get(&***uid)
+                        .is_none_or(UserRec::read_receipts_enabled)
+            })
+            .map(|(uid, m)| {
+                let mut r = json!({
+                    "user": self.user_json(uid),
+                    "last_read": m.last_read,
+                    "unread_messages": m.unread,
+                });
+                if let (Some(id), Some(o)) = (&m.last_read_message_id, r.as_object_mut()) {
+                    o.insert("last_read_message_id".into(), id.clone().into());
+                }
+                r
+            })
+            .collect();
+        let skip = ch.messages.len().saturating_sub(message_limit);
+        let messages: Vec<Value> = ch
+            .messages
+            .iter()
+            .skip(skip)
+            .map(|(_, m)| m.clone())
+            .collect();
+        let membership = ch.members.get(viewer).map(|m| {
+            json!({"user_id": viewer, "user": self.user_json(viewer), "created_at": m.joined_at,
+                   "updated_at": m.joined_at, "role": "member", "channel_role": "channel_member"})
+        });
+        let mut state = json!({
+            "channel": Value::Object(channel),
+            "messages": messages,
+            "pinned_messages": [],
+            "members": members,
+            "read": read,
+            "watcher_count": ch.watchers.len(),
+            "watchers": [],
+            "threads": [],
+        });
+        if let (Some(m), Some(o)) = (membership, state.as_object_mut()) {
+            o.insert("membership".into(), m);
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privacy_settings_merge_on_upsert_and_partial_update() {
+        let mut u = UserRec::new(Arc::from("a"));
+        let up =
+            json!({"name": "A", "privacy_settings": {"typing_indicators": {"enabled": false}}});
+        u.apply_upsert(up.as_object().expect("object"));
+        assert!(!u.typing_enabled());
+        assert!(u.read_receipts_enabled());
+        let set = json!({"privacy_settings": {"read_receipts": {"enabled": false}}});
+        u.apply_partial(set.as_object().expect("object"), &[]);
+        assert!(
+            !u.typing_enabled(),
+            "typing setting survives a partial update of read_receipts"
+        );
+        assert!(!u.read_receipts_enabled());
+        let dotted =
+            json!({"privacy_settings.typing_indicators.enabled": true, "field2.subfield": 1});
+        u.apply_partial(dotted.as_object().expect("object"), &["name".to_owned()]);
+        assert!(u.typing_enabled());
+        assert_eq!(u.fields["field2"], json!({"subfield": 1}));
+        assert!(!u.fields.contains_key("name"));
+        let me = u.to_me();
+        assert_eq!(me["mutes"], json!([]));
+        assert_eq!(me["channel_mutes"], json!([]));
+        assert_eq!(me["total_unread_count"], 0);
+    }
+}

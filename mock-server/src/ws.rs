@@ -1,0 +1,351 @@
+//! Owns `/connect`: the WebSocket upgrade (or its refusal under fault injection), the connect checks,
+//! the first `health.check` with `me`, and one task per socket that writes queued events, answers
+//! health checks and pings, sends the periodic `health.check`, and closes with the right code.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+use crate::app::App;
+use crate::auth::{self, ApiError, Credentials};
+use crate::config::ExpiryPolicy;
+use crate::conn::{Conn, Kill, Transport};
+use crate::fault::{RefuseMode, Violation};
+use crate::http::{Query, Resp, credentials, error, json_response};
+use crate::proto::{self, ClientFrame};
+use crate::stats::Stats;
+use crate::wire::{self, code};
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The socket configuration: a small read buffer, no write batching, a finite write backlog, and
+/// 64 KiB messages at most (beyond: close 1009).
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(proto::SERVER_READ_BUFFER)
+        .write_buffer_size(proto::WRITE_BUFFER)
+        .max_write_buffer_size(proto::MAX_WRITE_BUFFER)
+        .max_message_size(Some(proto::SERVER_MAX_MESSAGE))
+        .max_frame_size(Some(proto::SERVER_MAX_MESSAGE))
+}
+
+/// Error returned to hyper to drop a connection without any response (refused upgrades, `close` mode).
+#[derive(Debug)]
+pub struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+/// Answers an upgrade request; the socket itself runs in a spawned task.
+pub fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Resp, DropConnection> {
+    match app.faults.refusing() {
+        Some(RefuseMode::Close) => return Err(DropConnection),
+        Some(RefuseMode::Http503) => {
+            let body = serde_json::json!({
+                "code": code::UNAVAILABLE,
+                "message": "Connect failed with error: \"WebSocket upgrades are refused for now (fault injection)\"",
+                "StatusCode": 503,
+                "duration": "0.00ms",
+                "more_info": "https://getstream.io/chat/docs/api_errors_response",
+                "details": [],
+            });
+            return Ok(json_response(503, body.to_string()));
+        }
+        None => {}
+    }
+    let h = req.headers();
+    let is_upgrade = req.method() == Method::GET
+        && h.get("upgrade")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        && h.get("sec-websocket-version")
+            .is_some_and(|v| v.as_bytes() == b"13");
+    let key = h.get("sec-websocket-key").map(|k| k.as_bytes().to_vec());
+    let (true, Some(key)) = (is_upgrade, key) else {
+        let e = ApiError::new(
+            code::INPUT,
+            "/connect requires a WebSocket upgrade (GET, Upgrade: websocket, version 13)",
+        );
+        return Ok(error(&app, "Connect", &e));
+    };
+    let query = Query::parse(req.uri().query());
+    let creds = credentials(&query, req.headers());
+    let json = query.get("json").map(str::to_owned);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    drop(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let ws = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(ws_config()),
+        )
+        .await;
+        run(app, ws, creds, json).await;
+    });
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
+    let mut r = Response::new(Full::default());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let hs = r.headers_mut();
+    hs.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+    hs.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        hs.insert("sec-websocket-accept", v);
+    }
+    Ok(r)
+}
+
+async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>) {
+    let connecting = match auth::connect(&app, &creds, json.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return reject(&app, ws, &e).await,
+    };
+    drop((creds, json));
+    if let Some(v) = app
+        .rate
+        .check(&connecting.user_id, "connect", wire::now_unix())
+    {
+        if !v.allowed {
+            Stats::bump(&app.stats.rate_limited);
+            let e = ApiError::new(
+                code::RATE_LIMIT,
+                "Too many requests, check response headers for more information.",
+            );
+            return reject(&app, ws, &e).await;
+        }
+    }
+    {
+        let mut w = app.world();
+        w.user_mut(&connecting.user_id)
+            .apply_upsert(&connecting.details);
+    }
+    let conn = app.register(&connecting.user_id, Transport::WebSocket);
+    let me = (!app.violation(Violation::OmitMe)).then(|| {
+        app.world()
+            .users
+            .get(&*conn.user)
+            .map(|u| u.to_me())
+            .unwrap_or(Value::Null)
+    });
+    if let Some(d) = app.faults.first_frame_delay() {
+        tokio::time::sleep(d).await;
+    }
+    let first = wire::health_check(&conn.id.to_string(), me);
+    if ws.send(Message::Text(first.into())).await.is_ok() {
+        let kick_at = match app.cfg.expiry {
+            ExpiryPolicy::Kick => connecting.exp.map(|exp| {
+                Instant::now()
+                    + Duration::from_secs(u64::try_from(exp - wire::now_unix()).unwrap_or(0))
+            }),
+            ExpiryPolicy::Keep => None,
+        };
+        drop(connecting);
+        let end = live(&app, &mut ws, &conn, kick_at).await;
+        finish(&app, ws, end).await;
+    }
+    app.unregister(conn.id);
+}
+
+/// How a live socket ended.
+enum End {
+    /// The client closed, or the socket failed: nothing more to send.
+    Gone,
+    Kill(Kill),
+    TooBig,
+}
+
+async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>) -> End {
+    let cid = conn.id.to_string();
+    let health = tokio::time::sleep(health_interval(app));
+    tokio::pin!(health);
+    let kick = tokio::time::sleep_until(kick_at.unwrap_or_else(Instant::now));
+    tokio::pin!(kick);
+    loop {
+        tokio::select! {
+            biased;
+            _ = app.shutdown.cancelled() => return End::Kill(Kill::Shutdown),
+            _ = conn.wait() => {
+                if let Some(k) = conn.killed() {
+                    return End::Kill(k);
+                }
+                let frames = conn.drain();
+                if frames.is_empty() || app.faults.is_half_open(&conn.user) {
+                    continue;
+                }
+                if let Some(d) = app.faults.frame_latency() {
+                    tokio::time::sleep(d).await;
+                }
+                for f in frames {
+                    if ws.feed(Message::Text(f)).await.is_err() {
+                        return End::Gone;
+                    }
+                }
+                if ws.flush().await.is_err() {
+                    return End::Gone;
+                }
+            }
+            msg = ws.next() => {
+                let reply = match msg {
+                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return End::Gone,
+                    Some(Err(WsError::Capacity(_))) => return End::TooBig,
+                    Some(Err(_)) => return End::Gone,
+                    Some(Ok(Message::Text(t))) => match proto::parse_client_frame(&t) {
+                        ClientFrame::HealthCheck => !app.violation(Violation::NoHealthReply),
+                        ClientFrame::Other => false,
+                        ClientFrame::Malformed => {
+                            if send_error_frame(ws, app, code::INPUT, "invalid json data").await.is_err() {
+                                return End::Gone;
+                            }
+                            false
+                        }
+                    },
+                    Some(Ok(Message::Binary(_))) => {
+                        if send_error_frame(ws, app, code::INPUT, "binary frames are not supported").await.is_err() {
+                            return End::Gone;
+                        }
+                        false
+                    }
+                    Some(Ok(Message::Ping(_))) => !app.violation(Violation::NoPingReply),
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite queued the close reply; flushing sends it.
+                        let _ = ws.flush().await;
+                        return End::Gone;
+                    }
+                    Some(Ok(_)) => false,
+                };
+                let reply = reply && !app.faults.is_half_open(&conn.user);
+                let sent = if reply {
+                    ws.send(Message::Text(wire::health_check(&cid, None).into())).await
+                } else {
+                    // Pushes out the automatic pong, if any.
+                    ws.flush().await
+                };
+                if sent.is_err() {
+                    return End::Gone;
+                }
+            }
+            _ = &mut health => {
+                health.as_mut().reset(Instant::now() + health_interval(app));
+                if !app.faults.is_half_open(&conn.user)
+                    && ws.send(Message::Text(wire::health_check(&cid, None).into())).await.is_err()
+                {
+                    return End::Gone;
+                }
+            }
+            _ = &mut kick, if kick_at.is_some() => return End::Kill(Kill::TokenExpired { revoked: false }),
+        }
+    }
+}
+
+fn health_interval(app: &App) -> Duration {
+    if app.violation(Violation::HealthIntervalX2) {
+        app.cfg.health_interval * 2
+    } else {
+        app.cfg.health_interval
+    }
+}
+
+async fn send_error_frame(ws: &mut Ws, app: &App, code: i32, detail: &str) -> Result<(), WsError> {
+    let frame = wire::connection_error(code, detail, app.violation(Violation::IncompleteErrorBody));
+    ws.send(Message::Text(frame.into())).await
+}
+
+async fn finish(app: &App, mut ws: Ws, end: End) {
+    match end {
+        End::Gone => {}
+        End::TooBig => {
+            let _ = close(&mut ws, CloseCode::Size, "message too big").await;
+            // Read what the client is still sending, so our close frame is not lost to a reset.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut buf = [0u8; 4096];
+                let mut left: usize = 32 << 20;
+                while let Ok(n @ 1..) = ws.get_mut().read(&mut buf).await {
+                    left = left.saturating_sub(n);
+                    if left == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        End::Kill(Kill::Close(code)) => {
+            let _ = close(&mut ws, CloseCode::from(code), "closed by fault injection").await;
+        }
+        End::Kill(Kill::Abrupt) => {}
+        End::Kill(Kill::SlowConsumer) => {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                close(&mut ws, CloseCode::Error, "slow consumer"),
+            )
+            .await;
+        }
+        End::Kill(Kill::Shutdown) => {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                close(&mut ws, CloseCode::Away, "server shutting down"),
+            )
+            .await;
+        }
+        End::Kill(Kill::TokenExpired { revoked }) => {
+            let e = auth::expired_error(app, revoked);
+            let _ = send_error_frame(&mut ws, app, e.code, &e.detail).await;
+            close_after_error(app, ws).await;
+        }
+    }
+}
+
+async fn close(ws: &mut Ws, code: CloseCode, reason: &'static str) -> Result<(), WsError> {
+    ws.send(Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    })))
+    .await
+}
+
+/// One error frame, then close 1000 (or a TCP drop under `error_close_1006`).
+async fn reject(app: &App, mut ws: Ws, e: &ApiError) {
+    Stats::bump(&app.stats.connect_rejected);
+    if send_error_frame(&mut ws, app, e.code, &e.detail)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    close_after_error(app, ws).await;
+}
+
+async fn close_after_error(app: &App, mut ws: Ws) {
+    if app.violation(Violation::ErrorClose1006) {
+        return;
+    }
+    if close(&mut ws, CloseCode::Normal, "").await.is_err() {
+        return;
+    }
+    // Wait briefly for the client's close reply so the handshake completes cleanly.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}

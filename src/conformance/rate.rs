@@ -16,7 +16,7 @@ async fn probe(ctx: &Arc<CaseCtx>) -> Result<(String, Option<HttpReply>, HttpRep
     let u = ctx.user("a").await?;
     let cid = ctx.cid("c");
     let path = format!("/channels/{}/event", super::ctx::cid_path(&cid));
-    u.watch(&cid, &[&u.id], false).await?;
+    u.create_channel(&cid, &[&u.id]).await?;
     let mut last_ok = None;
     for _ in 0..ctx.rate_probe {
         let r = u

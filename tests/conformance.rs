@@ -46,7 +46,11 @@ async fn whole_suite_passes_against_the_mock_with_no_violation() {
 async fn only_globs_select_rules_and_rate_rules_skip_when_the_target_does_not_limit() {
     let mock = start_mock(|c| c.rate_limit = None).await;
     let target = mock_target(&mock);
-    let opts = SuiteOptions { only: vec!["rate-*".into(), "AUTH-EXPIRED-40".into()], rate_probe: 30, ..suite_options() };
+    let opts = SuiteOptions {
+        only: vec!["rate-*".into(), "AUTH-EXPIRED-40".into()],
+        rate_probe: 30,
+        ..suite_options()
+    };
     let report = run_suite(&target, &opts).await;
     let ids: Vec<_> = report.results.iter().map(|r| r.id).collect();
     assert_eq!(ids, ["AUTH-EXPIRED-40", "RATE-429-CODE-9", "RATE-HEADERS"]);

@@ -360,7 +360,8 @@ impl ScriptedUser {
     /// A failure when the query does not succeed.
     pub async fn create_channel(&self, cid: &str, members: &[&str]) -> Result<HttpReply, CaseError> {
         let body = json!({"data": {"members": members}, "state": true, "watch": false, "presence": false});
-        self.rest_ok("POST", &format!("/channels/{}/query", cid_path(cid)), Some(body)).await
+        self.rest_ok("POST", &format!("/channels/{}/query", cid_path(cid)), Some(body))
+            .await
     }
 
     /// Sends `typing.start` or `typing.stop` to `cid` over HTTP (§7.1).

@@ -5,20 +5,20 @@
 mod conformance {
     pub mod common;
     pub mod peer;
+    pub mod token_endpoint;
     pub mod violations;
 }
 
 use std::time::{Duration, Instant};
 
-use chatstorm::conformance::{SuiteOptions, Verdict, run_suite};
+use chatstorm::conformance::{SuiteOptions, Verdict, embedded_mock_config, run_embedded, run_suite};
+use chatstorm::target::{Target, TargetAuth};
 use conformance::common::{mock_target, start_mock, suite_options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whole_suite_passes_against_the_mock_with_no_violation() {
-    let mock = start_mock(|_| {}).await;
-    let target = mock_target(&mock);
+async fn whole_suite_passes_against_the_embedded_mock_with_no_violation() {
     let started = Instant::now();
-    let report = run_suite(&target, &suite_options()).await;
+    let report = run_embedded(&suite_options()).await.expect("embedded mock starts");
     let took = started.elapsed();
     let mut console = Vec::new();
     report.write_console(&mut console).unwrap();
@@ -39,6 +39,47 @@ async fn whole_suite_passes_against_the_mock_with_no_violation() {
     assert_eq!(junit.matches("<testcase ").count(), report.results.len());
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["results"].as_array().unwrap().len(), report.results.len());
+    assert_eq!(json["results"][0]["verdict"], "passed");
+}
+
+/// Forged-token cases need the secret; against a token endpoint they are skipped with the
+/// reason, and everything else still passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint_target_skips_forged_token_cases() {
+    let mock = start_mock(|_| {}).await;
+    let endpoint = conformance::token_endpoint::start(embedded_mock_config().secret.into_bytes()).await;
+    let target = Target::new(
+        mock.base_url().parse().unwrap(),
+        embedded_mock_config().api_key,
+        TargetAuth::TokenEndpoint(endpoint.parse().unwrap()),
+        None,
+    )
+    .unwrap();
+    let report = run_suite(&target, &suite_options()).await;
+    let skipped: Vec<_> = report
+        .results
+        .iter()
+        .filter_map(|r| match &r.verdict {
+            Verdict::Skipped { reason } => {
+                assert!(reason.contains("token endpoint"), "{}: {reason}", r.id);
+                Some(r.id)
+            }
+            Verdict::Passed => None,
+            v => panic!("{}: {v:?} {:#?}", r.id, r.evidence),
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "AUTH-EXPIRED-40",
+            "AUTH-NOT-YET-VALID-41",
+            "AUTH-IAT-FUTURE-42",
+            "AUTH-REFRESH-40",
+            "AUTH-STATIC-40-FATAL",
+            "AUTH-REST-401-40"
+        ]
+    );
+    assert!(!report.exit_failed(true));
     mock.shutdown().await;
 }
 

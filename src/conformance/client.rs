@@ -82,12 +82,15 @@ impl Http {
         &self,
         log: &WireLog,
         user: &str,
-        method: &str,
-        url: &str,
-        headers: &[(String, String)],
-        body: Option<&Value>,
+        call: Call<'_>,
         timeout: Duration,
     ) -> Result<HttpReply, String> {
+        let Call {
+            method,
+            url,
+            headers,
+            body,
+        } = call;
         if url.starts_with("https:") {
             return Err("https targets need TLS, which this build does not include".to_owned());
         }
@@ -162,6 +165,19 @@ impl Http {
             }
         }
     }
+}
+
+/// One HTTP request to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// `GET`, `POST`, `PATCH`…
+    pub method: &'a str,
+    /// The full URL.
+    pub url: &'a str,
+    /// Extra headers.
+    pub headers: &'a [(String, String)],
+    /// A JSON body.
+    pub body: Option<&'a Value>,
 }
 
 /// What the socket produced next.

@@ -10,7 +10,7 @@ use chatstorm_protocol::token::{self, Claims};
 use chatstorm_protocol::{Profile, User};
 use serde_json::{Value, json};
 
-use super::client::{Http, HttpReply, Ws, WsEvent, event_type, one_line};
+use super::client::{Call, Http, HttpReply, Ws, WsEvent, event_type, one_line};
 use super::wire::WireLog;
 use crate::target::{Target, TargetAuth};
 
@@ -138,7 +138,17 @@ impl CaseCtx {
                 url.query_pairs_mut().append_pair("user_id", user_id);
                 let r = self
                     .http
-                    .send(&self.log, user_id, "GET", url.as_str(), &[], None, self.wait)
+                    .send(
+                        &self.log,
+                        user_id,
+                        Call {
+                            method: "GET",
+                            url: url.as_str(),
+                            headers: &[],
+                            body: None,
+                        },
+                        self.wait,
+                    )
                     .await
                     .map_err(|e| fail(user_id, "a token from the token endpoint", e))?;
                 let tok = match &r.json {
@@ -317,10 +327,12 @@ impl ScriptedUser {
             .send(
                 &self.ctx.log,
                 &self.id,
-                method,
-                &url,
-                &headers,
-                body.as_ref(),
+                Call {
+                    method,
+                    url: &url,
+                    headers: &headers,
+                    body: body.as_ref(),
+                },
                 self.ctx.wait,
             )
             .await

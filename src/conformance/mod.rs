@@ -7,7 +7,8 @@
 //!   `typing.rs`, `read.rs`, `disconnect.rs`, `error.rs`, `rate.rs`: the cases, one module per area;
 //! - `ctx.rs`: what a case gets (scripted users, tokens, unique ids, timeouts);
 //! - `client.rs` and `wire.rs`: the scripted WebSocket/HTTP client and its wire log;
-//! - `suite.rs`: [`run_suite`]; `report.rs`: console, JUnit and serde output;
+//! - `suite.rs`: [`run_suite`]; `embedded.rs`: [`run_embedded`] and the mock config it uses;
+//! - `report.rs`: console, JUnit and serde output;
 //! - `observer.rs`: the same rules watched during load runs ([`Observer`]).
 
 mod auth;
@@ -15,6 +16,7 @@ pub mod client;
 mod conn;
 mod ctx;
 mod disconnect;
+mod embedded;
 mod error;
 mod health;
 mod longpoll;
@@ -35,7 +37,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use ctx::{CaseCtx, CaseError, CaseResult, ScriptedUser};
-pub use observer::{Observer, ObserverSummary, RuleCount};
+pub use embedded::{EMBEDDED_HEALTH_INTERVAL, embedded_mock_config, embedded_suite_options, mock_target, run_embedded};
+pub use observer::{HealthForm, ObservedFailure, Observer, ObserverSummary, RuleCount};
 pub use suite::{glob_match, run_rule, run_suite};
 pub use table::rules;
 pub use wire::{WireEntry, WireLog};

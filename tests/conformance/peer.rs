@@ -80,6 +80,7 @@ pub async fn start(b: Behaviour) -> Peer {
 
 async fn serve(sock: tokio::net::TcpStream, b: Behaviour) {
     let mut query = String::new();
+    #[allow(clippy::result_large_err)] // the callback's signature is tungstenite's
     let cb = |req: &Request, resp: Response| {
         query = req.uri().query().unwrap_or_default().to_owned();
         Ok(resp)

@@ -276,7 +276,7 @@ impl Ws {
             user,
             '>',
             "ws-upgrade",
-            &format!("GET {} headers={hdr_names:?}", path_of(url)),
+            &format!("GET {} headers={hdr_names:?}", readable(path_of(url))),
         );
         match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(req)).await {
             Err(_) => Err(refuse(None, format!("upgrade not answered within {timeout:?}"))),
@@ -441,6 +441,17 @@ pub fn path_of(url: &str) -> &str {
     url.find("://")
         .and_then(|i| url[i + 3..].find('/').map(|j| &url[i + 3 + j..]))
         .unwrap_or(url)
+}
+
+/// A path with its query form-decoded (`json=%7B…` shown as `json={…}`), for the log only.
+fn readable(path_and_query: &str) -> String {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return path_and_query.to_owned();
+    };
+    let pairs: Vec<String> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!("{path}?{}", pairs.join(" "))
 }
 
 /// `text` on one line, cut at `max` bytes.

@@ -2,8 +2,10 @@
 //! failures carrying expected/received and the wire log) and the serde form for `summary.json`.
 
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::client::one_line;
 use super::{ConformanceReport, Evidence, Rule, RuleResult, Strictness, Verdict};
 
 impl RuleResult {
@@ -62,6 +64,33 @@ impl ConformanceReport {
     /// The result of rule `id`.
     pub fn result(&self, id: &str) -> Option<&RuleResult> {
         self.results.iter().find(|r| r.id == id)
+    }
+
+    /// Writes `junit.xml`, `conformance.json` (this report) and `conformance.txt` (the console
+    /// table) into `dir`, creating it; returns the paths written.
+    ///
+    /// # Errors
+    /// File system errors.
+    pub fn write_to_dir(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let mut written = Vec::new();
+        let mut put = |name: &str, bytes: Vec<u8>| -> io::Result<()> {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes)?;
+            written.push(p);
+            Ok(())
+        };
+        let mut junit = Vec::new();
+        self.write_junit(&mut junit)?;
+        put("junit.xml", junit)?;
+        put(
+            "conformance.json",
+            serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
+        )?;
+        let mut console = Vec::new();
+        self.write_console(&mut console)?;
+        put("conformance.txt", console)?;
+        Ok(written)
     }
 
     /// A console table: one line per rule, then the evidence of each failure.
@@ -200,7 +229,16 @@ fn write_evidence(w: &mut dyn Write, e: &Evidence) -> io::Result<()> {
     }
     writeln!(w, "wire log:")?;
     for l in &e.wire_log {
-        writeln!(w, "  {:>6} ms {} {} {:<14} {}", l.t_ms, l.dir, l.user, l.kind, l.text)?;
+        // The full texts are in the JSON report; keep the human view scannable.
+        writeln!(
+            w,
+            "  {:>6} ms {} {} {:<14} {}",
+            l.t_ms,
+            l.dir,
+            l.user,
+            l.kind,
+            one_line(&l.text, 400)
+        )?;
     }
     Ok(())
 }
@@ -308,6 +346,18 @@ mod tests {
         report(false).write_junit(&mut out).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains(r#"failures="0""#) && s.contains("<system-out>"), "{s}");
+    }
+
+    #[test]
+    fn writes_three_files() {
+        let dir = std::env::temp_dir().join(format!("chatstorm-conf-{}", std::process::id()));
+        let paths = report(false).write_to_dir(&dir).unwrap();
+        assert_eq!(paths.len(), 3);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("conformance.json")).unwrap()).unwrap();
+        assert_eq!(json["results"][1]["verdict"], "non_strict_failure");
+        assert_eq!(json["results"][2]["reason"], "no <rate>");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

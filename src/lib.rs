@@ -1,5 +1,12 @@
 //! chatstorm: load testing and conformance checking of the connection lifecycle of
 //! Stream-Chat-compatible servers.
 
+pub mod cli;
 pub mod conformance;
+pub mod engine;
+pub mod exit;
+pub mod seed;
+pub mod sys;
 pub mod target;
+pub mod scenario;
+pub mod metrics;

@@ -50,10 +50,7 @@ pub fn check_key(app: &App, c: &Credentials) -> Result<(), ApiError> {
             code::ACCESS_KEY,
             format!("api_key not found: \"{}\"", clip(k)),
         )),
-        None => Err(ApiError::new(
-            code::ACCESS_KEY,
-            "api_key is a required query parameter",
-        )),
+        None => Err(ApiError::new(code::ACCESS_KEY, "api_key is a required query parameter")),
     }
 }
 
@@ -65,10 +62,7 @@ pub fn check_type(c: &Credentials) -> Result<(), ApiError> {
             code::AUTH,
             "anonymous users are not supported by chatstorm-mock",
         )),
-        _ => Err(ApiError::new(
-            code::AUTH,
-            "stream-auth-type missing or invalid",
-        )),
+        _ => Err(ApiError::new(code::AUTH, "stream-auth-type missing or invalid")),
     }
 }
 
@@ -77,10 +71,7 @@ pub fn check_token(app: &App, token: Option<&str>, now: i64) -> Result<Claims, A
     let token = match token {
         Some(t) if !t.is_empty() => t,
         _ => {
-            return Err(ApiError::new(
-                code::AUTH,
-                "Authorization missing: a JWT is required",
-            ));
+            return Err(ApiError::new(code::AUTH, "Authorization missing: a JWT is required"));
         }
     };
     let policy = TokenPolicy {
@@ -95,10 +86,10 @@ pub fn check_token(app: &App, token: Option<&str>, now: i64) -> Result<Claims, A
         };
         ApiError::new(c, r.detail)
     })?;
-    if let Some(user) = claims.user_id.as_deref() {
-        if let Some(revoked) = app.faults.revoked(user, claims.iat) {
-            return Err(expired_error(app, revoked));
-        }
+    if let Some(user) = claims.user_id.as_deref()
+        && let Some(revoked) = app.faults.revoked(user, claims.iat)
+    {
+        return Err(expired_error(app, revoked));
     }
     Ok(claims)
 }
@@ -111,10 +102,7 @@ pub fn expired_error(app: &App, revoked: bool) -> ApiError {
         code::TOKEN_EXPIRED
     };
     if revoked {
-        ApiError::new(
-            c,
-            "This token has been revoked, please generate a new token",
-        )
+        ApiError::new(c, "This token has been revoked, please generate a new token")
     } else {
         ApiError::new(c, "JWTAuth error: token is expired (exp)")
     }
@@ -125,7 +113,7 @@ pub fn rest(app: &App, c: &Credentials) -> Result<Caller, ApiError> {
     check_key(app, c)?;
     check_type(c)?;
     let claims = check_token(app, c.token.as_deref(), wire::now_unix())?;
-    if claims.server {
+    if claims.server == Some(true) {
         return Ok(Caller {
             user: c.user_id.clone().unwrap_or_default(),
             server: true,
@@ -137,18 +125,16 @@ pub fn rest(app: &App, c: &Credentials) -> Result<Caller, ApiError> {
             "JWTAuth error: the token has no user_id claim",
         ));
     };
-    if let Some(q) = c.user_id.as_deref() {
-        if !q.is_empty() && q != user {
-            return Err(ApiError::new(
-                code::AUTH,
-                "the user_id parameter does not match the token's user_id",
-            ));
-        }
+    if let Some(q) = c.user_id.as_deref()
+        && !q.is_empty()
+        && q != user
+    {
+        return Err(ApiError::new(
+            code::AUTH,
+            "the user_id parameter does not match the token's user_id",
+        ));
     }
-    Ok(Caller {
-        user,
-        server: false,
-    })
+    Ok(Caller { user, server: false })
 }
 
 /// A connect that passed every check.
@@ -165,13 +151,9 @@ pub struct Connecting {
 pub fn connect(app: &App, c: &Credentials, json: Option<&str>) -> Result<Connecting, ApiError> {
     check_key(app, c)?;
     let Some(json) = json else {
-        return Err(ApiError::new(
-            code::INPUT,
-            "json is a required query parameter",
-        ));
+        return Err(ApiError::new(code::INPUT, "json is a required query parameter"));
     };
-    let payload: Value =
-        serde_json::from_str(json).map_err(|_| ApiError::new(code::INPUT, "invalid json data"))?;
+    let payload: Value = serde_json::from_str(json).map_err(|_| ApiError::new(code::INPUT, "invalid json data"))?;
     let Some(obj) = payload.as_object() else {
         return Err(ApiError::new(code::INPUT, "invalid json data"));
     };
@@ -184,23 +166,17 @@ pub fn connect(app: &App, c: &Credentials, json: Option<&str>) -> Result<Connect
     let details = match get_ci(obj, "user_details") {
         Some(Value::Object(m)) => m.clone(),
         _ => {
-            return Err(ApiError::new(
-                code::INPUT,
-                "user_details is a required field",
-            ));
+            return Err(ApiError::new(code::INPUT, "user_details is a required field"));
         }
     };
-    if let Some(Value::String(id)) = get_ci(&details, "id") {
-        if *id != user_id {
-            return Err(ApiError::new(
-                code::INPUT,
-                "user_details.id must equal user_id",
-            ));
-        }
+    if let Some(Value::String(id)) = get_ci(&details, "id")
+        && *id != user_id
+    {
+        return Err(ApiError::new(code::INPUT, "user_details.id must equal user_id"));
     }
     check_type(c)?;
     let claims = check_token(app, c.token.as_deref(), wire::now_unix())?;
-    if claims.server {
+    if claims.server == Some(true) {
         return Err(ApiError::new(
             code::AUTH,
             "a server token cannot open a user connection",
@@ -237,11 +213,8 @@ pub fn connect(app: &App, c: &Credentials, json: Option<&str>) -> Result<Connect
 
 /// A key looked up case-insensitively (Unity sends `Id`, `Type`).
 pub fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.get(key).or_else(|| {
-        m.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    m.get(key)
+        .or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 fn clip(s: &str) -> String {

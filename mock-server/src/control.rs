@@ -133,11 +133,7 @@ impl Control {
                     TransportFilter::Websocket => c.transport == Transport::WebSocket,
                     TransportFilter::Longpoll => c.transport == Transport::LongPoll,
                 })
-                .filter(|c| {
-                    req.users
-                        .as_ref()
-                        .is_none_or(|u| u.iter().any(|u| *u == *c.user))
-                })
+                .filter(|c| req.users.as_ref().is_none_or(|u| u.iter().any(|u| *u == *c.user)))
                 .cloned()
                 .collect();
             v.sort_by_key(|c| c.id);
@@ -169,12 +165,7 @@ impl Control {
 
     /// Refuses WebSocket upgrades for `duration` (zero accepts them again).
     pub fn refuse_upgrades(&self, duration: Duration, mode: RefuseMode) {
-        let mut g = self
-            .app
-            .faults
-            .refuse
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut g = self.app.faults.refuse.lock().unwrap_or_else(|e| e.into_inner());
         *g = (!duration.is_zero()).then(|| (Instant::now() + duration, mode));
     }
 
@@ -182,16 +173,10 @@ impl Control {
     pub fn set_latency(&self, frame: Option<Duration>, request: Option<Duration>) {
         use std::sync::atomic::Ordering::Relaxed;
         if let Some(f) = frame {
-            self.app
-                .faults
-                .frame_latency_ms
-                .store(f.as_millis() as u64, Relaxed);
+            self.app.faults.frame_latency_ms.store(f.as_millis() as u64, Relaxed);
         }
         if let Some(r) = request {
-            self.app
-                .faults
-                .request_latency_ms
-                .store(r.as_millis() as u64, Relaxed);
+            self.app.faults.request_latency_ms.store(r.as_millis() as u64, Relaxed);
         }
     }
 
@@ -209,12 +194,7 @@ impl Control {
         let now = wire::now_unix();
         let revoked = req.reason.as_deref() == Some("revoked");
         {
-            let mut r = self
-                .app
-                .faults
-                .revocations
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut r = self.app.faults.revocations.lock().unwrap_or_else(|e| e.into_inner());
             r.as_expiry = !revoked;
             if req.all {
                 r.all_before = Some(now);
@@ -250,25 +230,13 @@ impl Control {
             .map(|(until, _)| until.saturating_duration_since(Instant::now()).as_millis() as u64)
             .unwrap_or(0);
         FaultState {
-            violations: f
-                .enabled()
-                .into_iter()
-                .map(|v| v.name().to_owned())
-                .collect(),
+            violations: f.enabled().into_iter().map(|v| v.name().to_owned()).collect(),
             frame_latency_ms: f.frame_latency_ms.load(Relaxed),
             request_latency_ms: f.request_latency_ms.load(Relaxed),
             first_frame_delay_ms: f.first_frame_delay_ms.load(Relaxed),
             refuse_upgrades_ms: left,
-            refuse_mode: if left > 0 {
-                refuse.map(|(_, m)| m)
-            } else {
-                None
-            },
-            half_open: f
-                .half_open
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            refuse_mode: if left > 0 { refuse.map(|(_, m)| m) } else { None },
+            half_open: f.half_open.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 }
@@ -288,8 +256,11 @@ fn reply(status: u16, v: Value) -> Resp {
     json_response(status, v.to_string())
 }
 
-fn bad(msg: impl Into<String>) -> Resp {
-    reply(400, json!({"error": msg.into()}))
+/// A refused fault-control request: HTTP status and message.
+type Fail = (u16, String);
+
+fn bad(msg: impl Into<String>) -> Fail {
+    (400, msg.into())
 }
 
 #[derive(Deserialize)]
@@ -322,7 +293,7 @@ struct DelayBody {
     ms: u64,
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Resp> {
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Fail> {
     let text = if body.iter().all(u8::is_ascii_whitespace) {
         &b"{}"[..]
     } else {
@@ -354,10 +325,10 @@ pub async fn http(app: &Arc<App>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return bad("body too large or unreadable"),
+        Err(_) => return reply(400, json!({"error": "body too large or unreadable"})),
     };
     let c = Control::new(app.clone());
-    let res: Result<Value, Resp> = match (method.as_str(), path.as_str()) {
+    let res: Result<Value, Fail> = match (method.as_str(), path.as_str()) {
         ("GET", "/_fault/stats") => Ok(serde_json::to_value(c.stats()).unwrap_or(Value::Null)),
         ("GET", "/_fault/state") => Ok(serde_json::to_value(c.state()).unwrap_or(Value::Null)),
         ("POST", "/_fault/reset") => {
@@ -373,10 +344,7 @@ pub async fn http(app: &Arc<App>, req: Request<Incoming>) -> Resp {
                         Some(v) => changes.push((v, on)),
                         None => {
                             let all: Vec<&str> = Violation::ALL.iter().map(|v| v.name()).collect();
-                            return Err(bad(format!(
-                                "unknown violation \"{n}\"; known: {}",
-                                all.join(", ")
-                            )));
+                            return Err(bad(format!("unknown violation \"{n}\"; known: {}", all.join(", "))));
                         }
                     }
                 }
@@ -423,21 +391,15 @@ pub async fn http(app: &Arc<App>, req: Request<Incoming>) -> Resp {
             if !b.all && b.users.is_empty() {
                 return Err(bad("give \"all\": true or a non-empty \"users\" list"));
             }
-            if b.reason
-                .as_deref()
-                .is_some_and(|r| r != "expired" && r != "revoked")
-            {
+            if b.reason.as_deref().is_some_and(|r| r != "expired" && r != "revoked") {
                 return Err(bad("reason must be \"expired\" or \"revoked\""));
             }
             Ok(json!({"kicked": c.expire_tokens(&b)}))
         }),
-        _ => Err(reply(
-            404,
-            json!({"error": format!("no fault-control route {method} {path}")}),
-        )),
+        _ => Err((404, format!("no fault-control route {method} {path}"))),
     };
     match res {
         Ok(v) => reply(200, v),
-        Err(r) => r,
+        Err((status, msg)) => reply(status, json!({ "error": msg })),
     }
 }

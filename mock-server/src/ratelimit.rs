@@ -17,11 +17,14 @@ pub struct Verdict {
     pub reset: i64,
 }
 
+/// (user, endpoint) → (window number, requests counted in it).
+type Windows = HashMap<(String, &'static str), (i64, u32)>;
+
 /// Counts requests per (user, endpoint) in the current minute.
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: Option<u32>,
-    windows: Mutex<HashMap<(String, &'static str), (i64, u32)>>,
+    windows: Mutex<Windows>,
 }
 
 impl RateLimiter {
@@ -44,9 +47,7 @@ impl RateLimiter {
         if map.len() >= SWEEP_AT {
             map.retain(|_, (w, _)| *w == window);
         }
-        let slot = map
-            .entry((user.to_owned(), endpoint))
-            .or_insert((window, 0));
+        let slot = map.entry((user.to_owned(), endpoint)).or_insert((window, 0));
         if slot.0 != window {
             *slot = (window, 0);
         }
@@ -82,14 +83,8 @@ mod tests {
     fn limits_per_user_and_endpoint_and_resets_each_minute() {
         let r = RateLimiter::new(Some(2));
         let t = 6000;
-        assert!(
-            r.check("a", "read", t)
-                .is_some_and(|v| v.allowed && v.remaining == 1)
-        );
-        assert!(
-            r.check("a", "read", t)
-                .is_some_and(|v| v.allowed && v.remaining == 0)
-        );
+        assert!(r.check("a", "read", t).is_some_and(|v| v.allowed && v.remaining == 1));
+        assert!(r.check("a", "read", t).is_some_and(|v| v.allowed && v.remaining == 0));
         let v = r.check("a", "read", t + 1).expect("enabled");
         assert!(!v.allowed);
         assert_eq!(v.reset, 6060);

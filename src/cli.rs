@@ -1,0 +1,207 @@
+//! The command line (clap derive lives here and only here): parsed arguments are turned into
+//! domain types right away, so the rest of the crate never sees clap.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// chatstorm: load testing and conformance checking of the connection lifecycle of
+/// Stream-Chat-compatible chat servers.
+#[derive(Debug, Parser)]
+#[command(name = "chatstorm", version, propagate_version = true)]
+#[command(after_help = "EXIT CODES:
+  0  passed
+  1  a threshold was breached (or `report --baseline` found a regression)
+  2  the configuration or scenario is invalid (nothing ran)
+  3  a strict conformance rule failed
+  4  the run is invalid: the load generator itself was saturated (scheduler lag, ports or descriptors)
+  5  the target could not be reached at all, or the run was interrupted
+
+Without --target (and without `target.url` in the scenario) the bundled mock server is started
+in-process on a free loopback port, so `chatstorm run scenarios/smoke.yaml` works on its own.")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: thousands of simulated users against the target, with latency histograms,
+    /// conformance counts and a report folder.
+    Run(RunArgs),
+    /// Run the conformance suite alone with a handful of scripted users.
+    Conform(ConformArgs),
+    /// Check scenario files and report every problem with file:line:column; run nothing.
+    Validate(ValidateArgs),
+    /// Re-render the outputs of a finished run from its summary.json, optionally comparing it with
+    /// a baseline run.
+    Report(ReportArgs),
+    /// Run the bundled mock server alone (the same server `run` embeds by default).
+    Mock(MockArgs),
+}
+
+/// Where the server under test is and how to authenticate against it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TargetArgs {
+    /// REST base URL of the server under test (http:// or https://); the WebSocket URL is derived
+    /// as the SDKs do (http → ws). Default: the embedded mock.
+    #[arg(long, value_name = "URL", env = "CHATSTORM_TARGET")]
+    pub target: Option<String>,
+    /// The app's API key.
+    #[arg(long, value_name = "KEY", env = "CHATSTORM_API_KEY")]
+    pub api_key: Option<String>,
+    /// The app secret: tokens are minted locally (HS256). Prefer the environment variable over the flag.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "CHATSTORM_SECRET",
+        hide_env_values = true,
+        conflicts_with = "token_endpoint"
+    )]
+    pub secret: Option<String>,
+    /// Fetch user tokens from this endpoint instead (`GET URL?user_id=<id>`; body: the token, or
+    /// `{"token": "..."}`).
+    #[arg(long, value_name = "URL")]
+    pub token_endpoint: Option<String>,
+}
+
+/// `chatstorm run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (YAML; see scenarios/README.md).
+    #[arg(value_name = "SCENARIO.yaml")]
+    pub scenario: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Override `users.count` (the load stages are scaled to it).
+    #[arg(long, value_name = "N")]
+    pub users: Option<u32>,
+    /// Override the run length: the plan is cut (or the last stage extended) to this duration.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Override the scenario's seed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Write the results into this folder (default: a new folder under reports/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Outputs to write, comma separated.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "console,json,junit,html"
+    )]
+    pub format: Vec<Format>,
+    /// Split the users into N shards, each run by its own child process, merged into one report.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: u32,
+    /// Run only shard I of N (user indices i with i % N == I) and write a shard summary; merge
+    /// shard folders with `chatstorm report merge`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    /// No progress bars or live line (also automatic when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Output formats of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The summary printed on stdout.
+    Console,
+    /// summary.json.
+    Json,
+    /// junit.xml (one testcase per conformance rule and threshold).
+    Junit,
+    /// report.html (self-contained).
+    Html,
+}
+
+/// `chatstorm conform`.
+#[derive(Debug, Args)]
+pub struct ConformArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Run only the rules whose id matches one of these globs (e.g. `AUTH-*`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<String>,
+    /// Count failures of non-strict rules (UNCONFIRMED in PROTOCOL.md) as failures.
+    #[arg(long)]
+    pub strict: bool,
+    /// Write the results into this folder (default: a new folder under reports/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `chatstorm validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The scenario files to check.
+    #[arg(value_name = "SCENARIO.yaml", required = true)]
+    pub scenarios: Vec<PathBuf>,
+}
+
+/// `chatstorm report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A summary.json written by `run` (or `merge` followed by shard folders).
+    #[arg(value_name = "SUMMARY.json")]
+    pub summary: PathBuf,
+    /// Compare with this older summary; exit 1 when a figure worsened past the tolerance.
+    #[arg(long, value_name = "OLD.json")]
+    pub baseline: Option<PathBuf>,
+    /// How much worse (in percent) a figure may get before it counts as a regression.
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    pub tolerance: f64,
+    /// Shard folders to merge (with `report merge DIR...`).
+    #[arg(value_name = "DIR")]
+    pub more: Vec<PathBuf>,
+    /// Where to write the re-rendered outputs (default: next to the summary).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `chatstorm mock`.
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Options of the mock server, as for the `chatstorm-mock` binary (see `chatstorm-mock --help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "MOCK-OPTIONS")]
+    pub args: Vec<String>,
+}
+
+/// Parses a human duration such as `30s`, `5m`, `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write a unit, e.g. 30s, 5m, 250ms)"))
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/3")?;
+    let i: u32 = i.trim().parse().map_err(|_| "I must be a whole number")?;
+    let n: u32 = n.trim().parse().map_err(|_| "N must be a whole number")?;
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: need 0 <= I < N"));
+    }
+    Ok((i, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn shard_and_duration_parsers() {
+        assert_eq!(parse_shard("1/3"), Ok((1, 3)));
+        assert!(parse_shard("3/3").is_err() && parse_shard("x").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("30").unwrap_err().contains("unit"));
+    }
+}

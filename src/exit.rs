@@ -1,0 +1,86 @@
+//! The exit codes, one class each (README "Exit codes").
+
+use std::process::ExitCode;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// 0: everything passed.
+    Passed,
+    /// 1: a threshold was breached (or a baseline comparison found a regression).
+    ThresholdBreached,
+    /// 2: the configuration or scenario is invalid; nothing ran.
+    InvalidConfig,
+    /// 3: a strict conformance rule failed.
+    ConformanceFailed,
+    /// 4: the run is invalid because the generator itself was saturated.
+    GeneratorSaturated,
+    /// 5: the target could not be reached at all, or the run was interrupted.
+    Unreachable,
+}
+
+impl Outcome {
+    /// The numeric exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Passed => 0,
+            Self::ThresholdBreached => 1,
+            Self::InvalidConfig => 2,
+            Self::ConformanceFailed => 3,
+            Self::GeneratorSaturated => 4,
+            Self::Unreachable => 5,
+        }
+    }
+
+    /// Combines two outcomes of one run: the more severe wins, in the order
+    /// unreachable/interrupted > saturated > conformance > threshold > passed.
+    pub fn worst(self, other: Self) -> Self {
+        fn rank(o: Outcome) -> u8 {
+            match o {
+                Outcome::Passed => 0,
+                Outcome::ThresholdBreached => 1,
+                Outcome::ConformanceFailed => 2,
+                Outcome::GeneratorSaturated => 3,
+                Outcome::InvalidConfig => 4,
+                Outcome::Unreachable => 5,
+            }
+        }
+        if rank(other) > rank(self) { other } else { self }
+    }
+
+    /// A short lowercase word for reports.
+    pub fn verdict(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::ThresholdBreached => "threshold breached",
+            Self::InvalidConfig => "invalid configuration",
+            Self::ConformanceFailed => "conformance failed",
+            Self::GeneratorSaturated => "invalid: generator saturated",
+            Self::Unreachable => "target unreachable or interrupted",
+        }
+    }
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> Self {
+        ExitCode::from(o.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_prefers_the_more_severe() {
+        assert_eq!(
+            Outcome::Passed.worst(Outcome::ThresholdBreached),
+            Outcome::ThresholdBreached
+        );
+        assert_eq!(
+            Outcome::GeneratorSaturated.worst(Outcome::ConformanceFailed),
+            Outcome::GeneratorSaturated
+        );
+        assert_eq!(Outcome::Unreachable.code(), 5);
+    }
+}

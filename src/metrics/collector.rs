@@ -1,0 +1,321 @@
+//! Once per second: drain the recorder's shards into the run's histograms, and feed the live view,
+//! the per-second series and curves, and the `.hlog` file.
+//!
+//! The collector is owned by one task ([`run_collector`]) and never shared, so nothing here needs a
+//! lock; recording threads are never waited for (draining is an atomic swap per counter).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::hlog::{HlogError, HlogWriter};
+use super::metric::{COUNTER_COUNT, Counter, Metric, SERIES_COUNT, Series, View};
+use super::recorder::Gauge;
+use super::timeline::Timeline;
+use super::{CodeCounts, HistogramSnapshot, MetricsSnapshot, Recorder, new_histogram};
+
+/// One histogram's figures for one interval (about one second).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// End of the interval, milliseconds since the run's start.
+    pub t_ms: u64,
+    /// Samples in the interval.
+    pub count: u64,
+    /// Median, microseconds.
+    pub p50_us: u64,
+    /// 90th percentile, microseconds.
+    pub p90_us: u64,
+    /// 99th percentile, microseconds.
+    pub p99_us: u64,
+    /// Largest sample, microseconds.
+    pub max_us: u64,
+}
+
+/// What the progress line shows after each collection.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveView {
+    /// Time since the run's start.
+    pub elapsed: Duration,
+    /// Users live now.
+    pub connected: i64,
+    /// Of those, on long-poll.
+    pub longpolling: i64,
+    /// User tasks running.
+    pub users: i64,
+    /// Connects since the start.
+    pub connects: u64,
+    /// Connects per second during the last interval.
+    pub connects_per_s: f64,
+    /// p99 of the connects that completed in the last interval (both transports, from the actual
+    /// start), microseconds; `None` if none completed.
+    pub connect_p99_us: Option<u64>,
+    /// Failures (connect, REST, token) during the last interval.
+    pub errors: u64,
+    /// Failures since the start.
+    pub errors_total: u64,
+}
+
+const ERROR_COUNTERS: [Counter; 3] = [
+    Counter::ConnectFailures,
+    Counter::RestFailures,
+    Counter::TokenFetchFailures,
+];
+
+/// Turns the recorder's shards into per-second figures and, at the end, a [`MetricsSnapshot`].
+pub struct Collector {
+    recorder: Recorder,
+    started: Instant,
+    start_wall: SystemTime,
+    last: Instant,
+    /// Whole-run histograms, created on a series' first sample.
+    cumulative: Vec<Option<Histogram<u64>>>,
+    /// One interval of one series at a time; reused to keep resident memory flat.
+    scratch: Histogram<u64>,
+    live_connect: Histogram<u64>,
+    series: Vec<Vec<SeriesPoint>>,
+    timeline: Timeline,
+    prev_counters: [u64; COUNTER_COUNT],
+    prev_errors: CodeCounts,
+    prev_closes: CodeCounts,
+    hlog: Option<HlogWriter<Box<dyn Write + Send>>>,
+    hlog_error: Option<HlogError>,
+}
+
+impl Collector {
+    /// A collector for a run that started at `started` (monotonic) / `start_wall` (wall clock,
+    /// for the `.hlog` header and for aligning shards when merging).
+    pub fn new(recorder: Recorder, started: Instant, start_wall: SystemTime) -> Collector {
+        Collector {
+            recorder,
+            started,
+            start_wall,
+            last: started,
+            cumulative: (0..SERIES_COUNT).map(|_| None).collect(),
+            scratch: new_histogram(),
+            live_connect: new_histogram(),
+            series: vec![Vec::new(); SERIES_COUNT],
+            timeline: Timeline::default(),
+            prev_counters: [0; COUNTER_COUNT],
+            prev_errors: CodeCounts::default(),
+            prev_closes: CodeCounts::default(),
+            hlog: None,
+            hlog_error: None,
+        }
+    }
+
+    /// Also writes every interval to an `.hlog` file at `path` (created, header written now).
+    ///
+    /// # Errors
+    /// [`HlogError::Io`] when the file cannot be created; check paths before the run.
+    pub fn with_hlog_file(self, path: &Path, comment: &str) -> Result<Collector, HlogError> {
+        let file = std::fs::File::create(path)?;
+        self.with_hlog(Box::new(std::io::BufWriter::new(file)), comment)
+    }
+
+    /// Also writes every interval as an interval log to `out`.
+    ///
+    /// # Errors
+    /// [`HlogError::Io`] when the header cannot be written.
+    pub fn with_hlog(
+        mut self,
+        out: Box<dyn Write + Send>,
+        comment: &str,
+    ) -> Result<Collector, HlogError> {
+        self.hlog = Some(HlogWriter::new(out, self.start_wall, comment)?);
+        Ok(self)
+    }
+
+    /// The first error writing the `.hlog`, after which the log was abandoned and the run went
+    /// on (a full disk must not stop the measurement).
+    pub fn hlog_error(&self) -> Option<&HlogError> {
+        self.hlog_error.as_ref()
+    }
+
+    /// The whole-run histogram of a series so far (for thresholds evaluated during the run).
+    pub fn cumulative(&self, series: Series) -> Option<&Histogram<u64>> {
+        self.cumulative[series.index()].as_ref()
+    }
+
+    /// Collects the interval ending at `now`: call about once per second.
+    pub fn tick(&mut self, now: Instant) -> LiveView {
+        let start = self.last;
+        let now = now.max(start);
+        self.last = now;
+        let length = now - start;
+        let t_start = start.saturating_duration_since(self.started);
+        let t_end = now.saturating_duration_since(self.started);
+        let t_ms = millis(t_end);
+
+        if !self.live_connect.is_empty() {
+            self.live_connect.reset();
+        }
+        for (index, points) in self.series.iter_mut().enumerate() {
+            let Some(series) = Series::from_index(index) else {
+                continue;
+            };
+            if !self.scratch.is_empty() {
+                self.scratch.reset();
+            }
+            let scratch = &mut self.scratch;
+            let cumulative = &mut self.cumulative[index];
+            self.recorder.drain(series, |value, n| {
+                scratch.saturating_record_n(value, n);
+                cumulative
+                    .get_or_insert_with(new_histogram)
+                    .saturating_record_n(value, n);
+            });
+            if scratch.is_empty() {
+                continue;
+            }
+            if series.view == View::Actual
+                && matches!(series.metric, Metric::ConnectWs | Metric::ConnectLongpoll)
+            {
+                // Same bounds on both sides, so adding cannot fail.
+                let _ = self.live_connect.add(&*scratch);
+            }
+            points.push(SeriesPoint {
+                t_ms,
+                count: scratch.len(),
+                p50_us: scratch.value_at_quantile(0.50),
+                p90_us: scratch.value_at_quantile(0.90),
+                p99_us: scratch.value_at_quantile(0.99),
+                max_us: scratch.max(),
+            });
+            if let Some(w) = &mut self.hlog
+                && let Err(e) = w.write(&series.tag(), t_start, length, scratch)
+            {
+                self.hlog = None;
+                self.hlog_error.get_or_insert(e);
+            }
+        }
+        if let Some(w) = &mut self.hlog
+            && let Err(e) = w.flush()
+        {
+            self.hlog = None;
+            self.hlog_error.get_or_insert(e);
+        }
+
+        let mut counters = [0u64; COUNTER_COUNT];
+        for c in Counter::ALL {
+            counters[c.index()] = self.recorder.counter(c);
+        }
+        let delta = |c: Counter| counters[c.index()].saturating_sub(self.prev_counters[c.index()]);
+        let errors = self.recorder.error_codes();
+        let closes = self.recorder.close_codes();
+        let gauges = Gauge::ALL.map(|g| (g.name(), self.recorder.gauge(g)));
+        self.timeline.push(
+            t_ms,
+            gauges,
+            Counter::ALL.map(|c| (c.name(), delta(c))),
+            &errors.since(&self.prev_errors),
+            &closes.since(&self.prev_closes),
+        );
+        let live = LiveView {
+            elapsed: t_end,
+            connected: gauges[Gauge::Connected as usize].1,
+            longpolling: gauges[Gauge::LongPolling as usize].1,
+            users: gauges[Gauge::Users as usize].1,
+            connects: counters[Counter::Connects.index()],
+            connects_per_s: if length.is_zero() {
+                0.0
+            } else {
+                delta(Counter::Connects) as f64 / length.as_secs_f64()
+            },
+            connect_p99_us: (!self.live_connect.is_empty())
+                .then(|| self.live_connect.value_at_quantile(0.99)),
+            errors: ERROR_COUNTERS.iter().map(|&c| delta(c)).sum(),
+            errors_total: ERROR_COUNTERS.iter().map(|&c| counters[c.index()]).sum(),
+        };
+        self.prev_counters = counters;
+        self.prev_errors = errors;
+        self.prev_closes = closes;
+        live
+    }
+
+    /// Collects the last interval (everything recorded up to now) and returns the run's
+    /// measurements. Call it after every user task has stopped, so that no sample is left behind.
+    pub fn finish(mut self, now: Instant) -> MetricsSnapshot {
+        self.tick(now);
+        if let Some(mut w) = self.hlog.take()
+            && let Err(e) = w.flush()
+        {
+            self.hlog_error.get_or_insert(e);
+        }
+        let mut snapshot = MetricsSnapshot {
+            start_unix_ms: self
+                .start_wall
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, millis),
+            duration_ms: millis(self.last.saturating_duration_since(self.started)),
+            shards: 1,
+            ..MetricsSnapshot::default()
+        };
+        for (index, (h, points)) in self.cumulative.iter().zip(self.series).enumerate() {
+            let (Some(series), Some(h)) = (Series::from_index(index), h) else {
+                continue;
+            };
+            let tag = series.tag();
+            snapshot.histograms.insert(
+                tag.clone(),
+                HistogramSnapshot::encode(h, self.recorder.clamped(series)),
+            );
+            snapshot.series.insert(tag, points);
+        }
+        for c in Counter::ALL {
+            snapshot
+                .counters
+                .insert(c.name().to_owned(), self.prev_counters[c.index()]);
+        }
+        snapshot.error_codes = self.prev_errors;
+        snapshot.close_codes = self.prev_closes;
+        snapshot.timeline = self.timeline;
+        snapshot.storms = self
+            .recorder
+            .storms()
+            .iter()
+            .map(|s| s.take_snapshot(s.at().saturating_duration_since(self.started)))
+            .collect();
+        snapshot.storms.sort_by_key(|s| s.offset_ms);
+        snapshot
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs a collector every `period` until `cancel` fires, handing each [`LiveView`] to `on_tick`,
+/// then collects the last interval and returns the run's snapshot.
+///
+/// Cancel it only after the user tasks have stopped (or accept that samples recorded after the
+/// final collection are not in the snapshot). A late tick is not made up for: the next interval
+/// is simply longer, and its length is what the `.hlog` line says.
+pub async fn run_collector(
+    mut collector: Collector,
+    period: Duration,
+    cancel: CancellationToken,
+    mut on_tick: impl FnMut(&LiveView),
+) -> MetricsSnapshot {
+    let first = tokio::time::Instant::now() + period;
+    let mut ticker = tokio::time::interval_at(first, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            at = ticker.tick() => {
+                let live = collector.tick(at.into_std());
+                on_tick(&live);
+            }
+        }
+    }
+    collector.finish(tokio::time::Instant::now().into_std())
+}
+
+#[cfg(test)]
+#[path = "collector_tests.rs"]
+mod tests;

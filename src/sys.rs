@@ -1,0 +1,73 @@
+//! What the operating system allows a run: open descriptors (raised to the hard limit at start)
+//! and loopback source addresses (one source address reaches one server port through about
+//! 28,000 ephemeral ports, so sockets are spread over 127.0.0.1, 127.0.0.2, ...).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Descriptors kept back for everything that is not a user's socket (HTTP pool, files, the
+/// embedded mock's listener, stdio).
+pub const RESERVED_FDS: u64 = 200;
+/// Sockets per loopback source address before the next address is used (below the ~28,000
+/// ephemeral ports of the default range, leaving room for TIME_WAIT).
+pub const SOCKETS_PER_SOURCE: u32 = 20_000;
+
+/// Raises the soft limit on open descriptors to the hard limit and returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur;
+            }
+        }
+        r.rlim_cur
+    }
+}
+
+/// The loopback source addresses for `sockets` client sockets: 127.0.0.1 and up, one per
+/// [`SOCKETS_PER_SOURCE`] sockets, offset by `first` so shards use disjoint addresses.
+pub fn source_addresses(sockets: u32, first: u8) -> Vec<IpAddr> {
+    let n = sockets.div_ceil(SOCKETS_PER_SOURCE).max(1);
+    (0..n)
+        .map(|k| IpAddr::V4(Ipv4Addr::new(127, 0, 0, first.saturating_add(k as u8).max(1))))
+        .collect()
+}
+
+/// Resident set size of this process in bytes (Linux `/proc/self/statm`), when readable.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+/// Open descriptors of this process right now.
+pub fn open_fds() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_addresses() {
+        assert!(raise_fd_limit() >= 256);
+        assert_eq!(source_addresses(10, 1), vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))]);
+        assert_eq!(source_addresses(50_000, 4).len(), 3);
+        assert!(resident_bytes().unwrap() > 0);
+        assert!(open_fds().unwrap() >= 3);
+    }
+}

@@ -47,6 +47,9 @@ pub(crate) struct DeError {
     pub message: String,
     pub at: Option<At>,
     node: Option<usize>,
+    /// For an unknown key close to a known one: the known key, whose absence is then not
+    /// reported a second time.
+    pub suggested: Option<&'static str>,
 }
 
 impl DeError {
@@ -81,6 +84,7 @@ impl de::Error for DeError {
             message: msg.to_string(),
             at: None,
             node: None,
+            suggested: None,
         }
     }
 
@@ -102,11 +106,13 @@ impl de::Error for DeError {
             .copied()
             .filter(|k| !k.starts_with("__"))
             .collect();
-        Self::custom(format!(
+        let mut err = Self::custom(format!(
             "unknown key `{}`; {}",
             shorten(field),
             super::suggest::hint(field, &shown)
-        ))
+        ));
+        err.suggested = super::suggest::closest(field, &shown);
+        err
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
@@ -247,7 +253,14 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
             return visitor.visit_map(SpAcc { de: self, step: 0 });
         }
         let _ = fields;
-        self.deserialize_any(visitor)
+        // Derived structs also accept lists (as tuples); a scenario never means that.
+        match &self.node.kind {
+            Kind::Map(_) => self.deserialize_any(visitor),
+            other => Err(de::Error::custom(format!(
+                "expected a mapping, found {}",
+                other.describe()
+            ))),
+        }
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(

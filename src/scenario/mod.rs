@@ -20,6 +20,8 @@ mod tree;
 mod user_id;
 mod validate;
 mod validate_load;
+mod validate_users;
+mod validate_verdict;
 
 #[cfg(test)]
 mod tests;
@@ -99,10 +101,16 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
     let root = tree::parse(text)
         .map_err(|e| ScenarioErrors(vec![problem(e.line, e.column, String::new(), e.message)]))?;
     let (raw, errors) = de::decode::<Sp<RawScenario>>(&root);
+    let mut also_reported = Vec::new();
     let problems = errors
         .into_iter()
         .map(|e| {
             let at = e.at.unwrap_or_else(|| de::at_of(&root, ""));
+            if let Some(known) = e.suggested {
+                // `ovr` was reported with "did you mean `over`": `over` missing is the same mistake.
+                let parent = at.path.rsplit_once('.').map_or("", |(parent, _)| parent);
+                also_reported.push(validate::join(parent, known));
+            }
             let message = if at.path.is_empty() && e.message.starts_with("expected a mapping") {
                 format!(
                     "a scenario is a mapping of keys (name, users, load, ...), {}",
@@ -119,7 +127,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
         .and_then(|s| s.to_str())
         .filter(|s| !s.is_empty())
         .unwrap_or("scenario");
-    let mut check = validate::Check::new(source_name, problems);
+    let mut check = validate::Check::new(source_name, problems, also_reported);
     let scenario =
         raw.and_then(|raw| validate::scenario(&mut check, &raw.value, &raw.at, default_name));
     let mut problems = check.problems;
@@ -192,13 +200,13 @@ impl Scenario {
     /// durations and the timeline are unchanged.
     ///
     /// # Errors
-    /// `n == 0`, or an id pattern that gives an invalid id at the new highest index.
+    /// `n` outside 1 to 10,000,000, or an id pattern that gives an invalid id at the new highest index.
     pub fn with_users(mut self, n: u64) -> Result<Self, ScenarioErrors> {
-        if n == 0 {
+        if n == 0 || n > validate::MAX_USERS {
             return Err(flag_problem(
                 "--users",
                 "users.count",
-                "must be at least 1".to_owned(),
+                format!("must be 1 to {}", validate::MAX_USERS),
             ));
         }
         let longest = self.users.id.id(n - 1);

@@ -237,16 +237,16 @@ pub fn parse_metric(key: &str) -> Result<Metric, String> {
             stat_names.join(", ")
         ));
     }
-    if let Some((name, stat)) = key.rsplit_once('.') {
-        if let Some((histogram, _)) = Histogram::ALL.iter().find(|(_, n)| *n == name) {
-            return match Stat::ALL.iter().find(|(_, n)| *n == stat) {
-                Some((stat, _)) => Ok(Metric::Latency(*histogram, *stat)),
-                None => Err(format!(
-                    "unknown statistic `{stat}`; {}",
-                    suggest::hint(stat, &stat_names)
-                )),
-            };
-        }
+    if let Some((name, stat)) = key.rsplit_once('.')
+        && let Some((histogram, _)) = Histogram::ALL.iter().find(|(_, n)| *n == name)
+    {
+        return match Stat::ALL.iter().find(|(_, n)| *n == stat) {
+            Some((stat, _)) => Ok(Metric::Latency(*histogram, *stat)),
+            None => Err(format!(
+                "unknown statistic `{stat}`; {}",
+                suggest::hint(stat, &stat_names)
+            )),
+        };
     }
     let mut known: Vec<String> = Figure::ALL.iter().map(|(_, n)| (*n).to_owned()).collect();
     for (_, h) in Histogram::ALL {
@@ -284,7 +284,7 @@ pub fn parse_condition(metric: Metric, text: &str) -> Result<(Op, f64), String> 
         (Op::Gt, r)
     } else {
         return Err(format!(
-            "condition \"{}\" must start with one of <, <=, >, >=, ==, e.g. \"< 500ms\"",
+            "condition \"{0}\" must start with one of <, <=, >, >=, ==, e.g. \"< {0}\"",
             super::tree::shorten(text)
         ));
     };
@@ -386,7 +386,7 @@ mod tests {
         );
         assert_eq!(
             parse_metric("connect.p98").unwrap_err(),
-            "unknown statistic `p98`; did you mean `p99`?"
+            "unknown statistic `p98`; did you mean `p90`, `p95` or `p99`?"
         );
         assert!(
             parse_metric("connect")

@@ -9,6 +9,12 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{MessageFormatter, Spanned};
 use std::fmt;
 
+/// Deepest nesting of mappings and lists a scenario may use.
+pub(crate) const MAX_DEPTH: usize = 16;
+
+/// Most YAML nodes a scenario may hold (a scenario has a few hundred).
+const MAX_NODES: usize = 100_000;
+
 /// One YAML node with the place it was written.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
@@ -75,7 +81,17 @@ pub(crate) struct SyntaxError {
 /// The one syntax problem serde-saphyr found (a YAML parser cannot go on after one), with its
 /// place; an empty document is reported as such.
 pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
-    match serde_saphyr::from_str::<Option<Spanned<RawNode>>>(text) {
+    // A scenario nests about five deep. The bound keeps hostile nesting far from the stack's
+    // end: in a debug build each level of the parse costs tens of KiB of stack, and a 2 MiB
+    // thread stack overflowed near 60 levels.
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            max_nodes: MAX_NODES,
+        },
+        with_snippet: false,
+    };
+    match serde_saphyr::from_str_with_options::<Option<Spanned<RawNode>>>(text, options) {
         Ok(Some(root)) => {
             let mut next_id = 0;
             Ok(number(root, &mut next_id))
@@ -113,6 +129,24 @@ fn tidy_message(message: &str) -> String {
         Some(first) => first.to_lowercase().chain(chars).collect::<String>(),
         None => "invalid yaml".to_owned(),
     };
+    // Drop advice about serde-saphyr's own API, which means nothing to a scenario author.
+    for cut in ["; use from_str", ", set DuplicateKeyPolicy"] {
+        if let Some(i) = out.find(cut) {
+            out.truncate(i);
+        }
+    }
+    if out.contains("budget breached") {
+        out = if out.contains("Depth") {
+            format!("nested deeper than {MAX_DEPTH} levels")
+        } else if out.contains("Nodes") {
+            format!("more than {MAX_NODES} values")
+        } else {
+            "too many values, anchors or aliases".to_owned()
+        };
+    }
+    if out.to_lowercase().starts_with("multiple yaml documents") {
+        out = "a scenario file holds one yaml document (found a `---` separator)".to_owned();
+    }
     while out.ends_with('.') {
         out.pop();
     }

@@ -1,11 +1,11 @@
 //! Validation of `load:` into one [`LoadPlan`] and of `timeline:` into sorted events, including
 //! the refusal of server-side faults against a real target.
 
-use super::de::{At, Sp};
+use super::de::Sp;
 use super::model::*;
 use super::raw::*;
 use super::tree::shorten;
-use super::validate::{Check, join};
+use super::validate::Check;
 use std::time::Duration;
 
 /// Normalizes the stages: start offsets, user levels before and after, arrival rates.
@@ -278,47 +278,90 @@ fn event(
         }
         return None;
     }
-    let (action, side_at) = action(check, e)?;
-    if embedded == Some(false) && action.needs_mock() {
-        let reason = match &action {
-            Action::DropSockets { .. } | Action::ExpireTokens { .. } => {
-                "side: server needs the embedded mock's fault control and target.url is set; use side: client".to_owned()
-            }
-            Action::BlockWebsocket { .. } => "needs the embedded mock's fault control and target.url is set; use refuse_websocket (the clients refuse their own WebSocket)".to_owned(),
-            other => format!(
-                "{} needs the embedded mock's fault control and target.url is set; it has no client-side form",
-                other.name()
-            ),
-        };
-        check.report(&side_at, reason);
+    let refused = embedded == Some(false) && refuse_on_real_target(check, e);
+    let action = action(check, e);
+    if refused {
         return None;
     }
-    Some(TimelineEvent { at: at?, action })
+    Some(TimelineEvent {
+        at: at?,
+        action: action?,
+    })
 }
 
-/// The one action of an entry, with the place to blame if it is refused on a real target.
-fn action(check: &mut Check<'_>, e: &RawEvent) -> Option<(Action, At)> {
+/// Reports a fault that needs the embedded mock's fault control (target.url is set).
+fn refuse_on_real_target(check: &mut Check<'_>, e: &RawEvent) -> bool {
+    const NEEDS_MOCK: &str = "needs the embedded mock's fault control and target.url is set";
+    let server_side = |side: &Option<Sp<RawSide>>| {
+        side.as_ref()
+            .filter(|s| s.value == RawSide::Server)
+            .map(|s| s.at.clone())
+    };
+    let refusal = if let Some(at) = e
+        .drop_sockets
+        .as_ref()
+        .and_then(|d| server_side(&d.value.side))
+    {
+        Some((
+            at,
+            format!("side: server {NEEDS_MOCK}; use side: client (users drop their own sockets)"),
+        ))
+    } else if let Some(at) = e
+        .expire_tokens
+        .as_ref()
+        .and_then(|x| server_side(&x.value.side))
+    {
+        Some((
+            at,
+            format!("side: server {NEEDS_MOCK}; use side: client (users switch to expired tokens)"),
+        ))
+    } else if let Some(b) = &e.block_websocket {
+        Some((
+            b.at.clone(),
+            format!("{NEEDS_MOCK}; use refuse_websocket (users refuse their own WebSocket)"),
+        ))
+    } else if let Some(h) = &e.half_open {
+        Some((
+            h.at.clone(),
+            format!("{NEEDS_MOCK}; a real target has no client-side form of it"),
+        ))
+    } else {
+        e.add_latency.as_ref().map(|l| {
+            (
+                l.at.clone(),
+                format!("{NEEDS_MOCK}; a real target has no client-side form of it"),
+            )
+        })
+    };
+    match refusal {
+        Some((at, reason)) => {
+            check.report(&at, reason);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The one action of an entry.
+fn action(check: &mut Check<'_>, e: &RawEvent) -> Option<Action> {
     if let Some(d) = &e.drop_sockets {
         let fraction = check.fraction(&d.value.fraction, 1.0);
-        let (side, side_at) = side(d.value.side.as_ref(), &d.at);
+        let side = side(d.value.side.as_ref());
         let close = match &d.value.close {
             None if side == Side::Server => Close::Code(1011),
             None => Close::Abrupt,
             Some(c) => close_code(check, c)?,
         };
-        return Some((
-            Action::DropSockets {
-                fraction,
-                side,
-                close,
-            },
-            side_at,
-        ));
+        return Some(Action::DropSockets {
+            fraction,
+            side,
+            close,
+        });
     }
     if let Some(x) = &e.expire_tokens {
         let fraction = check.fraction(&x.value.fraction, 1.0);
-        let (side, side_at) = side(x.value.side.as_ref(), &x.at);
-        return Some((Action::ExpireTokens { fraction, side }, side_at));
+        let side = side(x.value.side.as_ref());
+        return Some(Action::ExpireTokens { fraction, side });
     }
     if let Some(b) = &e.block_websocket {
         if let Some(f) = &b.value.fraction {
@@ -328,17 +371,17 @@ fn action(check: &mut Check<'_>, e: &RawEvent) -> Option<(Action, At)> {
             );
         }
         let length = check.opt_positive_duration(&b.value.for_);
-        return Some((Action::BlockWebsocket { length }, b.at.clone()));
+        return Some(Action::BlockWebsocket { length });
     }
     if let Some(r) = &e.refuse_websocket {
         let fraction = check.fraction(&r.value.fraction, 1.0);
         let length = check.opt_positive_duration(&r.value.for_);
-        return Some((Action::RefuseWebsocket { fraction, length }, r.at.clone()));
+        return Some(Action::RefuseWebsocket { fraction, length });
     }
     if let Some(h) = &e.half_open {
         let fraction = check.fraction(&h.value.fraction, 1.0);
         let length = check.opt_positive_duration(&h.value.for_);
-        return Some((Action::HalfOpen { fraction, length }, h.at.clone()));
+        return Some(Action::HalfOpen { fraction, length });
     }
     if let Some(l) = &e.add_latency {
         let fraction = check.fraction(&l.value.fraction, 1.0);
@@ -350,14 +393,11 @@ fn action(check: &mut Check<'_>, e: &RawEvent) -> Option<(Action, At)> {
                 None
             }
         };
-        return Some((
-            Action::AddLatency {
-                delay: delay?,
-                fraction,
-                length,
-            },
-            l.at.clone(),
-        ));
+        return Some(Action::AddLatency {
+            delay: delay?,
+            fraction,
+            length,
+        });
     }
     if let Some(p) = &e.set_privacy {
         let v = &p.value;
@@ -377,36 +417,21 @@ fn action(check: &mut Check<'_>, e: &RawEvent) -> Option<(Action, At)> {
             }
             return None;
         }
-        return Some((
-            Action::SetPrivacy {
-                fraction,
-                typing_indicators: typing,
-                read_receipts: read,
-                delivery_receipts: delivery,
-            },
-            p.at.clone(),
-        ));
+        return Some(Action::SetPrivacy {
+            fraction,
+            typing_indicators: typing,
+            read_receipts: read,
+            delivery_receipts: delivery,
+        });
     }
     None
 }
 
-/// The side (default client) and where to point when it is refused.
-fn side(sp: Option<&Sp<RawSide>>, action_at: &At) -> (Side, At) {
-    match sp {
-        Some(s) => (
-            match s.value {
-                RawSide::Client => Side::Client,
-                RawSide::Server => Side::Server,
-            },
-            s.at.clone(),
-        ),
-        None => (
-            Side::Client,
-            At {
-                path: join(&action_at.path, "side"),
-                ..action_at.clone()
-            },
-        ),
+/// The side; client unless written.
+fn side(sp: Option<&Sp<RawSide>>) -> Side {
+    match sp.map(|s| s.value) {
+        Some(RawSide::Server) => Side::Server,
+        Some(RawSide::Client) | None => Side::Client,
     }
 }
 

@@ -1,0 +1,163 @@
+//! Fixture tests of the scenario format: every valid fixture loads, and every malformed one
+//! gets exactly the expected problem lines.
+
+use crate::scenario::*;
+use std::path::PathBuf;
+
+const FIXTURES: &str = "tests/fixtures/scenarios";
+
+fn fixture_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(FIXTURES)
+        .join(rel)
+}
+
+/// Parses a fixture under its repository-relative name, so expected lines are stable.
+fn parse_fixture(rel: &str) -> Result<Scenario, ScenarioErrors> {
+    let text = std::fs::read_to_string(fixture_path(rel)).expect("fixture is readable");
+    parse(&format!("{FIXTURES}/{rel}"), &text)
+}
+
+fn problems(rel: &str) -> Vec<String> {
+    match parse_fixture(rel) {
+        Ok(s) => panic!("{rel} should be refused, got {s:#?}"),
+        Err(e) => e.lines(),
+    }
+}
+
+fn assert_problems(rel: &str, expected: &[&str]) {
+    let got = problems(rel);
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|l| format!("{FIXTURES}/{rel}:{l}"))
+        .collect();
+    assert_eq!(got, expected, "\n got:\n{}\n", got.join("\n"));
+}
+
+#[test]
+fn every_valid_fixture_loads() {
+    let dir = fixture_path("valid");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("valid/ exists") {
+        let path = entry.expect("dir entry").path();
+        if let Err(e) = load(&path) {
+            panic!("{} should be valid:\n{e}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 4, "valid fixtures found: {seen}");
+}
+
+#[test]
+fn wrong_types_are_all_reported() {
+    assert_problems(
+        "invalid/wrong-type.yaml",
+        &[
+            "2:7: seed: expected a whole number (0 or more), found string \"forty-two\"",
+            "4:10: users.count: expected a whole number (0 or more), found string \"many\"",
+            "5:13: users.fallback: expected true or false, found string \"maybe\"",
+            "6:12: users.profile: expected a profile name (js, android, swift, flutter, unity) or a mix such as {js: 60, android: 40}, found a list",
+            "9:11: channels: expected a mapping, found integer `7`",
+        ],
+    );
+}
+
+#[test]
+fn unknown_keys_are_all_reported_with_suggestions() {
+    assert_problems(
+        "invalid/unknown-key.yaml",
+        &[
+            "4:3: users.profle: unknown key `profle`; did you mean `profile`?",
+            "5:3: users.tokn: unknown key `tokn`; did you mean `token`?",
+            "7:22: load[0].ramp.ovr: unknown key `ovr`; did you mean `over`?",
+            "8:1: behavior: unknown key `behavior`; did you mean `behaviour`?",
+            "12:5: timeline[0].drop_socket: unknown key `drop_socket`; did you mean `drop_sockets`?",
+            "13:1: colour: unknown key `colour`; expected one of: name, description, seed, target, users, channels, load, behaviour, timeline, thresholds, conformance, duration",
+        ],
+    );
+}
+
+#[test]
+fn bad_durations_get_hints() {
+    assert_problems(
+        "invalid/bad-duration.yaml",
+        &[
+            "2:36: users.token.ttl: must be greater than zero",
+            "4:28: load[0].ramp.over: a duration needs a unit: write `60s` or `60ms`, not a bare number",
+            "5:11: load[1].hold: \"5 minutes please\" is not a duration; write a number with a unit, e.g. `30s`, `5m`, `250ms`",
+            "6:22: load[2].arrival.rate: a rate needs a unit: write `10/s` or `10/m`",
+            "8:20: behaviour.typing.every: \"-5s\" is not a duration; write a number with a unit, e.g. `30s`, `5m`, `250ms`",
+            "10:9: timeline[0].at: a duration needs a unit: write `90s` or `90ms`, not a bare number",
+        ],
+    );
+}
+
+#[test]
+fn user_id_pattern_is_checked_at_the_highest_index() {
+    assert_problems(
+        "invalid/bad-user-id.yaml",
+        &[
+            "4:7: users.id: gives invalid user id \"User-999\" (index 999): `U` is not allowed in a user id; use only a-z, 0-9, @, _ and -",
+        ],
+    );
+    let long = format!(
+        "users: {{ count: 100, id: \"{}{{index}}\" }}\nload: [ {{ hold: 1s }} ]\n",
+        "a".repeat(254)
+    );
+    let err = parse("long.yaml", &long).expect_err("254 + 2 digits at index 99");
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert_eq!((err.0[0].line, err.0[0].column), (1, 26));
+    assert!(
+        err.0[0]
+            .message
+            .ends_with("(index 99): a user id is at most 255 characters, this one has 256"),
+        "{err}"
+    );
+    let ok = long.replace("count: 100", "count: 10");
+    parse("long.yaml", &ok).expect("254 + 1 digit = 255 characters is fine");
+}
+
+#[test]
+fn many_problems_at_once() {
+    assert_problems(
+        "invalid/many-problems.yaml",
+        &[
+            "8:7: users.id: unknown placeholder; the only one is `{index}` (and braces are not allowed in user ids)",
+            "9:22: users.profile.andriod: unknown profile `andriod`; did you mean `android`?",
+            "9:42: users.profile.swift: a weight is a positive whole number, found 0",
+            "10:28: users.token.mode: unknown value `refresh`; expected one of: provider, static",
+            "11:33: channels.members: 500 members per channel but users.count is 100",
+            "13:17: load[0].ramp.to: ramps to 500 users but users.count is 100",
+            "17:31: timeline[0].drop_sockets.fraction: a fraction is above 0 and at most 1 (0.5 = half), found 1.5",
+            "17:42: timeline[0].drop_sockets.side: side: server needs the embedded mock's fault control and target.url is set; use side: client (users drop their own sockets)",
+            "17:57: timeline[0].drop_sockets.close: close code 1006 is never sent on the wire; use `abrupt` for a cut connection",
+            "19:22: timeline[1].block_websocket: needs the embedded mock's fault control and target.url is set; use refuse_websocket (users refuse their own WebSocket)",
+            "21:18: timeline[2].set_privacy: set at least one of typing_indicators, read_receipts, delivery_receipts",
+            "23:16: thresholds.connect.p99: a latency needs a unit (us, ms, s, m), e.g. \"< 500ms\"",
+            "24:3: thresholds.conect.p95: unknown metric `conect.p95`; did you mean `connect.p95`?",
+            "25:16: thresholds.errors.rate: condition \"0.1%\" must start with one of <, <=, >, >=, ==, e.g. \"< 0.1%\"",
+            "26:3: thresholds.websocket.p99: unknown metric `websocket.p99`; expected `<histogram>.<stat>` with a histogram among connect, token.fetch, token.refresh, reconnect, delivery.typing, delivery.message, delivery.read, longpoll.connect, longpoll.poll, recovery and a stat among p50, p90, p95, p99, p999, max, mean, or one of errors.rate, errors.count, conformance.failed, connects.rate, events.lost, events.duplicated, events.reordered, reconnect.attempts",
+            "28:21: conformance.watch[1]: unknown rule area `CONECT`; expected one of: CONN, AUTH, USER, HEALTH, RECONNECT, LONGPOLL, PRIVACY, TYPING, READ, DISCONNECT, ERROR, RATE",
+        ],
+    );
+}
+
+#[test]
+fn yaml_level_problems() {
+    assert_problems(
+        "invalid/syntax.yaml",
+        &["3:5: invalid yaml: while parsing a flow mapping, did not find expected ',' or '}'"],
+    );
+    assert_problems(
+        "invalid/duplicate-key.yaml",
+        &["3:1: invalid yaml: duplicate mapping key: users"],
+    );
+    assert_problems(
+        "invalid/two-documents.yaml",
+        &["5:1: invalid yaml: a scenario file holds one yaml document (found a `---` separator)"],
+    );
+    assert_problems(
+        "invalid/not-a-mapping.yaml",
+        &["1:1: a scenario is a mapping of keys (name, users, load, ...), found a list"],
+    );
+}

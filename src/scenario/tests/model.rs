@@ -1,0 +1,305 @@
+//! The model the engine sees: normalization, defaults and the command-line overrides.
+
+use crate::scenario::threshold::{Figure, Histogram, Metric, Op, Stat};
+use crate::scenario::*;
+use std::time::Duration;
+
+fn fixture(rel: &str) -> Scenario {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/scenarios")
+        .join(rel);
+    match load(&path) {
+        Ok(s) => s,
+        Err(e) => panic!("{rel}:\n{e}"),
+    }
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn full_fixture_normalizes_every_key() {
+    let s = fixture("valid/full.yaml");
+    assert_eq!(s.name, "full-example");
+    assert_eq!(s.seed, 42);
+    let Target::Embedded(mock) = &s.target else {
+        panic!("embedded target expected")
+    };
+    assert_eq!(mock.health_interval, secs(5));
+    assert_eq!(mock.longpoll_hold, secs(2));
+    assert_eq!(mock.token_expiry, TokenExpiry::Kick);
+    assert_eq!(s.users.count, 10_000);
+    assert_eq!(s.users.id.id(7), "load-7@test");
+    assert_eq!(s.users.profile.total_weight(), 100);
+    assert_eq!(
+        s.users.token,
+        TokenSpec {
+            ttl: Some(secs(600)),
+            mode: TokenMode::Provider,
+            source: TokenSource::Secret("chatstorm-secret".into()),
+        }
+    );
+    assert!(!s.users.privacy.read_receipts && s.users.privacy.typing_indicators);
+    assert!(s.users.fallback);
+    assert_eq!(s.users.custom_bytes, 512);
+
+    let stages = &s.load.stages;
+    assert_eq!(stages.len(), 4);
+    assert_eq!(
+        (
+            stages[0].start,
+            stages[0].users_before,
+            stages[0].users_after
+        ),
+        (secs(0), 0, 5000)
+    );
+    assert_eq!(stages[1].kind, StageKind::Hold);
+    assert_eq!(
+        (
+            stages[2].start,
+            stages[2].users_before,
+            stages[2].users_after
+        ),
+        (secs(120), 5000, 7000),
+        "arrival capped by max: 50/s for 60s would be 3000"
+    );
+    assert_eq!(stages[2].kind, StageKind::Arrival { per_second: 50.0 });
+    assert_eq!(s.load.total(), secs(480));
+    assert_eq!(s.load.peak_users(), 7000);
+    assert_eq!(
+        s.run_length(),
+        secs(480),
+        "duration cap 10m is beyond the plan"
+    );
+
+    assert_eq!(s.behaviour.typing, Some(Every { every: secs(30) }));
+    assert_eq!(
+        s.behaviour.message,
+        Some(MessageBehaviour {
+            every: secs(120),
+            bytes: 128
+        })
+    );
+    assert_eq!(s.behaviour.background.map(|b| b.length), Some(secs(20)));
+
+    let names: Vec<&str> = s.timeline.iter().map(|e| e.action.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "drop_sockets",
+            "expire_tokens",
+            "block_websocket",
+            "refuse_websocket",
+            "set_privacy",
+            "half_open",
+            "add_latency",
+            "drop_sockets"
+        ]
+    );
+    assert_eq!(
+        s.timeline[0].action,
+        Action::DropSockets {
+            fraction: 0.5,
+            side: Side::Server,
+            close: Close::Code(1011)
+        }
+    );
+    assert_eq!(s.timeline[3].at, secs(270));
+    assert_eq!(
+        s.timeline[7].action,
+        Action::DropSockets {
+            fraction: 0.1,
+            side: Side::Client,
+            close: Close::Abrupt
+        }
+    );
+
+    assert_eq!(s.thresholds.len(), 5);
+    let recovery = &s.thresholds[1];
+    assert_eq!(
+        recovery.metric,
+        Metric::Latency(Histogram::Recovery, Stat::P99)
+    );
+    assert_eq!((recovery.op, recovery.bound), (Op::Lt, 30_000_000.0));
+    assert!(recovery.abort);
+    assert_eq!(recovery.abort_after, Some(secs(180)));
+    assert_eq!(
+        s.thresholds[3].metric,
+        Metric::Figure(Figure::ConformanceFailed)
+    );
+    assert_eq!(s.thresholds[4].to_string(), "connects.rate >= 100/s");
+    assert_eq!(s.conformance.watch, ["CONN-*", "AUTH-*", "RECONNECT-*"]);
+    assert!(s.conformance.strict);
+}
+
+#[test]
+fn minimal_fixture_gets_the_defaults() {
+    let s = fixture("valid/minimal.yaml");
+    assert_eq!(s.name, "minimal", "the file stem");
+    assert_eq!(s.seed, 1);
+    assert_eq!(s.target, Target::Embedded(MockOptions::default()));
+    assert_eq!(s.users.id.id(3), "user-3");
+    assert_eq!(s.users.profile, ProfileMix::single(Profile::Js));
+    assert_eq!(s.users.token.mode, TokenMode::Provider);
+    assert_eq!(s.users.token.ttl, None);
+    assert_eq!(s.users.token.source, TokenSource::EmbeddedSecret);
+    assert_eq!(s.users.privacy, Privacy::default());
+    assert_eq!(
+        s.channels,
+        Channels {
+            count: 1,
+            members: 10,
+            kind: "messaging".into()
+        }
+    );
+    assert_eq!(s.behaviour, Behaviour::default());
+    assert!(s.timeline.is_empty() && s.thresholds.is_empty());
+    assert_eq!(s.conformance, Conformance::default());
+}
+
+#[test]
+fn product_sketch_is_valid_as_written() {
+    let s = fixture("valid/product-sketch.yaml");
+    assert_eq!(s.name, "reconnect-storm");
+    assert_eq!(s.load.total(), secs(360));
+    assert_eq!(s.timeline.len(), 4);
+    assert_eq!(
+        s.timeline[1].action,
+        Action::ExpireTokens {
+            fraction: 1.0,
+            side: Side::Client
+        },
+        "side defaults to client"
+    );
+}
+
+#[test]
+fn real_target_fixture() {
+    let s = fixture("valid/real-target.yaml");
+    assert_eq!(
+        s.target,
+        Target::Remote(RemoteTarget {
+            url: "https://chat.staging.example".into(),
+            api_key: "staging-key".into()
+        })
+    );
+    assert_eq!(
+        s.users.token.source,
+        TokenSource::Endpoint("http://127.0.0.1:8080/token".into())
+    );
+    assert_eq!(s.users.token.mode, TokenMode::Static);
+    assert!(s.timeline.iter().all(|e| !e.action.needs_mock()));
+    assert_eq!(
+        s.load.stages[0].kind,
+        StageKind::Arrival { per_second: 20.0 }
+    );
+    assert_eq!(s.load.stages[0].users_after, 200);
+}
+
+#[test]
+fn profile_mix_picks_in_proportion() {
+    let mix = fixture("valid/full.yaml").users.profile;
+    let mut js = 0;
+    let mut unity = 0;
+    for ticket in 0..1000 {
+        match mix.pick(ticket) {
+            Profile::Js => js += 1,
+            Profile::Unity => unity += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((js, unity), (600, 50));
+}
+
+#[test]
+fn overrides_scale_the_scenario() {
+    let s = fixture("valid/full.yaml").with_seed(7);
+    assert_eq!(s.seed, 7);
+
+    let small = s.clone().with_users(100).expect("100 users is fine");
+    assert_eq!(small.users.count, 100);
+    let st = &small.load.stages;
+    assert_eq!((st[0].users_after, st[2].users_after), (50, 70));
+    assert_eq!(st[2].kind, StageKind::Arrival { per_second: 0.5 });
+    assert_eq!(small.channels.members, 100);
+    let tiny = s.clone().with_users(10).expect("10 users");
+    assert_eq!(tiny.channels.members, 10);
+
+    let err = s.clone().with_users(0).expect_err("zero users");
+    assert_eq!(
+        err.to_string(),
+        "--users: users.count: must be 1 to 10000000"
+    );
+
+    let short = s.clone().with_duration(secs(200)).expect("cap");
+    assert_eq!(short.run_length(), secs(200));
+    assert!(short.timeline.iter().all(|e| e.at < secs(200)));
+    assert_eq!(short.timeline.len(), 2, "events at 2m and 3m remain");
+    assert!(s.clone().with_duration(Duration::ZERO).is_err());
+}
+
+#[test]
+fn with_users_rechecks_the_id_length() {
+    let text = format!(
+        "users: {{ count: 10, id: \"{}{{index}}\" }}\nload: [ {{ hold: 1s }} ]\n",
+        "a".repeat(254)
+    );
+    let s = parse("ids.yaml", &text).expect("index 9 gives 255 characters");
+    let err = s.with_users(11).expect_err("index 10 gives 256 characters");
+    assert!(
+        err.to_string()
+            .starts_with("--users: users.id: gives invalid user id"),
+        "{err}"
+    );
+}
+
+#[test]
+fn with_target_refuses_server_side_faults() {
+    let s = fixture("valid/full.yaml");
+    let remote = Target::Remote(RemoteTarget {
+        url: "http://127.0.0.1:9".into(),
+        api_key: "k".into(),
+    });
+    let err = s
+        .clone()
+        .with_target(remote.clone(), TokenSource::Secret("s".into()))
+        .expect_err("server-side faults");
+    assert_eq!(err.0.len(), 5, "{err}");
+    assert!(err.0.iter().all(|p| p.file == "--target"));
+    let client_only = fixture("valid/real-target.yaml");
+    let moved = client_only
+        .with_target(remote.clone(), TokenSource::Secret("s".into()))
+        .expect("client-side faults only");
+    assert_eq!(moved.target, remote);
+}
+
+#[test]
+fn problem_display() {
+    let p = Problem {
+        file: "a.yaml".into(),
+        line: 3,
+        column: 5,
+        path: "users.count".into(),
+        message: "must be at least 1".into(),
+    };
+    assert_eq!(p.to_string(), "a.yaml:3:5: users.count: must be at least 1");
+    let whole = Problem {
+        line: 0,
+        column: 0,
+        path: String::new(),
+        ..p
+    };
+    assert_eq!(whole.to_string(), "a.yaml: must be at least 1");
+}
+
+#[test]
+fn load_reports_unreadable_files() {
+    let err = load(std::path::Path::new("/nonexistent/chatstorm/x.yaml")).expect_err("missing");
+    assert_eq!(err.0.len(), 1);
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/chatstorm/x.yaml: cannot open: "),
+        "{err}"
+    );
+}

@@ -105,3 +105,22 @@ async fn only_globs_select_rules_and_rate_rules_skip_when_the_target_does_not_li
     assert!(!report.exit_failed(true));
     mock.shutdown().await;
 }
+
+/// A case that hangs past its timeout fails with "timed out" and keeps the wire log so far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_case_fails_at_its_timeout_with_the_wire_log() {
+    let peer = conformance::peer::start(conformance::peer::Behaviour::NoCloseEcho).await;
+    let opts = SuiteOptions {
+        timeout_per_case: Duration::from_millis(1500),
+        ..suite_options()
+    };
+    let started = Instant::now();
+    let r = chatstorm::conformance::run_rule(&peer.target(), "DISCONNECT-CLOSE-1000", &opts)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(r.verdict, Verdict::Failed);
+    let e = r.evidence.unwrap();
+    assert_eq!(e.received, "timed out");
+    assert!(e.wire_log.iter().any(|l| l.kind == "ws-close"), "{:#?}", e.wire_log);
+}

@@ -9,7 +9,7 @@
 //! - `client.rs` and `wire.rs`: the scripted WebSocket/HTTP client and its wire log;
 //! - `suite.rs`: [`run_suite`]; `embedded.rs`: [`run_embedded`] and the mock config it uses;
 //! - `report.rs`: console, JUnit and serde output;
-//! - `observer.rs`: the same rules watched during load runs ([`Observer`]).
+//! - `observer.rs`, `observer_hooks.rs`: the same rules watched during load runs ([`Observer`]).
 
 mod auth;
 pub mod client;
@@ -21,6 +21,7 @@ mod error;
 mod health;
 mod longpoll;
 mod observer;
+mod observer_hooks;
 mod privacy;
 mod rate;
 mod read;

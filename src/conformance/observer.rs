@@ -81,6 +81,10 @@ struct Inner {
     index: HashMap<&'static str, usize>,
     slots: Vec<Slot>,
     watched: Vec<bool>,
+    /// Per simulated user (by index), for checks that compare with the user's past.
+    pub(super) users: Vec<super::observer_hooks::UserState>,
+    /// The server health interval the run expects.
+    pub(super) health_interval: Duration,
 }
 
 /// Shared rule counters for a load run (clone freely: one `Arc`).
@@ -109,6 +113,12 @@ pub enum HealthForm {
 impl Observer {
     /// An observer watching the rules matching `watch` (globs; empty = every rule).
     pub fn new(watch: &[String]) -> Self {
+        Self::for_run(watch, 0, Duration::from_secs(30))
+    }
+
+    /// An observer that also keeps per-user state for `users` simulated users (indices
+    /// `0..users`), enabling the index-based hooks in `observer_hooks.rs`.
+    pub fn for_run(watch: &[String], users: usize, health_interval: Duration) -> Self {
         let all = rules();
         let index = all.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
         let slots = all
@@ -123,12 +133,17 @@ impl Observer {
             .iter()
             .map(|r| watch.is_empty() || watch.iter().any(|g| glob_match(g, r.id)))
             .collect();
+        let users = (0..users)
+            .map(|_| super::observer_hooks::UserState::default())
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 start: Instant::now(),
                 index,
                 slots,
                 watched,
+                users,
+                health_interval,
             }),
         }
     }
@@ -329,6 +344,21 @@ impl Observer {
         self.check("LONGPOLL-ORDER", ok, user, "events in order of created_at", || {
             format!("created_at sequence {times:?}")
         });
+    }
+
+    /// The per-user state of `user`, when the observer was built with it.
+    pub(super) fn user_state(&self, user: u32) -> Option<&super::observer_hooks::UserState> {
+        self.inner.users.get(usize::try_from(user).ok()?)
+    }
+
+    /// The health interval the run expects.
+    pub(super) fn health_interval(&self) -> Duration {
+        self.inner.health_interval
+    }
+
+    /// Milliseconds since the observer was created.
+    pub(super) fn now_ms(&self) -> u64 {
+        u64::try_from(self.inner.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Counts so far.

@@ -40,7 +40,7 @@ use serde::Serialize;
 pub use ctx::{CaseCtx, CaseError, CaseResult, ScriptedUser};
 pub use embedded::{EMBEDDED_HEALTH_INTERVAL, embedded_mock_config, embedded_suite_options, mock_target, run_embedded};
 pub use observer::{HealthForm, ObservedFailure, Observer, ObserverSummary, RuleCount};
-pub use suite::{glob_match, run_rule, run_suite};
+pub use suite::{glob_match, run_rule, run_suite, unmatched_globs};
 pub use table::rules;
 pub use wire::{WireEntry, WireLog};
 

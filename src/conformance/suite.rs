@@ -37,6 +37,14 @@ pub fn glob_match(pattern: &str, id: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// The globs of `only` that select no rule (the CLI reports them as a usage error).
+pub fn unmatched_globs(only: &[String]) -> Vec<String> {
+    only.iter()
+        .filter(|g| !rules().iter().any(|r| glob_match(g, r.id)))
+        .cloned()
+        .collect()
+}
+
 /// Runs the selected rules against `target`.
 pub async fn run_suite(target: &Target, opts: &SuiteOptions) -> ConformanceReport {
     let started = Instant::now();
@@ -153,5 +161,9 @@ mod tests {
         assert!(!glob_match("AUTH-*", "CONN-ME"));
         assert!(!glob_match("AUTH", "AUTH-EXPIRED-40"));
         assert!(glob_match("A*E*0", "AUTH-EXPIRED-40"));
+        assert_eq!(
+            super::unmatched_globs(&["AUTH-*".into(), "NOPE-*".into()]),
+            vec!["NOPE-*".to_owned()]
+        );
     }
 }

@@ -488,7 +488,7 @@ pub async fn expect_absent_before(
                 return Err(fail(
                     who,
                     expected,
-                    format!("received {}", one_line(&v.to_string(), 600)),
+                    one_line(&v.to_string(), 600),
                 ));
             }
             WsEvent::Json(v) if event_type(&v) == Some(marker_kind) && user_of(&v) == Some(marker_from) => {

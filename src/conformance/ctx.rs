@@ -485,11 +485,7 @@ pub async fn expect_absent_before(
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match ws.next(left).await {
             WsEvent::Json(v) if forbidden(&v) => {
-                return Err(fail(
-                    who,
-                    expected,
-                    one_line(&v.to_string(), 600),
-                ));
+                return Err(fail(who, expected, one_line(&v.to_string(), 600)));
             }
             WsEvent::Json(v) if event_type(&v) == Some(marker_kind) && user_of(&v) == Some(marker_from) => {
                 return Ok(());

@@ -5,7 +5,7 @@
 //! [`Observer::for_run`]; users outside that range are not checked by the stateful rules.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use chatstorm_protocol::ServerEvent;
@@ -17,8 +17,6 @@ use super::observer::Observer;
 pub struct UserState {
     /// Milliseconds (observer clock) of the last `health.check`, 0 = none on this connection.
     last_health_ms: AtomicU64,
-    /// Whether the current connection's first `health.check` carried `me`.
-    saw_me: AtomicBool,
     /// The previous connection id (taken only on connect, so the mutex is cold).
     last_connection: Mutex<Option<Box<str>>>,
 }
@@ -28,20 +26,23 @@ fn name(user: u32) -> String {
 }
 
 impl Observer {
-    /// A user's connection became live (after its first frame): CONN-ME (the first
-    /// `health.check` carried `me`, WebSocket only) and RECONNECT-NEW-CONNECTION-ID.
-    pub fn user_connected(&self, user: u32, connection_id: &str, websocket: bool) {
+    /// The first frame of a user's connect was a `health.check`; `has_me` says whether it carried
+    /// `me` (CONN-ME). For whoever reads the first frame.
+    pub fn user_first_frame(&self, user: u32, has_me: bool) {
+        self.check(
+            "CONN-ME",
+            has_me,
+            &name(user),
+            "the first health.check carries me",
+            || "a first health.check without me".to_owned(),
+        );
+    }
+
+    /// A user's connection became live (after its first frame, which counts as its first
+    /// `health.check`): RECONNECT-NEW-CONNECTION-ID, and the start of HEALTH-INTERVAL's clock.
+    pub fn user_connected(&self, user: u32, connection_id: &str) {
         let Some(st) = self.user_state(user) else { return };
-        if websocket {
-            let had_me = st.saw_me.swap(false, Relaxed);
-            self.check(
-                "CONN-ME",
-                had_me,
-                &name(user),
-                "the first health.check carries me",
-                || "a first health.check without me".to_owned(),
-            );
-        }
+        st.last_health_ms.store(self.now_ms().max(1), Relaxed);
         let mut last = st.last_connection.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(prev) = last.as_deref() {
             self.reconnected(&name(user), prev, connection_id);
@@ -56,7 +57,7 @@ impl Observer {
         let Some(st) = self.user_state(user) else { return };
         let now = self.now_ms().max(1);
         if hc.me.is_some() {
-            st.saw_me.store(true, Relaxed);
+            // A first frame: a new connection's clock starts here.
             st.last_health_ms.store(now, Relaxed);
             return;
         }
@@ -136,10 +137,12 @@ mod tests {
     #[test]
     fn reused_connection_id_and_missing_me_are_counted() {
         let o = Observer::for_run(&[], 2, Duration::from_secs(30));
+        o.user_first_frame(0, true);
+        o.user_first_frame(0, false);
         o.user_event(0, &hc(true));
-        o.user_connected(0, "c1", true);
-        o.user_connected(0, "c1", true);
-        o.user_connected(5, "x", true); // out of range: ignored
+        o.user_connected(0, "c1");
+        o.user_connected(0, "c1");
+        o.user_connected(5, "x"); // out of range: ignored
         o.receipt(true, 1, 0, true);
         o.user_rest(0, Some(429), Some(4));
         o.user_connect_error(0, 5, None);

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::MockConfig;
 use crate::conn::{Conn, ConnId, ConnIdGen, Pushed, Transport};
@@ -28,6 +29,8 @@ pub struct App {
     pub started: Instant,
     pub shutdown: CancellationToken,
     pub rate: RateLimiter,
+    /// Every connection task, so shutdown can wait for their close frames.
+    pub tasks: TaskTracker,
 }
 
 impl App {
@@ -41,6 +44,7 @@ impl App {
             ids: ConnIdGen::new(),
             started: Instant::now(),
             shutdown,
+            tasks: TaskTracker::new(),
         }
     }
 
@@ -88,7 +92,7 @@ impl App {
             _ => self.ids.next(),
         };
         let rec = w.user_mut(user);
-        rec.live += 1;
+        rec.conns.push(id);
         rec.last_conn = Some(id);
         rec.last_active = wire::now();
         let conn = Arc::new(Conn::new(id, rec.id.clone(), transport));
@@ -115,24 +119,16 @@ impl App {
     pub fn unregister(&self, id: ConnId) {
         let mut guard = self.world();
         let w = &mut *guard;
-        let Some(conn) = w.conns.remove(&id) else {
-            return;
-        };
+        let Some(conn) = w.conns.remove(&id) else { return };
         let cids: Vec<Arc<str>> = std::mem::take(&mut *conn.watching.lock().unwrap_or_else(|e| e.into_inner()));
         let mut outgoing: Vec<(Vec<Arc<Conn>>, Utf8Bytes)> = Vec::new();
         let user_json = w.user_json(&conn.user);
         for cid in &cids {
-            let Some(ch) = w.channels.get_mut(cid) else {
-                continue;
-            };
-            ch.watchers.remove(&id);
-            let still_watching = ch.watchers.iter().any(|c| w_conn_user_is(&w.conns, *c, &conn.user));
-            if still_watching {
+            let Some(ch) = w.channels.get_mut(cid) else { continue };
+            let (_, last) = ch.remove_watcher(id, &conn.user);
+            if !last {
                 continue;
             }
-            let Some(ch) = w.channels.get(cid) else {
-                continue;
-            };
             let mut ev = wire::channel_event("user.watching.stop", &ch.cid, &ch.kind, &ch.id, user_json.clone());
             ev.insert("watcher_count".into(), ch.watchers.len().into());
             let to: Vec<Arc<Conn>> = ch.watchers.iter().filter_map(|c| w.conns.get(c).cloned()).collect();
@@ -140,9 +136,9 @@ impl App {
         }
         let last = {
             let rec = w.user_mut(&conn.user);
-            rec.live = rec.live.saturating_sub(1);
+            rec.conns.retain(|c| *c != id);
             rec.last_active = wire::now();
-            rec.live == 0
+            rec.conns.is_empty()
         };
         if last && !self.violation(Violation::NoPresenceEvent) {
             let to = presence_subscribers(w, &conn.user);
@@ -173,17 +169,9 @@ impl App {
         if !w.conns.contains_key(&conn.id) {
             return;
         }
-        let Some(ch) = w.channels.get_mut(cid) else {
-            return;
-        };
-        let user_already = ch
-            .watchers
-            .iter()
-            .any(|c| *c != conn.id && w_conn_user_is(&w.conns, *c, &conn.user));
-        let Some(ch) = w.channels.get_mut(cid) else {
-            return;
-        };
-        if !ch.watchers.insert(conn.id) {
+        let Some(ch) = w.channels.get_mut(cid) else { return };
+        let (added, first) = ch.add_watcher(conn.id, &conn.user);
+        if !added {
             return;
         }
         {
@@ -192,19 +180,10 @@ impl App {
                 list.push(cid.clone());
             }
         }
-        if user_already {
+        if !first {
             return;
         }
-        let Some(ch) = w.channels.get(cid) else {
-            return;
-        };
-        let mut ev = wire::channel_event(
-            "user.watching.start",
-            &ch.cid,
-            &ch.kind,
-            &ch.id,
-            w.user_json(&conn.user),
-        );
+        let mut ev = wire::channel_event("user.watching.start", &ch.cid, &ch.kind, &ch.id, Value::Null);
         ev.insert("watcher_count".into(), ch.watchers.len().into());
         let to: Vec<Arc<Conn>> = ch
             .watchers
@@ -212,6 +191,7 @@ impl App {
             .filter(|c| **c != conn.id)
             .filter_map(|c| w.conns.get(c).cloned())
             .collect();
+        ev.insert("user".into(), w.user_json(&conn.user));
         drop(guard);
         self.deliver(&to, &Value::Object(ev).to_string().into());
     }
@@ -221,32 +201,25 @@ impl App {
     pub fn unwatch(&self, conn: &Arc<Conn>, cid: &Arc<str>) {
         let mut guard = self.world();
         let w = &mut *guard;
-        let Some(ch) = w.channels.get_mut(cid) else {
-            return;
-        };
-        if !ch.watchers.remove(&conn.id) {
+        let Some(ch) = w.channels.get_mut(cid) else { return };
+        let (removed, last) = ch.remove_watcher(conn.id, &conn.user);
+        if !removed {
             return;
         }
         conn.watching
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|c| c != cid);
-        let Some(ch) = w.channels.get(cid) else {
-            return;
-        };
-        if ch.watchers.iter().any(|c| w_conn_user_is(&w.conns, *c, &conn.user)) {
+        if !last {
             return;
         }
-        let mut ev = wire::channel_event("user.watching.stop", &ch.cid, &ch.kind, &ch.id, w.user_json(&conn.user));
+        let mut ev = wire::channel_event("user.watching.stop", &ch.cid, &ch.kind, &ch.id, Value::Null);
         ev.insert("watcher_count".into(), ch.watchers.len().into());
         let to: Vec<Arc<Conn>> = ch.watchers.iter().filter_map(|c| w.conns.get(c).cloned()).collect();
+        ev.insert("user".into(), w.user_json(&conn.user));
         drop(guard);
         self.deliver(&to, &Value::Object(ev).to_string().into());
     }
-}
-
-fn w_conn_user_is(conns: &std::collections::HashMap<ConnId, Arc<Conn>>, id: ConnId, user: &str) -> bool {
-    conns.get(&id).is_some_and(|c| &*c.user == user)
 }
 
 /// Connections subscribed to presence that watch a channel `user` is a member of.

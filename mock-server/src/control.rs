@@ -166,7 +166,12 @@ impl Control {
     /// Refuses WebSocket upgrades for `duration` (zero accepts them again).
     pub fn refuse_upgrades(&self, duration: Duration, mode: RefuseMode) {
         let mut g = self.app.faults.refuse.lock().unwrap_or_else(|e| e.into_inner());
-        *g = (!duration.is_zero()).then(|| (Instant::now() + duration, mode));
+        let until = Instant::now().checked_add(duration.min(Duration::from_secs(365 * 86_400)));
+        *g = if duration.is_zero() {
+            None
+        } else {
+            until.map(|u| (u, mode))
+        };
     }
 
     /// Delay before each batch of frames written to a socket or poll, and before each request.

@@ -30,21 +30,22 @@ pub type Resp = Response<Full<Bytes>>;
 pub async fn accept_loop(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> {
     loop {
         let accepted = tokio::select! {
-            _ = app.shutdown.cancelled() => return Ok(()),
+            _ = app.shutdown.cancelled() => break,
             r = listener.accept() => r,
         };
         let stream = match accepted {
             Ok((s, _)) => s,
             Err(_) => {
                 tokio::select! {
-                    _ = app.shutdown.cancelled() => return Ok(()),
+                    _ = app.shutdown.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_millis(20)) => continue,
                 }
             }
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        tokio::spawn(async move {
+        let tasks = app.tasks.clone();
+        tasks.spawn(async move {
             let svc_app = app.clone();
             let svc = service_fn(move |req| {
                 let app = svc_app.clone();
@@ -64,6 +65,11 @@ pub async fn accept_loop(listener: TcpListener, app: Arc<App>) -> std::io::Resul
             }
         });
     }
+    // Sockets answer the cancellation with close 1001; give them a moment to get it out.
+    drop(listener);
+    app.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(3), app.tasks.wait()).await;
+    Ok(())
 }
 
 /// A parsed REST request.

@@ -3,7 +3,8 @@
 //! mock server" table.
 //!
 //! # Layout
-//! - `config`: [`MockConfig`], every knob with its production default.
+//! - `config`: [`MockConfig`], every knob with its production default. `cli`: the command line,
+//!   shared by the `chatstorm-mock` binary and `chatstorm mock`.
 //! - `http`: accept loop, request parsing, routing, JSON responses, rate-limit headers.
 //! - `ws`: `/connect`, one task per socket. `longpoll`: `/longpoll`.
 //! - `rest/`: users, channels, events (typing, read, message), sync.
@@ -46,6 +47,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod cli;
 pub use config::{ExpiryPolicy, MockConfig};
 pub use control::{Control, DropMode, DropRequest, ExpireRequest, FaultState, SECRET_HEADER, TransportFilter};
 pub use fault::{HalfOpen, RefuseMode, Violation};

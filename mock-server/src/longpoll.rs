@@ -64,7 +64,7 @@ fn connect(app: &Arc<App>, req: &Req, json: &str) -> Resp {
             .unwrap_or(Value::Null)
     });
     let event: Value = serde_json::from_str(&wire::health_check(&conn.id.to_string(), me)).unwrap_or(Value::Null);
-    tokio::spawn(reaper(app.clone(), conn));
+    app.tasks.spawn(reaper(app.clone(), conn));
     ok(200, serde_json::json!({ "event": event }), req.start)
 }
 
@@ -104,7 +104,7 @@ async fn poll(app: &Arc<App>, req: &Req, id: &str) -> Resp {
         Err(e) => return error(app, "LongPoll", &e),
     }
     conn.poll_active.store(true, Ordering::Relaxed);
-    let deadline = tokio::time::Instant::now() + app.cfg.longpoll_hold;
+    let deadline = wire::deadline(app.cfg.longpoll_hold);
     let frames = loop {
         if let Some(k) = conn.killed() {
             conn.poll_active.store(false, Ordering::Relaxed);

@@ -42,6 +42,13 @@ pub fn now_nanos() -> i128 {
     }
 }
 
+/// `now + d` for timers, saturating at about a year: configured or client-supplied durations
+/// (a token's `exp`, `--health-interval`) must never overflow an `Instant`.
+pub fn deadline(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d.min(Duration::from_secs(365 * 86_400))).unwrap_or(now)
+}
+
 /// Seconds since the Unix epoch, now.
 pub fn now_unix() -> i64 {
     (now_nanos() / 1_000_000_000) as i64

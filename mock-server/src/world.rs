@@ -39,8 +39,8 @@ pub struct UserRec {
     pub created_at: String,
     pub updated_at: String,
     pub last_active: String,
-    /// Open connections (WebSocket and long-poll).
-    pub live: u32,
+    /// Open connections (WebSocket and long-poll), the index behind `World::conns_of`.
+    pub conns: Vec<ConnId>,
     /// The id of the user's latest connection (for the `same_connection_id` violation).
     pub last_conn: Option<ConnId>,
     pub total_unread: u32,
@@ -58,7 +58,7 @@ impl UserRec {
             created_at: t.clone(),
             updated_at: t.clone(),
             last_active: t,
-            live: 0,
+            conns: Vec::new(),
             last_conn: None,
             total_unread: 0,
             unread_channels: 0,
@@ -91,7 +91,7 @@ impl UserRec {
         m.insert("id".into(), Value::from(&*self.id));
         m.insert("role".into(), "user".into());
         m.insert("banned".into(), false.into());
-        m.insert("online".into(), (self.live > 0).into());
+        m.insert("online".into(), (!self.conns.is_empty()).into());
         m.insert("created_at".into(), self.created_at.clone().into());
         m.insert("updated_at".into(), self.updated_at.clone().into());
         m.insert("last_active".into(), self.last_active.clone().into());
@@ -244,6 +244,8 @@ pub struct Channel {
     pub updated_at: String,
     pub members: BTreeMap<Arc<str>, Member>,
     pub watchers: HashSet<ConnId>,
+    /// Watching connections per user, so "first/last connection of this user" needs no scan.
+    pub watching_users: HashMap<Arc<str>, u32>,
     /// The last `MESSAGES_KEPT` messages, with their creation time in nanoseconds.
     pub messages: VecDeque<(i128, Value)>,
     pub last_message_at: Option<String>,
@@ -263,10 +265,41 @@ impl Channel {
             updated_at: t,
             members: BTreeMap::new(),
             watchers: HashSet::new(),
+            watching_users: HashMap::new(),
             messages: VecDeque::new(),
             last_message_at: None,
             message_count: 0,
         }
+    }
+}
+
+impl Channel {
+    /// Adds a watching connection; returns (newly added, first connection of that user).
+    pub fn add_watcher(&mut self, id: ConnId, user: &Arc<str>) -> (bool, bool) {
+        if !self.watchers.insert(id) {
+            return (false, false);
+        }
+        let n = self.watching_users.entry(user.clone()).or_insert(0);
+        *n += 1;
+        (true, *n == 1)
+    }
+
+    /// Removes a watching connection; returns (was watching, it was that user's last one).
+    pub fn remove_watcher(&mut self, id: ConnId, user: &str) -> (bool, bool) {
+        if !self.watchers.remove(&id) {
+            return (false, false);
+        }
+        let last = match self.watching_users.get_mut(user) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                self.watching_users.remove(user);
+                true
+            }
+        };
+        (true, last)
     }
 }
 
@@ -311,8 +344,12 @@ impl World {
     }
 
     /// Open connections of a user.
-    pub fn conns_of<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a Arc<Conn>> + 'a {
-        self.conns.values().filter(move |c| &*c.user == user)
+    pub fn conns_of<'a>(&'a self, user: &str) -> impl Iterator<Item = &'a Arc<Conn>> + 'a {
+        self.users
+            .get(user)
+            .into_iter()
+            .flat_map(|u| u.conns.iter())
+            .filter_map(|id| self.conns.get(id))
     }
 
     /// The channel state object that query and watch responses carry, as `viewer` sees it.

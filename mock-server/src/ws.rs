@@ -89,7 +89,7 @@ pub fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Resp, DropCo
     let json = query.get("json").map(str::to_owned);
     let on_upgrade = hyper::upgrade::on(&mut req);
     drop(req);
-    tokio::spawn(async move {
+    app.tasks.clone().spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
@@ -142,9 +142,11 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
     let first = wire::health_check(&conn.id.to_string(), me);
     if ws.send(Message::Text(first.into())).await.is_ok() {
         let kick_at = match app.cfg.expiry {
-            ExpiryPolicy::Kick => connecting
-                .exp
-                .map(|exp| Instant::now() + Duration::from_secs(u64::try_from(exp - wire::now_unix()).unwrap_or(0))),
+            ExpiryPolicy::Kick => connecting.exp.map(|exp| {
+                wire::deadline(Duration::from_secs(
+                    u64::try_from(exp.saturating_sub(wire::now_unix())).unwrap_or(0),
+                ))
+            }),
             ExpiryPolicy::Keep => None,
         };
         drop(connecting);
@@ -164,7 +166,7 @@ enum End {
 
 async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>) -> End {
     let cid = conn.id.to_string();
-    let health = tokio::time::sleep(health_interval(app));
+    let health = tokio::time::sleep_until(wire::deadline(health_interval(app)));
     tokio::pin!(health);
     let kick = tokio::time::sleep_until(kick_at.unwrap_or_else(Instant::now));
     tokio::pin!(kick);
@@ -233,7 +235,7 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
                 }
             }
             _ = &mut health => {
-                health.as_mut().reset(Instant::now() + health_interval(app));
+                health.as_mut().reset(wire::deadline(health_interval(app)));
                 if !app.faults.is_half_open(&conn.user)
                     && ws.send(Message::Text(wire::health_check(&cid, None).into())).await.is_err()
                 {
@@ -247,7 +249,7 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
 
 fn health_interval(app: &App) -> Duration {
     if app.violation(Violation::HealthIntervalX2) {
-        app.cfg.health_interval * 2
+        app.cfg.health_interval.saturating_mul(2)
     } else {
         app.cfg.health_interval
     }
@@ -264,7 +266,7 @@ async fn finish(app: &App, mut ws: Ws, end: End) {
         End::TooBig => {
             let _ = close(&mut ws, CloseCode::Size, "message too big").await;
             // Read what the client is still sending, so our close frame is not lost to a reset.
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let drain = async {
                 let mut buf = [0u8; 4096];
                 let mut left: usize = 32 << 20;
                 while let Ok(n @ 1..) = ws.get_mut().read(&mut buf).await {
@@ -273,8 +275,11 @@ async fn finish(app: &App, mut ws: Ws, end: End) {
                         break;
                     }
                 }
-            })
-            .await;
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(2), drain) => {}
+                _ = app.shutdown.cancelled() => {}
+            }
         }
         End::Kill(Kill::Close(code)) => {
             let _ = close(&mut ws, CloseCode::from(code), "closed by fault injection").await;
@@ -327,8 +332,9 @@ async fn close_after_error(app: &App, mut ws: Ws) {
         return;
     }
     // Wait briefly for the client's close reply so the handshake completes cleanly.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let reply = async { while let Some(Ok(_)) = ws.next().await {} };
+    tokio::select! {
+        _ = tokio::time::timeout(Duration::from_secs(2), reply) => {}
+        _ = app.shutdown.cancelled() => {}
+    }
 }

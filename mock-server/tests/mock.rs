@@ -3,6 +3,8 @@
 #[path = "mock/util.rs"]
 mod util;
 
+#[path = "mock/cli.rs"]
+mod cli;
 #[path = "mock/connect.rs"]
 mod connect;
 #[path = "mock/fanout.rs"]
@@ -11,5 +13,7 @@ mod fanout;
 mod faults;
 #[path = "mock/longpoll.rs"]
 mod longpoll;
+#[path = "mock/profiles.rs"]
+mod profiles;
 #[path = "mock/rest.rs"]
 mod rest;

@@ -62,9 +62,8 @@ pub fn query_channels(app: &App, req: &Req, caller: &Caller) -> Outcome {
     let watch_conn = binds(app, req, caller, &body)?;
     let cids: Vec<Arc<str>> = {
         let w = app.world();
-        let mut found: Vec<&Channel> = w
-            .channels
-            .values()
+        let mut found: Vec<&Channel> = candidates(&w, filter, &caller.user)
+            .into_iter()
             .filter(|c| matches(c, filter, &caller.user))
             .collect();
         found.sort_by(|a, b| {
@@ -95,6 +94,45 @@ pub fn query_channels(app: &App, req: &Req, caller: &Caller) -> Outcome {
         .map(|ch| w.channel_state(ch, &caller.user, ignore, ml))
         .collect();
     Ok((201, json!({ "channels": channels })))
+}
+
+/// The channels a filter can match, found through an index when the filter names cids or members
+/// (recovery queries after a reconnect storm must not scan every channel).
+fn candidates<'a>(w: &'a World, filter: &Value, caller: &str) -> Vec<&'a Channel> {
+    let names = |cond: &Value| -> Option<Vec<String>> {
+        match cond {
+            Value::String(s) => Some(vec![s.clone()]),
+            Value::Object(o) => o
+                .get("$in")
+                .or_else(|| o.get("$eq"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()),
+            _ => None,
+        }
+    };
+    let by_cids = |cids: &mut dyn Iterator<Item = &str>| -> Vec<&'a Channel> {
+        let mut out: Vec<&'a Channel> = cids.filter_map(|c| w.channels.get(c)).collect();
+        out.sort_by(|a, b| a.cid.cmp(&b.cid));
+        out.dedup_by(|a, b| a.cid == b.cid);
+        out
+    };
+    let empty = filter.as_object().is_none_or(|f| f.is_empty());
+    if let Some(cids) = filter.get("cid").and_then(names) {
+        return by_cids(&mut cids.iter().map(String::as_str));
+    }
+    let members = if empty {
+        Some(vec![caller.to_owned()])
+    } else {
+        filter.get("members").and_then(names)
+    };
+    if let Some(users) = members {
+        let mut it = users
+            .iter()
+            .filter_map(|u| w.users.get(u.as_str()))
+            .flat_map(|u| u.member_of.iter().map(|c| &**c));
+        return by_cids(&mut it);
+    }
+    w.channels.values().collect()
 }
 
 /// The subset of Stream's filter language the mock understands: `cid`, `id`, `type` (a string,

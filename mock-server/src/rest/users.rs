@@ -14,6 +14,9 @@ use crate::http::Req;
 use crate::proto;
 use crate::wire::{self, code};
 
+/// Dotted keys in a partial update address at most this many levels.
+const MAX_PATH_DEPTH: usize = 16;
+
 fn allowed(caller: &Caller, id: &str) -> Result<(), ApiError> {
     if caller.server || caller.user == id {
         Ok(())
@@ -94,6 +97,17 @@ pub fn partial(app: &App, req: &Req, caller: &Caller) -> Outcome {
             .flatten()
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect();
+        let too_deep = set
+            .keys()
+            .map(String::as_str)
+            .chain(unset.iter().map(String::as_str))
+            .any(|k| k.split('.').count() > MAX_PATH_DEPTH);
+        if too_deep {
+            return Err(ApiError::new(
+                code::INPUT,
+                format!("a set/unset key nests deeper than {MAX_PATH_DEPTH} levels"),
+            ));
+        }
         let Some(rec) = w.users.get_mut(id) else {
             return Err(ApiError::new(
                 code::DOES_NOT_EXIST,

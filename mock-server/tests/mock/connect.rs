@@ -291,6 +291,14 @@ async fn expiry_kick_sends_code_40_then_close_1000_and_keep_does_not() {
     assert_eq!(next_json(&mut ws).await["type"], "health.check");
     let e = expect_rejected(&mut ws, 40).await;
     assert!(e["message"].as_str().unwrap_or("").contains("expired"), "{e}");
+
+    let far = token(json!({"user_id": "far", "exp": i64::MAX}));
+    let mut ws = open(&kick, &connect_query("far", &far, json!({"id": "far"})), &[]).await;
+    assert_eq!(
+        next_json(&mut ws).await["type"],
+        "health.check",
+        "an exp far in the future is fine"
+    );
     kick.shutdown().await;
 
     let keep = start().await;

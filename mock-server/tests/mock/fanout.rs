@@ -329,3 +329,24 @@ async fn watching_and_presence_events_follow_connections() {
     expect_marker(&mut a, "no-presence").await;
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn watching_and_presence_count_a_users_connections() {
+    let h = start().await;
+    let (mut a, _) = watcher(&h, "obs", "multi", &["obs", "two"]).await;
+    let (first, _) = watcher(&h, "two", "multi", &["obs", "two"]).await;
+    assert_eq!(expect_event(&mut a, "user.watching.start").await["user"]["id"], "two");
+    let (second, _) = watcher(&h, "two", "multi", &["obs", "two"]).await;
+    drop(first);
+    // The second connection still watches: neither watching.stop nor presence yet.
+    marker(&h, "obs", "multi", "one-left").await;
+    expect_marker(&mut a, "one-left").await;
+    drop(second);
+    let mut kinds = vec![
+        next_event(&mut a).await["type"].clone(),
+        next_event(&mut a).await["type"].clone(),
+    ];
+    kinds.sort_by_key(|v| v.to_string());
+    assert_eq!(kinds, [json!("user.presence.changed"), json!("user.watching.stop")]);
+    h.shutdown().await;
+}

@@ -234,3 +234,20 @@ async fn longpoll_tokens_are_checked_on_every_poll() {
     let _: Value = r.body;
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn abandoned_longpoll_connections_are_reaped() {
+    let cfg = chatstorm_mock::MockConfig {
+        longpoll_idle_timeout: Duration::from_millis(200),
+        ..config()
+    };
+    let h = start_with(cfg).await;
+    let cid = lp_connect(&h, "gone").await;
+    let deadline = Instant::now() + WAIT;
+    while h.control.stats().longpoll_connections > 0 {
+        assert!(Instant::now() < deadline, "the idle connection was not reaped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_error(&lp_poll(&h, "gone", &cid).await, 400, 46);
+    h.shutdown().await;
+}

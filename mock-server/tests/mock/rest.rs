@@ -240,6 +240,28 @@ async fn channel_responses_carry_what_the_js_sdk_needs() {
     let r = rest(&h, "POST", "/channels", "cara", Some(&cid), q).await;
     assert_eq!(r.body["channels"].as_array().map(Vec::len), Some(1));
     assert!(r.body["channels"][0]["messages"].is_array());
+    // Swift queries with GET and a `payload` parameter.
+    let payload = json!({"filter_conditions": {"cid": "messaging:general"}}).to_string();
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("api_key", KEY)
+        .append_pair("payload", &payload)
+        .finish();
+    let r = http(
+        &h,
+        "GET",
+        &format!("/channels?{q}"),
+        &[
+            ("authorization", user_token("cara")),
+            ("stream-auth-type", "jwt".into()),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.body["channels"][0]["channel"]["cid"], "messaging:general",
+        "{}",
+        r.body
+    );
     // Watching needs a connection id of one's own.
     let q = json!({"filter_conditions": {}, "watch": true});
     assert_error(&rest(&h, "POST", "/channels", "cara", None, q.clone()).await, 400, 4);

@@ -1,0 +1,176 @@
+//! The command line of the mock server, shared by the `chatstorm-mock` binary and
+//! `chatstorm mock`: options → `MockConfig` → bind → serve until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::{ExpiryPolicy, MockConfig};
+use clap::{Parser, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+const FAULT_HELP: &str = "\
+FAULT-CONTROL API
+  Every request needs the header `X-Chatstorm-Secret: <secret>` (else 401). Bodies are JSON;
+  answers are JSON (400 with {\"error\": ...} on a bad body).
+
+  GET  /_fault/stats                 counters: live_connections, longpoll_connections, accepted_total,
+                                     ws_accepted_total, longpoll_accepted_total, connect_rejected_total,
+                                     dropped_slow_consumers, longpoll_events_dropped, fault_dropped_total,
+                                     events_queued_total, http_requests_total, rate_limited_total
+  GET  /_fault/state                 the current fault settings
+  POST /_fault/reset                 clear every fault
+  GET  /_fault/violations            {\"available\": [...], \"enabled\": [...]}
+  POST /_fault/violations            {\"enable\": [names], \"disable\": [names]}
+  POST /_fault/drop                  {\"fraction\"?: 0.0-1.0, \"users\"?: [ids], \"mode\"?: \"close\"|\"abrupt\",
+                                      \"code\"?: 1011, \"transport\"?: \"all\"|\"websocket\"|\"longpoll\", \"seed\"?: 0}
+                                     -> {\"dropped\": n}; neither fraction nor users = every connection
+  POST /_fault/half-open             {\"all\"?: bool, \"users\"?: [ids]}: those sockets go silent (no health
+                                     replies, no periodic health checks, no events); {} heals all
+  POST /_fault/refuse-upgrades       {\"duration_ms\": n, \"mode\"?: \"503\"|\"close\"}; 0 accepts again
+  POST /_fault/latency               {\"frame_ms\"?: n, \"request_ms\"?: n}
+  POST /_fault/first-frame-delay     {\"ms\": n}
+  POST /_fault/expire-tokens         {\"all\"?: bool, \"users\"?: [ids], \"reason\"?: \"expired\"|\"revoked\"}
+                                     -> {\"kicked\": n}: open connections get code 40 then close 1000;
+                                     tokens issued up to now (or without iat) get code 40 from then on
+
+  Violations (all off by default): typing_ignores_privacy, read_ignores_privacy, error_close_1006,
+  omit_me, wrong_expired_code, no_health_reply, no_ping_reply, health_interval_x2,
+  same_connection_id, no_sender_fanout, longpoll_unordered, longpoll_unknown_id_ok,
+  incomplete_error_body, no_presence_event, no_rate_limit_headers, accept_alg_none,
+  no_mark_read_to_self. See mock-server/README.md for what each one does.
+
+  Never serve on port 3030: the JS SDK rewrites :3030 to :8800 (WebSocket) and :8900 (long-poll).";
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Expiry {
+    /// Keep sockets open when their token expires.
+    Keep,
+    /// Send code 40 and close 1000 when the token expires.
+    Kick,
+}
+
+/// A Stream-Chat-compatible mock chat server with a fault-control API.
+#[derive(Debug, Parser)]
+#[command(name = "chatstorm-mock", version, about, long_about = None, after_long_help = FAULT_HELP, after_help = "Run with --help for the fault-control API.")]
+pub struct Args {
+    /// Address to listen on (REST, /connect, /longpoll and /_fault all share it).
+    #[arg(long, default_value = "127.0.0.1:3031")]
+    pub listen: SocketAddr,
+    /// The API key clients must send (anything else gets code 2).
+    #[arg(long, default_value = "mock_api_key")]
+    pub api_key: String,
+    /// The app secret: verifies HS256 tokens and guards the fault-control API.
+    #[arg(long, default_value = "mock_api_secret")]
+    pub secret: String,
+    /// Interval of the server's health.check frames, e.g. 30s, 500ms.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub health_interval: Duration,
+    /// How long an idle long-poll request is held.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub longpoll_hold: Duration,
+    /// Events buffered per long-poll connection between polls (the oldest are dropped beyond).
+    #[arg(long, default_value_t = 1000)]
+    pub longpoll_buffer: usize,
+    /// A long-poll connection with no poll for this long is closed.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub longpoll_idle_timeout: Duration,
+    /// What happens to an open socket when its token expires.
+    #[arg(long, value_enum, default_value = "keep")]
+    pub expiry: Expiry,
+    /// Accept developer tokens (signature `devtoken`), as an app with auth checks disabled.
+    #[arg(long)]
+    pub allow_dev_tokens: bool,
+    /// Largest user object accepted, in bytes.
+    #[arg(long, default_value_t = 5 * 1024)]
+    pub user_size_limit: usize,
+    /// Requests per user, per endpoint, per minute (code 9 / HTTP 429 beyond); off when absent.
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Frames queued per WebSocket before it is dropped as a slow consumer.
+    #[arg(long, default_value_t = 256)]
+    pub outbox_limit: usize,
+}
+
+impl Args {
+    /// The server configuration these options describe.
+    pub fn config(&self) -> MockConfig {
+        MockConfig {
+            api_key: self.api_key.clone(),
+            secret: self.secret.clone(),
+            health_interval: self.health_interval.max(Duration::from_millis(1)),
+            longpoll_hold: self.longpoll_hold,
+            longpoll_buffer: self.longpoll_buffer.max(1),
+            longpoll_idle_timeout: self.longpoll_idle_timeout.max(Duration::from_millis(2)),
+            expiry: match self.expiry {
+                Expiry::Keep => ExpiryPolicy::Keep,
+                Expiry::Kick => ExpiryPolicy::Kick,
+            },
+            allow_dev_tokens: self.allow_dev_tokens,
+            user_size_limit: self.user_size_limit,
+            rate_limit: self.rate_limit,
+            outbox_limit: self.outbox_limit.max(1),
+            ..MockConfig::default()
+        }
+    }
+}
+
+/// Parses `argv` (the first item is the program name) and serves until Ctrl-C. Prints the
+/// listening address on stdout first (`chatstorm-mock listening on http://ADDR ...`), which is
+/// what `chatstorm run` reads when it starts the mock as a child process.
+///
+/// # Errors
+/// A one-line description when the options are invalid or the address cannot be bound.
+pub async fn run(argv: Vec<String>) -> Result<(), String> {
+    let args = Args::try_parse_from(argv).map_err(|e| {
+        if matches!(
+            e.kind(),
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+        ) {
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        e.to_string().trim_end().to_owned()
+    })?;
+    let config = args.config();
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let shutdown = CancellationToken::new();
+    // Installed before the address is printed, so a Ctrl-C right after start is not lost.
+    let stop = stop_signal().map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        stop.await;
+        eprintln!("stopping");
+        on_signal.cancel();
+    });
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| args.listen.to_string());
+    println!("chatstorm-mock listening on http://{addr} (ws://{addr}/connect)");
+    crate::serve(listener, config, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM; the handlers are installed before it returns.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}

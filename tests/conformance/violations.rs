@@ -114,6 +114,7 @@ violation_tests! {
     health_array_unanswered: "HEALTH-REPLY-ARRAY" => V("no_health_reply"), "timed out";
     health_ping_unanswered: "HEALTH-PING-REPLY" => V("no_ping_reply"), "timed out";
     reconnect_same_id: "RECONNECT-NEW-CONNECTION-ID" => V("same_connection_id"), "again";
+    reconnect_rewatch_ignored: "RECONNECT-REWATCH" => V("recover_watch_ignored"), "another watcher's event";
     reconnect_rewatch_no_own_events: "RECONNECT-REWATCH" => V("no_sender_fanout"), "own event";
     reconnect_error_dropped: "RECONNECT-ERROR-CLOSE-1000" => V("error_close_1006"), "1006";
     longpoll_connect_me_omitted: "LONGPOLL-CONNECT" => V("omit_me"), "HTTP 200";
@@ -131,6 +132,7 @@ violation_tests! {
     disconnect_no_presence: "DISCONNECT-PRESENCE-OFFLINE" => V("no_presence_event"), "user.presence.changed";
     error_http_body_incomplete: "ERROR-HTTP-BODY" => V("incomplete_error_body"), "missing";
     error_frame_body_incomplete: "ERROR-FRAME-BODY" => V("incomplete_error_body"), "missing";
+    rate_429_wrong_code: "RATE-429-CODE-9" => V("rate_limit_wrong_code"), "\"code\":4";
     rate_429_body_incomplete: "RATE-429-CODE-9" => V("incomplete_error_body"), "missing";
     rate_headers_missing: "RATE-HEADERS" => V("no_rate_limit_headers"), "x-ratelimit";
 }

@@ -53,11 +53,13 @@ pub enum Violation {
     RecoverWatchIgnored,
     /// Rate-limited requests get HTTP 429 with an input-error body (code 4) instead of code 9.
     RateLimitWrongCode,
+    /// A WebSocket connect does not upsert the user from `user_details` (the user is created bare).
+    ConnectNoUpsert,
 }
 
 impl Violation {
     /// Every violation, in declaration order.
-    pub const ALL: [Violation; 19] = [
+    pub const ALL: [Violation; 20] = [
         Violation::TypingIgnoresPrivacy,
         Violation::ReadIgnoresPrivacy,
         Violation::ErrorClose1006,
@@ -77,6 +79,7 @@ impl Violation {
         Violation::NoMarkReadToSelf,
         Violation::RecoverWatchIgnored,
         Violation::RateLimitWrongCode,
+        Violation::ConnectNoUpsert,
     ];
 
     /// The wire name (`snake_case`), as used by the fault-control API.
@@ -101,6 +104,7 @@ impl Violation {
             Violation::NoMarkReadToSelf => "no_mark_read_to_self",
             Violation::RecoverWatchIgnored => "recover_watch_ignored",
             Violation::RateLimitWrongCode => "rate_limit_wrong_code",
+            Violation::ConnectNoUpsert => "connect_no_upsert",
         }
     }
 

@@ -126,7 +126,10 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
     }
     {
         let mut w = app.world();
-        w.user_mut(&connecting.user_id).apply_upsert(&connecting.details);
+        let user = w.user_mut(&connecting.user_id);
+        if !app.violation(Violation::ConnectNoUpsert) {
+            user.apply_upsert(&connecting.details);
+        }
     }
     let conn = app.register(&connecting.user_id, Transport::WebSocket);
     let me = (!app.violation(Violation::OmitMe)).then(|| {

@@ -171,7 +171,7 @@ static RULES: &[Rule] = &[
         "§6.2, §1.5",
         Strict,
         user::connect_upserts,
-        "Connecting upserts the user: a later connect sending only {id} gets me with the stored fields."
+        "Connecting upserts the user from user_details: other users see its name and custom fields."
     ),
     rule!(
         "HEALTH-INTERVAL",

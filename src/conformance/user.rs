@@ -56,23 +56,40 @@ pub async fn size_5kb(ctx: Arc<CaseCtx>) -> CaseResult {
     )
 }
 
-/// USER-CONNECT-UPSERTS: connecting stores `user_details`; a later connect sending only `{id}`
-/// (as Android and Flutter do on reconnect) gets `me` with the stored name.
+/// USER-CONNECT-UPSERTS: connecting stores `user_details`: another user creating a channel with
+/// this user as a member sees the name and custom field it connected with.
 pub async fn connect_upserts(ctx: Arc<CaseCtx>) -> CaseResult {
-    let mut u = ctx.user("a").await?;
-    u.details.name = Some("Stored Name".to_owned());
-    let (mut ws, _) = u.connect().await?;
-    let _ = ws.send_close(1000, "done").await;
-    let _ = ws.next(ctx.wait).await;
-    let mut ws2 = u
-        .open_raw(Profile::Android, &u.token, &u.id, json!({"id": u.id}))
-        .await?;
-    let first = ws2.next(ctx.wait).await;
-    let name = first.json().and_then(|v| v.pointer("/me/name")).and_then(Value::as_str);
+    let mut a = ctx.user("a").await?;
+    a.details.name = Some("Stored Name".to_owned());
+    a.details.custom.insert("favourite_colour".into(), json!("teal"));
+    let (mut wsa, _) = a.connect().await?;
+    let _ = wsa.send_close(1000, "done").await;
+    let mut b = ctx.user("b").await?;
+    let (_wsb, _) = b.connect().await?;
+    let cid = ctx.cid("c");
+    let r = b.create_channel(&cid, &[&a.id, &b.id]).await?;
+    let members = r.json.as_ref().and_then(|v| v.get("members")).and_then(Value::as_array);
+    let stored = members
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("user"))
+        .find(|u| u.get("id").and_then(Value::as_str) == Some(a.id.as_str()));
+    let ok = stored.is_some_and(|u| {
+        u.get("name").and_then(Value::as_str) == Some("Stored Name")
+            && u.get("favourite_colour").and_then(Value::as_str) == Some("teal")
+    });
     ensure(
-        name == Some("Stored Name"),
-        &u.id,
-        "me.name = \"Stored Name\" on a connect with user_details {id} only (connect upserted the user)",
-        || one_line(&first.describe(), 600),
+        ok,
+        &b.id,
+        &format!(
+            "members[].user {{id:{}, name:\"Stored Name\", favourite_colour:\"teal\"}} (upserted at connect)",
+            a.id
+        ),
+        || {
+            stored.map_or_else(
+                || format!("no member {} in {}", a.id, r.summary()),
+                |u| one_line(&u.to_string(), 600),
+            )
+        },
     )
 }

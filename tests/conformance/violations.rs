@@ -108,7 +108,7 @@ violation_tests! {
     auth_rest_wrong_code: "AUTH-REST-401-40" => V("wrong_expired_code"), "\"code\":43";
     user_id_chars_accepted: "USER-ID-CHARS" => Peer(Behaviour::AcceptAll), "health.check";
     user_size_accepted: "USER-SIZE-5KB" => Config(|c| c.user_size_limit = 1 << 20), "connection_id";
-    user_upsert_me_omitted: "USER-CONNECT-UPSERTS" => V("omit_me"), "health.check";
+    user_connect_not_upserted: "USER-CONNECT-UPSERTS" => V("connect_no_upsert"), "\"id\":";
     health_interval_doubled: "HEALTH-INTERVAL" => V("health_interval_x2"), "timed out";
     health_object_unanswered: "HEALTH-REPLY-OBJECT" => V("no_health_reply"), "timed out";
     health_array_unanswered: "HEALTH-REPLY-ARRAY" => V("no_health_reply"), "timed out";

@@ -1,6 +1,10 @@
 //! Owns `/connect`: the WebSocket upgrade (or its refusal under fault injection), the connect checks,
 //! the first `health.check` with `me`, and one task per socket that writes queued events, answers
 //! health checks and pings, sends the periodic `health.check`, and closes with the right code.
+//!
+//! Garbage from a client (not JSON, not an object or array, binary frames) gets one code-4
+//! `connection.error` frame and the socket stays open: SDKs never send such frames, and a close 1000
+//! would stop a JS client for good. A message over 64 KiB gets close 1009.
 
 use std::sync::Arc;
 use std::time::Duration;

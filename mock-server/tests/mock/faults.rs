@@ -316,3 +316,36 @@ async fn health_violations_silence_replies_and_slow_the_interval() {
     let _: Value = tick;
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let cfg = chatstorm_mock::MockConfig {
+        outbox_limit: 100_000,
+        write_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let h = start_with(cfg).await;
+    let (_stuck, _) = watcher(&h, "stuck", "wt", &["stuck"]).await;
+    let pad = "x".repeat(60_000);
+    let deadline = Instant::now() + WAIT;
+    // Loopback buffers hold a few MB; keep sending until the writer stalls and gives up.
+    while h.control.stats().dropped_slow_consumers == 0 {
+        assert!(Instant::now() < deadline, "a stalled writer was never dropped");
+        let r = rest(
+            &h,
+            "POST",
+            "/channels/messaging/wt/event",
+            "sender",
+            None,
+            json!({"event": {"type": "big", "pad": pad}}),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    let deadline = Instant::now() + WAIT;
+    while h.control.stats().live_connections > 0 {
+        assert!(Instant::now() < deadline, "the stuck socket was not released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.shutdown().await;
+}

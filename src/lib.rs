@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod commands;
+pub mod conformance;
 pub mod engine;
 pub mod exit;
 pub mod http;

@@ -39,6 +39,9 @@ pub struct MockConfig {
     pub outbox_limit: usize,
     /// Largest request body accepted on REST endpoints, in bytes (beyond: code 22, HTTP 413).
     pub max_body_bytes: usize,
+    /// A socket whose writes stall this long (the client stopped reading) is dropped as a slow
+    /// consumer, so a stuck client never pins its task.
+    pub write_timeout: Duration,
 }
 
 impl Default for MockConfig {
@@ -56,6 +59,7 @@ impl Default for MockConfig {
             rate_limit: None,
             outbox_limit: 256,
             max_body_bytes: 1024 * 1024,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }

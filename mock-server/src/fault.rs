@@ -48,11 +48,18 @@ pub enum Violation {
     AcceptAlgNone,
     /// Do not send `notification.mark_read` to the reader's own connections.
     NoMarkReadToSelf,
+    /// Query channels (`POST /channels`, `GET /channels`) ignores `watch: true`, so channels
+    /// recovered after a reconnect (JS `recoverState`) stay unbound from the new connection.
+    RecoverWatchIgnored,
+    /// Rate-limited requests get HTTP 429 with an input-error body (code 4) instead of code 9.
+    RateLimitWrongCode,
+    /// A WebSocket connect does not upsert the user from `user_details` (the user is created bare).
+    ConnectNoUpsert,
 }
 
 impl Violation {
     /// Every violation, in declaration order.
-    pub const ALL: [Violation; 17] = [
+    pub const ALL: [Violation; 20] = [
         Violation::TypingIgnoresPrivacy,
         Violation::ReadIgnoresPrivacy,
         Violation::ErrorClose1006,
@@ -70,6 +77,9 @@ impl Violation {
         Violation::NoRateLimitHeaders,
         Violation::AcceptAlgNone,
         Violation::NoMarkReadToSelf,
+        Violation::RecoverWatchIgnored,
+        Violation::RateLimitWrongCode,
+        Violation::ConnectNoUpsert,
     ];
 
     /// The wire name (`snake_case`), as used by the fault-control API.
@@ -92,6 +102,9 @@ impl Violation {
             Violation::NoRateLimitHeaders => "no_rate_limit_headers",
             Violation::AcceptAlgNone => "accept_alg_none",
             Violation::NoMarkReadToSelf => "no_mark_read_to_self",
+            Violation::RecoverWatchIgnored => "recover_watch_ignored",
+            Violation::RateLimitWrongCode => "rate_limit_wrong_code",
+            Violation::ConnectNoUpsert => "connect_no_upsert",
         }
     }
 

@@ -1,6 +1,10 @@
 //! Owns `/connect`: the WebSocket upgrade (or its refusal under fault injection), the connect checks,
 //! the first `health.check` with `me`, and one task per socket that writes queued events, answers
 //! health checks and pings, sends the periodic `health.check`, and closes with the right code.
+//!
+//! Garbage from a client (not JSON, not an object or array, binary frames) gets one code-4
+//! `connection.error` frame and the socket stays open: SDKs never send such frames, and a close 1000
+//! would stop a JS client for good. A message over 64 KiB gets close 1009.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,7 +130,10 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
     }
     {
         let mut w = app.world();
-        w.user_mut(&connecting.user_id).apply_upsert(&connecting.details);
+        let user = w.user_mut(&connecting.user_id);
+        if !app.violation(Violation::ConnectNoUpsert) {
+            user.apply_upsert(&connecting.details);
+        }
     }
     let conn = app.register(&connecting.user_id, Transport::WebSocket);
     let me = (!app.violation(Violation::OmitMe)).then(|| {
@@ -140,7 +147,10 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
         tokio::time::sleep(d).await;
     }
     let first = wire::health_check(&conn.id.to_string(), me);
-    if ws.send(Message::Text(first.into())).await.is_ok() {
+    if timed(app.cfg.write_timeout, ws.send(Message::Text(first.into())))
+        .await
+        .is_ok()
+    {
         let kick_at = match app.cfg.expiry {
             ExpiryPolicy::Kick => connecting.exp.map(|exp| {
                 wire::deadline(Duration::from_secs(
@@ -185,13 +195,14 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
                 if let Some(d) = app.faults.frame_latency() {
                     tokio::time::sleep(d).await;
                 }
-                for f in frames {
-                    if ws.feed(Message::Text(f)).await.is_err() {
-                        return End::Gone;
+                let batch = async {
+                    for f in frames {
+                        ws.feed(Message::Text(f)).await?;
                     }
-                }
-                if ws.flush().await.is_err() {
-                    return End::Gone;
+                    ws.flush().await
+                };
+                if let Err(e) = timed(app.cfg.write_timeout, batch).await {
+                    return write_failed(app, conn, &e);
                 }
             }
             msg = ws.next() => {
@@ -203,47 +214,73 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
                         ClientFrame::HealthCheck { .. } => !app.violation(Violation::NoHealthReply),
                         ClientFrame::Other(_) => false,
                         ClientFrame::Malformed(_) => {
-                            if send_error_frame(ws, app, code::INPUT, "invalid json data").await.is_err() {
-                                return End::Gone;
+                            if let Err(e) = send_error_frame(ws, app, code::INPUT, "invalid json data").await {
+                                return write_failed(app, conn, &e);
                             }
                             false
                         }
                     },
                     Some(Ok(Message::Binary(_))) => {
-                        if send_error_frame(ws, app, code::INPUT, "binary frames are not supported").await.is_err() {
-                            return End::Gone;
+                        if let Err(e) = send_error_frame(ws, app, code::INPUT, "binary frames are not supported").await {
+                            return write_failed(app, conn, &e);
                         }
                         false
                     }
                     Some(Ok(Message::Ping(_))) => !app.violation(Violation::NoPingReply),
                     Some(Ok(Message::Close(_))) => {
                         // tungstenite queued the close reply; flushing sends it.
-                        let _ = ws.flush().await;
+                        let _ = timed(CLOSE_TIMEOUT, ws.flush()).await;
                         return End::Gone;
                     }
                     Some(Ok(_)) => false,
                 };
                 let reply = reply && !app.faults.is_half_open(&conn.user);
                 let sent = if reply {
-                    ws.send(Message::Text(wire::health_check(&cid, None).into())).await
+                    timed(app.cfg.write_timeout, ws.send(Message::Text(wire::health_check(&cid, None).into()))).await
                 } else {
                     // Pushes out the automatic pong, if any.
-                    ws.flush().await
+                    timed(app.cfg.write_timeout, ws.flush()).await
                 };
-                if sent.is_err() {
-                    return End::Gone;
+                if let Err(e) = sent {
+                    return write_failed(app, conn, &e);
                 }
             }
             _ = &mut health => {
                 health.as_mut().reset(wire::deadline(health_interval(app)));
-                if !app.faults.is_half_open(&conn.user)
-                    && ws.send(Message::Text(wire::health_check(&cid, None).into())).await.is_err()
-                {
-                    return End::Gone;
+                if !app.faults.is_half_open(&conn.user) {
+                    let tick = ws.send(Message::Text(wire::health_check(&cid, None).into()));
+                    if let Err(e) = timed(app.cfg.write_timeout, tick).await {
+                        return write_failed(app, conn, &e);
+                    }
                 }
             }
             _ = &mut kick, if kick_at.is_some() => return End::Kill(Kill::TokenExpired { revoked: false }),
         }
+    }
+}
+
+/// How long a close frame may take to go out before the socket is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Bounds a write: a client that stopped reading must not pin its task.
+async fn timed(limit: Duration, write: impl Future<Output = Result<(), WsError>>) -> Result<(), WsError> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(r) => r,
+        Err(_) => Err(WsError::Io(std::io::ErrorKind::TimedOut.into())),
+    }
+}
+
+/// A failed write: a timeout makes the connection a (counted) slow consumer, anything else means
+/// the client is gone.
+fn write_failed(app: &App, conn: &Conn, e: &WsError) -> End {
+    match e {
+        WsError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            if conn.kill(Kill::SlowConsumer) {
+                Stats::bump(&app.stats.slow_consumers_dropped);
+            }
+            End::Kill(Kill::SlowConsumer)
+        }
+        _ => End::Gone,
     }
 }
 
@@ -257,7 +294,7 @@ fn health_interval(app: &App) -> Duration {
 
 async fn send_error_frame(ws: &mut Ws, app: &App, code: i32, detail: &str) -> Result<(), WsError> {
     let frame = wire::connection_error(code, detail, app.violation(Violation::IncompleteErrorBody));
-    ws.send(Message::Text(frame.into())).await
+    timed(app.cfg.write_timeout, ws.send(Message::Text(frame.into()))).await
 }
 
 async fn finish(app: &App, mut ws: Ws, end: End) {
@@ -267,7 +304,8 @@ async fn finish(app: &App, mut ws: Ws, end: End) {
             let _ = close(&mut ws, CloseCode::Size, "message too big").await;
             // Read what the client is still sending, so our close frame is not lost to a reset.
             let drain = async {
-                let mut buf = [0u8; 4096];
+                // On the heap: an array here would sit in every socket task's future.
+                let mut buf = vec![0u8; 4096];
                 let mut left: usize = 32 << 20;
                 while let Ok(n @ 1..) = ws.get_mut().read(&mut buf).await {
                     left = left.saturating_sub(n);
@@ -286,18 +324,10 @@ async fn finish(app: &App, mut ws: Ws, end: End) {
         }
         End::Kill(Kill::Abrupt) => {}
         End::Kill(Kill::SlowConsumer) => {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                close(&mut ws, CloseCode::Error, "slow consumer"),
-            )
-            .await;
+            let _ = close(&mut ws, CloseCode::Error, "slow consumer").await;
         }
         End::Kill(Kill::Shutdown) => {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                close(&mut ws, CloseCode::Away, "server shutting down"),
-            )
-            .await;
+            let _ = close(&mut ws, CloseCode::Away, "server shutting down").await;
         }
         End::Kill(Kill::TokenExpired { revoked }) => {
             let e = auth::expired_error(app, revoked);
@@ -307,12 +337,13 @@ async fn finish(app: &App, mut ws: Ws, end: End) {
     }
 }
 
+/// Sends a close frame, giving up after `CLOSE_TIMEOUT`.
 async fn close(ws: &mut Ws, code: CloseCode, reason: &'static str) -> Result<(), WsError> {
-    ws.send(Message::Close(Some(CloseFrame {
+    let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
-    })))
-    .await
+    };
+    timed(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await
 }
 
 /// One error frame, then close 1000 (or a TCP drop under `error_close_1006`).

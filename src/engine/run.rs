@@ -157,7 +157,8 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     spawn_ctrl_c(root.clone(), stop_reason.clone());
 
     let fault = target.is_mock.then(|| super::fault::FaultClient::new(&target));
-    let ctx = super::users::context(&scenario, &target, recorder.clone(), start, shard).await?;
+    let observer = super::users::observer(&scenario);
+    let ctx = super::users::context(&scenario, &target, recorder.clone(), start, shard, Some(observer.clone())).await?;
     let (actions, _) = tokio::sync::broadcast::channel(64);
 
     // The scheduler-lag probe and the 1 s collector.
@@ -284,7 +285,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         f.reset().await;
     }
     let marks = marks.lock().map(|m| m.clone()).unwrap_or_default();
-    let conformance = None;
+    let conformance = Some(crate::report::build::conformance_json(&observer.summary(), scenario.conformance.strict));
     let stop_reason = stop_reason.lock().map(|g| g.clone()).unwrap_or(None);
     Ok(RunOutput {
         metrics,

@@ -79,6 +79,36 @@ pub fn spec(scenario: &Scenario, index: u32, intended: Option<Instant>) -> UserS
     }
 }
 
+/// Feeds what users observe into the conformance rules watched during a load run.
+struct Watch(crate::conformance::Observer);
+
+impl user::UserObserver for Watch {
+    fn on_connected(&self, user: u32, _transport: user::Transport, connection_id: &str) {
+        self.0.user_connected(user, connection_id);
+    }
+    fn on_event(&self, user: u32, event: &chatstorm_protocol::ServerEvent) {
+        self.0.user_event(user, event);
+    }
+    fn on_leak(&self, leak: user::Leak) {
+        self.0.receipt(leak.kind == user::delivery::Kind::Typing, leak.sender, leak.receiver, true);
+    }
+    fn on_rest(&self, user: u32, _endpoint: crate::metrics::RestEndpoint, status: Option<u16>, code: Option<i32>) {
+        self.0.user_rest(user, status, code);
+    }
+    fn on_connect_error(&self, user: u32, code: i32, close: Option<u16>) {
+        self.0.user_connect_error(user, code, close);
+    }
+}
+
+/// The conformance observer of a run: the scenario's watched rules, per-user state for its users.
+pub fn observer(scenario: &Scenario) -> crate::conformance::Observer {
+    let health = match &scenario.target {
+        crate::scenario::TargetSpec::Embedded(m) => m.health_interval,
+        crate::scenario::TargetSpec::Remote(_) => std::time::Duration::from_secs(30),
+    };
+    crate::conformance::Observer::for_run(&scenario.conformance.watch, scenario.users.count as usize, health)
+}
+
 /// The context shared by every user of this process.
 ///
 /// # Errors
@@ -89,11 +119,12 @@ pub async fn context(
     recorder: Recorder,
     start: Instant,
     shard: u32,
+    observer: Option<crate::conformance::Observer>,
 ) -> anyhow::Result<Arc<UserCtx>> {
     let ids: Vec<String> = (0..scenario.users.count).map(|i| scenario.users.id.id(i)).collect();
     let deliveries = DeliveryTracker::new(&ids, &channel_cids(scenario));
     let sources = crate::sys::source_addresses(scenario.users.count as u32, 1 + (shard as u8).saturating_mul(4)).len();
-    let observer = None;
+    let observer = observer.map(|o| Arc::new(Watch(o)) as Arc<dyn user::UserObserver>);
     Ok(Arc::new(UserCtx {
         target: target.clone(),
         recorder,

@@ -306,3 +306,38 @@ pub fn reevaluate_thresholds(summary: &mut RunSummary) {
         })
         .collect();
 }
+
+/// The conformance rules watched during a load run, in the shape every renderer reads:
+/// `{"failed": n, "rules": [{"id", "section", "requirement", "verdict", "observed", "failures", "evidence"}]}`.
+/// A rule fails the run when it saw a failure and is strict (or `strict` is asked for).
+pub fn conformance_json(s: &crate::conformance::ObserverSummary, strict: bool) -> serde_json::Value {
+    let table = crate::conformance::rules();
+    let mut failed = 0u64;
+    let rules: Vec<serde_json::Value> = s
+        .rules
+        .iter()
+        .map(|r| {
+            let rule = table.iter().find(|t| t.id == r.id);
+            let counts = r.strictness == crate::conformance::Strictness::Strict || strict;
+            let verdict = match (r.failures, counts) {
+                (0, _) => "passed",
+                (_, true) => "failed",
+                (_, false) => "non-strict failure",
+            };
+            if verdict == "failed" {
+                failed += 1;
+            }
+            serde_json::json!({
+                "id": r.id,
+                "section": rule.map_or("", |t| t.section),
+                "requirement": rule.map_or("", |t| t.requirement),
+                "verdict": verdict,
+                "observed": r.checks,
+                "failures": r.failures,
+                "evidence": r.first_failure,
+                "reason": if r.failures > 0 { format!("{} of {} observations failed", r.failures, r.checks) } else { String::new() },
+            })
+        })
+        .collect();
+    serde_json::json!({"failed": failed, "rules": rules})
+}

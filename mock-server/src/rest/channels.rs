@@ -80,7 +80,10 @@ pub fn query_channels(app: &App, req: &Req, caller: &Caller) -> Outcome {
             .map(|c| c.cid.clone())
             .collect()
     };
-    if let Some(conn) = &watch_conn {
+    if let Some(conn) = watch_conn
+        .as_ref()
+        .filter(|_| !app.violation(Violation::RecoverWatchIgnored))
+    {
         for cid in &cids {
             app.watch(conn, cid);
         }

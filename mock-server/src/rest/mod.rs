@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::auth::{self, ApiError, Caller};
 use crate::conn::{Conn, ConnId};
-use crate::http::{Req, Resp, error, ok};
+use crate::fault::Violation;
+use crate::http::{Req, Resp, error, json_response, ok};
 use crate::ratelimit::Verdict;
 use crate::stats::Stats;
 use crate::wire::{self, code};
@@ -54,10 +55,13 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
     let verdict = app.rate.check(rate_key, endpoint, wire::now_unix());
     if verdict.is_some_and(|v| !v.allowed) {
         Stats::bump(&app.stats.rate_limited);
-        let e = ApiError::new(
-            code::RATE_LIMIT,
-            "Too many requests, check response headers for more information.",
-        );
+        let detail = "Too many requests, check response headers for more information.";
+        if app.violation(Violation::RateLimitWrongCode) {
+            let mut body = wire::error_body(code::INPUT, op, detail, false);
+            body["StatusCode"] = json!(429);
+            return (json_response(429, body.to_string()), verdict);
+        }
+        let e = ApiError::new(code::RATE_LIMIT, detail);
         return (error(app, op, &e), verdict);
     }
     let outcome = match (m, segs.as_slice()) {

@@ -286,7 +286,8 @@ async fn expiry_kick_sends_code_40_then_close_1000_and_keep_does_not() {
         ..config()
     })
     .await;
-    let tok = token(json!({"user_id": "exp", "exp": now() + 2}));
+    // Whole seconds: an exp one second ahead may be only milliseconds away.
+    let tok = token(json!({"user_id": "exp", "exp": now() + 3}));
     let mut ws = open(&kick, &connect_query("exp", &tok, json!({"id": "exp"})), &[]).await;
     assert_eq!(next_json(&mut ws).await["type"], "health.check");
     let e = expect_rejected(&mut ws, 40).await;
@@ -302,10 +303,13 @@ async fn expiry_kick_sends_code_40_then_close_1000_and_keep_does_not() {
     kick.shutdown().await;
 
     let keep = start().await;
-    let tok = token(json!({"user_id": "exp", "exp": now() + 1}));
+    let exp = now() + 3;
+    let tok = token(json!({"user_id": "exp", "exp": exp}));
     let mut ws = open(&keep, &connect_query("exp", &tok, json!({"id": "exp"})), &[]).await;
     assert_eq!(next_json(&mut ws).await["type"], "health.check");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    while now() <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     send_text(&mut ws, r#"{"type":"health.check"}"#).await;
     assert_eq!(
         next_json(&mut ws).await["type"],

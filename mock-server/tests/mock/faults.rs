@@ -44,7 +44,10 @@ async fn the_fault_api_needs_the_secret_and_validates_bodies() {
     .await;
     assert_eq!(r.status, 401);
     let r = fault(&h, "GET", "/_fault/violations", json!(null)).await;
-    assert_eq!(r.body["available"].as_array().map(Vec::len), Some(17));
+    assert_eq!(
+        r.body["available"].as_array().map(Vec::len),
+        Some(chatstorm_mock::Violation::ALL.len())
+    );
     assert_eq!(r.body["enabled"], json!([]));
     let r = fault(&h, "POST", "/_fault/violations", json!({"enable": ["no_such_thing"]})).await;
     assert_eq!(r.status, 400);
@@ -311,5 +314,38 @@ async fn health_violations_silence_replies_and_slow_the_interval() {
     assert_eq!(tick["type"], "health.check");
     assert!(t0.elapsed() >= Duration::from_millis(800), "the interval doubled");
     let _: Value = tick;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let cfg = chatstorm_mock::MockConfig {
+        outbox_limit: 100_000,
+        write_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let h = start_with(cfg).await;
+    let (_stuck, _) = watcher(&h, "stuck", "wt", &["stuck"]).await;
+    let pad = "x".repeat(60_000);
+    let deadline = Instant::now() + WAIT;
+    // Loopback buffers hold a few MB; keep sending until the writer stalls and gives up.
+    while h.control.stats().dropped_slow_consumers == 0 {
+        assert!(Instant::now() < deadline, "a stalled writer was never dropped");
+        let r = rest(
+            &h,
+            "POST",
+            "/channels/messaging/wt/event",
+            "sender",
+            None,
+            json!({"event": {"type": "big", "pad": pad}}),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    let deadline = Instant::now() + WAIT;
+    while h.control.stats().live_connections > 0 {
+        assert!(Instant::now() < deadline, "the stuck socket was not released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     h.shutdown().await;
 }

@@ -1,0 +1,433 @@
+//! The same rules watched during load runs. Simulated users report what they observe to a shared
+//! [`Observer`]; each observation is one relaxed atomic increment (two on failure), and only the
+//! first failure of each rule takes a mutex, to keep its evidence. `summary.json` gets per-rule
+//! counts: "under 20,000 users, PRIVACY-TYPING-OFF failed 3 times".
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chatstorm_protocol::ErrorBody;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::client::{event_type, one_line};
+use super::suite::glob_match;
+use super::{Strictness, rules};
+
+/// The first failure of a rule seen during a load run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedFailure {
+    /// Milliseconds since the observer was created (≈ run start).
+    pub at_ms: u64,
+    /// The simulated user that saw it.
+    pub user: String,
+    /// What the rule required.
+    pub expected: String,
+    /// What the user saw.
+    pub received: String,
+}
+
+/// Per-rule counts for `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleCount {
+    /// Rule id.
+    pub id: &'static str,
+    /// Strict or non-strict.
+    pub strictness: Strictness,
+    /// Observations checked against the rule.
+    pub checks: u64,
+    /// Observations that violated it.
+    pub failures: u64,
+    /// Evidence of the first violation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<ObservedFailure>,
+}
+
+/// Everything the observer saw, rules with no observation left out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObserverSummary {
+    /// Rules with at least one observation, in table order.
+    pub rules: Vec<RuleCount>,
+}
+
+impl ObserverSummary {
+    /// One line per violated rule, e.g. `PRIVACY-TYPING-OFF failed 3 of 1200 checks`.
+    pub fn lines(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|r| r.failures > 0)
+            .map(|r| format!("{} failed {} of {} checks", r.id, r.failures, r.checks))
+            .collect()
+    }
+
+    /// Whether a strict rule (or with `strict` any rule) was violated.
+    pub fn failed(&self, strict: bool) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.failures > 0 && (strict || r.strictness == Strictness::Strict))
+    }
+}
+
+struct Slot {
+    checks: AtomicU64,
+    failures: AtomicU64,
+    first: Mutex<Option<ObservedFailure>>,
+}
+
+struct Inner {
+    start: Instant,
+    index: HashMap<&'static str, usize>,
+    slots: Vec<Slot>,
+    watched: Vec<bool>,
+    /// Per simulated user (by index), for checks that compare with the user's past.
+    pub(super) users: Vec<super::observer_hooks::UserState>,
+    /// The server health interval the run expects.
+    pub(super) health_interval: Duration,
+}
+
+/// Shared rule counters for a load run (clone freely: one `Arc`).
+#[derive(Clone)]
+pub struct Observer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer").finish_non_exhaustive()
+    }
+}
+
+/// Which client health check an answer was awaited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthForm {
+    /// A JSON object (Android, Flutter, Unity).
+    Object,
+    /// A JSON array (JS).
+    Array,
+    /// A ping control frame (Swift).
+    Ping,
+}
+
+impl Observer {
+    /// An observer watching the rules matching `watch` (globs; empty = every rule).
+    pub fn new(watch: &[String]) -> Self {
+        Self::for_run(watch, 0, Duration::from_secs(30))
+    }
+
+    /// An observer that also keeps per-user state for `users` simulated users (indices
+    /// `0..users`), enabling the index-based hooks in `observer_hooks.rs`.
+    pub fn for_run(watch: &[String], users: usize, health_interval: Duration) -> Self {
+        let all = rules();
+        let index = all.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+        let slots = all
+            .iter()
+            .map(|_| Slot {
+                checks: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                first: Mutex::new(None),
+            })
+            .collect();
+        let watched = all
+            .iter()
+            .map(|r| watch.is_empty() || watch.iter().any(|g| glob_match(g, r.id)))
+            .collect();
+        let users = (0..users)
+            .map(|_| super::observer_hooks::UserState::default())
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                start: Instant::now(),
+                index,
+                slots,
+                watched,
+                users,
+                health_interval,
+            }),
+        }
+    }
+
+    /// Records one check of rule `id`; `received` is built only on failure.
+    pub fn check(&self, id: &str, ok: bool, user: &str, expected: &str, received: impl FnOnce() -> String) {
+        let Some(&i) = self.inner.index.get(id) else { return };
+        if !self.inner.watched[i] {
+            return;
+        }
+        let slot = &self.inner.slots[i];
+        slot.checks.fetch_add(1, Relaxed);
+        if ok {
+            return;
+        }
+        if slot.failures.fetch_add(1, Relaxed) == 0 {
+            let f = ObservedFailure {
+                at_ms: u64::try_from(self.inner.start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                user: user.to_owned(),
+                expected: expected.to_owned(),
+                received: received(),
+            };
+            let mut first = slot.first.lock().unwrap_or_else(|e| e.into_inner());
+            if first.is_none() {
+                *first = Some(f);
+            }
+        }
+    }
+
+    /// The first frame of a WebSocket connect (or the long-poll connect's `event`): a
+    /// `health.check` with `connection_id` and `me` (CONN-FIRST-FRAME, CONN-ME,
+    /// CONN-ME-PRIVACY when `sent_privacy` gives the `(typing, read)` the user connected with);
+    /// an error frame is checked for a full body (ERROR-FRAME-BODY).
+    pub fn first_frame(&self, user: &str, frame: &Value, sent_privacy: Option<(bool, bool)>) {
+        if let Some(err) = frame.get("error").filter(|e| e.is_object()) {
+            self.error_body(user, err, None);
+            return;
+        }
+        let is_hc = event_type(frame) == Some("health.check")
+            && frame
+                .get("connection_id")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty());
+        let show = || one_line(&frame.to_string(), 400);
+        self.check(
+            "CONN-FIRST-FRAME",
+            is_hc,
+            user,
+            "a health.check with a connection_id",
+            show,
+        );
+        let me = frame.get("me");
+        self.check(
+            "CONN-ME",
+            me.is_some_and(|m| m.get("id").and_then(Value::as_str) == Some(user)),
+            user,
+            "me with the user's id",
+            show,
+        );
+        if let (Some((typing, read)), Some(m)) = (sent_privacy, me) {
+            let got = |p: &str| m.pointer(p).and_then(Value::as_bool).unwrap_or(true);
+            let ok = got("/privacy_settings/typing_indicators/enabled") == typing
+                && got("/privacy_settings/read_receipts/enabled") == read;
+            self.check(
+                "CONN-ME-PRIVACY",
+                ok,
+                user,
+                "me.privacy_settings as sent in user_details",
+                show,
+            );
+        }
+    }
+
+    /// A typing event from `sender` reached `receiver`; `sender_typing_enabled` is the sender's
+    /// setting at the time (PRIVACY-TYPING-OFF).
+    pub fn typing_received(&self, receiver: &str, sender: &str, sender_typing_enabled: bool) {
+        let ok = sender_typing_enabled || receiver == sender;
+        self.check(
+            "PRIVACY-TYPING-OFF",
+            ok,
+            receiver,
+            "no typing events from users with typing indicators off",
+            || format!("typing event from {sender}, whose typing indicators are off"),
+        );
+    }
+
+    /// A `message.read` from `reader` reached `receiver` (PRIVACY-READ-OFF).
+    pub fn read_received(&self, receiver: &str, reader: &str, reader_read_enabled: bool) {
+        let ok = reader_read_enabled || receiver == reader;
+        self.check(
+            "PRIVACY-READ-OFF",
+            ok,
+            receiver,
+            "no message.read from users with read receipts off",
+            || format!("message.read from {reader}, whose read receipts are off"),
+        );
+    }
+
+    /// An error body, from HTTP (`http_status` given) or an error frame (ERROR-HTTP-BODY,
+    /// ERROR-FRAME-BODY; RATE-429-CODE-9 for a 429).
+    pub fn error_body(&self, user: &str, raw: &Value, http_status: Option<u16>) {
+        let missing = ErrorBody::missing_fields(raw);
+        let show = || format!("{} (missing {missing:?})", one_line(&raw.to_string(), 400));
+        match http_status {
+            None => self.check(
+                "ERROR-FRAME-BODY",
+                missing.is_empty(),
+                user,
+                "a full error object",
+                show,
+            ),
+            Some(s) => {
+                let ok = missing.is_empty() && raw.get("StatusCode").and_then(Value::as_u64) == Some(u64::from(s));
+                self.check(
+                    "ERROR-HTTP-BODY",
+                    ok,
+                    user,
+                    "a full error body, StatusCode = HTTP status",
+                    show,
+                );
+                if s == 429 {
+                    let ok = raw.get("code").and_then(Value::as_i64) == Some(9);
+                    self.check("RATE-429-CODE-9", ok, user, "code 9 on HTTP 429", show);
+                }
+            }
+        }
+    }
+
+    /// The time between two server `health.check`s on one socket (HEALTH-INTERVAL).
+    pub fn health_gap(&self, user: &str, gap: Duration, interval: Duration) {
+        let limit = interval.mul_f64(1.5);
+        self.check(
+            "HEALTH-INTERVAL",
+            gap <= limit,
+            user,
+            "health.check at most 1.5 × the interval apart",
+            || format!("{gap:?} between health checks (interval {interval:?})"),
+        );
+    }
+
+    /// Whether a client health check (or ping) was answered within the client's window.
+    pub fn health_reply(&self, user: &str, form: HealthForm, answered: bool) {
+        let id = match form {
+            HealthForm::Object => "HEALTH-REPLY-OBJECT",
+            HealthForm::Array => "HEALTH-REPLY-ARRAY",
+            HealthForm::Ping => "HEALTH-PING-REPLY",
+        };
+        self.check(
+            id,
+            answered,
+            user,
+            "a health.check answering the client's health check",
+            || "no answer".to_owned(),
+        );
+    }
+
+    /// A reconnect completed (RECONNECT-NEW-CONNECTION-ID).
+    pub fn reconnected(&self, user: &str, old_connection_id: &str, new_connection_id: &str) {
+        self.check(
+            "RECONNECT-NEW-CONNECTION-ID",
+            old_connection_id != new_connection_id,
+            user,
+            "a new connection_id",
+            || format!("connection_id {new_connection_id} reused"),
+        );
+    }
+
+    /// The close that followed an error frame (RECONNECT-ERROR-CLOSE-1000); `None` = TCP drop.
+    pub fn close_after_error(&self, user: &str, close_code: Option<u16>) {
+        self.check(
+            "RECONNECT-ERROR-CLOSE-1000",
+            close_code == Some(1000),
+            user,
+            "close 1000 after an error frame",
+            || close_code.map_or("a drop without close frame (1006)".to_owned(), |c| format!("close {c}")),
+        );
+    }
+
+    /// An auth error for a token the user knows is expired (AUTH-EXPIRED-40).
+    pub fn expired_token_code(&self, user: &str, code: i64) {
+        self.check(
+            "AUTH-EXPIRED-40",
+            code == 40,
+            user,
+            "code 40 for an expired token",
+            || format!("code {code}"),
+        );
+    }
+
+    /// One long-poll batch: `created_at` must not go backwards (LONGPOLL-ORDER).
+    pub fn longpoll_batch(&self, user: &str, events: &[Value]) {
+        let times: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e.get("created_at").and_then(Value::as_str))
+            .collect();
+        // RFC 3339 with a fixed-width UTC format sorts as text.
+        let ok = times.windows(2).all(|w| w[0] <= w[1]);
+        self.check("LONGPOLL-ORDER", ok, user, "events in order of created_at", || {
+            format!("created_at sequence {times:?}")
+        });
+    }
+
+    /// The per-user state of `user`, when the observer was built with it.
+    pub(super) fn user_state(&self, user: u32) -> Option<&super::observer_hooks::UserState> {
+        self.inner.users.get(usize::try_from(user).ok()?)
+    }
+
+    /// The health interval the run expects.
+    pub(super) fn health_interval(&self) -> Duration {
+        self.inner.health_interval
+    }
+
+    /// Milliseconds since the observer was created.
+    pub(super) fn now_ms(&self) -> u64 {
+        u64::try_from(self.inner.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Counts so far.
+    pub fn summary(&self) -> ObserverSummary {
+        let rules = rules()
+            .iter()
+            .zip(&self.inner.slots)
+            .filter(|(_, s)| s.checks.load(Relaxed) > 0)
+            .map(|(r, s)| RuleCount {
+                id: r.id,
+                strictness: r.strictness,
+                checks: s.checks.load(Relaxed),
+                failures: s.failures.load(Relaxed),
+                first_failure: s.first.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            })
+            .collect();
+        ObserverSummary { rules }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn counts_checks_and_keeps_first_failure() {
+        let o = Observer::new(&[]);
+        o.typing_received("b", "a", true);
+        o.typing_received("b", "a", false);
+        o.typing_received("c", "a", false);
+        o.typing_received("a", "a", false);
+        let s = o.summary();
+        let r = s.rules.iter().find(|r| r.id == "PRIVACY-TYPING-OFF").unwrap();
+        assert_eq!((r.checks, r.failures), (4, 2));
+        assert_eq!(r.first_failure.as_ref().unwrap().user, "b");
+        assert_eq!(s.lines(), vec!["PRIVACY-TYPING-OFF failed 2 of 4 checks"]);
+        assert!(s.failed(false));
+    }
+
+    #[test]
+    fn watch_globs_limit_rules_and_error_bodies_are_checked() {
+        let o = Observer::new(&["ERROR-*".to_owned()]);
+        o.typing_received("b", "a", false);
+        o.error_body("u", &json!({"code": 4, "message": "m"}), Some(400));
+        o.first_frame("u", &json!({"error": {"code": 5}}), None);
+        let s = o.summary();
+        assert!(s.rules.iter().all(|r| r.id.starts_with("ERROR-")));
+        assert_eq!(s.rules.len(), 2);
+    }
+
+    #[test]
+    fn first_frame_and_longpoll_order() {
+        let o = Observer::new(&[]);
+        let hc = json!({"type":"health.check","connection_id":"c1","me":{"id":"u","privacy_settings":{"typing_indicators":{"enabled":false}}}});
+        o.first_frame("u", &hc, Some((false, true)));
+        o.longpoll_batch(
+            "u",
+            &[
+                json!({"created_at":"2026-01-01T00:00:02Z"}),
+                json!({"created_at":"2026-01-01T00:00:01Z"}),
+            ],
+        );
+        let s = o.summary();
+        assert!(
+            !s.failed(true) || s.lines() == vec!["LONGPOLL-ORDER failed 1 of 1 checks"],
+            "{:?}",
+            s.lines()
+        );
+        assert_eq!(s.lines(), vec!["LONGPOLL-ORDER failed 1 of 1 checks"]);
+    }
+}

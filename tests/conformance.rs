@@ -1,0 +1,126 @@
+//! Conformance suite tests: the whole suite passes against the mock with no violation on, and
+//! every rule is shown to fail against a server that violates it (a mock violation switch, a
+//! mock misconfiguration, or a tiny scripted misbehaving peer), with evidence.
+
+mod conformance {
+    pub mod common;
+    pub mod peer;
+    pub mod token_endpoint;
+    pub mod violations;
+}
+
+use std::time::{Duration, Instant};
+
+use chatstorm::conformance::{SuiteOptions, Verdict, embedded_mock_config, run_embedded, run_suite};
+use chatstorm::target::{Target, TargetAuth};
+use conformance::common::{mock_target, start_mock, suite_options};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_suite_passes_against_the_embedded_mock_with_no_violation() {
+    let started = Instant::now();
+    let report = run_embedded(&suite_options()).await.expect("embedded mock starts");
+    let took = started.elapsed();
+    let mut console = Vec::new();
+    report.write_console(&mut console).unwrap();
+    let console = String::from_utf8_lossy(&console);
+    let bad: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| !matches!(r.verdict, Verdict::Passed))
+        .map(|r| r.id)
+        .collect();
+    assert!(bad.is_empty(), "not passed: {bad:?}\n{console}");
+    assert!(!report.exit_failed(true));
+    assert!(took < Duration::from_secs(60), "suite took {took:?}");
+    eprintln!("{console}");
+    let mut junit = Vec::new();
+    report.write_junit(&mut junit).unwrap();
+    let junit = String::from_utf8(junit).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), report.results.len());
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["results"].as_array().unwrap().len(), report.results.len());
+    assert_eq!(json["results"][0]["verdict"], "passed");
+}
+
+/// Forged-token cases need the secret; against a token endpoint they are skipped with the
+/// reason, and everything else still passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint_target_skips_forged_token_cases() {
+    let mock = start_mock(|_| {}).await;
+    let endpoint = conformance::token_endpoint::start(embedded_mock_config().secret.into_bytes()).await;
+    let target = Target::new(
+        mock.base_url().parse().unwrap(),
+        embedded_mock_config().api_key,
+        TargetAuth::TokenEndpoint(endpoint.parse().unwrap()),
+        None,
+    )
+    .unwrap();
+    let report = run_suite(&target, &suite_options()).await;
+    let skipped: Vec<_> = report
+        .results
+        .iter()
+        .filter_map(|r| match &r.verdict {
+            Verdict::Skipped { reason } => {
+                assert!(reason.contains("token endpoint"), "{}: {reason}", r.id);
+                Some(r.id)
+            }
+            Verdict::Passed => None,
+            v => panic!("{}: {v:?} {:#?}", r.id, r.evidence),
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "AUTH-EXPIRED-40",
+            "AUTH-NOT-YET-VALID-41",
+            "AUTH-IAT-FUTURE-42",
+            "AUTH-REFRESH-40",
+            "AUTH-STATIC-40-FATAL",
+            "AUTH-REST-401-40"
+        ]
+    );
+    assert!(!report.exit_failed(true));
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_globs_select_rules_and_rate_rules_skip_when_the_target_does_not_limit() {
+    let mock = start_mock(|c| c.rate_limit = None).await;
+    let target = mock_target(&mock);
+    let opts = SuiteOptions {
+        only: vec!["rate-*".into(), "AUTH-EXPIRED-40".into()],
+        rate_probe: 30,
+        ..suite_options()
+    };
+    let report = run_suite(&target, &opts).await;
+    let ids: Vec<_> = report.results.iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["AUTH-EXPIRED-40", "RATE-429-CODE-9", "RATE-HEADERS"]);
+    assert_eq!(report.result("AUTH-EXPIRED-40").unwrap().verdict, Verdict::Passed);
+    for id in ["RATE-429-CODE-9", "RATE-HEADERS"] {
+        match &report.result(id).unwrap().verdict {
+            Verdict::Skipped { reason } => assert!(reason.contains("did not rate-limit within 30"), "{reason}"),
+            v => panic!("{id}: {v:?}"),
+        }
+    }
+    assert!(!report.exit_failed(true));
+    mock.shutdown().await;
+}
+
+/// A case that hangs past its timeout fails with "timed out" and keeps the wire log so far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_case_fails_at_its_timeout_with_the_wire_log() {
+    let peer = conformance::peer::start(conformance::peer::Behaviour::NoCloseEcho).await;
+    let opts = SuiteOptions {
+        timeout_per_case: Duration::from_millis(1500),
+        ..suite_options()
+    };
+    let started = Instant::now();
+    let r = chatstorm::conformance::run_rule(&peer.target(), "DISCONNECT-CLOSE-1000", &opts)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(r.verdict, Verdict::Failed);
+    let e = r.evidence.unwrap();
+    assert_eq!(e.received, "timed out");
+    assert!(e.wire_log.iter().any(|l| l.kind == "ws-close"), "{:#?}", e.wire_log);
+}

@@ -182,11 +182,38 @@ pub fn write_outputs(summary: &report::summary::RunSummary, dir: &Path, formats:
 
 /// `chatstorm conform`.
 pub async fn conform(args: ConformArgs) -> Outcome {
-    let _ = args;
-    fail(
-        Outcome::InvalidConfig,
-        "the conformance suite is not part of this build yet",
-    )
+    let target = match target_from_args(&args.target) {
+        Ok(t) => t,
+        Err(e) => return fail(Outcome::InvalidConfig, e),
+    };
+    let dir = match out_dir(args.out.as_deref(), "conform") {
+        Ok(d) => d,
+        Err(e) => return fail(Outcome::InvalidConfig, e),
+    };
+    let opts = crate::conformance::embedded_suite_options(args.only.clone(), args.strict);
+    let report = match &target {
+        None => match crate::conformance::run_embedded(&opts).await {
+            Ok(r) => r,
+            Err(e) => return fail(Outcome::Unreachable, format!("cannot start the embedded mock: {e}")),
+        },
+        Some(t) => {
+            if let Err(e) = crate::engine::probe::reachable(t).await {
+                return fail(Outcome::Unreachable, format!("target unreachable: {e}"));
+            }
+            let opts = crate::conformance::SuiteOptions { health_interval: std::time::Duration::from_secs(30), ..opts };
+            crate::conformance::run_suite(t, &opts).await
+        }
+    };
+    let _ = report.write_console(&mut std::io::stdout().lock());
+    match report.write_to_dir(&dir) {
+        Ok(files) => println!(
+            "results: {} ({})",
+            dir.display(),
+            files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>().join(", ")
+        ),
+        Err(e) => eprintln!("chatstorm: cannot write the results into {}: {e}", dir.display()),
+    }
+    if report.exit_failed(args.strict) { Outcome::ConformanceFailed } else { Outcome::Passed }
 }
 
 /// `chatstorm report`.

@@ -118,3 +118,28 @@ async fn capacity_ramp_runs_its_steps() {
     assert!(counter(&r, "connects") > 0);
     assert_eq!(r.thresholds.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_leaks_typing_is_caught() {
+    // The same privacy scenario against a mock told to ignore typing privacy: the users must count
+    // the leaks (the check above can fail).
+    let config = chatstorm::conformance::embedded_mock_config();
+    let mock = chatstorm_mock::start(config.clone()).await.unwrap();
+    mock.control.set_violation(chatstorm_mock::Violation::TypingIgnoresPrivacy, true);
+    let target = chatstorm::conformance::mock_target(&mock.base_url(), &config).unwrap();
+    let s = shipped("privacy.yaml").with_users(60).unwrap().with_time_scale(0.4).unwrap();
+    let _turn = turn().lock().await;
+    let dir = out("privacy-leak");
+    let r = run_scenario(s, Some(target), dir.clone()).await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    mock.shutdown().await;
+    assert!(counter(&r, "privacy_leaks") > 0, "{:?}", r.metrics.counters);
+    let rules = r.conformance.as_ref().and_then(|c| c.get("rules")).and_then(|r| r.as_array()).cloned().unwrap_or_default();
+    assert!(
+        rules.iter().any(|rule| rule["id"].as_str().is_some_and(|id| id.starts_with("PRIVACY")) && rule["verdict"] == "failed"),
+        "the load-run observer turns the leak into a failed PRIVACY rule: {rules:?}"
+    );
+    // Exit 3 on a quiet machine; a saturated generator (exit 4) outranks it, so check the reason.
+    assert!(r.verdict.exit_code >= 3, "{:?}", r.verdict);
+    assert!(r.verdict.reasons.iter().any(|x| x.contains("conformance")), "{:?}", r.verdict);
+}

@@ -154,3 +154,30 @@ async fn a_dead_target_fails_every_case_quickly_without_panics() {
         }
     }
 }
+
+/// The long-poll fallback is opt-in: a target answering 404 on `/longpoll` gets the LONGPOLL rules
+/// skipped, not failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn longpoll_rules_skip_when_the_target_does_not_serve_longpoll() {
+    let base = conformance::token_endpoint::start_not_found().await;
+    let secret = b"s".to_vec();
+    let target = Target::new(
+        base.parse().unwrap(),
+        "k".into(),
+        TargetAuth::Secret(secret.clone()),
+        Some(secret),
+    )
+    .unwrap();
+    let opts = SuiteOptions {
+        only: vec!["LONGPOLL-*".into()],
+        ..suite_options()
+    };
+    let report = run_suite(&target, &opts).await;
+    assert_eq!(report.results.len(), 4);
+    for r in &report.results {
+        match &r.verdict {
+            Verdict::Skipped { reason } => assert!(reason.contains("does not serve /longpoll"), "{reason}"),
+            v => panic!("{}: {v:?} {:?}", r.id, r.evidence),
+        }
+    }
+}

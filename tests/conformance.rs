@@ -124,3 +124,60 @@ async fn a_hanging_case_fails_at_its_timeout_with_the_wire_log() {
     assert_eq!(e.received, "timed out");
     assert!(e.wire_log.iter().any(|l| l.kind == "ws-close"), "{:#?}", e.wire_log);
 }
+
+/// Against a port where nothing listens every case fails fast with evidence (none panics,
+/// none hangs), and the run fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_target_fails_every_case_quickly_without_panics() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let secret = b"s".to_vec();
+    let target = Target::new(
+        format!("http://127.0.0.1:{port}").parse().unwrap(),
+        "k".into(),
+        TargetAuth::Secret(secret.clone()),
+        Some(secret),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let report = run_suite(&target, &suite_options()).await;
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(report.exit_failed(false));
+    for r in &report.results {
+        match (&r.verdict, &r.evidence) {
+            (Verdict::Failed | Verdict::NonStrictFailure, Some(e)) => {
+                assert!(!e.received.is_empty() && e.received != "timed out", "{}: {e:?}", r.id)
+            }
+            (v, e) => panic!("{}: {v:?} {e:?}", r.id),
+        }
+    }
+}
+
+/// The long-poll fallback is opt-in: a target answering 404 on `/longpoll` gets the LONGPOLL rules
+/// skipped, not failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn longpoll_rules_skip_when_the_target_does_not_serve_longpoll() {
+    let base = conformance::token_endpoint::start_not_found().await;
+    let secret = b"s".to_vec();
+    let target = Target::new(
+        base.parse().unwrap(),
+        "k".into(),
+        TargetAuth::Secret(secret.clone()),
+        Some(secret),
+    )
+    .unwrap();
+    let opts = SuiteOptions {
+        only: vec!["LONGPOLL-*".into()],
+        ..suite_options()
+    };
+    let report = run_suite(&target, &opts).await;
+    assert_eq!(report.results.len(), 4);
+    for r in &report.results {
+        match &r.verdict {
+            Verdict::Skipped { reason } => assert!(reason.contains("does not serve /longpoll"), "{reason}"),
+            v => panic!("{}: {v:?} {:?}", r.id, r.evidence),
+        }
+    }
+}

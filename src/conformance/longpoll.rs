@@ -27,7 +27,7 @@ impl ScriptedUser {
         let json = serde_json::to_string(&payload).unwrap_or_default();
         let q: String = form_urlencoded::byte_serialize(json.as_bytes()).collect();
         self.connection_id = None;
-        let r = self.rest("GET", &format!("/longpoll?json={q}"), None).await?;
+        let r = not_served(self.rest("GET", &format!("/longpoll?json={q}"), None).await?)?;
         self.connection_id = r
             .json
             .as_ref()
@@ -44,6 +44,18 @@ impl ScriptedUser {
     pub async fn poll(&self) -> Result<HttpReply, CaseError> {
         self.rest("GET", "/longpoll", None).await
     }
+}
+
+/// The long-poll fallback is opt-in per app (§4): a target answering 404 does not serve it, and
+/// the LONGPOLL rules are skipped rather than failed.
+fn not_served(r: HttpReply) -> Result<HttpReply, CaseError> {
+    if r.status == 404 {
+        return Err(CaseError::Skip(format!(
+            "the target does not serve /longpoll (the fallback is opt-in, PROTOCOL.md §4): {}",
+            r.summary()
+        )));
+    }
+    Ok(r)
 }
 
 /// LONGPOLL-CONNECT: `GET /longpoll?json=…` answers `{"event": <health.check with
@@ -122,7 +134,10 @@ pub async fn close(ctx: Arc<CaseCtx>) -> CaseResult {
 /// LONGPOLL-UNKNOWN-46: a poll with an unknown `connection_id` gets HTTP 400 with code 46.
 pub async fn unknown_46(ctx: Arc<CaseCtx>) -> CaseResult {
     let mut u = ctx.user("a").await?;
-    u.connection_id = Some(format!("{}", uuid::Uuid::new_v4()));
+    // A connect first, so a target without long-poll is skipped rather than failed.
+    u.longpoll_connect().await?;
+    u.rest("GET", "/longpoll?close=true", None).await?;
+    u.connection_id = Some(uuid::Uuid::new_v4().to_string());
     let r = u.poll().await?;
     ensure(
         r.status == 400 && r.code() == Some(46),

@@ -37,3 +37,25 @@ pub async fn start(secret: Vec<u8>) -> String {
     });
     format!("http://{addr}/token")
 }
+
+/// An HTTP server answering every request with 404 and a Stream error body (code 16), as a
+/// deployment without the long-poll fallback answers `/longpoll`.
+pub async fn start_not_found() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = service_fn(|_req: Request<hyper::body::Incoming>| async {
+                    let body =
+                        chatstorm_protocol::ErrorBody::new(chatstorm_protocol::ErrorCode(16), "Route", "not found");
+                    let mut resp = Response::new(Full::new(Bytes::from(body.to_json())));
+                    *resp.status_mut() = hyper::StatusCode::NOT_FOUND;
+                    Ok::<_, Infallible>(resp)
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(sock), svc).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}

@@ -4,9 +4,9 @@
 pub mod cli;
 pub mod engine;
 pub mod exit;
+pub mod metrics;
+pub mod scenario;
 pub mod seed;
 pub mod sys;
 pub mod target;
-pub mod scenario;
-pub mod metrics;
 pub mod user;

@@ -118,8 +118,7 @@ impl App {
         let Some(conn) = w.conns.remove(&id) else {
             return;
         };
-        let cids: Vec<Arc<str>> =
-            std::mem::take(&mut *conn.watching.lock().unwrap_or_else(|e| e.into_inner()));
+        let cids: Vec<Arc<str>> = std::mem::take(&mut *conn.watching.lock().unwrap_or_else(|e| e.into_inner()));
         let mut outgoing: Vec<(Vec<Arc<Conn>>, Utf8Bytes)> = Vec::new();
         let user_json = w.user_json(&conn.user);
         for cid in &cids {
@@ -127,29 +126,16 @@ impl App {
                 continue;
             };
             ch.watchers.remove(&id);
-            let still_watching = ch
-                .watchers
-                .iter()
-                .any(|c| w_conn_user_is(&w.conns, *c, &conn.user));
+            let still_watching = ch.watchers.iter().any(|c| w_conn_user_is(&w.conns, *c, &conn.user));
             if still_watching {
                 continue;
             }
             let Some(ch) = w.channels.get(cid) else {
                 continue;
             };
-            let mut ev = wire::channel_event(
-                "user.watching.stop",
-                &ch.cid,
-                &ch.kind,
-                &ch.id,
-                user_json.clone(),
-            );
+            let mut ev = wire::channel_event("user.watching.stop", &ch.cid, &ch.kind, &ch.id, user_json.clone());
             ev.insert("watcher_count".into(), ch.watchers.len().into());
-            let to: Vec<Arc<Conn>> = ch
-                .watchers
-                .iter()
-                .filter_map(|c| w.conns.get(c).cloned())
-                .collect();
+            let to: Vec<Arc<Conn>> = ch.watchers.iter().filter_map(|c| w.conns.get(c).cloned()).collect();
             outgoing.push((to, Value::Object(ev).to_string().into()));
         }
         let last = {
@@ -248,36 +234,18 @@ impl App {
         let Some(ch) = w.channels.get(cid) else {
             return;
         };
-        if ch
-            .watchers
-            .iter()
-            .any(|c| w_conn_user_is(&w.conns, *c, &conn.user))
-        {
+        if ch.watchers.iter().any(|c| w_conn_user_is(&w.conns, *c, &conn.user)) {
             return;
         }
-        let mut ev = wire::channel_event(
-            "user.watching.stop",
-            &ch.cid,
-            &ch.kind,
-            &ch.id,
-            w.user_json(&conn.user),
-        );
+        let mut ev = wire::channel_event("user.watching.stop", &ch.cid, &ch.kind, &ch.id, w.user_json(&conn.user));
         ev.insert("watcher_count".into(), ch.watchers.len().into());
-        let to: Vec<Arc<Conn>> = ch
-            .watchers
-            .iter()
-            .filter_map(|c| w.conns.get(c).cloned())
-            .collect();
+        let to: Vec<Arc<Conn>> = ch.watchers.iter().filter_map(|c| w.conns.get(c).cloned()).collect();
         drop(guard);
         self.deliver(&to, &Value::Object(ev).to_string().into());
     }
 }
 
-fn w_conn_user_is(
-    conns: &std::collections::HashMap<ConnId, Arc<Conn>>,
-    id: ConnId,
-    user: &str,
-) -> bool {
+fn w_conn_user_is(conns: &std::collections::HashMap<ConnId, Arc<Conn>>, id: ConnId, user: &str) -> bool {
     conns.get(&id).is_some_and(|c| &*c.user == user)
 }
 

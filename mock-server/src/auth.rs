@@ -50,10 +50,7 @@ pub fn check_key(app: &App, c: &Credentials) -> Result<(), ApiError> {
             code::ACCESS_KEY,
             format!("api_key not found: \"{}\"", clip(k)),
         )),
-        None => Err(ApiError::new(
-            code::ACCESS_KEY,
-            "api_key is a required query parameter",
-        )),
+        None => Err(ApiError::new(code::ACCESS_KEY, "api_key is a required query parameter")),
     }
 }
 
@@ -65,10 +62,7 @@ pub fn check_type(c: &Credentials) -> Result<(), ApiError> {
             code::AUTH,
             "anonymous users are not supported by chatstorm-mock",
         )),
-        _ => Err(ApiError::new(
-            code::AUTH,
-            "stream-auth-type missing or invalid",
-        )),
+        _ => Err(ApiError::new(code::AUTH, "stream-auth-type missing or invalid")),
     }
 }
 
@@ -77,10 +71,7 @@ pub fn check_token(app: &App, token: Option<&str>, now: i64) -> Result<Claims, A
     let token = match token {
         Some(t) if !t.is_empty() => t,
         _ => {
-            return Err(ApiError::new(
-                code::AUTH,
-                "Authorization missing: a JWT is required",
-            ));
+            return Err(ApiError::new(code::AUTH, "Authorization missing: a JWT is required"));
         }
     };
     let policy = TokenPolicy {
@@ -111,10 +102,7 @@ pub fn expired_error(app: &App, revoked: bool) -> ApiError {
         code::TOKEN_EXPIRED
     };
     if revoked {
-        ApiError::new(
-            c,
-            "This token has been revoked, please generate a new token",
-        )
+        ApiError::new(c, "This token has been revoked, please generate a new token")
     } else {
         ApiError::new(c, "JWTAuth error: token is expired (exp)")
     }
@@ -145,10 +133,7 @@ pub fn rest(app: &App, c: &Credentials) -> Result<Caller, ApiError> {
             ));
         }
     }
-    Ok(Caller {
-        user,
-        server: false,
-    })
+    Ok(Caller { user, server: false })
 }
 
 /// A connect that passed every check.
@@ -165,13 +150,9 @@ pub struct Connecting {
 pub fn connect(app: &App, c: &Credentials, json: Option<&str>) -> Result<Connecting, ApiError> {
     check_key(app, c)?;
     let Some(json) = json else {
-        return Err(ApiError::new(
-            code::INPUT,
-            "json is a required query parameter",
-        ));
+        return Err(ApiError::new(code::INPUT, "json is a required query parameter"));
     };
-    let payload: Value =
-        serde_json::from_str(json).map_err(|_| ApiError::new(code::INPUT, "invalid json data"))?;
+    let payload: Value = serde_json::from_str(json).map_err(|_| ApiError::new(code::INPUT, "invalid json data"))?;
     let Some(obj) = payload.as_object() else {
         return Err(ApiError::new(code::INPUT, "invalid json data"));
     };
@@ -184,18 +165,12 @@ pub fn connect(app: &App, c: &Credentials, json: Option<&str>) -> Result<Connect
     let details = match get_ci(obj, "user_details") {
         Some(Value::Object(m)) => m.clone(),
         _ => {
-            return Err(ApiError::new(
-                code::INPUT,
-                "user_details is a required field",
-            ));
+            return Err(ApiError::new(code::INPUT, "user_details is a required field"));
         }
     };
     if let Some(Value::String(id)) = get_ci(&details, "id") {
         if *id != user_id {
-            return Err(ApiError::new(
-                code::INPUT,
-                "user_details.id must equal user_id",
-            ));
+            return Err(ApiError::new(code::INPUT, "user_details.id must equal user_id"));
         }
     }
     check_type(c)?;
@@ -237,11 +212,8 @@ pub fn connect(app: &App, c: &Credentials, json: Option<&str>) -> Result<Connect
 
 /// A key looked up case-insensitively (Unity sends `Id`, `Type`).
 pub fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.get(key).or_else(|| {
-        m.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    m.get(key)
+        .or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 fn clip(s: &str) -> String {

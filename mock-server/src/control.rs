@@ -133,11 +133,7 @@ impl Control {
                     TransportFilter::Websocket => c.transport == Transport::WebSocket,
                     TransportFilter::Longpoll => c.transport == Transport::LongPoll,
                 })
-                .filter(|c| {
-                    req.users
-                        .as_ref()
-                        .is_none_or(|u| u.iter().any(|u| *u == *c.user))
-                })
+                .filter(|c| req.users.as_ref().is_none_or(|u| u.iter().any(|u| *u == *c.user)))
                 .cloned()
                 .collect();
             v.sort_by_key(|c| c.id);
@@ -169,12 +165,7 @@ impl Control {
 
     /// Refuses WebSocket upgrades for `duration` (zero accepts them again).
     pub fn refuse_upgrades(&self, duration: Duration, mode: RefuseMode) {
-        let mut g = self
-            .app
-            .faults
-            .refuse
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut g = self.app.faults.refuse.lock().unwrap_or_else(|e| e.into_inner());
         *g = (!duration.is_zero()).then(|| (Instant::now() + duration, mode));
     }
 
@@ -182,16 +173,10 @@ impl Control {
     pub fn set_latency(&self, frame: Option<Duration>, request: Option<Duration>) {
         use std::sync::atomic::Ordering::Relaxed;
         if let Some(f) = frame {
-            self.app
-                .faults
-                .frame_latency_ms
-                .store(f.as_millis() as u64, Relaxed);
+            self.app.faults.frame_latency_ms.store(f.as_millis() as u64, Relaxed);
         }
         if let Some(r) = request {
-            self.app
-                .faults
-                .request_latency_ms
-                .store(r.as_millis() as u64, Relaxed);
+            self.app.faults.request_latency_ms.store(r.as_millis() as u64, Relaxed);
         }
     }
 
@@ -209,12 +194,7 @@ impl Control {
         let now = wire::now_unix();
         let revoked = req.reason.as_deref() == Some("revoked");
         {
-            let mut r = self
-                .app
-                .faults
-                .revocations
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut r = self.app.faults.revocations.lock().unwrap_or_else(|e| e.into_inner());
             r.as_expiry = !revoked;
             if req.all {
                 r.all_before = Some(now);
@@ -250,25 +230,13 @@ impl Control {
             .map(|(until, _)| until.saturating_duration_since(Instant::now()).as_millis() as u64)
             .unwrap_or(0);
         FaultState {
-            violations: f
-                .enabled()
-                .into_iter()
-                .map(|v| v.name().to_owned())
-                .collect(),
+            violations: f.enabled().into_iter().map(|v| v.name().to_owned()).collect(),
             frame_latency_ms: f.frame_latency_ms.load(Relaxed),
             request_latency_ms: f.request_latency_ms.load(Relaxed),
             first_frame_delay_ms: f.first_frame_delay_ms.load(Relaxed),
             refuse_upgrades_ms: left,
-            refuse_mode: if left > 0 {
-                refuse.map(|(_, m)| m)
-            } else {
-                None
-            },
-            half_open: f
-                .half_open
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            refuse_mode: if left > 0 { refuse.map(|(_, m)| m) } else { None },
+            half_open: f.half_open.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 }
@@ -373,10 +341,7 @@ pub async fn http(app: &Arc<App>, req: Request<Incoming>) -> Resp {
                         Some(v) => changes.push((v, on)),
                         None => {
                             let all: Vec<&str> = Violation::ALL.iter().map(|v| v.name()).collect();
-                            return Err(bad(format!(
-                                "unknown violation \"{n}\"; known: {}",
-                                all.join(", ")
-                            )));
+                            return Err(bad(format!("unknown violation \"{n}\"; known: {}", all.join(", "))));
                         }
                     }
                 }
@@ -423,10 +388,7 @@ pub async fn http(app: &Arc<App>, req: Request<Incoming>) -> Resp {
             if !b.all && b.users.is_empty() {
                 return Err(bad("give \"all\": true or a non-empty \"users\" list"));
             }
-            if b.reason
-                .as_deref()
-                .is_some_and(|r| r != "expired" && r != "revoked")
-            {
+            if b.reason.as_deref().is_some_and(|r| r != "expired" && r != "revoked") {
                 return Err(bad("reason must be \"expired\" or \"revoked\""));
             }
             Ok(json!({"kicked": c.expire_tokens(&b)}))

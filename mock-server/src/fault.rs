@@ -182,10 +182,7 @@ impl Faults {
     }
 
     pub fn enabled(&self) -> Vec<Violation> {
-        Violation::ALL
-            .into_iter()
-            .filter(|v| self.is_on(*v))
-            .collect()
+        Violation::ALL.into_iter().filter(|v| self.is_on(*v)).collect()
     }
 
     pub fn frame_latency(&self) -> Option<Duration> {
@@ -214,8 +211,7 @@ impl Faults {
     }
 
     pub fn set_half_open(&self, h: HalfOpen) {
-        self.half_open_any
-            .store(h.all || !h.users.is_empty(), Relaxed);
+        self.half_open_any.store(h.all || !h.users.is_empty(), Relaxed);
         *lock(&self.half_open) = h;
     }
 

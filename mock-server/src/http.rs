@@ -90,24 +90,17 @@ impl Req {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Object(Default::default()));
         }
-        serde_json::from_slice(&self.body)
-            .map_err(|e| ApiError::new(code::INPUT, format!("invalid JSON body: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::new(code::INPUT, format!("invalid JSON body: {e}")))
     }
 }
 
 /// Credentials from a query and headers; headers win.
 pub fn credentials(query: &Query, headers: &HeaderMap) -> Credentials {
-    let h = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     Credentials {
         api_key: query.get("api_key").map(str::to_owned),
         token: h("authorization").or_else(|| query.get("authorization").map(str::to_owned)),
-        auth_type: h("stream-auth-type")
-            .or_else(|| query.get("stream-auth-type").map(str::to_owned)),
+        auth_type: h("stream-auth-type").or_else(|| query.get("stream-auth-type").map(str::to_owned)),
         user_id: query.get("user_id").map(str::to_owned),
     }
 }
@@ -127,10 +120,7 @@ impl Query {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -144,22 +134,15 @@ pub fn ok(status: u16, mut body: Value, start: i128) -> Resp {
 
 /// An error response with the full body and the HTTP status of its code.
 pub fn error(app: &App, op: &str, e: &ApiError) -> Resp {
-    let body = wire::error_body(
-        e.code,
-        op,
-        &e.detail,
-        app.violation(Violation::IncompleteErrorBody),
-    );
+    let body = wire::error_body(e.code, op, &e.detail, app.violation(Violation::IncompleteErrorBody));
     json_response(code::http_status(e.code), body.to_string())
 }
 
 pub fn json_response(status: u16, body: String) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 

@@ -47,19 +47,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{ExpiryPolicy, MockConfig};
-pub use control::{
-    Control, DropMode, DropRequest, ExpireRequest, FaultState, SECRET_HEADER, TransportFilter,
-};
+pub use control::{Control, DropMode, DropRequest, ExpireRequest, FaultState, SECRET_HEADER, TransportFilter};
 pub use fault::{HalfOpen, RefuseMode, Violation};
 pub use proto::sign_token;
 pub use stats::StatsSnapshot;
 
 /// Serves on `listener` until `shutdown` is cancelled; open sockets then get close 1001.
-pub async fn serve(
-    listener: TcpListener,
-    config: MockConfig,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, config: MockConfig, shutdown: CancellationToken) -> std::io::Result<()> {
     let app = Arc::new(app::App::new(config, shutdown));
     http::accept_loop(listener, app).await
 }

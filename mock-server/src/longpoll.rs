@@ -41,10 +41,7 @@ fn connect(app: &Arc<App>, req: &Req, json: &str) -> Resp {
             return error(app, "Connect", &e);
         }
     };
-    if let Some(v) = app
-        .rate
-        .check(&connecting.user_id, "connect", wire::now_unix())
-    {
+    if let Some(v) = app.rate.check(&connecting.user_id, "connect", wire::now_unix()) {
         if !v.allowed {
             Stats::bump(&app.stats.rate_limited);
             Stats::bump(&app.stats.connect_rejected);
@@ -66,8 +63,7 @@ fn connect(app: &Arc<App>, req: &Req, json: &str) -> Resp {
             .map(|u| u.to_me())
             .unwrap_or(Value::Null)
     });
-    let event: Value =
-        serde_json::from_str(&wire::health_check(&conn.id.to_string(), me)).unwrap_or(Value::Null);
+    let event: Value = serde_json::from_str(&wire::health_check(&conn.id.to_string(), me)).unwrap_or(Value::Null);
     tokio::spawn(reaper(app.clone(), conn));
     ok(200, serde_json::json!({ "event": event }), req.start)
 }
@@ -114,9 +110,7 @@ async fn poll(app: &Arc<App>, req: &Req, id: &str) -> Resp {
             conn.poll_active.store(false, Ordering::Relaxed);
             app.unregister(conn.id);
             return match k {
-                Kill::TokenExpired { revoked } => {
-                    error(app, "LongPoll", &auth::expired_error(app, revoked))
-                }
+                Kill::TokenExpired { revoked } => error(app, "LongPoll", &auth::expired_error(app, revoked)),
                 _ => unknown(app, req, id),
             };
         }
@@ -131,8 +125,7 @@ async fn poll(app: &Arc<App>, req: &Req, id: &str) -> Resp {
         }
     };
     conn.poll_active.store(false, Ordering::Relaxed);
-    conn.last_poll_ms
-        .store(app.ms_since_start(), Ordering::Relaxed);
+    conn.last_poll_ms.store(app.ms_since_start(), Ordering::Relaxed);
     if let Some(d) = app.faults.frame_latency() {
         tokio::time::sleep(d).await;
     }

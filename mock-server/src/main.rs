@@ -110,10 +110,7 @@ fn main() -> ExitCode {
         outbox_limit: args.outbox_limit.max(1),
         ..MockConfig::default()
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -37,21 +37,12 @@ fn reject(code: i32, detail: impl Into<String>) -> TokenReject {
 fn b64(seg: &str) -> Result<Vec<u8>, TokenReject> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(seg.trim_end_matches('='))
-        .map_err(|_| {
-            reject(
-                5,
-                "JWTAuth error: token is malformed: could not base64 decode segment",
-            )
-        })
+        .map_err(|_| reject(5, "JWTAuth error: token is malformed: could not base64 decode segment"))
 }
 
 fn claims_of(payload: &[u8]) -> Result<Claims, TokenReject> {
-    let v: Value = serde_json::from_slice(payload).map_err(|_| {
-        reject(
-            5,
-            "JWTAuth error: token is malformed: could not JSON decode claims",
-        )
-    })?;
+    let v: Value = serde_json::from_slice(payload)
+        .map_err(|_| reject(5, "JWTAuth error: token is malformed: could not JSON decode claims"))?;
     let obj = v
         .as_object()
         .ok_or_else(|| reject(5, "JWTAuth error: token claims are not an object"))?;
@@ -67,10 +58,7 @@ fn claims_of(payload: &[u8]) -> Result<Claims, TokenReject> {
                 .as_i64()
                 .map(Some)
                 .ok_or_else(|| reject(5, format!("JWTAuth error: claim {k} must be an integer"))),
-            Some(_) => Err(reject(
-                5,
-                format!("JWTAuth error: claim {k} must be an integer"),
-            )),
+            Some(_) => Err(reject(5, format!("JWTAuth error: claim {k} must be an integer"))),
         }
     };
     let server = matches!(obj.get("server"), Some(Value::Bool(true)));
@@ -93,18 +81,10 @@ pub struct TokenPolicy {
 
 /// Verifies an HS256 token at `now` (Unix seconds). Codes: 40 expired, 41 nbf, 42 iat in the future,
 /// 43 bad signature, 5 anything malformed, a foreign `alg`, a dev token when those are off.
-pub fn verify_token(
-    token: &str,
-    secret: &str,
-    now: i64,
-    policy: TokenPolicy,
-) -> Result<Claims, TokenReject> {
+pub fn verify_token(token: &str, secret: &str, now: i64, policy: TokenPolicy) -> Result<Claims, TokenReject> {
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() != 3 {
-        return Err(reject(
-            5,
-            "JWTAuth error: token contains an invalid number of segments",
-        ));
+        return Err(reject(5, "JWTAuth error: token contains an invalid number of segments"));
     }
     if parts[2] == "devtoken" {
         if !policy.allow_dev_tokens {
@@ -116,12 +96,8 @@ pub fn verify_token(
             .map_err(|_| reject(5, "JWTAuth error: dev token payload is not base64"))?;
         return claims_of(&payload);
     }
-    let header: Value = serde_json::from_slice(&b64(parts[0])?).map_err(|_| {
-        reject(
-            5,
-            "JWTAuth error: token is malformed: could not JSON decode header",
-        )
-    })?;
+    let header: Value = serde_json::from_slice(&b64(parts[0])?)
+        .map_err(|_| reject(5, "JWTAuth error: token is malformed: could not JSON decode header"))?;
     let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
     if alg.eq_ignore_ascii_case("none") && policy.accept_alg_none {
         return claims_of(&b64(parts[1])?);
@@ -134,8 +110,7 @@ pub fn verify_token(
     }
     let payload = b64(parts[1])?;
     let sig = b64(parts[2])?;
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| reject(-1, "bad secret"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| reject(-1, "bad secret"))?;
     mac.update(parts[0].as_bytes());
     mac.update(b".");
     mac.update(parts[1].as_bytes());
@@ -154,10 +129,7 @@ pub fn verify_token(
     }
     if let Some(iat) = claims.iat {
         if iat > now {
-            return Err(reject(
-                42,
-                "JWTAuth error: token used before issued at (iat)",
-            ));
+            return Err(reject(42, "JWTAuth error: token used before issued at (iat)"));
         }
     }
     if let Some(exp) = claims.exp {

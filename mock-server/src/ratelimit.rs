@@ -44,9 +44,7 @@ impl RateLimiter {
         if map.len() >= SWEEP_AT {
             map.retain(|_, (w, _)| *w == window);
         }
-        let slot = map
-            .entry((user.to_owned(), endpoint))
-            .or_insert((window, 0));
+        let slot = map.entry((user.to_owned(), endpoint)).or_insert((window, 0));
         if slot.0 != window {
             *slot = (window, 0);
         }
@@ -82,14 +80,8 @@ mod tests {
     fn limits_per_user_and_endpoint_and_resets_each_minute() {
         let r = RateLimiter::new(Some(2));
         let t = 6000;
-        assert!(
-            r.check("a", "read", t)
-                .is_some_and(|v| v.allowed && v.remaining == 1)
-        );
-        assert!(
-            r.check("a", "read", t)
-                .is_some_and(|v| v.allowed && v.remaining == 0)
-        );
+        assert!(r.check("a", "read", t).is_some_and(|v| v.allowed && v.remaining == 1));
+        assert!(r.check("a", "read", t).is_some_and(|v| v.allowed && v.remaining == 0));
         let v = r.check("a", "read", t + 1).expect("enabled");
         assert!(!v.allowed);
         assert_eq!(v.reset, 6060);

@@ -191,13 +191,7 @@ pub fn health_check(connection_id: &str, me: Option<Value>) -> String {
 }
 
 /// The cid fields every channel event carries.
-pub fn channel_event(
-    kind: &str,
-    cid: &str,
-    channel_type: &str,
-    channel_id: &str,
-    user: Value,
-) -> Map<String, Value> {
+pub fn channel_event(kind: &str, cid: &str, channel_type: &str, channel_id: &str, user: Value) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("type".into(), kind.into());
     m.insert("cid".into(), cid.into());
@@ -280,12 +274,7 @@ mod tests {
 
     #[test]
     fn error_body_status_matches_code() {
-        let b = error_body(
-            40,
-            "SendEvent",
-            "JWTAuth error: token is expired (exp)",
-            false,
-        );
+        let b = error_body(40, "SendEvent", "JWTAuth error: token is expired (exp)", false);
         assert_eq!(b["StatusCode"], 401);
         assert_eq!(
             b["message"],

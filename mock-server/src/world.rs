@@ -316,13 +316,7 @@ impl World {
     }
 
     /// The channel state object that query and watch responses carry, as `viewer` sees it.
-    pub fn channel_state(
-        &self,
-        ch: &Channel,
-        viewer: &str,
-        read_ignores_privacy: bool,
-        message_limit: usize,
-    ) -> Value {
+    pub fn channel_state(&self, ch: &Channel, viewer: &str, read_ignores_privacy: bool, message_limit: usize) -> Value {
         let mut channel = Map::new();
         for (k, v) in &ch.data {
             channel.insert(k.clone(), v.clone());
@@ -339,10 +333,7 @@ impl World {
         if let Some(t) = &ch.last_message_at {
             channel.insert("last_message_at".into(), t.clone().into());
         }
-        channel.insert(
-            "config".into(),
-            wire::channel_config(&ch.kind, &ch.created_at),
-        );
+        channel.insert("config".into(), wire::channel_config(&ch.kind, &ch.created_at));
         channel.insert("own_capabilities".into(), json!(wire::OWN_CAPABILITIES));
         let members: Vec<Value> = ch
             .members
@@ -366,10 +357,7 @@ impl World {
             .filter(|(uid, _)| {
                 &***uid == viewer
                     || read_ignores_privacy
-                    || self
-                        .users
-                        .get(&***uid)
-                        .is_none_or(UserRec::read_receipts_enabled)
+                    || self.users.get(&***uid).is_none_or(UserRec::read_receipts_enabled)
             })
             .map(|(uid, m)| {
                 let mut r = json!({
@@ -384,12 +372,7 @@ impl World {
             })
             .collect();
         let skip = ch.messages.len().saturating_sub(message_limit);
-        let messages: Vec<Value> = ch
-            .messages
-            .iter()
-            .skip(skip)
-            .map(|(_, m)| m.clone())
-            .collect();
+        let messages: Vec<Value> = ch.messages.iter().skip(skip).map(|(_, m)| m.clone()).collect();
         let membership = ch.members.get(viewer).map(|m| {
             json!({"user_id": viewer, "user": self.user_json(viewer), "created_at": m.joined_at,
                    "updated_at": m.joined_at, "role": "member", "channel_role": "channel_member"})
@@ -418,8 +401,7 @@ mod tests {
     #[test]
     fn privacy_settings_merge_on_upsert_and_partial_update() {
         let mut u = UserRec::new(Arc::from("a"));
-        let up =
-            json!({"name": "A", "privacy_settings": {"typing_indicators": {"enabled": false}}});
+        let up = json!({"name": "A", "privacy_settings": {"typing_indicators": {"enabled": false}}});
         u.apply_upsert(up.as_object().expect("object"));
         assert!(!u.typing_enabled());
         assert!(u.read_receipts_enabled());
@@ -430,8 +412,7 @@ mod tests {
             "typing setting survives a partial update of read_receipts"
         );
         assert!(!u.read_receipts_enabled());
-        let dotted =
-            json!({"privacy_settings.typing_indicators.enabled": true, "field2.subfield": 1});
+        let dotted = json!({"privacy_settings.typing_indicators.enabled": true, "field2.subfield": 1});
         u.apply_partial(dotted.as_object().expect("object"), &["name".to_owned()]);
         assert!(u.typing_enabled());
         assert_eq!(u.fields["field2"], json!({"subfield": 1}));

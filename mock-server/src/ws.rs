@@ -75,8 +75,7 @@ pub fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Resp, DropCo
         && h.get("upgrade")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        && h.get("sec-websocket-version")
-            .is_some_and(|v| v.as_bytes() == b"13");
+        && h.get("sec-websocket-version").is_some_and(|v| v.as_bytes() == b"13");
     let key = h.get("sec-websocket-key").map(|k| k.as_bytes().to_vec());
     let (true, Some(key)) = (is_upgrade, key) else {
         let e = ApiError::new(
@@ -94,12 +93,7 @@ pub fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Resp, DropCo
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let ws = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(ws_config()),
-        )
-        .await;
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config())).await;
         run(app, ws, creds, json).await;
     });
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
@@ -107,10 +101,7 @@ pub fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Resp, DropCo
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let hs = r.headers_mut();
     hs.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
-    hs.insert(
-        http::header::CONNECTION,
-        HeaderValue::from_static("Upgrade"),
-    );
+    hs.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
     if let Ok(v) = HeaderValue::from_str(&accept) {
         hs.insert("sec-websocket-accept", v);
     }
@@ -123,10 +114,7 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
         Err(e) => return reject(&app, ws, &e).await,
     };
     drop((creds, json));
-    if let Some(v) = app
-        .rate
-        .check(&connecting.user_id, "connect", wire::now_unix())
-    {
+    if let Some(v) = app.rate.check(&connecting.user_id, "connect", wire::now_unix()) {
         if !v.allowed {
             Stats::bump(&app.stats.rate_limited);
             let e = ApiError::new(
@@ -138,8 +126,7 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
     }
     {
         let mut w = app.world();
-        w.user_mut(&connecting.user_id)
-            .apply_upsert(&connecting.details);
+        w.user_mut(&connecting.user_id).apply_upsert(&connecting.details);
     }
     let conn = app.register(&connecting.user_id, Transport::WebSocket);
     let me = (!app.violation(Violation::OmitMe)).then(|| {
@@ -155,10 +142,9 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
     let first = wire::health_check(&conn.id.to_string(), me);
     if ws.send(Message::Text(first.into())).await.is_ok() {
         let kick_at = match app.cfg.expiry {
-            ExpiryPolicy::Kick => connecting.exp.map(|exp| {
-                Instant::now()
-                    + Duration::from_secs(u64::try_from(exp - wire::now_unix()).unwrap_or(0))
-            }),
+            ExpiryPolicy::Kick => connecting
+                .exp
+                .map(|exp| Instant::now() + Duration::from_secs(u64::try_from(exp - wire::now_unix()).unwrap_or(0))),
             ExpiryPolicy::Keep => None,
         };
         drop(connecting);
@@ -327,10 +313,7 @@ async fn close(ws: &mut Ws, code: CloseCode, reason: &'static str) -> Result<(),
 /// One error frame, then close 1000 (or a TCP drop under `error_close_1006`).
 async fn reject(app: &App, mut ws: Ws, e: &ApiError) {
     Stats::bump(&app.stats.connect_rejected);
-    if send_error_frame(&mut ws, app, e.code, &e.detail)
-        .await
-        .is_err()
-    {
+    if send_error_frame(&mut ws, app, e.code, &e.detail).await.is_err() {
         return;
     }
     close_after_error(app, ws).await;

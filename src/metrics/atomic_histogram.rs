@@ -140,13 +140,7 @@ mod tests {
         let top = value_of(index_of(MAX_US));
         assert_eq!(
             got,
-            vec![
-                (0, 1),
-                (1, 2),
-                (999, 1),
-                (value_of(index_of(1_000_000)), 1),
-                (top, 2)
-            ]
+            vec![(0, 1), (1, 2), (999, 1), (value_of(index_of(1_000_000)), 1), (top, 2)]
         );
         let mut again = 0;
         a.drain(|_, n| again += n);

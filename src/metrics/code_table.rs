@@ -78,12 +78,7 @@ impl CodeTable {
         for probe in 0..SLOTS {
             let slot = (start + probe) % SLOTS;
             let found = match self.keys[slot].load(Ordering::Acquire) {
-                EMPTY => match self.keys[slot].compare_exchange(
-                    EMPTY,
-                    key,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
+                EMPTY => match self.keys[slot].compare_exchange(EMPTY, key, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => true,
                     Err(current) => current == key,
                 },

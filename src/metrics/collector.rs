@@ -120,11 +120,7 @@ impl Collector {
     ///
     /// # Errors
     /// [`HlogError::Io`] when the header cannot be written.
-    pub fn with_hlog(
-        mut self,
-        out: Box<dyn Write + Send>,
-        comment: &str,
-    ) -> Result<Collector, HlogError> {
+    pub fn with_hlog(mut self, out: Box<dyn Write + Send>, comment: &str) -> Result<Collector, HlogError> {
         self.hlog = Some(HlogWriter::new(out, self.start_wall, comment)?);
         Ok(self)
     }
@@ -171,9 +167,7 @@ impl Collector {
             if scratch.is_empty() {
                 continue;
             }
-            if series.view == View::Actual
-                && matches!(series.metric, Metric::ConnectWs | Metric::ConnectLongpoll)
-            {
+            if series.view == View::Actual && matches!(series.metric, Metric::ConnectWs | Metric::ConnectLongpoll) {
                 // Same bounds on both sides, so adding cannot fail.
                 let _ = self.live_connect.add(&*scratch);
             }
@@ -225,8 +219,7 @@ impl Collector {
             } else {
                 delta(Counter::Connects) as f64 / length.as_secs_f64()
             },
-            connect_p99_us: (!self.live_connect.is_empty())
-                .then(|| self.live_connect.value_at_quantile(0.99)),
+            connect_p99_us: (!self.live_connect.is_empty()).then(|| self.live_connect.value_at_quantile(0.99)),
             errors: ERROR_COUNTERS.iter().map(|&c| delta(c)).sum(),
             errors_total: ERROR_COUNTERS.iter().map(|&c| counters[c.index()]).sum(),
         };
@@ -246,10 +239,7 @@ impl Collector {
             self.hlog_error.get_or_insert(e);
         }
         let mut snapshot = MetricsSnapshot {
-            start_unix_ms: self
-                .start_wall
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, millis),
+            start_unix_ms: self.start_wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis),
             duration_ms: millis(self.last.saturating_duration_since(self.started)),
             shards: 1,
             ..MetricsSnapshot::default()
@@ -259,10 +249,9 @@ impl Collector {
                 continue;
             };
             let tag = series.tag();
-            snapshot.histograms.insert(
-                tag.clone(),
-                HistogramSnapshot::encode(h, self.recorder.clamped(series)),
-            );
+            snapshot
+                .histograms
+                .insert(tag.clone(), HistogramSnapshot::encode(h, self.recorder.clamped(series)));
             snapshot.series.insert(tag, points);
         }
         for c in Counter::ALL {

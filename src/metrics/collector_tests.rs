@@ -62,8 +62,7 @@ fn tick_reports_the_interval_and_keeps_the_run() {
     assert_eq!(live.connects, 100);
     assert!((live.connects_per_s - 100.0).abs() < 1e-9);
     assert!(
-        live.connect_p99_us
-            .is_some_and(|us| us.abs_diff(99_000) < 100),
+        live.connect_p99_us.is_some_and(|us| us.abs_diff(99_000) < 100),
         "{live:?}"
     );
     assert_eq!((live.errors, live.errors_total), (3, 3));
@@ -76,10 +75,7 @@ fn tick_reports_the_interval_and_keeps_the_run() {
     assert!((live.connects_per_s - 5.0).abs() < 1e-9);
     assert_eq!(live.connects, 110);
     assert_eq!((live.errors, live.errors_total), (0, 3));
-    assert!(
-        live.connect_p99_us
-            .is_some_and(|us| us.abs_diff(500_000) < 500)
-    );
+    assert!(live.connect_p99_us.is_some_and(|us| us.abs_diff(500_000) < 500));
     assert_eq!(c.cumulative(WS).map(|h| h.len()), Some(101));
     assert!(c.cumulative(WS_INTENDED).is_none());
 
@@ -157,10 +153,7 @@ fn hlog_is_written_as_the_run_goes_and_reads_back_exactly() {
     {
         sum.add(&i.histogram).expect("same bounds");
     }
-    assert_eq!(
-        sum,
-        snapshot.histogram("rest.read.intended").expect("decode")
-    );
+    assert_eq!(sum, snapshot.histogram("rest.read.intended").expect("decode"));
     assert!(c_has_no_error(&snapshot));
 }
 
@@ -210,10 +203,7 @@ fn storms_are_in_the_snapshot_and_in_the_recovery_histogram() {
     assert_eq!(s.storms.len(), 1);
     let report = s.storms[0].report().expect("report");
     assert_eq!(report.offset_ms, 10_000);
-    assert_eq!(
-        (report.dropped, report.recovered, report.attempts_max),
-        (4, 3, 3)
-    );
+    assert_eq!((report.dropped, report.recovered, report.attempts_max), (4, 3, 3));
     assert_eq!(report.all_back_us, None);
     assert_eq!(s.histograms["recovery"].count, 3);
 }
@@ -226,16 +216,11 @@ async fn run_collector_ticks_each_second_until_cancelled() {
     let cancel = CancellationToken::new();
     let views = Arc::new(Mutex::new(Vec::new()));
     let seen = views.clone();
-    let task = tokio::spawn(run_collector(
-        c,
-        Duration::from_secs(1),
-        cancel.clone(),
-        move |v| {
-            if let Ok(mut s) = seen.lock() {
-                s.push(v.clone());
-            }
-        },
-    ));
+    let task = tokio::spawn(run_collector(c, Duration::from_secs(1), cancel.clone(), move |v| {
+        if let Ok(mut s) = seen.lock() {
+            s.push(v.clone());
+        }
+    }));
     // Record at 0.5 s, 1.5 s, 2.5 s: half-way between ticks, so the order of wake-ups at one
     // instant cannot matter.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -250,10 +235,7 @@ async fn run_collector_ticks_each_second_until_cancelled() {
     let views = views.lock().map(|v| v.clone()).unwrap_or_default();
     assert_eq!(views.len(), 3);
     assert_eq!(
-        views
-            .iter()
-            .map(|v| v.elapsed.as_millis())
-            .collect::<Vec<_>>(),
+        views.iter().map(|v| v.elapsed.as_millis()).collect::<Vec<_>>(),
         [1_000, 2_000, 3_000]
     );
     assert!(
@@ -377,10 +359,7 @@ fn corrupt_snapshots_are_errors() {
         clamped: 0,
         encoded: "not base64!".into(),
     };
-    assert!(matches!(
-        bad.decode(),
-        Err(crate::metrics::SnapshotError::Decode(..))
-    ));
+    assert!(matches!(bad.decode(), Err(crate::metrics::SnapshotError::Decode(..))));
     let mut a = MetricsSnapshot {
         shards: 1,
         ..MetricsSnapshot::default()

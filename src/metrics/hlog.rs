@@ -22,9 +22,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::interval_log::{
-    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
-};
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
 /// What can go wrong writing or reading an interval log.
@@ -65,11 +63,7 @@ pub struct HlogWriter<W: Write> {
 ///
 /// # Errors
 /// [`HlogError::Io`] when the file cannot be created or written.
-pub fn create(
-    path: &Path,
-    start: SystemTime,
-    comment: &str,
-) -> Result<HlogWriter<BufWriter<File>>, HlogError> {
+pub fn create(path: &Path, start: SystemTime, comment: &str) -> Result<HlogWriter<BufWriter<File>>, HlogError> {
     HlogWriter::new(BufWriter::new(File::create(path)?), start, comment)
 }
 
@@ -86,9 +80,7 @@ impl<W: Write> HlogWriter<W> {
             .with_start_time(start)
             .with_base_time(start)
             .begin_log_with(&mut out, &mut serializer)?;
-        out.write_all(
-            b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
-        )?;
+        out.write_all(b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n")?;
         out.flush()?;
         Ok(HlogWriter { out, serializer })
     }
@@ -99,28 +91,17 @@ impl<W: Write> HlogWriter<W> {
     ///
     /// # Errors
     /// [`HlogError::BadTag`], [`HlogError::Encode`] or [`HlogError::Io`].
-    pub fn write(
-        &mut self,
-        tag: &str,
-        start: Duration,
-        length: Duration,
-        h: &Histogram<u64>,
-    ) -> Result<(), HlogError> {
+    pub fn write(&mut self, tag: &str, start: Duration, length: Duration, h: &Histogram<u64>) -> Result<(), HlogError> {
         let tag = Tag::new(tag).ok_or_else(|| HlogError::BadTag(tag.to_owned()))?;
         // A builder without headers writes nothing: it only lends the writer for one line.
-        let mut writer =
-            IntervalLogWriterBuilder::new().begin_log_with(&mut self.out, &mut self.serializer)?;
+        let mut writer = IntervalLogWriterBuilder::new().begin_log_with(&mut self.out, &mut self.serializer)?;
         writer
             .write_histogram(h, start, length, Some(tag))
-            .map_err(|e| {
-                match e {
-            hdrhistogram::serialization::interval_log::IntervalLogWriterError::IoError(e) => {
-                HlogError::Io(e)
-            }
-            hdrhistogram::serialization::interval_log::IntervalLogWriterError::SerializeError(
-                e,
-            ) => HlogError::Encode(format!("{e:?}")),
-        }
+            .map_err(|e| match e {
+                hdrhistogram::serialization::interval_log::IntervalLogWriterError::IoError(e) => HlogError::Io(e),
+                hdrhistogram::serialization::interval_log::IntervalLogWriterError::SerializeError(e) => {
+                    HlogError::Encode(format!("{e:?}"))
+                }
             })
     }
 
@@ -172,9 +153,9 @@ pub fn read(bytes: &[u8]) -> Result<HlogContents, HlogError> {
     let mut deserializer = Deserializer::new();
     for entry in IntervalLogIterator::new(bytes) {
         match entry {
-            Err(hdrhistogram::serialization::interval_log::LogIteratorError::ParseError {
-                offset,
-            }) => return Err(HlogError::Parse(offset)),
+            Err(hdrhistogram::serialization::interval_log::LogIteratorError::ParseError { offset }) => {
+                return Err(HlogError::Parse(offset));
+            }
             Ok(LogEntry::StartTime(t)) => contents.start_time = Some(t),
             Ok(LogEntry::BaseTime(t)) => contents.base_time = Some(t),
             Ok(LogEntry::Interval(line)) => {
@@ -240,11 +221,12 @@ mod tests {
         );
         assert!(text.contains("#[StartTime: 1764471600.000 (seconds since epoch)]\n"));
         assert!(text.contains("#[BaseTime: 1764471600.000 (seconds since epoch)]\n"));
-        assert!(text.contains("\n\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"));
         assert!(
-            text.contains("\nTag=connect.ws,0.000,1.000,3001.000,HIST"),
-            "{text}"
+            text.contains(
+                "\n\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"
+            )
         );
+        assert!(text.contains("\nTag=connect.ws,0.000,1.000,3001.000,HIST"), "{text}");
 
         let log = read(&bytes).expect("parse");
         assert_eq!(log.base_time, Some(Duration::from_secs(1_764_471_600)));

@@ -37,9 +37,7 @@ mod timeline;
 
 pub use code_table::CodeCounts;
 pub use collector::{Collector, LiveView, SeriesPoint, run_collector};
-pub use metric::{
-    COUNTER_COUNT, Counter, METRIC_COUNT, Metric, RestEndpoint, SERIES_COUNT, Series, View,
-};
+pub use metric::{COUNTER_COUNT, Counter, METRIC_COUNT, Metric, RestEndpoint, SERIES_COUNT, Series, View};
 pub use recorder::{GAUGE_COUNT, Gauge, Recorder};
 pub use recovery::{RecoveryPoint, RecoveryReport, Storm, StormSnapshot};
 pub use snapshot::{HistogramSnapshot, MetricsSnapshot, SnapshotError};
@@ -74,9 +72,6 @@ mod tests {
         assert_eq!(h.sigfig(), SIGFIG);
         assert!(!h.is_auto_resize());
         assert!(h.record(MAX_US).is_ok());
-        assert!(
-            h.record(MAX_US * 2).is_err(),
-            "a fixed-bounds histogram never grows"
-        );
+        assert!(h.record(MAX_US * 2).is_err(), "a fixed-bounds histogram never grows");
     }
 }

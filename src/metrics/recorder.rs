@@ -173,13 +173,7 @@ impl Recorder {
     /// and `end - intended` as [`View::Intended`] (corrected for coordinated omission: a late
     /// start counts against the latency). Times out of order count as zero.
     #[inline]
-    pub fn record_corrected(
-        &self,
-        metric: Metric,
-        intended: Instant,
-        actual_start: Instant,
-        end: Instant,
-    ) {
+    pub fn record_corrected(&self, metric: Metric, intended: Instant, actual_start: Instant, end: Instant) {
         let shard = self.shard();
         let actual = end.saturating_duration_since(actual_start);
         let corrected = end.saturating_duration_since(intended);
@@ -286,11 +280,7 @@ impl Recorder {
 
     /// Every storm opened so far.
     pub(crate) fn storms(&self) -> Vec<Arc<Storm>> {
-        self.registry
-            .storms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.registry.storms.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -336,12 +326,7 @@ mod tests {
         let intended = Instant::now();
         let start = intended + Duration::from_millis(30);
         let end = start + Duration::from_millis(2);
-        r.record_corrected(
-            Metric::Rest(super::super::RestEndpoint::Read),
-            intended,
-            start,
-            end,
-        );
+        r.record_corrected(Metric::Rest(super::super::RestEndpoint::Read), intended, start, end);
         let m = Metric::Rest(super::super::RestEndpoint::Read);
         let a = drained(
             &r,

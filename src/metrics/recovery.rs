@@ -53,13 +53,10 @@ impl Storm {
     /// user calls this once; returns the user's recovery time.
     pub fn recovered(&self, at: Instant, attempts: u32) -> Duration {
         let took = at.saturating_duration_since(self.at);
-        self.times
-            .record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        self.times.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
         self.attempts.record(u64::from(attempts));
-        self.attempts_total
-            .fetch_add(u64::from(attempts), Ordering::Relaxed);
-        self.attempts_max
-            .fetch_max(u64::from(attempts), Ordering::Relaxed);
+        self.attempts_total.fetch_add(u64::from(attempts), Ordering::Relaxed);
+        self.attempts_max.fetch_max(u64::from(attempts), Ordering::Relaxed);
         self.recovered.fetch_add(1, Ordering::Relaxed);
         took
     }
@@ -88,12 +85,7 @@ impl Storm {
 impl Recorder {
     /// Opens a storm: `dropped` users were dropped at `at`. The returned handle is cheap to clone
     /// into the dropped users' tasks; the collector includes it in the run's snapshot.
-    pub fn begin_storm(
-        &self,
-        label: impl Into<String>,
-        at: Instant,
-        dropped: u64,
-    ) -> std::sync::Arc<Storm> {
+    pub fn begin_storm(&self, label: impl Into<String>, at: Instant, dropped: u64) -> std::sync::Arc<Storm> {
         let storm = std::sync::Arc::new(Storm::new(label, at, dropped));
         self.register_storm(storm.clone());
         storm
@@ -211,11 +203,7 @@ impl StormSnapshot {
             }
         }
         let peak_rate_per_s = per_second.iter().copied().max().unwrap_or(0);
-        let step_ms = (last_us / 1_000)
-            .div_ceil(MAX_CURVE_POINTS)
-            .max(100)
-            .div_ceil(100)
-            * 100;
+        let step_ms = (last_us / 1_000).div_ceil(MAX_CURVE_POINTS).max(100).div_ceil(100) * 100;
         let curve = if times.is_empty() || self.dropped == 0 {
             Vec::new()
         } else {
@@ -240,11 +228,7 @@ impl StormSnapshot {
             p90_back_us: back(0.90),
             p99_back_us: back(0.99),
             all_back_us: back(1.0),
-            attempts_mean: if attempts.is_empty() {
-                0.0
-            } else {
-                attempts.mean()
-            },
+            attempts_mean: if attempts.is_empty() { 0.0 } else { attempts.mean() },
             attempts_p99: if attempts.is_empty() {
                 0
             } else {
@@ -299,9 +283,7 @@ mod tests {
     #[test]
     fn times_until_fractions_back_and_attempts() {
         // 100 dropped; user i is back after (i + 1) * 100 ms with 1 + i % 3 attempts; 10 never.
-        let rec: Vec<_> = (0..90u64)
-            .map(|i| ((i + 1) * 100, 1 + (i % 3) as u32))
-            .collect();
+        let rec: Vec<_> = (0..90u64).map(|i| ((i + 1) * 100, 1 + (i % 3) as u32)).collect();
         let r = storm_of(100, &rec).report().expect("report");
         let near = |got: Option<u64>, ms: u64| got.is_some_and(|us| us.abs_diff(ms * 1_000) <= ms);
         assert!(near(r.p50_back_us, 5_000), "{:?}", r.p50_back_us);
@@ -313,11 +295,7 @@ mod tests {
         assert!((r.attempts_mean - 2.0).abs() < 1e-9);
         assert!((r.amplification - 1.8).abs() < 1e-9);
         assert_eq!(r.peak_rate_per_s, 10);
-        assert!(
-            (r.mean_rate_per_s - 10.0).abs() < 0.05,
-            "{}",
-            r.mean_rate_per_s
-        );
+        assert!((r.mean_rate_per_s - 10.0).abs() < 0.05, "{}", r.mean_rate_per_s);
         assert_eq!(r.curve.first().map(|p| p.recovered), Some(0));
         let last = r.curve.last().expect("curve");
         assert_eq!(last.recovered, 90);
@@ -338,33 +316,21 @@ mod tests {
         let r = storm_of(3, &[(10, 1), (20, 1), (3_600_000, 40)])
             .report()
             .expect("report");
-        assert!(
-            r.all_back_us
-                .is_some_and(|us| us.abs_diff(3_600_000_000) < 3_600_000)
-        );
-        assert!(
-            r.curve.len() <= MAX_CURVE_POINTS as usize + 2,
-            "{}",
-            r.curve.len()
-        );
+        assert!(r.all_back_us.is_some_and(|us| us.abs_diff(3_600_000_000) < 3_600_000));
+        assert!(r.curve.len() <= MAX_CURVE_POINTS as usize + 2, "{}", r.curve.len());
         assert_eq!(r.curve.last().map(|p| p.recovered), Some(3));
     }
 
     #[test]
     fn empty_storm_reports_nothing_back() {
         let r = storm_of(0, &[]).report().expect("report");
-        assert_eq!(
-            (r.p50_back_us, r.all_back_us, r.peak_rate_per_s),
-            (None, None, 0)
-        );
+        assert_eq!((r.p50_back_us, r.all_back_us, r.peak_rate_per_s), (None, None, 0));
         assert!(r.curve.is_empty());
     }
 
     #[test]
     fn merging_two_shards_equals_one_storm() {
-        let a: Vec<_> = (0..50u64)
-            .map(|i| (i * 37 % 900 + 1, 1 + (i % 4) as u32))
-            .collect();
+        let a: Vec<_> = (0..50u64).map(|i| (i * 37 % 900 + 1, 1 + (i % 4) as u32)).collect();
         let b: Vec<_> = (0..30u64).map(|i| (i * 53 % 1_700 + 1, 2)).collect();
         let all: Vec<_> = a.iter().chain(&b).copied().collect();
         let mut merged = storm_of(60, &a);

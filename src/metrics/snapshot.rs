@@ -186,9 +186,10 @@ impl MetricsSnapshot {
         for theirs in &other.storms {
             let mut theirs = theirs.clone();
             theirs.offset_ms += other_shift;
-            let same = self.storms.iter_mut().find(|s| {
-                s.label == theirs.label && s.offset_ms.abs_diff(theirs.offset_ms) < 1_000
-            });
+            let same = self
+                .storms
+                .iter_mut()
+                .find(|s| s.label == theirs.label && s.offset_ms.abs_diff(theirs.offset_ms) < 1_000);
             match same {
                 Some(mine) => mine.merge(&theirs)?,
                 None => self.storms.push(theirs),

@@ -105,10 +105,7 @@ mod tests {
         assert!(near(s.p999_us, 9_990), "{}", s.p999_us);
         assert!(near(s.max_us, 10_000), "{}", s.max_us);
         assert_eq!(s.clamped, 3);
-        assert_eq!(
-            PercentileSummary::of(&new_histogram(), 0),
-            PercentileSummary::default()
-        );
+        assert_eq!(PercentileSummary::of(&new_histogram(), 0), PercentileSummary::default());
     }
 
     #[test]

@@ -91,18 +91,10 @@ impl Timeline {
     /// between its own samples (and counting zero outside its own time span).
     pub fn merge(a: &Timeline, a_shift_ms: u64, b: &Timeline, b_shift_ms: u64) -> Timeline {
         let sides = [a.slots(a_shift_ms), b.slots(b_shift_ms)];
-        let seconds: std::collections::BTreeSet<u64> = sides
-            .iter()
-            .flat_map(|s| s.gauges.keys().copied())
-            .collect();
-        let gauge_names: std::collections::BTreeSet<String> =
-            a.gauges.keys().chain(b.gauges.keys()).cloned().collect();
-        let counter_names: std::collections::BTreeSet<String> = a
-            .counters
-            .keys()
-            .chain(b.counters.keys())
-            .cloned()
-            .collect();
+        let seconds: std::collections::BTreeSet<u64> = sides.iter().flat_map(|s| s.gauges.keys().copied()).collect();
+        let gauge_names: std::collections::BTreeSet<String> = a.gauges.keys().chain(b.gauges.keys()).cloned().collect();
+        let counter_names: std::collections::BTreeSet<String> =
+            a.counters.keys().chain(b.counters.keys()).cloned().collect();
 
         let mut out = Timeline::default();
         for &second in &seconds {
@@ -161,14 +153,9 @@ fn push_codes(out: &mut Vec<CodePoint>, t_ms: u64, counts: &CodeCounts) {
 
 fn merge_codes(a: &[CodePoint], a_shift: u64, b: &[CodePoint], b_shift: u64) -> Vec<CodePoint> {
     let mut by_key: BTreeMap<(u64, Option<u32>), u64> = BTreeMap::new();
-    let shifted = a
-        .iter()
-        .map(|p| (p, a_shift))
-        .chain(b.iter().map(|p| (p, b_shift)));
+    let shifted = a.iter().map(|p| (p, a_shift)).chain(b.iter().map(|p| (p, b_shift)));
     for (p, shift) in shifted {
-        *by_key
-            .entry((second_of(p.t_ms + shift), p.code))
-            .or_insert(0) += p.count;
+        *by_key.entry((second_of(p.t_ms + shift), p.code)).or_insert(0) += p.count;
     }
     by_key
         .into_iter()
@@ -208,12 +195,7 @@ mod tests {
     fn merge_aligns_seconds_sums_counters_and_holds_gauges() {
         // a: starts at 0; b: started 2 s later, ticks drift by a few ms.
         let a = line(
-            &[
-                (1_000, 10, 10),
-                (2_000, 20, 10),
-                (3_000, 20, 0),
-                (4_000, 5, 0),
-            ],
+            &[(1_000, 10, 10), (2_000, 20, 10), (3_000, 20, 0), (4_000, 5, 0)],
             Some((2_000, 40)),
         );
         let b = line(&[(1_004, 7, 7), (2_003, 9, 2)], Some((1_004, 40)));

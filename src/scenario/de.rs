@@ -9,8 +9,7 @@
 
 use super::tree::{Kind, Node, shorten};
 use serde::de::{
-    self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess,
-    SeqAccess, Visitor,
+    self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess, SeqAccess, Visitor,
 };
 use std::collections::HashSet;
 use std::fmt;
@@ -97,11 +96,7 @@ impl de::Error for DeError {
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        let shown: Vec<&str> = expected
-            .iter()
-            .copied()
-            .filter(|k| !k.starts_with("__"))
-            .collect();
+        let shown: Vec<&str> = expected.iter().copied().filter(|k| !k.starts_with("__")).collect();
         Self::custom(format!(
             "unknown key `{}`; {}",
             shorten(field),
@@ -250,11 +245,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         self.deserialize_any(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -300,10 +291,7 @@ impl<'de> EnumAccess<'de> for UnitVariant<'_> {
     type Error = DeError;
     type Variant = UnitOnly;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, UnitOnly), DeError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, UnitOnly), DeError> {
         let de: de::value::StrDeserializer<'_, DeError> = self.0.into_deserializer();
         seed.deserialize(de).map(|v| (v, UnitOnly))
     }
@@ -323,11 +311,7 @@ impl<'de> de::VariantAccess<'de> for UnitOnly {
     fn tuple_variant<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value, DeError> {
         Err(de::Error::custom("expected a list for this value"))
     }
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value, DeError> {
+    fn struct_variant<V: Visitor<'de>>(self, _: &'static [&'static str], _: V) -> Result<V::Value, DeError> {
         Err(de::Error::custom("expected a mapping for this value"))
     }
 }
@@ -341,10 +325,7 @@ struct SeqAcc<'a> {
 impl<'de> SeqAccess<'de> for SeqAcc<'_> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         for (index, node) in self.items.by_ref() {
             if self.skip.contains(&node.id) {
                 continue;
@@ -355,10 +336,7 @@ impl<'de> SeqAccess<'de> for SeqAcc<'_> {
                 path: path.clone(),
                 skip: self.skip,
             };
-            return seed
-                .deserialize(de)
-                .map(Some)
-                .map_err(|e| e.attach(node, &path));
+            return seed.deserialize(de).map(Some).map_err(|e| e.attach(node, &path));
         }
         Ok(None)
     }
@@ -374,10 +352,7 @@ struct MapAcc<'a> {
 impl<'de> MapAccess<'de> for MapAcc<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
         for (key, value) in self.entries.by_ref() {
             if self.skip.contains(&key.id) || self.skip.contains(&value.id) {
                 continue;
@@ -417,10 +392,7 @@ struct SpAcc<'a> {
 impl<'de> MapAccess<'de> for SpAcc<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
         let Some(name) = SP_FIELDS.get(self.step) else {
             return Ok(None);
         };
@@ -435,8 +407,7 @@ impl<'de> MapAccess<'de> for SpAcc<'_> {
             0 => seed.deserialize(u64::from(self.de.node.line).into_deserializer()),
             1 => seed.deserialize(u64::from(self.de.node.column).into_deserializer()),
             2 => {
-                let de: de::value::StrDeserializer<'_, DeError> =
-                    self.de.path.as_str().into_deserializer();
+                let de: de::value::StrDeserializer<'_, DeError> = self.de.path.as_str().into_deserializer();
                 seed.deserialize(de)
             }
             _ => {
@@ -445,8 +416,7 @@ impl<'de> MapAccess<'de> for SpAcc<'_> {
                     path: self.de.path.clone(),
                     skip: self.de.skip,
                 };
-                seed.deserialize(de)
-                    .map_err(|e| e.attach(self.de.node, &self.de.path))
+                seed.deserialize(de).map_err(|e| e.attach(self.de.node, &self.de.path))
             }
         }
     }

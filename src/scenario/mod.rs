@@ -54,8 +54,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
             message,
         }])
     };
-    let file = std::fs::File::open(path)
-        .map_err(|e| whole_file(format!("cannot open: {}", lower(&e.to_string()))))?;
+    let file = std::fs::File::open(path).map_err(|e| whole_file(format!("cannot open: {}", lower(&e.to_string()))))?;
     let mut bytes = Vec::new();
     // One byte past the limit tells "too large" apart from "exactly at the limit".
     file.take(MAX_SCENARIO_BYTES as u64 + 1)
@@ -66,12 +65,8 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
             "larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a page of YAML"
         )));
     }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        whole_file(format!(
-            "not UTF-8 text (byte {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| whole_file(format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))?;
     parse(&name, &text)
 }
 
@@ -96,8 +91,8 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
             format!("larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a page of YAML"),
         )]));
     }
-    let root = tree::parse(text)
-        .map_err(|e| ScenarioErrors(vec![problem(e.line, e.column, String::new(), e.message)]))?;
+    let root =
+        tree::parse(text).map_err(|e| ScenarioErrors(vec![problem(e.line, e.column, String::new(), e.message)]))?;
     let (raw, errors) = de::decode::<Sp<RawScenario>>(&root);
     let problems = errors
         .into_iter()
@@ -120,20 +115,14 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
         .filter(|s| !s.is_empty())
         .unwrap_or("scenario");
     let mut check = validate::Check::new(source_name, problems);
-    let scenario =
-        raw.and_then(|raw| validate::scenario(&mut check, &raw.value, &raw.at, default_name));
+    let scenario = raw.and_then(|raw| validate::scenario(&mut check, &raw.value, &raw.at, default_name));
     let mut problems = check.problems;
     match scenario {
         Some(s) if problems.is_empty() => Ok(s),
         _ => {
             if problems.is_empty() {
                 // Every path that yields no scenario reports why; this is a guard, not a path.
-                problems.push(problem(
-                    1,
-                    1,
-                    String::new(),
-                    "the scenario is invalid".to_owned(),
-                ));
+                problems.push(problem(1, 1, String::new(), "the scenario is invalid".to_owned()));
             }
             problems.sort_by_key(|p| (p.line, p.column));
             problems.dedup();
@@ -195,21 +184,14 @@ impl Scenario {
     /// `n == 0`, or an id pattern that gives an invalid id at the new highest index.
     pub fn with_users(mut self, n: u64) -> Result<Self, ScenarioErrors> {
         if n == 0 {
-            return Err(flag_problem(
-                "--users",
-                "users.count",
-                "must be at least 1".to_owned(),
-            ));
+            return Err(flag_problem("--users", "users.count", "must be at least 1".to_owned()));
         }
         let longest = self.users.id.id(n - 1);
         if let Err(reason) = check_user_id(&longest) {
             return Err(flag_problem(
                 "--users",
                 "users.id",
-                format!(
-                    "gives invalid user id \"{longest}\" (index {}): {reason}",
-                    n - 1
-                ),
+                format!("gives invalid user id \"{longest}\" (index {}): {reason}", n - 1),
             ));
         }
         let old = self.users.count.max(1);
@@ -235,11 +217,7 @@ impl Scenario {
     ///
     /// # Errors
     /// One problem per refused timeline event.
-    pub fn with_target(
-        mut self,
-        target: Target,
-        tokens: TokenSource,
-    ) -> Result<Self, ScenarioErrors> {
+    pub fn with_target(mut self, target: Target, tokens: TokenSource) -> Result<Self, ScenarioErrors> {
         if !target.is_embedded() {
             let refused: Vec<Problem> = self
                 .timeline

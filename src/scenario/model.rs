@@ -290,10 +290,7 @@ pub struct LoadPlan {
 impl LoadPlan {
     /// The plan's length.
     pub fn total(&self) -> Duration {
-        self.stages
-            .last()
-            .map(|s| s.start + s.length)
-            .unwrap_or_default()
+        self.stages.last().map(|s| s.start + s.length).unwrap_or_default()
     }
 
     /// The most users the plan ever asks to be live at once.
@@ -483,12 +480,8 @@ impl Action {
     /// True when the action needs the embedded mock's fault control.
     pub fn needs_mock(&self) -> bool {
         match self {
-            Action::DropSockets { side, .. } | Action::ExpireTokens { side, .. } => {
-                *side == Side::Server
-            }
-            Action::BlockWebsocket { .. } | Action::HalfOpen { .. } | Action::AddLatency { .. } => {
-                true
-            }
+            Action::DropSockets { side, .. } | Action::ExpireTokens { side, .. } => *side == Side::Server,
+            Action::BlockWebsocket { .. } | Action::HalfOpen { .. } | Action::AddLatency { .. } => true,
             Action::RefuseWebsocket { .. } | Action::SetPrivacy { .. } => false,
         }
     }

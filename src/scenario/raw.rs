@@ -325,8 +325,7 @@ impl<'de> Visitor<'de> for ThresholdVisitor {
         Ok(RawThreshold::Short(v.to_owned()))
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawThreshold, A::Error> {
-        RawThresholdFull::deserialize(de::value::MapAccessDeserializer::new(map))
-            .map(RawThreshold::Full)
+        RawThresholdFull::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawThreshold::Full)
     }
 }
 

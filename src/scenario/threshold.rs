@@ -317,9 +317,7 @@ pub fn parse_condition(metric: Metric, text: &str) -> Result<(Op, f64), String> 
                     ));
                 }
                 other => {
-                    return Err(format!(
-                        "unknown unit `{other}` for a latency; use us, ms, s or m"
-                    ));
+                    return Err(format!("unknown unit `{other}` for a latency; use us, ms, s or m"));
                 }
             };
             value * per_unit
@@ -343,9 +341,7 @@ pub fn parse_condition(metric: Metric, text: &str) -> Result<(Op, f64), String> 
             "" if value.fract() == 0.0 => value,
             "" => return Err("a count is a whole number".to_owned()),
             other => {
-                return Err(format!(
-                    "a count takes no unit (found `{other}`); write a plain number"
-                ));
+                return Err(format!("a count takes no unit (found `{other}`); write a plain number"));
             }
         },
     };
@@ -376,10 +372,7 @@ mod tests {
             parse_metric("delivery.typing.p999"),
             Ok(Metric::Latency(Histogram::DeliveryTyping, Stat::P999))
         );
-        assert_eq!(
-            parse_metric("errors.rate"),
-            Ok(Metric::Figure(Figure::ErrorsRate))
-        );
+        assert_eq!(parse_metric("errors.rate"), Ok(Metric::Figure(Figure::ErrorsRate)));
         assert_eq!(
             parse_metric("conect.p99").unwrap_err(),
             "unknown metric `conect.p99`; did you mean `connect.p99`?"
@@ -388,16 +381,8 @@ mod tests {
             parse_metric("connect.p98").unwrap_err(),
             "unknown statistic `p98`; did you mean `p99`?"
         );
-        assert!(
-            parse_metric("connect")
-                .unwrap_err()
-                .contains("needs a statistic")
-        );
-        assert!(
-            parse_metric("bogus")
-                .unwrap_err()
-                .starts_with("unknown metric `bogus`")
-        );
+        assert!(parse_metric("connect").unwrap_err().contains("needs a statistic"));
+        assert!(parse_metric("bogus").unwrap_err().starts_with("unknown metric `bogus`"));
     }
 
     #[test]
@@ -406,28 +391,12 @@ mod tests {
         assert_eq!(parse_condition(lat, "< 500ms"), Ok((Op::Lt, 500_000.0)));
         assert_eq!(parse_condition(lat, "<=1.5s"), Ok((Op::Le, 1_500_000.0)));
         assert_eq!(parse_condition(lat, ">= 250us"), Ok((Op::Ge, 250.0)));
-        assert!(
-            parse_condition(lat, "< 500")
-                .unwrap_err()
-                .contains("needs a unit")
-        );
-        assert!(
-            parse_condition(lat, "500ms")
-                .unwrap_err()
-                .contains("must start with")
-        );
-        assert!(
-            parse_condition(lat, "< fast")
-                .unwrap_err()
-                .contains("not a number")
-        );
+        assert!(parse_condition(lat, "< 500").unwrap_err().contains("needs a unit"));
+        assert!(parse_condition(lat, "500ms").unwrap_err().contains("must start with"));
+        assert!(parse_condition(lat, "< fast").unwrap_err().contains("not a number"));
         let rate = Metric::Figure(Figure::ErrorsRate);
         assert_eq!(parse_condition(rate, "< 0.1%"), Ok((Op::Lt, 0.001)));
-        assert!(
-            parse_condition(rate, "< 0.1")
-                .unwrap_err()
-                .contains("percentage")
-        );
+        assert!(parse_condition(rate, "< 0.1").unwrap_err().contains("percentage"));
         let failed = Metric::Figure(Figure::ConformanceFailed);
         assert_eq!(parse_condition(failed, "== 0"), Ok((Op::Eq, 0.0)));
         assert!(parse_condition(failed, "== 0ms").is_err());

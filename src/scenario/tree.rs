@@ -49,10 +49,7 @@ impl Kind {
 /// Cuts long values so that every problem stays one readable line.
 pub(crate) fn shorten(s: &str) -> String {
     const MAX: usize = 40;
-    let one_line: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     if one_line.chars().count() <= MAX {
         one_line
     } else {

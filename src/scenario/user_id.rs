@@ -40,11 +40,7 @@ pub fn check_user_id(id: &str) -> Result<(), String> {
 /// Splits and checks the pattern: exactly one `{index}`, and the id of every index in
 /// `0..count` valid (the highest index has the longest id, and the characters of all ids are
 /// those of the pattern's text plus digits, so checking that one id is enough).
-pub(crate) fn pattern(
-    check: &mut Check<'_>,
-    sp: &Sp<String>,
-    count: Option<u64>,
-) -> Option<IdPattern> {
+pub(crate) fn pattern(check: &mut Check<'_>, sp: &Sp<String>, count: Option<u64>) -> Option<IdPattern> {
     let text = &sp.value;
     let Some((prefix, suffix)) = text.split_once(PLACEHOLDER) else {
         check.report(

@@ -46,14 +46,8 @@ impl<'a> Check<'a> {
         if self.is_poisoned(&path) {
             return;
         }
-        let at = At {
-            path,
-            ..parent.clone()
-        };
-        self.report(
-            &at,
-            format!("required key is missing, e.g. `{key}: {example}`"),
-        );
+        let at = At { path, ..parent.clone() };
+        self.report(&at, format!("required key is missing, e.g. `{key}: {example}`"));
     }
 
     /// True when a problem was already reported at or under `path`.
@@ -114,10 +108,7 @@ impl<'a> Check<'a> {
             Some(sp) => {
                 self.report(
                     &sp.at,
-                    format!(
-                        "a fraction is above 0 and at most 1 (0.5 = half), found {}",
-                        sp.value
-                    ),
+                    format!("a fraction is above 0 and at most 1 (0.5 = half), found {}", sp.value),
                 );
                 default
             }
@@ -138,12 +129,7 @@ fn value<T: Clone>(sp: &Option<Sp<T>>) -> Option<T> {
 }
 
 /// Validates the whole file. `root` is where the top-level mapping starts.
-pub(crate) fn scenario(
-    check: &mut Check<'_>,
-    raw: &RawScenario,
-    root: &At,
-    default_name: &str,
-) -> Option<Scenario> {
+pub(crate) fn scenario(check: &mut Check<'_>, raw: &RawScenario, root: &At, default_name: &str) -> Option<Scenario> {
     let name = match &raw.name {
         Some(sp) if sp.value.trim().is_empty() => {
             check.report(&sp.at, "must not be empty");
@@ -169,18 +155,11 @@ pub(crate) fn scenario(
     let load = match &raw.load {
         Some(sp) => super::validate_load::load_plan(check, sp, user_count),
         None => {
-            check.missing(
-                root,
-                "load",
-                "[{ ramp: { to: 100, over: 10s } }, { hold: 1m }]",
-            );
+            check.missing(root, "load", "[{ ramp: { to: 100, over: 10s } }, { hold: 1m }]");
             None
         }
     };
-    let duration = raw
-        .duration
-        .as_ref()
-        .and_then(|sp| check.positive_duration(sp));
+    let duration = raw.duration.as_ref().and_then(|sp| check.positive_duration(sp));
     // Cross-field: the timeline is checked against the run's length only when it is known.
     let run_length = if check.is_poisoned("duration") {
         None
@@ -221,10 +200,7 @@ pub(crate) fn scenario(
 /// The target, and where tokens come from unless `users.token.endpoint` says otherwise.
 fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Option<(Target, TokenSource)> {
     let Some(sp) = raw else {
-        return Some((
-            Target::Embedded(MockOptions::default()),
-            TokenSource::EmbeddedSecret,
-        ));
+        return Some((Target::Embedded(MockOptions::default()), TokenSource::EmbeddedSecret));
     };
     let t = &sp.value;
     if let (Some(secret), Some(_)) = (&t.secret, &t.token_endpoint) {
@@ -259,7 +235,9 @@ fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Option<(Target,
             if let Some(at) = v {
                 check.report(
                     at,
-                    format!("`{key}` configures the embedded mock; it has no effect on a real target (target.url is set)"),
+                    format!(
+                        "`{key}` configures the embedded mock; it has no effect on a real target (target.url is set)"
+                    ),
                 );
             }
         }
@@ -292,18 +270,10 @@ fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Option<(Target,
         secret,
         ..MockOptions::default()
     };
-    if let Some(d) = t
-        .health_interval
-        .as_ref()
-        .and_then(|s| check.positive_duration(s))
-    {
+    if let Some(d) = t.health_interval.as_ref().and_then(|s| check.positive_duration(s)) {
         mock.health_interval = d;
     }
-    if let Some(d) = t
-        .longpoll_hold
-        .as_ref()
-        .and_then(|s| check.positive_duration(s))
-    {
+    if let Some(d) = t.longpoll_hold.as_ref().and_then(|s| check.positive_duration(s)) {
         mock.longpoll_hold = d;
     }
     if let Some(e) = &t.token_expiry {
@@ -320,10 +290,7 @@ fn http_url(check: &mut Check<'_>, sp: &Sp<String>, schemes: &[&str]) -> Option<
     let url = sp.value.trim();
     let ok = url.split_once("://").is_some_and(|(scheme, rest)| {
         schemes.contains(&scheme.to_ascii_lowercase().as_str())
-            && rest
-                .split(['/', '?', '#'])
-                .next()
-                .is_some_and(|host| !host.is_empty())
+            && rest.split(['/', '?', '#']).next().is_some_and(|host| !host.is_empty())
             && !rest.chars().any(char::is_whitespace)
     });
     if ok {
@@ -341,11 +308,7 @@ fn http_url(check: &mut Check<'_>, sp: &Sp<String>, schemes: &[&str]) -> Option<
     }
 }
 
-fn users(
-    check: &mut Check<'_>,
-    sp: &Sp<RawUsers>,
-    token_source: Option<&TokenSource>,
-) -> Option<Users> {
+fn users(check: &mut Check<'_>, sp: &Sp<RawUsers>, token_source: Option<&TokenSource>) -> Option<Users> {
     let u = &sp.value;
     let count = match &u.count {
         Some(c) if c.value == 0 => {
@@ -419,11 +382,7 @@ fn profile(check: &mut Check<'_>, sp: &Sp<RawProfile>) -> Option<ProfileMix> {
         None => {
             check.report(
                 at,
-                format!(
-                    "unknown profile `{}`; {}",
-                    shorten(name),
-                    suggest::hint(name, &names)
-                ),
+                format!("unknown profile `{}`; {}", shorten(name), suggest::hint(name, &names)),
             );
             None
         }
@@ -431,10 +390,7 @@ fn profile(check: &mut Check<'_>, sp: &Sp<RawProfile>) -> Option<ProfileMix> {
     match &sp.value {
         RawProfile::One(name) => named(check, name, &sp.at).map(ProfileMix::single),
         RawProfile::Mix(entries) if entries.is_empty() => {
-            check.report(
-                &sp.at,
-                "a mix needs at least one profile, e.g. {js: 60, android: 40}",
-            );
+            check.report(&sp.at, "a mix needs at least one profile, e.g. {js: 60, android: 40}");
             None
         }
         RawProfile::Mix(entries) => {
@@ -454,10 +410,7 @@ fn profile(check: &mut Check<'_>, sp: &Sp<RawProfile>) -> Option<ProfileMix> {
                     _ => {
                         check.report(
                             &weight.at,
-                            format!(
-                                "a weight is a positive whole number, found {}",
-                                weight.value
-                            ),
+                            format!("a weight is a positive whole number, found {}", weight.value),
                         );
                         ok = false;
                     }
@@ -468,11 +421,7 @@ fn profile(check: &mut Check<'_>, sp: &Sp<RawProfile>) -> Option<ProfileMix> {
     }
 }
 
-fn token(
-    check: &mut Check<'_>,
-    raw: Option<&Sp<RawToken>>,
-    target_source: Option<&TokenSource>,
-) -> Option<TokenSpec> {
+fn token(check: &mut Check<'_>, raw: Option<&Sp<RawToken>>, target_source: Option<&TokenSource>) -> Option<TokenSpec> {
     let Some(sp) = raw else {
         return Some(TokenSpec {
             ttl: None,
@@ -511,11 +460,7 @@ fn token(
     })
 }
 
-fn channels(
-    check: &mut Check<'_>,
-    raw: Option<&Sp<RawChannels>>,
-    user_count: Option<u64>,
-) -> Option<Channels> {
+fn channels(check: &mut Check<'_>, raw: Option<&Sp<RawChannels>>, user_count: Option<u64>) -> Option<Channels> {
     let default_members = user_count.unwrap_or(1).min(100);
     let Some(sp) = raw else {
         return Some(Channels {
@@ -559,9 +504,10 @@ fn channels(
         Some(k)
             if k.value.is_empty()
                 || k.value.len() > 64
-                || !k.value.chars().all(|ch| {
-                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-'
-                }) =>
+                || !k
+                    .value
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-') =>
         {
             check.report(
                 &k.at,
@@ -573,11 +519,7 @@ fn channels(
         Some(k) => k.value.clone(),
         None => "messaging".to_owned(),
     };
-    ok.then_some(Channels {
-        count,
-        members,
-        kind,
-    })
+    ok.then_some(Channels { count, members, kind })
 }
 
 fn behaviour(check: &mut Check<'_>, raw: Option<&Sp<RawBehaviour>>) -> Behaviour {
@@ -747,8 +689,5 @@ fn conformance(check: &mut Check<'_>, raw: Option<&Sp<RawConformance>>) -> Confo
             globs.push(g.to_owned());
         }
     }
-    Conformance {
-        watch: globs,
-        strict,
-    }
+    Conformance { watch: globs, strict }
 }

@@ -78,11 +78,7 @@ pub(crate) fn load_plan(
     ok.then_some(LoadPlan { stages })
 }
 
-fn ramp(
-    check: &mut Check<'_>,
-    sp: &Sp<RawRamp>,
-    user_count: Option<u64>,
-) -> Option<(Duration, u64, StageKind)> {
+fn ramp(check: &mut Check<'_>, sp: &Sp<RawRamp>, user_count: Option<u64>) -> Option<(Duration, u64, StageKind)> {
     let to = match &sp.value.to {
         Some(to) => {
             if let Some(count) = user_count
@@ -173,10 +169,7 @@ fn arrival(
 fn per_second(check: &mut Check<'_>, sp: &Sp<Scalar>) -> Option<f64> {
     let text = match &sp.value {
         Scalar::Number(n) => {
-            check.report(
-                &sp.at,
-                format!("a rate needs a unit: write `{n}/s` or `{n}/m`"),
-            );
+            check.report(&sp.at, format!("a rate needs a unit: write `{n}/s` or `{n}/m`"));
             return None;
         }
         Scalar::Text(t) => t.trim(),
@@ -269,10 +262,7 @@ fn event(
             let msg = if written.is_empty() {
                 "an entry needs `at` and one action: drop_sockets, expire_tokens, block_websocket, refuse_websocket, half_open, add_latency or set_privacy".to_owned()
             } else {
-                format!(
-                    "an entry has exactly one action, found {}",
-                    written.join(" and ")
-                )
+                format!("an entry has exactly one action, found {}", written.join(" and "))
             };
             check.report(&entry.at, msg);
         }
@@ -306,14 +296,7 @@ fn action(check: &mut Check<'_>, e: &RawEvent) -> Option<(Action, At)> {
             None => Close::Abrupt,
             Some(c) => close_code(check, c)?,
         };
-        return Some((
-            Action::DropSockets {
-                fraction,
-                side,
-                close,
-            },
-            side_at,
-        ));
+        return Some((Action::DropSockets { fraction, side, close }, side_at));
     }
     if let Some(x) = &e.expire_tokens {
         let fraction = check.fraction(&x.value.fraction, 1.0);

@@ -21,12 +21,7 @@ const MAX_LIMIT: usize = 30;
 const MAX_SYNC_EVENTS: usize = 2000;
 const THIRTY_DAYS_NANOS: i128 = 30 * 86_400 * 1_000_000_000;
 
-fn binds(
-    app: &App,
-    req: &Req,
-    caller: &Caller,
-    body: &Value,
-) -> Result<Option<Arc<crate::conn::Conn>>, ApiError> {
+fn binds(app: &App, req: &Req, caller: &Caller, body: &Value) -> Result<Option<Arc<crate::conn::Conn>>, ApiError> {
     if flag(body, "watch") || flag(body, "presence") {
         let conn = caller_conn(app, req, caller)?;
         if flag(body, "presence") {
@@ -56,10 +51,7 @@ pub fn query_channels(app: &App, req: &Req, caller: &Caller) -> Outcome {
     let empty = json!({});
     let filter = body.get("filter_conditions").unwrap_or(&empty);
     if !filter.is_object() {
-        return Err(ApiError::new(
-            code::INPUT,
-            "filter_conditions must be an object",
-        ));
+        return Err(ApiError::new(code::INPUT, "filter_conditions must be an object"));
     }
     let limit = body
         .get("limit")
@@ -139,10 +131,8 @@ fn str_cond(v: &str, cond: &Value) -> bool {
         Value::String(s) => s == v,
         Value::Object(o) => {
             o.get("$eq").is_none_or(|e| e.as_str() == Some(v))
-                && o.get("$in").is_none_or(|a| {
-                    a.as_array()
-                        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(v)))
-                })
+                && o.get("$in")
+                    .is_none_or(|a| a.as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == Some(v))))
         }
         _ => false,
     }
@@ -177,12 +167,7 @@ fn member_ids(data: &Map<String, Value>) -> Result<Option<Vec<String>>, ApiError
             .as_str()
             .or_else(|| m.get("user_id").and_then(Value::as_str))
             .or_else(|| m.pointer("/user/id").and_then(Value::as_str))
-            .ok_or_else(|| {
-                ApiError::new(
-                    code::INPUT,
-                    "each of data.members must be a user id or {\"user_id\"}",
-                )
-            })?;
+            .ok_or_else(|| ApiError::new(code::INPUT, "each of data.members must be a user id or {\"user_id\"}"))?;
         proto::validate_user_id("data.members", id).map_err(|m| ApiError::new(code::INPUT, m))?;
         out.push(id.to_owned());
     }
@@ -191,29 +176,16 @@ fn member_ids(data: &Map<String, Value>) -> Result<Option<Vec<String>>, ApiError
 
 /// `POST /channels/{type}/{id}/query` (get-or-create, optionally watch) and `/channels/{type}/query`
 /// (create by member list; the id is derived from the members).
-pub fn get_or_create(
-    app: &App,
-    req: &Req,
-    caller: &Caller,
-    kind: &str,
-    id: Option<&str>,
-) -> Outcome {
+pub fn get_or_create(app: &App, req: &Req, caller: &Caller, kind: &str, id: Option<&str>) -> Outcome {
     check_channel_part("channel type", kind)?;
     let body = req.json()?;
-    let data: Map<String, Value> = body
-        .get("data")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let data: Map<String, Value> = body.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
     let members = member_ids(&data)?;
     let id = match id {
         Some(id) => id.to_owned(),
         None => {
             let Some(mut m) = members.clone() else {
-                return Err(ApiError::new(
-                    code::INPUT,
-                    "a channel without an id needs data.members",
-                ));
+                return Err(ApiError::new(code::INPUT, "a channel without an id needs data.members"));
             };
             m.sort();
             m.dedup();
@@ -235,10 +207,7 @@ pub fn get_or_create(
             let mut custom = data.clone();
             custom.remove("members");
             let creator = if caller.user.is_empty() {
-                members
-                    .as_ref()
-                    .and_then(|m| m.first().cloned())
-                    .unwrap_or_default()
+                members.as_ref().and_then(|m| m.first().cloned()).unwrap_or_default()
             } else {
                 caller.user.clone()
             };
@@ -295,10 +264,7 @@ pub fn stop_watching(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str
 pub fn sync(app: &App, req: &Req, caller: &Caller) -> Outcome {
     let body = req.json()?;
     let Some(cids) = body.get("channel_cids").and_then(Value::as_array) else {
-        return Err(ApiError::new(
-            code::INPUT,
-            "channel_cids is a required array field",
-        ));
+        return Err(ApiError::new(code::INPUT, "channel_cids is a required array field"));
     };
     let Some(since) = body
         .get("last_sync_at")
@@ -311,10 +277,7 @@ pub fn sync(app: &App, req: &Req, caller: &Caller) -> Outcome {
         ));
     };
     if wire::now_nanos() - since > THIRTY_DAYS_NANOS {
-        return Err(ApiError::new(
-            code::INPUT,
-            "last_sync_at is more than 30 days ago",
-        ));
+        return Err(ApiError::new(code::INPUT, "last_sync_at is more than 30 days ago"));
     }
     let watch_conn = binds(app, req, caller, &body)?;
     let mut events: Vec<(i128, Value)> = Vec::new();
@@ -347,32 +310,17 @@ pub fn sync(app: &App, req: &Req, caller: &Caller) -> Outcome {
     }
     events.sort_by_key(|(t, _)| *t);
     let events: Vec<Value> = events.into_iter().map(|(_, e)| e).collect();
-    Ok((
-        201,
-        json!({ "events": events, "inaccessible_cids": inaccessible }),
-    ))
+    Ok((201, json!({ "events": events, "inaccessible_cids": inaccessible })))
 }
 
 /// A `message.new` event as `viewer` receives it (unread counters are per recipient).
 pub fn message_new(w: &World, ch: &Channel, message: &Value, viewer: &str) -> Value {
-    let author = message
-        .pointer("/user/id")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let mut ev = wire::channel_event(
-        "message.new",
-        &ch.cid,
-        &ch.kind,
-        &ch.id,
-        w.user_json(author),
-    );
+    let author = message.pointer("/user/id").and_then(Value::as_str).unwrap_or("");
+    let mut ev = wire::channel_event("message.new", &ch.cid, &ch.kind, &ch.id, w.user_json(author));
     if let Some(t) = message.get("created_at") {
         ev.insert("created_at".into(), t.clone());
     }
-    ev.insert(
-        "message_id".into(),
-        message.get("id").cloned().unwrap_or(Value::Null),
-    );
+    ev.insert("message_id".into(), message.get("id").cloned().unwrap_or(Value::Null));
     ev.insert("message".into(), message.clone());
     ev.insert("watcher_count".into(), ch.watchers.len().into());
     let (unread, total, chans) = unread_of(w, ch, viewer);

@@ -31,12 +31,9 @@ const RESERVED_PREFIXES: &[&str] = &[
 ];
 
 fn channel<'a>(w: &'a World, cid: &str) -> Result<&'a Channel, ApiError> {
-    w.channels.get(cid).ok_or_else(|| {
-        ApiError::new(
-            code::DOES_NOT_EXIST,
-            format!("channel {} does not exist", clip(cid)),
-        )
-    })
+    w.channels
+        .get(cid)
+        .ok_or_else(|| ApiError::new(code::DOES_NOT_EXIST, format!("channel {} does not exist", clip(cid))))
 }
 
 fn acting_user(caller: &Caller, body: &Value) -> Result<String, ApiError> {
@@ -53,10 +50,7 @@ fn acting_user(caller: &Caller, body: &Value) -> Result<String, ApiError> {
 }
 
 fn watcher_conns(w: &World, ch: &Channel) -> Vec<Arc<Conn>> {
-    ch.watchers
-        .iter()
-        .filter_map(|id| w.conns.get(id).cloned())
-        .collect()
+    ch.watchers.iter().filter_map(|id| w.conns.get(id).cloned()).collect()
 }
 
 /// `POST /channels/{type}/{id}/event` `{"event": {"type": …}}`. Typing from a user whose typing
@@ -64,10 +58,7 @@ fn watcher_conns(w: &World, ch: &Channel) -> Vec<Arc<Conn>> {
 pub fn send_event(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -> Outcome {
     let body = req.json()?;
     let Some(input) = body.get("event").and_then(Value::as_object) else {
-        return Err(ApiError::new(
-            code::INPUT,
-            "event is a required object field",
-        ));
+        return Err(ApiError::new(code::INPUT, "event is a required object field"));
     };
     let ty = match input.get("type").and_then(Value::as_str) {
         Some(t) if !t.is_empty() => t.to_owned(),
@@ -96,15 +87,8 @@ pub fn send_event(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -
     let ev = Value::Object(ev);
     let suppressed = typing
         && !app.violation(Violation::TypingIgnoresPrivacy)
-        && !w
-            .users
-            .get(user.as_str())
-            .is_none_or(|u| u.typing_enabled());
-    let mut to = if suppressed {
-        Vec::new()
-    } else {
-        watcher_conns(&w, ch)
-    };
+        && !w.users.get(user.as_str()).is_none_or(|u| u.typing_enabled());
+    let mut to = if suppressed { Vec::new() } else { watcher_conns(&w, ch) };
     if app.violation(Violation::NoSenderFanout) {
         to.retain(|c| *c.user != *user);
     }
@@ -119,14 +103,8 @@ pub fn mark_read(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) ->
     let body = req.json()?;
     let user = acting_user(caller, &body)?;
     let cid = format!("{kind}:{id}");
-    let message_id = body
-        .get("message_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let thread_id = body
-        .get("thread_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let message_id = body.get("message_id").and_then(Value::as_str).map(str::to_owned);
+    let thread_id = body.get("thread_id").and_then(Value::as_str).map(str::to_owned);
     let mut w = app.world();
     let w = &mut *w;
     let Some(ch) = w.channels.get_mut(cid.as_str()) else {
@@ -159,13 +137,7 @@ pub fn mark_read(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) ->
         }
     }
     let ch = channel(w, &cid)?;
-    let mut ev = wire::channel_event(
-        "message.read",
-        &ch.cid,
-        &ch.kind,
-        &ch.id,
-        w.user_json(&user),
-    );
+    let mut ev = wire::channel_event("message.read", &ch.cid, &ch.kind, &ch.id, w.user_json(&user));
     if let Some(m) = &last_read_message_id {
         ev.insert("last_read_message_id".into(), m.clone().into());
     }
@@ -174,9 +146,7 @@ pub fn mark_read(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) ->
     }
     let ev = Value::Object(ev);
     let receipts = app.violation(Violation::ReadIgnoresPrivacy)
-        || w.users
-            .get(user.as_str())
-            .is_none_or(|u| u.read_receipts_enabled());
+        || w.users.get(user.as_str()).is_none_or(|u| u.read_receipts_enabled());
     let no_self = app.violation(Violation::NoSenderFanout);
     let watchers: Vec<Arc<Conn>> = watcher_conns(w, ch)
         .into_iter()
@@ -219,20 +189,14 @@ pub fn mark_read(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) ->
 pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -> Outcome {
     let body = req.json()?;
     let Some(input) = body.get("message").and_then(Value::as_object) else {
-        return Err(ApiError::new(
-            code::INPUT,
-            "message is a required object field",
-        ));
+        return Err(ApiError::new(code::INPUT, "message is a required object field"));
     };
     let user = acting_user(caller, &body)?;
     let text = match input.get("text") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) if s.len() <= 5000 => s.clone(),
         Some(Value::String(_)) => {
-            return Err(ApiError::new(
-                20,
-                "message text is longer than 5000 characters",
-            ));
+            return Err(ApiError::new(20, "message text is longer than 5000 characters"));
         }
         Some(_) => return Err(ApiError::new(code::INPUT, "message.text must be a string")),
     };
@@ -242,10 +206,7 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
     let msg_id = match input.get("id").and_then(Value::as_str) {
         Some(m) if !m.is_empty() && m.len() <= 255 => m.to_owned(),
         Some(_) => {
-            return Err(ApiError::new(
-                code::INPUT,
-                "message.id must be 1 to 255 characters",
-            ));
+            return Err(ApiError::new(code::INPUT, "message.id must be 1 to 255 characters"));
         }
         None => app.ids.next().to_string(),
     };
@@ -279,10 +240,7 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
         ("reaction_counts", json!({})),
         ("reaction_scores", json!({})),
         ("shadowed", false.into()),
-        (
-            "silent",
-            input.get("silent").cloned().unwrap_or(false.into()),
-        ),
+        ("silent", input.get("silent").cloned().unwrap_or(false.into())),
         ("pinned", false.into()),
     ] {
         m.insert(k.to_owned(), v);
@@ -310,12 +268,7 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
         }
         mem.unread += 1;
     }
-    let others: Vec<Arc<str>> = ch
-        .members
-        .keys()
-        .filter(|uid| ***uid != *user)
-        .cloned()
-        .collect();
+    let others: Vec<Arc<str>> = ch.members.keys().filter(|uid| ***uid != *user).cloned().collect();
     for uid in &others {
         if let Some(u) = w.users.get_mut(uid) {
             u.total_unread += 1;
@@ -358,7 +311,5 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

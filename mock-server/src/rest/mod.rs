@@ -38,10 +38,7 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
         ("POST", ["channels", _, _, "message"]) => ("SendMessage", "send_message"),
         ("POST", ["sync"]) => ("Sync", "sync"),
         _ => {
-            let e = ApiError::new(
-                code::DOES_NOT_EXIST,
-                format!("no route for {m} {}", clip(&req.path)),
-            );
+            let e = ApiError::new(code::DOES_NOT_EXIST, format!("no route for {m} {}", clip(&req.path)));
             return (error(app, "Request", &e), None);
         }
     };
@@ -68,12 +65,8 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
         ("PATCH", ["users"]) => users::partial(app, req, &caller),
         ("POST" | "GET", ["channels"]) => channels::query_channels(app, req, &caller),
         ("POST", ["channels", t, "query"]) => channels::get_or_create(app, req, &caller, t, None),
-        ("POST", ["channels", t, id, "query"]) => {
-            channels::get_or_create(app, req, &caller, t, Some(id))
-        }
-        ("POST", ["channels", t, id, "stop-watching"]) => {
-            channels::stop_watching(app, req, &caller, t, id)
-        }
+        ("POST", ["channels", t, id, "query"]) => channels::get_or_create(app, req, &caller, t, Some(id)),
+        ("POST", ["channels", t, id, "stop-watching"]) => channels::stop_watching(app, req, &caller, t, id),
         ("POST", ["channels", t, id, "event"]) => events::send_event(app, req, &caller, t, id),
         ("POST", ["channels", t, id, "read"]) => events::mark_read(app, req, &caller, t, id),
         ("POST", ["channels", t, id, "message"]) => events::send_message(app, req, &caller, t, id),

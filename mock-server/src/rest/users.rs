@@ -20,11 +20,7 @@ fn allowed(caller: &Caller, id: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             code::NOT_ALLOWED,
-            format!(
-                "user \"{}\" may not update user \"{}\"",
-                caller.user,
-                super::clip(id)
-            ),
+            format!("user \"{}\" may not update user \"{}\"", caller.user, super::clip(id)),
         ))
     }
 }
@@ -33,10 +29,7 @@ fn allowed(caller: &Caller, id: &str) -> Result<(), ApiError> {
 pub fn upsert(app: &App, req: &Req, caller: &Caller) -> Outcome {
     let body = req.json()?;
     let Some(users) = body.get("users").and_then(Value::as_object) else {
-        return Err(ApiError::new(
-            code::INPUT,
-            "users is a required object field",
-        ));
+        return Err(ApiError::new(code::INPUT, "users is a required object field"));
     };
     for (id, u) in users {
         proto::validate_user_id("users key", id).map_err(|m| ApiError::new(code::INPUT, m))?;
@@ -48,10 +41,7 @@ pub fn upsert(app: &App, req: &Req, caller: &Caller) -> Outcome {
         };
         if let Some(inner) = get_ci(obj, "id") {
             if inner.as_str() != Some(id.as_str()) {
-                return Err(ApiError::new(
-                    code::INPUT,
-                    format!("users.{id}.id must equal its key"),
-                ));
+                return Err(ApiError::new(code::INPUT, format!("users.{id}.id must equal its key")));
             }
         }
         let size = u.to_string().len();
@@ -84,20 +74,14 @@ pub fn upsert(app: &App, req: &Req, caller: &Caller) -> Outcome {
 pub fn partial(app: &App, req: &Req, caller: &Caller) -> Outcome {
     let body = req.json()?;
     let Some(list) = body.get("users").and_then(Value::as_array) else {
-        return Err(ApiError::new(
-            code::INPUT,
-            "users is a required array field",
-        ));
+        return Err(ApiError::new(code::INPUT, "users is a required array field"));
     };
     let mut out = Map::new();
     let mut w = app.world();
     let mut ids = Vec::new();
     for item in list {
         let Some(id) = item.get("id").and_then(Value::as_str) else {
-            return Err(ApiError::new(
-                code::INPUT,
-                "every partial update needs an id",
-            ));
+            return Err(ApiError::new(code::INPUT, "every partial update needs an id"));
         };
         proto::validate_user_id("id", id).map_err(|m| ApiError::new(code::INPUT, m))?;
         allowed(caller, id)?;
@@ -138,21 +122,14 @@ pub fn partial(app: &App, req: &Req, caller: &Caller) -> Outcome {
 }
 
 /// `user.updated` with the own-user view, for each updated user's open connections.
-fn updated_events<'a>(
-    w: &crate::world::World,
-    ids: impl Iterator<Item = &'a String>,
-) -> Vec<(Vec<Arc<Conn>>, String)> {
+fn updated_events<'a>(w: &crate::world::World, ids: impl Iterator<Item = &'a String>) -> Vec<(Vec<Arc<Conn>>, String)> {
     let mut out = Vec::new();
     for id in ids {
         let to: Vec<Arc<Conn>> = w.conns_of(id).cloned().collect();
         if to.is_empty() {
             continue;
         }
-        let me = w
-            .users
-            .get(id.as_str())
-            .map(|u| u.to_me())
-            .unwrap_or(Value::Null);
+        let me = w.users.get(id.as_str()).map(|u| u.to_me()).unwrap_or(Value::Null);
         let ev = json!({"type": "user.updated", "user": me, "created_at": wire::now()});
         out.push((to, ev.to_string()));
     }

@@ -26,16 +26,9 @@ async fn first_frame_is_health_check_with_full_me_and_merged_privacy() {
     let details = json!({"id": "amin", "name": "Amin", "color": "blue",
         "privacy_settings": {"typing_indicators": {"enabled": false}}});
     let (_ws, first) = connect_details(&h, "amin", details).await;
-    assert!(
-        is_uuid_shaped(first["connection_id"].as_str().unwrap_or("")),
-        "{first}"
-    );
+    assert!(is_uuid_shaped(first["connection_id"].as_str().unwrap_or("")), "{first}");
     assert_eq!(first["cid"], "*");
-    assert!(
-        first["created_at"]
-            .as_str()
-            .is_some_and(|t| t.ends_with('Z'))
-    );
+    assert!(first["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
     let me = &first["me"];
     assert_eq!(me["id"], "amin");
     assert_eq!(me["name"], "Amin");
@@ -45,22 +38,13 @@ async fn first_frame_is_health_check_with_full_me_and_merged_privacy() {
     assert_eq!(me["channel_mutes"], json!([]));
     assert_eq!(me["devices"], json!([]));
     assert!(me["total_unread_count"].is_number() && me["unread_channels"].is_number());
-    assert_eq!(
-        me["privacy_settings"]["typing_indicators"]["enabled"],
-        false
-    );
+    assert_eq!(me["privacy_settings"]["typing_indicators"]["enabled"], false);
     // A second connect that only sets read_receipts keeps typing_indicators (merge, not replace).
     let details = json!({"id": "amin", "privacy_settings": {"read_receipts": {"enabled": false}}});
     let (_ws2, second) = connect_details(&h, "amin", details).await;
     assert_ne!(second["connection_id"], first["connection_id"]);
-    assert_eq!(
-        second["me"]["privacy_settings"]["typing_indicators"]["enabled"],
-        false
-    );
-    assert_eq!(
-        second["me"]["privacy_settings"]["read_receipts"]["enabled"],
-        false
-    );
+    assert_eq!(second["me"]["privacy_settings"]["typing_indicators"]["enabled"], false);
+    assert_eq!(second["me"]["privacy_settings"]["read_receipts"]["enabled"], false);
     assert_eq!(h.control.stats().live_connections, 2);
     h.shutdown().await;
 }
@@ -72,10 +56,7 @@ async fn header_auth_wins_over_query_auth() {
     let mut ws = open(
         &h,
         &q,
-        &[
-            ("Authorization", &user_token("hana")),
-            ("Stream-Auth-Type", "jwt"),
-        ],
+        &[("Authorization", &user_token("hana")), ("Stream-Auth-Type", "jwt")],
     )
     .await;
     assert_eq!(next_json(&mut ws).await["type"], "health.check");
@@ -91,21 +72,14 @@ async fn header_auth_wins_over_query_auth() {
     let mut ws = open(
         &h,
         &q,
-        &[
-            ("Authorization", &user_token("hana")),
-            ("Stream-Auth-Type", "jwt"),
-        ],
+        &[("Authorization", &user_token("hana")), ("Stream-Auth-Type", "jwt")],
     )
     .await;
     assert_eq!(next_json(&mut ws).await["type"], "health.check");
     h.shutdown().await;
 }
 
-async fn rejected_with(
-    h: &chatstorm_mock::MockHandle,
-    query: &str,
-    code: i64,
-) -> serde_json::Value {
+async fn rejected_with(h: &chatstorm_mock::MockHandle, query: &str, code: i64) -> serde_json::Value {
     let mut ws = open(h, query, &[]).await;
     expect_rejected(&mut ws, code).await
 }
@@ -119,10 +93,7 @@ async fn every_connect_error_code_comes_as_one_frame_then_close_1000() {
     rejected_with(&h, &wrong_key, 2).await;
     let e = rejected_with(
         &h,
-        &format!(
-            "api_key={KEY}&authorization={}&stream-auth-type=jwt",
-            user_token("u1")
-        ),
+        &format!("api_key={KEY}&authorization={}&stream-auth-type=jwt", user_token("u1")),
         4,
     )
     .await;
@@ -133,12 +104,7 @@ async fn every_connect_error_code_comes_as_one_frame_then_close_1000() {
         4,
     )
     .await;
-    let e = rejected_with(
-        &h,
-        &connect_query("a|b", &user_token("a|b"), json!({"id": "a|b"})),
-        4,
-    )
-    .await;
+    let e = rejected_with(&h, &connect_query("a|b", &user_token("a|b"), json!({"id": "a|b"})), 4).await;
     assert!(
         e["message"].as_str().unwrap_or("").contains("a-z"),
         "names the allowed set: {e}"
@@ -147,65 +113,38 @@ async fn every_connect_error_code_comes_as_one_frame_then_close_1000() {
     let big = json!({"id": "u1", "bio": "x".repeat(6 * 1024)});
     let e = rejected_with(&h, &connect_query("u1", &user_token("u1"), big), 4).await;
     assert!(e["message"].as_str().unwrap_or("").contains("5 KB"), "{e}");
-    rejected_with(
-        &h,
-        &connect_query("u1", &user_token("someone-else"), d.clone()),
-        5,
-    )
-    .await;
+    rejected_with(&h, &connect_query("u1", &user_token("someone-else"), d.clone()), 5).await;
     let e = rejected_with(
         &h,
-        &connect_query(
-            "u1",
-            &token(json!({"user_id": "u1", "exp": t - 10})),
-            d.clone(),
-        ),
+        &connect_query("u1", &token(json!({"user_id": "u1", "exp": t - 10})), d.clone()),
         40,
     )
     .await;
     assert_eq!(e["StatusCode"], 401);
     rejected_with(
         &h,
-        &connect_query(
-            "u1",
-            &token(json!({"user_id": "u1", "nbf": t + 3600})),
-            d.clone(),
-        ),
+        &connect_query("u1", &token(json!({"user_id": "u1", "nbf": t + 3600})), d.clone()),
         41,
     )
     .await;
     rejected_with(
         &h,
-        &connect_query(
-            "u1",
-            &token(json!({"user_id": "u1", "iat": t + 3600})),
-            d.clone(),
-        ),
+        &connect_query("u1", &token(json!({"user_id": "u1", "iat": t + 3600})), d.clone()),
         42,
     )
     .await;
     let forged = chatstorm_mock::sign_token(&json!({"user_id": "u1"}), "another-secret");
     rejected_with(&h, &connect_query("u1", &forged, d.clone()), 43).await;
     rejected_with(&h, &connect_query("u1", "only.two", d.clone()), 5).await;
-    rejected_with(
-        &h,
-        &connect_query("u1", &alg_none_token("u1"), d.clone()),
-        5,
-    )
-    .await;
-    rejected_with(
-        &h,
-        &connect_query("u1", &token(json!({"user_id": 42})), d.clone()),
-        5,
-    )
-    .await;
+    rejected_with(&h, &connect_query("u1", &alg_none_token("u1"), d.clone()), 5).await;
+    rejected_with(&h, &connect_query("u1", &token(json!({"user_id": 42})), d.clone()), 5).await;
     let dev = format!(
         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{}.devtoken",
         base64_std(r#"{"user_id":"u1"}"#)
     );
     rejected_with(&h, &connect_query("u1", &dev, d.clone()), 5).await;
-    let no_type = connect_query("u1", &user_token("u1"), d.clone())
-        .replace("stream-auth-type=jwt", "stream-auth-type=bogus");
+    let no_type =
+        connect_query("u1", &user_token("u1"), d.clone()).replace("stream-auth-type=jwt", "stream-auth-type=bogus");
     rejected_with(&h, &no_type, 5).await;
     let rejected = h.control.stats().connect_rejected_total;
     assert_eq!(rejected, 15);
@@ -252,9 +191,7 @@ async fn health_checks_in_every_form_and_pings_are_answered() {
         assert_eq!(reply["connection_id"], cid);
         assert!(reply.get("me").is_none());
     }
-    ws.send(Message::Ping(b"p".to_vec().into()))
-        .await
-        .expect("ping");
+    ws.send(Message::Ping(b"p".to_vec().into())).await.expect("ping");
     let mut got_pong = false;
     let reply = loop {
         match tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws))
@@ -295,9 +232,7 @@ async fn garbage_frames_get_code_4_and_the_socket_stays_open() {
         assert_eq!(f["type"], "connection.error");
         assert_eq!(f["error"]["code"], 4);
     }
-    ws.send(Message::Binary(vec![0, 1, 2].into()))
-        .await
-        .expect("binary");
+    ws.send(Message::Binary(vec![0, 1, 2].into())).await.expect("binary");
     assert_eq!(next_json(&mut ws).await["error"]["code"], 4);
     send_text(&mut ws, r#"{"type":"something.else"}"#).await;
     send_text(&mut ws, r#"{"type":"health.check"}"#).await;
@@ -352,28 +287,15 @@ async fn expiry_kick_sends_code_40_then_close_1000_and_keep_does_not() {
     })
     .await;
     let tok = token(json!({"user_id": "exp", "exp": now() + 2}));
-    let mut ws = open(
-        &kick,
-        &connect_query("exp", &tok, json!({"id": "exp"})),
-        &[],
-    )
-    .await;
+    let mut ws = open(&kick, &connect_query("exp", &tok, json!({"id": "exp"})), &[]).await;
     assert_eq!(next_json(&mut ws).await["type"], "health.check");
     let e = expect_rejected(&mut ws, 40).await;
-    assert!(
-        e["message"].as_str().unwrap_or("").contains("expired"),
-        "{e}"
-    );
+    assert!(e["message"].as_str().unwrap_or("").contains("expired"), "{e}");
     kick.shutdown().await;
 
     let keep = start().await;
     let tok = token(json!({"user_id": "exp", "exp": now() + 1}));
-    let mut ws = open(
-        &keep,
-        &connect_query("exp", &tok, json!({"id": "exp"})),
-        &[],
-    )
-    .await;
+    let mut ws = open(&keep, &connect_query("exp", &tok, json!({"id": "exp"})), &[]).await;
     assert_eq!(next_json(&mut ws).await["type"], "health.check");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     send_text(&mut ws, r#"{"type":"health.check"}"#).await;

@@ -8,13 +8,7 @@ use serde_json::{Value, json};
 
 use crate::util::*;
 
-async fn typing(
-    h: &chatstorm_mock::MockHandle,
-    user: &str,
-    conn: &str,
-    channel: &str,
-    kind: &str,
-) -> Value {
+async fn typing(h: &chatstorm_mock::MockHandle, user: &str, conn: &str, channel: &str, kind: &str) -> Value {
     let r = rest(
         h,
         "POST",
@@ -48,12 +42,8 @@ async fn expect_marker(ws: &mut Ws, name: &str) {
 }
 
 async fn set_privacy(h: &chatstorm_mock::MockHandle, user: &str, key: &str, enabled: bool) {
-    let patch =
-        json!({"users": [{"id": user, "set": {"privacy_settings": {key: {"enabled": enabled}}}}]});
-    assert_eq!(
-        rest(h, "PATCH", "/users", user, None, patch).await.status,
-        200
-    );
+    let patch = json!({"users": [{"id": user, "set": {"privacy_settings": {key: {"enabled": enabled}}}}]});
+    assert_eq!(rest(h, "PATCH", "/users", user, None, patch).await.status, 200);
 }
 
 /// Two users watching `messaging:<channel>`, with `user.watching.start` and `user.updated` drained.
@@ -100,8 +90,7 @@ async fn typing_fans_out_to_watchers_and_the_sender_and_privacy_suppresses_it() 
 async fn no_sender_fanout_keeps_typing_from_the_senders_own_socket() {
     let h = start().await;
     let (mut a, acid, mut b, _) = pair(&h, "t2").await;
-    h.control
-        .set_violation(chatstorm_mock::Violation::NoSenderFanout, true);
+    h.control.set_violation(chatstorm_mock::Violation::NoSenderFanout, true);
     typing(&h, "alice", &acid, "t2", "typing.start").await;
     assert_eq!(next_event(&mut b).await["type"], "typing.start");
     marker(&h, "bob", "t2", "m").await;
@@ -130,10 +119,7 @@ async fn read_goes_to_watchers_and_mark_read_to_self_and_privacy_hides_it() {
         next_event(&mut a).await["type"].clone(),
     ];
     own.sort_by_key(|v| v.to_string());
-    assert_eq!(
-        own,
-        [json!("message.read"), json!("notification.mark_read")]
-    );
+    assert_eq!(own, [json!("message.read"), json!("notification.mark_read")]);
 
     set_privacy(&h, "alice", "read_receipts", false).await;
     assert_eq!(next_event(&mut a).await["type"], "user.updated");
@@ -298,24 +284,12 @@ async fn messages_reach_watchers_and_notify_members_who_do_not_watch() {
     .await;
     assert_eq!(later.body["events"], json!([]));
     assert_error(
-        &rest(
-            &h,
-            "POST",
-            "/sync",
-            "cat",
-            None,
-            json!({"channel_cids": []}),
-        )
-        .await,
+        &rest(&h, "POST", "/sync", "cat", None, json!({"channel_cids": []})).await,
         400,
         4,
     );
     let too_old = json!({"channel_cids": ["messaging:m1"], "last_sync_at": "2000-01-01T00:00:00Z"});
-    assert_error(
-        &rest(&h, "POST", "/sync", "cat", None, too_old).await,
-        400,
-        4,
-    );
+    assert_error(&rest(&h, "POST", "/sync", "cat", None, too_old).await, 400, 4);
     h.shutdown().await;
 }
 
@@ -348,10 +322,7 @@ async fn watching_and_presence_events_follow_connections() {
     h.control
         .set_violation(chatstorm_mock::Violation::NoPresenceEvent, true);
     let (b2, _) = watcher(&h, "bob", "p1", &["alice", "bob"]).await;
-    assert_eq!(
-        expect_event(&mut a, "user.watching.start").await["user"]["id"],
-        "bob"
-    );
+    assert_eq!(expect_event(&mut a, "user.watching.start").await["user"]["id"], "bob");
     drop(b2);
     assert_eq!(next_event(&mut a).await["type"], "user.watching.stop");
     marker(&h, "alice", "p1", "no-presence").await;

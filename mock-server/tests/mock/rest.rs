@@ -31,10 +31,7 @@ async fn rest_auth_errors_carry_the_full_body_and_matching_status() {
         &h,
         "POST",
         "/channels?api_key=wrong",
-        &[
-            ("authorization", user_token("u")),
-            ("stream-auth-type", "jwt".into()),
-        ],
+        &[("authorization", user_token("u")), ("stream-auth-type", "jwt".into())],
         Some(json!({})),
     )
     .await;
@@ -83,25 +80,14 @@ async fn rest_auth_errors_carry_the_full_body_and_matching_status() {
     )
     .await;
     assert_error(&r, 401, 42);
-    let r = rest_token(
-        &h,
-        "POST",
-        "/channels",
-        "u",
-        &user_token("v"),
-        None,
-        json!({}),
-    )
-    .await;
+    let r = rest_token(&h, "POST", "/channels", "u", &user_token("v"), None, json!({})).await;
     assert_error(&r, 401, 5);
     let r = rest(&h, "POST", "/nowhere", "u", None, json!({})).await;
     assert_error(&r, 404, 16);
     let r = rest(&h, "POST", "/channels", "u", None, json!({})).await;
     assert_eq!(r.status, 201);
     assert!(
-        r.body["duration"]
-            .as_str()
-            .is_some_and(|d| d.ends_with("ms")),
+        r.body["duration"].as_str().is_some_and(|d| d.ends_with("ms")),
         "{}",
         r.body
     );
@@ -137,11 +123,7 @@ async fn users_upsert_and_partial_update_merge_privacy_and_enforce_rules() {
         "nested keys merge: {u}"
     );
     assert_eq!(u["privacy_settings"]["read_receipts"]["enabled"], false);
-    assert_eq!(
-        u["team"],
-        json!({"level": 3}),
-        "dotted keys address sub-fields"
-    );
+    assert_eq!(u["team"], json!({"level": 3}), "dotted keys address sub-fields");
     assert!(u.get("name").is_none());
     let dotted = json!({"users": [{"id": "ann", "set": {"privacy_settings.typing_indicators.enabled": true}}]});
     let r = rest(&h, "PATCH", "/users", "ann", None, dotted).await;
@@ -171,11 +153,7 @@ async fn users_upsert_and_partial_update_merge_privacy_and_enforce_rules() {
     assert_error(&r, 400, 4);
     assert!(r.body["message"].as_str().unwrap_or("").contains("5 KB"));
     let grow = json!({"users": [{"id": "ann", "set": {"bio": "y".repeat(6 * 1024)}}]});
-    assert_error(
-        &rest(&h, "PATCH", "/users", "ann", None, grow).await,
-        400,
-        4,
-    );
+    assert_error(&rest(&h, "PATCH", "/users", "ann", None, grow).await, 400, 4);
     let r = rest(
         &h,
         "POST",
@@ -209,17 +187,12 @@ async fn users_upsert_and_partial_update_merge_privacy_and_enforce_rules() {
 async fn partial_update_reaches_the_users_socket_as_user_updated() {
     let h = start().await;
     let (mut ws, _) = connect(&h, "upd").await;
-    let patch = json!({"users": [{"id": "upd", "set": {"privacy_settings": {"typing_indicators": {"enabled": false}}}}]});
-    assert_eq!(
-        rest(&h, "PATCH", "/users", "upd", None, patch).await.status,
-        200
-    );
+    let patch =
+        json!({"users": [{"id": "upd", "set": {"privacy_settings": {"typing_indicators": {"enabled": false}}}}]});
+    assert_eq!(rest(&h, "PATCH", "/users", "upd", None, patch).await.status, 200);
     let ev = next_event(&mut ws).await;
     assert_eq!(ev["type"], "user.updated");
-    assert_eq!(
-        ev["user"]["privacy_settings"]["typing_indicators"]["enabled"],
-        false
-    );
+    assert_eq!(ev["user"]["privacy_settings"]["typing_indicators"]["enabled"], false);
     h.shutdown().await;
 }
 
@@ -269,11 +242,7 @@ async fn channel_responses_carry_what_the_js_sdk_needs() {
     assert!(r.body["channels"][0]["messages"].is_array());
     // Watching needs a connection id of one's own.
     let q = json!({"filter_conditions": {}, "watch": true});
-    assert_error(
-        &rest(&h, "POST", "/channels", "cara", None, q.clone()).await,
-        400,
-        4,
-    );
+    assert_error(&rest(&h, "POST", "/channels", "cara", None, q.clone()).await, 400, 4);
     assert_error(
         &rest(
             &h,
@@ -287,11 +256,7 @@ async fn channel_responses_carry_what_the_js_sdk_needs() {
         400,
         46,
     );
-    assert_error(
-        &rest(&h, "POST", "/channels", "dan", Some(&cid), q).await,
-        403,
-        17,
-    );
+    assert_error(&rest(&h, "POST", "/channels", "dan", Some(&cid), q).await, 403, 17);
     assert_error(
         &rest(
             &h,
@@ -328,24 +293,13 @@ async fn oversized_and_malformed_bodies_are_refused() {
         ..config()
     })
     .await;
-    let r = rest(
-        &h,
-        "POST",
-        "/channels",
-        "u",
-        None,
-        json!({"pad": "x".repeat(4096)}),
-    )
-    .await;
+    let r = rest(&h, "POST", "/channels", "u", None, json!({"pad": "x".repeat(4096)})).await;
     assert_error(&r, 413, 22);
     let r = http(
         &h,
         "POST",
         &format!("/channels?api_key={KEY}"),
-        &[
-            ("authorization", user_token("u")),
-            ("stream-auth-type", "jwt".into()),
-        ],
+        &[("authorization", user_token("u")), ("stream-auth-type", "jwt".into())],
         None,
     )
     .await;
@@ -374,10 +328,7 @@ async fn rate_limits_answer_code_9_with_headers_on_every_response() {
         let r = rest(&h, "POST", "/channels", "rl", None, json!({})).await;
         assert_eq!(r.status, 201);
         assert_eq!(r.headers["x-ratelimit-limit"], "2");
-        assert_eq!(
-            r.headers["x-ratelimit-remaining"],
-            remaining.to_string().as_str()
-        );
+        assert_eq!(r.headers["x-ratelimit-remaining"], remaining.to_string().as_str());
         let reset: i64 = r.headers["x-ratelimit-reset"]
             .to_str()
             .expect("ascii")
@@ -390,9 +341,7 @@ async fn rate_limits_answer_code_9_with_headers_on_every_response() {
     assert_eq!(r.headers["x-ratelimit-remaining"], "0");
     // Per user and per endpoint.
     assert_eq!(
-        rest(&h, "POST", "/channels", "other", None, json!({}))
-            .await
-            .status,
+        rest(&h, "POST", "/channels", "other", None, json!({})).await.status,
         201
     );
     assert_eq!(
@@ -402,10 +351,7 @@ async fn rate_limits_answer_code_9_with_headers_on_every_response() {
         201
     );
     let hi = http(&h, "GET", "/hi", &[], None).await;
-    assert!(
-        hi.headers.contains_key("x-ratelimit-limit"),
-        "headers on all responses"
-    );
+    assert!(hi.headers.contains_key("x-ratelimit-limit"), "headers on all responses");
     assert_eq!(h.control.stats().rate_limited_total, 1);
     h.control
         .set_violation(chatstorm_mock::Violation::NoRateLimitHeaders, true);

@@ -77,7 +77,8 @@ pub fn alg_none_token(user: &str) -> String {
 
 /// The JS SDK's `/connect` query.
 pub fn connect_query(user: &str, token: &str, details: Value) -> String {
-    let payload = json!({"user_id": user, "user_details": details, "client_request_id": "7f0c1a2e-0000-4000-8000-000000000001"});
+    let payload =
+        json!({"user_id": user, "user_details": details, "client_request_id": "7f0c1a2e-0000-4000-8000-000000000001"});
     form_urlencoded::Serializer::new(String::new())
         .append_pair("json", &payload.to_string())
         .append_pair("api_key", KEY)
@@ -119,9 +120,7 @@ pub async fn connect_details(h: &MockHandle, user: &str, details: Value) -> (Ws,
 /// The next text frame as JSON (fails on close or after `WAIT`).
 pub async fn next_json(ws: &mut Ws) -> Value {
     loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame in time");
+        let msg = tokio::time::timeout(WAIT, ws.next()).await.expect("a frame in time");
         match msg {
             Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).expect("JSON frame"),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -144,10 +143,7 @@ pub async fn next_event(ws: &mut Ws) -> Value {
 /// connection ended without one (what a client reports as 1006).
 pub async fn closed(ws: &mut Ws) -> Option<CloseFrame> {
     loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("close in time")
-        {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("close in time") {
             Some(Ok(Message::Close(f))) => return f,
             Some(Ok(_)) => continue,
             Some(Err(_)) | None => return None,
@@ -188,8 +184,7 @@ pub async fn http(
     headers: &[(&str, String)],
     body: Option<Value>,
 ) -> Resp {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut b = http::Request::builder()
         .method(method)
         .uri(format!("{}{path_and_query}", h.base_url()));
@@ -198,9 +193,7 @@ pub async fn http(
     }
     let req = b
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )))
+        .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
         .expect("request");
     let resp = tokio::time::timeout(WAIT, client.request(req))
         .await
@@ -212,25 +205,13 @@ pub async fn http(
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
     };
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    Resp { status, headers, body }
 }
 
 /// A REST call as the JS SDK makes it (api_key/user_id/connection_id query, raw JWT header).
-pub async fn rest(
-    h: &MockHandle,
-    method: &str,
-    path: &str,
-    user: &str,
-    conn: Option<&str>,
-    body: Value,
-) -> Resp {
+pub async fn rest(h: &MockHandle, method: &str, path: &str, user: &str, conn: Option<&str>, body: Value) -> Resp {
     rest_token(h, method, path, user, &user_token(user), conn, body).await
 }
 
@@ -252,14 +233,7 @@ pub async fn rest_token(
         ("authorization", token.to_owned()),
         ("stream-auth-type", "jwt".to_owned()),
     ];
-    http(
-        h,
-        method,
-        &format!("{path}?{}", q.finish()),
-        &headers,
-        Some(body),
-    )
-    .await
+    http(h, method, &format!("{path}?{}", q.finish()), &headers, Some(body)).await
 }
 
 /// A fault-control call with the secret.
@@ -287,12 +261,8 @@ pub fn assert_error(r: &Resp, status: u16, code: i64) {
 /// Connects `user` and makes it watch `messaging:<channel>` (created with `members`).
 pub async fn watcher(h: &MockHandle, user: &str, channel: &str, members: &[&str]) -> (Ws, String) {
     let (mut ws, first) = connect(h, user).await;
-    let cid = first["connection_id"]
-        .as_str()
-        .expect("connection_id")
-        .to_owned();
-    let body =
-        json!({"data": {"members": members}, "state": true, "watch": true, "presence": true});
+    let cid = first["connection_id"].as_str().expect("connection_id").to_owned();
+    let body = json!({"data": {"members": members}, "state": true, "watch": true, "presence": true});
     let r = rest(
         h,
         "POST",

@@ -216,11 +216,14 @@ pub struct UserReport {
 ///   receiver skips what it missed.
 /// - Everything is measured into `ctx.recorder`; the connected-users gauge moves with each user.
 /// - Uses `tokio::time` only, so it runs under paused time (but real sockets need real time).
-pub async fn run_user(
+///
+/// Not an `async fn` on purpose: the spec is moved into the user's state at once instead of
+/// being kept beside it in the future for the whole run.
+pub fn run_user(
     spec: UserSpec,
     ctx: Arc<UserCtx>,
     actions: broadcast::Receiver<(u64, UserAction)>,
     cancel: CancellationToken,
-) -> UserReport {
-    driver::Driver::new(spec, ctx).run(actions, cancel).await
+) -> impl std::future::Future<Output = UserReport> + Send {
+    driver::Driver::new(spec, ctx).run(actions, cancel)
 }

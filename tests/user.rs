@@ -26,11 +26,14 @@ const SECRET: &str = "user_test_secret";
 /// Generous: two loaded cores.
 const WAIT: Duration = Duration::from_secs(20);
 
+type RestLog = Vec<(u32, RestEndpoint, Option<u16>, Instant)>;
+type EventLog = Vec<(u32, String, Option<String>, Instant)>;
+
 #[derive(Default)]
 struct Obs {
     connected: Mutex<Vec<(u32, Transport, String)>>,
-    rest: Mutex<Vec<(u32, RestEndpoint, Option<u16>, Instant)>>,
-    events: Mutex<Vec<(u32, String, Option<String>, Instant)>>,
+    rest: Mutex<RestLog>,
+    events: Mutex<EventLog>,
     leaks: Mutex<Vec<Leak>>,
 }
 

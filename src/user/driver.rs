@@ -492,10 +492,10 @@ impl Driver {
             rec.gauge_add(Gauge::LongPolling, -1);
         }
         for i in 0..64 {
-            if self.watched & (1 << i) != 0 {
-                if let Some(ch) = self.spec.channels.get(i).and_then(|c| self.ctx.deliveries.channel(c)) {
-                    self.ctx.deliveries.watching(ch, -1);
-                }
+            if self.watched & (1 << i) != 0
+                && let Some(ch) = self.spec.channels.get(i).and_then(|c| self.ctx.deliveries.channel(c))
+            {
+                self.ctx.deliveries.watching(ch, -1);
             }
         }
         self.watched = 0;

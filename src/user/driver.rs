@@ -433,6 +433,9 @@ impl Driver {
                 self.feed(Input::Connected).await;
                 if self.m.is_live() {
                     self.enter_live(transport);
+                } else {
+                    // The machine moved on (stopped, backgrounded): the new socket is not wanted.
+                    self.ws = None;
                 }
             }
             Err(f) => {

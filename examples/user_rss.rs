@@ -21,6 +21,32 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Counts live heap bytes, to tell live state from allocator overhead in the resident set.
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live_heap() -> i64 {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -68,6 +94,7 @@ async fn main() {
     let cancel = CancellationToken::new();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = rss_bytes();
+    let heap_before = live_heap();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for (i, id) in ids.iter().enumerate() {
@@ -105,6 +132,10 @@ async fn main() {
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_bytes();
+    println!(
+        "live heap per user: {} bytes",
+        (live_heap() - heap_before) / n.max(1) as i64
+    );
     // What stays after glibc returns freed pages (handshake buffers freed but not yet returned).
     // SAFETY: malloc_trim only releases free heap memory; no pointer is touched.
     unsafe {

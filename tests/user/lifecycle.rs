@@ -261,3 +261,31 @@ async fn the_user_future_is_small_and_send() {
     drop(fut);
     r.finish(vec![]).await;
 }
+
+#[tokio::test]
+async fn a_longpoll_user_reconnects_after_code_46() {
+    let r = rig(1).await;
+    r.mock
+        .control
+        .refuse_upgrades(Duration::from_secs(60), RefuseMode::Close);
+    let mut js = spec(0, Profile::Js, TokenMode::Provider);
+    js.fallback = true;
+    let a = r.spawn(js);
+    eventually("live over long-poll", || r.obs.connections(0).len() == 1).await;
+    let dropped = r.mock.control.drop_connections(&DropRequest {
+        transport: chatstorm_mock::TransportFilter::Longpoll,
+        ..Default::default()
+    });
+    assert_eq!(dropped, 1);
+    eventually("a new long-poll connection", || r.obs.connections(0).len() == 2).await;
+    let c = r.obs.connections(0);
+    assert!(
+        c.iter().all(|x| x.0 == Transport::LongPoll),
+        "never back to WebSocket: {c:?}"
+    );
+    assert_ne!(c[0].1, c[1].1);
+    // JS recovers by querying its channels again on the new connection id.
+    eventually("recovered", || !r.obs.rest_ok(0, RestEndpoint::Channels).is_empty()).await;
+    let rep = r.finish(vec![a]).await.remove(0);
+    assert!(rep.fell_back && rep.reconnects == 1, "{rep:?}");
+}

@@ -215,6 +215,12 @@ pub struct UserReport {
 ///   per action; fractions are resolved by [`selected`]`(spec.seed, seq, fraction)`. A lagging
 ///   receiver skips what it missed.
 /// - Everything is measured into `ctx.recorder`; the connected-users gauge moves with each user.
+///   At the end of the run call `ctx.deliveries.finish_into(&ctx.recorder)` once, after every
+///   user ended, to book lost and duplicated deliveries.
+/// - Channels: create them server-side with their members before the run (the mock refuses
+///   `POST .../read` from non-members with code 17); users only watch them (get-or-create).
+/// - Token modes: `provider` mints with `TargetAuth::Secret` or fetches from the endpoint;
+///   `ExpireToken` needs the secret (`TargetAuth::Secret` or `Target::secret`), else it is ignored.
 /// - Uses `tokio::time` only, so it runs under paused time (but real sockets need real time).
 ///
 /// Not an `async fn` on purpose: the spec is moved into the user's state at once instead of

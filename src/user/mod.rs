@@ -2,7 +2,8 @@
 //! official SDK lives (connect, health checks, token refresh, drops, back-off, long-poll fallback,
 //! privacy toggles, typing, read, messages) and measures every step.
 //!
-//! Layout: [`machine`] is the sans-IO state machine (all decisions), [`profile`] the per-SDK
+//! Layout: [`machine`] is the sans-IO state machine (all decisions) and [`signal`] its inputs and
+//! outputs, [`profile`] the per-SDK
 //! parameter table, [`driver`] the task that carries out the machine's commands, [`transport`]
 //! the WebSocket and long-poll steps, [`rest`] the REST calls, [`auth`] the token modes,
 //! [`delivery`] the shared delivery accounting, [`http`] the shared HTTP client, and [`record`]
@@ -16,6 +17,7 @@ pub mod machine;
 pub mod profile;
 pub mod record;
 pub mod rest;
+pub mod signal;
 pub mod transport;
 
 pub use auth::{TokenMode, TokenSpec};

@@ -28,10 +28,28 @@ pub struct TokenSpec {
     pub ttl: Option<Duration>,
 }
 
-/// Attempts at the token endpoint per provider call, and the time allowed for each.
+/// Attempts at the token endpoint per provider call.
 pub const ENDPOINT_ATTEMPTS: u32 = 3;
 /// Time allowed for one token endpoint request.
 pub const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How hard a provider call tries the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointPolicy {
+    /// Attempts per call (at least one).
+    pub attempts: u32,
+    /// Time allowed for each attempt.
+    pub timeout: Duration,
+}
+
+impl Default for EndpointPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: ENDPOINT_ATTEMPTS,
+            timeout: ENDPOINT_TIMEOUT,
+        }
+    }
+}
 
 /// Why no token could be obtained.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +115,9 @@ pub async fn fetch(
     rec.count(Counter::TokenFetches);
     let result = match auth {
         TargetAuth::Secret(secret) => Ok(mint(secret, user_id, ttl)),
-        TargetAuth::TokenEndpoint(url) => fetch_endpoint(url, http, rec, user_id, seed).await,
+        TargetAuth::TokenEndpoint(url) => {
+            fetch_from_endpoint(url, http, rec, user_id, seed, EndpointPolicy::default()).await
+        }
     };
     if result.is_ok() {
         rec.record(Metric::TokenFetch, started.elapsed());
@@ -105,18 +125,25 @@ pub async fn fetch(
     result
 }
 
-async fn fetch_endpoint(
+/// `GET <endpoint>?user_id=<id>` with retries: each failed attempt (status, body, timeout,
+/// transport) counts `TokenFetchFailures` and is followed by the SDK back-off before the next.
+///
+/// # Errors
+/// [`TokenError::Endpoint`] when every attempt failed.
+pub async fn fetch_from_endpoint(
     endpoint: &url::Url,
     client: &HttpClient,
     rec: &Recorder,
     user_id: &str,
     seed: u64,
+    policy: EndpointPolicy,
 ) -> Result<String, TokenError> {
+    let attempts = policy.attempts.max(1);
     let mut url = endpoint.clone();
     url.query_pairs_mut().append_pair("user_id", user_id);
     let mut last = String::new();
-    for attempt in 1..=ENDPOINT_ATTEMPTS {
-        match http::send(client, ::http::Method::GET, url.as_str(), &[], None, ENDPOINT_TIMEOUT).await {
+    for attempt in 1..=attempts {
+        match http::send(client, ::http::Method::GET, url.as_str(), &[], None, policy.timeout).await {
             Ok(r) if r.status == 200 => match parse_token_body(&r.body) {
                 Some(t) => return Ok(t),
                 None => last = "the body is neither a token nor {\"token\": ...}".to_owned(),
@@ -125,21 +152,18 @@ async fn fetch_endpoint(
             Err(e) => last = e.to_string(),
         }
         rec.count(Counter::TokenFetchFailures);
-        if attempt < ENDPOINT_ATTEMPTS {
+        if attempt < attempts {
             // The SDK back-off, seeded per user so retries of many users spread out.
             let unit = (seed
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 .wrapping_add(u64::from(attempt))
                 >> 11) as f64
                 / (1u64 << 53) as f64;
-            let ms = chatstorm_protocol::backoff::retry_interval_ms(attempt, unit);
+            let ms = chatstorm_protocol::backoff::retry_interval_ms(attempt - 1, unit);
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
     }
-    Err(TokenError::Endpoint {
-        attempts: ENDPOINT_ATTEMPTS,
-        last,
-    })
+    Err(TokenError::Endpoint { attempts, last })
 }
 
 /// Reads a token endpoint's body: a raw JWT (surrounding whitespace and quotes ignored) or a JSON

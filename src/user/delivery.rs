@@ -215,10 +215,10 @@ impl DeliveryTracker {
         if old != 0 {
             self.settle(old_expected, old_received);
         }
-        if kind == Kind::Read {
-            if let Ok(mut r) = self.reads.lock() {
-                r.insert((channel, user), (now_us, seq));
-            }
+        if kind == Kind::Read
+            && let Ok(mut r) = self.reads.lock()
+        {
+            r.insert((channel, user), (now_us, seq));
         }
         Stamp {
             t_us: now_us,

@@ -46,13 +46,33 @@ struct Pending {
     behave: [bool; 3],
 }
 
+/// A received WebSocket message, reduced at once to what the driver needs (a tungstenite error
+/// is large and would sit in every user's future).
+enum FrameIn {
+    Text(tungstenite::Utf8Bytes),
+    Close(Option<u16>),
+    Control,
+    Gone,
+}
+
+impl FrameIn {
+    fn from(m: Option<Result<Message, tungstenite::Error>>) -> Self {
+        match m {
+            Some(Ok(Message::Text(t))) => Self::Text(t),
+            Some(Ok(Message::Close(f))) => Self::Close(f.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => Self::Control,
+            Some(Err(_)) | None => Self::Gone,
+        }
+    }
+}
+
 enum Wake {
     Cancel,
     Action(Result<(u64, UserAction), broadcast::error::RecvError>),
-    Connect(Connecting),
-    Frame(Option<Result<Message, tungstenite::Error>>),
-    Rest(rest::Done),
-    Poll((PollResult, Option<String>)),
+    Connect(Box<Connecting>),
+    Frame(FrameIn),
+    Rest(Box<rest::Done>),
+    Poll(Box<(PollResult, Option<String>)>),
     Timer,
 }
 
@@ -180,10 +200,10 @@ impl Driver {
         cancel: CancellationToken,
     ) -> UserReport {
         self.ctx.recorder.gauge_add(Gauge::Users, 1);
-        self.feed(Input::Start).await;
+        Box::pin(self.feed(Input::Start)).await;
         while self.m.state() != State::Stopped {
             if let Some(input) = self.deferred.take() {
-                self.feed(input).await;
+                Box::pin(self.feed(input)).await;
                 continue;
             }
             self.start_job();
@@ -192,13 +212,15 @@ impl Driver {
                 biased;
                 () = cancel.cancelled() => Wake::Cancel,
                 r = actions.recv(), if self.actions_open => Wake::Action(r),
-                c = maybe(&mut self.connecting) => Wake::Connect(c),
-                f = next_frame(&mut self.ws) => Wake::Frame(f),
-                d = maybe(&mut self.rest) => Wake::Rest(d),
-                p = maybe(&mut self.poll) => Wake::Poll(p),
+                c = maybe(&mut self.connecting) => Wake::Connect(Box::new(c)),
+                f = next_frame(&mut self.ws) => Wake::Frame(FrameIn::from(f)),
+                d = maybe(&mut self.rest) => Wake::Rest(Box::new(d)),
+                p = maybe(&mut self.poll) => Wake::Poll(Box::new(p)),
                 () = sleep_until(deadline) => Wake::Timer,
             };
-            self.on_wake(wake).await;
+            // Boxed: handling a wake nests several async steps; boxing keeps that state off the
+            // resident future of every idle user (one short-lived allocation per wake instead).
+            Box::pin(self.on_wake(wake)).await;
         }
         self.connecting = None;
         self.leave_live();
@@ -217,10 +239,10 @@ impl Driver {
             Wake::Action(Ok((seq, action))) => self.on_action(seq, action).await,
             Wake::Action(Err(broadcast::error::RecvError::Closed)) => self.actions_open = false,
             Wake::Action(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Wake::Connect(c) => self.on_connect_result(c).await,
+            Wake::Connect(c) => self.on_connect_result(*c).await,
             Wake::Frame(f) => self.on_frame(f).await,
-            Wake::Rest(done) => self.on_rest_done(done).await,
-            Wake::Poll(p) => self.on_poll(p).await,
+            Wake::Rest(done) => self.on_rest_done(*done).await,
+            Wake::Poll(p) => self.on_poll(*p).await,
             Wake::Timer => {
                 let mut out = std::mem::take(&mut self.out);
                 self.m.on_timer(Instant::now(), &mut out);
@@ -431,6 +453,9 @@ impl Driver {
                 self.feed(Input::Connected).await;
                 if self.m.is_live() {
                     self.enter_live(transport);
+                } else {
+                    // The machine moved on (stopped, backgrounded): the new socket is not wanted.
+                    self.ws = None;
                 }
             }
             Err(f) => {
@@ -490,10 +515,10 @@ impl Driver {
             rec.gauge_add(Gauge::LongPolling, -1);
         }
         for i in 0..64 {
-            if self.watched & (1 << i) != 0 {
-                if let Some(ch) = self.spec.channels.get(i).and_then(|c| self.ctx.deliveries.channel(c)) {
-                    self.ctx.deliveries.watching(ch, -1);
-                }
+            if self.watched & (1 << i) != 0
+                && let Some(ch) = self.spec.channels.get(i).and_then(|c| self.ctx.deliveries.channel(c))
+            {
+                self.ctx.deliveries.watching(ch, -1);
             }
         }
         self.watched = 0;

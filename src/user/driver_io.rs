@@ -6,31 +6,31 @@ use crate::user::delivery::Leak;
 use crate::user::http::StreamAuth;
 
 impl Driver {
-    pub(super) async fn on_frame(&mut self, f: Option<Result<Message, tungstenite::Error>>) {
+    pub(super) async fn on_frame(&mut self, f: FrameIn) {
         match f {
-            Some(Ok(Message::Text(text))) => match ServerEvent::parse(text.as_str()) {
+            FrameIn::Text(text) => match ServerEvent::parse(text.as_str()) {
                 Ok(ServerEvent::ConnectionError(e)) => {
                     self.ctx.recorder.error_code(u32::try_from(e.error.code).unwrap_or(0));
                     self.feed(Input::ErrorFrame(e.error.code)).await;
                 }
                 Ok(ev) => {
                     let health = matches!(ev, ServerEvent::HealthCheck(_));
-                    self.feed(Input::Frame { health }).await;
                     self.on_event(&ev);
+                    drop(ev);
+                    self.feed(Input::Frame { health }).await;
                 }
                 // Garbage still proves the socket is alive (JS arms its timer on any message).
                 Err(_) => self.feed(Input::Frame { health: false }).await,
             },
-            Some(Ok(Message::Close(frame))) => {
+            FrameIn::Close(code) => {
                 self.ws = None;
-                let code = frame.map(|f| u16::from(f.code));
                 if let Some(c) = code {
                     self.ctx.recorder.close_code(c);
                 }
                 self.feed(Input::Closed(code)).await;
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
+            FrameIn::Control => {}
+            FrameIn::Gone => {
                 self.ws = None;
                 self.feed(Input::Closed(None)).await;
             }

@@ -7,13 +7,24 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
-/// The shared client: clone it freely (one pool behind an `Arc`).
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// The shared client: clone it freely (one pool and one in-flight limit behind `Arc`s).
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+    in_flight: Arc<Semaphore>,
+}
 
 /// Idle connections kept per host: REST traffic reuses a few hundred sockets instead of one per user.
 pub const POOL_IDLE_PER_HOST: usize = 256;
+
+/// Requests in flight at once across all users: bounds the sockets REST can open (the pool alone
+/// only bounds idle ones). Waiting for a slot counts in the request's time and timeout, so a
+/// saturated generator shows in `rest.*` rather than hiding.
+pub const MAX_IN_FLIGHT: usize = 1024;
 
 /// Largest response body read; larger bodies are cut off (a user never needs more).
 pub const MAX_BODY: usize = 1 << 20;
@@ -23,10 +34,13 @@ pub fn new_client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector)
+    HttpClient {
+        inner: Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector),
+        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+    }
 }
 
 /// How an HTTP call ended.
@@ -98,7 +112,16 @@ pub async fn send(
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(|e| HttpError::Request(e.to_string()))?;
     let call = async {
-        let resp = client.request(req).await.map_err(|e| HttpError::Io(e.to_string()))?;
+        let _slot = client
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|e| HttpError::Io(e.to_string()))?;
+        let resp = client
+            .inner
+            .request(req)
+            .await
+            .map_err(|e| HttpError::Io(e.to_string()))?;
         let status = resp.status().as_u16();
         let limited = http_body_util::Limited::new(resp.into_body(), MAX_BODY);
         let body = limited

@@ -2,7 +2,8 @@
 //! official SDK lives (connect, health checks, token refresh, drops, back-off, long-poll fallback,
 //! privacy toggles, typing, read, messages) and measures every step.
 //!
-//! Layout: [`machine`] is the sans-IO state machine (all decisions), [`profile`] the per-SDK
+//! Layout: [`machine`] is the sans-IO state machine (all decisions) and [`signal`] its inputs and
+//! outputs, [`profile`] the per-SDK
 //! parameter table, [`driver`] the task that carries out the machine's commands, [`transport`]
 //! the WebSocket and long-poll steps, [`rest`] the REST calls, [`auth`] the token modes,
 //! [`delivery`] the shared delivery accounting, [`http`] the shared HTTP client, and [`record`]
@@ -16,6 +17,7 @@ pub mod machine;
 pub mod profile;
 pub mod record;
 pub mod rest;
+pub mod signal;
 pub mod transport;
 
 pub use auth::{TokenMode, TokenSpec};
@@ -215,12 +217,21 @@ pub struct UserReport {
 ///   per action; fractions are resolved by [`selected`]`(spec.seed, seq, fraction)`. A lagging
 ///   receiver skips what it missed.
 /// - Everything is measured into `ctx.recorder`; the connected-users gauge moves with each user.
+///   At the end of the run call `ctx.deliveries.finish_into(&ctx.recorder)` once, after every
+///   user ended, to book lost and duplicated deliveries.
+/// - Channels: create them server-side with their members before the run (the mock refuses
+///   `POST .../read` from non-members with code 17); users only watch them (get-or-create).
+/// - Token modes: `provider` mints with `TargetAuth::Secret` or fetches from the endpoint;
+///   `ExpireToken` needs the secret (`TargetAuth::Secret` or `Target::secret`), else it is ignored.
 /// - Uses `tokio::time` only, so it runs under paused time (but real sockets need real time).
-pub async fn run_user(
+///
+/// Not an `async fn` on purpose: the spec is moved into the user's state at once instead of
+/// being kept beside it in the future for the whole run.
+pub fn run_user(
     spec: UserSpec,
     ctx: Arc<UserCtx>,
     actions: broadcast::Receiver<(u64, UserAction)>,
     cancel: CancellationToken,
-) -> UserReport {
-    driver::Driver::new(spec, ctx).run(actions, cancel).await
+) -> impl std::future::Future<Output = UserReport> + Send {
+    driver::Driver::new(spec, ctx).run(actions, cancel)
 }

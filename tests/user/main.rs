@@ -1,0 +1,5 @@
+//! Simulated users against the in-process mock server over real loopback sockets.
+
+mod common;
+mod lifecycle;
+mod traffic;

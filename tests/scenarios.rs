@@ -56,7 +56,8 @@ fn every_shipped_scenario_validates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_shows_every_lifecycle_event() {
-    let s = shipped("smoke.yaml").with_users(150).unwrap().with_time_scale(0.5).unwrap();
+    // 0.8: the refused-upgrade window must stay longer than the JS SDK's 6 s fallback rule.
+    let s = shipped("smoke.yaml").with_users(150).unwrap().with_time_scale(0.8).unwrap();
     let r = run(s, "smoke").await;
     assert!(counter(&r, "connects") >= 150, "{:?}", r.metrics.counters);
     assert!(counter(&r, "fallbacks") > 0, "upgrades were refused during the ramp: some JS users fall back");
@@ -81,10 +82,10 @@ async fn token_expiry_refreshes_after_code_40() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_storm_recovers_within_the_backoff_bounds() {
-    let s = shipped("reconnect-storm.yaml").with_users(300).unwrap().with_time_scale(0.5).unwrap();
+    let s = shipped("reconnect-storm.yaml").with_users(120).unwrap().with_time_scale(0.5).unwrap();
     let r = run(s, "reconnect-storm").await;
     let storm = r.storms.first().expect("a storm");
-    assert!(storm.dropped >= 250, "every live user was dropped: {storm:?}\n{:?}\n{:?}\n{:?}", r.metrics.counters, r.timeline, r.errors);
+    assert!(storm.dropped >= 100, "every live user was dropped: {storm:?}\n{:?}\n{:?}\n{:?}", r.metrics.counters, r.timeline, r.errors);
     assert!(storm.recovered * 100 >= storm.dropped * 95, "at least 95% back: {storm:?}");
     // First retry after a 1011 waits at most 2.5 s (n = 1); half are back well within that
     // plus the connect itself, even on a busy machine.

@@ -6,7 +6,7 @@
 //! States: `Disconnected` (not started, or in the background), `Connecting` (one attempt in
 //! flight), `Live` (WebSocket healthy), `LongPoll` (live over `/longpoll`), `Backoff` (waiting to
 //! retry) and `Stopped` (terminal, with a [`StopReason`]). Every per-SDK difference comes from the
-//! [`ProfileParams`] row; every random choice from a seeded generator, so one seed gives one life.
+//! [`ProfileParams`](super::profile::ProfileParams) row; every random choice from a seeded generator, so one seed gives one life.
 
 use super::profile::{self, ClientHealth, DeadRule, HealthCadence};
 use chatstorm_protocol::ErrorCode;

@@ -144,3 +144,34 @@ async fn a_server_that_leaks_typing_is_caught() {
     assert!(r.verdict.exit_code >= 3, "{:?}", r.verdict);
     assert!(r.verdict.reasons.iter().any(|x| x.contains("conformance")), "{:?}", r.verdict);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breached_threshold_exits_1_and_is_named_in_every_output() {
+    let yaml = r#"
+name: breach
+target: {}
+users: {count: 10, id: "breach-{index}", profile: js}
+load:
+  - ramp: {to: 10, over: 1s}
+  - hold: 3s
+thresholds:
+  connect.p50: "< 1us"
+"#;
+    let s = scenario::parse("breach.yaml", yaml).unwrap();
+    let _turn = turn().lock().await;
+    let dir = out("breach");
+    let r = run_scenario(s, None, dir.clone()).await.unwrap();
+    let t = &r.thresholds[0];
+    assert!(!t.passed && t.metric == "connect.p50", "{t:?}");
+    // Exit 1; only a saturated generator (exit 4, this machine busy) may outrank it.
+    assert!(r.verdict.exit_code == 1 || r.verdict.exit_code == 4, "{:?}", r.verdict);
+    assert!(r.verdict.reasons.iter().any(|x| x.contains("connect.p50")), "{:?}", r.verdict);
+    for f in ["summary.json", "junit.xml", "report.html"] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap();
+        assert!(text.contains("connect.p50"), "{f} names the threshold");
+    }
+    let mut console = Vec::new();
+    chatstorm::report::console::write(&r, &mut console).unwrap();
+    assert!(String::from_utf8_lossy(&console).contains("FAIL connect.p50 < 1us"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

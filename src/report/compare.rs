@@ -142,3 +142,54 @@ pub fn write(rows: &[Row], tolerance: f64, w: &mut dyn Write) -> io::Result<()> 
         writeln!(w, "{n} figures regressed beyond {tolerance}% ({} compared)", rows.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::MetricsSnapshot;
+    use crate::report::summary::*;
+
+    fn summary(p99_us: u64, errors: u64) -> RunSummary {
+        let mut latency = std::collections::BTreeMap::new();
+        let mut l = LatencyFigures::default();
+        l.summary.count = 100;
+        l.summary.p50_us = p99_us / 2;
+        l.summary.p90_us = p99_us / 2;
+        l.summary.p99_us = p99_us;
+        l.summary.max_us = p99_us;
+        latency.insert("connect.ws".to_owned(), l);
+        RunSummary {
+            schema: SCHEMA_ID.to_owned(),
+            tool: ToolInfo::default(),
+            run: RunInfo::default(),
+            verdict: Verdict::default(),
+            latency,
+            errors: ErrorFigures { total: errors, operations: 1000, rate_percent: errors as f64 / 10.0, ..Default::default() },
+            storms: vec![],
+            timeline: vec![],
+            thresholds: vec![],
+            conformance: None,
+            generator: GeneratorHealth::default(),
+            by_profile: Default::default(),
+            metrics: MetricsSnapshot::default(),
+        }
+    }
+
+    #[test]
+    fn a_worse_p99_beyond_the_tolerance_is_a_regression() {
+        let rows = compare(&summary(130_000, 0), &summary(100_000, 0), 10.0);
+        let p99 = rows.iter().find(|r| r.name == "connect.ws p99 (ms)").unwrap();
+        assert!(p99.regression && (p99.change_percent.unwrap() - 30.0).abs() < 1e-9, "{p99:?}");
+        let mut out = Vec::new();
+        write(&rows, 10.0, &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("REGRESSION"));
+    }
+
+    #[test]
+    fn within_tolerance_or_better_is_not() {
+        assert!(compare(&summary(105_000, 0), &summary(100_000, 0), 10.0).iter().all(|r| !r.regression));
+        assert!(compare(&summary(50_000, 0), &summary(100_000, 0), 10.0).iter().all(|r| !r.regression));
+        // Tiny absolute changes never count, whatever the percentage.
+        assert!(compare(&summary(500, 0), &summary(100, 0), 10.0).iter().all(|r| !r.regression));
+    }
+}

@@ -35,6 +35,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The real run and Chromium take turns: on two cores Chromium starves the run's scheduler,
+/// which then (rightly) calls the run invalid.
+fn heavy() -> &'static std::sync::Mutex<()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    &HEAVY
+}
+
 /// The frozen summary every golden test renders.
 fn fixture() -> RunSummary {
     chatstorm::report::read_json(&golden("summary.json")).unwrap_or_else(|e| panic!("{e}"))
@@ -189,6 +196,7 @@ fn the_validator_rejects_a_broken_summary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_runs_summary_validates_against_the_committed_schema() {
+    let _turn = heavy().lock().unwrap_or_else(|e| e.into_inner());
     let scenario = chatstorm::scenario::load(&golden("scenario.yaml")).unwrap_or_else(|e| panic!("{e}"));
     let dir = scratch("real-run");
     let summary = tokio::time::timeout(
@@ -207,8 +215,14 @@ async fn a_real_runs_summary_validates_against_the_committed_schema() {
         "summary.json breaks schemas/summary.schema.json:\n{}",
         errors.join("\n")
     );
-    // The threshold set to fail is named in every output.
-    assert_eq!(summary.verdict.exit_code, 1, "{:?}", summary.verdict);
+    // The threshold set to fail is named in every output. On a machine too loaded for the
+    // harness to keep time the run is invalid instead (exit 4), which outranks the breach.
+    let v = &summary.verdict;
+    assert!(v.reasons.iter().any(|r| r.contains("connect.p99")), "{v:?}");
+    assert!(
+        v.exit_code == 1 || (v.exit_code == 4 && summary.generator.saturated),
+        "{v:?}"
+    );
     for f in ["junit.xml", "report.html"] {
         let text = std::fs::read_to_string(dir.join(f)).expect(f);
         assert!(text.contains("connect.p99"), "{f} does not name the breached threshold");
@@ -534,7 +548,25 @@ fn charts_in_dom(dom: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 #[test]
+fn error_chart_counts_quiet_seconds_as_zero() {
+    // The summary stores error counts sparsely; the chart must still have a point every second,
+    // or two bursts would be joined by a line as if errors went on between them.
+    let s = fixture();
+    assert!(
+        !s.metrics.timeline.close_codes.is_empty(),
+        "the fixture's storm closes sockets"
+    );
+    let charts = charts_in_dom(&html::render(&s));
+    let errors = charts.get("errors").expect("an errors chart");
+    for d in errors {
+        let points = d.matches(['M', 'L']).count();
+        assert_eq!(points, s.metrics.timeline.t_ms.len(), "{d}");
+    }
+}
+
+#[test]
 fn report_html_loads_in_headless_chromium_and_draws_every_series() {
+    let _turn = heavy().lock().unwrap_or_else(|e| e.into_inner());
     let s = fixture();
     let dir = scratch("chromium");
     html::write_file(&s, &dir).expect("report.html written");

@@ -37,8 +37,8 @@ fn scratch(name: &str) -> PathBuf {
 
 /// The real run and Chromium take turns: on two cores Chromium starves the run's scheduler,
 /// which then (rightly) calls the run invalid.
-fn heavy() -> &'static std::sync::Mutex<()> {
-    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+fn heavy() -> &'static tokio::sync::Mutex<()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     &HEAVY
 }
 
@@ -196,7 +196,7 @@ fn the_validator_rejects_a_broken_summary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_runs_summary_validates_against_the_committed_schema() {
-    let _turn = heavy().lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy().lock().await;
     let scenario = chatstorm::scenario::load(&golden("scenario.yaml")).unwrap_or_else(|e| panic!("{e}"));
     let dir = scratch("real-run");
     let summary = tokio::time::timeout(
@@ -374,7 +374,9 @@ const INSTALL_LOCK: &str = "/tmp/chatstorm-chromium-install.lock";
 /// Runs `cmd` to completion within `limit`, killing it past that; gives (success, stdout, stderr).
 fn run_bounded(mut cmd: Command, limit: Duration) -> Result<(bool, String, String), String> {
     let what = format!("{cmd:?}");
-    let dir = scratch("cmd-out");
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = scratch(&format!("cmd-out-{n}"));
     let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
     let out = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
     let err = std::fs::File::create(&err_path).map_err(|e| e.to_string())?;
@@ -465,7 +467,9 @@ fn chromium() -> PathBuf {
 
 /// Runs headless Chromium on `page` with `extra` flags; gives (stdout, stderr).
 fn headless(page: &Path, extra: &[String]) -> (String, String) {
-    let profile = scratch("chromium-profile");
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile = scratch(&format!("chromium-profile-{n}"));
     let mut cmd = Command::new(chromium());
     cmd.args([
         "--headless",
@@ -566,7 +570,7 @@ fn error_chart_counts_quiet_seconds_as_zero() {
 
 #[test]
 fn report_html_loads_in_headless_chromium_and_draws_every_series() {
-    let _turn = heavy().lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy().blocking_lock();
     let s = fixture();
     let dir = scratch("chromium");
     html::write_file(&s, &dir).expect("report.html written");

@@ -182,8 +182,18 @@ impl Chart<'_> {
                 );
             }
             if s.points.len() == 1 {
+                // A lone point has no line to draw: a diamond around it keeps it visible.
                 let (x, y) = s.points[0];
-                let _ = write!(d, "L{:.1},{:.1}", sx(self.tx(x)) + 2.0, sy(y));
+                let (px, py) = (sx(self.tx(x)), sy(y));
+                d.clear();
+                let _ = write!(
+                    d,
+                    "M{:.1},{py:.1} L{px:.1},{:.1} L{:.1},{py:.1} L{px:.1},{:.1} Z",
+                    px - 4.0,
+                    py - 4.0,
+                    px + 4.0,
+                    py + 4.0
+                );
             }
             let _ = write!(
                 svg,
@@ -235,6 +245,10 @@ mod tests {
         };
         let svg = c.render();
         assert_eq!(svg.matches("<path data-series=").count(), 2);
+        assert!(
+            svg.contains(" Z\" fill=\"none\""),
+            "the lone point is drawn as a closed diamond: {svg}"
+        );
         assert!(svg.contains("&lt;t&gt;") && svg.contains("a&amp;b") && svg.contains("drop &lt;all&gt;"));
         assert!(!svg.contains("NaN"));
     }

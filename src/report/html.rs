@@ -306,6 +306,13 @@ fn charts(h: &mut String, s: &RunSummary) {
             .entry(p.t_ms)
             .or_default() += p.count;
     }
+    // The points are sparse (only seconds with errors): without the zero seconds between them
+    // the line would join two bursts as if errors went on throughout.
+    for pts in by_code.values_mut() {
+        for ms in &t.t_ms {
+            pts.entry(*ms).or_insert(0);
+        }
+    }
     if !by_code.is_empty() {
         h.push_str("<h2>Errors over time</h2>");
         let series = by_code

@@ -1,0 +1,644 @@
+//! The reports' own tests (issue 5, part 5): the committed JSON Schema of `summary.json` and a
+//! real run's summary validated against it; golden files of the console and JUnit outputs
+//! rendered from a frozen summary (`tests/golden/summary.json`, produced once from
+//! `tests/golden/scenario.yaml` and then fixed); `report.html` opened in headless Chromium
+//! (installed from Debian when missing) with every chart's series counted; and escaping of every
+//! string that comes from the scenario or the target.
+//!
+//! `CHATSTORM_BLESS=1 cargo test --test report` rewrites the schema and the golden files.
+
+use chatstorm::report::summary::{RunSummary, StormFigures, ThresholdResult, TimelineMark};
+use chatstorm::report::{console, html, junit};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn golden(name: &str) -> PathBuf {
+    root().join("tests/golden").join(name)
+}
+
+fn blessing() -> bool {
+    std::env::var("CHATSTORM_BLESS").is_ok_and(|v| v == "1")
+}
+
+/// A fresh directory under Cargo's per-target temp dir (kept after the test so the screenshot
+/// can be looked at; `cargo clean` removes it).
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+/// The real run and Chromium take turns: on two cores Chromium starves the run's scheduler,
+/// which then (rightly) calls the run invalid.
+fn heavy() -> &'static tokio::sync::Mutex<()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    &HEAVY
+}
+
+/// The frozen summary every golden test renders.
+fn fixture() -> RunSummary {
+    chatstorm::report::read_json(&golden("summary.json")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A line diff (longest common subsequence) of `want` and `got`, with two lines of context.
+fn diff(want: &str, got: &str) -> String {
+    let a: Vec<&str> = want.lines().collect();
+    let b: Vec<&str> = got.lines().collect();
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let mut ops: Vec<(char, &str)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            ops.push((' ', a[i]));
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            ops.push(('-', a[i]));
+            i += 1;
+        } else {
+            ops.push(('+', b[j]));
+            j += 1;
+        }
+    }
+    let near = |k: usize| {
+        ops[k.saturating_sub(2)..(k + 3).min(ops.len())]
+            .iter()
+            .any(|(c, _)| *c != ' ')
+    };
+    let mut out = String::new();
+    let mut skipped = false;
+    for (k, (c, line)) in ops.iter().enumerate() {
+        if near(k) {
+            out.push_str(&format!("{c} {line}\n"));
+            skipped = false;
+        } else if !skipped {
+            out.push_str("  ...\n");
+            skipped = true;
+        }
+    }
+    if want.ends_with('\n') != got.ends_with('\n') {
+        out.push_str("(the final newline differs)\n");
+    }
+    out
+}
+
+/// Compares `got` with the committed file, or rewrites it when blessing.
+fn check_golden(path: &Path, got: &str) {
+    if blessing() {
+        std::fs::write(path, got).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    let want = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; create it with `CHATSTORM_BLESS=1 cargo test --test report`",
+            path.display()
+        )
+    });
+    assert!(
+        want == got,
+        "{} differs from the output (- committed, + now):\n{}\nIf the change is intended, run `CHATSTORM_BLESS=1 cargo test --test report` and commit the files.",
+        path.display(),
+        diff(&want, got)
+    );
+}
+
+fn generated_schema() -> String {
+    let schema = schemars::schema_for!(RunSummary);
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
+    text.push('\n');
+    text
+}
+
+fn committed_schema() -> serde_json::Value {
+    let path = root().join("schemas/summary.schema.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Validation errors of `instance` against the committed schema, one line each.
+fn schema_errors(instance: &serde_json::Value) -> Vec<String> {
+    let validator = jsonschema::validator_for(&committed_schema())
+        .unwrap_or_else(|e| panic!("schemas/summary.schema.json is not a valid JSON Schema: {e}"));
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("at {}: {e}", e.instance_path))
+        .collect()
+}
+
+#[test]
+fn committed_schema_matches_the_generated_one() {
+    check_golden(&root().join("schemas/summary.schema.json"), &generated_schema());
+}
+
+#[test]
+fn frozen_fixture_validates_and_its_verdict_is_consistent() {
+    let text = std::fs::read_to_string(golden("summary.json")).expect("tests/golden/summary.json");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("fixture is JSON");
+    let errors = schema_errors(&value);
+    assert!(
+        errors.is_empty(),
+        "the fixture breaks the schema:\n{}",
+        errors.join("\n")
+    );
+    // The fixture was edited by hand (conformance failure added, times fixed): deciding again
+    // must give the verdict it carries, or the golden files would show an impossible report.
+    let s = fixture();
+    let mut again = s.clone();
+    chatstorm::report::build::decide(&mut again);
+    assert_eq!(again.verdict.outcome, s.verdict.outcome);
+    assert_eq!(again.verdict.exit_code, s.verdict.exit_code);
+    assert_eq!(again.verdict.reasons, s.verdict.reasons);
+    // The paths the goldens must cover.
+    assert!(
+        s.thresholds.iter().any(|t| !t.passed),
+        "the fixture needs a failing threshold"
+    );
+    assert!(s.thresholds.iter().any(|t| t.passed), "and a passing one");
+    let rules = s
+        .conformance
+        .as_ref()
+        .and_then(|c| c.get("rules"))
+        .and_then(|r| r.as_array());
+    assert!(
+        rules.is_some_and(|r| r.iter().any(|r| r["verdict"] == "failed" && !r["evidence"].is_null())),
+        "the fixture needs a failed conformance rule with evidence"
+    );
+    assert!(!s.storms.is_empty(), "the fixture needs a storm (recovery chart)");
+}
+
+#[test]
+fn the_validator_rejects_a_broken_summary() {
+    // Proves the schema check can fail: a summary with a wrong type and a missing field.
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden("summary.json")).expect("fixture")).expect("JSON");
+    value["run"]["seed"] = serde_json::json!("forty-two");
+    value.as_object_mut().expect("object").remove("verdict");
+    let errors = schema_errors(&value);
+    assert!(errors.iter().any(|e| e.contains("/run/seed")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("verdict")), "{errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_runs_summary_validates_against_the_committed_schema() {
+    let _turn = heavy().lock().await;
+    let scenario = chatstorm::scenario::load(&golden("scenario.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch("real-run");
+    let summary = tokio::time::timeout(
+        Duration::from_secs(120),
+        chatstorm::api::run_scenario(scenario, None, dir.clone()),
+    )
+    .await
+    .expect("an 8 s run finishes within 2 minutes")
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(summary.metrics.counters.get("connects").copied().unwrap_or(0) >= 20);
+    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json written");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("summary.json is JSON");
+    let errors = schema_errors(&value);
+    assert!(
+        errors.is_empty(),
+        "summary.json breaks schemas/summary.schema.json:\n{}",
+        errors.join("\n")
+    );
+    // The threshold set to fail is named in every output. On a machine too loaded for the
+    // harness to keep time the run is invalid instead (exit 4), which outranks the breach.
+    let v = &summary.verdict;
+    assert!(v.reasons.iter().any(|r| r.contains("connect.p99")), "{v:?}");
+    assert!(
+        v.exit_code == 1 || (v.exit_code == 4 && summary.generator.saturated),
+        "{v:?}"
+    );
+    for f in ["junit.xml", "report.html"] {
+        let text = std::fs::read_to_string(dir.join(f)).expect(f);
+        assert!(text.contains("connect.p99"), "{f} does not name the breached threshold");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn console_output_matches_golden() {
+    let mut out = Vec::new();
+    console::write(&fixture(), &mut out).expect("writes to a Vec");
+    let text = String::from_utf8(out).expect("UTF-8");
+    assert!(text.contains("FAIL connect.p99"), "{text}");
+    check_golden(&golden("console.txt"), &text);
+}
+
+#[test]
+fn junit_output_matches_golden() {
+    let mut out = Vec::new();
+    junit::write(&fixture(), &mut out).expect("writes to a Vec");
+    let text = String::from_utf8(out).expect("UTF-8");
+    assert!(text.contains("<failure message=\"threshold connect.p99"), "{text}");
+    assert!(text.contains("<testsuite name=\"conformance\""), "{text}");
+    check_golden(&golden("junit.xml"), &text);
+}
+
+/// A string a hostile target or scenario might carry.
+fn hostile(field: &str) -> String {
+    format!("{field}<script>alert(1)</script>&\"'")
+}
+
+/// The fixture with a hostile string in every field that comes from the scenario or the target.
+fn hostile_summary() -> RunSummary {
+    let mut s = fixture();
+    s.run.name = hostile("name");
+    s.run.description = Some(hostile("description"));
+    s.run.target = hostile("target");
+    s.run.scenario_file = Some(hostile("file"));
+    s.verdict.reasons.push(hostile("reason"));
+    s.thresholds.push(ThresholdResult {
+        metric: hostile("metric"),
+        condition: hostile("condition"),
+        observed: None,
+        observed_text: hostile("observed"),
+        passed: false,
+        aborted_run: false,
+    });
+    s.timeline.push(TimelineMark {
+        at_ms: 1000,
+        action: hostile("action"),
+        detail: hostile("detail"),
+    });
+    s.storms.push(StormFigures {
+        label: hostile("storm"),
+        curve: vec![(0, 0.0), (1000, 100.0)],
+        ..StormFigures::default()
+    });
+    s.errors.by_code.insert(hostile("code"), 1);
+    let latency = s.latency.values().next().cloned().expect("fixture has latency");
+    s.latency.insert(hostile("tag"), latency);
+    s.generator.reasons.push(hostile("generator"));
+    s.generator.saturated = true;
+    s.conformance = Some(serde_json::json!({
+        "failed": 1,
+        "rules": [{
+            "id": hostile("rule"),
+            "section": hostile("section"),
+            "requirement": hostile("requirement"),
+            "verdict": "failed",
+            "observed": 1,
+            "evidence": {"frame": hostile("evidence")},
+            "reason": hostile("why"),
+        }]
+    }));
+    s
+}
+
+fn assert_no_raw_script(what: &str, text: &str) {
+    let lower = text.to_ascii_lowercase();
+    assert!(!lower.contains("<script"), "{what} contains a raw <script");
+    assert!(
+        lower.contains("&lt;script&gt;alert(1)&lt;/script&gt;&amp;"),
+        "{what} lacks the escaped form"
+    );
+}
+
+#[test]
+fn strings_from_the_scenario_and_target_are_escaped() {
+    let s = hostile_summary();
+    let page = html::render(&s);
+    assert_no_raw_script("report.html", &page);
+    for field in [
+        "name",
+        "description",
+        "target",
+        "file",
+        "reason",
+        "metric",
+        "condition",
+        "observed",
+        "storm",
+        "code",
+        "tag",
+        "generator",
+        "rule",
+        "section",
+        "requirement",
+        "why",
+    ] {
+        let escaped = junit::escape(&hostile(field));
+        assert!(
+            page.contains(&escaped),
+            "report.html: {field} is missing or not escaped as {escaped}"
+        );
+    }
+    // The timeline marker's label sits in an SVG <title>; the evidence is pretty JSON in a <pre>
+    // (JSON escapes the quote itself, so only look for the HTML-escaped tag).
+    assert!(page.contains(&junit::escape(&format!("{} {}", hostile("action"), hostile("detail")))));
+    assert!(page.contains("evidence&lt;script&gt;alert(1)&lt;/script&gt;&amp;"));
+
+    let mut out = Vec::new();
+    junit::write(&s, &mut out).expect("writes to a Vec");
+    let xml = String::from_utf8(out).expect("UTF-8");
+    assert_no_raw_script("junit.xml", &xml);
+    for field in [
+        "name",
+        "metric",
+        "condition",
+        "observed",
+        "generator",
+        "rule",
+        "requirement",
+    ] {
+        let escaped = junit::escape(&hostile(field));
+        assert!(
+            xml.contains(&escaped),
+            "junit.xml: {field} is missing or not escaped as {escaped}"
+        );
+    }
+    assert!(xml.contains("evidence&lt;script&gt;alert(1)&lt;/script&gt;&amp;"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headless Chromium.
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const INSTALL_LOCK: &str = "/tmp/chatstorm-chromium-install.lock";
+
+/// Runs `cmd` to completion within `limit`, killing it past that; gives (success, stdout, stderr).
+fn run_bounded(mut cmd: Command, limit: Duration) -> Result<(bool, String, String), String> {
+    let what = format!("{cmd:?}");
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = scratch(&format!("cmd-out-{n}"));
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let out = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
+    let err = std::fs::File::create(&err_path).map_err(|e| e.to_string())?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("{what}: {e}"))? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{what} did not finish within {limit:?}; killed"));
+        }
+        // Polling an external process: there is nothing to await on std's Child.
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((status.success(), stdout, stderr))
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// Chromium's path, installing Debian's package first when it is missing. Parallel test
+/// processes serialize on an `flock`ed lock file; the install is bounded; any failure panics with
+/// what apt said (the browser check is never skipped).
+fn chromium() -> PathBuf {
+    let path = PathBuf::from(CHROMIUM);
+    if path.is_file() {
+        return path;
+    }
+    use std::os::fd::AsRawFd;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(INSTALL_LOCK)
+        .unwrap_or_else(|e| panic!("{INSTALL_LOCK}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(900);
+    // SAFETY: flock on a descriptor this function owns; non-blocking so the wait stays bounded.
+    while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "another process held {INSTALL_LOCK} for 15 minutes while installing chromium"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if path.is_file() {
+        return path; // another process installed it while we waited
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root,
+        "{CHROMIUM} is missing and this test is not root, so it cannot install it: run `apt-get install -y chromium` as root"
+    );
+    eprintln!("report test: {CHROMIUM} missing; installing Debian's chromium package (apt-get)");
+    for args in [&["update"][..], &["install", "-y", "chromium"][..]] {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        match run_bounded(cmd, Duration::from_secs(600)) {
+            Ok((true, _, _)) => {}
+            Ok((false, out, err)) => panic!(
+                "apt-get {} failed while installing chromium for the browser test:\n{}\n{}",
+                args.join(" "),
+                tail(&out),
+                tail(&err)
+            ),
+            Err(e) => panic!("installing chromium for the browser test: {e}"),
+        }
+    }
+    assert!(
+        path.is_file(),
+        "apt-get installed chromium but {CHROMIUM} does not exist"
+    );
+    path
+}
+
+/// Runs headless Chromium on `page` with `extra` flags; gives (stdout, stderr).
+fn headless(page: &Path, extra: &[String]) -> (String, String) {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile = scratch(&format!("chromium-profile-{n}"));
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--enable-logging=stderr",
+        "--v=0",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(extra)
+    .arg(format!("file://{}", page.display()));
+    let (ok, out, err) = run_bounded(cmd, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(ok, "chromium failed on {}:\n{}", page.display(), tail(&err));
+    (out, err)
+}
+
+/// The charts `report.html` should draw for `s`, by element id, with their series counts,
+/// derived from the summary independently of the renderer.
+fn expected_charts(s: &RunSummary) -> BTreeMap<String, usize> {
+    let mut charts = BTreeMap::new();
+    charts.insert("connected".to_owned(), s.metrics.timeline.gauges.len());
+    for (tag, points) in &s.metrics.series {
+        if !points.is_empty() {
+            charts.insert(format!("series-{tag}"), 4); // p50, p90, p99, max
+        }
+    }
+    for (tag, l) in &s.latency {
+        if !l.spectrum.is_empty() {
+            charts.insert(format!("spectrum-{tag}"), 1);
+        }
+    }
+    for i in 0..s.storms.len() {
+        charts.insert(format!("recovery-{i}"), 1);
+    }
+    let t = &s.metrics.timeline;
+    let codes: std::collections::BTreeSet<String> = t
+        .error_codes
+        .iter()
+        .map(|p| format!("code {:?}", p.code))
+        .chain(t.close_codes.iter().map(|p| format!("close {:?}", p.code)))
+        .collect();
+    if !codes.is_empty() {
+        charts.insert("errors".to_owned(), codes.len());
+    }
+    charts
+}
+
+/// The charts in a dumped DOM: id → the `d` attribute of each `<path data-series>`.
+fn charts_in_dom(dom: &str) -> BTreeMap<String, Vec<String>> {
+    let mut charts = BTreeMap::new();
+    for part in dom.split("<figure class=\"chart\"").skip(1) {
+        let figure = part.split("</figure>").next().unwrap_or("");
+        let id = figure
+            .split("id=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("(no id)")
+            .to_owned();
+        let paths = figure
+            .split("<path data-series=")
+            .skip(1)
+            .map(|p| {
+                p.split(" d=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        charts.insert(id, paths);
+    }
+    charts
+}
+
+#[test]
+fn error_chart_counts_quiet_seconds_as_zero() {
+    // The summary stores error counts sparsely; the chart must still have a point every second,
+    // or two bursts would be joined by a line as if errors went on between them.
+    let s = fixture();
+    assert!(
+        !s.metrics.timeline.close_codes.is_empty(),
+        "the fixture's storm closes sockets"
+    );
+    let charts = charts_in_dom(&html::render(&s));
+    let errors = charts.get("errors").expect("an errors chart");
+    for d in errors {
+        let points = d.matches(['M', 'L']).count();
+        assert_eq!(points, s.metrics.timeline.t_ms.len(), "{d}");
+    }
+}
+
+#[test]
+fn report_html_loads_in_headless_chromium_and_draws_every_series() {
+    let _turn = heavy().blocking_lock();
+    let s = fixture();
+    let dir = scratch("chromium");
+    html::write_file(&s, &dir).expect("report.html written");
+    let page = dir.join("report.html");
+
+    let (dom, stderr) = headless(&page, &["--dump-dom".to_owned()]);
+    assert!(
+        dom.contains("<h1>chatstorm: golden</h1>"),
+        "the header did not load:\n{}",
+        tail(&dom)
+    );
+    assert!(
+        dom.contains("conformance failed (exit 3)"),
+        "the verdict is not in the DOM"
+    );
+    assert!(
+        !dom.to_ascii_lowercase().contains("<script"),
+        "report.html must have no script"
+    );
+    assert!(!stderr.contains("Uncaught"), "script errors:\n{}", tail(&stderr));
+
+    let want = expected_charts(&s);
+    let got = charts_in_dom(&dom);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "the charts in the DOM are not the ones the summary calls for"
+    );
+    for (id, paths) in &got {
+        assert_eq!(paths.len(), want[id], "chart {id}: series drawn vs expected");
+        for d in paths {
+            assert!(
+                d.starts_with('M') && d.len() > 4 && !d.contains("NaN"),
+                "chart {id}: empty or broken path {d:?}"
+            );
+        }
+    }
+    assert!(
+        got.len() >= 5,
+        "expected users, latency, spectrum, recovery and error charts: {:?}",
+        got.keys()
+    );
+
+    let shot = dir.join("report.png");
+    headless(
+        &page,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,4200".to_owned(),
+        ],
+    );
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "the screenshot is not a PNG");
+    assert!(
+        png.len() > 40_000,
+        "the screenshot is only {} bytes: a blank page?",
+        png.len()
+    );
+    eprintln!("report test: screenshot at {}", shot.display());
+
+    // The hostile page: nothing it carries becomes an element.
+    let hostile_dir = scratch("chromium-hostile");
+    html::write_file(&hostile_summary(), &hostile_dir).expect("report.html written");
+    let (dom, _) = headless(&hostile_dir.join("report.html"), &["--dump-dom".to_owned()]);
+    assert!(dom.contains("alert(1)"), "the hostile page did not load");
+    assert!(
+        !dom.to_ascii_lowercase().contains("<script"),
+        "a hostile string became a <script> element"
+    );
+    let _ = std::fs::remove_dir_all(&hostile_dir);
+}

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 ///
 /// # Errors
 /// As [`crate::engine::run::run`].
-pub async fn run_scenario(scenario: Scenario, target: Option<Target>, out_dir: PathBuf) -> Result<RunSummary, RunError> {
+pub async fn run_scenario(
+    scenario: Scenario,
+    target: Option<Target>,
+    out_dir: PathBuf,
+) -> Result<RunSummary, RunError> {
     std::fs::create_dir_all(&out_dir).map_err(|e| RunError::Setup(e.into()))?;
     let req = RunRequest {
         scenario: scenario.clone(),
@@ -27,7 +31,11 @@ pub async fn run_scenario(scenario: Scenario, target: Option<Target>, out_dir: P
     crate::commands::write_outputs(
         &summary,
         &out_dir,
-        &[crate::cli::Format::Json, crate::cli::Format::Junit, crate::cli::Format::Html],
+        &[
+            crate::cli::Format::Json,
+            crate::cli::Format::Junit,
+            crate::cli::Format::Html,
+        ],
     );
     Ok(summary)
 }

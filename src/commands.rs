@@ -200,7 +200,10 @@ pub async fn conform(args: ConformArgs) -> Outcome {
             if let Err(e) = crate::engine::probe::reachable(t).await {
                 return fail(Outcome::Unreachable, format!("target unreachable: {e}"));
             }
-            let opts = crate::conformance::SuiteOptions { health_interval: std::time::Duration::from_secs(30), ..opts };
+            let opts = crate::conformance::SuiteOptions {
+                health_interval: std::time::Duration::from_secs(30),
+                ..opts
+            };
             crate::conformance::run_suite(t, &opts).await
         }
     };
@@ -209,11 +212,20 @@ pub async fn conform(args: ConformArgs) -> Outcome {
         Ok(files) => println!(
             "results: {} ({})",
             dir.display(),
-            files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>().join(", ")
+            files
+                .iter()
+                .filter_map(|f| f.file_name())
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Err(e) => eprintln!("chatstorm: cannot write the results into {}: {e}", dir.display()),
     }
-    if report.exit_failed(args.strict) { Outcome::ConformanceFailed } else { Outcome::Passed }
+    if report.exit_failed(args.strict) {
+        Outcome::ConformanceFailed
+    } else {
+        Outcome::Passed
+    }
 }
 
 /// `chatstorm report`.

@@ -28,7 +28,9 @@ fn out(name: &str) -> PathBuf {
 async fn run(s: Scenario, name: &str) -> RunSummary {
     let _turn = turn().lock().await;
     let dir = out(name);
-    let summary = run_scenario(s, None, dir.clone()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    let summary = run_scenario(s, None, dir.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     for f in ["summary.json", "junit.xml", "report.html", "metrics.hlog"] {
         assert!(dir.join(f).is_file(), "{name}: {f} missing");
     }
@@ -57,36 +59,72 @@ fn every_shipped_scenario_validates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_shows_every_lifecycle_event() {
     // 0.8: the refused-upgrade window must stay longer than the JS SDK's 6 s fallback rule.
-    let s = shipped("smoke.yaml").with_users(150).unwrap().with_time_scale(0.8).unwrap();
+    let s = shipped("smoke.yaml")
+        .with_users(150)
+        .unwrap()
+        .with_time_scale(0.8)
+        .unwrap();
     let r = run(s, "smoke").await;
     assert!(counter(&r, "connects") >= 150, "{:?}", r.metrics.counters);
-    assert!(counter(&r, "fallbacks") > 0, "upgrades were refused during the ramp: some JS users fall back");
+    assert!(
+        counter(&r, "fallbacks") > 0,
+        "upgrades were refused during the ramp: some JS users fall back"
+    );
     let storm = r.storms.first().expect("the drop makes a storm");
     assert!(storm.dropped > 0 && storm.recovered > 0, "{storm:?}");
-    assert!(counter(&r, "token_refreshes") > 0, "expired tokens are refreshed: {:?}", r.metrics.counters);
+    assert!(
+        counter(&r, "token_refreshes") > 0,
+        "expired tokens are refreshed: {:?}",
+        r.metrics.counters
+    );
     assert!(counter(&r, "events_received") > 0);
     assert_eq!(counter(&r, "privacy_leaks"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_refreshes_after_code_40() {
-    let s = shipped("token-expiry.yaml").with_users(100).unwrap().with_time_scale(0.4).unwrap();
+    let s = shipped("token-expiry.yaml")
+        .with_users(100)
+        .unwrap()
+        .with_time_scale(0.4)
+        .unwrap();
     let r = run(s, "token-expiry").await;
     assert!(counter(&r, "token_refreshes") > 0, "{:?}", r.metrics.counters);
-    assert!(r.errors.by_code.contains_key("40"), "refreshes follow code 40: {:?}", r.errors.by_code);
+    assert!(
+        r.errors.by_code.contains_key("40"),
+        "refreshes follow code 40: {:?}",
+        r.errors.by_code
+    );
     for bad in ["41", "42", "43", "5"] {
-        assert!(!r.errors.by_code.contains_key(bad), "unexpected code {bad}: {:?}", r.errors.by_code);
+        assert!(
+            !r.errors.by_code.contains_key(bad),
+            "unexpected code {bad}: {:?}",
+            r.errors.by_code
+        );
     }
     assert!(r.latency.get("token.refresh").is_some_and(|l| l.summary.count > 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_storm_recovers_within_the_backoff_bounds() {
-    let s = shipped("reconnect-storm.yaml").with_users(120).unwrap().with_time_scale(0.5).unwrap();
+    let s = shipped("reconnect-storm.yaml")
+        .with_users(120)
+        .unwrap()
+        .with_time_scale(0.5)
+        .unwrap();
     let r = run(s, "reconnect-storm").await;
     let storm = r.storms.first().expect("a storm");
-    assert!(storm.dropped >= 100, "every live user was dropped: {storm:?}\n{:?}\n{:?}\n{:?}", r.metrics.counters, r.timeline, r.errors);
-    assert!(storm.recovered * 100 >= storm.dropped * 95, "at least 95% back: {storm:?}");
+    assert!(
+        storm.dropped >= 100,
+        "every live user was dropped: {storm:?}\n{:?}\n{:?}\n{:?}",
+        r.metrics.counters,
+        r.timeline,
+        r.errors
+    );
+    assert!(
+        storm.recovered * 100 >= storm.dropped * 95,
+        "at least 95% back: {storm:?}"
+    );
     // First retry after a 1011 waits at most 2.5 s (n = 1); half are back well within that
     // plus the connect itself, even on a busy machine.
     let half_back = storm.p50_ms.expect("half came back");
@@ -97,7 +135,11 @@ async fn reconnect_storm_recovers_within_the_backoff_bounds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn longpoll_fallback_users_receive_events() {
     // Not time-scaled: the JS rule (healthy within 6 s) does not scale; fewer users, shorter run.
-    let s = shipped("longpoll-fallback.yaml").with_users(40).unwrap().with_duration(Duration::from_secs(24)).unwrap();
+    let s = shipped("longpoll-fallback.yaml")
+        .with_users(40)
+        .unwrap()
+        .with_duration(Duration::from_secs(24))
+        .unwrap();
     let r = run(s, "longpoll-fallback").await;
     assert!(counter(&r, "fallbacks") > 0, "{:?}", r.metrics.counters);
     assert!(r.latency.get("connect.longpoll").is_some_and(|l| l.summary.count > 0));
@@ -106,15 +148,26 @@ async fn longpoll_fallback_users_receive_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn privacy_off_typing_reaches_no_one() {
-    let s = shipped("privacy.yaml").with_users(60).unwrap().with_time_scale(0.4).unwrap();
+    let s = shipped("privacy.yaml")
+        .with_users(60)
+        .unwrap()
+        .with_time_scale(0.4)
+        .unwrap();
     let r = run(s, "privacy").await;
-    assert!(r.latency.get("delivery.typing").is_some_and(|l| l.summary.count > 0), "typing flows between others");
+    assert!(
+        r.latency.get("delivery.typing").is_some_and(|l| l.summary.count > 0),
+        "typing flows between others"
+    );
     assert_eq!(counter(&r, "privacy_leaks"), 0, "{:?}", r.metrics.counters);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_ramp_runs_its_steps() {
-    let s = shipped("capacity-ramp.yaml").with_users(200).unwrap().with_time_scale(0.15).unwrap();
+    let s = shipped("capacity-ramp.yaml")
+        .with_users(200)
+        .unwrap()
+        .with_time_scale(0.15)
+        .unwrap();
     let r = run(s, "capacity-ramp").await;
     assert!(counter(&r, "connects") > 0);
     assert_eq!(r.thresholds.len(), 2);
@@ -126,23 +179,40 @@ async fn a_server_that_leaks_typing_is_caught() {
     // the leaks (the check above can fail).
     let config = chatstorm::conformance::embedded_mock_config();
     let mock = chatstorm_mock::start(config.clone()).await.unwrap();
-    mock.control.set_violation(chatstorm_mock::Violation::TypingIgnoresPrivacy, true);
+    mock.control
+        .set_violation(chatstorm_mock::Violation::TypingIgnoresPrivacy, true);
     let target = chatstorm::conformance::mock_target(&mock.base_url(), &config).unwrap();
-    let s = shipped("privacy.yaml").with_users(60).unwrap().with_time_scale(0.4).unwrap();
+    let s = shipped("privacy.yaml")
+        .with_users(60)
+        .unwrap()
+        .with_time_scale(0.4)
+        .unwrap();
     let _turn = turn().lock().await;
     let dir = out("privacy-leak");
     let r = run_scenario(s, Some(target), dir.clone()).await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     mock.shutdown().await;
     assert!(counter(&r, "privacy_leaks") > 0, "{:?}", r.metrics.counters);
-    let rules = r.conformance.as_ref().and_then(|c| c.get("rules")).and_then(|r| r.as_array()).cloned().unwrap_or_default();
+    let rules = r
+        .conformance
+        .as_ref()
+        .and_then(|c| c.get("rules"))
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
     assert!(
-        rules.iter().any(|rule| rule["id"].as_str().is_some_and(|id| id.starts_with("PRIVACY")) && rule["verdict"] == "failed"),
+        rules
+            .iter()
+            .any(|rule| rule["id"].as_str().is_some_and(|id| id.starts_with("PRIVACY")) && rule["verdict"] == "failed"),
         "the load-run observer turns the leak into a failed PRIVACY rule: {rules:?}"
     );
     // Exit 3 on a quiet machine; a saturated generator (exit 4) outranks it, so check the reason.
     assert!(r.verdict.exit_code >= 3, "{:?}", r.verdict);
-    assert!(r.verdict.reasons.iter().any(|x| x.contains("conformance")), "{:?}", r.verdict);
+    assert!(
+        r.verdict.reasons.iter().any(|x| x.contains("conformance")),
+        "{:?}",
+        r.verdict
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +235,11 @@ thresholds:
     assert!(!t.passed && t.metric == "connect.p50", "{t:?}");
     // Exit 1; only a saturated generator (exit 4, this machine busy) may outrank it.
     assert!(r.verdict.exit_code == 1 || r.verdict.exit_code == 4, "{:?}", r.verdict);
-    assert!(r.verdict.reasons.iter().any(|x| x.contains("connect.p50")), "{:?}", r.verdict);
+    assert!(
+        r.verdict.reasons.iter().any(|x| x.contains("connect.p50")),
+        "{:?}",
+        r.verdict
+    );
     for f in ["summary.json", "junit.xml", "report.html"] {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();
         assert!(text.contains("connect.p50"), "{f} names the threshold");

@@ -14,7 +14,10 @@ fn latency_us(collector: &Collector, h: Histogram, stat: Stat) -> Option<f64> {
     };
     let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
     for m in metrics {
-        if let Some(h) = collector.cumulative(Series { metric: *m, view: View::Actual }) {
+        if let Some(h) = collector.cumulative(Series {
+            metric: *m,
+            view: View::Actual,
+        }) {
             match &mut merged {
                 Some(acc) => {
                     let _ = acc.add(h);
@@ -34,7 +37,8 @@ fn latency_us(collector: &Collector, h: Histogram, stat: Stat) -> Option<f64> {
 fn derived(recorder: &Recorder, f: Derived) -> Option<f64> {
     let c = |k: Counter| recorder.counter(k) as f64;
     let failures = c(Counter::ConnectFailures) + c(Counter::RestFailures) + c(Counter::TokenFetchFailures);
-    let operations = c(Counter::Connects) + c(Counter::ConnectFailures) + c(Counter::RestRequests) + c(Counter::TokenFetches);
+    let operations =
+        c(Counter::Connects) + c(Counter::ConnectFailures) + c(Counter::RestRequests) + c(Counter::TokenFetches);
     match f {
         Derived::ErrorsRate => (operations > 0.0).then(|| failures / operations),
         Derived::ErrorsCount => Some(failures),
@@ -43,25 +47,33 @@ fn derived(recorder: &Recorder, f: Derived) -> Option<f64> {
 }
 
 /// The first aborting threshold breached at `elapsed`, with a one-line reason.
-pub fn check(thresholds: &[Threshold], collector: &Collector, recorder: &Recorder, elapsed: Duration) -> Option<(String, String)> {
-    thresholds.iter().filter(|t| t.abort && t.abort_after.is_none_or(|a| elapsed >= a)).find_map(|t| {
-        use crate::scenario::threshold::Metric as M;
-        let observed = match t.metric {
-            M::Latency(h, stat) => latency_us(collector, h, stat),
-            M::Derived(f) => derived(recorder, f),
-            M::Counter(c) => Some(recorder.counter(c) as f64),
-        }?;
-        (!t.passes(observed)).then(|| {
-            (
-                t.key.clone(),
-                format!(
-                    "threshold {} {} breached at {:.0}s (observed {}), run stopped",
-                    t.key,
-                    t.text,
-                    elapsed.as_secs_f64(),
-                    crate::report::build::format_value(t.metric.unit(), observed)
-                ),
-            )
+pub fn check(
+    thresholds: &[Threshold],
+    collector: &Collector,
+    recorder: &Recorder,
+    elapsed: Duration,
+) -> Option<(String, String)> {
+    thresholds
+        .iter()
+        .filter(|t| t.abort && t.abort_after.is_none_or(|a| elapsed >= a))
+        .find_map(|t| {
+            use crate::scenario::threshold::Metric as M;
+            let observed = match t.metric {
+                M::Latency(h, stat) => latency_us(collector, h, stat),
+                M::Derived(f) => derived(recorder, f),
+                M::Counter(c) => Some(recorder.counter(c) as f64),
+            }?;
+            (!t.passes(observed)).then(|| {
+                (
+                    t.key.clone(),
+                    format!(
+                        "threshold {} {} breached at {:.0}s (observed {}), run stopped",
+                        t.key,
+                        t.text,
+                        elapsed.as_secs_f64(),
+                        crate::report::build::format_value(t.metric.unit(), observed)
+                    ),
+                )
+            })
         })
-    })
 }

@@ -6,8 +6,8 @@
 //! `fault` (the mock's fault-control API), `embedded` (starting the bundled mock), `probe`
 //! (is the target there), `lag` (is the generator keeping up), `progress` (the live line).
 
-pub mod embedded;
 pub mod abort;
+pub mod embedded;
 pub mod fault;
 pub mod lag;
 pub mod probe;

@@ -158,7 +158,15 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
 
     let fault = target.is_mock.then(|| super::fault::FaultClient::new(&target));
     let observer = super::users::observer(&scenario);
-    let ctx = super::users::context(&scenario, &target, recorder.clone(), start, shard, Some(observer.clone())).await?;
+    let ctx = super::users::context(
+        &scenario,
+        &target,
+        recorder.clone(),
+        start,
+        shard,
+        Some(observer.clone()),
+    )
+    .await?;
     let (actions, _) = tokio::sync::broadcast::channel(64);
 
     // The scheduler-lag probe and the 1 s collector.
@@ -285,7 +293,10 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         f.reset().await;
     }
     let marks = marks.lock().map(|m| m.clone()).unwrap_or_default();
-    let conformance = Some(crate::report::build::conformance_json(&observer.summary(), scenario.conformance.strict));
+    let conformance = Some(crate::report::build::conformance_json(
+        &observer.summary(),
+        scenario.conformance.strict,
+    ));
     let stop_reason = stop_reason.lock().map(|g| g.clone()).unwrap_or(None);
     Ok(RunOutput {
         metrics,

@@ -36,14 +36,26 @@ pub async fn create_channels(scenario: &Scenario, target: &Target) -> Result<usi
     let key = form_urlencoded::byte_serialize(target.api_key.as_bytes()).collect::<String>();
     let results: Vec<Result<(), String>> = futures_util::stream::iter(members.into_iter().map(|(cid, ids)| {
         let (http, token) = (http.clone(), token.clone());
-        let (kind, id) = cid.split_once(':').map_or((cid.clone(), String::new()), |(k, i)| (k.to_owned(), i.to_owned()));
+        let (kind, id) = cid
+            .split_once(':')
+            .map_or((cid.clone(), String::new()), |(k, i)| (k.to_owned(), i.to_owned()));
         let url = Target::join(&target.http_base, &format!("/channels/{kind}/{id}/query?api_key={key}"));
         async move {
             let body = serde_json::json!({"data": {"members": ids, "created_by_id": ids.first()}, "state": false});
-            let headers = [("authorization", token.as_str()), ("stream-auth-type", "jwt"), ("x-stream-client", "chatstorm-setup")];
-            let resp = http.send(http::Method::POST, &url, &headers, Some(&body), Duration::from_secs(30)).await?;
+            let headers = [
+                ("authorization", token.as_str()),
+                ("stream-auth-type", "jwt"),
+                ("x-stream-client", "chatstorm-setup"),
+            ];
+            let resp = http
+                .send(http::Method::POST, &url, &headers, Some(&body), Duration::from_secs(30))
+                .await?;
             if resp.status >= 300 {
-                return Err(format!("creating {cid}: HTTP {}: {}", resp.status, String::from_utf8_lossy(&resp.body)));
+                return Err(format!(
+                    "creating {cid}: HTTP {}: {}",
+                    resp.status,
+                    String::from_utf8_lossy(&resp.body)
+                ));
             }
             Ok(())
         }

@@ -90,7 +90,12 @@ impl user::UserObserver for Watch {
         self.0.user_event(user, event);
     }
     fn on_leak(&self, leak: user::Leak) {
-        self.0.receipt(leak.kind == user::delivery::Kind::Typing, leak.sender, leak.receiver, true);
+        self.0.receipt(
+            leak.kind == user::delivery::Kind::Typing,
+            leak.sender,
+            leak.receiver,
+            true,
+        );
     }
     fn on_rest(&self, user: u32, _endpoint: crate::metrics::RestEndpoint, status: Option<u16>, code: Option<i32>) {
         self.0.user_rest(user, status, code);

@@ -283,7 +283,9 @@ impl Recorder {
 
     /// Stops attributing drops to storms (called when the run stops, before users close).
     pub fn close_storms(&self) {
-        self.registry.storms_closed.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.registry
+            .storms_closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn storms_closed(&self) -> bool {

@@ -47,7 +47,10 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
     summary.thresholds = scenario
         .thresholds
         .iter()
-        .map(|t| ThresholdResult { aborted_run: out.aborted_by.as_deref() == Some(t.key.as_str()), ..evaluate(t, &summary) })
+        .map(|t| ThresholdResult {
+            aborted_run: out.aborted_by.as_deref() == Some(t.key.as_str()),
+            ..evaluate(t, &summary)
+        })
         .collect();
     decide(&mut summary);
     summary

@@ -164,7 +164,12 @@ mod tests {
             run: RunInfo::default(),
             verdict: Verdict::default(),
             latency,
-            errors: ErrorFigures { total: errors, operations: 1000, rate_percent: errors as f64 / 10.0, ..Default::default() },
+            errors: ErrorFigures {
+                total: errors,
+                operations: 1000,
+                rate_percent: errors as f64 / 10.0,
+                ..Default::default()
+            },
             storms: vec![],
             timeline: vec![],
             thresholds: vec![],
@@ -179,7 +184,10 @@ mod tests {
     fn a_worse_p99_beyond_the_tolerance_is_a_regression() {
         let rows = compare(&summary(130_000, 0), &summary(100_000, 0), 10.0);
         let p99 = rows.iter().find(|r| r.name == "connect.ws p99 (ms)").unwrap();
-        assert!(p99.regression && (p99.change_percent.unwrap() - 30.0).abs() < 1e-9, "{p99:?}");
+        assert!(
+            p99.regression && (p99.change_percent.unwrap() - 30.0).abs() < 1e-9,
+            "{p99:?}"
+        );
         let mut out = Vec::new();
         write(&rows, 10.0, &mut out).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("REGRESSION"));
@@ -187,9 +195,21 @@ mod tests {
 
     #[test]
     fn within_tolerance_or_better_is_not() {
-        assert!(compare(&summary(105_000, 0), &summary(100_000, 0), 10.0).iter().all(|r| !r.regression));
-        assert!(compare(&summary(50_000, 0), &summary(100_000, 0), 10.0).iter().all(|r| !r.regression));
+        assert!(
+            compare(&summary(105_000, 0), &summary(100_000, 0), 10.0)
+                .iter()
+                .all(|r| !r.regression)
+        );
+        assert!(
+            compare(&summary(50_000, 0), &summary(100_000, 0), 10.0)
+                .iter()
+                .all(|r| !r.regression)
+        );
         // Tiny absolute changes never count, whatever the percentage.
-        assert!(compare(&summary(500, 0), &summary(100, 0), 10.0).iter().all(|r| !r.regression));
+        assert!(
+            compare(&summary(500, 0), &summary(100, 0), 10.0)
+                .iter()
+                .all(|r| !r.regression)
+        );
     }
 }

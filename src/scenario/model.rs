@@ -470,4 +470,3 @@ impl Default for Conformance {
         }
     }
 }
-

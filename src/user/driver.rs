@@ -406,9 +406,18 @@ impl Driver {
                     Ok(server) => {
                         let source = ctx.source_addrs.pick(&server);
                         let t = &ctx.target;
-                        transport::connect_ws(&t.ws_base, server, source, &t.api_key, &token, &payload, spec.profile, &ctx.recorder)
-                            .await
-                            .map(|o| Conn::Ws(o.ws, o.connection_id))
+                        transport::connect_ws(
+                            &t.ws_base,
+                            server,
+                            source,
+                            &t.api_key,
+                            &token,
+                            &payload,
+                            spec.profile,
+                            &ctx.recorder,
+                        )
+                        .await
+                        .map(|o| Conn::Ws(o.ws, o.connection_id))
                     }
                     Err(_) => Err(Failure::Network),
                 },

@@ -110,7 +110,10 @@ pub async fn connect_ws(
     // Running out of descriptors or local ports is the generator's failure, not the server's:
     // counted apart so the run can be declared invalid (exit 4).
     let local = |e: std::io::Error| {
-        if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL | libc::EADDRINUSE)) {
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL | libc::EADDRINUSE)
+        ) {
             rec.count(crate::metrics::Counter::ResourceFailures);
         }
         Failure::Network

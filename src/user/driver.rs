@@ -473,7 +473,9 @@ impl Driver {
                     if let Some(c) = close {
                         self.ctx.recorder.close_code(c);
                     }
-                    if let Some(o) = &self.ctx.observer {
+                    // Close codes exist only on WebSocket attempts: a long-poll connect's HTTP error
+                    // has none, and must not read as "dropped without a close frame".
+                    if let (Some(o), Transport::Ws) = (&self.ctx.observer, self.m.transport()) {
                         o.on_connect_error(self.spec.index, code, close);
                     }
                 }

@@ -250,23 +250,8 @@ fn ms_to_s(ms: u64) -> f64 {
     s
 }
 
-/// Escapes text for XML attributes and content, dropping characters XML 1.0 forbids.
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' | '\t' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// XML escaping shared with the run's JUnit writer.
+use crate::report::junit::escape as xml;
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,8 @@ use serde_json::Value;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Escapes text for XML attributes and content.
+/// Escapes text for XML (and HTML) attributes and content, dropping the characters XML 1.0
+/// forbids even when escaped (most control characters, U+FFFE, U+FFFF).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -17,8 +18,8 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // XML 1.0 forbids most control characters even when escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('?'),
+            '\n' | '\t' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
             c => out.push(c),
         }
     }
@@ -162,6 +163,6 @@ mod tests {
             escape(r#"<a href="x">&'</a>"#),
             "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;"
         );
-        assert_eq!(escape("a\u{1}b\nc"), "a?b\nc");
+        assert_eq!(escape("a\u{1}b\nc\u{FFFE}"), "ab\nc");
     }
 }

@@ -123,17 +123,17 @@ pub async fn run(args: RunArgs) -> Outcome {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
-    if target.is_some() {
-        if let Some(e) = scenario.timeline.iter().find(|e| e.action.needs_mock()) {
-            return fail(
-                Outcome::InvalidConfig,
-                format!(
-                    "{}: timeline `{}` needs the embedded mock's fault control; against --target use a client-side form (side: client)",
-                    args.scenario.display(),
-                    e.action.name()
-                ),
-            );
-        }
+    if target.is_some()
+        && let Some(e) = scenario.timeline.iter().find(|e| e.action.needs_mock())
+    {
+        return fail(
+            Outcome::InvalidConfig,
+            format!(
+                "{}: timeline `{}` needs the embedded mock's fault control; against --target use a client-side form (side: client)",
+                args.scenario.display(),
+                e.action.name()
+            ),
+        );
     }
     if args.workers > 1 && args.shard.is_none() {
         return crate::engine::workers::run(&args, &scenario).await;

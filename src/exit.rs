@@ -67,6 +67,20 @@ impl From<Outcome> for ExitCode {
     }
 }
 
+impl Outcome {
+    /// The outcome of an exit code written in a summary.
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            0 => Self::Passed,
+            1 => Self::ThresholdBreached,
+            2 => Self::InvalidConfig,
+            3 => Self::ConformanceFailed,
+            4 => Self::GeneratorSaturated,
+            _ => Self::Unreachable,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,19 +96,5 @@ mod tests {
             Outcome::GeneratorSaturated
         );
         assert_eq!(Outcome::Unreachable.code(), 5);
-    }
-}
-
-impl Outcome {
-    /// The outcome of an exit code written in a summary.
-    pub fn from_code(code: u8) -> Self {
-        match code {
-            0 => Self::Passed,
-            1 => Self::ThresholdBreached,
-            2 => Self::InvalidConfig,
-            3 => Self::ConformanceFailed,
-            4 => Self::GeneratorSaturated,
-            _ => Self::Unreachable,
-        }
     }
 }

@@ -249,3 +249,50 @@ thresholds:
     assert!(String::from_utf8_lossy(&console).contains("FAIL connect.p50 < 1us"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn workers_split_the_users_and_merge_one_report() {
+    // `--workers 2`: two child processes, each running half the users against its own mock, merged
+    // into one summary whose counts add up to the whole run.
+    let _turn = turn().blocking_lock();
+    let dir = out("workers");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_chatstorm"))
+        .args([
+            "run",
+            "scenarios/privacy.yaml",
+            "--workers",
+            "2",
+            "--users",
+            "40",
+            "--duration",
+            "8s",
+            "--quiet",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run the chatstorm binary");
+    assert!(status.code().is_some(), "{status:?}");
+    let merged: RunSummary =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("merged summary")).unwrap();
+    let shard = |i: u32| -> RunSummary {
+        let p = dir.join(format!("shard-{i}")).join("summary.json");
+        serde_json::from_str(&std::fs::read_to_string(p).expect("shard summary")).unwrap()
+    };
+    let (a, b) = (shard(0), shard(1));
+    assert_eq!(merged.run.shards, 2);
+    assert_eq!(merged.run.users_started, 40);
+    assert_eq!(a.run.users_started + b.run.users_started, 40);
+    assert_eq!(
+        counter(&merged, "connects"),
+        counter(&a, "connects") + counter(&b, "connects")
+    );
+    let count = |s: &RunSummary| s.latency.get("connect.ws").map_or(0, |l| l.summary.count);
+    assert_eq!(count(&merged), count(&a) + count(&b), "histograms are added exactly");
+    for f in ["junit.xml", "report.html"] {
+        assert!(dir.join(f).is_file(), "merged {f}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

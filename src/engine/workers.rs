@@ -90,10 +90,11 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
                 child.wait().await
             }
         };
-        if let Ok(s) = status {
-            if !s.success() && s.code().is_none_or(|c| c >= 2 && c != 3 && c != 4 && c != 5) {
-                eprintln!("chatstorm: shard in {} exited with {s}", shard_dir.display());
-            }
+        if let Ok(s) = status
+            && !s.success()
+            && s.code().is_none_or(|c| c >= 2 && c != 3 && c != 4 && c != 5)
+        {
+            eprintln!("chatstorm: shard in {} exited with {s}", shard_dir.display());
         }
         dirs.push(shard_dir);
     }

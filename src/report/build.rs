@@ -142,11 +142,7 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
         late_starts: out.late_starts,
         resource_failures,
         peak_rss_bytes: out.peak_rss,
-        rss_per_user_bytes: if out.peak_connected == 0 {
-            0
-        } else {
-            out.peak_rss / out.peak_connected
-        },
+        rss_per_user_bytes: out.peak_rss.checked_div(out.peak_connected).unwrap_or(0),
         cpu_seconds: out.cpu_seconds,
         saturated: !reasons.is_empty(),
         reasons,

@@ -343,11 +343,11 @@ impl Driver {
             Measure::Disconnect => {
                 rec.count(Counter::Disconnects);
                 // A drop during a storm counts towards it; its recovery is reported on reconnect.
-                if self.storm.is_none() {
-                    if let Some(storm) = rec.storm_at(Instant::now().into_std()) {
-                        storm.add_dropped();
-                        self.storm = Some((storm, 0));
-                    }
+                if self.storm.is_none()
+                    && let Some(storm) = rec.storm_at(Instant::now().into_std())
+                {
+                    storm.add_dropped();
+                    self.storm = Some((storm, 0));
                 }
             }
             Measure::ReconnectAttempt => {

@@ -97,6 +97,7 @@ pub struct Opened {
 /// then the first frame. Network failures (refused, reset, upgrade rejected, a close or garbage
 /// before any frame) are [`Failure::Network`]; an error frame is [`Failure::Api`] with the close
 /// code that followed it.
+#[allow(clippy::too_many_arguments)]
 pub async fn connect_ws(
     ws_base: &url::Url,
     server: SocketAddr,

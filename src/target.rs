@@ -34,12 +34,18 @@ impl Target {
     /// A target from its REST base URL, deriving the WebSocket base as the JS SDK does.
     ///
     /// # Errors
-    /// When the URL is not http(s).
+    /// When the URL is not http, or is https (this build has no TLS yet: refused up front with the
+    /// way around it, rather than failing every connect).
     pub fn new(http_base: Url, api_key: String, auth: TargetAuth, secret: Option<Vec<u8>>) -> Result<Self, String> {
         let ws_scheme = match http_base.scheme() {
             "http" => "ws",
-            "https" => "wss",
-            other => return Err(format!("target url must be http:// or https://, not {other}://")),
+            "https" => {
+                return Err(format!(
+                    "{http_base}: this build speaks plain http/ws only (no TLS yet); use an http:// endpoint \
+                     or a TLS-terminating proxy on loopback"
+                ));
+            }
+            other => return Err(format!("target url must be http://, not {other}://")),
         };
         let mut ws_base = http_base.clone();
         ws_base
@@ -78,13 +84,20 @@ mod tests {
         assert_eq!(t.ws_base.as_str(), "ws://127.0.0.1:9/");
         assert_eq!(Target::join(&t.ws_base, "/connect?x=1"), "ws://127.0.0.1:9/connect?x=1");
         let s = Target::new(
-            "https://chat.example/api".parse().unwrap(),
+            "http://chat.example/api".parse().unwrap(),
             "k".into(),
             TargetAuth::Secret(vec![]),
             None,
         )
         .unwrap();
-        assert_eq!(Target::join(&s.ws_base, "/connect"), "wss://chat.example/api/connect");
+        assert_eq!(Target::join(&s.ws_base, "/connect"), "ws://chat.example/api/connect");
+        let tls = Target::new(
+            "https://chat.example".parse().unwrap(),
+            "k".into(),
+            TargetAuth::Secret(vec![]),
+            None,
+        );
+        assert!(tls.unwrap_err().contains("no TLS"));
         assert!(Target::new("ftp://x".parse().unwrap(), "k".into(), TargetAuth::Secret(vec![]), None).is_err());
     }
 }

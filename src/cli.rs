@@ -38,15 +38,17 @@ pub enum Command {
     /// Re-render the outputs of a finished run from its summary.json, optionally comparing it with
     /// a baseline run.
     Report(ReportArgs),
-    /// Run the bundled mock server alone (the same server `run` embeds by default).
+    /// Run the bundled mock server alone (the same server `run` embeds by default); `chatstorm mock
+    /// --help` lists its options and the fault-control API.
+    #[command(disable_help_flag = true)]
     Mock(MockArgs),
 }
 
 /// Where the server under test is and how to authenticate against it.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TargetArgs {
-    /// REST base URL of the server under test (http:// or https://); the WebSocket URL is derived
-    /// as the SDKs do (http → ws). Default: the embedded mock.
+    /// REST base URL of the server under test (http://; this build has no TLS yet); the WebSocket
+    /// URL is derived as the SDKs do (http → ws). Default: the embedded mock.
     #[arg(long, value_name = "URL", env = "CHATSTORM_TARGET")]
     pub target: Option<String>,
     /// The app's API key.

@@ -62,6 +62,13 @@ impl App {
         self.faults.is_on(v)
     }
 
+    /// The `me` of a new connection's first `health.check` (WebSocket and long-poll alike): the
+    /// stored own user, or none when the `omit_me` violation is on.
+    pub fn first_me(&self, user: &str) -> Option<Value> {
+        (!self.violation(Violation::OmitMe))
+            .then(|| self.world().users.get(user).map(|u| u.to_me()).unwrap_or(Value::Null))
+    }
+
     /// Queues one serialized event on each connection. Never blocks: a full WebSocket outbox marks
     /// that connection as a slow consumer, a full long-poll buffer drops its oldest event.
     pub fn deliver(&self, conns: &[Arc<Conn>], frame: &Utf8Bytes) {

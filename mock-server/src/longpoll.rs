@@ -56,13 +56,7 @@ fn connect(app: &Arc<App>, req: &Req, json: &str) -> Resp {
         .user_mut(&connecting.user_id)
         .apply_upsert(&connecting.details);
     let conn = app.register(&connecting.user_id, Transport::LongPoll);
-    let me = (!app.violation(Violation::OmitMe)).then(|| {
-        app.world()
-            .users
-            .get(&*conn.user)
-            .map(|u| u.to_me())
-            .unwrap_or(Value::Null)
-    });
+    let me = app.first_me(&conn.user);
     let event: Value = serde_json::from_str(&wire::health_check(&conn.id.to_string(), me)).unwrap_or(Value::Null);
     app.tasks.spawn(reaper(app.clone(), conn));
     ok(200, serde_json::json!({ "event": event }), req.start)

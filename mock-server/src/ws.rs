@@ -14,7 +14,6 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -136,13 +135,7 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
         }
     }
     let conn = app.register(&connecting.user_id, Transport::WebSocket);
-    let me = (!app.violation(Violation::OmitMe)).then(|| {
-        app.world()
-            .users
-            .get(&*conn.user)
-            .map(|u| u.to_me())
-            .unwrap_or(Value::Null)
-    });
+    let me = app.first_me(&conn.user);
     if let Some(d) = app.faults.first_frame_delay() {
         tokio::time::sleep(d).await;
     }

@@ -40,11 +40,7 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         r.planned_ms as f64 / 1000.0,
         r.users_started,
         r.users_planned,
-        if r.shards > 1 {
-            format!(", {} shards merged", r.shards)
-        } else {
-            String::new()
-        }
+        r.shards_note()
     )?;
     let c = |n: &str| s.metrics.counters.get(n).copied().unwrap_or(0);
     writeln!(

@@ -48,11 +48,7 @@ pub fn render(s: &RunSummary) -> String {
         r.planned_ms as f64 / 1000.0,
         r.users_started,
         r.users_planned,
-        if r.shards > 1 {
-            format!(", {} shards merged", r.shards)
-        } else {
-            String::new()
-        },
+        r.shards_note(),
         escape(r.scenario_file.as_deref().unwrap_or("-")),
         escape(&s.tool.name),
         escape(&s.tool.version)

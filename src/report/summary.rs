@@ -92,6 +92,17 @@ pub struct RunInfo {
     pub stop_reason: Option<String>,
 }
 
+impl RunInfo {
+    /// `", N shards merged"` for merged runs, empty otherwise (for the console and HTML headers).
+    pub fn shards_note(&self) -> String {
+        if self.shards > 1 {
+            format!(", {} shards merged", self.shards)
+        } else {
+            String::new()
+        }
+    }
+}
+
 /// The outcome.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Verdict {

@@ -63,8 +63,9 @@ pub struct Args {
     /// The app secret: verifies HS256 tokens and guards the fault-control API.
     #[arg(long, default_value = "mock_api_secret")]
     pub secret: String,
-    /// Interval of the server's health.check frames, e.g. 30s, 500ms.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Interval of the server's health.check frames, e.g. 25s, 500ms (keep it under 30s for Unity
+    /// clients, which close a socket after 30s without one).
+    #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
     /// How long an idle long-poll request is held.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]

@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::conn::{Conn, Kill, Transport};
 use crate::fault::{HalfOpen, RefuseMode, Violation};
 use crate::http::{Resp, json_response};
+use crate::journal::JournalEntry;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::wire;
 
@@ -80,6 +81,11 @@ pub struct ExpireRequest {
     /// `"expired"` (default) or `"revoked"`: only changes the error message.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Kick the sockets with code 40 but record no cut-off, as the `kick` expiry policy does when
+    /// a token's `exp` passes: the old token stays valid for a new connect (tests of a client's
+    /// refresh rule, where a fresh token minted in the same second must not count as cut off).
+    #[serde(default)]
+    pub keep_tokens: bool,
 }
 
 /// The whole fault state, as `GET /_fault/state` returns it.
@@ -198,7 +204,7 @@ impl Control {
     pub fn expire_tokens(&self, req: &ExpireRequest) -> usize {
         let now = wire::now_unix();
         let revoked = req.reason.as_deref() == Some("revoked");
-        {
+        if !req.keep_tokens {
             let mut r = self.app.faults.revocations.lock().unwrap_or_else(|e| e.into_inner());
             r.as_expiry = !revoked;
             if req.all {
@@ -219,6 +225,22 @@ impl Control {
             n += 1;
         }
         n
+    }
+
+    /// Starts or stops the client journal (see [`JournalEntry`]); off by default.
+    pub fn record_clients(&self, on: bool) {
+        self.app.journal.set_on(on);
+    }
+
+    /// What clients did since the journal was turned on, oldest first (at most
+    /// [`crate::journal::JOURNAL_CAP`] entries).
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.app.journal.entries()
+    }
+
+    /// Forgets the journal's entries.
+    pub fn clear_journal(&self) {
+        self.app.journal.clear();
     }
 
     /// Clears every fault (violations, latency, refusals, half-open users, token cut-offs).

@@ -27,6 +27,7 @@ use crate::config::ExpiryPolicy;
 use crate::conn::{Conn, Kill, Transport};
 use crate::fault::{RefuseMode, Violation};
 use crate::http::{Query, Resp, credentials, error, json_response};
+use crate::journal::{self, ClientAct};
 use crate::proto::{self, ClientFrame};
 use crate::stats::Stats;
 use crate::wire::{self, code};
@@ -144,6 +145,9 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
         .await
         .is_ok()
     {
+        app.journal.record(&conn.user, || ClientAct::Connected {
+            connection_id: conn.id.to_string(),
+        });
         let kick_at = match app.cfg.expiry {
             ExpiryPolicy::Kick => connecting.exp.map(|exp| {
                 wire::deadline(Duration::from_secs(
@@ -204,7 +208,13 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
                     Some(Err(WsError::Capacity(_))) => return End::TooBig,
                     Some(Err(_)) => return End::Gone,
                     Some(Ok(Message::Text(t))) => match proto::parse_client_frame(&t) {
-                        ClientFrame::HealthCheck { .. } => !app.violation(Violation::NoHealthReply),
+                        ClientFrame::HealthCheck { .. } => {
+                            app.journal.record(&conn.user, || {
+                                let (pascal_case, array) = journal::health_spelling(&t);
+                                ClientAct::HealthCheck { pascal_case, array }
+                            });
+                            !app.violation(Violation::NoHealthReply)
+                        }
                         ClientFrame::Other(_) => false,
                         ClientFrame::Malformed(_) => {
                             if let Err(e) = send_error_frame(ws, app, code::INPUT, "invalid json data").await {
@@ -219,8 +229,12 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
                         }
                         false
                     }
-                    Some(Ok(Message::Ping(_))) => !app.violation(Violation::NoPingReply),
-                    Some(Ok(Message::Close(_))) => {
+                    Some(Ok(Message::Ping(_))) => {
+                        app.journal.record(&conn.user, || ClientAct::Ping);
+                        !app.violation(Violation::NoPingReply)
+                    }
+                    Some(Ok(Message::Close(f))) => {
+                        app.journal.record(&conn.user, || ClientAct::Close(f.map(|f| u16::from(f.code))));
                         // tungstenite queued the close reply; flushing sends it.
                         let _ = timed(CLOSE_TIMEOUT, ws.flush()).await;
                         return End::Gone;

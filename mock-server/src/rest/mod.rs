@@ -14,6 +14,7 @@ use crate::auth::{self, ApiError, Caller};
 use crate::conn::{Conn, ConnId};
 use crate::fault::Violation;
 use crate::http::{Req, Resp, error, json_response, ok};
+use crate::journal::ClientAct;
 use crate::ratelimit::Verdict;
 use crate::stats::Stats;
 use crate::wire::{self, code};
@@ -47,6 +48,11 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
         Ok(c) => c,
         Err(e) => return (error(app, op, &e), None),
     };
+    app.journal.record(&caller.user, || ClientAct::Rest {
+        method: m.to_owned(),
+        path: req.path.clone(),
+        connection_id: req.query.get("connection_id").unwrap_or_default().to_owned(),
+    });
     let rate_key = if caller.user.is_empty() {
         "<server>"
     } else {

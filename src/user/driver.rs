@@ -149,6 +149,7 @@ impl Driver {
             read_every: spec.behaviour.read,
             message_every: spec.behaviour.message,
             seed: spec.seed,
+            unity: spec.unity,
         };
         let now = Instant::now();
         Self {

@@ -52,7 +52,7 @@ pub enum Backoff {
     Standard,
     /// §3.4 with 0 s before the first retry (Swift's `DefaultRetryStrategy`).
     SwiftZeroFirst,
-    /// Six immediate attempts, then 64 s (Unity's exponential default).
+    /// Six immediate attempts, then the user's Unity strategy (exponential: 64 s; constant; never).
     Unity,
 }
 
@@ -246,7 +246,9 @@ impl ProfileParams {
             Backoff::Standard => backoff::retry_interval_ms(failures, unit),
             Backoff::SwiftZeroFirst => backoff::swift_retry_interval_ms(failures, unit),
             Backoff::Unity => {
-                backoff::unity_retry_delay_ms(failures.max(1), backoff::UnityStrategy::Exponential).unwrap_or(64_000)
+                // The SDK default (exponential); a user's own setting is applied by the machine.
+                let d = backoff::UnityReconnect::default().delay_after(failures);
+                return d.unwrap_or(Duration::from_secs(64));
             }
         };
         Duration::from_millis(ms)
@@ -295,8 +297,8 @@ mod tests {
         assert_eq!(js.retry_delay(2, 0.5), Duration::from_millis(3250));
         assert_eq!(params(Profile::Swift).retry_delay(0, 0.9), Duration::ZERO);
         let unity = params(Profile::Unity);
-        assert_eq!(unity.retry_delay(3, 0.5), Duration::ZERO);
-        assert_eq!(unity.retry_delay(7, 0.5), Duration::from_secs(64));
+        assert_eq!(unity.retry_delay(5, 0.5), Duration::ZERO);
+        assert_eq!(unity.retry_delay(6, 0.5), Duration::from_secs(64));
         assert_eq!(js.retry_bounds_ms(1), (250, 2500));
     }
 }

@@ -191,4 +191,6 @@ pub struct MachineConfig {
     pub message_every: Option<Duration>,
     /// Seed of the user's generator.
     pub seed: u64,
+    /// The Unity reconnect strategy (used by the Unity profile only).
+    pub unity: chatstorm_protocol::backoff::UnityReconnect,
 }

@@ -194,6 +194,7 @@ impl Machine {
             Input::PollOk => self.on_poll_ok(out),
             Input::PollFailed(code) => self.on_poll_failed(now, code, out),
             Input::OwnTypingEnabled(on) => self.typing_enabled = on,
+            Input::RestTokenExpired => self.on_rest_token_expired(now, out),
             Input::Action(act) => self.on_action(now, act, out),
         }
     }
@@ -218,7 +219,10 @@ impl Machine {
             }
             State::Live => {
                 if due(self.dead_at()) {
-                    out.push(Command::Abort);
+                    out.push(match self.cfg.params.dead_close {
+                        Some(code) => Command::Close(code),
+                        None => Command::Abort,
+                    });
                     self.lost(now, true, out);
                     return;
                 }
@@ -475,6 +479,22 @@ impl Machine {
             // The close that follows decides (1000 is final for JS and Swift).
             self.pending_error = Some(code);
         }
+    }
+
+    /// Unity's HTTP code-40 path (U.4): close the socket with 1000 and let the scheduler reconnect
+    /// at once (the provider is called on that reconnect); the driver then resends the request.
+    fn on_rest_token_expired(&mut self, now: Instant, out: &mut Vec<Command>) {
+        if self.state != State::Live {
+            return;
+        }
+        out.push(Command::Close(close::NORMAL));
+        self.lost_without_retry(out);
+        self.drop_detected.get_or_insert(now);
+        if self.cfg.provider {
+            self.need_refresh = true;
+            self.refresh_started.get_or_insert(now);
+        }
+        self.back_off(now, out);
     }
 
     fn on_closed(&mut self, now: Instant, code: Option<u16>, out: &mut Vec<Command>) {

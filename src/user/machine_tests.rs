@@ -537,3 +537,6 @@ async fn behaviours_fire_at_seeded_times_and_follow_the_typing_rules() {
         }
     }
 }
+
+#[path = "machine_tests_unity.rs"]
+mod unity;

@@ -56,13 +56,29 @@ pub enum Backoff {
     Unity,
 }
 
+/// What a REST call answered with code 40 makes the SDK do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestExpired {
+    /// Fetch a new token (provider mode) and send the request again once (JS and the others).
+    RefreshAndResend,
+    /// Close the WebSocket (1000), let the scheduler reconnect (provider called), then send the
+    /// request once more on the new connection if it is back within [`UNITY_RESEND_WAIT`] (Unity).
+    ReconnectAndResend,
+}
+
+/// How long a Unity request answered with code 40 waits for the reconnect before giving up
+/// (`500 × Task.Delay(1)`, U.4).
+pub const UNITY_RESEND_WAIT: Duration = Duration::from_millis(500);
+
 /// How a user brings its channels back after a reconnect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recovery {
     /// JS: `POST /channels` with `cid $in` the watched channels, `watch:true`, limit 30.
     QueryChannels,
-    /// Swift (and Unity 5.x): `POST /sync` with `watch:true`, then re-watch each channel.
+    /// Swift: `POST /sync` with `watch:true`, then re-watch each channel.
     SyncAndRewatch,
+    /// Unity 5.x: `POST /sync` with `watch:true` only; that call re-binds the watches (U.6).
+    Sync,
     /// Android/Flutter without an offline plugin (UNCONFIRMED in §11.2): watch each channel again.
     Rewatch,
 }
@@ -82,6 +98,10 @@ pub struct ProfileParams {
     pub dead_rule: DeadRule,
     /// Dead-connection threshold (silence, missing health, or pong deadline).
     pub dead_after: Duration,
+    /// The close code sent on a dead connection (Unity: 1011); `None` drops the socket.
+    pub dead_close: Option<u16>,
+    /// What a REST call answered with code 40 leads to.
+    pub rest_expired: RestExpired,
     /// Back-off schedule.
     pub backoff: Backoff,
     /// Reconnect attempts after which the user gives up (Flutter: 6); `None` is unlimited.
@@ -119,6 +139,8 @@ const JS: ProfileParams = ProfileParams {
     cadence: HealthCadence::AfterServerHealth,
     dead_rule: DeadRule::Silence,
     dead_after: Duration::from_secs(35),
+    dead_close: None,
+    rest_expired: RestExpired::RefreshAndResend,
     backoff: Backoff::Standard,
     max_reconnects: None,
     refresh_codes: JS_REFRESH,
@@ -140,6 +162,8 @@ const ANDROID: ProfileParams = ProfileParams {
     cadence: HealthCadence::Fixed,
     dead_rule: DeadRule::NoHealth,
     dead_after: Duration::from_secs(30),
+    dead_close: None,
+    rest_expired: RestExpired::RefreshAndResend,
     backoff: Backoff::Standard,
     max_reconnects: None,
     refresh_codes: ANDROID_REFRESH,
@@ -161,6 +185,8 @@ const SWIFT: ProfileParams = ProfileParams {
     cadence: HealthCadence::Fixed,
     dead_rule: DeadRule::PongDeadline,
     dead_after: Duration::from_secs(3),
+    dead_close: None,
+    rest_expired: RestExpired::RefreshAndResend,
     backoff: Backoff::SwiftZeroFirst,
     max_reconnects: None,
     refresh_codes: JS_REFRESH,
@@ -182,6 +208,8 @@ const FLUTTER: ProfileParams = ProfileParams {
     cadence: HealthCadence::FixedImmediate,
     dead_rule: DeadRule::Silence,
     dead_after: Duration::from_secs(40),
+    dead_close: None,
+    rest_expired: RestExpired::RefreshAndResend,
     backoff: Backoff::Standard,
     max_reconnects: Some(6),
     refresh_codes: JS_REFRESH,
@@ -203,6 +231,8 @@ const UNITY: ProfileParams = ProfileParams {
     cadence: HealthCadence::Fixed,
     dead_rule: DeadRule::NoHealth,
     dead_after: Duration::from_secs(30),
+    dead_close: Some(1011),
+    rest_expired: RestExpired::ReconnectAndResend,
     backoff: Backoff::Unity,
     max_reconnects: None,
     // WS codes 40–43 are only logged; the provider is called on every reconnect instead.
@@ -211,7 +241,7 @@ const UNITY: ProfileParams = ProfileParams {
     final_on_server_1000: false,
     first_connect_error_fatal: false,
     unrecoverable_codes: NONE,
-    recovery: Recovery::SyncAndRewatch,
+    recovery: Recovery::Sync,
     can_fallback: false,
     typing_respects_own_privacy: false,
     connect_timeout: Duration::from_secs(3),

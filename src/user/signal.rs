@@ -118,6 +118,8 @@ pub enum Input {
     PollFailed(Option<i32>),
     /// The user's own typing-indicator setting changed (JS checks it before sending typing).
     OwnTypingEnabled(bool),
+    /// A REST call was answered with code 40 and the profile reconnects for it (Unity).
+    RestTokenExpired,
     /// A timeline action.
     Action(Act),
 }

@@ -86,6 +86,14 @@ pub struct ExpireRequest {
     /// refresh rule, where a fresh token minted in the same second must not count as cut off).
     #[serde(default)]
     pub keep_tokens: bool,
+    /// Record the cut-off but leave open sockets alone (as the backend does when a token's `exp`
+    /// passes under a live socket by default): REST calls then get code 40 while the socket lives.
+    #[serde(default)]
+    pub keep_sockets: bool,
+    /// The cut-off, Unix seconds: tokens issued at or before it are cut off. Default: now. (Tests
+    /// set a past second so that a token minted right after the call is not cut off too.)
+    #[serde(default)]
+    pub cutoff: Option<i64>,
 }
 
 /// The whole fault state, as `GET /_fault/state` returns it.
@@ -202,7 +210,7 @@ impl Control {
     /// Expires (or revokes) the tokens of the selected users issued up to now; their open
     /// connections get code 40. Returns how many connections were kicked.
     pub fn expire_tokens(&self, req: &ExpireRequest) -> usize {
-        let now = wire::now_unix();
+        let now = req.cutoff.unwrap_or_else(wire::now_unix);
         let revoked = req.reason.as_deref() == Some("revoked");
         if !req.keep_tokens {
             let mut r = self.app.faults.revocations.lock().unwrap_or_else(|e| e.into_inner());
@@ -213,6 +221,9 @@ impl Control {
             for u in &req.users {
                 r.users.insert(u.clone(), now);
             }
+        }
+        if req.keep_sockets {
+            return 0;
         }
         let w = self.app.world();
         let mut n = 0;

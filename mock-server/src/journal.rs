@@ -36,6 +36,10 @@ pub enum ClientAct {
     Ping,
     /// The client sent a close frame with this code (`None`: a close frame without a code).
     Close(Option<u16>),
+    /// The client's socket ended without a close frame (TCP closed or reset: a client "abort").
+    Dropped,
+    /// A WebSocket upgrade was refused by fault injection (the user is unknown there: empty).
+    UpgradeRefused,
     /// A REST call arrived.
     Rest {
         /// HTTP method.

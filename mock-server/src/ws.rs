@@ -59,7 +59,11 @@ impl std::error::Error for DropConnection {}
 
 /// Answers an upgrade request; the socket itself runs in a spawned task.
 pub fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Resp, DropConnection> {
-    match app.faults.refusing() {
+    let refusing = app.faults.refusing();
+    if refusing.is_some() {
+        app.journal.record("", || ClientAct::UpgradeRefused);
+    }
+    match refusing {
         Some(RefuseMode::Close) => return Err(DropConnection),
         Some(RefuseMode::Http503) => {
             let body = serde_json::json!({
@@ -204,9 +208,15 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
             }
             msg = ws.next() => {
                 let reply = match msg {
-                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return End::Gone,
+                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                        app.journal.record(&conn.user, || ClientAct::Dropped);
+                        return End::Gone;
+                    }
                     Some(Err(WsError::Capacity(_))) => return End::TooBig,
-                    Some(Err(_)) => return End::Gone,
+                    Some(Err(_)) => {
+                        app.journal.record(&conn.user, || ClientAct::Dropped);
+                        return End::Gone;
+                    }
                     Some(Ok(Message::Text(t))) => match proto::parse_client_frame(&t) {
                         ClientFrame::HealthCheck { .. } => {
                             app.journal.record(&conn.user, || {

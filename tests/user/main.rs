@@ -2,4 +2,5 @@
 
 mod common;
 mod lifecycle;
+mod profiles;
 mod traffic;

@@ -4,3 +4,4 @@ mod common;
 mod lifecycle;
 mod profiles;
 mod traffic;
+mod unity;

@@ -44,15 +44,18 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
             return (error(app, "Request", &e), None);
         }
     };
+    // Journaled before auth (a call refused with code 40 is part of a client's story), under the
+    // `user_id` the client says it is.
+    app.journal
+        .record(req.query.get("user_id").unwrap_or_default(), || ClientAct::Rest {
+            method: m.to_owned(),
+            path: req.path.clone(),
+            connection_id: req.query.get("connection_id").unwrap_or_default().to_owned(),
+        });
     let caller = match auth::rest(app, &req.credentials()) {
         Ok(c) => c,
         Err(e) => return (error(app, op, &e), None),
     };
-    app.journal.record(&caller.user, || ClientAct::Rest {
-        method: m.to_owned(),
-        path: req.path.clone(),
-        connection_id: req.query.get("connection_id").unwrap_or_default().to_owned(),
-    });
     let rate_key = if caller.user.is_empty() {
         "<server>"
     } else {

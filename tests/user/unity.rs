@@ -264,3 +264,37 @@ fn check_requests_follow_the_connect(r: &Rig, profile: Profile) -> Vec<String> {
     }
     rest_after_reconnect
 }
+
+/// U.7 item 6: no close code ends Unity's reconnecting. A static token cut off under a live socket
+/// makes every attempt fail with code 40 and close 1000, and the client keeps going: six attempts
+/// back to back, then one every 64 s.
+#[tokio::test(start_paused = true)]
+async fn unity_storms_after_an_auth_failure_six_at_once_then_every_64s() {
+    let r = quiet_rig(1).await;
+    let u = r.spawn(spec(0, Profile::Unity, TokenMode::Static));
+    wait_for("connected", Duration::from_secs(10), || connected(&r, USER).len() == 1).await;
+    let rejected = || r.mock.control.stats().connect_rejected_total;
+    let kicked_at = Instant::now();
+    r.mock.control.expire_tokens(&ExpireRequest {
+        users: vec![USER.into()],
+        ..Default::default()
+    });
+    wait_for("six rejected attempts", Duration::from_secs(10), || rejected() >= 6).await;
+    assert!(Instant::now() - kicked_at < Duration::from_secs(1), "back to back");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(rejected(), 6, "nothing more for 64 s");
+    wait_for("the seventh", Duration::from_secs(10), || rejected() >= 7).await;
+    assert!(
+        near(Instant::now() - kicked_at, Duration::from_secs(64)),
+        "{:?}",
+        Instant::now() - kicked_at
+    );
+    wait_for("the eighth", Duration::from_secs(70), || rejected() >= 8).await;
+    assert!(
+        near(Instant::now() - kicked_at, Duration::from_secs(128)),
+        "{:?}",
+        Instant::now() - kicked_at
+    );
+    assert_eq!(connected(&r, USER).len(), 1);
+    r.finish(vec![u]).await;
+}

@@ -298,3 +298,43 @@ async fn unity_storms_after_an_auth_failure_six_at_once_then_every_64s() {
     assert_eq!(connected(&r, USER).len(), 1);
     r.finish(vec![u]).await;
 }
+
+/// U.7 item 2 from the client's side: with its inbound checks unanswered, a Unity user lives on
+/// the mock's own pushes alone, which the default interval (25 s) keeps under the 30 s rule; at
+/// twice the interval (`health_interval_x2`) the client closes with 1011 at 30 s.
+#[tokio::test(start_paused = true)]
+async fn the_default_server_push_alone_keeps_a_unity_socket_up() {
+    for doubled in [false, true] {
+        let r = rig_with(
+            |c| c.health_interval = chatstorm_mock::MockConfig::default().health_interval,
+            None,
+            1,
+        )
+        .await;
+        r.mock.control.record_clients(true);
+        r.mock
+            .control
+            .set_violation(chatstorm_mock::Violation::NoHealthReply, true);
+        r.mock
+            .control
+            .set_violation(chatstorm_mock::Violation::HealthIntervalX2, doubled);
+        let u = r.spawn(spec(0, Profile::Unity, TokenMode::Provider));
+        wait_for("connected", Duration::from_secs(10), || connected(&r, USER).len() == 1).await;
+        let t0 = connected(&r, USER)[0].0;
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        let ends: Vec<(Duration, ClientAct)> = journal(&r, USER)
+            .into_iter()
+            .filter(|e| matches!(e.act, ClientAct::Close(_) | ClientAct::Dropped))
+            .map(|e| (e.at - t0, e.act))
+            .collect();
+        if doubled {
+            let (after, how) = ends.first().expect("the socket was closed").clone();
+            assert_eq!(how, ClientAct::Close(Some(1011)));
+            assert!(near(after, Duration::from_secs(30)), "{after:?}");
+        } else {
+            assert!(ends.is_empty(), "{ends:?}");
+            assert_eq!(connected(&r, USER).len(), 1);
+        }
+        r.finish(vec![u]).await;
+    }
+}

@@ -71,6 +71,9 @@ impl Done {
     }
 }
 
+/// The `created_at` Unity sends in its typing events: the default of a .NET `DateTimeOffset`.
+pub const UNITY_DEFAULT_CREATED_AT: &str = "0001-01-01T00:00:00+00:00";
+
 /// `"messaging:general"` → `/channels/messaging/general`.
 pub fn channel_path(cid: &str) -> String {
     let (kind, id) = cid.split_once(':').unwrap_or(("messaging", cid));
@@ -122,11 +125,18 @@ fn request(spec: &UserSpec, job: Job) -> (::http::Method, String, Value) {
             };
             (post, "/sync".to_owned(), serde_json::to_value(body).unwrap_or_default())
         }
-        Job::Typing(i, stamp) => (
-            post,
-            format!("{}/event", channel_path(cid(i))),
-            json!({"event": {"type": "typing.start", STAMP_KEY: stamp.to_value()}}),
-        ),
+        Job::Typing(i, stamp) => {
+            let mut event = json!({"type": "typing.start", STAMP_KEY: stamp.to_value()});
+            if spec.profile == Profile::Unity {
+                // Unity's DTO has a non-nullable `created_at`, so its default goes out (U.6).
+                event["created_at"] = UNITY_DEFAULT_CREATED_AT.into();
+            }
+            (
+                post,
+                format!("{}/event", channel_path(cid(i))),
+                json!({ "event": event }),
+            )
+        }
         Job::Read(i) => (
             post,
             format!("{}/read", channel_path(cid(i))),

@@ -102,7 +102,8 @@ async fn every_event_a_unity_socket_gets_is_one_object_with_created_at() {
     let (b, bcid) = watcher(&h, "js-b", "u-room", &["unity-a", "js-b"]).await;
     until(&mut u, "user.watching.start", &mut seen).await;
     for ty in ["typing.start", "typing.stop"] {
-        let body = json!({"event": {"type": ty}});
+        // Unity sends its DTO's default `created_at`; the server stamps its own (U.7 item 7).
+        let body = json!({"event": {"type": ty, "created_at": "0001-01-01T00:00:00+00:00"}});
         rest(
             &h,
             "POST",
@@ -112,7 +113,11 @@ async fn every_event_a_unity_socket_gets_is_one_object_with_created_at() {
             body,
         )
         .await;
-        until(&mut u, ty, &mut seen).await;
+        let ev = until(&mut u, ty, &mut seen).await;
+        assert!(
+            !ev["created_at"].as_str().unwrap_or_default().starts_with("0001"),
+            "{ev}"
+        );
     }
     let msg = json!({"message": {"text": "hi unity"}});
     rest(&h, "POST", "/channels/messaging/u-room/message", "js-b", None, msg).await;

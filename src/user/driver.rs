@@ -424,6 +424,7 @@ impl Driver {
                             &payload,
                             spec.profile,
                             &ctx.recorder,
+                            profile::params(spec.profile).upgrade_timeout,
                         )
                         .await
                         .map(|o| Conn::Ws(o.ws, o.connection_id))

@@ -124,6 +124,9 @@ pub struct ProfileParams {
     pub typing_respects_own_privacy: bool,
     /// Time allowed for one connect attempt (upgrade and first frame).
     pub connect_timeout: Duration,
+    /// Time allowed for the TCP connect and the upgrade alone (Unity 5.x: 3 s), when the SDK
+    /// bounds it apart from the first frame.
+    pub upgrade_timeout: Option<Duration>,
     /// Time allowed for a REST call.
     pub http_timeout: Duration,
 }
@@ -152,6 +155,7 @@ const JS: ProfileParams = ProfileParams {
     can_fallback: true,
     typing_respects_own_privacy: true,
     connect_timeout: Duration::from_secs(15),
+    upgrade_timeout: None,
     http_timeout: Duration::from_secs(3),
 };
 
@@ -175,6 +179,7 @@ const ANDROID: ProfileParams = ProfileParams {
     can_fallback: false,
     typing_respects_own_privacy: false,
     connect_timeout: Duration::from_secs(15),
+    upgrade_timeout: None,
     http_timeout: Duration::from_secs(10),
 };
 
@@ -198,6 +203,7 @@ const SWIFT: ProfileParams = ProfileParams {
     can_fallback: false,
     typing_respects_own_privacy: false,
     connect_timeout: Duration::from_secs(15),
+    upgrade_timeout: None,
     http_timeout: Duration::from_secs(10),
 };
 
@@ -221,6 +227,7 @@ const FLUTTER: ProfileParams = ProfileParams {
     can_fallback: false,
     typing_respects_own_privacy: false,
     connect_timeout: Duration::from_secs(15),
+    upgrade_timeout: None,
     http_timeout: Duration::from_secs(10),
 };
 
@@ -244,7 +251,10 @@ const UNITY: ProfileParams = ProfileParams {
     recovery: Recovery::Sync,
     can_fallback: false,
     typing_respects_own_privacy: false,
-    connect_timeout: Duration::from_secs(3),
+    // The upgrade must finish within 3 s; the first `health.check` has no deadline at all (U.2),
+    // so the attempt as a whole gets a bound only a stuck server reaches.
+    connect_timeout: Duration::from_secs(3600),
+    upgrade_timeout: Some(Duration::from_secs(3)),
     http_timeout: Duration::from_secs(100),
 };
 

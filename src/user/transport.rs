@@ -96,7 +96,8 @@ pub struct Opened {
 /// A WebSocket connect for `payload` as `profile` sends it: TCP (bound to `source`), upgrade,
 /// then the first frame. Network failures (refused, reset, upgrade rejected, a close or garbage
 /// before any frame) are [`Failure::Network`]; an error frame is [`Failure::Api`] with the close
-/// code that followed it.
+/// code that followed it. `upgrade_timeout` bounds the TCP connect and the upgrade alone (the
+/// caller bounds the whole attempt).
 #[allow(clippy::too_many_arguments)]
 pub async fn connect_ws(
     ws_base: &url::Url,
@@ -107,6 +108,7 @@ pub async fn connect_ws(
     payload: &ConnectPayload,
     profile: chatstorm_protocol::Profile,
     rec: &crate::metrics::Recorder,
+    upgrade_timeout: Option<Duration>,
 ) -> Result<Opened, Failure> {
     // Running out of descriptors or local ports is the generator's failure, not the server's:
     // counted apart so the run can be declared invalid (exit 4).
@@ -137,11 +139,19 @@ pub async fn connect_ws(
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0)).map_err(local)?;
     }
-    let stream = socket.connect(server).await.map_err(local)?;
-    let _ = stream.set_nodelay(true);
-    let (mut ws, _resp) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
-        .await
-        .map_err(|_| Failure::Network)?;
+    let upgrade = async {
+        let stream = socket.connect(server).await.map_err(local)?;
+        let _ = stream.set_nodelay(true);
+        tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
+            .await
+            .map_err(|_| Failure::Network)
+    };
+    let (mut ws, _resp) = match upgrade_timeout {
+        Some(limit) => tokio::time::timeout(limit, upgrade)
+            .await
+            .map_err(|_| Failure::Network)??,
+        None => upgrade.await?,
+    };
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {

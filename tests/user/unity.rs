@@ -338,3 +338,31 @@ async fn the_default_server_push_alone_keeps_a_unity_socket_up() {
         r.finish(vec![u]).await;
     }
 }
+
+/// U.2: Unity bounds the upgrade (3 s) but not the wait for the first `health.check`.
+#[tokio::test(start_paused = true)]
+async fn unity_waits_for_a_late_first_frame_but_not_for_a_slow_upgrade() {
+    let r = quiet_rig(1).await;
+    r.mock.control.set_first_frame_delay(Duration::from_secs(10));
+    let started = Instant::now();
+    let u = r.spawn(spec(0, Profile::Unity, TokenMode::Provider));
+    wait_for("connected", Duration::from_secs(30), || connected(&r, USER).len() == 1).await;
+    assert!(near(connected(&r, USER)[0].0 - started, Duration::from_secs(10)));
+    assert_eq!(r.count(chatstorm::metrics::Counter::ConnectFailures), 0);
+    r.finish(vec![u]).await;
+
+    let r = quiet_rig(1).await;
+    r.mock.control.set_latency(None, Some(Duration::from_secs(4)));
+    let started = Instant::now();
+    let u = r.spawn(spec(0, Profile::Unity, TokenMode::Provider));
+    let failures = || r.count(chatstorm::metrics::Counter::ConnectFailures);
+    wait_for("a failed upgrade", Duration::from_secs(10), || failures() >= 1).await;
+    assert!(
+        near(Instant::now() - started, Duration::from_secs(3)),
+        "{:?}",
+        Instant::now() - started
+    );
+    r.mock.control.set_latency(None, Some(Duration::ZERO));
+    wait_for("connected", Duration::from_secs(30), || connected(&r, USER).len() == 1).await;
+    r.finish(vec![u]).await;
+}

@@ -113,6 +113,7 @@ async fn main() {
             behaviour: Behaviour::default(),
             seed: i as u64,
             intended_start: None,
+            unity: Default::default(),
         };
         tasks.push(tokio::spawn(run_user(
             spec,

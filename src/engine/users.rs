@@ -76,6 +76,7 @@ pub fn spec(scenario: &Scenario, index: u32, intended: Option<Instant>) -> UserS
         },
         seed,
         intended_start: intended,
+        unity: scenario.users.unity,
     }
 }
 

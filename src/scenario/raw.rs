@@ -60,6 +60,24 @@ pub(crate) struct RawUsers {
     pub privacy: Field<RawPrivacy>,
     pub fallback: Field<bool>,
     pub custom_bytes: Field<u64>,
+    pub unity: Field<RawUnity>,
+}
+
+/// `users.unity: {reconnect: exponential|constant|never, interval: 5s}` (Unity's
+/// `SetReconnectStrategySettings`; `interval` only with `constant`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawUnity {
+    pub reconnect: Field<RawUnityReconnect>,
+    pub interval: Field<Scalar>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawUnityReconnect {
+    Exponential,
+    Constant,
+    Never,
 }
 
 /// `profile: js` or `profile: {js: 60, android: 40}`.

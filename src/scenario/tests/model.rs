@@ -19,6 +19,21 @@ fn secs(s: u64) -> Duration {
 }
 
 #[test]
+fn unity_reconnect_settings_default_and_parse() {
+    let s = fixture("valid/unity-reconnect.yaml");
+    assert_eq!(
+        s.users.unity,
+        UnityReconnect {
+            strategy: UnityStrategy::Constant,
+            interval: secs(5),
+        }
+    );
+    let s = fixture("valid/minimal.yaml");
+    assert_eq!(s.users.unity, UnityReconnect::default());
+    assert_eq!(s.users.unity.strategy, UnityStrategy::Exponential);
+}
+
+#[test]
 fn full_fixture_normalizes_every_key() {
     let s = fixture("valid/full.yaml");
     assert_eq!(s.name, "full-example");

@@ -114,6 +114,7 @@ async fn main() {
             seed: i as u64,
             intended_start: None,
             unity: Default::default(),
+            fixed_backoff: None,
         };
         tasks.push(tokio::spawn(run_user(
             spec,

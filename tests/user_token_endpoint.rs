@@ -186,6 +186,7 @@ async fn a_user_connects_with_endpoint_tokens() {
         seed: 5,
         intended_start: Some(Instant::now()),
         unity: Default::default(),
+        fixed_backoff: None,
     };
     let (_tx, rx) = broadcast::channel(1);
     let cancel = CancellationToken::new();

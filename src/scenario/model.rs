@@ -124,6 +124,9 @@ pub struct Users {
     pub custom_bytes: u64,
     /// Unity users' reconnect strategy (`users.unity`); the SDK default when absent.
     pub unity: UnityReconnect,
+    /// `users.backoff`: a fixed wait between reconnect attempts instead of each SDK's formula
+    /// (`None`, the default `sdk`). For comparing a storm's recovery against the real formula.
+    pub backoff: Option<Duration>,
 }
 
 /// Unity's reconnect strategy and constant interval (PROTOCOL.md U.4).

@@ -61,6 +61,8 @@ pub(crate) struct RawUsers {
     pub fallback: Field<bool>,
     pub custom_bytes: Field<u64>,
     pub unity: Field<RawUnity>,
+    /// `sdk` (default) or a fixed wait such as `250ms`.
+    pub backoff: Field<Scalar>,
 }
 
 /// `users.unity: {reconnect: exponential|constant|never, interval: 5s}` (Unity's

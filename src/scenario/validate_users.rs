@@ -190,6 +190,11 @@ pub(crate) fn users(check: &mut Check<'_>, sp: &Sp<RawUsers>, token_source: Opti
     {
         check.report(&sp.at, "these settings apply to unity users and the profile has none");
     }
+    let backoff = match &u.backoff {
+        Some(s) if matches!(&s.value, Scalar::Text(w) if w.trim() == "sdk") => Some(None),
+        Some(s) => check.duration(s).map(Some),
+        None => Some(None),
+    };
     Some(Users {
         count: count?,
         id: id?,
@@ -199,6 +204,7 @@ pub(crate) fn users(check: &mut Check<'_>, sp: &Sp<RawUsers>, token_source: Opti
         fallback,
         custom_bytes,
         unity,
+        backoff: backoff?,
     })
 }
 

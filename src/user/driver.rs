@@ -157,6 +157,7 @@ impl Driver {
             message_every: spec.behaviour.message,
             seed: spec.seed,
             unity: spec.unity,
+            fixed_backoff: spec.fixed_backoff,
         };
         let now = Instant::now();
         Self {

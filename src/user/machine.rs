@@ -414,7 +414,9 @@ impl Machine {
 
     fn back_off(&mut self, now: Instant, out: &mut Vec<Command>) {
         let unit = self.unit();
-        let delay = if self.cfg.params.backoff == Backoff::Unity {
+        let delay = if let Some(fixed) = self.cfg.fixed_backoff {
+            fixed
+        } else if self.cfg.params.backoff == Backoff::Unity {
             match self.cfg.unity.delay_after(self.failures) {
                 Some(d) => d,
                 None => {

@@ -19,6 +19,7 @@ fn cfg(profile: Profile, provider: bool, fallback: bool) -> MachineConfig {
         message_every: None,
         seed: 7,
         unity: Default::default(),
+        fixed_backoff: None,
     }
 }
 
@@ -143,6 +144,29 @@ async fn consecutive_failures_grow_the_backoff() {
         let (lo, hi) = params(Profile::Android).retry_bounds_ms(n);
         assert!(wait >= ms(lo) && wait < ms(hi), "n={n} {wait:?}");
         assert!(matches!(out[..], [Command::Connect { .. }]), "{out:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fixed_backoff_replaces_every_profiles_formula() {
+    for profile in [
+        Profile::Js,
+        Profile::Android,
+        Profile::Swift,
+        Profile::Flutter,
+        Profile::Unity,
+    ] {
+        let mut t = T::with(MachineConfig {
+            fixed_backoff: Some(ms(250)),
+            ..cfg(profile, true, false)
+        });
+        t.feed(Input::Start);
+        for _ in 1..=8u32 {
+            t.feed(Input::ConnectFailed(Failure::Network));
+            let (wait, out) = t.next();
+            assert_eq!(wait, ms(250), "{profile:?}");
+            assert!(matches!(out[..], [Command::Connect { .. }]), "{out:?}");
+        }
     }
 }
 

@@ -78,6 +78,8 @@ pub struct UserSpec {
     pub intended_start: Option<Instant>,
     /// Unity's reconnect strategy (`users.unity` in the scenario; Unity users only).
     pub unity: UnityReconnect,
+    /// A fixed wait between reconnect attempts instead of the profile's formula (`users.backoff`).
+    pub fixed_backoff: Option<std::time::Duration>,
 }
 
 /// Hooks for whoever watches users (the conformance checker); every method defaults to nothing.

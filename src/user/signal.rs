@@ -195,4 +195,6 @@ pub struct MachineConfig {
     pub seed: u64,
     /// The Unity reconnect strategy (used by the Unity profile only).
     pub unity: chatstorm_protocol::backoff::UnityReconnect,
+    /// A fixed wait before every reconnect attempt instead of the profile's formula.
+    pub fixed_backoff: Option<std::time::Duration>,
 }

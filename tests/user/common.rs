@@ -165,6 +165,7 @@ pub fn spec(index: u32, profile: Profile, mode: TokenMode) -> UserSpec {
         seed: 1000 + u64::from(index),
         intended_start: None,
         unity: Default::default(),
+        fixed_backoff: None,
     }
 }
 

@@ -3,7 +3,6 @@
 //! reconnect → live cycle. Run: `cargo bench --bench machine`.
 
 use chatstorm::user::machine::{Input, Machine, MachineConfig};
-use chatstorm::user::profile::params;
 use chatstorm_protocol::Profile;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -11,17 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 fn config(profile: Profile) -> MachineConfig {
-    MachineConfig {
-        params: params(profile),
-        provider: true,
-        fallback: false,
-        typing_every: None,
-        read_every: None,
-        message_every: None,
-        seed: 7,
-        unity: Default::default(),
-        fixed_backoff: None,
-    }
+    MachineConfig::quiet(profile, true, false, 7)
 }
 
 /// A JS user that has connected and watched its channel.

@@ -10,17 +10,7 @@ struct T {
 }
 
 fn cfg(profile: Profile, provider: bool, fallback: bool) -> MachineConfig {
-    MachineConfig {
-        params: params(profile),
-        provider,
-        fallback,
-        typing_every: None,
-        read_every: None,
-        message_every: None,
-        seed: 7,
-        unity: Default::default(),
-        fixed_backoff: None,
-    }
+    MachineConfig::quiet(profile, provider, fallback, 7)
 }
 
 impl T {

@@ -198,3 +198,21 @@ pub struct MachineConfig {
     /// A fixed wait before every reconnect attempt instead of the profile's formula.
     pub fixed_backoff: Option<std::time::Duration>,
 }
+
+impl MachineConfig {
+    /// A quiet user of `profile` (no behaviours, SDK defaults) with the given token mode,
+    /// fallback and seed: the starting point of tests and benchmarks.
+    pub fn quiet(profile: chatstorm_protocol::Profile, provider: bool, fallback: bool, seed: u64) -> Self {
+        Self {
+            params: super::profile::params(profile),
+            provider,
+            fallback,
+            typing_every: None,
+            read_every: None,
+            message_every: None,
+            seed,
+            unity: Default::default(),
+            fixed_backoff: None,
+        }
+    }
+}

@@ -186,7 +186,8 @@ fn readme_fragments_are_valid() {
         let fragment = block.split("```").next().unwrap_or_default();
         let mut text = String::new();
         if !fragment.lines().any(|l| l.starts_with("users:")) {
-            text.push_str("users: { count: 10000 }\n");
+            // A mixed fleet, so that fragments about mobile-only behaviour (background) apply.
+            text.push_str("users: { count: 10000, profile: { js: 50, android: 50 } }\n");
         }
         text.push_str(fragment);
         if !fragment.lines().any(|l| l.starts_with("load:")) {

@@ -283,8 +283,9 @@ async fn run_pausing(
             },
             () = tokio::time::sleep_until(next) => {
                 let now = Instant::now();
-                if recorder.storm_at(now.into_std()).is_some() {
-                    // A pause now would be counted as part of the storm or wave: wait it out.
+                if recorder.storm_at(now.into_std()).is_some() || recorder.wave_underway(now.into_std()) {
+                    // A pause now would be counted in a storm's or wave's figures, or hold up a
+                    // user coming back from a wave: wait it out.
                     next = now + crate::metrics::STORM_WINDOW;
                     continue;
                 }

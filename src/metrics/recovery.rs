@@ -171,6 +171,9 @@ impl Storm {
             .iter()
             .zip(self.set_names.iter())
             .filter_map(|(t, name)| Some(((*name)?.to_owned(), t.take())))
+            // A profile none of whose users took part (web users in a background wave) has no
+            // figures for this storm.
+            .filter(|(_, c)| c.dropped > 0 || c.recovered > 0)
             .collect();
         StormSnapshot {
             label: self.label.clone(),
@@ -208,6 +211,14 @@ impl Recorder {
         let storm = std::sync::Arc::new(Storm::new(label, at, dropped).per_set_of(self));
         self.register_storm(storm.clone());
         storm
+    }
+
+    /// Whether a background wave's users are away or coming back at `at` (from the wave until
+    /// [`STORM_WINDOW`] after their return), so that other pauses can keep out of its figures.
+    pub fn wave_underway(&self, at: Instant) -> bool {
+        self.storms()
+            .iter()
+            .any(|s| s.is_wave() && at + Duration::from_secs(1) >= s.at && at <= s.at + s.away + STORM_WINDOW)
     }
 
     /// Opens a background wave: users that leave from `at` on (each reports its own leaving, as

@@ -300,3 +300,59 @@ async fn run_pausing(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Profile;
+    use std::time::Duration;
+
+    fn fleet() -> Scenario {
+        let yaml = "users: {count: 400, profile: {js: 1, android: 1}}\nload: [{hold: 1m}]\nbehaviour:\n  background: {fraction: 0.25, every: 20s, for: 5s}\n";
+        crate::scenario::parse("fleet.yaml", yaml).expect("valid")
+    }
+
+    #[test]
+    fn a_seeded_share_of_the_mobile_users_pauses_and_no_web_user() {
+        let s = fleet();
+        let (mut web, mut mobile, mut pausing) = (0, 0, 0);
+        for i in 0..400 {
+            let profile = spec(&s, i, None).profile;
+            let p = Pauses::of(&s, i, profile);
+            match profile {
+                Profile::Js => {
+                    web += 1;
+                    assert!(p.is_none(), "user {i} is a web user");
+                }
+                _ => {
+                    mobile += 1;
+                    pausing += u32::from(p.is_some());
+                }
+            }
+            assert_eq!(p, Pauses::of(&s, i, profile), "the seed decides");
+        }
+        assert!(web > 100 && mobile > 100, "{web} {mobile}");
+        let share = f64::from(pausing) / f64::from(mobile);
+        assert!((0.15..0.35).contains(&share), "{pausing} of {mobile}");
+    }
+
+    #[test]
+    fn pauses_come_around_every_and_last_their_length() {
+        let s = fleet();
+        let mut p = (0..400)
+            .find_map(|i| Pauses::of(&s, i, Profile::Android))
+            .expect("some user pauses");
+        assert!(p.first() < Duration::from_secs(20));
+        let gaps: Vec<Duration> = (0..2_000).map(|_| p.next()).collect();
+        assert!(
+            gaps.iter().all(|g| *g >= Duration::from_secs(5)),
+            "a pause lasts its length"
+        );
+        let mean = gaps.iter().sum::<Duration>() / 2_000;
+        // The pause plus an exponential gap around `every`.
+        assert!(
+            mean > Duration::from_secs(23) && mean < Duration::from_secs(27),
+            "{mean:?}"
+        );
+    }
+}

@@ -411,6 +411,16 @@ fn workers_split_the_users_and_merge_one_report() {
     );
     let count = |s: &RunSummary| s.latency.get("connect.ws").map_or(0, |l| l.summary.count);
     assert_eq!(count(&merged), count(&a) + count(&b), "histograms are added exactly");
+    // The per-profile breakdown merges exactly too.
+    assert_eq!(merged.by_profile.keys().collect::<Vec<_>>(), ["js", "swift"]);
+    for (name, m) in &merged.by_profile {
+        let (x, y) = (&a.by_profile[name], &b.by_profile[name]);
+        assert_eq!(m.users, x.users + y.users, "{name}");
+        assert_eq!(m.connects, x.connects + y.connects, "{name}");
+        let n = |p: &chatstorm::report::summary::ProfileFigures| p.latency.get("connect.ws").map_or(0, |l| l.count);
+        assert_eq!(n(m), n(x) + n(y), "{name}");
+        assert!(m.connected_peak <= x.connected_peak + y.connected_peak, "{name}");
+    }
     for f in ["junit.xml", "report.html"] {
         assert!(dir.join(f).is_file(), "merged {f}");
     }

@@ -242,7 +242,7 @@ impl Pauses {
     }
 
     /// Time from the start of one pause to the start of the next: the pause, then a gap.
-    pub fn next(&mut self) -> std::time::Duration {
+    pub fn to_next(&mut self) -> std::time::Duration {
         let gap = (-(1.0 - self.unit()).ln()).min(10.0);
         self.length + self.every.mul_f64(gap)
     }
@@ -290,7 +290,7 @@ async fn run_pausing(
                     continue;
                 }
                 let _ = own.send((PAUSE_SEQ, UserAction::Background { fraction: 1.0, for_: pauses.length }));
-                next = now + pauses.next();
+                next = now + pauses.to_next();
             }
             () = &mut stop => {
                 cancel.cancel();
@@ -343,7 +343,7 @@ mod tests {
             .find_map(|i| Pauses::of(&s, i, Profile::Android))
             .expect("some user pauses");
         assert!(p.first() < Duration::from_secs(20));
-        let gaps: Vec<Duration> = (0..2_000).map(|_| p.next()).collect();
+        let gaps: Vec<Duration> = (0..2_000).map(|_| p.to_next()).collect();
         assert!(
             gaps.iter().all(|g| *g >= Duration::from_secs(5)),
             "a pause lasts its length"

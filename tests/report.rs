@@ -180,6 +180,12 @@ fn frozen_fixture_validates_and_its_verdict_is_consistent() {
         "the fixture needs a failed conformance rule with evidence"
     );
     assert!(!s.storms.is_empty(), "the fixture needs a storm (recovery chart)");
+    assert!(!s.waves.is_empty(), "and a background wave (its own recovery chart)");
+    assert!(s.by_profile.len() > 1, "and a mixed fleet (the per-profile tables)");
+    assert!(
+        s.storms[0].by_profile.len() > 1,
+        "and a storm of several profiles (one curve each)"
+    );
 }
 
 #[test]

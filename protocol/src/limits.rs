@@ -15,8 +15,9 @@ pub const USER_ID_ALLOWED: &str = "a-z, 0-9, @, _ and -";
 // tungstenite asserts max_write_buffer_size > write_buffer_size: check it at compile time.
 const _: () = assert!(MAX_WRITE_BUFFER > WRITE_BUFFER);
 
-/// Initial read buffer of a harness (client) connection.
-pub const CLIENT_READ_BUFFER: usize = 2 * 1024;
+/// Initial read buffer of a harness (client) connection: an idle user only ever reads health checks
+/// (about 100 bytes); a larger frame grows it on demand.
+pub const CLIENT_READ_BUFFER: usize = 512;
 /// Initial read buffer of a mock-server connection.
 pub const SERVER_READ_BUFFER: usize = 4 * 1024;
 /// Write buffering threshold: 0 writes every message at once, so nothing lingers per connection.

@@ -341,6 +341,7 @@ impl Peaks {
         if let Some(n) = crate::sys::open_fds() {
             self.fds.fetch_max(n, Relaxed);
         }
+        crate::sys::release_free_memory();
         if let Some(n) = crate::sys::resident_bytes() {
             self.rss.fetch_max(n, Relaxed);
         }

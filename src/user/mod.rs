@@ -19,6 +19,7 @@ pub mod record;
 pub mod rest;
 pub mod signal;
 pub mod transport;
+pub mod upgrade;
 
 pub use auth::{TokenMode, TokenSpec};
 pub use delivery::{DeliveryTracker, Leak};

@@ -6,6 +6,7 @@
 use super::http::{self, HttpClient, StreamAuth};
 use super::machine::Failure;
 use super::profile::{LONGPOLL_CONNECT_TIMEOUT, LONGPOLL_POLL_TIMEOUT};
+use super::upgrade;
 use chatstorm_protocol::connect::{AuthType, ConnectPayload, build_connect_request};
 use chatstorm_protocol::event::ServerEvent;
 use chatstorm_protocol::limits;
@@ -16,7 +17,6 @@ use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// A live WebSocket.
@@ -59,7 +59,7 @@ impl SourceAddrs {
     }
 }
 
-/// The client `WebSocketConfig` of PROTOCOL limits: 2 KiB read buffer, no write buffering,
+/// The client `WebSocketConfig` of PROTOCOL limits: 512-byte read buffer, no write buffering,
 /// bounded queue and message size.
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
@@ -68,6 +68,30 @@ pub fn ws_config() -> WebSocketConfig {
         .max_write_buffer_size(limits::MAX_WRITE_BUFFER)
         .max_message_size(Some(limits::CLIENT_MAX_MESSAGE))
         .max_frame_size(Some(limits::CLIENT_MAX_MESSAGE))
+}
+
+/// Binding to a source address with port 0 makes the kernel pick a port that is free for every
+/// destination, searching the whole range on each bind: past about half the range in use that
+/// search eats the harness's CPU and then fails. `IP_BIND_ADDRESS_NO_PORT` defers the choice to
+/// `connect`, where the port only has to be unique for this destination.
+fn defer_port_choice(socket: &TcpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor and a pointer to a c_int of the stated length.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&raw const on).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
 }
 
 /// The server address of a base URL (loopback names resolve locally).
@@ -120,14 +144,10 @@ pub async fn connect_ws(
         Failure::Network
     };
     let req = build_connect_request(profile, api_key, token, AuthType::Jwt, payload);
-    let url = crate::target::Target::join(ws_base, &req.path_and_query);
-    let mut request = url.into_client_request().map_err(|_| Failure::Network)?;
-    for (k, v) in &req.headers {
-        let (Ok(name), Ok(value)) = (http::header_name(k), ::http::HeaderValue::from_str(v)) else {
-            return Err(Failure::Network);
-        };
-        request.headers_mut().insert(name, value);
-    }
+    let url: url::Url = crate::target::Target::join(ws_base, &req.path_and_query)
+        .parse()
+        .map_err(|_| Failure::Network)?;
+    let (host, target) = upgrade::host_and_target(&url).map_err(|_| Failure::Network)?;
     let socket = if server.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -135,11 +155,12 @@ pub async fn connect_ws(
     }
     .map_err(local)?;
     if let Some(ip) = source {
+        defer_port_choice(&socket);
         socket.bind(SocketAddr::new(ip, 0)).map_err(local)?;
     }
     let stream = socket.connect(server).await.map_err(local)?;
     let _ = stream.set_nodelay(true);
-    let (mut ws, _resp) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
+    let mut ws = upgrade::upgrade(stream, &host, &target, &req.headers, ws_config())
         .await
         .map_err(|_| Failure::Network)?;
     loop {

@@ -55,14 +55,35 @@ impl Drop for Restore {
 }
 
 /// Runs `f` with every one of its polls tagged as `profile`'s (see the module header).
-pub async fn profiled<F: Future>(profile: Profile, f: F) -> F::Output {
-    let slot = slot_of(profile) as u8;
-    let mut f = std::pin::pin!(f);
-    std::future::poll_fn(move |cx| {
-        let _restore = Restore(CURRENT.with(|c| c.replace(slot)));
-        f.as_mut().poll(cx)
-    })
-    .await
+///
+/// A plain struct rather than an `async fn`: an `async fn` keeps its argument beside the pinned
+/// copy it polls, which would double the size of every user's task.
+pub fn profiled<F: Future>(profile: Profile, f: F) -> Profiled<F> {
+    Profiled {
+        slot: slot_of(profile) as u8,
+        inner: f,
+    }
+}
+
+/// The future [`profiled`] returns.
+#[derive(Debug)]
+pub struct Profiled<F> {
+    slot: u8,
+    inner: F,
+}
+
+impl<F: Future> Future for Profiled<F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        // SAFETY: `inner` is structurally pinned: it is only ever reached through this pinned
+        // reference, never moved out or swapped, and `Profiled` implements neither `Drop` nor
+        // `Unpin` by hand (it is `Unpin` only when `F` is).
+        let this = unsafe { self.get_unchecked_mut() };
+        let inner = unsafe { std::pin::Pin::new_unchecked(&mut this.inner) };
+        let _restore = Restore(CURRENT.with(|c| c.replace(this.slot)));
+        inner.poll(cx)
+    }
 }
 
 /// Runs `f` synchronously tagged as `profile`'s (for tests and benchmarks of the tagged path).
@@ -105,6 +126,18 @@ mod tests {
             (before, current_slot())
         };
         let (before, after) = profiled(Profile::Swift, inner).await;
+        let big = async {
+            let buf = [0u8; 2048];
+            tokio::task::yield_now().await;
+            buf.len()
+        };
+        let bare = std::mem::size_of_val(&big);
+        let wrapped = profiled(Profile::Js, big);
+        assert!(
+            std::mem::size_of_val(&wrapped) <= bare + 8,
+            "the tag costs a byte per user task, not a second copy of it"
+        );
+        assert_eq!(wrapped.await, 2048);
         assert_eq!((before, after), (slot_of(Profile::Swift), slot_of(Profile::Swift)));
         assert_eq!(current_slot(), 0, "restored after the last poll");
         let nested = with_profile(Profile::Unity, || {

@@ -113,6 +113,8 @@ async fn main() {
             behaviour: Behaviour::default(),
             seed: i as u64,
             intended_start: None,
+            unity: Default::default(),
+            fixed_backoff: None,
         };
         tasks.push(tokio::spawn(run_user(
             spec,

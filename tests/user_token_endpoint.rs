@@ -185,6 +185,8 @@ async fn a_user_connects_with_endpoint_tokens() {
         behaviour: Behaviour::default(),
         seed: 5,
         intended_start: Some(Instant::now()),
+        unity: Default::default(),
+        fixed_backoff: None,
     };
     let (_tx, rx) = broadcast::channel(1);
     let cancel = CancellationToken::new();

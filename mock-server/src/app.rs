@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::MockConfig;
 use crate::conn::{Conn, ConnId, ConnIdGen, Pushed, Transport};
 use crate::fault::{Faults, Violation};
+use crate::journal::Journal;
 use crate::ratelimit::RateLimiter;
 use crate::stats::Stats;
 use crate::wire;
@@ -31,6 +32,8 @@ pub struct App {
     pub rate: RateLimiter,
     /// Every connection task, so shutdown can wait for their close frames.
     pub tasks: TaskTracker,
+    /// Opt-in record of what clients sent (tests).
+    pub journal: Journal,
 }
 
 impl App {
@@ -45,6 +48,7 @@ impl App {
             started: Instant::now(),
             shutdown,
             tasks: TaskTracker::new(),
+            journal: Journal::default(),
         }
     }
 

@@ -29,9 +29,11 @@ FAULT-CONTROL API
   POST /_fault/refuse-upgrades       {\"duration_ms\": n, \"mode\"?: \"503\"|\"close\"}; 0 accepts again
   POST /_fault/latency               {\"frame_ms\"?: n, \"request_ms\"?: n}
   POST /_fault/first-frame-delay     {\"ms\": n}
-  POST /_fault/expire-tokens         {\"all\"?: bool, \"users\"?: [ids], \"reason\"?: \"expired\"|\"revoked\"}
+  POST /_fault/expire-tokens         {\"all\"?: bool, \"users\"?: [ids], \"reason\"?: \"expired\"|\"revoked\",
+                                     \"keep_tokens\"?: bool, \"keep_sockets\"?: bool, \"cutoff\"?: unix_s}
                                      -> {\"kicked\": n}: open connections get code 40 then close 1000;
-                                     tokens issued up to now (or without iat) get code 40 from then on
+                                     tokens issued up to now (or cutoff, or without iat) get code 40 from
+                                     then on; keep_tokens: kick only; keep_sockets: cut-off only
 
   Violations (all off by default): typing_ignores_privacy, read_ignores_privacy, error_close_1006,
   omit_me, wrong_expired_code, no_health_reply, no_ping_reply, health_interval_x2,
@@ -63,8 +65,9 @@ pub struct Args {
     /// The app secret: verifies HS256 tokens and guards the fault-control API.
     #[arg(long, default_value = "mock_api_secret")]
     pub secret: String,
-    /// Interval of the server's health.check frames, e.g. 30s, 500ms.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Interval of the server's health.check frames, e.g. 25s, 500ms (keep it under 30s for Unity
+    /// clients, which close a socket after 30s without one).
+    #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
     /// How long an idle long-poll request is held.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]

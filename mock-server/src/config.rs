@@ -19,7 +19,9 @@ pub struct MockConfig {
     pub api_key: String,
     /// The app secret: signs and verifies HS256 tokens, and guards the fault-control API.
     pub secret: String,
-    /// Interval of the server's own `health.check` frames (30 s in production).
+    /// Interval of the server's own `health.check` frames. Default 25 s: the production backend's
+    /// 30 s sits exactly on Unity's 30 s dead rule (PROTOCOL.md U.3, U.7 item 2), so the mock
+    /// stays under it on its own, without counting on the client's 29 s check being answered.
     pub health_interval: Duration,
     /// How long an idle long-poll request is held before it returns `{"events":[]}`.
     pub longpoll_hold: Duration,
@@ -49,7 +51,7 @@ impl Default for MockConfig {
         MockConfig {
             api_key: "mock_api_key".to_owned(),
             secret: "mock_api_secret".to_owned(),
-            health_interval: Duration::from_secs(30),
+            health_interval: Duration::from_secs(25),
             longpoll_hold: Duration::from_secs(20),
             longpoll_buffer: 1000,
             longpoll_idle_timeout: Duration::from_secs(60),

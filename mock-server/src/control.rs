@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::conn::{Conn, Kill, Transport};
 use crate::fault::{HalfOpen, RefuseMode, Violation};
 use crate::http::{Resp, json_response};
+use crate::journal::JournalEntry;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::wire;
 
@@ -80,6 +81,19 @@ pub struct ExpireRequest {
     /// `"expired"` (default) or `"revoked"`: only changes the error message.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Kick the sockets with code 40 but record no cut-off, as the `kick` expiry policy does when
+    /// a token's `exp` passes: the old token stays valid for a new connect (tests of a client's
+    /// refresh rule, where a fresh token minted in the same second must not count as cut off).
+    #[serde(default)]
+    pub keep_tokens: bool,
+    /// Record the cut-off but leave open sockets alone (as the backend does when a token's `exp`
+    /// passes under a live socket by default): REST calls then get code 40 while the socket lives.
+    #[serde(default)]
+    pub keep_sockets: bool,
+    /// The cut-off, Unix seconds: tokens issued at or before it are cut off. Default: now. (Tests
+    /// set a past second so that a token minted right after the call is not cut off too.)
+    #[serde(default)]
+    pub cutoff: Option<i64>,
 }
 
 /// The whole fault state, as `GET /_fault/state` returns it.
@@ -196,9 +210,9 @@ impl Control {
     /// Expires (or revokes) the tokens of the selected users issued up to now; their open
     /// connections get code 40. Returns how many connections were kicked.
     pub fn expire_tokens(&self, req: &ExpireRequest) -> usize {
-        let now = wire::now_unix();
+        let now = req.cutoff.unwrap_or_else(wire::now_unix);
         let revoked = req.reason.as_deref() == Some("revoked");
-        {
+        if !req.keep_tokens {
             let mut r = self.app.faults.revocations.lock().unwrap_or_else(|e| e.into_inner());
             r.as_expiry = !revoked;
             if req.all {
@@ -207,6 +221,9 @@ impl Control {
             for u in &req.users {
                 r.users.insert(u.clone(), now);
             }
+        }
+        if req.keep_sockets {
+            return 0;
         }
         let w = self.app.world();
         let mut n = 0;
@@ -219,6 +236,22 @@ impl Control {
             n += 1;
         }
         n
+    }
+
+    /// Starts or stops the client journal (see [`JournalEntry`]); off by default.
+    pub fn record_clients(&self, on: bool) {
+        self.app.journal.set_on(on);
+    }
+
+    /// What clients did since the journal was turned on, oldest first (at most
+    /// [`crate::journal::JOURNAL_CAP`] entries).
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.app.journal.entries()
+    }
+
+    /// Forgets the journal's entries.
+    pub fn clear_journal(&self) {
+        self.app.journal.clear();
     }
 
     /// Clears every fault (violations, latency, refusals, half-open users, token cut-offs).

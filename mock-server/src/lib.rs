@@ -12,7 +12,8 @@
 //! - `world`: users, channels, the connection registry. `conn`: one connection and its outbox.
 //! - `auth`: api key, tokens, connect checks. `proto`: the seam to `chatstorm-protocol`.
 //! - `fault`: fault state and named violations. `control`: the Rust and HTTP fault-control API.
-//! - `ratelimit`, `stats`, `wire` (JSON shapes and timestamps).
+//! - `ratelimit`, `stats`, `wire` (JSON shapes and timestamps), `journal` (opt-in record of what
+//!   clients sent, for timing and ordering tests).
 //!
 //! # Use
 //! ```no_run
@@ -31,6 +32,7 @@ mod conn;
 mod control;
 mod fault;
 mod http;
+mod journal;
 mod longpoll;
 mod proto;
 mod ratelimit;
@@ -51,6 +53,7 @@ pub mod cli;
 pub use config::{ExpiryPolicy, MockConfig};
 pub use control::{Control, DropMode, DropRequest, ExpireRequest, FaultState, SECRET_HEADER, TransportFilter};
 pub use fault::{HalfOpen, RefuseMode, Violation};
+pub use journal::{ClientAct, JournalEntry};
 pub use stats::StatsSnapshot;
 
 /// Serves on `listener` until `shutdown` is cancelled; open sockets then get close 1001.

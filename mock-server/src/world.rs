@@ -123,16 +123,21 @@ impl UserRec {
 
     /// Applies an upsert or the `user_details` of a connect: given top-level keys replace, except
     /// `privacy_settings`, whose nested objects merge.
+    ///
+    /// Keys are matched case-insensitively, as the backend's Go decoder does: Unity sends `Id`,
+    /// and a `Name` or `Privacy_Settings` lands on the standard field, not beside it.
     pub fn apply_upsert(&mut self, incoming: &Map<String, Value>) {
         for (k, v) in incoming {
-            if RESERVED.contains(&k.as_str()) || k.eq_ignore_ascii_case("id") {
+            let k = canonical_key(k, USER_KEYS);
+            if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(k)) {
                 continue;
             }
             if k == "privacy_settings" {
-                let slot = self.fields.entry(k.clone()).or_insert_with(|| json!({}));
-                deep_merge(slot, v);
+                let v = canonical_privacy(v);
+                let slot = self.fields.entry(k.to_owned()).or_insert_with(|| json!({}));
+                deep_merge(slot, &v);
             } else {
-                self.fields.insert(k.clone(), v.clone());
+                self.fields.insert(k.to_owned(), v.clone());
             }
         }
         self.updated_at = wire::now();
@@ -159,6 +164,41 @@ impl UserRec {
     /// Serialized size of the client-visible user, for the 5 KB rule.
     pub fn size(&self) -> usize {
         self.to_json().to_string().len()
+    }
+}
+
+/// The standard user fields a client may send (custom fields keep their own spelling).
+const USER_KEYS: &[&str] = &[
+    "name",
+    "image",
+    "role",
+    "language",
+    "invisible",
+    "teams",
+    "privacy_settings",
+    "blocked_user_ids",
+];
+
+/// `key` spelled as the known key it matches case-insensitively (reserved keys included), else as is.
+fn canonical_key<'a>(key: &'a str, known: &[&'static str]) -> &'a str {
+    known
+        .iter()
+        .chain(RESERVED)
+        .find(|k| k.eq_ignore_ascii_case(key))
+        .copied()
+        .unwrap_or(key)
+}
+
+/// A `privacy_settings` value with its known keys in their standard spelling.
+fn canonical_privacy(v: &Value) -> Value {
+    const KEYS: &[&str] = &["typing_indicators", "read_receipts", "delivery_receipts", "enabled"];
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (canonical_key(k, KEYS).to_owned(), canonical_privacy(v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -434,6 +474,28 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upsert_keys_match_in_any_case() {
+        let mut u = UserRec::new(Arc::from("a"));
+        let up = json!({
+            "Id": "a",
+            "Name": "Unity A",
+            "Created_At": "1999-01-01T00:00:00Z",
+            "Privacy_Settings": {"Typing_Indicators": {"Enabled": false}},
+            "Favourite": "kept as written",
+        });
+        u.apply_upsert(up.as_object().expect("object"));
+        assert_eq!(u.fields.get("name"), Some(&json!("Unity A")));
+        assert!(!u.typing_enabled());
+        assert!(
+            !u.fields
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case("id") || k.eq_ignore_ascii_case("created_at"))
+        );
+        assert_eq!(u.fields.get("Favourite"), Some(&json!("kept as written")));
+        assert_ne!(u.to_json()["created_at"], "1999-01-01T00:00:00Z");
+    }
 
     #[test]
     fn privacy_settings_merge_on_upsert_and_partial_update() {

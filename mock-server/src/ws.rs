@@ -27,6 +27,7 @@ use crate::config::ExpiryPolicy;
 use crate::conn::{Conn, Kill, Transport};
 use crate::fault::{RefuseMode, Violation};
 use crate::http::{Query, Resp, credentials, error, json_response};
+use crate::journal::{self, ClientAct};
 use crate::proto::{self, ClientFrame};
 use crate::stats::Stats;
 use crate::wire::{self, code};
@@ -58,7 +59,11 @@ impl std::error::Error for DropConnection {}
 
 /// Answers an upgrade request; the socket itself runs in a spawned task.
 pub fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Resp, DropConnection> {
-    match app.faults.refusing() {
+    let refusing = app.faults.refusing();
+    if refusing.is_some() {
+        app.journal.record("", || ClientAct::UpgradeRefused);
+    }
+    match refusing {
         Some(RefuseMode::Close) => return Err(DropConnection),
         Some(RefuseMode::Http503) => {
             let body = serde_json::json!({
@@ -144,6 +149,9 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
         .await
         .is_ok()
     {
+        app.journal.record(&conn.user, || ClientAct::Connected {
+            connection_id: conn.id.to_string(),
+        });
         let kick_at = match app.cfg.expiry {
             ExpiryPolicy::Kick => connecting.exp.map(|exp| {
                 wire::deadline(Duration::from_secs(
@@ -200,11 +208,23 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
             }
             msg = ws.next() => {
                 let reply = match msg {
-                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return End::Gone,
+                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                        app.journal.record(&conn.user, || ClientAct::Dropped);
+                        return End::Gone;
+                    }
                     Some(Err(WsError::Capacity(_))) => return End::TooBig,
-                    Some(Err(_)) => return End::Gone,
+                    Some(Err(_)) => {
+                        app.journal.record(&conn.user, || ClientAct::Dropped);
+                        return End::Gone;
+                    }
                     Some(Ok(Message::Text(t))) => match proto::parse_client_frame(&t) {
-                        ClientFrame::HealthCheck { .. } => !app.violation(Violation::NoHealthReply),
+                        ClientFrame::HealthCheck { .. } => {
+                            app.journal.record(&conn.user, || {
+                                let (pascal_case, array) = journal::health_spelling(&t);
+                                ClientAct::HealthCheck { pascal_case, array }
+                            });
+                            !app.violation(Violation::NoHealthReply)
+                        }
                         ClientFrame::Other(_) => false,
                         ClientFrame::Malformed(_) => {
                             if let Err(e) = send_error_frame(ws, app, code::INPUT, "invalid json data").await {
@@ -219,8 +239,12 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
                         }
                         false
                     }
-                    Some(Ok(Message::Ping(_))) => !app.violation(Violation::NoPingReply),
-                    Some(Ok(Message::Close(_))) => {
+                    Some(Ok(Message::Ping(_))) => {
+                        app.journal.record(&conn.user, || ClientAct::Ping);
+                        !app.violation(Violation::NoPingReply)
+                    }
+                    Some(Ok(Message::Close(f))) => {
+                        app.journal.record(&conn.user, || ClientAct::Close(f.map(|f| u16::from(f.code))));
                         // tungstenite queued the close reply; flushing sends it.
                         let _ = timed(CLOSE_TIMEOUT, ws.flush()).await;
                         return End::Gone;

@@ -17,3 +17,5 @@ mod longpoll;
 mod profiles;
 #[path = "mock/rest.rs"]
 mod rest;
+#[path = "mock/unity.rs"]
+mod unity;

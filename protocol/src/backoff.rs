@@ -48,8 +48,17 @@ pub enum UnityStrategy {
 pub const UNITY_INSTANT_TRIALS: u32 = 5;
 
 /// The delay before Unity's attempt number `attempt` (1-based, counted since the last success),
-/// or `None` when the strategy never reconnects.
+/// or `None` when the strategy never reconnects. `Constant` waits Unity's default 1 s.
 pub fn unity_retry_delay_ms(attempt: u32, strategy: UnityStrategy) -> Option<u64> {
+    unity_retry_delay_with(attempt, strategy, 1000)
+}
+
+/// [`unity_retry_delay_ms`] with the `Constant` strategy's interval in milliseconds.
+///
+/// Unity counts `n`, the attempts started since the last successful connect, and retries at once
+/// while `n <= 5` (so `attempt = n + 1 <= 6`): six back-to-back attempts after a drop, or the
+/// first connect plus five, before the strategy's wait (`min(max(0.01, 2^n), 64)` s).
+pub fn unity_retry_delay_with(attempt: u32, strategy: UnityStrategy, constant_ms: u64) -> Option<u64> {
     if strategy == UnityStrategy::Never {
         return None;
     }
@@ -57,12 +66,41 @@ pub fn unity_retry_delay_ms(attempt: u32, strategy: UnityStrategy) -> Option<u64
         return Some(0);
     }
     Some(match strategy {
-        UnityStrategy::Constant => 1000,
+        UnityStrategy::Constant => constant_ms,
         _ => {
-            let secs = 2f64.powi(attempt.min(30) as i32).clamp(0.01, 64.0);
+            let n = attempt.saturating_sub(1).min(30) as i32;
+            let secs = 2f64.powi(n).clamp(0.01, 64.0);
             (secs * 1000.0) as u64
         }
     })
+}
+
+/// Unity's reconnect settings (`SetReconnectStrategySettings`): the strategy, and the interval of
+/// `Constant`. The default is the SDK's: exponential, constant 1 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnityReconnect {
+    /// Which strategy.
+    pub strategy: UnityStrategy,
+    /// The wait of `Constant` after the instant trials.
+    pub interval: std::time::Duration,
+}
+
+impl Default for UnityReconnect {
+    fn default() -> Self {
+        UnityReconnect {
+            strategy: UnityStrategy::Exponential,
+            interval: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+impl UnityReconnect {
+    /// The wait before the next attempt after `failed` failed attempts since the last successful
+    /// connect (a drop itself is not a failed attempt); `None` when the client never reconnects.
+    pub fn delay_after(&self, failed: u32) -> Option<std::time::Duration> {
+        let ms = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX);
+        unity_retry_delay_with(failed.saturating_add(1), self.strategy, ms).map(std::time::Duration::from_millis)
+    }
 }
 
 #[cfg(test)]
@@ -124,5 +162,24 @@ mod tests {
         );
         assert_eq!(unity_retry_delay_ms(7, UnityStrategy::Constant), Some(1000));
         assert_eq!(unity_retry_delay_ms(1, UnityStrategy::Never), None);
+    }
+
+    #[test]
+    fn unity_settings_count_failed_attempts() {
+        let secs =
+            |r: UnityReconnect| -> Vec<Option<u64>> { (0..8).map(|f| r.delay_after(f).map(|d| d.as_secs())).collect() };
+        let exp = UnityReconnect::default();
+        // After a drop (0 failed) and five more failures: six immediate attempts, then 64 s.
+        assert_eq!(secs(exp), [0, 0, 0, 0, 0, 0, 64, 64].map(Some));
+        let constant = UnityReconnect {
+            strategy: UnityStrategy::Constant,
+            interval: std::time::Duration::from_secs(5),
+        };
+        assert_eq!(secs(constant), [0, 0, 0, 0, 0, 0, 5, 5].map(Some));
+        let never = UnityReconnect {
+            strategy: UnityStrategy::Never,
+            ..exp
+        };
+        assert_eq!(secs(never), [None; 8]);
     }
 }

@@ -279,6 +279,21 @@ impl ServerEvent {
         }
     }
 
+    /// The event's `created_at`, when it has one (Unity's `/sync` watermark, U.7 item 5).
+    pub fn created_at(&self) -> Option<&str> {
+        let t = match self {
+            Self::HealthCheck(e) => &e.created_at,
+            Self::ConnectionError(e) => &e.created_at,
+            Self::TypingStart(e) | Self::TypingStop(e) | Self::MessageRead(e) => &e.created_at,
+            Self::UserWatchingStart(e) | Self::UserWatchingStop(e) => &e.created_at,
+            Self::NotificationMarkRead(e) => &e.created_at,
+            Self::MessageNew(e) | Self::NotificationMessageNew(e) => &e.created_at,
+            Self::UserPresenceChanged(e) | Self::UserUpdated(e) => &e.created_at,
+            Self::Other { raw, .. } => return raw.get("created_at").and_then(Value::as_str),
+        };
+        Some(t.as_str()).filter(|t| !t.is_empty())
+    }
+
     /// The event as a JSON value with its `type`.
     pub fn to_value(&self) -> Value {
         fn tagged<T: Serialize>(kind: &str, body: &T) -> Value {

@@ -77,6 +77,8 @@ pub fn spec(scenario: &Scenario, index: u32, intended: Option<Instant>) -> UserS
         },
         seed,
         intended_start: intended,
+        unity: scenario.users.unity,
+        fixed_backoff: scenario.users.backoff,
     }
 }
 

@@ -122,7 +122,15 @@ pub struct Users {
     pub fallback: bool,
     /// Bytes of custom data in each user object (exercises the 5 KB limit).
     pub custom_bytes: u64,
+    /// Unity users' reconnect strategy (`users.unity`); the SDK default when absent.
+    pub unity: UnityReconnect,
+    /// `users.backoff`: a fixed wait between reconnect attempts instead of each SDK's formula
+    /// (`None`, the default `sdk`). For comparing a storm's recovery against the real formula.
+    pub backoff: Option<Duration>,
 }
+
+/// Unity's reconnect strategy and constant interval (PROTOCOL.md U.4).
+pub use chatstorm_protocol::backoff::{UnityReconnect, UnityStrategy};
 
 /// A user id with `{index}` in it, e.g. `user-{index}`; indexes run from 0 to `count - 1`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -60,6 +60,26 @@ pub(crate) struct RawUsers {
     pub privacy: Field<RawPrivacy>,
     pub fallback: Field<bool>,
     pub custom_bytes: Field<u64>,
+    pub unity: Field<RawUnity>,
+    /// `sdk` (default) or a fixed wait such as `250ms`.
+    pub backoff: Field<Scalar>,
+}
+
+/// `users.unity: {reconnect: exponential|constant|never, interval: 5s}` (Unity's
+/// `SetReconnectStrategySettings`; `interval` only with `constant`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawUnity {
+    pub reconnect: Field<RawUnityReconnect>,
+    pub interval: Field<Scalar>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawUnityReconnect {
+    Exponential,
+    Constant,
+    Never,
 }
 
 /// `profile: js` or `profile: {js: 60, android: 40}`.

@@ -181,6 +181,20 @@ pub(crate) fn users(check: &mut Check<'_>, sp: &Sp<RawUsers>, token_source: Opti
         Some(c) => c.value,
         None => 0,
     };
+    let unity = u
+        .unity
+        .as_ref()
+        .map_or_else(UnityReconnect::default, |s| unity(check, s));
+    if let (Some(sp), Some(mix)) = (&u.unity, &profile)
+        && !mix.weights.iter().any(|(p, _)| *p == Profile::Unity)
+    {
+        check.report(&sp.at, "these settings apply to unity users and the profile has none");
+    }
+    let backoff = match &u.backoff {
+        Some(s) if matches!(&s.value, Scalar::Text(w) if w.trim() == "sdk") => Some(None),
+        Some(s) => check.duration(s).map(Some),
+        None => Some(None),
+    };
     Some(Users {
         count: count?,
         id: id?,
@@ -189,7 +203,34 @@ pub(crate) fn users(check: &mut Check<'_>, sp: &Sp<RawUsers>, token_source: Opti
         privacy,
         fallback,
         custom_bytes,
+        unity,
+        backoff: backoff?,
     })
+}
+
+/// `users.unity`: the strategy (default exponential) and, for `constant` only, its interval
+/// (default 1 s, Unity's own).
+fn unity(check: &mut Check<'_>, sp: &Sp<RawUnity>) -> UnityReconnect {
+    let u = &sp.value;
+    let strategy = match u.reconnect.as_ref().map(|r| r.value) {
+        Some(RawUnityReconnect::Exponential) | None => UnityStrategy::Exponential,
+        Some(RawUnityReconnect::Constant) => UnityStrategy::Constant,
+        Some(RawUnityReconnect::Never) => UnityStrategy::Never,
+    };
+    let mut out = UnityReconnect {
+        strategy,
+        ..UnityReconnect::default()
+    };
+    if let Some(i) = &u.interval {
+        if check.is_poisoned("users.unity.reconnect") {
+            // The strategy itself is wrong and already reported.
+        } else if strategy != UnityStrategy::Constant {
+            check.report(&i.at, "`interval` applies to `reconnect: constant` only");
+        } else if let Some(d) = check.positive_duration(i) {
+            out.interval = d;
+        }
+    }
+    out
 }
 
 fn profile(check: &mut Check<'_>, sp: &Sp<RawProfile>) -> Option<ProfileMix> {

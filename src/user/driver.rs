@@ -40,7 +40,12 @@ enum Conn {
 #[derive(Debug, Default)]
 struct Pending {
     privacy: Option<(Option<bool>, Option<bool>)>,
-    sync: bool,
+    /// Unity's code-40 path: the request to send once more after the reconnect, and until when.
+    resend: Option<(Job, Instant)>,
+    /// The job in flight is that resend (a second code 40 is then the caller's error).
+    resending: bool,
+    /// `/sync` due, from this watermark (taken when the connection came back, before its events).
+    sync: Option<u64>,
     recover_query: bool,
     watch_from: Option<u16>,
     behave: [bool; 3],
@@ -98,6 +103,8 @@ pub struct Driver {
     rng: u64,
     actions_open: bool,
     deferred: Option<Input>,
+    /// Newest `created_at` seen (µs since the epoch, 0: none): the `/sync` watermark.
+    last_event_us: u64,
     /// The storm this user's current drop belongs to, and its reconnect attempts since the drop.
     storm: Option<(Arc<crate::metrics::Storm>, u32)>,
     report: UserReport,
@@ -149,6 +156,8 @@ impl Driver {
             read_every: spec.behaviour.read,
             message_every: spec.behaviour.message,
             seed: spec.seed,
+            unity: spec.unity,
+            fixed_backoff: spec.fixed_backoff,
         };
         let now = Instant::now();
         Self {
@@ -172,6 +181,7 @@ impl Driver {
             order: OrderTable::default(),
             actions_open: true,
             deferred: None,
+            last_event_us: 0,
             storm: None,
             report: UserReport {
                 connected_ever: false,
@@ -293,7 +303,7 @@ impl Driver {
             Command::Watch => self.pending.watch_from = Some(0),
             Command::Recover => match self.params.recovery {
                 Recovery::QueryChannels => self.pending.recover_query = true,
-                Recovery::SyncAndRewatch => self.pending.sync = true,
+                Recovery::SyncAndRewatch | Recovery::Sync => self.pending.sync = Some(self.last_event_us),
                 Recovery::Rewatch => self.pending.watch_from = Some(0),
             },
             Command::Behave(b) => self.pending.behave[b as usize] = true,
@@ -420,6 +430,7 @@ impl Driver {
                             &payload,
                             spec.profile,
                             &ctx.recorder,
+                            profile::params(spec.profile).upgrade_timeout,
                         )
                         .await
                         .map(|o| Conn::Ws(o.ws, o.connection_id))
@@ -538,8 +549,10 @@ impl Driver {
             }
         }
         self.watched = 0;
+        // Privacy toggles and Unity's pending resend outlive the connection.
         self.pending = Pending {
             privacy: self.pending.privacy,
+            resend: self.pending.resend,
             ..Pending::default()
         };
         self.poll = None;

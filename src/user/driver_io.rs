@@ -4,6 +4,7 @@
 use super::*;
 use crate::user::delivery::Leak;
 use crate::user::http::StreamAuth;
+use crate::user::profile::RestExpired;
 
 impl Driver {
     pub(super) async fn on_frame(&mut self, f: FrameIn) {
@@ -40,6 +41,12 @@ impl Driver {
     /// Books a received event: counters, observer, and the delivery latency of stamped ones.
     pub(super) fn on_event(&mut self, ev: &ServerEvent) {
         self.report.events_received += 1;
+        if matches!(self.params.recovery, Recovery::Sync | Recovery::SyncAndRewatch)
+            && let Some(t) = ev.created_at().and_then(chatstorm_protocol::time::parse_rfc3339)
+            && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
+        {
+            self.last_event_us = self.last_event_us.max(d.as_micros() as u64);
+        }
         self.ctx.recorder.count(Counter::EventsReceived);
         if self.live == Some(Transport::LongPoll) {
             self.ctx.recorder.count(Counter::LongpollEventsReceived);
@@ -233,8 +240,18 @@ impl Driver {
         if let Some((typing, read)) = p.privacy.take() {
             return Some(Job::Privacy(typing, read));
         }
-        if std::mem::take(&mut p.sync) {
-            return Some(Job::Sync);
+        if let Some((job, deadline)) = p.resend.take() {
+            if Instant::now() <= deadline {
+                p.resending = true;
+                return Some(job);
+            }
+            // Not reconnected in time: the SDK throws (TimeoutException), the call is lost.
+            self.report.rest_failures += 1;
+            self.ctx.recorder.count(Counter::RestFailures);
+        }
+        let p = &mut self.pending;
+        if let Some(since) = p.sync.take() {
+            return Some(Job::Sync(since));
         }
         if std::mem::take(&mut p.recover_query) {
             return Some(Job::RecoverQuery);
@@ -281,10 +298,17 @@ impl Driver {
             self.token = Some(t);
         }
         let ok = done.ok();
+        let code = done.result.as_ref().ok().and_then(|r| r.error_code());
         if let Some(o) = &self.ctx.observer {
             let status = done.result.as_ref().ok().map(|r| r.status);
-            let code = done.result.as_ref().ok().and_then(|r| r.error_code());
             o.on_rest(self.spec.index, done.job.endpoint(), status, code);
+        }
+        let resent = std::mem::take(&mut self.pending.resending);
+        if code == Some(40) && !resent && self.params.rest_expired == RestExpired::ReconnectAndResend {
+            // Unity: reconnect (new token from the provider), then send this request once more.
+            self.pending.resend = Some((done.job, Instant::now() + profile::UNITY_RESEND_WAIT));
+            self.feed(Input::RestTokenExpired).await;
+            return;
         }
         if !ok {
             self.report.rest_failures += 1;
@@ -296,7 +320,16 @@ impl Driver {
                     self.mark_watched(i);
                 }
             }
-            Job::Sync if self.m.is_live() => self.pending.watch_from = Some(0),
+            Job::Sync(_) if self.m.is_live() => match self.params.recovery {
+                // Unity: `/sync` with `watch:true` re-bound the channels; nothing is re-queried.
+                Recovery::Sync if ok => {
+                    for i in 0..self.spec.channels.len() {
+                        self.mark_watched(i);
+                    }
+                }
+                Recovery::Sync => {}
+                _ => self.pending.watch_from = Some(0),
+            },
             Job::Privacy(typing, read) if ok => {
                 let now_us = self.now_us();
                 self.ctx.deliveries.set_privacy(self.spec.index, typing, read, now_us);

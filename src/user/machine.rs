@@ -8,7 +8,7 @@
 //! retry) and `Stopped` (terminal, with a [`StopReason`]). Every per-SDK difference comes from the
 //! [`ProfileParams`](super::profile::ProfileParams) row; every random choice from a seeded generator, so one seed gives one life.
 
-use super::profile::{self, ClientHealth, DeadRule, HealthCadence};
+use super::profile::{self, Backoff, ClientHealth, DeadRule, HealthCadence};
 use chatstorm_protocol::ErrorCode;
 use chatstorm_protocol::limits::close;
 use std::time::Duration;
@@ -194,6 +194,7 @@ impl Machine {
             Input::PollOk => self.on_poll_ok(out),
             Input::PollFailed(code) => self.on_poll_failed(now, code, out),
             Input::OwnTypingEnabled(on) => self.typing_enabled = on,
+            Input::RestTokenExpired => self.on_rest_token_expired(now, out),
             Input::Action(act) => self.on_action(now, act, out),
         }
     }
@@ -218,7 +219,10 @@ impl Machine {
             }
             State::Live => {
                 if due(self.dead_at()) {
-                    out.push(Command::Abort);
+                    out.push(match self.cfg.params.dead_close {
+                        Some(code) => Command::Close(code),
+                        None => Command::Abort,
+                    });
                     self.lost(now, true, out);
                     return;
                 }
@@ -390,7 +394,7 @@ impl Machine {
             }
         }
         self.failures = self.failures.saturating_add(1);
-        self.back_off(now);
+        self.back_off(now, out);
     }
 
     fn gives_up_on(&self, code: i32, close: Option<u16>) -> bool {
@@ -408,9 +412,22 @@ impl Machine {
         !self.connected_ever && p.first_connect_error_fatal
     }
 
-    fn back_off(&mut self, now: Instant) {
+    fn back_off(&mut self, now: Instant, out: &mut Vec<Command>) {
         let unit = self.unit();
-        let delay = self.cfg.params.retry_delay(self.failures, unit);
+        let delay = if let Some(fixed) = self.cfg.fixed_backoff {
+            fixed
+        } else if self.cfg.params.backoff == Backoff::Unity {
+            match self.cfg.unity.delay_after(self.failures) {
+                Some(d) => d,
+                None => {
+                    // Unity's `Never`: the client stays disconnected for good.
+                    self.stop(StopReason::GaveUp, out);
+                    return;
+                }
+            }
+        } else {
+            self.cfg.params.retry_delay(self.failures, unit)
+        };
         self.state = State::Backoff;
         self.retry_at = Some(now + delay);
     }
@@ -466,6 +483,22 @@ impl Machine {
         }
     }
 
+    /// Unity's HTTP code-40 path (U.4): close the socket with 1000 and let the scheduler reconnect
+    /// at once (the provider is called on that reconnect); the driver then resends the request.
+    fn on_rest_token_expired(&mut self, now: Instant, out: &mut Vec<Command>) {
+        if self.state != State::Live {
+            return;
+        }
+        out.push(Command::Close(close::NORMAL));
+        self.lost_without_retry(out);
+        self.drop_detected.get_or_insert(now);
+        if self.cfg.provider {
+            self.need_refresh = true;
+            self.refresh_started.get_or_insert(now);
+        }
+        self.back_off(now, out);
+    }
+
     fn on_closed(&mut self, now: Instant, code: Option<u16>, out: &mut Vec<Command>) {
         if self.state != State::Live {
             return;
@@ -497,10 +530,10 @@ impl Machine {
         self.lost_without_retry(out);
         self.drop_detected.get_or_insert(now);
         let p = self.cfg.params;
-        if count_failure && p.backoff == super::profile::Backoff::Standard {
+        if count_failure && p.backoff == Backoff::Standard {
             self.failures = self.failures.saturating_add(1);
         }
-        self.back_off(now);
+        self.back_off(now, out);
     }
 
     fn on_poll_ok(&mut self, out: &mut Vec<Command>) {

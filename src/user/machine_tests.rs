@@ -18,6 +18,8 @@ fn cfg(profile: Profile, provider: bool, fallback: bool) -> MachineConfig {
         read_every: None,
         message_every: None,
         seed: 7,
+        unity: Default::default(),
+        fixed_backoff: None,
     }
 }
 
@@ -142,6 +144,29 @@ async fn consecutive_failures_grow_the_backoff() {
         let (lo, hi) = params(Profile::Android).retry_bounds_ms(n);
         assert!(wait >= ms(lo) && wait < ms(hi), "n={n} {wait:?}");
         assert!(matches!(out[..], [Command::Connect { .. }]), "{out:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fixed_backoff_replaces_every_profiles_formula() {
+    for profile in [
+        Profile::Js,
+        Profile::Android,
+        Profile::Swift,
+        Profile::Flutter,
+        Profile::Unity,
+    ] {
+        let mut t = T::with(MachineConfig {
+            fixed_backoff: Some(ms(250)),
+            ..cfg(profile, true, false)
+        });
+        t.feed(Input::Start);
+        for _ in 1..=8u32 {
+            t.feed(Input::ConnectFailed(Failure::Network));
+            let (wait, out) = t.next();
+            assert_eq!(wait, ms(250), "{profile:?}");
+            assert!(matches!(out[..], [Command::Connect { .. }]), "{out:?}");
+        }
     }
 }
 
@@ -347,7 +372,7 @@ async fn health_rules_of_android_flutter_swift_unity() {
     assert_eq!((wait, out[0]), (Duration::from_secs(3), Command::Abort));
     // Swift's first retry after a drop is immediate.
     assert_eq!(s.next().0, Duration::ZERO);
-    // Unity: six immediate attempts, then 64 s.
+    // Unity: the first connect and five immediate retries (six back-to-back attempts), then 64 s.
     let mut u = T::new(Profile::Unity, true, false);
     u.feed(Input::Start);
     let mut waits = Vec::new();
@@ -360,7 +385,7 @@ async fn health_rules_of_android_flutter_swift_unity() {
         );
         waits.push(wait.as_secs());
     }
-    assert_eq!(waits, [0, 0, 0, 0, 0, 0, 64]);
+    assert_eq!(waits, [0, 0, 0, 0, 0, 64, 64]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -536,3 +561,6 @@ async fn behaviours_fire_at_seeded_times_and_follow_the_typing_rules() {
         }
     }
 }
+
+#[path = "machine_tests_unity.rs"]
+mod unity;

@@ -28,6 +28,7 @@ pub use machine::{State, StopReason, Transport};
 pub use transport::SourceAddrs;
 
 use crate::target::Target;
+pub use chatstorm_protocol::backoff::{UnityReconnect, UnityStrategy};
 use chatstorm_protocol::event::ServerEvent;
 use chatstorm_protocol::{PrivacySettings, Profile};
 use record::{Recorder, RestEndpoint};
@@ -75,6 +76,10 @@ pub struct UserSpec {
     /// When the engine scheduled the user's start (open model); the first connect is then also
     /// measured from this time (coordinated-omission corrected view).
     pub intended_start: Option<Instant>,
+    /// Unity's reconnect strategy (`users.unity` in the scenario; Unity users only).
+    pub unity: UnityReconnect,
+    /// A fixed wait between reconnect attempts instead of the profile's formula (`users.backoff`).
+    pub fixed_backoff: Option<std::time::Duration>,
 }
 
 /// Hooks for whoever watches users (the conformance checker); every method defaults to nothing.

@@ -52,17 +52,33 @@ pub enum Backoff {
     Standard,
     /// §3.4 with 0 s before the first retry (Swift's `DefaultRetryStrategy`).
     SwiftZeroFirst,
-    /// Six immediate attempts, then 64 s (Unity's exponential default).
+    /// Six immediate attempts, then the user's Unity strategy (exponential: 64 s; constant; never).
     Unity,
 }
+
+/// What a REST call answered with code 40 makes the SDK do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestExpired {
+    /// Fetch a new token (provider mode) and send the request again once (JS and the others).
+    RefreshAndResend,
+    /// Close the WebSocket (1000), let the scheduler reconnect (provider called), then send the
+    /// request once more on the new connection if it is back within [`UNITY_RESEND_WAIT`] (Unity).
+    ReconnectAndResend,
+}
+
+/// How long a Unity request answered with code 40 waits for the reconnect before giving up
+/// (`500 × Task.Delay(1)`, U.4).
+pub const UNITY_RESEND_WAIT: Duration = Duration::from_millis(500);
 
 /// How a user brings its channels back after a reconnect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recovery {
     /// JS: `POST /channels` with `cid $in` the watched channels, `watch:true`, limit 30.
     QueryChannels,
-    /// Swift (and Unity 5.x): `POST /sync` with `watch:true`, then re-watch each channel.
+    /// Swift: `POST /sync` with `watch:true`, then re-watch each channel.
     SyncAndRewatch,
+    /// Unity 5.x: `POST /sync` with `watch:true` only; that call re-binds the watches (U.6).
+    Sync,
     /// Android/Flutter without an offline plugin (UNCONFIRMED in §11.2): watch each channel again.
     Rewatch,
 }
@@ -82,6 +98,10 @@ pub struct ProfileParams {
     pub dead_rule: DeadRule,
     /// Dead-connection threshold (silence, missing health, or pong deadline).
     pub dead_after: Duration,
+    /// The close code sent on a dead connection (Unity: 1011); `None` drops the socket.
+    pub dead_close: Option<u16>,
+    /// What a REST call answered with code 40 leads to.
+    pub rest_expired: RestExpired,
     /// Back-off schedule.
     pub backoff: Backoff,
     /// Reconnect attempts after which the user gives up (Flutter: 6); `None` is unlimited.
@@ -104,6 +124,9 @@ pub struct ProfileParams {
     pub typing_respects_own_privacy: bool,
     /// Time allowed for one connect attempt (upgrade and first frame).
     pub connect_timeout: Duration,
+    /// Time allowed for the TCP connect and the upgrade alone (Unity 5.x: 3 s), when the SDK
+    /// bounds it apart from the first frame.
+    pub upgrade_timeout: Option<Duration>,
     /// Time allowed for a REST call.
     pub http_timeout: Duration,
 }
@@ -119,6 +142,8 @@ const JS: ProfileParams = ProfileParams {
     cadence: HealthCadence::AfterServerHealth,
     dead_rule: DeadRule::Silence,
     dead_after: Duration::from_secs(35),
+    dead_close: None,
+    rest_expired: RestExpired::RefreshAndResend,
     backoff: Backoff::Standard,
     max_reconnects: None,
     refresh_codes: JS_REFRESH,
@@ -130,6 +155,7 @@ const JS: ProfileParams = ProfileParams {
     can_fallback: true,
     typing_respects_own_privacy: true,
     connect_timeout: Duration::from_secs(15),
+    upgrade_timeout: None,
     http_timeout: Duration::from_secs(3),
 };
 
@@ -140,6 +166,8 @@ const ANDROID: ProfileParams = ProfileParams {
     cadence: HealthCadence::Fixed,
     dead_rule: DeadRule::NoHealth,
     dead_after: Duration::from_secs(30),
+    dead_close: None,
+    rest_expired: RestExpired::RefreshAndResend,
     backoff: Backoff::Standard,
     max_reconnects: None,
     refresh_codes: ANDROID_REFRESH,
@@ -151,6 +179,7 @@ const ANDROID: ProfileParams = ProfileParams {
     can_fallback: false,
     typing_respects_own_privacy: false,
     connect_timeout: Duration::from_secs(15),
+    upgrade_timeout: None,
     http_timeout: Duration::from_secs(10),
 };
 
@@ -161,6 +190,8 @@ const SWIFT: ProfileParams = ProfileParams {
     cadence: HealthCadence::Fixed,
     dead_rule: DeadRule::PongDeadline,
     dead_after: Duration::from_secs(3),
+    dead_close: None,
+    rest_expired: RestExpired::RefreshAndResend,
     backoff: Backoff::SwiftZeroFirst,
     max_reconnects: None,
     refresh_codes: JS_REFRESH,
@@ -172,6 +203,7 @@ const SWIFT: ProfileParams = ProfileParams {
     can_fallback: false,
     typing_respects_own_privacy: false,
     connect_timeout: Duration::from_secs(15),
+    upgrade_timeout: None,
     http_timeout: Duration::from_secs(10),
 };
 
@@ -182,6 +214,8 @@ const FLUTTER: ProfileParams = ProfileParams {
     cadence: HealthCadence::FixedImmediate,
     dead_rule: DeadRule::Silence,
     dead_after: Duration::from_secs(40),
+    dead_close: None,
+    rest_expired: RestExpired::RefreshAndResend,
     backoff: Backoff::Standard,
     max_reconnects: Some(6),
     refresh_codes: JS_REFRESH,
@@ -193,6 +227,7 @@ const FLUTTER: ProfileParams = ProfileParams {
     can_fallback: false,
     typing_respects_own_privacy: false,
     connect_timeout: Duration::from_secs(15),
+    upgrade_timeout: None,
     http_timeout: Duration::from_secs(10),
 };
 
@@ -203,6 +238,8 @@ const UNITY: ProfileParams = ProfileParams {
     cadence: HealthCadence::Fixed,
     dead_rule: DeadRule::NoHealth,
     dead_after: Duration::from_secs(30),
+    dead_close: Some(1011),
+    rest_expired: RestExpired::ReconnectAndResend,
     backoff: Backoff::Unity,
     max_reconnects: None,
     // WS codes 40–43 are only logged; the provider is called on every reconnect instead.
@@ -211,10 +248,13 @@ const UNITY: ProfileParams = ProfileParams {
     final_on_server_1000: false,
     first_connect_error_fatal: false,
     unrecoverable_codes: NONE,
-    recovery: Recovery::SyncAndRewatch,
+    recovery: Recovery::Sync,
     can_fallback: false,
     typing_respects_own_privacy: false,
-    connect_timeout: Duration::from_secs(3),
+    // The upgrade must finish within 3 s; the first `health.check` has no deadline at all (U.2),
+    // so the attempt as a whole gets a bound only a stuck server reaches.
+    connect_timeout: Duration::from_secs(3600),
+    upgrade_timeout: Some(Duration::from_secs(3)),
     http_timeout: Duration::from_secs(100),
 };
 
@@ -246,7 +286,9 @@ impl ProfileParams {
             Backoff::Standard => backoff::retry_interval_ms(failures, unit),
             Backoff::SwiftZeroFirst => backoff::swift_retry_interval_ms(failures, unit),
             Backoff::Unity => {
-                backoff::unity_retry_delay_ms(failures.max(1), backoff::UnityStrategy::Exponential).unwrap_or(64_000)
+                // The SDK default (exponential); a user's own setting is applied by the machine.
+                let d = backoff::UnityReconnect::default().delay_after(failures);
+                return d.unwrap_or(Duration::from_secs(64));
             }
         };
         Duration::from_millis(ms)
@@ -295,8 +337,8 @@ mod tests {
         assert_eq!(js.retry_delay(2, 0.5), Duration::from_millis(3250));
         assert_eq!(params(Profile::Swift).retry_delay(0, 0.9), Duration::ZERO);
         let unity = params(Profile::Unity);
-        assert_eq!(unity.retry_delay(3, 0.5), Duration::ZERO);
-        assert_eq!(unity.retry_delay(7, 0.5), Duration::from_secs(64));
+        assert_eq!(unity.retry_delay(5, 0.5), Duration::ZERO);
+        assert_eq!(unity.retry_delay(6, 0.5), Duration::from_secs(64));
         assert_eq!(js.retry_bounds_ms(1), (250, 2500));
     }
 }

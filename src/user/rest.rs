@@ -1,14 +1,16 @@
 //! The REST calls a live user makes, one at a time: watch a channel, recover after a reconnect
 //! (`POST /channels` with `cid $in` for JS, `POST /sync` for Swift/Unity), typing, mark read, send
 //! a message, toggle privacy. Each call carries the SDK's query and headers, is measured as
-//! `rest.<endpoint>`, and on HTTP code 40 refreshes the token (provider mode) and is sent again once.
+//! `rest.<endpoint>`, and on HTTP code 40 refreshes the token (provider mode) and is sent again once;
+//! Unity instead reconnects first (the driver's `RestExpired::ReconnectAndResend` path).
 
 use super::auth;
 use super::delivery::{STAMP_KEY, Stamp};
 use super::http::{self, HttpError, Response, StreamAuth};
-use super::profile::RECOVER_LIMIT;
+use super::profile::{RECOVER_LIMIT, RestExpired};
 use super::record::{Counter, Metric, RestEndpoint};
 use super::{UserCtx, UserSpec};
+use chatstorm_protocol::Profile;
 use chatstorm_protocol::rest::{
     MarkReadRequest, PartialUpdateUsersRequest, PartialUserUpdate, QueryChannelsRequest, SyncRequest,
 };
@@ -23,8 +25,9 @@ pub enum Job {
     Watch(u16),
     /// JS recovery: query (and watch) the first 30 channels at once.
     RecoverQuery,
-    /// Swift/Unity recovery: `/sync` with `watch:true` (then each channel is watched again).
-    Sync,
+    /// Swift/Unity recovery: `/sync` with `watch:true` from this watermark (µs since the epoch of
+    /// the newest event seen; 0: now). Swift then watches each channel again.
+    Sync(u64),
     /// `typing.start` on a channel, stamped.
     Typing(u16, Stamp),
     /// Mark a channel read (the stamp is in the shared read table).
@@ -41,7 +44,7 @@ impl Job {
         match self {
             Self::Watch(_) => RestEndpoint::ChannelQuery,
             Self::RecoverQuery => RestEndpoint::Channels,
-            Self::Sync => RestEndpoint::Sync,
+            Self::Sync(_) => RestEndpoint::Sync,
             Self::Typing(..) => RestEndpoint::Event,
             Self::Read(_) => RestEndpoint::Read,
             Self::Message(..) => RestEndpoint::Message,
@@ -68,6 +71,9 @@ impl Done {
     }
 }
 
+/// The `created_at` Unity sends in its typing events: the default of a .NET `DateTimeOffset`.
+pub const UNITY_DEFAULT_CREATED_AT: &str = "0001-01-01T00:00:00+00:00";
+
 /// `"messaging:general"` → `/channels/messaging/general`.
 pub fn channel_path(cid: &str) -> String {
     let (kind, id) = cid.split_once(':').unwrap_or(("messaging", cid));
@@ -85,7 +91,8 @@ fn request(spec: &UserSpec, job: Job) -> (::http::Method, String, Value) {
         Job::Watch(i) => (
             post,
             format!("{}/query", channel_path(cid(i))),
-            json!({"data": {}, "state": true, "watch": true, "presence": false}),
+            // Unity always subscribes to presence when it watches (U.6).
+            json!({"data": {}, "state": true, "watch": true, "presence": spec.profile == Profile::Unity}),
         ),
         Job::RecoverQuery => {
             let cids: Vec<&String> = spec.channels.iter().take(RECOVER_LIMIT).collect();
@@ -104,19 +111,32 @@ fn request(spec: &UserSpec, job: Job) -> (::http::Method, String, Value) {
                 serde_json::to_value(body).unwrap_or_default(),
             )
         }
-        Job::Sync => {
+        Job::Sync(since_us) => {
+            let last_sync_at = if since_us == 0 {
+                chatstorm_protocol::time::now_rfc3339()
+            } else {
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(since_us);
+                chatstorm_protocol::time::format_rfc3339(t)
+            };
             let body = SyncRequest {
                 channel_cids: spec.channels.clone(),
-                last_sync_at: Some(chatstorm_protocol::time::now_rfc3339()),
+                last_sync_at: Some(last_sync_at),
                 watch: Some(true),
             };
             (post, "/sync".to_owned(), serde_json::to_value(body).unwrap_or_default())
         }
-        Job::Typing(i, stamp) => (
-            post,
-            format!("{}/event", channel_path(cid(i))),
-            json!({"event": {"type": "typing.start", STAMP_KEY: stamp.to_value()}}),
-        ),
+        Job::Typing(i, stamp) => {
+            let mut event = json!({"type": "typing.start", STAMP_KEY: stamp.to_value()});
+            if spec.profile == Profile::Unity {
+                // Unity's DTO has a non-nullable `created_at`, so its default goes out (U.6).
+                event["created_at"] = UNITY_DEFAULT_CREATED_AT.into();
+            }
+            (
+                post,
+                format!("{}/event", channel_path(cid(i))),
+                json!({ "event": event }),
+            )
+        }
         Job::Read(i) => (
             post,
             format!("{}/read", channel_path(cid(i))),
@@ -212,7 +232,9 @@ pub async fn run(ctx: Arc<UserCtx>, spec: Arc<UserSpec>, job: Job, token: String
     let mut result = call.send(&token).await;
     let mut new_token = None;
     let expired = result.as_ref().is_ok_and(|r| r.error_code() == Some(40));
-    if expired && spec.token.mode == auth::TokenMode::Provider {
+    // Unity does not refresh in place: its driver reconnects and resends (`RestExpired`).
+    let in_place = params.rest_expired == RestExpired::RefreshAndResend;
+    if expired && in_place && spec.token.mode == auth::TokenMode::Provider {
         let fetched = auth::fetch(&ctx.target.auth, &ctx.http, rec, &spec.id, spec.token.ttl, spec.seed).await;
         if let Ok(t) = fetched {
             rec.count(Counter::RestRequests);

@@ -118,6 +118,8 @@ pub enum Input {
     PollFailed(Option<i32>),
     /// The user's own typing-indicator setting changed (JS checks it before sending typing).
     OwnTypingEnabled(bool),
+    /// A REST call was answered with code 40 and the profile reconnects for it (Unity).
+    RestTokenExpired,
     /// A timeline action.
     Action(Act),
 }
@@ -191,4 +193,8 @@ pub struct MachineConfig {
     pub message_every: Option<Duration>,
     /// Seed of the user's generator.
     pub seed: u64,
+    /// The Unity reconnect strategy (used by the Unity profile only).
+    pub unity: chatstorm_protocol::backoff::UnityReconnect,
+    /// A fixed wait before every reconnect attempt instead of the profile's formula.
+    pub fixed_backoff: Option<std::time::Duration>,
 }

@@ -120,7 +120,8 @@ pub struct Opened {
 /// A WebSocket connect for `payload` as `profile` sends it: TCP (bound to `source`), upgrade,
 /// then the first frame. Network failures (refused, reset, upgrade rejected, a close or garbage
 /// before any frame) are [`Failure::Network`]; an error frame is [`Failure::Api`] with the close
-/// code that followed it.
+/// code that followed it. `upgrade_timeout` bounds the TCP connect and the upgrade alone (the
+/// caller bounds the whole attempt).
 #[allow(clippy::too_many_arguments)]
 pub async fn connect_ws(
     ws_base: &url::Url,
@@ -131,6 +132,7 @@ pub async fn connect_ws(
     payload: &ConnectPayload,
     profile: chatstorm_protocol::Profile,
     rec: &crate::metrics::Recorder,
+    upgrade_timeout: Option<Duration>,
 ) -> Result<Opened, Failure> {
     // Running out of descriptors or local ports is the generator's failure, not the server's:
     // counted apart so the run can be declared invalid (exit 4).
@@ -158,11 +160,19 @@ pub async fn connect_ws(
         defer_port_choice(&socket);
         socket.bind(SocketAddr::new(ip, 0)).map_err(local)?;
     }
-    let stream = socket.connect(server).await.map_err(local)?;
-    let _ = stream.set_nodelay(true);
-    let mut ws = upgrade::upgrade(stream, &host, &target, &req.headers, ws_config())
-        .await
-        .map_err(|_| Failure::Network)?;
+    let attempt = async {
+        let stream = socket.connect(server).await.map_err(local)?;
+        let _ = stream.set_nodelay(true);
+        upgrade::upgrade(stream, &host, &target, &req.headers, ws_config())
+            .await
+            .map_err(|_| Failure::Network)
+    };
+    let mut ws = match upgrade_timeout {
+        Some(limit) => tokio::time::timeout(limit, attempt)
+            .await
+            .map_err(|_| Failure::Network)??,
+        None => attempt.await?,
+    };
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {

@@ -164,6 +164,8 @@ pub fn spec(index: u32, profile: Profile, mode: TokenMode) -> UserSpec {
         behaviour: Behaviour::default(),
         seed: 1000 + u64::from(index),
         intended_start: None,
+        unity: Default::default(),
+        fixed_backoff: None,
     }
 }
 

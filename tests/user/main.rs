@@ -2,4 +2,6 @@
 
 mod common;
 mod lifecycle;
+mod profiles;
 mod traffic;
+mod unity;

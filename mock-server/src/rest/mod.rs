@@ -14,6 +14,7 @@ use crate::auth::{self, ApiError, Caller};
 use crate::conn::{Conn, ConnId};
 use crate::fault::Violation;
 use crate::http::{Req, Resp, error, json_response, ok};
+use crate::journal::ClientAct;
 use crate::ratelimit::Verdict;
 use crate::stats::Stats;
 use crate::wire::{self, code};
@@ -43,6 +44,14 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
             return (error(app, "Request", &e), None);
         }
     };
+    // Journaled before auth (a call refused with code 40 is part of a client's story), under the
+    // `user_id` the client says it is.
+    app.journal
+        .record(req.query.get("user_id").unwrap_or_default(), || ClientAct::Rest {
+            method: m.to_owned(),
+            path: req.path.clone(),
+            connection_id: req.query.get("connection_id").unwrap_or_default().to_owned(),
+        });
     let caller = match auth::rest(app, &req.credentials()) {
         Ok(c) => c,
         Err(e) => return (error(app, op, &e), None),

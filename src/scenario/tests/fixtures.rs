@@ -58,6 +58,22 @@ fn wrong_types_are_all_reported() {
 }
 
 #[test]
+fn bad_unity_settings_are_reported() {
+    assert_problems(
+        "invalid/bad-unity.yaml",
+        &[
+            "5:10: users.unity: these settings apply to unity users and the profile has none",
+            "5:22: users.unity.reconnect: unknown value `sometimes`; expected one of: exponential, constant, never",
+            "5:47: users.unity.retries: unknown key `retries`; expected one of: reconnect, interval",
+        ],
+    );
+    assert_problems(
+        "invalid/bad-unity-interval.yaml",
+        &["5:45: users.unity.interval: `interval` applies to `reconnect: constant` only"],
+    );
+}
+
+#[test]
 fn unknown_keys_are_all_reported_with_suggestions() {
     assert_problems(
         "invalid/unknown-key.yaml",

@@ -19,6 +19,40 @@ fn secs(s: u64) -> Duration {
 }
 
 #[test]
+fn backoff_is_the_sdks_unless_fixed() {
+    assert_eq!(fixture("valid/minimal.yaml").users.backoff, None);
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios/storm-19k.yaml");
+    let storm = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(storm.users.backoff, None, "`sdk` is the formula");
+    let fixed = std::env::temp_dir().join(format!("chatstorm-backoff-{}.yaml", std::process::id()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("backoff: sdk", "backoff: 250ms");
+    std::fs::write(&fixed, text).unwrap();
+    let s = load(&fixed);
+    let _ = std::fs::remove_file(&fixed);
+    assert_eq!(
+        s.unwrap_or_else(|e| panic!("{e}")).users.backoff,
+        Some(Duration::from_millis(250))
+    );
+}
+
+#[test]
+fn unity_reconnect_settings_default_and_parse() {
+    let s = fixture("valid/unity-reconnect.yaml");
+    assert_eq!(
+        s.users.unity,
+        UnityReconnect {
+            strategy: UnityStrategy::Constant,
+            interval: secs(5),
+        }
+    );
+    let s = fixture("valid/minimal.yaml");
+    assert_eq!(s.users.unity, UnityReconnect::default());
+    assert_eq!(s.users.unity.strategy, UnityStrategy::Exponential);
+}
+
+#[test]
 fn full_fixture_normalizes_every_key() {
     let s = fixture("valid/full.yaml");
     assert_eq!(s.name, "full-example");

@@ -1,0 +1,57 @@
+# Shared helpers of the benchmark scripts in benches/ (sourced, not run).
+#
+# Every script builds the release binary, runs chatstorm (and a standalone mock where the mock's
+# own memory is measured) on loopback only, and prints its figures. Results go under
+# $BENCH_OUT (default: a fresh folder under /tmp), never into the repository.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$ROOT/target/release/chatstorm"
+BENCH_OUT="${BENCH_OUT:-$(mktemp -d /tmp/chatstorm-bench.XXXXXX)}"
+# This machine caps a process at 20,000 descriptors; take all of it.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+build() {
+  echo "# building the release binary (cargo build --release)" >&2
+  (cd "$ROOT" && cargo build --release --quiet)
+}
+
+# field FILE EXPR: a python expression over `s` (the parsed summary.json) printed as is.
+field() {
+  python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
+# Starts a standalone mock on a free loopback port; sets MOCK_PID and MOCK_URL.
+MOCK_KEY=bench_key
+MOCK_SECRET=bench-secret-not-for-production
+start_mock() {
+  local log="$BENCH_OUT/mock-$RANDOM.log"
+  "$BIN" mock --listen 127.0.0.1:0 --api-key "$MOCK_KEY" --secret "$MOCK_SECRET" "$@" >"$log" 2>&1 &
+  MOCK_PID=$!
+  for _ in $(seq 1 100); do
+    MOCK_URL="$(grep -o 'http://127[0-9.]*:[0-9]*' "$log" | head -1 || true)"
+    [ -n "$MOCK_URL" ] && return 0
+    sleep 0.1
+  done
+  echo "the mock did not start: $(cat "$log")" >&2
+  exit 1
+}
+
+stop_mock() {
+  kill "$MOCK_PID" 2>/dev/null || true
+  wait "$MOCK_PID" 2>/dev/null || true
+}
+
+# kB of a /proc/PID/status field (VmRSS, VmHWM).
+proc_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+
+# CPU seconds (user + system) a live process has used.
+proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+# Runs chatstorm against the standalone mock: run_against_mock SCENARIO OUT_DIR [ARGS...].
+run_against_mock() {
+  local scenario=$1 out=$2; shift 2
+  "$BIN" run "$scenario" --target "$MOCK_URL" --api-key "$MOCK_KEY" --secret "$MOCK_SECRET" \
+    --out "$out" --format json,console "$@" >"$out.log" 2>&1 || echo "exit $? (see $out.log)" >&2
+}
+
+load_note() { echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"; }

@@ -180,6 +180,12 @@ fn frozen_fixture_validates_and_its_verdict_is_consistent() {
         "the fixture needs a failed conformance rule with evidence"
     );
     assert!(!s.storms.is_empty(), "the fixture needs a storm (recovery chart)");
+    assert!(!s.waves.is_empty(), "and a background wave (its own recovery chart)");
+    assert!(s.by_profile.len() > 1, "and a mixed fleet (the per-profile tables)");
+    assert!(
+        s.storms[0].by_profile.len() > 1,
+        "and a storm of several profiles (one curve each)"
+    );
 }
 
 #[test]
@@ -508,8 +514,19 @@ fn expected_charts(s: &RunSummary) -> BTreeMap<String, usize> {
             charts.insert(format!("spectrum-{tag}"), 1);
         }
     }
-    for i in 0..s.storms.len() {
-        charts.insert(format!("recovery-{i}"), 1);
+    // One curve per storm or wave, plus one per profile when its users were of several.
+    let curves = |st: &chatstorm::report::summary::StormFigures| {
+        1 + if st.by_profile.len() > 1 {
+            st.by_profile.len()
+        } else {
+            0
+        }
+    };
+    for (i, st) in s.storms.iter().enumerate() {
+        charts.insert(format!("recovery-storm-{i}"), curves(st));
+    }
+    for (i, st) in s.waves.iter().enumerate() {
+        charts.insert(format!("recovery-wave-{i}"), curves(st));
     }
     let t = &s.metrics.timeline;
     let codes: std::collections::BTreeSet<String> = t

@@ -179,6 +179,126 @@ async fn capacity_ramp_runs_its_steps() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_fleet_breaks_every_figure_down_by_profile_and_the_wave_comes_back() {
+    let s = shipped("mixed-fleet.yaml")
+        .with_users(150)
+        .unwrap()
+        .with_time_scale(0.5)
+        .unwrap();
+    let mix: Vec<String> = s
+        .users
+        .profile
+        .weights
+        .iter()
+        .map(|(p, _)| p.name().to_owned())
+        .collect();
+    let r = run(s, "mixed-fleet").await;
+    // Exit 0 (every threshold held); only a saturated generator (exit 4, this machine busy with
+    // other builds) may replace it, and then its latencies are the generator's, not the target's.
+    assert!(r.verdict.exit_code == 0 || r.verdict.exit_code == 4, "{:?}", r.verdict);
+
+    // Every profile of the mix has its own figures, and they add up to the run's.
+    let keys: Vec<&String> = r.by_profile.keys().collect();
+    let mut want: Vec<&String> = mix.iter().collect();
+    want.sort();
+    assert_eq!(keys, want, "one entry per profile of the mix");
+    for (name, p) in &r.by_profile {
+        assert!(p.users > 0 && p.connects > 0 && p.connected_peak > 0, "{name}: {p:?}");
+        assert!(p.latency.get("connect").is_some_and(|l| l.count > 0), "{name}");
+        if name != "js" {
+            // Mobile users reconnect after their pauses: RECONNECT-NEW-CONNECTION-ID is checked.
+            assert!(p.conformance.checks > 0, "{name}: its users' observations are counted");
+        }
+    }
+    let sum =
+        |f: &dyn Fn(&chatstorm::report::summary::ProfileFigures) -> u64| r.by_profile.values().map(f).sum::<u64>();
+    assert_eq!(sum(&|p| p.users), r.run.users_started);
+    for c in [
+        "connects",
+        "connect_failures",
+        "disconnects",
+        "reconnect_attempts",
+        "token_fetches",
+        "rest_requests",
+        "events_sent",
+        "events_received",
+    ] {
+        assert_eq!(
+            sum(&|p| p.counters.get(c).copied().unwrap_or(0)),
+            counter(&r, c),
+            "{c} by profile adds up to the total"
+        );
+    }
+    assert!(counter(&r, "events_received") > 0);
+    let tag_count = |tag: &str| r.latency.get(tag).map_or(0, |l| l.summary.count);
+    for tag in ["connect.ws", "token.fetch", "delivery.message"] {
+        assert!(tag_count(tag) > 0, "{tag}");
+        assert_eq!(
+            sum(&|p| p.latency.get(tag).map_or(0, |l| l.count)),
+            tag_count(tag),
+            "{tag} histograms by profile add up"
+        );
+    }
+    let closes = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
+    assert_eq!(
+        sum(&|p| closes(&p.errors.by_close_code)),
+        closes(&r.errors.by_close_code)
+    );
+    assert_eq!(sum(&|p| p.errors.total), r.errors.total);
+    assert_eq!(
+        sum(&|p| p.conformance.checks),
+        r.conformance
+            .as_ref()
+            .and_then(|c| c["rules"].as_array())
+            .map_or(0, |rules| rules.iter().filter_map(|r| r["observed"].as_u64()).sum()),
+        "every conformance check was made by some profile's user"
+    );
+
+    // The morning-commute wave: mobile users only, all of them back, with their own curve.
+    let wave = r.waves.first().expect("the background wave is reported");
+    assert!(r.storms.is_empty(), "a wave is not a storm: {:?}", r.storms);
+    assert!(wave.dropped >= 10, "{wave:?}");
+    assert_eq!(
+        wave.recovered, wave.dropped,
+        "every user of the wave came back: {wave:?}"
+    );
+    assert!(wave.p50_ms.is_some() && wave.p100_ms.is_some(), "{wave:?}");
+    assert!(wave.away_ms > 0 && wave.attempts_mean >= 1.0, "{wave:?}");
+    assert!(wave.curve.last().is_some_and(|(_, pct)| (*pct - 100.0).abs() < 1e-9));
+    assert!(
+        !wave.by_profile.contains_key("js"),
+        "web users have no background: {wave:?}"
+    );
+    assert_eq!(
+        wave.by_profile.values().map(|p| p.dropped).sum::<u64>(),
+        wave.dropped,
+        "{wave:?}"
+    );
+    for (name, p) in &wave.by_profile {
+        assert_eq!(p.recovered, p.dropped, "{name}");
+        assert_eq!(r.by_profile[name].waves.len(), 1, "{name}");
+    }
+    // The background behaviour: mobile users come back from pauses beyond the wave (each return
+    // is a reconnect attempt), web users never leave.
+    assert_eq!(
+        r.by_profile["js"].counters["reconnect_attempts"], 0,
+        "no web user goes to the background: {:?}",
+        r.by_profile["js"].counters
+    );
+    let mobile_returns: u64 = r
+        .by_profile
+        .iter()
+        .filter(|(n, _)| n.as_str() != "js")
+        .map(|(_, p)| p.counters["reconnect_attempts"])
+        .sum();
+    assert!(
+        mobile_returns > wave.dropped,
+        "pauses beyond the wave: {mobile_returns} returns, {} in the wave",
+        wave.dropped
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_leaks_typing_is_caught() {
     // The same privacy scenario against a mock told to ignore typing privacy: the users must count
     // the leaks (the check above can fail).
@@ -296,6 +416,16 @@ fn workers_split_the_users_and_merge_one_report() {
     );
     let count = |s: &RunSummary| s.latency.get("connect.ws").map_or(0, |l| l.summary.count);
     assert_eq!(count(&merged), count(&a) + count(&b), "histograms are added exactly");
+    // The per-profile breakdown merges exactly too.
+    assert_eq!(merged.by_profile.keys().collect::<Vec<_>>(), ["js", "swift"]);
+    for (name, m) in &merged.by_profile {
+        let (x, y) = (&a.by_profile[name], &b.by_profile[name]);
+        assert_eq!(m.users, x.users + y.users, "{name}");
+        assert_eq!(m.connects, x.connects + y.connects, "{name}");
+        let n = |p: &chatstorm::report::summary::ProfileFigures| p.latency.get("connect.ws").map_or(0, |l| l.count);
+        assert_eq!(n(m), n(x) + n(y), "{name}");
+        assert!(m.connected_peak <= x.connected_peak + y.connected_peak, "{name}");
+    }
     for f in ["junit.xml", "report.html"] {
         assert!(dir.join(f).is_file(), "merged {f}");
     }

@@ -15,6 +15,8 @@ use serde_json::Value;
 use super::client::{event_type, one_line};
 use super::suite::glob_match;
 use super::{Strictness, rules};
+use crate::metrics::RuleTally;
+use crate::metrics::profile::{PROFILE_SLOTS, current_slot, profile_of_slot};
 
 /// The first failure of a rule seen during a load run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,6 +76,8 @@ struct Slot {
     checks: AtomicU64,
     failures: AtomicU64,
     first: Mutex<Option<ObservedFailure>>,
+    /// Checks and failures by the observing user's profile tag (`crate::metrics::profile`).
+    by_profile: [[AtomicU64; 2]; PROFILE_SLOTS],
 }
 
 struct Inner {
@@ -127,6 +131,7 @@ impl Observer {
                 checks: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 first: Mutex::new(None),
+                by_profile: std::array::from_fn(|_| [AtomicU64::new(0), AtomicU64::new(0)]),
             })
             .collect();
         let watched = all
@@ -156,8 +161,15 @@ impl Observer {
         }
         let slot = &self.inner.slots[i];
         slot.checks.fetch_add(1, Relaxed);
+        let by_profile = slot.by_profile.get(current_slot());
+        if let Some([checks, _]) = by_profile {
+            checks.fetch_add(1, Relaxed);
+        }
         if ok {
             return;
+        }
+        if let Some([_, failures]) = by_profile {
+            failures.fetch_add(1, Relaxed);
         }
         if slot.failures.fetch_add(1, Relaxed) == 0 {
             let f = ObservedFailure {
@@ -361,6 +373,32 @@ impl Observer {
         u64::try_from(self.inner.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Counts so far per SDK profile of the observing users (checks made outside a user's
+    /// task belong to no profile and are left out), by profile name, then rule id.
+    pub fn by_profile(
+        &self,
+    ) -> std::collections::BTreeMap<&'static str, std::collections::BTreeMap<String, RuleTally>> {
+        let mut out: std::collections::BTreeMap<&'static str, std::collections::BTreeMap<String, RuleTally>> =
+            std::collections::BTreeMap::new();
+        for (rule, slot) in rules().iter().zip(&self.inner.slots) {
+            for (tag, [checks, failures]) in slot.by_profile.iter().enumerate() {
+                let (Some(profile), checks) = (profile_of_slot(tag), checks.load(Relaxed)) else {
+                    continue;
+                };
+                if checks > 0 {
+                    out.entry(profile.name()).or_default().insert(
+                        rule.id.to_owned(),
+                        RuleTally {
+                            checks,
+                            failures: failures.load(Relaxed),
+                        },
+                    );
+                }
+            }
+        }
+        out
+    }
+
     /// Counts so far.
     pub fn summary(&self) -> ObserverSummary {
         let rules = rules()
@@ -383,6 +421,22 @@ impl Observer {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn checks_are_also_counted_by_the_observing_users_profile() {
+        use crate::metrics::profile::with_profile;
+        use chatstorm_protocol::Profile;
+        let o = Observer::new(&[]);
+        with_profile(Profile::Unity, || o.typing_received("b", "a", false));
+        with_profile(Profile::Js, || o.typing_received("c", "a", true));
+        o.typing_received("d", "a", true);
+        let p = o.by_profile();
+        let unity = p["unity"]["PRIVACY-TYPING-OFF"];
+        assert_eq!((unity.checks, unity.failures), (1, 1));
+        let js = p["js"]["PRIVACY-TYPING-OFF"];
+        assert_eq!((js.checks, js.failures), (1, 0));
+        assert_eq!(p.len(), 2, "the untagged check belongs to no profile");
+    }
 
     #[test]
     fn counts_checks_and_keeps_first_failure() {

@@ -149,7 +149,8 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         .await
         .map_err(|e| RunError::Setup(anyhow::anyhow!("setting up the channels: {e}")))?;
 
-    let recorder = Recorder::new();
+    let profiles: Vec<crate::scenario::Profile> = scenario.users.profile.weights.iter().map(|(p, _)| *p).collect();
+    let recorder = Recorder::for_profiles(&profiles);
     let started_at = SystemTime::now();
     let start = Instant::now();
     let root = CancellationToken::new();
@@ -167,7 +168,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         Some(observer.clone()),
     )
     .await?;
-    let (actions, _) = tokio::sync::broadcast::channel(64);
+    let actions = timeline::Audience::new();
 
     // The scheduler-lag probe and the 1 s collector.
     let lag_stop = CancellationToken::new();
@@ -260,7 +261,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
                     index,
                     intended,
                     stop_at,
-                    actions.subscribe(),
+                    &actions,
                     root.child_token(),
                 );
                 started.fetch_add(1, Relaxed);
@@ -288,7 +289,12 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let collector = collector_task
         .await
         .map_err(|e| RunError::Setup(anyhow::anyhow!("collector failed: {e}")))?;
-    let metrics = collector.finish(Instant::now().into_std());
+    let mut metrics = collector.finish(Instant::now().into_std());
+    for (name, rules) in observer.by_profile() {
+        if let Some(p) = metrics.profiles.get_mut(name) {
+            p.conformance = rules;
+        }
+    }
     if let Some(f) = &fault {
         f.reset().await;
     }

@@ -1,6 +1,8 @@
 //! The scenario's timeline carried out at its offsets: server-side faults through the mock's
 //! fault control, client-side ones broadcast to every user (each user decides with the seed
-//! whether the action's fraction picks it, so no per-user channels exist).
+//! whether the action's fraction picks it, so no per-user channels exist). Users listen on one of
+//! two channels, web (`js`) or mobile (every other profile), so that what only mobile apps do
+//! (going to the background) reaches only them.
 
 use super::fault::FaultClient;
 use crate::metrics::Recorder;
@@ -16,6 +18,54 @@ use tokio_util::sync::CancellationToken;
 /// The broadcast payload: (action sequence number, action).
 pub type Broadcast = broadcast::Sender<(u64, UserAction)>;
 
+/// Whether a profile is a mobile app's (goes to the background): every SDK but the web one.
+pub fn is_mobile(profile: crate::scenario::Profile) -> bool {
+    profile != crate::scenario::Profile::Js
+}
+
+/// The two channels timeline actions reach users on: web users and mobile users.
+#[derive(Clone)]
+pub struct Audience {
+    web: Broadcast,
+    mobile: Broadcast,
+}
+
+impl Default for Audience {
+    fn default() -> Self {
+        Audience::new()
+    }
+}
+
+impl Audience {
+    /// Two channels of 64 actions each (a lagging user skips what it missed).
+    pub fn new() -> Audience {
+        Audience {
+            web: broadcast::channel(64).0,
+            mobile: broadcast::channel(64).0,
+        }
+    }
+
+    /// The channel a user of `profile` listens on.
+    pub fn subscribe(&self, profile: crate::scenario::Profile) -> broadcast::Receiver<(u64, UserAction)> {
+        if is_mobile(profile) {
+            self.mobile.subscribe()
+        } else {
+            self.web.subscribe()
+        }
+    }
+
+    /// Sends to every user; returns how many users listen.
+    pub fn send_all(&self, seq: u64, action: UserAction) -> usize {
+        let web = self.web.send((seq, action.clone())).unwrap_or(0);
+        web + self.mobile.send((seq, action)).unwrap_or(0)
+    }
+
+    /// Sends to the mobile users only; returns how many listen.
+    pub fn send_mobile(&self, seq: u64, action: UserAction) -> usize {
+        self.mobile.send((seq, action)).unwrap_or(0)
+    }
+}
+
 /// The marks carried out so far, shared with the runner.
 pub type Marks = Arc<Mutex<Vec<TimelineMark>>>;
 
@@ -25,7 +75,7 @@ pub async fn run(
     scenario: Arc<Scenario>,
     start: Instant,
     fault: Option<FaultClient>,
-    users: Broadcast,
+    users: Audience,
     recorder: Recorder,
     marks: Marks,
     stop: CancellationToken,
@@ -142,6 +192,22 @@ pub async fn run(
                 }
                 None => "skipped: no fault control".to_owned(),
             },
+            Action::Background { fraction, length } => {
+                let label = format!(
+                    "background {}% of mobile users for {}",
+                    pct(*fraction),
+                    humantime::format_duration(*length)
+                );
+                let wave = recorder.begin_wave(label, at.into_std(), *length);
+                let action = UserAction::Background {
+                    fraction: *fraction,
+                    for_: *length,
+                };
+                let desc = format!("{action:?}");
+                let n = users.send_mobile(seq, action);
+                wave.extend_window(Instant::now().into_std());
+                format!("{desc} sent to {n} mobile users")
+            }
             Action::SetPrivacy {
                 fraction,
                 typing_indicators,
@@ -172,11 +238,11 @@ pub async fn run(
     }
 }
 
-fn send(users: &Broadcast, seq: u64, action: UserAction) -> String {
+fn send(users: &Audience, seq: u64, action: UserAction) -> String {
     let desc = format!("{action:?}");
-    match users.send((seq, action)) {
-        Ok(n) => format!("{desc} sent to {n} users"),
-        Err(_) => format!("{desc}: no user was running"),
+    match users.send_all(seq, action) {
+        0 => format!("{desc}: no user was running"),
+        n => format!("{desc} sent to {n} users"),
     }
 }
 

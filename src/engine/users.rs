@@ -2,6 +2,7 @@
 //! channels, behaviour, seed) derived from the run seed and its index alone, the context all
 //! users of this process share, and spawning one task per user.
 
+use super::timeline::Audience;
 use crate::metrics::Recorder;
 use crate::scenario::{Scenario, TokenMode};
 use crate::target::Target;
@@ -144,7 +145,9 @@ pub async fn context(
 }
 
 /// Spawns user `index` into `tracker`, to be stopped at `stop_at` (open-model sessions and ramp
-/// downs) or when `cancel` fires.
+/// downs) or when `cancel` fires. The user listens on its profile's channel of `audience`; its
+/// task is tagged with its profile (see `crate::metrics::profile`); a mobile user picked by
+/// `behaviour.background` also goes to the background now and then ([`Pauses`]).
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     tracker: &TaskTracker,
@@ -153,28 +156,206 @@ pub fn spawn(
     index: u32,
     intended: Instant,
     stop_at: Option<Instant>,
-    actions: broadcast::Receiver<(u64, UserAction)>,
+    audience: &Audience,
     cancel: CancellationToken,
 ) {
     let spec = spec(scenario, index, Some(intended));
+    let profile = spec.profile;
+    ctx.recorder.user_started(profile);
+    let actions = audience.subscribe(profile);
+    let pauses = Pauses::of(scenario, index, profile);
     let ctx = ctx.clone();
-    // One user future in one place: an async block with the future in two branches would hold
-    // room for it twice (the task would be twice the size: 2 KiB more per user).
-    tracker.spawn(async move {
-        let user = user::run_user(spec, ctx, actions, cancel.clone());
-        tokio::pin!(user);
-        let stop = async move {
-            match stop_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+    match pauses {
+        None => {
+            tracker.spawn(crate::metrics::profiled(
+                profile,
+                run(spec, ctx, actions, stop_at, cancel),
+            ));
+        }
+        Some(p) => {
+            tracker.spawn(crate::metrics::profiled(
+                profile,
+                run_pausing(spec, ctx, actions, stop_at, cancel, p),
+            ));
+        }
+    }
+}
+
+/// One user until it ends or `stop_at`. One user future in one place: an async block with the
+/// future in two branches would hold room for it twice (2 KiB more per user).
+async fn run(
+    spec: UserSpec,
+    ctx: Arc<UserCtx>,
+    actions: broadcast::Receiver<(u64, UserAction)>,
+    stop_at: Option<Instant>,
+    cancel: CancellationToken,
+) {
+    let user = user::run_user(spec, ctx, actions, cancel.clone());
+    tokio::pin!(user);
+    let stop = async move {
+        match stop_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = &mut user => {}
+        _ = stop => {
+            cancel.cancel();
+            user.await;
+        }
+    }
+}
+
+/// The sequence number of a user's own pauses (its fraction is 1: the user is always picked).
+const PAUSE_SEQ: u64 = u64::MAX - 1;
+
+/// `behaviour.background` for one mobile user: when it sends its app to the background and for
+/// how long. Gaps between pauses are exponential around `every` (the first one uniform in
+/// `[0, every)`, so that the pauses of many users spread over time), seeded per user.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pauses {
+    every: std::time::Duration,
+    length: std::time::Duration,
+    rng: u64,
+}
+
+impl Pauses {
+    /// The pauses of user `index`, if it is a mobile user the background fraction picks.
+    pub fn of(scenario: &Scenario, index: u32, profile: crate::scenario::Profile) -> Option<Pauses> {
+        let b = scenario.behaviour.background?;
+        let picked = super::timeline::is_mobile(profile)
+            && crate::seed::picks(scenario.seed, 0x6267_7573, u64::from(index), b.fraction)
+            && !b.every.is_zero();
+        picked.then(|| Pauses {
+            every: b.every,
+            length: b.length,
+            rng: crate::seed::hash3(scenario.seed, 0x7061_7573, u64::from(index)),
+        })
+    }
+
+    fn unit(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        (crate::seed::mix(self.rng) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Time to the first pause.
+    pub fn first(&mut self) -> std::time::Duration {
+        self.every.mul_f64(self.unit())
+    }
+
+    /// Time from the start of one pause to the start of the next: the pause, then a gap.
+    pub fn to_next(&mut self) -> std::time::Duration {
+        let gap = (-(1.0 - self.unit()).ln()).min(10.0);
+        self.length + self.every.mul_f64(gap)
+    }
+}
+
+/// [`run`] for a user with pauses: the user listens on a channel of its own, which carries what
+/// the shared channel says plus its own pauses. Only users with pauses pay for the channel.
+async fn run_pausing(
+    spec: UserSpec,
+    ctx: Arc<UserCtx>,
+    mut shared: broadcast::Receiver<(u64, UserAction)>,
+    stop_at: Option<Instant>,
+    cancel: CancellationToken,
+    mut pauses: Pauses,
+) {
+    let (own, actions) = broadcast::channel(8);
+    let recorder = ctx.recorder.clone();
+    let user = user::run_user(spec, ctx, actions, cancel.clone());
+    tokio::pin!(user);
+    let mut shared_open = true;
+    let mut next = Instant::now() + pauses.first();
+    let stop = async {
+        match stop_at {
+            Some(t) => tokio::time::sleep_until(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stop);
+    loop {
         tokio::select! {
-            _ = &mut user => {}
-            _ = stop => {
+            _ = &mut user => return,
+            r = shared.recv(), if shared_open => match r {
+                Ok(m) => {
+                    let _ = own.send(m);
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => shared_open = false,
+            },
+            () = tokio::time::sleep_until(next) => {
+                let now = Instant::now();
+                if recorder.storm_at(now.into_std()).is_some() || recorder.wave_underway(now.into_std()) {
+                    // A pause now would be counted in a storm's or wave's figures, or hold up a
+                    // user coming back from a wave: wait it out.
+                    next = now + crate::metrics::STORM_WINDOW;
+                    continue;
+                }
+                let _ = own.send((PAUSE_SEQ, UserAction::Background { fraction: 1.0, for_: pauses.length }));
+                next = now + pauses.to_next();
+            }
+            () = &mut stop => {
                 cancel.cancel();
                 user.await;
+                return;
             }
         }
-    });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Profile;
+    use std::time::Duration;
+
+    fn fleet() -> Scenario {
+        let yaml = "users: {count: 400, profile: {js: 1, android: 1}}\nload: [{hold: 1m}]\nbehaviour:\n  background: {fraction: 0.25, every: 20s, for: 5s}\n";
+        crate::scenario::parse("fleet.yaml", yaml).expect("valid")
+    }
+
+    #[test]
+    fn a_seeded_share_of_the_mobile_users_pauses_and_no_web_user() {
+        let s = fleet();
+        let (mut web, mut mobile, mut pausing) = (0, 0, 0);
+        for i in 0..400 {
+            let profile = spec(&s, i, None).profile;
+            let p = Pauses::of(&s, i, profile);
+            match profile {
+                Profile::Js => {
+                    web += 1;
+                    assert!(p.is_none(), "user {i} is a web user");
+                }
+                _ => {
+                    mobile += 1;
+                    pausing += u32::from(p.is_some());
+                }
+            }
+            assert_eq!(p, Pauses::of(&s, i, profile), "the seed decides");
+        }
+        assert!(web > 100 && mobile > 100, "{web} {mobile}");
+        let share = f64::from(pausing) / f64::from(mobile);
+        assert!((0.15..0.35).contains(&share), "{pausing} of {mobile}");
+    }
+
+    #[test]
+    fn pauses_come_around_every_and_last_their_length() {
+        let s = fleet();
+        let mut p = (0..400)
+            .find_map(|i| Pauses::of(&s, i, Profile::Android))
+            .expect("some user pauses");
+        assert!(p.first() < Duration::from_secs(20));
+        let gaps: Vec<Duration> = (0..2_000).map(|_| p.to_next()).collect();
+        assert!(
+            gaps.iter().all(|g| *g >= Duration::from_secs(5)),
+            "a pause lasts its length"
+        );
+        let mean = gaps.iter().sum::<Duration>() / 2_000;
+        // The pause plus an exponential gap around `every`.
+        assert!(
+            mean > Duration::from_secs(23) && mean < Duration::from_secs(27),
+            "{mean:?}"
+        );
+    }
 }

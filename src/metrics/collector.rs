@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::hlog::{HlogError, HlogWriter};
 use super::metric::{COUNTER_COUNT, Counter, Metric, SERIES_COUNT, Series, View};
+use super::profile::{CONNECTED_COLUMN, slot_of};
 use super::recorder::Gauge;
+use super::snapshot::ProfileSnapshot;
 use super::timeline::Timeline;
 use super::{CodeCounts, HistogramSnapshot, MetricsSnapshot, Recorder, new_histogram};
 
@@ -73,6 +75,10 @@ pub struct Collector {
     last: Instant,
     /// Whole-run histograms, created on a series' first sample.
     cumulative: Vec<Option<Histogram<u64>>>,
+    /// The same per profile set of the recorder (index 0, no profile, stays empty).
+    by_set: Vec<Vec<Option<Histogram<u64>>>>,
+    /// Most users live at once, per set.
+    connected_peaks: Vec<i64>,
     /// One interval of one series at a time; reused to keep resident memory flat.
     scratch: Histogram<u64>,
     live_connect: Histogram<u64>,
@@ -89,12 +95,15 @@ impl Collector {
     /// A collector for a run that started at `started` (monotonic) / `start_wall` (wall clock,
     /// for the `.hlog` header and for aligning shards when merging).
     pub fn new(recorder: Recorder, started: Instant, start_wall: SystemTime) -> Collector {
+        let sets = recorder.sets();
         Collector {
             recorder,
             started,
             start_wall,
             last: started,
             cumulative: (0..SERIES_COUNT).map(|_| None).collect(),
+            by_set: (0..sets).map(|_| (0..SERIES_COUNT).map(|_| None).collect()).collect(),
+            connected_peaks: vec![0; sets],
             scratch: new_histogram(),
             live_connect: new_histogram(),
             series: vec![Vec::new(); SERIES_COUNT],
@@ -158,12 +167,18 @@ impl Collector {
             }
             let scratch = &mut self.scratch;
             let cumulative = &mut self.cumulative[index];
-            self.recorder.drain(series, |value, n| {
-                scratch.saturating_record_n(value, n);
-                cumulative
-                    .get_or_insert_with(new_histogram)
-                    .saturating_record_n(value, n);
-            });
+            for (set, per_set) in self.by_set.iter_mut().enumerate() {
+                let mut mine = (set > 0).then(|| &mut per_set[index]);
+                self.recorder.drain_set(set, series, |value, n| {
+                    scratch.saturating_record_n(value, n);
+                    cumulative
+                        .get_or_insert_with(new_histogram)
+                        .saturating_record_n(value, n);
+                    if let Some(h) = &mut mine {
+                        h.get_or_insert_with(new_histogram).saturating_record_n(value, n);
+                    }
+                });
+            }
             if scratch.is_empty() {
                 continue;
             }
@@ -201,9 +216,20 @@ impl Collector {
         let errors = self.recorder.error_codes();
         let closes = self.recorder.close_codes();
         let gauges = Gauge::ALL.map(|g| (g.name(), self.recorder.gauge(g)));
+        let mut columns = Vec::new();
+        for (set, peak) in self.connected_peaks.iter_mut().enumerate() {
+            let level = self.recorder.gauge_of(set, Gauge::Connected);
+            *peak = (*peak).max(level);
+            // A run of one profile needs no column of its own: it is the `connected` column.
+            if self.by_set.len() > 2
+                && let Some(p) = self.recorder.set_profile(set)
+            {
+                columns.push((CONNECTED_COLUMN[slot_of(p)], level));
+            }
+        }
         self.timeline.push(
             t_ms,
-            gauges,
+            gauges.into_iter().chain(columns),
             Counter::ALL.map(|c| (c.name(), delta(c))),
             &errors.since(&self.prev_errors),
             &closes.since(&self.prev_closes),
@@ -261,6 +287,28 @@ impl Collector {
         }
         snapshot.error_codes = self.prev_errors;
         snapshot.close_codes = self.prev_closes;
+        for (set, per_set) in self.by_set.iter().enumerate() {
+            let Some(profile) = self.recorder.set_profile(set) else {
+                continue;
+            };
+            let mut p = ProfileSnapshot {
+                users: self.recorder.users_started(set),
+                connected_peak: u64::try_from(self.connected_peaks[set]).unwrap_or(0),
+                error_codes: self.recorder.error_codes_of(set),
+                close_codes: self.recorder.close_codes_of(set),
+                ..ProfileSnapshot::default()
+            };
+            for (index, h) in per_set.iter().enumerate() {
+                if let (Some(series), Some(h)) = (Series::from_index(index), h) {
+                    let clamped = self.recorder.clamped_of(set, series);
+                    p.histograms.insert(series.tag(), HistogramSnapshot::encode(h, clamped));
+                }
+            }
+            for c in Counter::ALL {
+                p.counters.insert(c.name().to_owned(), self.recorder.counter_of(set, c));
+            }
+            snapshot.profiles.insert(profile.name().to_owned(), p);
+        }
         snapshot.timeline = self.timeline;
         snapshot.storms = self
             .recorder

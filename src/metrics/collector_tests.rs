@@ -368,3 +368,109 @@ fn corrupt_snapshots_are_errors() {
     b.histograms.insert("connect.ws".into(), bad);
     assert!(a.merge(&b).is_err());
 }
+
+/// One process's run of a two-profile fleet: `js_users` JS users and `unity_users` Unity users,
+/// each connecting once, with a storm that drops one user of each, and a wave of Unity users.
+fn fleet(js_users: u64, unity_users: u64, wall_s: u64) -> MetricsSnapshot {
+    use crate::metrics::profile::with_profile;
+    use chatstorm_protocol::Profile;
+    let r = Recorder::for_profiles(&[Profile::Js, Profile::Unity]);
+    let t0 = Instant::now();
+    let mut c = Collector::new(r.clone(), t0, wall(wall_s));
+    let storm = r.begin_storm("drop@1s", t0 + Duration::from_secs(1), 0);
+    let wave = r.begin_wave("background@1s", t0 + Duration::from_secs(1), Duration::from_secs(10));
+    for (profile, users, ms) in [(Profile::Js, js_users, 20), (Profile::Unity, unity_users, 300)] {
+        for _ in 0..users {
+            r.user_started(profile);
+        }
+        with_profile(profile, || {
+            for _ in 0..users {
+                r.count(Counter::Connects);
+                r.record(Metric::ConnectWs, Duration::from_millis(ms));
+                r.gauge_add(Gauge::Connected, 1);
+            }
+            r.close_code(1011);
+            storm.add_dropped();
+            r.recovered(&storm, t0 + Duration::from_millis(1_000 + ms), 2);
+        });
+    }
+    c.tick(t0 + Duration::from_secs(1));
+    with_profile(Profile::Unity, || {
+        wave.add_dropped();
+        // Came back 1.5 s after the foreground (t0 + 1 s + 10 s).
+        r.recovered(&wave, t0 + Duration::from_millis(12_500), 1);
+        r.gauge_add(Gauge::Connected, -1);
+    });
+    r.count(Counter::LateTicks);
+    c.finish(t0 + Duration::from_secs(2))
+}
+
+#[test]
+fn a_fleet_is_measured_per_profile_and_the_profiles_add_up() {
+    let m = fleet(30, 10, 1_000);
+    assert_eq!(m.profiles.keys().collect::<Vec<_>>(), ["js", "unity"]);
+    let (js, unity) = (&m.profiles["js"], &m.profiles["unity"]);
+    assert_eq!((js.users, unity.users), (30, 10));
+    assert_eq!((js.counters["connects"], unity.counters["connects"]), (30, 10));
+    assert_eq!(m.counters["connects"], 40);
+    assert_eq!(m.counters["late_ticks"], 1, "in the totals, in no profile");
+    assert_eq!(js.counters["late_ticks"] + unity.counters["late_ticks"], 0);
+    assert_eq!((js.connected_peak, unity.connected_peak), (30, 10));
+    let p50 = |p: &crate::metrics::ProfileSnapshot| p.histograms["connect.ws"].summary().expect("s").p50_us;
+    assert!(p50(js).abs_diff(20_000) < 50 && p50(unity).abs_diff(300_000) < 500);
+    assert_eq!(m.histograms["connect.ws"].count, 40);
+    assert_eq!(unity.close_codes.by_code.get(&1011), Some(&1));
+    assert_eq!(m.close_codes.by_code.get(&1011), Some(&2));
+    // Mixed profiles: each has its own connected column in the timeline.
+    assert_eq!(m.timeline.gauges["connected.js"], [30, 30]);
+    assert_eq!(m.timeline.gauges["connected.unity"], [10, 9]);
+    // The storm per profile; the wave measured from the return to the foreground.
+    let (storm, wave) = (&m.storms[0], &m.storms[1]);
+    assert_eq!(
+        (
+            storm.dropped,
+            storm.by_profile["js"].dropped,
+            storm.by_profile["unity"].dropped
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(wave.away_ms, 10_000);
+    assert_eq!(
+        wave.by_profile.keys().collect::<Vec<_>>(),
+        ["unity"],
+        "no JS user took part"
+    );
+    let back = wave.report().expect("report").all_back_us.expect("all back");
+    assert!(back.abs_diff(1_500_000) < 2_000, "{back}");
+    let recovery = m.histograms["recovery"].count;
+    assert_eq!(
+        recovery, 2,
+        "only the storm's recoveries are reconnect-storm recoveries"
+    );
+}
+
+#[test]
+fn merging_fleets_merges_every_profile_exactly() {
+    let (a, b) = (fleet(30, 10, 1_000), fleet(5, 7, 1_000));
+    let mut merged = a.clone();
+    merged.merge(&b).expect("merge");
+    for name in ["js", "unity"] {
+        let (m, x, y) = (&merged.profiles[name], &a.profiles[name], &b.profiles[name]);
+        assert_eq!(m.users, x.users + y.users, "{name}");
+        assert_eq!(m.counters["connects"], x.counters["connects"] + y.counters["connects"]);
+        let mut h = x.histograms["connect.ws"].decode().expect("decode");
+        h.add(y.histograms["connect.ws"].decode().expect("decode"))
+            .expect("add");
+        assert_eq!(m.histograms["connect.ws"].decode().expect("decode"), h, "{name}");
+        assert_eq!(
+            merged.timeline.gauges[&format!("connected.{name}")][0],
+            (x.connected_peak + y.connected_peak) as i64
+        );
+    }
+    assert_eq!(merged.storms.len(), 2);
+    assert_eq!(merged.storms[1].by_profile["unity"].dropped, 2);
+    assert_eq!(merged.storms[1].by_profile["unity"].recovered, 2);
+    let json = serde_json::to_string(&merged).expect("serialize");
+    let back: MetricsSnapshot = serde_json::from_str(&json).expect("deserialize");
+    assert_eq!(back, merged);
+}

@@ -4,7 +4,7 @@
 //! Owns: what is measured ([`Metric`], [`Counter`], [`Gauge`]), recording ([`Recorder`]), the
 //! per-second collection ([`Collector`]: live view, time series, curves, `.hlog` lines), the
 //! mergeable end-of-run [`MetricsSnapshot`], percentile figures, and reconnect-storm recovery
-//! ([`Storm`]). Does not own: when things are timed (the user state machine and the engine do
+//! ([`Storm`]), and the breakdown of all of it by SDK profile ([`profile`]). Does not own: when things are timed (the user state machine and the engine do
 //! that), thresholds, or rendering (the report).
 //!
 //! How the pieces fit:
@@ -29,6 +29,7 @@ mod code_table;
 mod collector;
 pub mod hlog;
 mod metric;
+pub mod profile;
 mod recorder;
 mod recovery;
 mod snapshot;
@@ -38,9 +39,10 @@ mod timeline;
 pub use code_table::CodeCounts;
 pub use collector::{Collector, LiveView, SeriesPoint, run_collector};
 pub use metric::{COUNTER_COUNT, Counter, METRIC_COUNT, Metric, RestEndpoint, SERIES_COUNT, Series, View};
+pub use profile::profiled;
 pub use recorder::{GAUGE_COUNT, Gauge, Recorder};
-pub use recovery::{RecoveryPoint, RecoveryReport, Storm, StormSnapshot};
-pub use snapshot::{HistogramSnapshot, MetricsSnapshot, SnapshotError};
+pub use recovery::{RecoveryPoint, RecoveryReport, STORM_WINDOW, Storm, StormCounts, StormSnapshot};
+pub use snapshot::{HistogramSnapshot, MetricsSnapshot, ProfileSnapshot, RuleTally, SnapshotError};
 pub use summary::{PercentileSummary, SpectrumPoint, spectrum};
 pub use timeline::{CodePoint, Timeline};
 

@@ -5,6 +5,12 @@
 //! (no lock, no allocation after a histogram chunk's first use, no channel that could fill up and
 //! drop a sample). Shards exist so that two worker threads timing the same metric do not bounce one
 //! cache line between cores; the [`Collector`](super::Collector) sums them.
+//!
+//! Per profile: a recorder built [`for_profiles`](Recorder::for_profiles) keeps one set of shards
+//! (and code tables) per SDK profile of the run's mix, plus set 0 for what belongs to no profile;
+//! each sample goes into exactly one set, picked by the thread's profile tag
+//! ([`super::profile`]), so recording costs the same one increment and the run's totals are the
+//! sums over the sets.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -16,6 +22,8 @@ use super::Storm;
 use super::atomic_histogram::AtomicHistogram;
 use super::code_table::{CodeCounts, CodeTable};
 use super::metric::{COUNTER_COUNT, Counter, Metric, SERIES_COUNT, Series, View};
+use super::profile::{PROFILE_SLOTS, current_slot, slot_of};
+use chatstorm_protocol::Profile;
 
 /// A level that goes up and down, sampled once per second into a curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,11 +62,20 @@ pub struct Recorder {
 }
 
 struct Registry {
+    /// `sets × per_set` shards: set `s` is `shards[s << shift ..][..per_set]`.
     shards: Box<[Shard]>,
-    /// `shards.len() - 1`; the shard count is a power of two.
+    /// `per_set - 1`; the per-set shard count is a power of two.
     mask: usize,
-    error_codes: CodeTable,
-    close_codes: CodeTable,
+    /// `log2(per_set)`.
+    shift: u32,
+    /// The set of each profile tag slot (0 for slot 0 and for profiles not in the mix).
+    set_of_slot: [u8; PROFILE_SLOTS],
+    /// The profile of each set; `None` for set 0.
+    set_profiles: Box<[Option<Profile>]>,
+    /// Users started, per set.
+    started: Box<[AtomicU64]>,
+    error_codes: Box<[CodeTable]>,
+    close_codes: Box<[CodeTable]>,
     /// Storms opened so far; a handful per run, so a plain lock off the hot path.
     storms: Mutex<Vec<Arc<Storm>>>,
     /// Set when the run stops: the users' own closes are not storm drops.
@@ -128,22 +145,91 @@ impl Recorder {
     /// A recorder with `shards` shards, rounded up to a power of two (at least 1, at most 64).
     /// Memory is lazy: an unused shard costs about 20 KiB of pointers and zeroed counters.
     pub fn with_shards(shards: usize) -> Recorder {
+        Recorder::build(shards, &[])
+    }
+
+    /// A recorder that also keeps every figure per profile of `profiles` (the run's mix, each
+    /// once), as the module header says; two shards per core, like [`Recorder::new`].
+    pub fn for_profiles(profiles: &[Profile]) -> Recorder {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Recorder::build(cores * 2, profiles)
+    }
+
+    fn build(shards: usize, profiles: &[Profile]) -> Recorder {
         let n = shards.clamp(1, 64).next_power_of_two();
+        let mut set_profiles = vec![None];
+        let mut set_of_slot = [0u8; PROFILE_SLOTS];
+        for &p in profiles {
+            if set_of_slot[slot_of(p)] == 0 {
+                set_profiles.push(Some(p));
+                set_of_slot[slot_of(p)] = (set_profiles.len() - 1) as u8;
+            }
+        }
+        let sets = set_profiles.len();
         Recorder {
             registry: Arc::new(Registry {
-                shards: (0..n).map(|_| Shard::new()).collect(),
+                shards: (0..n * sets).map(|_| Shard::new()).collect(),
                 mask: n - 1,
-                error_codes: CodeTable::new(),
-                close_codes: CodeTable::new(),
+                shift: n.trailing_zeros(),
+                set_of_slot,
+                set_profiles: set_profiles.into_boxed_slice(),
+                started: (0..sets).map(|_| AtomicU64::new(0)).collect(),
+                error_codes: (0..sets).map(|_| CodeTable::new()).collect(),
+                close_codes: (0..sets).map(|_| CodeTable::new()).collect(),
                 storms: Mutex::new(Vec::new()),
                 storms_closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
 
+    /// The set the calling thread records into (its profile tag's set).
+    #[inline]
+    fn set(&self) -> usize {
+        usize::from(self.registry.set_of_slot.get(current_slot()).copied().unwrap_or(0))
+    }
+
     #[inline]
     fn shard(&self) -> &Shard {
-        &self.registry.shards[thread_slot() & self.registry.mask]
+        let r = &*self.registry;
+        &r.shards[(self.set() << r.shift) | (thread_slot() & r.mask)]
+    }
+
+    fn set_shards(&self, set: usize) -> &[Shard] {
+        let r = &*self.registry;
+        let per_set = r.mask + 1;
+        r.shards.get(set * per_set..(set + 1) * per_set).unwrap_or(&[])
+    }
+
+    /// Number of sets: 1 (no profile) plus one per profile of the mix.
+    pub fn sets(&self) -> usize {
+        self.registry.set_profiles.len()
+    }
+
+    /// The profile of set `set` (`None` for set 0, the figures of no profile).
+    pub fn set_profile(&self, set: usize) -> Option<Profile> {
+        self.registry.set_profiles.get(set).copied().flatten()
+    }
+
+    /// The set a profile's figures go to (0 when the profile is not in the mix).
+    pub fn set_of(&self, profile: Profile) -> usize {
+        usize::from(self.registry.set_of_slot[slot_of(profile)])
+    }
+
+    /// The set of each profile tag slot, for storms (which file their users per set too).
+    pub(crate) fn set_table(&self) -> [u8; PROFILE_SLOTS] {
+        self.registry.set_of_slot
+    }
+
+    /// Counts one user of `profile` started (the per-profile user count of the summary).
+    pub fn user_started(&self, profile: Profile) {
+        if let Some(n) = self.registry.started.get(self.set_of(profile)) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Users started in set `set`.
+    pub fn users_started(&self, set: usize) -> u64 {
+        self.registry.started.get(set).map_or(0, |n| n.load(Ordering::Relaxed))
     }
 
     #[inline]
@@ -218,19 +304,31 @@ impl Recorder {
 
     /// Counts one failure carrying an API error code (the `code` of an error body or frame).
     pub fn error_code(&self, code: u32) {
-        self.registry.error_codes.add(code);
+        if let Some(t) = self.registry.error_codes.get(self.set()) {
+            t.add(code);
+        }
     }
 
     /// Counts one WebSocket close carrying `code`.
     pub fn close_code(&self, code: u16) {
-        self.registry.close_codes.add(u32::from(code));
+        if let Some(t) = self.registry.close_codes.get(self.set()) {
+            t.add(u32::from(code));
+        }
     }
 
     // ----- reading; used by the collector, cheap enough to call once per second -----
 
     /// Takes every sample recorded into `series` since the last drain, across all shards.
+    #[cfg(test)]
     pub(crate) fn drain(&self, series: Series, mut sink: impl FnMut(u64, u64)) {
         for shard in &self.registry.shards {
+            shard.histograms[series.index()].drain(&mut sink);
+        }
+    }
+
+    /// Takes every sample recorded into `series` by set `set` since the last drain.
+    pub(crate) fn drain_set(&self, set: usize, series: Series, mut sink: impl FnMut(u64, u64)) {
+        for shard in self.set_shards(set) {
             shard.histograms[series.index()].drain(&mut sink);
         }
     }
@@ -242,6 +340,48 @@ impl Recorder {
             .iter()
             .map(|s| s.clamped[series.index()].load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Samples of `series` clamped to [`MAX_US`] so far in set `set`.
+    pub(crate) fn clamped_of(&self, set: usize, series: Series) -> u64 {
+        self.set_shards(set)
+            .iter()
+            .map(|s| s.clamped[series.index()].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// A counter's value in set `set`.
+    pub fn counter_of(&self, set: usize, counter: Counter) -> u64 {
+        self.set_shards(set)
+            .iter()
+            .map(|s| s.counters[counter.index()].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// A gauge's level in set `set`.
+    pub fn gauge_of(&self, set: usize, gauge: Gauge) -> i64 {
+        self.set_shards(set)
+            .iter()
+            .map(|s| s.gauges[gauge as usize].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Failures by API error code in set `set`.
+    pub fn error_codes_of(&self, set: usize) -> CodeCounts {
+        self.registry
+            .error_codes
+            .get(set)
+            .map(CodeTable::read)
+            .unwrap_or_default()
+    }
+
+    /// Closes by close code in set `set`.
+    pub fn close_codes_of(&self, set: usize) -> CodeCounts {
+        self.registry
+            .close_codes
+            .get(set)
+            .map(CodeTable::read)
+            .unwrap_or_default()
     }
 
     /// Current value of a counter (sum over shards).
@@ -262,14 +402,22 @@ impl Recorder {
             .sum()
     }
 
-    /// Failures by API error code so far.
+    /// Failures by API error code so far (every set).
     pub fn error_codes(&self) -> CodeCounts {
-        self.registry.error_codes.read()
+        let mut all = CodeCounts::default();
+        for t in &self.registry.error_codes {
+            all.merge(&t.read());
+        }
+        all
     }
 
-    /// Closes by WebSocket close code so far.
+    /// Closes by WebSocket close code so far (every set).
     pub fn close_codes(&self) -> CodeCounts {
-        self.registry.close_codes.read()
+        let mut all = CodeCounts::default();
+        for t in &self.registry.close_codes {
+            all.merge(&t.read());
+        }
+        all
     }
 
     pub(crate) fn register_storm(&self, storm: Arc<Storm>) {
@@ -301,6 +449,56 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::profile::with_profile;
+
+    #[test]
+    fn profiled_records_go_to_their_profile_and_sum_to_the_totals() {
+        let r = Recorder::build(2, &[Profile::Js, Profile::Unity]);
+        assert_eq!(r.sets(), 3);
+        assert_eq!(
+            (
+                r.set_of(Profile::Js),
+                r.set_of(Profile::Unity),
+                r.set_of(Profile::Swift)
+            ),
+            (1, 2, 0)
+        );
+        with_profile(Profile::Js, || {
+            r.count(Counter::Connects);
+            r.record(Metric::ConnectWs, Duration::from_micros(100));
+            r.error_code(40);
+            r.gauge_add(Gauge::Connected, 1);
+        });
+        with_profile(Profile::Unity, || {
+            r.count_n(Counter::Connects, 2);
+            r.record(Metric::ConnectWs, Duration::from_micros(300));
+            r.close_code(1011);
+        });
+        // Not in the mix: filed under no profile, still in the totals.
+        with_profile(Profile::Swift, || r.count(Counter::Connects));
+        r.count(Counter::LateTicks);
+        r.user_started(Profile::Unity);
+        assert_eq!(r.counter(Counter::Connects), 4);
+        assert_eq!(
+            (0..3).map(|s| r.counter_of(s, Counter::Connects)).collect::<Vec<_>>(),
+            vec![1, 1, 2]
+        );
+        assert_eq!(r.counter_of(0, Counter::LateTicks), 1);
+        assert_eq!(r.gauge_of(1, Gauge::Connected), 1);
+        assert_eq!(r.gauge_of(2, Gauge::Connected), 0);
+        assert_eq!(r.error_codes_of(1).by_code.get(&40), Some(&1));
+        assert_eq!(r.error_codes().total(), 1);
+        assert_eq!(r.close_codes_of(2).by_code.get(&1011), Some(&1));
+        assert_eq!((r.users_started(2), r.users_started(1)), (1, 0));
+        let ws = Series {
+            metric: Metric::ConnectWs,
+            view: View::Actual,
+        };
+        let mut unity = Vec::new();
+        r.drain_set(2, ws, |v, n| unity.push((v, n)));
+        assert_eq!(unity, vec![(300, 1)]);
+        assert_eq!(drained(&r, ws), vec![(100, 1)], "the rest is still in set 1");
+    }
 
     fn drained(r: &Recorder, s: Series) -> Vec<(u64, u64)> {
         let mut v = Vec::new();

@@ -5,7 +5,13 @@
 //! histogram of recovery times and one of attempts per storm, whatever the number of users: the
 //! recovery curve and the time until 50/90/99/100 % are back are read off the recovery-time
 //! histogram (its CDF), exact to HdrHistogram's 3 significant digits.
+//!
+//! A background wave (mobile apps sent to the background at once, back after a set time) is a
+//! storm with an `away` time: its users leave on purpose, and their recovery is measured from the
+//! moment they come back to the foreground ([`Recorder::begin_wave`]). Each storm also keeps the
+//! same figures per profile set of the recorder (see [`super::profile`]).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -13,21 +19,71 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::atomic_histogram::AtomicHistogram;
+use super::profile::{PROFILE_SLOTS, current_slot};
 use super::snapshot::{HistogramSnapshot, SnapshotError};
 use super::{Metric, Recorder, new_histogram};
 
-/// One drop of many sockets at once, and the users' recovery from it.
-pub struct Storm {
-    label: String,
-    at: Instant,
-    /// Drops detected up to this many microseconds after `at` belong to the storm.
-    window_us: AtomicU64,
+/// The figures of one storm for one set of users (the whole run, or one profile).
+struct Tally {
     dropped: AtomicU64,
     recovered: AtomicU64,
     attempts_total: AtomicU64,
     attempts_max: AtomicU64,
     times: AtomicHistogram,
     attempts: AtomicHistogram,
+}
+
+impl Tally {
+    fn new(dropped: u64) -> Tally {
+        Tally {
+            dropped: AtomicU64::new(dropped),
+            recovered: AtomicU64::new(0),
+            attempts_total: AtomicU64::new(0),
+            attempts_max: AtomicU64::new(0),
+            times: AtomicHistogram::new(),
+            attempts: AtomicHistogram::new(),
+        }
+    }
+
+    fn recovered(&self, took: Duration, attempts: u32) {
+        self.times.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        self.attempts.record(u64::from(attempts));
+        self.attempts_total.fetch_add(u64::from(attempts), Ordering::Relaxed);
+        self.attempts_max.fetch_max(u64::from(attempts), Ordering::Relaxed);
+        self.recovered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> StormCounts {
+        let drain = |a: &AtomicHistogram| {
+            let mut h = new_histogram();
+            a.drain(|v, n| h.saturating_record_n(v, n));
+            h
+        };
+        StormCounts {
+            dropped: self.dropped.load(Ordering::Relaxed),
+            recovered: self.recovered.load(Ordering::Relaxed),
+            attempts_total: self.attempts_total.load(Ordering::Relaxed),
+            attempts_max: self.attempts_max.load(Ordering::Relaxed),
+            times: HistogramSnapshot::encode(&drain(&self.times), 0),
+            attempts: HistogramSnapshot::encode(&drain(&self.attempts), 0),
+        }
+    }
+}
+
+/// One drop of many sockets at once (or one background wave), and the users' recovery from it.
+pub struct Storm {
+    label: String,
+    at: Instant,
+    /// For a background wave, how long its users stay away; recovery is measured from `at + away`.
+    away: Duration,
+    /// Drops detected up to this many microseconds after `at` belong to the storm.
+    window_us: AtomicU64,
+    total: Tally,
+    /// The set of each profile tag slot (as the recorder's), and one tally per set.
+    set_of_slot: [u8; PROFILE_SLOTS],
+    sets: Box<[Tally]>,
+    /// The profile name of each set (`None`: set 0, no profile).
+    set_names: Box<[Option<&'static str>]>,
 }
 
 impl Storm {
@@ -37,14 +93,34 @@ impl Storm {
         Storm {
             label: label.into(),
             at,
+            away: Duration::ZERO,
             window_us: AtomicU64::new(STORM_WINDOW.as_micros() as u64),
-            dropped: AtomicU64::new(dropped),
-            recovered: AtomicU64::new(0),
-            attempts_total: AtomicU64::new(0),
-            attempts_max: AtomicU64::new(0),
-            times: AtomicHistogram::new(),
-            attempts: AtomicHistogram::new(),
+            total: Tally::new(dropped),
+            set_of_slot: [0; PROFILE_SLOTS],
+            sets: Box::new([]),
+            set_names: Box::new([]),
         }
+    }
+
+    /// The same storm filed per profile set of `recorder` too.
+    fn per_set_of(mut self, recorder: &Recorder) -> Storm {
+        self.set_of_slot = recorder.set_table();
+        self.sets = (0..recorder.sets()).map(|_| Tally::new(0)).collect();
+        self.set_names = (0..recorder.sets())
+            .map(|s| recorder.set_profile(s).map(chatstorm_protocol::Profile::name))
+            .collect();
+        self
+    }
+
+    /// The tally of the calling thread's profile set, if the storm keeps sets.
+    fn set_tally(&self) -> Option<&Tally> {
+        let set = self.set_of_slot.get(current_slot()).copied().unwrap_or(0);
+        self.sets.get(usize::from(set))
+    }
+
+    /// Whether this is a background wave (its users left on purpose for a set time).
+    pub fn is_wave(&self) -> bool {
+        !self.away.is_zero()
     }
 
     /// When the sockets were dropped.
@@ -65,40 +141,51 @@ impl Storm {
     }
 
     /// Counts one more dropped user (users report their own drop when the storm's size is not
-    /// known up front, e.g. for client-side or fraction-based drops).
+    /// known up front, e.g. for client-side or fraction-based drops); filed under the calling
+    /// user's profile too.
     pub fn add_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.total.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = self.set_tally() {
+            t.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts one dropped user live again at `at` after `attempts` connect attempts. Each dropped
-    /// user calls this once; returns the user's recovery time.
+    /// user calls this once; returns the user's recovery time (for a wave, from the moment its
+    /// users came back to the foreground).
     pub fn recovered(&self, at: Instant, attempts: u32) -> Duration {
-        let took = at.saturating_duration_since(self.at);
-        self.times.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
-        self.attempts.record(u64::from(attempts));
-        self.attempts_total.fetch_add(u64::from(attempts), Ordering::Relaxed);
-        self.attempts_max.fetch_max(u64::from(attempts), Ordering::Relaxed);
-        self.recovered.fetch_add(1, Ordering::Relaxed);
+        let took = at.saturating_duration_since(self.at + self.away);
+        self.total.recovered(took, attempts);
+        if let Some(t) = self.set_tally() {
+            t.recovered(took, attempts);
+        }
         took
     }
 
     /// What the storm looks like now, `offset` being the drop's time since the run's start.
     /// Takes the histograms' counts into the snapshot: call it once per storm, at the end.
     pub(crate) fn take_snapshot(&self, offset: Duration) -> StormSnapshot {
-        let drain = |a: &AtomicHistogram| {
-            let mut h = new_histogram();
-            a.drain(|v, n| h.saturating_record_n(v, n));
-            h
-        };
+        let total = self.total.take();
+        let by_profile = self
+            .sets
+            .iter()
+            .zip(self.set_names.iter())
+            .filter_map(|(t, name)| Some(((*name)?.to_owned(), t.take())))
+            // A profile none of whose users took part (web users in a background wave) has no
+            // figures for this storm.
+            .filter(|(_, c)| c.dropped > 0 || c.recovered > 0)
+            .collect();
         StormSnapshot {
             label: self.label.clone(),
             offset_ms: u64::try_from(offset.as_millis()).unwrap_or(u64::MAX),
-            dropped: self.dropped.load(Ordering::Relaxed),
-            recovered: self.recovered.load(Ordering::Relaxed),
-            attempts_total: self.attempts_total.load(Ordering::Relaxed),
-            attempts_max: self.attempts_max.load(Ordering::Relaxed),
-            times: HistogramSnapshot::encode(&drain(&self.times), 0),
-            attempts: HistogramSnapshot::encode(&drain(&self.attempts), 0),
+            away_ms: u64::try_from(self.away.as_millis()).unwrap_or(u64::MAX),
+            dropped: total.dropped,
+            recovered: total.recovered,
+            attempts_total: total.attempts_total,
+            attempts_max: total.attempts_max,
+            times: total.times,
+            attempts: total.attempts,
+            by_profile,
         }
     }
 }
@@ -121,26 +208,42 @@ impl Recorder {
     /// Opens a storm: `dropped` users were dropped at `at`. The returned handle is cheap to clone
     /// into the dropped users' tasks; the collector includes it in the run's snapshot.
     pub fn begin_storm(&self, label: impl Into<String>, at: Instant, dropped: u64) -> std::sync::Arc<Storm> {
-        let storm = std::sync::Arc::new(Storm::new(label, at, dropped));
+        let storm = std::sync::Arc::new(Storm::new(label, at, dropped).per_set_of(self));
         self.register_storm(storm.clone());
         storm
     }
 
-    /// A dropped user is live again: counts it in the storm and records its recovery time in the
-    /// run-wide [`Metric::Recovery`] histogram.
+    /// Whether a background wave's users are away or coming back at `at` (from the wave until
+    /// [`STORM_WINDOW`] after their return), so that other pauses can keep out of its figures.
+    pub fn wave_underway(&self, at: Instant) -> bool {
+        self.storms()
+            .iter()
+            .any(|s| s.is_wave() && at + Duration::from_secs(1) >= s.at && at <= s.at + s.away + STORM_WINDOW)
+    }
+
+    /// Opens a background wave: users that leave from `at` on (each reports its own leaving, as
+    /// for a storm) stay away for `away`; their recovery is measured from `at + away`.
+    pub fn begin_wave(&self, label: impl Into<String>, at: Instant, away: Duration) -> std::sync::Arc<Storm> {
+        let mut storm = Storm::new(label, at, 0).per_set_of(self);
+        storm.away = away;
+        let storm = std::sync::Arc::new(storm);
+        self.register_storm(storm.clone());
+        storm
+    }
+
+    /// A dropped user is live again: counts it in the storm and, for a storm (not a wave),
+    /// records its recovery time in the run-wide [`Metric::Recovery`] histogram.
     pub fn recovered(&self, storm: &Storm, at: Instant, attempts: u32) {
         let took = storm.recovered(at, attempts);
-        self.record(Metric::Recovery, took);
+        if !storm.is_wave() {
+            self.record(Metric::Recovery, took);
+        }
     }
 }
 
-/// A storm's raw figures, serializable and mergeable across shards.
+/// A storm's raw figures for one profile, serializable and mergeable across shards.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct StormSnapshot {
-    /// Name of the storm, for example `drop_sockets@2m`.
-    pub label: String,
-    /// When the drop happened, milliseconds since the run's start.
-    pub offset_ms: u64,
+pub struct StormCounts {
     /// Users dropped.
     pub dropped: u64,
     /// Users live again by the end of the run.
@@ -153,6 +256,50 @@ pub struct StormSnapshot {
     pub times: HistogramSnapshot,
     /// Attempts per recovered user.
     pub attempts: HistogramSnapshot,
+}
+
+impl StormCounts {
+    /// Adds another shard's figures.
+    ///
+    /// # Errors
+    /// [`SnapshotError`] when a histogram cannot be decoded.
+    pub fn merge(&mut self, other: &StormCounts) -> Result<(), SnapshotError> {
+        self.dropped += other.dropped;
+        self.recovered += other.recovered;
+        self.attempts_total += other.attempts_total;
+        self.attempts_max = self.attempts_max.max(other.attempts_max);
+        self.times.merge(&other.times)?;
+        self.attempts.merge(&other.attempts)?;
+        Ok(())
+    }
+}
+
+/// A storm's raw figures, serializable and mergeable across shards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StormSnapshot {
+    /// Name of the storm, for example `drop_sockets@2m`.
+    pub label: String,
+    /// When the drop happened, milliseconds since the run's start.
+    pub offset_ms: u64,
+    /// For a background wave, how long its users stayed away, milliseconds (recovery times count
+    /// from `offset_ms + away_ms`); 0 for a storm.
+    #[serde(default)]
+    pub away_ms: u64,
+    /// Users dropped.
+    pub dropped: u64,
+    /// Users live again by the end of the run.
+    pub recovered: u64,
+    /// Connect attempts made by the recovered users, in total.
+    pub attempts_total: u64,
+    /// Most attempts one user needed.
+    pub attempts_max: u64,
+    /// Recovery times, microseconds.
+    pub times: HistogramSnapshot,
+    /// Attempts per recovered user.
+    pub attempts: HistogramSnapshot,
+    /// The same figures per SDK profile (users of no profile are only in the totals).
+    #[serde(default)]
+    pub by_profile: BTreeMap<String, StormCounts>,
 }
 
 /// One point of a recovery curve.
@@ -216,7 +363,34 @@ impl StormSnapshot {
         self.attempts_max = self.attempts_max.max(other.attempts_max);
         self.times.merge(&other.times)?;
         self.attempts.merge(&other.attempts)?;
+        self.away_ms = self.away_ms.max(other.away_ms);
+        for (name, theirs) in &other.by_profile {
+            match self.by_profile.get_mut(name) {
+                Some(mine) => mine.merge(theirs)?,
+                None => {
+                    self.by_profile.insert(name.clone(), theirs.clone());
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The figures of one profile's users, as a storm snapshot of their own (same label and
+    /// time, no further breakdown); `None` when the storm has no such profile.
+    pub fn of_profile(&self, name: &str) -> Option<StormSnapshot> {
+        let c = self.by_profile.get(name)?.clone();
+        Some(StormSnapshot {
+            label: self.label.clone(),
+            offset_ms: self.offset_ms,
+            away_ms: self.away_ms,
+            dropped: c.dropped,
+            recovered: c.recovered,
+            attempts_total: c.attempts_total,
+            attempts_max: c.attempts_max,
+            times: c.times,
+            attempts: c.attempts,
+            by_profile: BTreeMap::new(),
+        })
     }
 
     /// The storm's figures.

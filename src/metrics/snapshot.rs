@@ -128,8 +128,107 @@ pub struct MetricsSnapshot {
     pub timeline: Timeline,
     /// Per-second figures of each non-empty histogram, by tag.
     pub series: BTreeMap<String, Vec<SeriesPoint>>,
-    /// Reconnect storms, in time order.
+    /// Reconnect storms and background waves, in time order.
     pub storms: Vec<StormSnapshot>,
+    /// The same measurements per SDK profile of the run's mix, by profile name. Their sums are
+    /// the totals above, except for what belongs to no user (scheduler lag, late ticks, lost and
+    /// duplicated deliveries, which are settled for the run as a whole).
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileSnapshot>,
+}
+
+/// What the users of one SDK profile measured; mergeable like [`MetricsSnapshot`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProfileSnapshot {
+    /// Users of this profile started.
+    pub users: u64,
+    /// Most of them live at once (sampled each second). Exact for one process; after a merge of
+    /// shards, recomputed from the summed per-second `connected.<profile>` timeline column when
+    /// the run mixed profiles (an upper bound otherwise: the sum of the shards' peaks).
+    pub connected_peak: u64,
+    /// Every non-empty histogram, by tag.
+    pub histograms: BTreeMap<String, HistogramSnapshot>,
+    /// Every counter, by name.
+    pub counters: BTreeMap<String, u64>,
+    /// Failures by API error code.
+    pub error_codes: CodeCounts,
+    /// Closes by WebSocket close code.
+    pub close_codes: CodeCounts,
+    /// Conformance observations of this profile's users, by rule id.
+    #[serde(default)]
+    pub conformance: BTreeMap<String, RuleTally>,
+}
+
+/// Checks and failures of one conformance rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RuleTally {
+    /// Observations checked against the rule.
+    pub checks: u64,
+    /// Observations that violated it.
+    pub failures: u64,
+}
+
+impl ProfileSnapshot {
+    /// Adds another shard's figures of the same profile.
+    ///
+    /// # Errors
+    /// [`SnapshotError`] when a histogram cannot be decoded.
+    pub fn merge(&mut self, other: &ProfileSnapshot) -> Result<(), SnapshotError> {
+        self.users += other.users;
+        self.connected_peak += other.connected_peak;
+        merge_histograms(&mut self.histograms, &other.histograms)?;
+        for (name, n) in &other.counters {
+            *self.counters.entry(name.clone()).or_insert(0) += n;
+        }
+        self.error_codes.merge(&other.error_codes);
+        self.close_codes.merge(&other.close_codes);
+        for (id, t) in &other.conformance {
+            let mine = self.conformance.entry(id.clone()).or_default();
+            mine.checks += t.checks;
+            mine.failures += t.failures;
+        }
+        Ok(())
+    }
+
+    /// Several tags added into one histogram, as [`MetricsSnapshot::combined`].
+    ///
+    /// # Errors
+    /// As [`HistogramSnapshot::decode`].
+    pub fn combined(&self, tags: &[&str]) -> Result<(Histogram<u64>, u64), SnapshotError> {
+        combine(&self.histograms, tags)
+    }
+}
+
+fn merge_histograms(
+    mine: &mut BTreeMap<String, HistogramSnapshot>,
+    theirs: &BTreeMap<String, HistogramSnapshot>,
+) -> Result<(), SnapshotError> {
+    for (tag, h) in theirs {
+        match mine.get_mut(tag) {
+            Some(m) => m.merge(h)?,
+            None => {
+                h.decode()?;
+                mine.insert(tag.clone(), h.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn combine(
+    histograms: &BTreeMap<String, HistogramSnapshot>,
+    tags: &[&str],
+) -> Result<(Histogram<u64>, u64), SnapshotError> {
+    let mut h = new_histogram();
+    let mut clamped = 0;
+    for tag in tags {
+        if let Some(s) = histograms.get(*tag) {
+            h.add(s.decode()?)
+                .map_err(|_| SnapshotError::OutOfRange((*tag).to_owned()))?;
+            clamped += s.clamped;
+        }
+    }
+    Ok((h, clamped))
 }
 
 impl MetricsSnapshot {
@@ -153,12 +252,14 @@ impl MetricsSnapshot {
         let self_shift = self.start_unix_ms - start;
         let other_shift = other.start_unix_ms - start;
 
-        for (tag, h) in &other.histograms {
-            match self.histograms.get_mut(tag) {
-                Some(mine) => mine.merge(h)?,
+        merge_histograms(&mut self.histograms, &other.histograms)?;
+        for (name, theirs) in &other.profiles {
+            match self.profiles.get_mut(name) {
+                Some(mine) => mine.merge(theirs)?,
                 None => {
-                    h.decode()?;
-                    self.histograms.insert(tag.clone(), h.clone());
+                    let mut p = ProfileSnapshot::default();
+                    p.merge(theirs)?;
+                    self.profiles.insert(name.clone(), p);
                 }
             }
         }
@@ -220,16 +321,7 @@ impl MetricsSnapshot {
     /// # Errors
     /// As [`HistogramSnapshot::decode`].
     pub fn combined(&self, tags: &[&str]) -> Result<(Histogram<u64>, u64), SnapshotError> {
-        let mut h = new_histogram();
-        let mut clamped = 0;
-        for tag in tags {
-            if let Some(s) = self.histograms.get(*tag) {
-                h.add(s.decode()?)
-                    .map_err(|_| SnapshotError::OutOfRange((*tag).to_owned()))?;
-                clamped += s.clamped;
-            }
-        }
-        Ok((h, clamped))
+        combine(&self.histograms, tags)
     }
 }
 

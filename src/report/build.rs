@@ -36,6 +36,7 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
         latency: BTreeMap::new(),
         errors: ErrorFigures::default(),
         storms: Vec::new(),
+        waves: Vec::new(),
         timeline: out.marks.clone(),
         thresholds: Vec::new(),
         conformance: out.conformance.clone(),
@@ -73,10 +74,40 @@ pub fn derive(summary: &mut RunSummary) {
             ))
         })
         .collect();
-    let c = |name: &str| m.counters.get(name).copied().unwrap_or(0);
+    summary.errors = error_figures(&m.counters, &m.error_codes, &m.close_codes);
+    let figures: Vec<(bool, StormFigures)> = m
+        .storms
+        .iter()
+        .filter_map(|s| {
+            let mut f = storm_figures(s)?;
+            f.by_profile = s
+                .by_profile
+                .keys()
+                .filter_map(|name| Some((name.clone(), storm_figures(&s.of_profile(name)?)?)))
+                .collect();
+            Some((s.away_ms > 0, f))
+        })
+        .collect();
+    let (waves, storms): (Vec<_>, Vec<_>) = figures.into_iter().partition(|(wave, _)| *wave);
+    summary.storms = storms.into_iter().map(|(_, f)| f).collect();
+    summary.waves = waves.into_iter().map(|(_, f)| f).collect();
+    summary.by_profile = m
+        .profiles
+        .iter()
+        .map(|(name, p)| (name.clone(), profile_figures(name, p, summary)))
+        .collect();
+}
+
+/// Error totals and rates from counters and code tables (the run's or one profile's).
+fn error_figures(
+    counters: &BTreeMap<String, u64>,
+    error_codes: &crate::metrics::CodeCounts,
+    close_codes: &crate::metrics::CodeCounts,
+) -> ErrorFigures {
+    let c = |name: &str| counters.get(name).copied().unwrap_or(0);
     let failures = c("connect_failures") + c("rest_failures") + c("token_fetch_failures");
     let operations = c("connects") + c("connect_failures") + c("rest_requests") + c("token_fetches");
-    summary.errors = ErrorFigures {
+    ErrorFigures {
         total: failures,
         operations,
         rate_percent: if operations == 0 {
@@ -84,30 +115,80 @@ pub fn derive(summary: &mut RunSummary) {
         } else {
             failures as f64 * 100.0 / operations as f64
         },
-        by_code: m.error_codes.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        by_close_code: m.close_codes.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-    };
-    summary.storms = m
-        .storms
+        by_code: error_codes.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        by_close_code: close_codes.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    }
+}
+
+/// The figures of one storm or wave (without its per-profile breakdown).
+fn storm_figures(s: &crate::metrics::StormSnapshot) -> Option<StormFigures> {
+    let r = s.report().ok()?;
+    Some(StormFigures {
+        label: r.label.clone(),
+        at_ms: r.offset_ms,
+        away_ms: s.away_ms,
+        dropped: r.dropped,
+        recovered: r.recovered,
+        p50_ms: r.p50_back_us.map(|us| us / 1000),
+        p90_ms: r.p90_back_us.map(|us| us / 1000),
+        p99_ms: r.p99_back_us.map(|us| us / 1000),
+        p100_ms: r.all_back_us.map(|us| us / 1000),
+        attempts_mean: r.attempts_mean,
+        attempts_max: r.attempts_max,
+        accepted_per_s: r.mean_rate_per_s,
+        curve: r.curve.iter().map(|p| (p.t_ms, p.fraction * 100.0)).collect(),
+        by_profile: BTreeMap::new(),
+    })
+}
+
+/// One profile's figures, read off its snapshot and the run's storms (already derived).
+fn profile_figures(name: &str, p: &crate::metrics::ProfileSnapshot, summary: &RunSummary) -> ProfileFigures {
+    let c = |n: &str| p.counters.get(n).copied().unwrap_or(0);
+    let mut latency: BTreeMap<String, PercentileSummary> = p
+        .histograms
         .iter()
-        .filter_map(|s| {
-            let r = s.report().ok()?;
-            Some(StormFigures {
-                label: r.label.clone(),
-                at_ms: r.offset_ms,
-                dropped: r.dropped,
-                recovered: r.recovered,
-                p50_ms: r.p50_back_us.map(|us| us / 1000),
-                p90_ms: r.p90_back_us.map(|us| us / 1000),
-                p99_ms: r.p99_back_us.map(|us| us / 1000),
-                p100_ms: r.all_back_us.map(|us| us / 1000),
-                attempts_mean: r.attempts_mean,
-                attempts_max: r.attempts_max,
-                accepted_per_s: r.mean_rate_per_s,
-                curve: r.curve.iter().map(|p| (p.t_ms, p.fraction * 100.0)).collect(),
-            })
-        })
+        .filter_map(|(tag, h)| Some((tag.clone(), h.summary().ok()?)))
         .collect();
+    if let Ok((h, clamped)) = p.combined(&["connect.ws", "connect.longpoll"])
+        && !h.is_empty()
+    {
+        latency.insert("connect".to_owned(), PercentileSummary::of(&h, clamped));
+    }
+    // Across merged shards the per-second column gives the exact peak; one process's own
+    // sample is exact already.
+    let column = format!("connected.{name}");
+    let connected_peak = match summary.metrics.timeline.gauges.get(&column) {
+        Some(levels) => levels.iter().copied().max().unwrap_or(0).max(0) as u64,
+        None if summary.metrics.profiles.len() == 1 => summary
+            .metrics
+            .timeline
+            .gauges
+            .get("connected")
+            .and_then(|l| l.iter().copied().max())
+            .map_or(p.connected_peak, |m| m.max(0) as u64),
+        None => p.connected_peak,
+    };
+    let of = |list: &[StormFigures]| {
+        list.iter()
+            .filter_map(|s| s.by_profile.get(name).cloned())
+            .collect::<Vec<_>>()
+    };
+    ProfileFigures {
+        users: p.users,
+        connected_peak,
+        connects: c("connects"),
+        connect_attempts: c("connects") + c("connect_failures"),
+        counters: p.counters.clone(),
+        errors: error_figures(&p.counters, &p.error_codes, &p.close_codes),
+        latency,
+        storms: of(&summary.storms),
+        waves: of(&summary.waves),
+        conformance: ProfileConformance {
+            checks: p.conformance.values().map(|t| t.checks).sum(),
+            failures: p.conformance.values().map(|t| t.failures).sum(),
+            rules: p.conformance.clone(),
+        },
+    }
 }
 
 fn generator_health(out: &RunOutput) -> GeneratorHealth {

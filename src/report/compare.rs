@@ -171,6 +171,7 @@ mod tests {
                 ..Default::default()
             },
             storms: vec![],
+            waves: vec![],
             timeline: vec![],
             thresholds: vec![],
             conformance: None,

@@ -1,7 +1,7 @@
 //! The console summary: what a person reads at the end of a run. Plain text, no colour codes,
 //! so it reads the same in a terminal, a CI log and a golden file.
 
-use super::summary::RunSummary;
+use super::summary::{RunSummary, StormFigures};
 use std::io::{self, Write};
 
 /// Histogram tags shown first, in this order; others follow alphabetically.
@@ -99,28 +99,13 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
             ms(l.max_us)
         )?;
     }
-    for st in &s.storms {
-        let f = |v: Option<u64>| v.map_or_else(|| "never".to_owned(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
-        writeln!(w)?;
-        writeln!(
-            w,
-            "  storm    {} at {:.1}s: {} dropped, {} back",
-            st.label,
-            st.at_ms as f64 / 1000.0,
-            st.dropped,
-            st.recovered
-        )?;
-        writeln!(
-            w,
-            "           50% back {}, 90% {}, 99% {}, 100% {}; attempts/user {:.2} (max {}); {:.0} reconnects/s",
-            f(st.p50_ms),
-            f(st.p90_ms),
-            f(st.p99_ms),
-            f(st.p100_ms),
-            st.attempts_mean,
-            st.attempts_max,
-            st.accepted_per_s
-        )?;
+    for (kind, list) in [("storm", &s.storms), ("wave", &s.waves)] {
+        for st in list {
+            recovery(w, kind, st)?;
+        }
+    }
+    if s.by_profile.len() > 1 {
+        profiles(w, s)?;
     }
     if !s.timeline.is_empty() {
         writeln!(w)?;
@@ -158,5 +143,112 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
     for reason in &s.verdict.reasons {
         writeln!(w, "  - {reason}")?;
     }
+    Ok(())
+}
+
+fn back(v: Option<u64>) -> String {
+    v.map_or_else(|| "never".to_owned(), |ms| format!("{:.1}s", ms as f64 / 1000.0))
+}
+
+/// A storm's or a wave's recovery, with one line per profile when there are several.
+fn recovery(w: &mut dyn Write, kind: &str, st: &StormFigures) -> io::Result<()> {
+    writeln!(w)?;
+    let (went, from) = if st.away_ms > 0 {
+        (
+            "went away",
+            format!(", back to the foreground after {:.1}s", st.away_ms as f64 / 1000.0),
+        )
+    } else {
+        ("dropped", String::new())
+    };
+    writeln!(
+        w,
+        "  {kind:<8} {} at {:.1}s: {} {went}, {} back{from}",
+        st.label,
+        st.at_ms as f64 / 1000.0,
+        st.dropped,
+        st.recovered
+    )?;
+    writeln!(
+        w,
+        "           50% back {}, 90% {}, 99% {}, 100% {}; attempts/user {:.2} (max {}); {:.0} reconnects/s",
+        back(st.p50_ms),
+        back(st.p90_ms),
+        back(st.p99_ms),
+        back(st.p100_ms),
+        st.attempts_mean,
+        st.attempts_max,
+        st.accepted_per_s
+    )?;
+    if st.by_profile.len() > 1 {
+        for (name, p) in &st.by_profile {
+            writeln!(
+                w,
+                "           {name:<8} {} {went}, {} back; 50% {}, 90% {}, 99% {}, 100% {}; attempts/user {:.2}",
+                p.dropped,
+                p.recovered,
+                back(p.p50_ms),
+                back(p.p90_ms),
+                back(p.p99_ms),
+                back(p.p100_ms),
+                p.attempts_mean
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The per-profile table of a mixed fleet.
+fn profiles(w: &mut dyn Write, s: &RunSummary) -> io::Result<()> {
+    writeln!(w)?;
+    writeln!(
+        w,
+        "  {:<8} {:>6} {:>6} {:>8} {:>8} {:>7} {:>8} {:>10} {:>10} {:>10} {:>6} {:>6} {:>6} {:>11}",
+        "profile",
+        "users",
+        "peak",
+        "connects",
+        "attempts",
+        "errors",
+        "closes",
+        "connect50",
+        "connect99",
+        "reconn99",
+        "refr",
+        "fallbk",
+        "leaks",
+        "conformance"
+    )?;
+    for (name, p) in &s.by_profile {
+        let c = |n: &str| p.counters.get(n).copied().unwrap_or(0);
+        let l = |tag: &str, f: fn(&crate::metrics::PercentileSummary) -> u64| {
+            p.latency
+                .get(tag)
+                .filter(|l| l.count > 0)
+                .map_or_else(|| "-".to_owned(), |l| ms(f(l)))
+        };
+        writeln!(
+            w,
+            "  {:<8} {:>6} {:>6} {:>8} {:>8} {:>7} {:>8} {:>10} {:>10} {:>10} {:>6} {:>6} {:>6} {:>11}",
+            name,
+            p.users,
+            p.connected_peak,
+            p.connects,
+            p.connect_attempts,
+            p.errors.total,
+            p.errors.by_close_code.values().sum::<u64>(),
+            l("connect", |l| l.p50_us),
+            l("connect", |l| l.p99_us),
+            l("reconnect", |l| l.p99_us),
+            c("token_refreshes"),
+            c("fallbacks"),
+            c("privacy_leaks"),
+            format!("{}/{}", p.conformance.failures, p.conformance.checks)
+        )?;
+    }
+    writeln!(
+        w,
+        "           (peak: most live at once; closes: by any close code; conformance: failed/checked)"
+    )?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use super::chart::{Chart, Marker, Series, XAxis};
 use super::junit::escape;
-use super::summary::RunSummary;
+use super::summary::{ProfileFigures, RunSummary, StormFigures};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -63,6 +63,7 @@ pub fn render(s: &RunSummary) -> String {
     thresholds(&mut h, s);
     counters(&mut h, s);
     latency_table(&mut h, s);
+    profiles(&mut h, s);
     charts(&mut h, s);
     conformance(&mut h, s.conformance.as_ref());
     generator(&mut h, s);
@@ -244,46 +245,14 @@ fn charts(h: &mut String, s: &RunSummary) {
         );
     }
 
-    if !s.storms.is_empty() {
-        h.push_str("<h2>Recovery after storms</h2><table><tr><th>storm</th><th>at</th><th>dropped</th><th>back</th><th>50%</th><th>90%</th><th>99%</th><th>100%</th><th>attempts/user</th></tr>");
-        let f = |v: Option<u64>| v.map_or_else(|| "never".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
-        for st in &s.storms {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
-                escape(&st.label),
-                st.at_ms as f64 / 1000.0,
-                st.dropped,
-                st.recovered,
-                f(st.p50_ms),
-                f(st.p90_ms),
-                f(st.p99_ms),
-                f(st.p100_ms),
-                st.attempts_mean
-            );
-        }
-        h.push_str("</table>");
-        for (i, st) in s.storms.iter().enumerate() {
-            let series = vec![Series {
-                name: st.label.clone(),
-                points: st.curve.iter().map(|(ms, pct)| (*ms as f64 / 1000.0, *pct)).collect(),
-            }];
-            let id = format!("recovery-{i}");
-            let title = format!("Recovery: {}", st.label);
-            h.push_str(
-                &Chart {
-                    id: &id,
-                    title: &title,
-                    x_label: "seconds after the drop",
-                    y_label: "% back",
-                    series,
-                    markers: vec![],
-                    x_axis: XAxis::Linear,
-                }
-                .render(),
-            );
-        }
-    }
+    recoveries(h, "Recovery after storms", "storm", "seconds after the drop", &s.storms);
+    recoveries(
+        h,
+        "Background waves",
+        "wave",
+        "seconds after the return to the foreground",
+        &s.waves,
+    );
 
     let mut by_code: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
     for p in &t.error_codes {
@@ -331,6 +300,114 @@ fn charts(h: &mut String, s: &RunSummary) {
             .render(),
         );
     }
+}
+
+/// The table of storms (or waves) and one recovery chart each, with a curve per profile when the
+/// fleet mixes profiles.
+fn recoveries(h: &mut String, title: &str, kind: &str, x_label: &str, list: &[StormFigures]) {
+    if list.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<h2>{}</h2><table><tr><th>{kind}</th><th>at</th><th>profile</th><th>{}</th><th>back</th><th>50%</th><th>90%</th><th>99%</th><th>100%</th><th>attempts/user</th></tr>",
+        escape(title),
+        if kind == "wave" { "went away" } else { "dropped" }
+    );
+    let f = |v: Option<u64>| v.map_or_else(|| "never".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+    for st in list {
+        let rows = std::iter::once(("all", st)).chain(st.by_profile.iter().map(|(n, p)| (n.as_str(), p)));
+        for (profile, r) in rows {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+                escape(&st.label),
+                st.at_ms as f64 / 1000.0,
+                escape(profile),
+                r.dropped,
+                r.recovered,
+                f(r.p50_ms),
+                f(r.p90_ms),
+                f(r.p99_ms),
+                f(r.p100_ms),
+                r.attempts_mean
+            );
+        }
+    }
+    h.push_str("</table>");
+    for (i, st) in list.iter().enumerate() {
+        let curve = |name: &str, r: &StormFigures| Series {
+            name: name.to_owned(),
+            points: r.curve.iter().map(|(ms, pct)| (*ms as f64 / 1000.0, *pct)).collect(),
+        };
+        let mut series = vec![curve(&st.label, st)];
+        if st.by_profile.len() > 1 {
+            series.extend(st.by_profile.iter().map(|(n, p)| curve(n, p)));
+        }
+        let id = format!("recovery-{kind}-{i}");
+        let title = format!("Recovery: {}", st.label);
+        h.push_str(
+            &Chart {
+                id: &id,
+                title: &title,
+                x_label,
+                y_label: "% back",
+                series,
+                markers: vec![],
+                x_axis: XAxis::Linear,
+            }
+            .render(),
+        );
+    }
+}
+
+/// One row per profile of a mixed fleet: every figure of the run restricted to its users.
+fn profiles(h: &mut String, s: &RunSummary) {
+    if s.by_profile.len() < 2 {
+        return;
+    }
+    h.push_str("<h2>By profile</h2><table><tr><th>profile</th><th>users</th><th>peak live</th><th>connects</th><th>attempts</th><th>errors</th><th>error rate</th><th>errors by code</th><th>closes by code</th><th>connect p50</th><th>connect p99</th><th>reconnect p99</th><th>token refreshes</th><th>fallbacks</th><th>privacy leaks</th><th>conformance failed/checked</th></tr>");
+    let lat = |p: &ProfileFigures, tag: &str, f: fn(&crate::metrics::PercentileSummary) -> u64| {
+        p.latency
+            .get(tag)
+            .filter(|l| l.count > 0)
+            .map_or_else(|| "-".to_owned(), |l| format!("{} ms", ms(f(l))))
+    };
+    let codes = |m: &BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_owned()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{}×{v}", escape(k)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    for (name, p) in &s.by_profile {
+        let c = |n: &str| p.counters.get(n).copied().unwrap_or(0);
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}%</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td></tr>",
+            escape(name),
+            p.users,
+            p.connected_peak,
+            p.connects,
+            p.connect_attempts,
+            p.errors.total,
+            p.errors.rate_percent,
+            codes(&p.errors.by_code),
+            codes(&p.errors.by_close_code),
+            lat(p, "connect", |l| l.p50_us),
+            lat(p, "connect", |l| l.p99_us),
+            lat(p, "reconnect", |l| l.p99_us),
+            c("token_refreshes"),
+            c("fallbacks"),
+            c("privacy_leaks"),
+            p.conformance.failures,
+            p.conformance.checks
+        );
+    }
+    h.push_str("</table>");
 }
 
 fn conformance(h: &mut String, c: Option<&Value>) {

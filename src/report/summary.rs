@@ -27,6 +27,10 @@ pub struct RunSummary {
     pub errors: ErrorFigures,
     /// Reconnect storms and their recovery.
     pub storms: Vec<StormFigures>,
+    /// Background waves (mobile apps sent to the background at once) and their recovery after
+    /// the apps came back to the foreground.
+    #[serde(default)]
+    pub waves: Vec<StormFigures>,
     /// The scenario's timeline as it was carried out.
     pub timeline: Vec<TimelineMark>,
     /// Threshold results, in the scenario's order.
@@ -35,7 +39,9 @@ pub struct RunSummary {
     pub conformance: Option<serde_json::Value>,
     /// Whether the load generator kept up.
     pub generator: GeneratorHealth,
-    /// Figures broken down by SDK profile.
+    /// Figures broken down by SDK profile of the run's mix (every profile of the mix, each
+    /// user under its own profile; the sums are the totals, except for what belongs to no user:
+    /// scheduler lag, late ticks, lost and duplicated deliveries).
     pub by_profile: BTreeMap<String, ProfileFigures>,
     /// The raw measurements: exact histograms (for merging and re-rendering), counters, curves.
     pub metrics: MetricsSnapshot,
@@ -138,13 +144,17 @@ pub struct ErrorFigures {
     pub by_close_code: BTreeMap<String, u64>,
 }
 
-/// One reconnect storm.
+/// One reconnect storm, or one background wave.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct StormFigures {
     /// What caused it (`drop_sockets 50% server 1011`).
     pub label: String,
     /// When, milliseconds from the start.
     pub at_ms: u64,
+    /// For a background wave, how long its users stayed away, milliseconds; the times below
+    /// count from `at_ms + away_ms`, when they came back to the foreground. 0 for a storm.
+    #[serde(default)]
+    pub away_ms: u64,
     /// Users dropped.
     pub dropped: u64,
     /// Users back live by the end.
@@ -165,6 +175,9 @@ pub struct StormFigures {
     pub accepted_per_s: f64,
     /// Recovered share over time: (milliseconds after the storm, percent back).
     pub curve: Vec<(u64, f64)>,
+    /// The same figures per SDK profile (only in the run-level lists).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_profile: BTreeMap<String, StormFigures>,
 }
 
 /// A carried-out timeline entry.
@@ -224,13 +237,39 @@ pub struct GeneratorHealth {
     pub reasons: Vec<String>,
 }
 
-/// Figures of one SDK profile.
+/// Figures of one SDK profile: the run-level figures restricted to its users.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ProfileFigures {
-    /// Users of this profile.
+    /// Users of this profile started.
     pub users: u64,
-    /// Counters of this profile's users.
+    /// Most of them live at once.
+    pub connected_peak: u64,
+    /// Connections that reached the first `health.check`.
+    pub connects: u64,
+    /// Connect attempts: connects plus failed attempts.
+    pub connect_attempts: u64,
+    /// Counters of this profile's users, by name (as `metrics.counters`).
     pub counters: BTreeMap<String, u64>,
-    /// Latency figures of this profile's users.
+    /// Errors of this profile's users (as `errors`).
+    pub errors: ErrorFigures,
+    /// Latency percentiles of this profile's users, by histogram tag, plus `connect` (both
+    /// transports).
     pub latency: BTreeMap<String, PercentileSummary>,
+    /// Its users in each reconnect storm.
+    pub storms: Vec<StormFigures>,
+    /// Its users in each background wave.
+    pub waves: Vec<StormFigures>,
+    /// Conformance observations of its users.
+    pub conformance: ProfileConformance,
+}
+
+/// Conformance observations of one profile's users during a load run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ProfileConformance {
+    /// Observations checked, every rule together.
+    pub checks: u64,
+    /// Observations that violated a rule.
+    pub failures: u64,
+    /// Per rule id.
+    pub rules: BTreeMap<String, crate::metrics::RuleTally>,
 }

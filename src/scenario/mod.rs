@@ -310,6 +310,7 @@ impl Scenario {
                 | Action::RefuseWebsocket { length, .. }
                 | Action::HalfOpen { length, .. }
                 | Action::AddLatency { length, .. } => *length = length.map(scale),
+                Action::Background { length, .. } => *length = scale(*length),
                 Action::DropSockets { .. } | Action::ExpireTokens { .. } | Action::SetPrivacy { .. } => {}
             }
         }

@@ -336,10 +336,11 @@ pub struct MessageBehaviour {
     pub bytes: u64,
 }
 
-/// Users that go to the background and come back.
+/// Mobile users that go to the background and come back, each at its own seeded times.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Background {
-    /// Share of users that do it, in [0, 1].
+    /// Share of the mobile users (every profile but `js`) that do it, in [0, 1]; which ones is
+    /// seeded.
     pub fraction: f64,
     /// Mean interval between pauses.
     pub every: Duration,
@@ -435,6 +436,16 @@ pub enum Action {
         /// New `delivery_receipts`, if changed.
         delivery_receipts: Option<bool>,
     },
+    /// A background/foreground wave (the morning commute): a share of the mobile users (every
+    /// profile but `js`) send their app to the background at once, closing the socket with 1000
+    /// and keeping the user, and bring it back after `length`, reconnecting by their profile's
+    /// rules. Measured as a wave with its own recovery curve.
+    Background {
+        /// Share of the mobile users, in [0, 1].
+        fraction: f64,
+        /// How long the apps stay in the background.
+        length: Duration,
+    },
 }
 
 impl Action {
@@ -448,6 +459,7 @@ impl Action {
             Action::HalfOpen { .. } => "half_open",
             Action::AddLatency { .. } => "add_latency",
             Action::SetPrivacy { .. } => "set_privacy",
+            Action::Background { .. } => "background",
         }
     }
 
@@ -456,7 +468,7 @@ impl Action {
         match self {
             Action::DropSockets { side, .. } | Action::ExpireTokens { side, .. } => *side == Side::Server,
             Action::BlockWebsocket { .. } | Action::HalfOpen { .. } | Action::AddLatency { .. } => true,
-            Action::RefuseWebsocket { .. } | Action::SetPrivacy { .. } => false,
+            Action::RefuseWebsocket { .. } | Action::SetPrivacy { .. } | Action::Background { .. } => false,
         }
     }
 }

@@ -190,6 +190,16 @@ pub(crate) struct RawEvent {
     pub half_open: Field<RawWindow>,
     pub add_latency: Field<RawLatency>,
     pub set_privacy: Field<RawSetPrivacy>,
+    pub background: Field<RawWave>,
+}
+
+/// `background: {fraction, for}` in the timeline: a background/foreground wave.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawWave {
+    pub fraction: Field<f64>,
+    #[serde(rename = "for")]
+    pub for_: Field<Scalar>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

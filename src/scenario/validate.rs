@@ -202,6 +202,9 @@ pub(crate) fn scenario(check: &mut Check<'_>, raw: &RawScenario, root: &At, defa
         target.as_ref().map(|(t, _)| t.is_embedded()),
     );
     let behaviour = behaviour(check, raw.behaviour.as_ref());
+    if let Some(u) = &users {
+        backgrounds_need_mobile_users(check, raw, &u.profile);
+    }
     let thresholds = validate_verdict::thresholds(check, raw.thresholds.as_ref());
     let conformance = validate_verdict::conformance(check, raw.conformance.as_ref());
     if !check.problems.is_empty() {
@@ -221,6 +224,30 @@ pub(crate) fn scenario(check: &mut Check<'_>, raw: &RawScenario, root: &At, defa
         conformance,
         duration,
     })
+}
+
+/// Only mobile apps go to the background: a background behaviour or wave needs a mobile profile
+/// (android, swift, flutter, unity) in `users.profile`.
+fn backgrounds_need_mobile_users(check: &mut Check<'_>, raw: &RawScenario, mix: &ProfileMix) {
+    if mix.weights.iter().any(|(p, _)| *p != Profile::Js) {
+        return;
+    }
+    const WHY: &str = "only mobile apps go to the background and users.profile has no mobile profile; add android, swift, flutter or unity to the mix, e.g. {js: 70, android: 30}";
+    let behaviour = raw
+        .behaviour
+        .as_ref()
+        .and_then(|b| b.value.background.as_ref())
+        .map(|b| b.at.clone());
+    let waves = raw
+        .timeline
+        .iter()
+        .flat_map(|t| t.value.iter())
+        .filter_map(|e| e.value.background.as_ref().map(|b| b.at.clone()));
+    for at in behaviour.into_iter().chain(waves).collect::<Vec<_>>() {
+        if !check.is_poisoned(&at.path) {
+            check.report(&at, WHY);
+        }
+    }
 }
 
 fn behaviour(check: &mut Check<'_>, raw: Option<&Sp<RawBehaviour>>) -> Behaviour {

@@ -266,6 +266,7 @@ fn event(
         ("half_open", e.half_open.is_some()),
         ("add_latency", e.add_latency.is_some()),
         ("set_privacy", e.set_privacy.is_some()),
+        ("background", e.background.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, present)| present.then_some(k))
@@ -273,7 +274,7 @@ fn event(
     if written.len() != 1 {
         if !check.is_poisoned(&entry.at.path) {
             let msg = if written.is_empty() {
-                "an entry needs `at` and one action: drop_sockets, expire_tokens, block_websocket, refuse_websocket, half_open, add_latency or set_privacy".to_owned()
+                "an entry needs `at` and one action: drop_sockets, expire_tokens, block_websocket, refuse_websocket, half_open, add_latency, set_privacy or background".to_owned()
             } else {
                 format!("an entry has exactly one action, found {}", written.join(" and "))
             };
@@ -388,6 +389,20 @@ fn action(check: &mut Check<'_>, e: &RawEvent) -> Option<Action> {
             delay: delay?,
             fraction,
             length,
+        });
+    }
+    if let Some(w) = &e.background {
+        let fraction = check.fraction(&w.value.fraction, 1.0);
+        let length = match &w.value.for_ {
+            Some(f) => check.positive_duration(f),
+            None => {
+                check.missing(&w.at, "for", "10s");
+                None
+            }
+        };
+        return Some(Action::Background {
+            fraction,
+            length: length?,
         });
     }
     if let Some(p) = &e.set_privacy {

@@ -334,6 +334,11 @@ impl Driver {
                 }
                 rec.count(Counter::Connects);
                 self.report.connects += 1;
+                // Live again after a storm's drop or a background wave's pause (which ends in a
+                // plain connect, not a reconnect): that is the user's recovery.
+                if let Some((storm, attempts)) = self.storm.take() {
+                    rec.recovered(&storm, now.into_std(), attempts.max(1));
+                }
             }
             Measure::Reconnect(d) => {
                 rec.record(Metric::Reconnect, d);

@@ -202,7 +202,8 @@ fn readme_fragments_are_valid() {
         let fragment = block.split("```").next().unwrap_or_default();
         let mut text = String::new();
         if !fragment.lines().any(|l| l.starts_with("users:")) {
-            text.push_str("users: { count: 10000 }\n");
+            // A mixed fleet, so that fragments about mobile-only behaviour (background) apply.
+            text.push_str("users: { count: 10000, profile: { js: 50, android: 50 } }\n");
         }
         text.push_str(fragment);
         if !fragment.lines().any(|l| l.starts_with("load:")) {
@@ -224,5 +225,20 @@ fn a_broken_stage_does_not_cascade() {
     assert_eq!(
         err.lines(),
         ["c.yaml:4:5: load[1]: expected a mapping, found integer `5`"]
+    );
+}
+
+#[test]
+fn background_waves_need_a_length_and_mobile_users() {
+    assert_problems(
+        "invalid/background.yaml",
+        &[
+            "7:15: behaviour.background: only mobile apps go to the background and users.profile has no mobile profile; add android, swift, flutter or unity to the mix, e.g. {js: 70, android: 30}",
+            "10:17: timeline[0].background.for: required key is missing, e.g. `for: 10s`",
+            "12:28: timeline[1].background.fraction: a fraction is above 0 and at most 1 (0.5 = half), found 0",
+            "12:36: timeline[1].background.for: must be greater than zero",
+            "14:43: timeline[2].background.side: unknown key `side`; expected one of: fraction, for",
+            "16:17: timeline[3].background: only mobile apps go to the background and users.profile has no mobile profile; add android, swift, flutter or unity to the mix, e.g. {js: 70, android: 30}",
+        ],
     );
 }

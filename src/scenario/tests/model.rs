@@ -122,9 +122,18 @@ fn full_fixture_normalizes_every_key() {
             "set_privacy",
             "half_open",
             "add_latency",
-            "drop_sockets"
+            "drop_sockets",
+            "background"
         ]
     );
+    assert_eq!(
+        s.timeline[8].action,
+        Action::Background {
+            fraction: 0.5,
+            length: secs(10)
+        }
+    );
+    assert!(!s.timeline[8].action.needs_mock(), "users pause their own apps");
     assert_eq!(
         s.timeline[0].action,
         Action::DropSockets {
@@ -370,6 +379,17 @@ fn time_scale_compresses_the_scenario_clock() {
         Action::BlockWebsocket { length: Some(secs(3)) }
     );
     assert_eq!(fast.behaviour.typing, Some(Every { every: secs(3) }));
+    assert_eq!(
+        fast.timeline[8].action,
+        Action::Background {
+            fraction: 0.5,
+            length: secs(1)
+        }
+    );
+    assert_eq!(
+        fast.behaviour.background.map(|b| (b.every, b.length)),
+        Some((secs(18), secs(2)))
+    );
     assert_eq!(fast.users.token.ttl, Some(secs(60)));
     assert_eq!(fast.thresholds[1].abort_after, Some(secs(18)));
     assert!(fast.timeline.iter().all(|e| e.at < fast.run_length()));

@@ -67,7 +67,7 @@ pub struct MockOptions {
     pub api_key: Option<String>,
     /// App secret; `None` lets the runner generate one.
     pub secret: Option<String>,
-    /// How often the mock pushes `health.check` (default 30 s).
+    /// How often the mock pushes `health.check` (default 25 s: under Unity's 30 s dead rule).
     pub health_interval: Duration,
     /// How long the mock holds an idle long-poll (default 20 s).
     pub longpoll_hold: Duration,
@@ -80,7 +80,7 @@ impl Default for MockOptions {
         MockOptions {
             api_key: None,
             secret: None,
-            health_interval: Duration::from_secs(30),
+            health_interval: Duration::from_secs(25),
             longpoll_hold: Duration::from_secs(20),
             token_expiry: TokenExpiry::Keep,
         }

@@ -131,13 +131,16 @@ pub async fn context(
 ) -> anyhow::Result<Arc<UserCtx>> {
     let ids: Vec<String> = (0..scenario.users.count).map(|i| scenario.users.id.id(i)).collect();
     let deliveries = DeliveryTracker::new(&ids, &channel_cids(scenario));
-    let sources = crate::sys::source_addresses(scenario.users.count as u32, 1 + (shard as u8).saturating_mul(4)).len();
+    let first = 1 + u8::try_from(shard)
+        .unwrap_or(u8::MAX)
+        .saturating_mul(crate::sys::SOURCES_PER_SHARD);
+    let sources = crate::sys::source_addresses(scenario.users.count as u32, first);
     let observer = observer.map(|o| Arc::new(Watch(o)) as Arc<dyn user::UserObserver>);
     Ok(Arc::new(UserCtx {
         target: target.clone(),
         recorder,
         http: user::http::new_client(),
-        source_addrs: SourceAddrs::loopback(sources as u8),
+        source_addrs: SourceAddrs::new(sources),
         deliveries,
         observer,
         run_start: start,

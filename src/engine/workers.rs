@@ -66,9 +66,8 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
         if let Some(s) = &t.secret {
             cmd.env("CHATSTORM_SECRET", s);
         }
-        cmd.env("CHATSTORM_SOURCE_OFFSET", (1 + i * 4).to_string())
-            .stdout(Stdio::null())
-            .kill_on_drop(true);
+        // Each shard picks its own loopback source addresses from its index (sys::SOURCES_PER_SHARD).
+        cmd.stdout(Stdio::null()).kill_on_drop(true);
         match cmd.spawn() {
             Ok(c) => children.push((shard_dir, c)),
             Err(e) => {

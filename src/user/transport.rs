@@ -39,6 +39,14 @@ impl SourceAddrs {
         Self::default()
     }
 
+    /// These addresses, in turn.
+    pub fn new(addrs: Vec<IpAddr>) -> Self {
+        Self {
+            addrs,
+            next: AtomicUsize::new(0),
+        }
+    }
+
     /// `127.0.0.1` to `127.0.0.n` (Linux routes all of 127.0.0.0/8 to loopback).
     pub fn loopback(n: u8) -> Self {
         Self {

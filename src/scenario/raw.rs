@@ -61,6 +61,15 @@ pub(crate) struct RawUsers {
     pub fallback: Field<bool>,
     pub custom_bytes: Field<u64>,
     pub unity: Field<RawUnity>,
+    pub kind: Field<RawUserKind>,
+}
+
+/// `users.kind`: `stream` (default: SDK-like users) or `plain-websocket` (bare WebSocket clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RawUserKind {
+    Stream,
+    PlainWebsocket,
 }
 
 /// `users.unity: {reconnect: exponential|constant|never, interval: 5s}` (Unity's

@@ -259,9 +259,16 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
             for index in indices {
                 let slot = schedule.slots[index as usize];
                 let intended = start + slot.start;
-                tokio::select! {
-                    _ = root.cancelled() => break,
-                    _ = tokio::time::sleep_until(intended) => {}
+                // Users already due start back to back: a timer per user would hand the worker
+                // to the users already started between every two spawns, and a burst (a ramp
+                // over 1 ms) would then start late by the time all their connects take.
+                if Instant::now() < intended {
+                    tokio::select! {
+                        _ = root.cancelled() => break,
+                        _ = tokio::time::sleep_until(intended) => {}
+                    }
+                } else if root.is_cancelled() {
+                    break;
                 }
                 if Instant::now().saturating_duration_since(intended) > lag::LATE_START {
                     late.fetch_add(1, Relaxed);

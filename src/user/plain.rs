@@ -44,21 +44,28 @@ enum Fail {
 pub async fn run(ctx: Arc<UserCtx>, intended: Instant, stop_at: Option<Instant>, cancel: CancellationToken) {
     let rec = &ctx.recorder;
     rec.gauge_add(Gauge::Users, 1);
+    // The timer is boxed (and only exists with a stop time): every byte of this future is held
+    // by every idle user for the whole run.
     let stop = async {
         match stop_at {
-            Some(at) => tokio::select! {
-                () = cancel.cancelled() => {}
-                () = tokio::time::sleep_until(at) => {}
-            },
+            Some(at) => {
+                let sleep = Box::pin(tokio::time::sleep_until(at));
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = sleep => {}
+                }
+            }
             None => cancel.cancelled().await,
         }
     };
     tokio::pin!(stop);
     let started = Instant::now();
+    // Boxed: the connect's state (resolve, socket, upgrade buffers) is freed once it is done.
+    let opening = Box::pin(tokio::time::timeout(FIRST_FRAME_TIMEOUT, open(&ctx)));
     let opened = tokio::select! {
         biased;
         () = &mut stop => None,
-        r = tokio::time::timeout(FIRST_FRAME_TIMEOUT, open(&ctx)) => Some(r.unwrap_or(Err(Fail::Network))),
+        r = opening => Some(r.unwrap_or(Err(Fail::Network))),
     };
     match opened {
         Some(Ok(ws)) => {
@@ -86,7 +93,7 @@ pub async fn run(ctx: Arc<UserCtx>, intended: Instant, stop_at: Option<Instant>,
 }
 
 /// TCP connect, upgrade, first data frame.
-async fn open(ctx: &UserCtx) -> Result<Ws, Fail> {
+async fn open(ctx: &UserCtx) -> Result<Box<Ws>, Fail> {
     let server = transport::resolve(&ctx.target.ws_base)
         .await
         .map_err(|_| Fail::Network)?;
@@ -118,7 +125,7 @@ async fn open(ctx: &UserCtx) -> Result<Ws, Fail> {
         .map_err(|_| Fail::Network)?;
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(_) | Message::Binary(_))) => return Ok(ws),
+            Some(Ok(Message::Text(_) | Message::Binary(_))) => return Ok(Box::new(ws)),
             // Tungstenite queues the pong; it goes out with the next read or flush.
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             _ => return Err(Fail::Network),
@@ -126,36 +133,80 @@ async fn open(ctx: &UserCtx) -> Result<Ws, Fail> {
     }
 }
 
+/// What woke a holding user, reduced at once: a received message or a tungstenite error is
+/// large, and kept across the next await it would sit in every idle user's future.
+enum Wake {
+    Stop,
+    Ping,
+    Close(Option<u16>),
+    Other,
+    Gone,
+}
+
 /// Holds the socket until `stop`; a close or drop by the server is a disconnect.
-async fn hold(mut ws: Ws, ctx: &UserCtx, mut stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>) {
+async fn hold(mut ws: Box<Ws>, ctx: &UserCtx, mut stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>) {
     let rec = &ctx.recorder;
     loop {
-        tokio::select! {
+        let wake = tokio::select! {
             biased;
-            () = &mut stop => {
-                let frame = CloseFrame { code: 1000.into(), reason: "".into() };
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+            () = &mut stop => Wake::Stop,
+            m = ws.next() => match m {
+                Some(Ok(Message::Ping(_))) => Wake::Ping,
+                Some(Ok(Message::Close(frame))) => Wake::Close(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => Wake::Other,
+                Some(Err(_)) | None => Wake::Gone,
+            },
+        };
+        match wake {
+            Wake::Stop => {
+                let frame = CloseFrame {
+                    code: 1000.into(),
+                    reason: "".into(),
+                };
+                let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, Ws::close(&mut ws, Some(frame)))).await;
                 return;
             }
-            m = ws.next() => match m {
-                Some(Ok(Message::Ping(_))) => {
-                    let _ = ws.flush().await;
+            // Tungstenite queued the pong; the flush sends it.
+            Wake::Ping => {
+                let _ = Box::pin(ws.flush()).await;
+            }
+            Wake::Close(code) => {
+                if let Some(c) = code {
+                    rec.close_code(c);
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    if let Some(f) = frame {
-                        rec.close_code(u16::from(f.code));
-                    }
-                    rec.count(Counter::Disconnects);
-                    // Sends the queued close reply.
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.flush()).await;
-                    return;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    rec.count(Counter::Disconnects);
-                    return;
-                }
-            },
+                rec.count(Counter::Disconnects);
+                // Sends the queued close reply.
+                let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, ws.flush())).await;
+                return;
+            }
+            Wake::Other => {}
+            Wake::Gone => {
+                rec.count(Counter::Disconnects);
+                return;
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle plain user holds this future (plus the socket, its 512-byte read buffer and the
+    /// runtime's I/O registration) for the whole run: keep it small.
+    #[test]
+    fn the_user_future_stays_small() {
+        let ctx = Arc::new(UserCtx {
+            target: crate::target::Target::plain("ws://127.0.0.1:9/connect").unwrap(),
+            recorder: crate::metrics::Recorder::new(),
+            http: super::super::http::new_client(),
+            source_addrs: super::super::SourceAddrs::none(),
+            deliveries: super::super::DeliveryTracker::new(&[], &[]),
+            observer: None,
+            run_start: Instant::now(),
+        });
+        let f = run(ctx, Instant::now(), None, CancellationToken::new());
+        let size = std::mem::size_of_val(&f);
+        assert!(size <= 400, "the plain user's future is {size} bytes");
     }
 }

@@ -1,6 +1,7 @@
 //! From the scenario to simulated users: each user's spec (id, profile, token, privacy,
 //! channels, behaviour, seed) derived from the run seed and its index alone, the context all
-//! users of this process share, and spawning one task per user.
+//! users of this process share, and spawning one task per user (SDK users, or plain WebSocket
+//! users through their own smaller task).
 
 use crate::metrics::Recorder;
 use crate::scenario::{Scenario, TokenMode, UserKind};

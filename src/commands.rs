@@ -45,17 +45,25 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
     outcome
 }
 
-/// The target named on the command line, if any.
+/// The target named on the command line, if any. With `plain` (the scenario's users are
+/// `kind: plain-websocket`) `--target` is the WebSocket URL the users open as it is, and needs no
+/// key, secret or token endpoint.
 ///
 /// # Errors
 /// A one-line description of what is wrong with the flags.
-pub fn target_from_args(args: &TargetArgs) -> Result<Option<Target>, String> {
+pub fn target_from_args(args: &TargetArgs, plain: bool) -> Result<Option<Target>, String> {
     let Some(url) = &args.target else {
         if args.api_key.is_some() || args.secret.is_some() || args.token_endpoint.is_some() {
             return Err("--api-key, --secret and --token-endpoint need --target".to_owned());
         }
         return Ok(None);
     };
+    if plain {
+        if args.secret.is_some() || args.token_endpoint.is_some() {
+            return Err("plain-websocket users use no tokens: drop --secret and --token-endpoint".to_owned());
+        }
+        return Target::plain(url).map(Some).map_err(|e| format!("--target {e}"));
+    }
     let url = url.replacen("ws://", "http://", 1).replacen("wss://", "https://", 1);
     let url: url::Url = url.parse().map_err(|e| format!("--target {url:?}: {e}"))?;
     let api_key = args
@@ -119,7 +127,8 @@ pub async fn run(args: RunArgs) -> Outcome {
     if let Some(s) = args.seed {
         scenario = scenario.with_seed(s);
     }
-    let target = match target_from_args(&args.target) {
+    let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
+    let target = match target_from_args(&args.target, plain) {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
@@ -182,7 +191,7 @@ pub fn write_outputs(summary: &report::summary::RunSummary, dir: &Path, formats:
 
 /// `chatstorm conform`.
 pub async fn conform(args: ConformArgs) -> Outcome {
-    let target = match target_from_args(&args.target) {
+    let target = match target_from_args(&args.target, false) {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };

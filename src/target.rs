@@ -61,6 +61,42 @@ impl Target {
         })
     }
 
+    /// The target of plain WebSocket users (`users.kind: plain-websocket`): `ws_base` is the
+    /// WebSocket URL they open as it is (an `http://` URL is taken as its `ws://` form), and
+    /// `http_base` its `http://` form (used to describe the target). No key and no tokens: `auth`
+    /// holds an empty secret that nothing reads.
+    ///
+    /// # Errors
+    /// When the URL is not `ws://` or `http://` (no TLS in this build).
+    pub fn plain(url: &str) -> Result<Self, String> {
+        let url: Url = url.trim().parse().map_err(|e| format!("{url:?}: {e}"))?;
+        let (http, ws) = match url.scheme() {
+            "ws" | "http" => ("http", "ws"),
+            "wss" | "https" => {
+                return Err(format!(
+                    "{url}: this build speaks plain ws only (no TLS yet); use a ws:// URL"
+                ));
+            }
+            other => return Err(format!("a plain WebSocket target is ws://, not {other}://")),
+        };
+        let (mut http_base, mut ws_base) = (url.clone(), url);
+        http_base
+            .set_scheme(http)
+            .and_then(|()| ws_base.set_scheme(ws))
+            .map_err(|()| "cannot derive the http and ws forms of the url".to_owned())?;
+        if ws_base.host_str().is_none() {
+            return Err(format!("{ws_base}: no host"));
+        }
+        Ok(Self {
+            http_base,
+            ws_base,
+            api_key: String::new(),
+            auth: TargetAuth::Secret(Vec::new()),
+            secret: None,
+            is_mock: false,
+        })
+    }
+
     /// `base` joined with an absolute path such as `/connect` (keeping any path prefix of the base).
     pub fn join(base: &Url, path_and_query: &str) -> String {
         let b = base.as_str().trim_end_matches('/');
@@ -99,5 +135,22 @@ mod tests {
         );
         assert!(tls.unwrap_err().contains("no TLS"));
         assert!(Target::new("ftp://x".parse().unwrap(), "k".into(), TargetAuth::Secret(vec![]), None).is_err());
+    }
+
+    #[test]
+    fn a_plain_target_keeps_its_path_and_derives_http() {
+        let t = Target::plain("ws://127.0.0.1:9/connect?x=1").unwrap();
+        assert_eq!(t.ws_base.as_str(), "ws://127.0.0.1:9/connect?x=1");
+        assert_eq!(t.http_base.as_str(), "http://127.0.0.1:9/connect?x=1");
+        assert!(t.secret.is_none() && t.api_key.is_empty());
+        let h = Target::plain("http://127.0.0.1:9/connect").unwrap();
+        assert_eq!(h.ws_base.as_str(), "ws://127.0.0.1:9/connect");
+        assert!(
+            Target::plain("wss://chat.example/connect")
+                .unwrap_err()
+                .contains("no TLS")
+        );
+        assert!(Target::plain("ftp://x/").is_err());
+        assert!(Target::plain("not a url").is_err());
     }
 }

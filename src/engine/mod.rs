@@ -27,6 +27,9 @@ use crate::target::{Target, TargetAuth};
 /// # Errors
 /// When the URL is not usable.
 pub fn target_from_scenario(remote: &RemoteTarget, scenario: &Scenario) -> anyhow::Result<Target> {
+    if scenario.users.kind == crate::scenario::UserKind::PlainWebsocket {
+        return Target::plain(&remote.url).map_err(|e| anyhow::anyhow!("target.url {e}"));
+    }
     let url = remote
         .url
         .replacen("ws://", "http://", 1)

@@ -131,9 +131,15 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
 
     // The target: a given one, the scenario's remote one, or the embedded mock.
     let mut _mock_guard = None;
+    let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
     let target = match (req.target, &scenario.target) {
         (Some(t), _) => t,
         (None, crate::scenario::TargetSpec::Remote(r)) => super::target_from_scenario(r, &scenario)?,
+        (None, crate::scenario::TargetSpec::Embedded(_)) if plain => {
+            return Err(RunError::Setup(anyhow::anyhow!(
+                "plain-websocket users need the WebSocket URL to open: target.url in the scenario or --target ws://..."
+            )));
+        }
         (None, crate::scenario::TargetSpec::Embedded(opts)) => {
             let mock = EmbeddedMock::start(opts, scenario.seed, users_planned, fd_limit).await?;
             let t = mock.target.clone();
@@ -141,10 +147,18 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
             t
         }
     };
-    let target_description = _mock_guard
-        .as_ref()
-        .map_or_else(|| target.http_base.to_string(), |m| m.description.clone());
-    super::probe::reachable(&target).await.map_err(RunError::Unreachable)?;
+    let target_description = match &_mock_guard {
+        Some(m) => m.description.clone(),
+        None if plain => target.ws_base.to_string(),
+        None => target.http_base.to_string(),
+    };
+    if plain {
+        // A bare WebSocket server may count an HTTP probe as a failed handshake: TCP only.
+        super::probe::reachable_tcp(&target).await
+    } else {
+        super::probe::reachable(&target).await
+    }
+    .map_err(RunError::Unreachable)?;
     super::setup::create_channels(&scenario, &target)
         .await
         .map_err(|e| RunError::Setup(anyhow::anyhow!("setting up the channels: {e}")))?;
@@ -246,24 +260,35 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
             for index in indices {
                 let slot = schedule.slots[index as usize];
                 let intended = start + slot.start;
-                tokio::select! {
-                    _ = root.cancelled() => break,
-                    _ = tokio::time::sleep_until(intended) => {}
+                // Users already due start back to back: a timer per user would hand the worker
+                // to the users already started between every two spawns, and a burst (a ramp
+                // over 1 ms) would then start late by the time all their connects take.
+                if Instant::now() < intended {
+                    tokio::select! {
+                        _ = root.cancelled() => break,
+                        _ = tokio::time::sleep_until(intended) => {}
+                    }
+                } else if root.is_cancelled() {
+                    break;
                 }
                 if Instant::now().saturating_duration_since(intended) > lag::LATE_START {
                     late.fetch_add(1, Relaxed);
                 }
                 let stop_at = slot.stop.map(|s| start + s);
-                super::users::spawn(
-                    &tracker,
-                    &scenario,
-                    &ctx,
-                    index,
-                    intended,
-                    stop_at,
-                    &actions,
-                    root.child_token(),
-                );
+                if plain {
+                    super::users::spawn_plain(&tracker, &ctx, intended, stop_at, root.child_token());
+                } else {
+                    super::users::spawn(
+                        &tracker,
+                        &scenario,
+                        &ctx,
+                        index,
+                        intended,
+                        stop_at,
+                        &actions,
+                        root.child_token(),
+                    );
+                }
                 started.fetch_add(1, Relaxed);
             }
         })

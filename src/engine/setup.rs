@@ -2,7 +2,7 @@
 //! server-side calls (a server token minted with the app secret), as a real app's backend
 //! would, so every user is a member of the channels it watches, reads and writes to. Without
 //! the secret (a target reached only through a token endpoint) this step is skipped and users
-//! work with the channels as the target has them.
+//! work with the channels as the target has them. Plain WebSocket users have no channels.
 
 use super::users::channels_of;
 use crate::http::HttpClient;
@@ -24,6 +24,9 @@ pub async fn create_channels(scenario: &Scenario, target: &Target) -> Result<usi
     let Some(secret) = &target.secret else {
         return Ok(0);
     };
+    if scenario.users.kind == crate::scenario::UserKind::PlainWebsocket {
+        return Ok(0);
+    }
     let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for index in 0..scenario.users.count {
         let id = scenario.users.id.id(index);

@@ -1,10 +1,11 @@
 //! From the scenario to simulated users: each user's spec (id, profile, token, privacy,
 //! channels, behaviour, seed) derived from the run seed and its index alone, the context all
-//! users of this process share, and spawning one task per user.
+//! users of this process share, and spawning one task per user (SDK users, or plain WebSocket
+//! users through their own smaller task).
 
 use super::timeline::Audience;
 use crate::metrics::Recorder;
-use crate::scenario::{Scenario, TokenMode};
+use crate::scenario::{Scenario, TokenMode, UserKind};
 use crate::target::Target;
 use crate::user::{self, Behaviour, DeliveryTracker, SourceAddrs, TokenSpec, UserAction, UserCtx, UserSpec};
 use chatstorm_protocol::PrivacySettings;
@@ -114,7 +115,12 @@ pub fn observer(scenario: &Scenario) -> crate::conformance::Observer {
         crate::scenario::TargetSpec::Embedded(m) => m.health_interval,
         crate::scenario::TargetSpec::Remote(_) => std::time::Duration::from_secs(30),
     };
-    crate::conformance::Observer::for_run(&scenario.conformance.watch, scenario.users.count as usize, health)
+    // Plain users report nothing to the rules: no per-user state for them.
+    let users = match scenario.users.kind {
+        UserKind::Stream => scenario.users.count as usize,
+        UserKind::PlainWebsocket => 0,
+    };
+    crate::conformance::Observer::for_run(&scenario.conformance.watch, users, health)
 }
 
 /// The context shared by every user of this process.
@@ -129,13 +135,21 @@ pub async fn context(
     shard: u32,
     observer: Option<crate::conformance::Observer>,
 ) -> anyhow::Result<Arc<UserCtx>> {
-    let ids: Vec<String> = (0..scenario.users.count).map(|i| scenario.users.id.id(i)).collect();
-    let deliveries = DeliveryTracker::new(&ids, &channel_cids(scenario));
+    // Plain users send and watch nothing: no delivery tables, no observer.
+    let deliveries = match scenario.users.kind {
+        UserKind::Stream => {
+            let ids: Vec<String> = (0..scenario.users.count).map(|i| scenario.users.id.id(i)).collect();
+            DeliveryTracker::new(&ids, &channel_cids(scenario))
+        }
+        UserKind::PlainWebsocket => DeliveryTracker::new(&[], &[]),
+    };
     let first = 1 + u8::try_from(shard)
         .unwrap_or(u8::MAX)
         .saturating_mul(crate::sys::SOURCES_PER_SHARD);
     let sources = crate::sys::source_addresses(scenario.users.count as u32, first);
-    let observer = observer.map(|o| Arc::new(Watch(o)) as Arc<dyn user::UserObserver>);
+    let observer = observer
+        .filter(|_| scenario.users.kind == UserKind::Stream)
+        .map(|o| Arc::new(Watch(o)) as Arc<dyn user::UserObserver>);
     Ok(Arc::new(UserCtx {
         target: target.clone(),
         recorder,
@@ -361,4 +375,17 @@ mod tests {
             "{mean:?}"
         );
     }
+}
+
+/// Spawns a plain WebSocket user (`users.kind: plain-websocket`) into `tracker`. Its own task, apart
+/// from [`spawn`]'s: a task is sized for the largest future it may hold, and the plain one is a
+/// fraction of an SDK user's.
+pub fn spawn_plain(
+    tracker: &TaskTracker,
+    ctx: &Arc<UserCtx>,
+    intended: Instant,
+    stop_at: Option<Instant>,
+    cancel: CancellationToken,
+) {
+    tracker.spawn(user::plain::run(ctx.clone(), intended, stop_at, cancel));
 }

@@ -127,6 +127,21 @@ pub struct Users {
     /// `users.backoff`: a fixed wait between reconnect attempts instead of each SDK's formula
     /// (`None`, the default `sdk`). For comparing a storm's recovery against the real formula.
     pub backoff: Option<Duration>,
+    /// What kind of client each user is (`users.kind`, default [`UserKind::Stream`]).
+    pub kind: UserKind,
+}
+
+/// What kind of client the users are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserKind {
+    /// Users that live the Stream connection lifecycle of their SDK profile (tokens, health
+    /// checks, reconnects, channels).
+    #[default]
+    Stream,
+    /// Bare WebSocket clients (`users.kind: plain-websocket`): open the target URL as given, wait
+    /// for the server's first frame, answer pings, hold until the run ends, close with 1000. No
+    /// Stream protocol, no tokens, no channels: the peers' standard workload.
+    PlainWebsocket,
 }
 
 /// Unity's reconnect strategy and constant interval (PROTOCOL.md U.4).

@@ -63,6 +63,15 @@ pub(crate) struct RawUsers {
     pub unity: Field<RawUnity>,
     /// `sdk` (default) or a fixed wait such as `250ms`.
     pub backoff: Field<Scalar>,
+    pub kind: Field<RawUserKind>,
+}
+
+/// `users.kind`: `stream` (default: SDK-like users) or `plain-websocket` (bare WebSocket clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RawUserKind {
+    Stream,
+    PlainWebsocket,
 }
 
 /// `users.unity: {reconnect: exponential|constant|never, interval: 5s}` (Unity's

@@ -161,7 +161,26 @@ pub(crate) fn scenario(check: &mut Check<'_>, raw: &RawScenario, root: &At, defa
         Some(sp) => Some(sp.value.trim().to_owned()),
         None => Some(default_name.to_owned()),
     };
-    let target = validate_users::target(check, raw.target.as_ref());
+    let plain = raw
+        .users
+        .as_ref()
+        .and_then(|u| u.value.kind.as_ref())
+        .is_some_and(|k| k.value == RawUserKind::PlainWebsocket);
+    if plain {
+        // Plain users only connect and hold: what would make them act is refused, not ignored.
+        for (key, at) in [
+            ("behaviour", raw.behaviour.as_ref().map(|s| &s.at)),
+            ("timeline", raw.timeline.as_ref().map(|s| &s.at)),
+        ] {
+            if let Some(at) = at {
+                check.report(
+                    at,
+                    format!("`{key}` applies to stream users; plain-websocket users only connect and hold"),
+                );
+            }
+        }
+    }
+    let target = validate_users::target(check, raw.target.as_ref(), plain);
     let users = match &raw.users {
         Some(sp) => validate_users::users(check, sp, target.as_ref().map(|(_, source)| source)),
         None => {

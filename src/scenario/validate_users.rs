@@ -8,7 +8,13 @@ use super::validate::{Check, MAX_USERS, value};
 use super::{suggest, tree::shorten};
 
 /// The target, and where tokens come from unless `users.token.endpoint` says otherwise.
-pub(crate) fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Option<(TargetSpec, TokenSource)> {
+/// With `plain` (`users.kind: plain-websocket`), `target.url` is the full WebSocket URL the users
+/// open, and no key, secret or token endpoint is needed (or accepted).
+pub(crate) fn target(
+    check: &mut Check<'_>,
+    raw: Option<&Sp<RawTarget>>,
+    plain: bool,
+) -> Option<(TargetSpec, TokenSource)> {
     let Some(sp) = raw else {
         return Some((
             TargetSpec::Embedded(MockOptions::default()),
@@ -16,6 +22,9 @@ pub(crate) fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Opti
         ));
     };
     let t = &sp.value;
+    if plain {
+        return plain_target(check, t);
+    }
     if let (Some(secret), Some(_)) = (&t.secret, &t.token_endpoint) {
         check.report(
             &secret.at,
@@ -98,6 +107,43 @@ pub(crate) fn target(check: &mut Check<'_>, raw: Option<&Sp<RawTarget>>) -> Opti
     Some((TargetSpec::Embedded(mock), source?))
 }
 
+/// `target` for plain WebSocket users: only `url` (the WebSocket URL itself) means anything.
+fn plain_target(check: &mut Check<'_>, t: &RawTarget) -> Option<(TargetSpec, TokenSource)> {
+    for (key, at) in [
+        ("api_key", t.api_key.as_ref().map(|s| &s.at)),
+        ("secret", t.secret.as_ref().map(|s| &s.at)),
+        ("token_endpoint", t.token_endpoint.as_ref().map(|s| &s.at)),
+        ("health_interval", t.health_interval.as_ref().map(|s| &s.at)),
+        ("longpoll_hold", t.longpoll_hold.as_ref().map(|s| &s.at)),
+        ("token_expiry", t.token_expiry.as_ref().map(|s| &s.at)),
+    ] {
+        if let Some(at) = at {
+            check.report(
+                at,
+                format!("`{key}` applies to stream users; plain-websocket users open target.url as it is"),
+            );
+        }
+    }
+    let Some(url) = &t.url else {
+        return Some((
+            TargetSpec::Embedded(MockOptions::default()),
+            TokenSource::EmbeddedSecret,
+        ));
+    };
+    if url.value.trim().to_ascii_lowercase().starts_with("wss://") {
+        check.report(&url.at, "this build speaks plain ws only (no TLS yet); use a ws:// URL");
+        return None;
+    }
+    let url = http_url(check, url, &["ws", "http"])?;
+    Some((
+        TargetSpec::Remote(RemoteTarget {
+            url,
+            api_key: String::new(),
+        }),
+        TokenSource::EmbeddedSecret,
+    ))
+}
+
 /// Checks `scheme://host...`, without pulling in a URL parser for one check.
 pub(crate) fn http_url(check: &mut Check<'_>, sp: &Sp<String>, schemes: &[&str]) -> Option<String> {
     let url = sp.value.trim();
@@ -159,6 +205,27 @@ pub(crate) fn users(check: &mut Check<'_>, sp: &Sp<RawUsers>, token_source: Opti
             "the long-poll fallback is a JS SDK feature (enableWSFallback) and the profile has no js users",
         );
     }
+    let kind = match u.kind.as_ref().map(|k| k.value) {
+        Some(RawUserKind::PlainWebsocket) => UserKind::PlainWebsocket,
+        Some(RawUserKind::Stream) | None => UserKind::Stream,
+    };
+    if kind == UserKind::PlainWebsocket {
+        for (key, at) in [
+            ("profile", u.profile.as_ref().map(|s| &s.at)),
+            ("token", u.token.as_ref().map(|s| &s.at)),
+            ("privacy", u.privacy.as_ref().map(|s| &s.at)),
+            ("fallback", u.fallback.as_ref().map(|s| &s.at)),
+            ("custom_bytes", u.custom_bytes.as_ref().map(|s| &s.at)),
+            ("unity", u.unity.as_ref().map(|s| &s.at)),
+        ] {
+            if let Some(at) = at {
+                check.report(
+                    at,
+                    format!("`{key}` applies to stream users; plain-websocket users speak no Stream protocol"),
+                );
+            }
+        }
+    }
     let token = token(check, u.token.as_ref(), token_source);
     let privacy = u
         .privacy
@@ -205,6 +272,7 @@ pub(crate) fn users(check: &mut Check<'_>, sp: &Sp<RawUsers>, token_source: Opti
         custom_bytes,
         unity,
         backoff: backoff?,
+        kind,
     })
 }
 

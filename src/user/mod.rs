@@ -5,7 +5,7 @@
 //! Layout: [`machine`] is the sans-IO state machine (all decisions) and [`signal`] its inputs and
 //! outputs, [`profile`] the per-SDK
 //! parameter table, [`driver`] the task that carries out the machine's commands, [`transport`]
-//! the WebSocket and long-poll steps, [`rest`] the REST calls, [`auth`] the token modes,
+//! the WebSocket and long-poll steps, [`plain`] the plain WebSocket user (no Stream protocol), [`rest`] the REST calls, [`auth`] the token modes,
 //! [`delivery`] the shared delivery accounting, [`http`] the shared HTTP client, and [`record`]
 //! the single seam to `crate::metrics`.
 
@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod driver;
 pub mod http;
 pub mod machine;
+pub mod plain;
 pub mod profile;
 pub mod record;
 pub mod rest;

@@ -82,7 +82,7 @@ pub fn ws_config() -> WebSocketConfig {
 /// destination, searching the whole range on each bind: past about half the range in use that
 /// search eats the harness's CPU and then fails. `IP_BIND_ADDRESS_NO_PORT` defers the choice to
 /// `connect`, where the port only has to be unique for this destination.
-fn defer_port_choice(socket: &TcpSocket) {
+pub(crate) fn defer_port_choice(socket: &TcpSocket) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;

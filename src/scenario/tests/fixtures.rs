@@ -242,3 +242,36 @@ fn background_waves_need_a_length_and_mobile_users() {
         ],
     );
 }
+
+#[test]
+fn plain_websocket_users_need_no_tokens_and_take_the_url_as_it_is() {
+    let s = parse_fixture("valid/plain-websocket.yaml").expect("valid");
+    assert_eq!(s.users.kind, UserKind::PlainWebsocket);
+    assert_eq!(
+        s.target,
+        TargetSpec::Remote(RemoteTarget {
+            url: "ws://127.0.0.1:9001/connect".to_owned(),
+            api_key: String::new(),
+        })
+    );
+    let minimal = parse_fixture("valid/minimal.yaml").expect("valid");
+    assert_eq!(minimal.users.kind, UserKind::Stream, "stream users are the default");
+}
+
+#[test]
+fn plain_websocket_users_refuse_what_only_stream_users_use() {
+    assert_problems(
+        "invalid/bad-plain-websocket.yaml",
+        &[
+            "2:8: target.url: this build speaks plain ws only (no TLS yet); use a ws:// URL",
+            "3:11: target.secret: `secret` applies to stream users; plain-websocket users open target.url as it is",
+            "7:12: users.profile: `profile` applies to stream users; plain-websocket users speak no Stream protocol",
+            "8:10: users.token: `token` applies to stream users; plain-websocket users speak no Stream protocol",
+            "12:3: behaviour: `behaviour` applies to stream users; plain-websocket users only connect and hold",
+        ],
+    );
+    assert_problems(
+        "invalid/bad-user-kind.yaml",
+        &["3:9: users.kind: unknown value `raw`; expected one of: stream, plain-websocket"],
+    );
+}

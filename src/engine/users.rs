@@ -321,6 +321,19 @@ async fn run_pausing(
     }
 }
 
+/// Spawns a plain WebSocket user (`users.kind: plain-websocket`) into `tracker`. Its own task, apart
+/// from [`spawn`]'s: a task is sized for the largest future it may hold, and the plain one is a
+/// fraction of an SDK user's.
+pub fn spawn_plain(
+    tracker: &TaskTracker,
+    ctx: &Arc<UserCtx>,
+    intended: Instant,
+    stop_at: Option<Instant>,
+    cancel: CancellationToken,
+) {
+    tracker.spawn(user::plain::run(ctx.clone(), intended, stop_at, cancel));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,17 +388,4 @@ mod tests {
             "{mean:?}"
         );
     }
-}
-
-/// Spawns a plain WebSocket user (`users.kind: plain-websocket`) into `tracker`. Its own task, apart
-/// from [`spawn`]'s: a task is sized for the largest future it may hold, and the plain one is a
-/// fraction of an SDK user's.
-pub fn spawn_plain(
-    tracker: &TaskTracker,
-    ctx: &Arc<UserCtx>,
-    intended: Instant,
-    stop_at: Option<Instant>,
-    cancel: CancellationToken,
-) {
-    tracker.spawn(user::plain::run(ctx.clone(), intended, stop_at, cancel));
 }

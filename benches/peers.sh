@@ -4,14 +4,19 @@
 # the first frame, hold HOLD_SECS (20), close. Prints one table with the ratios.
 #
 # Usage: benches/peers.sh [N]     (default 10000)
-# Env:   PEERS_DIR (default /work/shared/peers: copied, never used in place), PEERS_WORK (the
+# Env:   PEERS_DIR (default ../shared/peers beside the repository: copied, never used in place), PEERS_WORK (the
 #        copy, default $TMPDIR/chatstorm-peers; must be outside the repository), HOLD_SECS (20).
 # Needs: cargo, node + npm (for the `ws` package), python3, /usr/bin/time, unshare (optional).
 set -euo pipefail
 N="${1:-10000}"
 export HOLD_SECS="${HOLD_SECS:-20}" RAMP_SECS=0
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
-SRC="${PEERS_DIR:-/work/shared/peers}"
+# The peers folder sits beside the repository (../shared/peers) in this workplace.
+SRC="${PEERS_DIR:-}"
+if [ -z "$SRC" ]; then
+  for c in "$REPO/../shared/peers" /work/shared/peers; do [ -d "$c" ] && SRC="$c" && break; done
+fi
+[ -d "${SRC:-/nonexistent}" ] || { echo "peers.sh: no peers folder; set PEERS_DIR" >&2; exit 2; }
 WORK="${PEERS_WORK:-${TMPDIR:-/tmp}/chatstorm-peers}"
 case "$(cd "$(dirname "$WORK")" && pwd)/" in
   "$REPO"/*) echo "PEERS_WORK must be outside the repository (third-party installs)" >&2; exit 2 ;;

@@ -16,9 +16,7 @@ for n in "${@:-10000 19000}"; do
   for n1 in $n; do
     start_mock
     out="$BENCH_OUT/density-$n1"
-    rc=0
-    "$BIN" run "$ROOT/benches/scenarios/idle-19k.yaml" --users "$n1" --target "$MOCK_URL" \
-      --api-key "$MOCK_KEY" --secret "$MOCK_SECRET" --out "$out" --format json,console >"$out.log" 2>&1 || rc=$?
+    run_against_mock "$ROOT/benches/scenarios/idle-19k.yaml" "$out" --users "$n1"
     mock_hwm=$(proc_kb "$MOCK_PID" VmHWM)
     stop_mock
     conn=$(field "$out/summary.json" "s['metrics']['counters']['connects']")
@@ -29,7 +27,7 @@ for n in "${@:-10000 19000}"; do
       "$(python3 -c "print(round($mock_hwm*1024/max(1,$conn)))")" \
       "$(field "$out/summary.json" "s['metrics']['counters']['reconnect_attempts']")" \
       "$(field "$out/summary.json" "str(round(s['latency']['connect.ws']['summary']['p99_us']/1000,1))+'ms'")" \
-      "$rc"
+      "$RC"
   done
 done
 echo "# runs in $BENCH_OUT"

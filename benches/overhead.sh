@@ -20,15 +20,13 @@ req = urllib.request.Request(sys.argv[1] + "/_fault/first-frame-delay", data=b'{
 urllib.request.urlopen(req, timeout=5).read()
 PY
   out="$BENCH_OUT/overhead-$users"
-  rc=0
-  "$BIN" run "$ROOT/benches/scenarios/overhead-10k.yaml" --users "$users" --target "$MOCK_URL" \
-    --api-key "$MOCK_KEY" --secret "$MOCK_SECRET" --out "$out" --format json,console >"$out.log" 2>&1 || rc=$?
+  run_against_mock "$ROOT/benches/scenarios/overhead-10k.yaml" "$out" --users "$users"
   stop_mock
   read -r count p50 p99 p999 < <(field "$out/summary.json" \
     "' '.join(str(x) for x in [s['latency']['connect.ws']['summary'][k] for k in ['count','p50_us','p99_us','p999_us']])")
   P50[$users]=$p50; P99[$users]=$p99
   printf '%-7s %-9s %-9s %-9s %-9s %s\n' "$users" "$count" "$(echo "scale=3; $p50/1000" | bc)" \
-    "$(echo "scale=3; $p99/1000" | bc)" "$(echo "scale=3; $p999/1000" | bc)" "$rc"
+    "$(echo "scale=3; $p99/1000" | bc)" "$(echo "scale=3; $p999/1000" | bc)" "$RC"
 done
 python3 -c "import sys; a=[int(x) for x in sys.argv[1:]]; print(f'overhead at {a[0]} users: p50 {(a[1]-a[2])/1000:+.2f} ms, p99 {(a[3]-a[4])/1000:+.2f} ms over the 200-user baseline (50 ms first-frame delay in both; budget: under 1 ms at p99)')" \
   "$n" "${P50[$n]}" "${P50[200]}" "${P99[$n]}" "${P99[200]}"

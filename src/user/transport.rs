@@ -49,12 +49,11 @@ impl SourceAddrs {
 
     /// `127.0.0.1` to `127.0.0.n` (Linux routes all of 127.0.0.0/8 to loopback).
     pub fn loopback(n: u8) -> Self {
-        Self {
-            addrs: (1..=n.max(1))
+        Self::new(
+            (1..=n.max(1))
                 .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
                 .collect(),
-            next: AtomicUsize::new(0),
-        }
+        )
     }
 
     /// The next source address for a connection to `target` (none unless both are loopback IPv4).

@@ -71,9 +71,16 @@ impl FaultClient {
     /// # Errors
     /// When the mock refuses or does not answer.
     pub async fn expire_tokens(&self, users: Option<Vec<String>>) -> Result<Value, String> {
+        // Cut off tokens issued before this second, not in it: `iat` has whole seconds, and a user
+        // kicked now refreshes at once; a cut-off of "now" would also refuse the fresh token it
+        // mints in the same second, which no server would call expired.
+        let cutoff = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+            - 1;
         let body = match users {
-            None => json!({"all": true}),
-            Some(users) => json!({"users": users}),
+            None => json!({"all": true, "cutoff": cutoff}),
+            Some(users) => json!({"users": users, "cutoff": cutoff}),
         };
         self.post("/_fault/expire-tokens", body).await
     }

@@ -150,10 +150,21 @@ pub async fn context(
     let observer = observer
         .filter(|_| scenario.users.kind == UserKind::Stream)
         .map(|o| Arc::new(Watch(o)) as Arc<dyn user::UserObserver>);
+    // REST slots from the descriptors the users leave free. An embedded mock that fits in this
+    // process (the same rule as `EmbeddedMock::start`) holds a second descriptor per user and
+    // per call in flight.
+    let fd_limit = crate::sys::raise_fd_limit();
+    let users = scenario.users.count;
+    let fds_per_user = if target.is_mock && users * 2 + crate::sys::RESERVED_FDS <= fd_limit {
+        2
+    } else {
+        1
+    };
+    let slots = user::http::rest_slots(fd_limit, users, fds_per_user);
     Ok(Arc::new(UserCtx {
         target: target.clone(),
+        http: user::http::HttpClient::new(slots, Some(recorder.clone())),
         recorder,
-        http: user::http::new_client(),
         source_addrs: SourceAddrs::new(sources),
         deliveries,
         observer,

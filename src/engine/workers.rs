@@ -145,6 +145,8 @@ pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, String> {
         g.scheduler_lag_max_us = g.scheduler_lag_max_us.max(s.generator.scheduler_lag_max_us);
         g.late_starts += s.generator.late_starts;
         g.resource_failures += s.generator.resource_failures;
+        g.generator_queue_timeouts += s.generator.generator_queue_timeouts;
+        g.generator_queue_p99_us = g.generator_queue_p99_us.max(s.generator.generator_queue_p99_us);
         g.peak_rss_bytes += s.generator.peak_rss_bytes;
         g.cpu_seconds += s.generator.cpu_seconds;
         g.saturated |= s.generator.saturated;

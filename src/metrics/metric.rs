@@ -82,10 +82,13 @@ pub enum Metric {
     Recovery,
     /// How late the harness's own timers fired (generator honesty: a saturated generator shows here).
     SchedulerLag,
+    /// How long a REST call waited for one of the harness's own request slots before it went out
+    /// (generator honesty: this wait is the harness's queue, never the server's latency).
+    GeneratorQueue,
 }
 
 /// Number of [`Metric`]s: the size of every per-metric table.
-pub const METRIC_COUNT: usize = 22;
+pub const METRIC_COUNT: usize = 23;
 
 impl Metric {
     /// Every metric, in index order.
@@ -113,8 +116,9 @@ impl Metric {
             all[fixed.len() + e] = Metric::Rest(RestEndpoint::ALL[e]);
             e += 1;
         }
-        all[METRIC_COUNT - 2] = Metric::Recovery;
-        all[METRIC_COUNT - 1] = Metric::SchedulerLag;
+        all[METRIC_COUNT - 3] = Metric::Recovery;
+        all[METRIC_COUNT - 2] = Metric::SchedulerLag;
+        all[METRIC_COUNT - 1] = Metric::GeneratorQueue;
         all
     };
 
@@ -132,8 +136,9 @@ impl Metric {
             Metric::LongpollConnect => 8,
             Metric::LongpollPoll => 9,
             Metric::Rest(e) => 10 + e.index(),
-            Metric::Recovery => METRIC_COUNT - 2,
-            Metric::SchedulerLag => METRIC_COUNT - 1,
+            Metric::Recovery => METRIC_COUNT - 3,
+            Metric::SchedulerLag => METRIC_COUNT - 2,
+            Metric::GeneratorQueue => METRIC_COUNT - 1,
         }
     }
 
@@ -162,6 +167,7 @@ impl Metric {
             Metric::Rest(RestEndpoint::Hi) => "rest.hi",
             Metric::Recovery => "recovery",
             Metric::SchedulerLag => "scheduler.lag",
+            Metric::GeneratorQueue => "generator.queue",
         }
     }
 
@@ -298,10 +304,17 @@ pub enum Counter {
     LongpollEventsReceived,
     /// Connects that failed for lack of local ports or descriptors (the generator's fault).
     ResourceFailures,
+    /// Expected deliveries that did not arrive but cannot be called lost: the receiver's
+    /// connection ended, or was not heard from again, inside the window in which the server
+    /// should have delivered them (see `user::delivery`).
+    EventsUndetermined,
+    /// REST calls that never got one of the harness's request slots within their timeout (the
+    /// generator's fault, never counted as a server error).
+    GeneratorQueueTimeouts,
 }
 
 /// Number of [`Counter`]s.
-pub const COUNTER_COUNT: usize = 19;
+pub const COUNTER_COUNT: usize = 21;
 
 impl Counter {
     /// Every counter, in index order.
@@ -325,6 +338,8 @@ impl Counter {
         Counter::PrivacyLeaks,
         Counter::LongpollEventsReceived,
         Counter::ResourceFailures,
+        Counter::EventsUndetermined,
+        Counter::GeneratorQueueTimeouts,
     ];
 
     /// Dense index in `0..COUNTER_COUNT`.
@@ -354,6 +369,8 @@ impl Counter {
             Counter::PrivacyLeaks => "privacy_leaks",
             Counter::LongpollEventsReceived => "longpoll_events_received",
             Counter::ResourceFailures => "resource_failures",
+            Counter::EventsUndetermined => "events_undetermined",
+            Counter::GeneratorQueueTimeouts => "generator_queue_timeouts",
         }
     }
 

@@ -214,7 +214,29 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
             "{resource_failures} connects failed for lack of local ports or descriptors"
         ));
     }
+    // The harness's own REST queue: a call that waited for a slot, or never got one, measures the
+    // generator, not the server (`rest.*` starts when the request leaves).
+    let queue_timeouts = out.metrics.counters.get("generator_queue_timeouts").copied().unwrap_or(0);
+    let queue_p99_us = out
+        .metrics
+        .histogram("generator.queue")
+        .map(|h| h.value_at_quantile(0.99))
+        .unwrap_or(0);
+    if queue_timeouts > 0 {
+        reasons.push(format!(
+            "{queue_timeouts} REST calls never left the harness: no free request slot within their timeout (generator.queue)"
+        ));
+    }
+    if queue_p99_us > LAG_BOUND.as_micros() as u64 {
+        reasons.push(format!(
+            "REST calls waited for a harness request slot: generator.queue p99 {:.1} ms is over the {} ms bound",
+            queue_p99_us as f64 / 1000.0,
+            LAG_BOUND.as_millis()
+        ));
+    }
     GeneratorHealth {
+        generator_queue_p99_us: queue_p99_us,
+        generator_queue_timeouts: queue_timeouts,
         fd_limit: out.fd_limit,
         fd_peak: out.fd_peak,
         scheduler_lag_p99_us: out.lag.p99_us,

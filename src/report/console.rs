@@ -61,6 +61,13 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         c("events_duplicated"),
         c("events_out_of_order")
     )?;
+    if c("events_undetermined") > 0 {
+        writeln!(
+            w,
+            "           {} expected deliveries undetermined (the receiver's connection ended or went silent before the server had to deliver them)",
+            c("events_undetermined")
+        )?;
+    }
     let codes = |m: &std::collections::BTreeMap<String, u64>| {
         if m.is_empty() {
             "none".to_owned()
@@ -138,6 +145,14 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         g.rss_per_user_bytes,
         g.cpu_seconds
     )?;
+    if g.generator_queue_p99_us >= 1_000 || g.generator_queue_timeouts > 0 {
+        writeln!(
+            w,
+            "           REST request slots: wait p99 {} (generator.queue), {} calls never got one",
+            ms(g.generator_queue_p99_us),
+            g.generator_queue_timeouts
+        )?;
+    }
     writeln!(w)?;
     writeln!(w, "verdict: {} (exit {})", s.verdict.outcome, s.verdict.exit_code)?;
     for reason in &s.verdict.reasons {

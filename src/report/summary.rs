@@ -225,6 +225,13 @@ pub struct GeneratorHealth {
     pub late_starts: u64,
     /// Connects that failed for lack of local ports or descriptors.
     pub resource_failures: u64,
+    /// How long REST calls waited for one of the harness's request slots, p99, microseconds
+    /// (`generator.queue`; the bound is the scheduler-lag bound).
+    #[serde(default)]
+    pub generator_queue_p99_us: u64,
+    /// REST calls that never got a harness request slot within their timeout.
+    #[serde(default)]
+    pub generator_queue_timeouts: u64,
     /// Peak resident memory of the harness, bytes.
     pub peak_rss_bytes: u64,
     /// Peak resident memory divided by peak live users, bytes.

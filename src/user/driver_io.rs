@@ -121,11 +121,14 @@ impl Driver {
         }
     }
 
+    /// Starts one poll. Code 40 is handled as JS's HTTP client handles it for any request: with a
+    /// provider, fetch a token and re-issue the same poll (same connection id), waiting
+    /// `retryInterval(consecutive failures)` from the second try on; the machine then sees what
+    /// the last try got (events, 46 when the server forgot the connection meanwhile, ...).
     pub(super) fn start_poll(&mut self) {
         let (ctx, spec) = (self.ctx.clone(), self.spec.clone());
         let (token, id) = (self.token.clone().unwrap_or_default(), self.connection_id.clone());
         self.poll = Some(Box::pin(async move {
-            let started = Instant::now();
             fn auth<'a>(ctx: &'a UserCtx, spec: &'a UserSpec, id: &'a str, token: &'a str) -> StreamAuth<'a> {
                 StreamAuth {
                     api_key: &ctx.target.api_key,
@@ -136,16 +139,34 @@ impl Driver {
                 }
             }
             let base = &ctx.target.http_base;
-            let mut r = transport::longpoll_poll(&ctx.http, base, auth(&ctx, &spec, &id, &token)).await;
-            let mut new_token = None;
-            if matches!(r, PollResult::Api(40)) && spec.token.mode == TokenMode::Provider {
-                let a = &ctx.target.auth;
-                if let Ok(t) = auth::fetch(a, &ctx.http, &ctx.recorder, &spec.id, spec.token.ttl, spec.seed).await {
-                    r = transport::longpoll_poll(&ctx.http, base, auth(&ctx, &spec, &id, &t)).await;
-                    new_token = Some(t);
+            let poll = |token: String| {
+                let (ctx, spec, id) = (&ctx, &spec, &id);
+                async move {
+                    let started = Instant::now();
+                    let r = transport::longpoll_poll(&ctx.http, base, auth(ctx, spec, id, &token)).await;
+                    ctx.recorder.record(Metric::LongpollPoll, started.elapsed());
+                    r
                 }
+            };
+            let mut r = poll(token).await;
+            let mut new_token = None;
+            let mut failures = 0u32;
+            while matches!(r, PollResult::Api(40))
+                && spec.token.mode == TokenMode::Provider
+                && failures < rest::JS_REFRESH_RESENDS
+            {
+                if failures > 0 {
+                    let unit = crate::user::selected_unit(spec.seed, u64::from(failures) ^ 0x5EED_0046);
+                    tokio::time::sleep(profile::params(spec.profile).retry_delay(failures, unit)).await;
+                }
+                failures += 1;
+                let a = &ctx.target.auth;
+                let Ok(t) = auth::fetch(a, &ctx.http, &ctx.recorder, &spec.id, spec.token.ttl, spec.seed).await else {
+                    break;
+                };
+                r = poll(t.clone()).await;
+                new_token = Some(t);
             }
-            ctx.recorder.record(Metric::LongpollPoll, started.elapsed());
             (r, new_token)
         }));
     }

@@ -555,7 +555,10 @@ impl Machine {
                 self.attempt(now, false, out);
             }
             Some(c) if c == 40 && !self.cfg.provider => self.stop(StopReason::StaticTokenExpired, out),
-            Some(c) if !ErrorCode(c).retryable() => {
+            // With a provider, JS's HTTP client refreshes and re-issues a poll on 40 for as long as
+            // it takes (the driver did so, within its bound): never a reason to stop; poll again
+            // after the back-off like any other failed poll.
+            Some(c) if !ErrorCode(c).retryable() && c != 40 => {
                 out.push(Command::Measure(Measure::Disconnect));
                 self.stop(StopReason::ApiError(c), out);
             }

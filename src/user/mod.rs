@@ -169,11 +169,17 @@ pub fn selected(user_seed: u64, seq: u64, fraction: f64) -> bool {
     if fraction.is_nan() || fraction <= 0.0 {
         return false;
     }
+    selected_unit(user_seed, seq) < fraction
+}
+
+/// A seeded number in `[0, 1)` for the user with `user_seed` and a sequence number `seq`
+/// (timeline selections, back-off draws outside the state machine).
+pub fn selected_unit(user_seed: u64, seq: u64) -> f64 {
     let mut z = user_seed ^ seq.wrapping_mul(0xD6E8_FEB8_6659_FD93);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    ((z >> 11) as f64 / (1u64 << 53) as f64) < fraction
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// What one user did, returned when its task ends.

@@ -16,7 +16,6 @@ use chatstorm_protocol::rest::{
 };
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use tokio::time::Instant;
 
 /// One REST job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +181,7 @@ fn request(spec: &UserSpec, job: Job) -> (::http::Method, String, Value) {
 struct Call<'a> {
     ctx: &'a UserCtx,
     spec: &'a UserSpec,
+    endpoint: RestEndpoint,
     method: &'a ::http::Method,
     path: &'a str,
     body: &'a [u8],
@@ -190,6 +190,8 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// One request; `rest.<endpoint>` gets the server's time only (from when the request left the
+    /// harness: a wait for a REST slot is `generator.queue`, see `super::http`).
     async fn send(&self, token: &str) -> Result<Response, HttpError> {
         let auth = StreamAuth {
             api_key: &self.ctx.target.api_key,
@@ -200,51 +202,72 @@ impl Call<'_> {
         };
         let url = auth.url(&self.ctx.target.http_base, self.path, &[]);
         let body = Some(self.body.to_vec());
-        http::send(
+        let out = http::send_on(
             &self.ctx.http,
+            http::Lane::Rest,
             self.method.clone(),
             &url,
             &auth.headers(),
             body,
             self.timeout,
         )
-        .await
+        .await;
+        let rec = &self.ctx.recorder;
+        if !matches!(out.result, Err(HttpError::Saturated)) {
+            rec.count(Counter::RestRequests);
+            rec.record(Metric::Rest(self.endpoint), out.sent.elapsed());
+        }
+        out.result
     }
 }
 
-/// Runs one job to the end: send, and on code 40 with a provider, fetch a token and send again once.
+/// Sends after code 40 that JS makes before the harness gives the call up. JS itself has no limit
+/// (its `doAxiosRequest` refreshes and re-issues for as long as the server answers 40); the
+/// harness stops after this many so that a target that answers 40 to every token cannot keep a
+/// user's call alive for the whole run. With JS's back-off this is more than a minute of tries.
+pub const JS_REFRESH_RESENDS: u32 = 12;
+
+/// Runs one job to the end: send, and on code 40 with a provider, fetch a token and send again:
+/// once for the mobile SDKs, and for JS as its HTTP client does (re-issue at once the first time,
+/// then wait `retryInterval(consecutive failures)` before each further try).
 pub async fn run(ctx: Arc<UserCtx>, spec: Arc<UserSpec>, job: Job, token: String, connection_id: String) -> Done {
     let (method, path, body) = request(&spec, job);
     let body = serde_json::to_vec(&body).unwrap_or_default();
     let params = super::profile::params(spec.profile);
     let rec = &ctx.recorder;
-    let started = Instant::now();
     let call = Call {
         ctx: &ctx,
         spec: &spec,
+        endpoint: job.endpoint(),
         method: &method,
         path: &path,
         body: &body,
         connection_id: &connection_id,
         timeout: params.http_timeout,
     };
-    rec.count(Counter::RestRequests);
     let mut result = call.send(&token).await;
     let mut new_token = None;
-    let expired = result.as_ref().is_ok_and(|r| r.error_code() == Some(40));
     // Unity does not refresh in place: its driver reconnects and resends (`RestExpired`).
     let in_place = params.rest_expired == RestExpired::RefreshAndResend;
-    if expired && in_place && spec.token.mode == auth::TokenMode::Provider {
-        let fetched = auth::fetch(&ctx.target.auth, &ctx.http, rec, &spec.id, spec.token.ttl, spec.seed).await;
-        if let Ok(t) = fetched {
-            rec.count(Counter::RestRequests);
-            result = call.send(&t).await;
-            new_token = Some(t);
+    let resends = if spec.profile == Profile::Js { JS_REFRESH_RESENDS } else { 1 };
+    let mut failures = 0u32;
+    while failures < resends
+        && in_place
+        && spec.token.mode == auth::TokenMode::Provider
+        && result.as_ref().is_ok_and(|r| r.error_code() == Some(40))
+    {
+        if failures > 0 {
+            let unit = super::selected_unit(spec.seed, u64::from(failures) ^ 0x5EED_0040);
+            tokio::time::sleep(params.retry_delay(failures, unit)).await;
         }
+        failures += 1;
+        let fetched = auth::fetch(&ctx.target.auth, &ctx.http, rec, &spec.id, spec.token.ttl, spec.seed).await;
+        let Ok(t) = fetched else { break };
+        result = call.send(&t).await;
+        new_token = Some(t);
     }
-    rec.record(Metric::Rest(job.endpoint()), started.elapsed());
     let done = Done { job, result, new_token };
-    if !done.ok() {
+    if !done.ok() && done.result.as_ref().err() != Some(&HttpError::Saturated) {
         rec.count(Counter::RestFailures);
         if let Some(code) = done.result.as_ref().ok().and_then(Response::error_code) {
             rec.error_code(u32::try_from(code).unwrap_or(0));

@@ -3,7 +3,7 @@
 //! `WebSocketConfig`, upgrade as the profile builds it, then the first frame read: `health.check`
 //! or an error frame and the close that follows), and the JS long-poll connect, poll and close.
 
-use super::http::{self, HttpClient, StreamAuth};
+use super::http::{self, HttpClient, Lane, StreamAuth};
 use super::machine::Failure;
 use super::profile::{LONGPOLL_CONNECT_TIMEOUT, LONGPOLL_POLL_TIMEOUT};
 use super::upgrade;
@@ -239,8 +239,9 @@ pub async fn longpoll_connect(
 ) -> Result<String, Failure> {
     let json = serde_json::to_string(payload).map_err(|_| Failure::Network)?;
     let url = auth.url(base, "/longpoll", &[("json", &json)]);
-    let resp = http::send(
+    let resp = http::send_on(
         client,
+        Lane::Hold,
         ::http::Method::GET,
         &url,
         &auth.headers(),
@@ -248,6 +249,7 @@ pub async fn longpoll_connect(
         LONGPOLL_CONNECT_TIMEOUT,
     )
     .await
+    .result
     .map_err(|_| Failure::Network)?;
     if let Some(code) = resp.error_code() {
         return Err(Failure::Api { code, close: None });
@@ -273,8 +275,9 @@ pub enum PollResult {
 /// One poll: `GET /longpoll?connection_id=...`, 30 s client timeout.
 pub async fn longpoll_poll(client: &HttpClient, base: &url::Url, auth: StreamAuth<'_>) -> PollResult {
     let url = auth.url(base, "/longpoll", &[]);
-    match http::send(
+    match http::send_on(
         client,
+        Lane::Hold,
         ::http::Method::GET,
         &url,
         &auth.headers(),
@@ -282,6 +285,7 @@ pub async fn longpoll_poll(client: &HttpClient, base: &url::Url, auth: StreamAut
         LONGPOLL_POLL_TIMEOUT,
     )
     .await
+    .result
     {
         Err(_) => PollResult::Network,
         Ok(r) => match r.error_code() {
@@ -302,8 +306,9 @@ pub async fn longpoll_poll(client: &HttpClient, base: &url::Url, auth: StreamAut
 pub async fn longpoll_close(client: &HttpClient, base: &url::Url, auth: StreamAuth<'_>) {
     let auth = StreamAuth { user_id: "", ..auth };
     let url = auth.url(base, "/longpoll", &[("close", "true")]);
-    let _ = http::send(
+    let _ = http::send_on(
         client,
+        Lane::Hold,
         ::http::Method::GET,
         &url,
         &auth.headers(),

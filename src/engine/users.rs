@@ -139,7 +139,18 @@ pub async fn context(
     let deliveries = match scenario.users.kind {
         UserKind::Stream => {
             let ids: Vec<String> = (0..scenario.users.count).map(|i| scenario.users.id.id(i)).collect();
-            DeliveryTracker::new(&ids, &channel_cids(scenario))
+            let cids = channel_cids(scenario);
+            let index: std::collections::HashMap<&str, u32> =
+                cids.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
+            let memberships: Vec<Vec<u32>> = (0..scenario.users.count)
+                .map(|u| {
+                    channels_of(scenario, u)
+                        .iter()
+                        .filter_map(|c| index.get(c.as_str()).copied())
+                        .collect()
+                })
+                .collect();
+            DeliveryTracker::with_members(&ids, &cids, &memberships)
         }
         UserKind::PlainWebsocket => DeliveryTracker::new(&[], &[]),
     };

@@ -541,13 +541,7 @@ impl Driver {
         if t == Transport::LongPoll {
             rec.gauge_add(Gauge::LongPolling, -1);
         }
-        for i in 0..64 {
-            if self.watched & (1 << i) != 0
-                && let Some(ch) = self.spec.channels.get(i).and_then(|c| self.ctx.deliveries.channel(c))
-            {
-                self.ctx.deliveries.watching(ch, -1);
-            }
-        }
+        self.ctx.deliveries.connection_ended(self.spec.index, self.now_us());
         self.watched = 0;
         // Privacy toggles and Unity's pending resend outlive the connection.
         self.pending = Pending {

@@ -9,7 +9,10 @@ use crate::user::profile::RestExpired;
 impl Driver {
     pub(super) async fn on_frame(&mut self, f: FrameIn) {
         match f {
-            FrameIn::Text(text) => match ServerEvent::parse(text.as_str()) {
+            FrameIn::Text(text) => match {
+                self.ctx.deliveries.heard(self.spec.index, self.now_us());
+                ServerEvent::parse(text.as_str())
+            } {
                 Ok(ServerEvent::ConnectionError(e)) => {
                     self.ctx.recorder.error_code(u32::try_from(e.error.code).unwrap_or(0));
                     self.feed(Input::ErrorFrame(e.error.code)).await;
@@ -70,7 +73,7 @@ impl Driver {
                 let stamp = d
                     .user(&e.user.id)
                     .zip(d.channel(&e.cid))
-                    .and_then(|(reader, ch)| d.last_read(ch, reader));
+                    .and_then(|(reader, ch)| d.read_stamp(ch, reader, self.spec.index));
                 if let Some(s) = stamp {
                     self.receipt(Kind::Read, s, &e.cid);
                 }
@@ -178,6 +181,7 @@ impl Driver {
         }
         match r {
             PollResult::Events(events) => {
+                self.ctx.deliveries.heard(self.spec.index, self.now_us());
                 for v in events {
                     if let Ok(ev) = ServerEvent::from_value(v) {
                         self.on_event(&ev);
@@ -306,7 +310,7 @@ impl Driver {
             let i = i as u16;
             return Some(match b {
                 Behaviour::Typing => Job::Typing(i, stamp),
-                Behaviour::Read => Job::Read(i),
+                Behaviour::Read => Job::Read(i, stamp),
                 Behaviour::Message => Job::Message(i, stamp),
             });
         }
@@ -334,14 +338,20 @@ impl Driver {
         if !ok {
             self.report.rest_failures += 1;
         }
+        if let Job::Typing(_, stamp) | Job::Read(_, stamp) | Job::Message(_, stamp) = done.job {
+            self.ctx.deliveries.answered(stamp.seq, ok, self.now_us());
+        }
+        // Watches count only for the connection they were made on (a reconnect may have come
+        // between the call and its answer).
+        let live_here = self.m.is_live() && done.connection_id == self.connection_id;
         match done.job {
-            Job::Watch(i) if ok && self.m.is_live() => self.mark_watched(usize::from(i)),
-            Job::RecoverQuery if ok && self.m.is_live() => {
+            Job::Watch(i) if ok && live_here => self.mark_watched(usize::from(i)),
+            Job::RecoverQuery if ok && live_here => {
                 for i in 0..self.spec.channels.len().min(profile::RECOVER_LIMIT) {
                     self.mark_watched(i);
                 }
             }
-            Job::Sync(_) if self.m.is_live() => match self.params.recovery {
+            Job::Sync(_) if live_here => match self.params.recovery {
                 // Unity: `/sync` with `watch:true` re-bound the channels; nothing is re-queried.
                 Recovery::Sync if ok => {
                     for i in 0..self.spec.channels.len() {
@@ -374,7 +384,7 @@ impl Driver {
         }
         self.watched |= 1 << i;
         if let Some(ch) = self.spec.channels.get(i).and_then(|c| self.ctx.deliveries.channel(c)) {
-            self.ctx.deliveries.watching(ch, 1);
+            self.ctx.deliveries.watch_started(self.spec.index, ch, self.now_us());
         }
     }
 }

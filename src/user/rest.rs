@@ -29,8 +29,8 @@ pub enum Job {
     Sync(u64),
     /// `typing.start` on a channel, stamped.
     Typing(u16, Stamp),
-    /// Mark a channel read (the stamp is in the shared read table).
-    Read(u16),
+    /// Mark a channel read (the stamp is also in the shared read table: the event carries none).
+    Read(u16, Stamp),
     /// Send a stamped message.
     Message(u16, Stamp),
     /// `PATCH /users` with the given switches.
@@ -45,7 +45,7 @@ impl Job {
             Self::RecoverQuery => RestEndpoint::Channels,
             Self::Sync(_) => RestEndpoint::Sync,
             Self::Typing(..) => RestEndpoint::Event,
-            Self::Read(_) => RestEndpoint::Read,
+            Self::Read(..) => RestEndpoint::Read,
             Self::Message(..) => RestEndpoint::Message,
             Self::Privacy(..) => RestEndpoint::UsersPatch,
         }
@@ -61,6 +61,9 @@ pub struct Done {
     pub result: Result<Response, HttpError>,
     /// A token fetched after a code 40, for the user to keep.
     pub new_token: Option<String>,
+    /// The connection id the call was made for: a watch answered after that connection ended
+    /// registered the old connection, not the user's current one.
+    pub connection_id: String,
 }
 
 impl Done {
@@ -136,7 +139,7 @@ fn request(spec: &UserSpec, job: Job) -> (::http::Method, String, Value) {
                 json!({ "event": event }),
             )
         }
-        Job::Read(i) => (
+        Job::Read(i, _) => (
             post,
             format!("{}/read", channel_path(cid(i))),
             serde_json::to_value(MarkReadRequest::default()).unwrap_or_default(),
@@ -266,7 +269,12 @@ pub async fn run(ctx: Arc<UserCtx>, spec: Arc<UserSpec>, job: Job, token: String
         result = call.send(&t).await;
         new_token = Some(t);
     }
-    let done = Done { job, result, new_token };
+    let done = Done {
+        job,
+        result,
+        new_token,
+        connection_id,
+    };
     if !done.ok() && done.result.as_ref().err() != Some(&HttpError::Saturated) {
         rec.count(Counter::RestFailures);
         if let Some(code) = done.result.as_ref().ok().and_then(Response::error_code) {

@@ -163,6 +163,7 @@ pub async fn run(args: RunArgs) -> Outcome {
     let output = match crate::engine::run::run(req).await {
         Ok(o) => o,
         Err(RunError::Unreachable(e)) => return fail(Outcome::Unreachable, format!("target unreachable: {e}")),
+        Err(e @ RunError::Target(_)) => return fail(Outcome::Unreachable, e),
         Err(RunError::Setup(e)) => return fail(Outcome::InvalidConfig, format!("{e:#}")),
     };
     let summary = report::build::build(&scenario, Some(file), &output);

@@ -1,0 +1,261 @@
+//! The implicit checks that keep a run from passing by accident (scenarios/README.md
+//! "checks"): the planned users connected, users dropped by a fault came back within their
+//! SDK's back-off bounds, the target answered the in-run probe throughout, and what setup
+//! created was still on the target at the end. Each is computed from the summary alone, so a
+//! merge of shards recomputes it exactly as one process would.
+
+use super::summary::{CheckResult, CheckStatus, RunSummary, StormFigures};
+use crate::exit::Outcome;
+use chatstorm_protocol::connect::Profile;
+
+/// Time a user gets to connect before the end of the run to count as due (`users_due`): the
+/// longest first-connect budget of any SDK's default path (JS's 6 s fallback window plus its
+/// 8 s long-poll connect is longer, but such a user is still connecting, not failed, after 10 s).
+pub const CONNECT_GRACE_MS: u64 = 10_000;
+/// Time allowed per reconnect attempt on top of the SDK's wait before it (token fetch, upgrade,
+/// first `health.check`) in the `recovered` bound.
+pub const ATTEMPT_SLACK_MS: u64 = 3_000;
+
+/// Every implicit check of `s`, in a fixed order, with the outcome each failed one asks for.
+pub fn evaluate(s: &RunSummary) -> Vec<(CheckResult, Option<Outcome>)> {
+    vec![users_connected(s), recovered(s), target_reachable(s), state_kept(s)]
+}
+
+fn result(name: &str, expected: String, observed: String, status: CheckStatus) -> CheckResult {
+    CheckResult {
+        name: name.to_owned(),
+        expected,
+        observed,
+        status,
+    }
+}
+
+/// Users that connected at least once: every scheduled user records its first connect, and
+/// only that one, in the `.intended` view of its transport's connect histogram.
+pub fn users_ever_connected(s: &RunSummary) -> u64 {
+    ["connect.ws.intended", "connect.longpoll.intended"]
+        .iter()
+        .filter_map(|t| s.latency.get(*t))
+        .map(|l| l.summary.count)
+        .sum()
+}
+
+fn users_connected(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
+    const NAME: &str = "users_connected";
+    let Some(share) = s.check_settings.users_connected else {
+        return (
+            result(NAME, "off".into(), String::new(), CheckStatus::Off),
+            None,
+        );
+    };
+    let due = s.run.users_due;
+    let required = ((share * due as f64) - 1e-9).ceil().max(0.0) as u64;
+    let connected = users_ever_connected(s);
+    let expected = if share >= 1.0 {
+        format!("all {due} users due to connect connect at least once")
+    } else {
+        format!(
+            "{required} of the {due} users due to connect ({:.1}%) connect at least once",
+            share * 100.0
+        )
+    };
+    if due == 0 {
+        let observed = format!("no user was due to connect ({} started)", s.run.users_started);
+        return (result(NAME, expected, observed, CheckStatus::NoData), None);
+    }
+    let observed = format!("{connected} of {due} connected");
+    if connected >= required {
+        (result(NAME, expected, observed, CheckStatus::Passed), None)
+    } else {
+        // Nobody at all: the target is not a chat server (or not there); some: a failed check.
+        let outcome = if connected == 0 {
+            Outcome::Unreachable
+        } else {
+            Outcome::CheckFailed
+        };
+        (result(NAME, expected, observed, CheckStatus::Failed), Some(outcome))
+    }
+}
+
+/// The longest a user of `profile` may take to come back after `attempts` attempts: the SDK's
+/// longest wait before each attempt plus [`ATTEMPT_SLACK_MS`] per attempt.
+pub fn recovery_bound_ms(profile: Option<Profile>, attempts: u64) -> u64 {
+    let params = crate::user::profile::params(profile.unwrap_or(Profile::Js));
+    (0..attempts.max(1) as u32)
+        .map(|i| params.retry_bounds_ms(i).1 + ATTEMPT_SLACK_MS)
+        .sum()
+}
+
+/// One storm's verdict: `None` when it cannot be decided (the run ended before its bound).
+fn storm_verdict(st: &StormFigures, kind: &str, end_ms: u64) -> (Option<bool>, String) {
+    let rows: Vec<(String, &StormFigures)> = if st.by_profile.is_empty() {
+        vec![("js".to_owned(), st)]
+    } else {
+        st.by_profile.iter().map(|(n, p)| (n.clone(), p)).collect()
+    };
+    let back_from = st.at_ms + st.away_ms;
+    let mut undecided = false;
+    let mut worst: Option<String> = None;
+    for (name, p) in rows {
+        if p.dropped == 0 {
+            continue;
+        }
+        let bound = recovery_bound_ms(Profile::from_name(&name), p.attempts_max);
+        let late = p.p100_ms.is_some_and(|t| t > bound);
+        let missing = p.recovered < p.dropped;
+        if late || missing {
+            if missing && !late && back_from + bound > end_ms {
+                undecided = true;
+                continue;
+            }
+            worst.get_or_insert(format!(
+                "{kind} at {:.1}s: {name} {} of {} back, 100% {} (bound {:.1}s)",
+                st.at_ms as f64 / 1000.0,
+                p.recovered,
+                p.dropped,
+                p.p100_ms
+                    .map_or_else(|| "never".to_owned(), |t| format!("after {:.1}s", t as f64 / 1000.0)),
+                bound as f64 / 1000.0
+            ));
+        }
+    }
+    match (worst, undecided) {
+        (Some(w), _) => (Some(false), w),
+        (None, true) => (
+            None,
+            format!(
+                "{kind} at {:.1}s: the run ended before its users' bound",
+                st.at_ms as f64 / 1000.0
+            ),
+        ),
+        (None, false) => (
+            Some(true),
+            format!("{kind} at {:.1}s: {} of {} back", st.at_ms as f64 / 1000.0, st.recovered, st.dropped),
+        ),
+    }
+}
+
+fn recovered(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
+    const NAME: &str = "recovered";
+    if !s.check_settings.recovered {
+        return (result(NAME, "off".into(), String::new(), CheckStatus::Off), None);
+    }
+    let expected = "every user dropped by a fault back within its SDK's back-off bounds".to_owned();
+    let all: Vec<(&StormFigures, &str)> = s
+        .storms
+        .iter()
+        .map(|st| (st, "storm"))
+        .chain(s.waves.iter().map(|w| (w, "wave")))
+        .filter(|(st, _)| st.dropped > 0)
+        .collect();
+    if all.is_empty() {
+        return (
+            result(NAME, expected, "no user was dropped by a fault".into(), CheckStatus::NoData),
+            None,
+        );
+    }
+    let verdicts: Vec<(Option<bool>, String)> = all
+        .iter()
+        .map(|(st, kind)| storm_verdict(st, kind, s.run.duration_ms))
+        .collect();
+    if let Some((_, why)) = verdicts.iter().find(|(v, _)| *v == Some(false)) {
+        return (
+            result(NAME, expected, why.clone(), CheckStatus::Failed),
+            Some(Outcome::CheckFailed),
+        );
+    }
+    let status = if verdicts.iter().any(|(v, _)| v.is_none()) {
+        CheckStatus::NoData
+    } else {
+        CheckStatus::Passed
+    };
+    let observed = verdicts.into_iter().map(|(_, w)| w).collect::<Vec<_>>().join("; ");
+    (result(NAME, expected, observed, status), None)
+}
+
+/// `"target stopped answering at 10.0s and never came back"`, for the verdict's reasons.
+pub fn outage_text(o: &super::summary::Outage) -> String {
+    match o.to_ms {
+        Some(to) => format!(
+            "target stopped answering at {:.1}s, back at {:.1}s ({})",
+            o.from_ms as f64 / 1000.0,
+            to as f64 / 1000.0,
+            o.error
+        ),
+        None => format!(
+            "target died at {:.1}s: no answer from then to the end of the run ({})",
+            o.from_ms as f64 / 1000.0,
+            o.error
+        ),
+    }
+}
+
+fn target_reachable(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
+    const NAME: &str = "target_reachable";
+    if !s.check_settings.target_reachable {
+        return (result(NAME, "off".into(), String::new(), CheckStatus::Off), None);
+    }
+    let h = &s.target_health;
+    let expected = "the target answers the probe every second of the run".to_owned();
+    if h.probes == 0 {
+        return (
+            result(NAME, expected, "no probe was sent".into(), CheckStatus::NoData),
+            None,
+        );
+    }
+    if let Some(o) = h.outages.first() {
+        let observed = h.outages.iter().map(outage_text).collect::<Vec<_>>().join("; ");
+        let _ = o;
+        return (
+            result(NAME, expected, observed, CheckStatus::Failed),
+            Some(Outcome::TargetLost),
+        );
+    }
+    let observed = format!("{} of {} probes answered", h.probes - h.failures, h.probes);
+    (result(NAME, expected, observed, CheckStatus::Passed), None)
+}
+
+fn state_kept(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
+    const NAME: &str = "state_kept";
+    if !s.check_settings.state_kept {
+        return (result(NAME, "off".into(), String::new(), CheckStatus::Off), None);
+    }
+    let expected = "the channels and memberships created at setup are still there at the end".to_owned();
+    let Some(st) = &s.state else {
+        return (
+            result(
+                NAME,
+                expected,
+                "not checked (no setup: no secret, or plain WebSocket users)".into(),
+                CheckStatus::NoData,
+            ),
+            None,
+        );
+    };
+    if let Some(e) = &st.error {
+        return (
+            result(NAME, expected, format!("the target could not be asked: {e}"), CheckStatus::Failed),
+            Some(Outcome::CheckFailed),
+        );
+    }
+    let observed = format!(
+        "{} of {} channels and {} of {} memberships missing{}",
+        st.channels_missing,
+        st.channels_checked,
+        st.memberships_missing,
+        st.memberships_checked,
+        if st.examples.is_empty() {
+            String::new()
+        } else {
+            format!(" (e.g. {})", st.examples.join(", "))
+        }
+    );
+    if st.channels_missing + st.memberships_missing > 0 {
+        (
+            result(NAME, expected, observed, CheckStatus::Failed),
+            Some(Outcome::CheckFailed),
+        )
+    } else {
+        (result(NAME, expected, observed, CheckStatus::Passed), None)
+    }
+}

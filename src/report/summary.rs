@@ -103,7 +103,7 @@ pub struct RunInfo {
     pub users_planned: u64,
     /// Users actually started.
     pub users_started: u64,
-    /// Users whose intended start left them at least the connect grace (10 s) before the run
+    /// Users whose intended start left them at least the connect grace (3 s) before the run
     /// ended: the ones the `users_connected` check expects to have connected.
     #[serde(default)]
     pub users_due: u64,

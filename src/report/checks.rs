@@ -53,10 +53,10 @@ fn users_connected(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
     let required = ((share * due as f64) - 1e-9).ceil().max(0.0) as u64;
     let connected = users_ever_connected(s);
     let expected = if share >= 1.0 {
-        format!("all {due} users due to connect connect at least once")
+        format!("each of the {due} users due (started 3 s or more before the end) connects at least once")
     } else {
         format!(
-            "{required} of the {due} users due to connect ({:.1}%) connect at least once",
+            "{required} of the {due} users due (started 3 s or more before the end; {:.1}%) connect at least once",
             share * 100.0
         )
     };

@@ -303,6 +303,9 @@ async fn a_target_answering_500_at_setup_is_exit_5_with_a_short_body() {
     let e_run = stderr.matches('E').count();
     assert!(e_run <= 200, "the body is cut to 200 bytes, got {} bytes of it:\n{stderr}", e_run);
     assert!(stderr.len() < 600, "one short message, got {} bytes", stderr.len());
+    // The run never started, and its JUnit says so.
+    assert_junit_not_green(&dir);
+    assert_eq!(summary(&dir)["verdict"]["exit_code"], 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,6 +319,7 @@ async fn a_target_answering_http_garbage_is_reported_as_such() {
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("HTTP 200 with a body that is not JSON"), "{stderr}");
     assert!(stderr.len() < 800, "one short message, got {} bytes", stderr.len());
+    assert_junit_not_green(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,6 +67,56 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
     summary
 }
 
+/// The summary of a run that never started (the target unreachable, or failing during setup):
+/// no figures, every check "no data", and a verdict with the one reason, so `junit.xml` and
+/// `summary.json` say the run failed instead of being absent (or stale).
+pub fn not_started(
+    scenario: &Scenario,
+    scenario_file: Option<String>,
+    target: &str,
+    outcome: Outcome,
+    reason: &str,
+) -> RunSummary {
+    let mut summary = RunSummary {
+        schema: SCHEMA_ID.to_owned(),
+        tool: ToolInfo::default(),
+        run: RunInfo {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            scenario_file,
+            seed: scenario.seed,
+            target: target.to_owned(),
+            started_at: chatstorm_protocol::time::now_rfc3339(),
+            planned_ms: scenario.run_length().as_millis() as u64,
+            shards: 1,
+            interrupted: true,
+            stop_reason: Some(reason.to_owned()),
+            ..RunInfo::default()
+        },
+        verdict: Verdict::default(),
+        latency: BTreeMap::new(),
+        errors: ErrorFigures::default(),
+        storms: Vec::new(),
+        waves: Vec::new(),
+        timeline: Vec::new(),
+        thresholds: Vec::new(),
+        checks: Vec::new(),
+        check_settings: CheckSettings::default(),
+        target_health: TargetHealth::default(),
+        state: None,
+        conformance: None,
+        generator: GeneratorHealth::default(),
+        by_profile: BTreeMap::new(),
+        metrics: MetricsSnapshot::default(),
+    };
+    summary.thresholds = scenario.thresholds.iter().map(|t| evaluate(t, &summary)).collect();
+    decide(&mut summary);
+    summary.verdict.outcome = outcome.verdict().to_owned();
+    summary.verdict.exit_code = outcome.code();
+    summary.verdict.reasons.insert(0, reason.to_owned());
+    summary
+}
+
 /// Recomputes every derived figure from `summary.metrics` (also after a merge of shards).
 pub fn derive(summary: &mut RunSummary) {
     let m = &summary.metrics;

@@ -260,3 +260,124 @@ fn state_kept(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
         (result(NAME, expected, observed, CheckStatus::Passed), None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::summary::{LatencyFigures, Outage, StateFigures};
+
+    fn summary(connected: u64, due: u64) -> RunSummary {
+        let mut s: RunSummary = serde_json::from_value(serde_json::json!({
+            "schema": super::super::summary::SCHEMA_ID,
+            "tool": {"name": "chatstorm", "version": "0"},
+            "run": {"name": "t", "description": null, "scenario_file": null, "seed": 1, "target": "x",
+                    "target_is_mock": true, "started_at": "", "duration_ms": 30000, "planned_ms": 30000,
+                    "users_planned": due, "users_started": due, "users_due": due, "shards": 1,
+                    "interrupted": false, "stop_reason": null},
+            "verdict": {"outcome": "", "exit_code": 0, "reasons": []},
+            "latency": {}, "errors": {"total": 0, "operations": 0, "rate_percent": 0.0, "by_code": {}, "by_close_code": {}},
+            "storms": [], "timeline": [], "thresholds": [], "conformance": null,
+            "generator": {"fd_limit": 0, "fd_peak": 0, "scheduler_lag_p99_us": 0, "scheduler_lag_max_us": 0,
+                          "scheduler_lag_bound_us": 0, "late_starts": 0, "resource_failures": 0, "peak_rss_bytes": 0,
+                          "rss_per_user_bytes": 0, "cpu_seconds": 0.0, "saturated": false, "reasons": []},
+            "by_profile": {},
+            "metrics": serde_json::to_value(crate::metrics::MetricsSnapshot::default()).expect("json"),
+        }))
+        .expect("a summary");
+        let mut l = LatencyFigures::default();
+        l.summary.count = connected;
+        s.latency.insert("connect.ws.intended".into(), l);
+        s.target_health.probes = 30;
+        s
+    }
+
+    fn status(s: &RunSummary, name: &str) -> (CheckStatus, Option<Outcome>) {
+        let (c, o) = evaluate(s).into_iter().find(|(c, _)| c.name == name).expect("the check");
+        (c.status, o)
+    }
+
+    #[test]
+    fn users_connected_asks_for_every_due_user_or_the_share() {
+        assert_eq!(status(&summary(10, 10), "users_connected").0, CheckStatus::Passed);
+        assert_eq!(
+            status(&summary(9, 10), "users_connected"),
+            (CheckStatus::Failed, Some(Outcome::CheckFailed))
+        );
+        assert_eq!(
+            status(&summary(0, 10), "users_connected"),
+            (CheckStatus::Failed, Some(Outcome::Unreachable))
+        );
+        let mut s = summary(9, 10);
+        s.check_settings.users_connected = Some(0.9);
+        assert_eq!(status(&s, "users_connected").0, CheckStatus::Passed);
+        s.check_settings.users_connected = None;
+        assert_eq!(status(&s, "users_connected").0, CheckStatus::Off);
+        assert_eq!(status(&summary(0, 0), "users_connected").0, CheckStatus::NoData);
+    }
+
+    fn storm(dropped: u64, recovered: u64, p100_ms: Option<u64>) -> StormFigures {
+        StormFigures {
+            label: "drop".into(),
+            at_ms: 5000,
+            dropped,
+            recovered,
+            p100_ms,
+            attempts_max: 1,
+            ..StormFigures::default()
+        }
+    }
+
+    #[test]
+    fn recovered_holds_users_to_their_sdks_bound() {
+        let mut s = summary(10, 10);
+        assert_eq!(status(&s, "recovered").0, CheckStatus::NoData, "no storm, nothing to check");
+        s.storms = vec![storm(10, 10, Some(2000))];
+        assert_eq!(status(&s, "recovered").0, CheckStatus::Passed);
+        let bound = recovery_bound_ms(Some(Profile::Js), 1);
+        s.storms = vec![storm(10, 10, Some(bound + 1))];
+        assert_eq!(status(&s, "recovered").0, CheckStatus::Failed, "late");
+        s.storms = vec![storm(10, 9, None)];
+        assert_eq!(status(&s, "recovered").0, CheckStatus::Failed, "one never came back");
+        // A drop 1 s before the end cannot be judged yet: no data, not failed, not passed.
+        s.storms = vec![StormFigures {
+            at_ms: 29_000,
+            ..storm(10, 9, None)
+        }];
+        assert_eq!(status(&s, "recovered").0, CheckStatus::NoData);
+    }
+
+    #[test]
+    fn an_outage_is_a_lost_target_named_with_its_time() {
+        let mut s = summary(10, 10);
+        assert_eq!(status(&s, "target_reachable").0, CheckStatus::Passed);
+        s.target_health.outages.push(Outage {
+            from_ms: 10_000,
+            to_ms: None,
+            error: "connection refused".into(),
+        });
+        assert_eq!(
+            status(&s, "target_reachable"),
+            (CheckStatus::Failed, Some(Outcome::TargetLost))
+        );
+        crate::report::build::decide(&mut s);
+        assert_eq!(s.verdict.exit_code, 5);
+        assert!(s.verdict.reasons[0].starts_with("target died at 10.0s"), "{:?}", s.verdict.reasons);
+    }
+
+    #[test]
+    fn vanished_state_fails_and_no_setup_is_no_data() {
+        let mut s = summary(10, 10);
+        assert_eq!(status(&s, "state_kept").0, CheckStatus::NoData);
+        s.state = Some(StateFigures {
+            channels_checked: 4,
+            memberships_checked: 20,
+            ..StateFigures::default()
+        });
+        assert_eq!(status(&s, "state_kept").0, CheckStatus::Passed);
+        s.state.as_mut().map(|st| st.memberships_missing = 3);
+        assert_eq!(
+            status(&s, "state_kept"),
+            (CheckStatus::Failed, Some(Outcome::CheckFailed))
+        );
+    }
+}

@@ -34,6 +34,8 @@ pub enum HttpError {
         url: String,
         /// What failed.
         reason: String,
+        /// The harness itself ran out of descriptors or local ports: not the target's fault.
+        local: bool,
     },
     /// The body could not be read, or was longer than [`MAX_BODY`].
     #[error("{url}: reading body: {reason}")]
@@ -132,6 +134,7 @@ impl HttpClient {
             let resp = self.inner.request(req).await.map_err(|e| HttpError::Transport {
                 url: url.to_owned(),
                 reason: chain(&e),
+                local: out_of_local_resources(&e),
             })?;
             let status = resp.status().as_u16();
             // A declared length over the limit is refused before a byte of it is read.
@@ -167,6 +170,31 @@ impl HttpClient {
             url: url.to_owned(),
             timeout,
         })?
+    }
+}
+
+/// True when an error (or one of its sources) is the harness running out of descriptors,
+/// buffers or local ports.
+pub fn out_of_local_resources(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.raw_os_error(),
+                Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL | libc::ENOBUFS | libc::ENOMEM)
+            )
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+impl HttpError {
+    /// True when the request failed for lack of the harness's own resources.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Self::Transport { local: true, .. })
     }
 }
 

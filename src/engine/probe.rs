@@ -35,7 +35,21 @@ pub enum ProbeError {
         addr: std::net::SocketAddr,
         /// What failed.
         reason: String,
+        /// The harness ran out of descriptors or ports.
+        local: bool,
     },
+}
+
+impl ProbeError {
+    /// True when the probe could not be sent for lack of the harness's own descriptors or
+    /// ports: that says nothing about the target (the generator's health reports it).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Self::Http(e) => e.is_local(),
+            Self::Tcp { local, .. } => *local,
+            Self::Resolve(_) => false,
+        }
+    }
 }
 
 /// Checks that the target answers HTTP at all (any status counts: it is there).
@@ -71,10 +85,12 @@ pub async fn reachable_tcp_within(target: &Target, timeout: Duration) -> Result<
         Ok(Err(e)) => Err(ProbeError::Tcp {
             addr,
             reason: e.to_string(),
+            local: crate::http::out_of_local_resources(&e),
         }),
         Err(_) => Err(ProbeError::Tcp {
             addr,
             reason: format!("no answer within {timeout:?}"),
+            local: false,
         }),
     }
 }
@@ -90,7 +106,8 @@ pub async fn reachable_tcp(target: &Target) -> Result<(), String> {
 }
 
 /// Probes the target every [`PROBE_EVERY`] until `stop`, and returns what it saw: probes sent,
-/// probes failed, and every outage ([`OUTAGE_AFTER`] failures in a row), from its first failed
+/// probes failed (probes the harness could not send for lack of its own descriptors or ports
+/// count neither way), and every outage ([`OUTAGE_AFTER`] failures in a row), from its first failed
 /// probe to the first answer after it (open when it never answered again).
 pub async fn watch(target: Target, plain: bool, start: Instant, stop: CancellationToken) -> TargetHealth {
     let http = HttpClient::default();
@@ -115,6 +132,10 @@ pub async fn watch(target: Target, plain: bool, start: Instant, stop: Cancellati
             _ = stop.cancelled() => break,
             r = probe => r,
         };
+        if result.as_ref().is_err_and(ProbeError::is_local) {
+            // Out of descriptors or ports here: neither an answer nor a silence of the target.
+            continue;
+        }
         health.probes += 1;
         match result {
             Ok(()) => {

@@ -166,7 +166,8 @@ pub async fn run(args: RunArgs) -> Outcome {
         Err(e @ (RunError::Unreachable(_) | RunError::Target(_))) => {
             // The run never started, but CI reads junit.xml: it must say the run failed.
             let reason = e.to_string();
-            let summary = report::build::not_started(&scenario, Some(file), &target_text, Outcome::Unreachable, &reason);
+            let summary =
+                report::build::not_started(&scenario, Some(file), &target_text, Outcome::Unreachable, &reason);
             let formats: Vec<Format> = args.format.iter().filter(|f| **f != Format::Console).cloned().collect();
             write_outputs(&summary, &dir, &formats);
             return fail(Outcome::Unreachable, reason);

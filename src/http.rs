@@ -124,12 +124,10 @@ impl HttpClient {
             }
             None => Bytes::new(),
         };
-        let req = req
-            .body(Full::new(payload))
-            .map_err(|e| HttpError::Request {
-                url: url.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let req = req.body(Full::new(payload)).map_err(|e| HttpError::Request {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
         let fut = async {
             let resp = self.inner.request(req).await.map_err(|e| HttpError::Transport {
                 url: url.to_owned(),
@@ -166,10 +164,12 @@ impl HttpClient {
                 .to_bytes();
             Ok(Response { status, body })
         };
-        tokio::time::timeout(timeout, fut).await.map_err(|_| HttpError::Timeout {
-            url: url.to_owned(),
-            timeout,
-        })?
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| HttpError::Timeout {
+                url: url.to_owned(),
+                timeout,
+            })?
     }
 }
 
@@ -249,7 +249,13 @@ mod tests {
             };
             let addr = serve(head, len).await;
             let err = HttpClient::default()
-                .send(http::Method::GET, &format!("http://{addr}/"), &[], None, Duration::from_secs(10))
+                .send(
+                    http::Method::GET,
+                    &format!("http://{addr}/"),
+                    &[],
+                    None,
+                    Duration::from_secs(10),
+                )
                 .await
                 .expect_err("a 30 MiB body must be refused");
             assert!(matches!(err, HttpError::Body { .. }), "{err}");
@@ -261,7 +267,13 @@ mod tests {
     async fn a_body_under_the_limit_is_read() {
         let addr = serve("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n".to_owned(), 1000).await;
         let r = HttpClient::default()
-            .send(http::Method::GET, &format!("http://{addr}/"), &[], None, Duration::from_secs(10))
+            .send(
+                http::Method::GET,
+                &format!("http://{addr}/"),
+                &[],
+                None,
+                Duration::from_secs(10),
+            )
             .await
             .expect("answered");
         assert_eq!(r.body.len(), 1000);

@@ -82,12 +82,8 @@ fn read(dir: &Path, name: &str) -> String {
 
 fn summary(dir: &Path) -> Value {
     let text = read(dir, "run/summary.json");
-    serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!(
-            "run/summary.json is not JSON ({e}); stderr:\n{}",
-            read(dir, "stderr")
-        )
-    })
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("run/summary.json is not JSON ({e}); stderr:\n{}", read(dir, "stderr")))
 }
 
 fn check<'a>(s: &'a Value, name: &str) -> &'a Value {
@@ -147,7 +143,10 @@ async fn a_target_killed_mid_run_is_exit_5_named_with_its_time() {
     let dir = scratch("killed");
     let (mut mock, addr) = start_mock("127.0.0.1:0").await;
     let sc = scenario(&dir, 40, 9, "");
-    let mut run = chatstorm_run(&dir, &sc, &[]).args(target_args(&addr)).spawn().expect("run");
+    let mut run = chatstorm_run(&dir, &sc, &[])
+        .args(target_args(&addr))
+        .spawn()
+        .expect("run");
     // The fault: the target dies 3 s into the run.
     tokio::time::sleep(Duration::from_secs(3)).await;
     sigkill(&mock);
@@ -158,7 +157,11 @@ async fn a_target_killed_mid_run_is_exit_5_named_with_its_time() {
     assert_eq!(s["verdict"]["outcome"], "target died during the run");
     let died = s["verdict"]["reasons"]
         .as_array()
-        .and_then(|r| r.iter().filter_map(Value::as_str).find(|r| r.starts_with("target died at")))
+        .and_then(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .find(|r| r.starts_with("target died at"))
+        })
         .unwrap_or_else(|| panic!("no reason names the death: {}", s["verdict"]));
     let at: f64 = died["target died at ".len()..]
         .split('s')
@@ -177,7 +180,10 @@ async fn a_target_restarted_empty_fails_the_state_check() {
     let dir = scratch("restarted");
     let (mut mock, addr) = start_mock("127.0.0.1:0").await;
     let sc = scenario(&dir, 30, 9, "");
-    let mut run = chatstorm_run(&dir, &sc, &[]).args(target_args(&addr)).spawn().expect("run");
+    let mut run = chatstorm_run(&dir, &sc, &[])
+        .args(target_args(&addr))
+        .spawn()
+        .expect("run");
     tokio::time::sleep(Duration::from_secs(3)).await;
     sigkill(&mock);
     let _ = mock.wait().await;
@@ -191,7 +197,11 @@ async fn a_target_restarted_empty_fails_the_state_check() {
     assert_eq!(state["status"], "failed", "{state}");
     // Users re-create their channels by watching them, each with only itself as member: the
     // channels may be back, the memberships setup made are not.
-    assert!(s["state"]["memberships_missing"].as_u64().unwrap_or(0) > 0, "{}", s["state"]);
+    assert!(
+        s["state"]["memberships_missing"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        s["state"]
+    );
     assert!(
         s["verdict"]["reasons"].to_string().contains("check state_kept failed"),
         "{}",
@@ -226,7 +236,8 @@ async fn fake_target(answer: fn(&str) -> Vec<u8>) -> String {
                         .lines()
                         .find_map(|l| {
                             let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
                         })
                         .unwrap_or(0);
                     while buf.len() < head_end + len {
@@ -295,13 +306,23 @@ async fn a_target_answering_500_at_setup_is_exit_5_with_a_short_body() {
     .await;
     let dir = scratch("setup500");
     let sc = scenario(&dir, 10, 3, "");
-    let mut run = chatstorm_run(&dir, &sc, &[]).args(target_args(&addr)).spawn().expect("run");
+    let mut run = chatstorm_run(&dir, &sc, &[])
+        .args(target_args(&addr))
+        .spawn()
+        .expect("run");
     let code = wait(&mut run, Duration::from_secs(60)).await;
     let stderr = read(&dir, "stderr");
     assert_eq!(code, 5, "{stderr}");
-    assert!(stderr.contains("HTTP 500") && stderr.contains("<html>internal error"), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 500") && stderr.contains("<html>internal error"),
+        "{stderr}"
+    );
     let e_run = stderr.matches('E').count();
-    assert!(e_run <= 200, "the body is cut to 200 bytes, got {} bytes of it:\n{stderr}", e_run);
+    assert!(
+        e_run <= 200,
+        "the body is cut to 200 bytes, got {} bytes of it:\n{stderr}",
+        e_run
+    );
     assert!(stderr.len() < 600, "one short message, got {} bytes", stderr.len());
     // The run never started, and its JUnit says so.
     assert_junit_not_green(&dir);
@@ -313,7 +334,10 @@ async fn a_target_answering_http_garbage_is_reported_as_such() {
     let addr = fake_target(|_| http("200 OK", &noise(3000, 7))).await;
     let dir = scratch("garbage-http");
     let sc = scenario(&dir, 10, 3, "");
-    let mut run = chatstorm_run(&dir, &sc, &[]).args(target_args(&addr)).spawn().expect("run");
+    let mut run = chatstorm_run(&dir, &sc, &[])
+        .args(target_args(&addr))
+        .spawn()
+        .expect("run");
     let code = wait(&mut run, Duration::from_secs(60)).await;
     let stderr = read(&dir, "stderr");
     assert_eq!(code, 5, "{stderr}");
@@ -328,7 +352,10 @@ async fn a_websocket_sending_garbage_fails_the_run_and_its_junit() {
     let addr = fake_target(|_| http("201 Created", b"{}")).await;
     let dir = scratch("garbage-ws");
     let sc = scenario(&dir, 10, 5, "");
-    let mut run = chatstorm_run(&dir, &sc, &[]).args(target_args(&addr)).spawn().expect("run");
+    let mut run = chatstorm_run(&dir, &sc, &[])
+        .args(target_args(&addr))
+        .spawn()
+        .expect("run");
     let code = wait(&mut run, Duration::from_secs(60)).await;
     let s = summary(&dir);
     assert_eq!(code, 5, "{}", read(&dir, "stdout"));
@@ -359,12 +386,18 @@ async fn a_threshold_with_no_samples_is_no_data_never_passed() {
     assert_eq!(code, 1, "{}", read(&dir, "stdout"));
     let t = &s["thresholds"][0];
     assert_eq!(t["metric"], "delivery.message.p99");
-    assert_eq!((t["passed"].as_bool(), t["no_data"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(
+        (t["passed"].as_bool(), t["no_data"].as_bool()),
+        (Some(false), Some(true))
+    );
     assert_eq!(t["observed_text"], "no data");
     assert_eq!(s["thresholds"][1]["passed"], true);
     assert!(read(&dir, "stdout").contains("NODATA delivery.message.p99"));
     let junit = read(&dir, "run/junit.xml");
-    assert!(junit.contains("threshold delivery.message.p99 &lt; 10s has no data"), "{junit}");
+    assert!(
+        junit.contains("threshold delivery.message.p99 &lt; 10s has no data"),
+        "{junit}"
+    );
     assert!(read(&dir, "run/report.html").contains("no data"));
     assert_junit_not_green(&dir);
 }
@@ -373,7 +406,11 @@ async fn a_threshold_with_no_samples_is_no_data_never_passed() {
 async fn until_exists(path: &Path, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while !path.exists() {
-        assert!(tokio::time::Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -419,11 +456,14 @@ fn alive(pid: u32) -> bool {
 async fn until_gone(pids: &[u32], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while pids.iter().any(|p| alive(*p)) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still alive after {limit:?}: {:?}",
-            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+            for p in &left {
+                // SAFETY: processes this test started; leave none behind on failure either.
+                unsafe { libc::kill(*p as libc::pid_t, libc::SIGKILL) };
+            }
+            panic!("still alive after {limit:?}: {left:?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -458,7 +498,11 @@ async fn sigterm_with_workers_reaches_the_shards_and_merges_their_outputs() {
     let mut run = chatstorm_run(&dir, &sc, &["--workers", "2"]).spawn().expect("run");
     let parent = run.id().expect("running");
     for i in 0..2 {
-        until_exists(&dir.join(format!("run/shard-{i}/metrics.hlog")), Duration::from_secs(30)).await;
+        until_exists(
+            &dir.join(format!("run/shard-{i}/metrics.hlog")),
+            Duration::from_secs(30),
+        )
+        .await;
     }
     let shards = descendants(parent);
     assert!(shards.len() >= 2, "two shards run: {shards:?}");
@@ -499,7 +543,11 @@ async fn sigkill_of_the_parent_leaves_no_child_alive() {
     let mut run = cmd.spawn().expect("run");
     let parent = run.id().expect("running");
     for i in 0..2 {
-        until_exists(&dir.join(format!("run/shard-{i}/metrics.hlog")), Duration::from_secs(30)).await;
+        until_exists(
+            &dir.join(format!("run/shard-{i}/metrics.hlog")),
+            Duration::from_secs(30),
+        )
+        .await;
     }
     let tree = descendants(parent);
     assert!(tree.len() >= 4, "two shards and their two mocks: {tree:?}");

@@ -178,15 +178,13 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         super::probe::reachable(&target).await
     }
     .map_err(RunError::Unreachable)?;
-    let created = super::setup::create_channels(&scenario, &target)
-        .await
-        .map_err(|e| {
-            if e.is_config() {
-                RunError::Setup(anyhow::anyhow!("setting up the channels: {e}"))
-            } else {
-                RunError::Target(e)
-            }
-        })?;
+    let created = super::setup::create_channels(&scenario, &target).await.map_err(|e| {
+        if e.is_config() {
+            RunError::Setup(anyhow::anyhow!("setting up the channels: {e}"))
+        } else {
+            RunError::Target(e)
+        }
+    })?;
 
     let profiles: Vec<crate::scenario::Profile> = scenario.users.profile.weights.iter().map(|(p, _)| *p).collect();
     let recorder = Recorder::for_profiles(&profiles);

@@ -77,7 +77,10 @@ impl Interrupts {
                         Err(_) => true,
                     };
                     if seen {
-                        eprintln!("\nchatstorm: second signal ({}), exiting now without writing results", sig.name());
+                        eprintln!(
+                            "\nchatstorm: second signal ({}), exiting now without writing results",
+                            sig.name()
+                        );
                         std::process::exit(sig.exit_status());
                     }
                     token.cancel();

@@ -378,7 +378,10 @@ pub fn decide(summary: &mut RunSummary) {
         outcome = outcome.worst(*o);
         reasons.push(match c.name.as_str() {
             "users_connected" if *o == Outcome::Unreachable => {
-                format!("none of the {} users due to connect ever connected", summary.run.users_due)
+                format!(
+                    "none of the {} users due to connect ever connected",
+                    summary.run.users_due
+                )
             }
             "target_reachable" => c.observed.clone(),
             _ => format!("check {} failed: {} (expected: {})", c.name, c.observed, c.expected),

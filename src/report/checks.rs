@@ -44,10 +44,7 @@ pub fn users_ever_connected(s: &RunSummary) -> u64 {
 fn users_connected(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
     const NAME: &str = "users_connected";
     let Some(share) = s.check_settings.users_connected else {
-        return (
-            result(NAME, "off".into(), String::new(), CheckStatus::Off),
-            None,
-        );
+        return (result(NAME, "off".into(), String::new(), CheckStatus::Off), None);
     };
     let due = s.run.users_due;
     let required = ((share * due as f64) - 1e-9).ceil().max(0.0) as u64;
@@ -131,7 +128,12 @@ fn storm_verdict(st: &StormFigures, kind: &str, end_ms: u64) -> (Option<bool>, S
         ),
         (None, false) => (
             Some(true),
-            format!("{kind} at {:.1}s: {} of {} back", st.at_ms as f64 / 1000.0, st.recovered, st.dropped),
+            format!(
+                "{kind} at {:.1}s: {} of {} back",
+                st.at_ms as f64 / 1000.0,
+                st.recovered,
+                st.dropped
+            ),
         ),
     }
 }
@@ -151,7 +153,12 @@ fn recovered(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
         .collect();
     if all.is_empty() {
         return (
-            result(NAME, expected, "no user was dropped by a fault".into(), CheckStatus::NoData),
+            result(
+                NAME,
+                expected,
+                "no user was dropped by a fault".into(),
+                CheckStatus::NoData,
+            ),
             None,
         );
     }
@@ -204,9 +211,8 @@ fn target_reachable(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
             None,
         );
     }
-    if let Some(o) = h.outages.first() {
+    if !h.outages.is_empty() {
         let observed = h.outages.iter().map(outage_text).collect::<Vec<_>>().join("; ");
-        let _ = o;
         return (
             result(NAME, expected, observed, CheckStatus::Failed),
             Some(Outcome::TargetLost),
@@ -235,7 +241,12 @@ fn state_kept(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
     };
     if let Some(e) = &st.error {
         return (
-            result(NAME, expected, format!("the target could not be asked: {e}"), CheckStatus::Failed),
+            result(
+                NAME,
+                expected,
+                format!("the target could not be asked: {e}"),
+                CheckStatus::Failed,
+            ),
             Some(Outcome::CheckFailed),
         );
     }
@@ -292,7 +303,10 @@ mod tests {
     }
 
     fn status(s: &RunSummary, name: &str) -> (CheckStatus, Option<Outcome>) {
-        let (c, o) = evaluate(s).into_iter().find(|(c, _)| c.name == name).expect("the check");
+        let (c, o) = evaluate(s)
+            .into_iter()
+            .find(|(c, _)| c.name == name)
+            .expect("the check");
         (c.status, o)
     }
 
@@ -330,7 +344,11 @@ mod tests {
     #[test]
     fn recovered_holds_users_to_their_sdks_bound() {
         let mut s = summary(10, 10);
-        assert_eq!(status(&s, "recovered").0, CheckStatus::NoData, "no storm, nothing to check");
+        assert_eq!(
+            status(&s, "recovered").0,
+            CheckStatus::NoData,
+            "no storm, nothing to check"
+        );
         s.storms = vec![storm(10, 10, Some(2000))];
         assert_eq!(status(&s, "recovered").0, CheckStatus::Passed);
         let bound = recovery_bound_ms(Some(Profile::Js), 1);
@@ -361,7 +379,11 @@ mod tests {
         );
         crate::report::build::decide(&mut s);
         assert_eq!(s.verdict.exit_code, 5);
-        assert!(s.verdict.reasons[0].starts_with("target died at 10.0s"), "{:?}", s.verdict.reasons);
+        assert!(
+            s.verdict.reasons[0].starts_with("target died at 10.0s"),
+            "{:?}",
+            s.verdict.reasons
+        );
     }
 
     #[test]
@@ -374,7 +396,9 @@ mod tests {
             ..StateFigures::default()
         });
         assert_eq!(status(&s, "state_kept").0, CheckStatus::Passed);
-        s.state.as_mut().map(|st| st.memberships_missing = 3);
+        if let Some(st) = s.state.as_mut() {
+            st.memberships_missing = 3;
+        }
         assert_eq!(
             status(&s, "state_kept"),
             (CheckStatus::Failed, Some(Outcome::CheckFailed))

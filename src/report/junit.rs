@@ -127,8 +127,12 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         .iter()
         .map(|c| Case {
             name: c.name.clone(),
-            failure: (c.status == CheckStatus::Failed)
-                .then(|| (format!("check {} failed", c.name), format!("expected: {}\nobserved: {}", c.expected, c.observed))),
+            failure: (c.status == CheckStatus::Failed).then(|| {
+                (
+                    format!("check {} failed", c.name),
+                    format!("expected: {}\nobserved: {}", c.expected, c.observed),
+                )
+            }),
             skipped: match c.status {
                 CheckStatus::NoData => Some(format!("no data: {}", c.observed)),
                 CheckStatus::Off => Some("turned off in the scenario's checks".to_owned()),

@@ -335,7 +335,6 @@ pub struct StateFigures {
     pub error: Option<String>,
 }
 
-
 /// Whether the generator kept up: a run where it did not is invalid (exit 4).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct GeneratorHealth {

@@ -430,13 +430,24 @@ fn checks_are_on_by_default_and_can_be_turned_off_or_shared() {
 #[test]
 fn bad_checks_are_one_line_problems() {
     for (bad, says) in [
-        ("checks: {users_connected: \"150%\"}", "users_connected is true, false or a share"),
-        ("checks: {users_connected: 0}", "users_connected is true, false or a share"),
-        ("checks: {users_connected: lots}", "users_connected is true, false or a share"),
+        (
+            "checks: {users_connected: \"150%\"}",
+            "users_connected is true, false or a share",
+        ),
+        (
+            "checks: {users_connected: 0}",
+            "users_connected is true, false or a share",
+        ),
+        (
+            "checks: {users_connected: lots}",
+            "users_connected is true, false or a share",
+        ),
         ("checks: {reachable: true}", "reachable"),
         ("checks: {state_kept: 3}", "state_kept"),
     ] {
-        let e = parse("c.yaml", &format!("{MINIMAL}{bad}\n")).expect_err(bad).to_string();
+        let e = parse("c.yaml", &format!("{MINIMAL}{bad}\n"))
+            .expect_err(bad)
+            .to_string();
         assert!(e.contains(says), "{bad}: {e}");
         assert!(e.lines().all(|l| l.len() < 300), "{e}");
     }

@@ -118,13 +118,27 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
         }
         dirs.push(shard_dir);
     }
-    let merged = match merge_dirs(&dirs) {
+    // A shard that died without writing its summary (killed, crashed) must not take the others'
+    // figures with it: merge what was written, and fail the run naming the missing shards.
+    let (written, missing): (Vec<PathBuf>, Vec<PathBuf>) =
+        dirs.into_iter().partition(|d| d.join("summary.json").exists());
+    let mut merged = match merge_dirs(&written) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("chatstorm: {e}");
             return Outcome::Unreachable;
         }
     };
+    if !missing.is_empty() {
+        merged.verdict.outcome = Outcome::Unreachable.verdict().to_owned();
+        merged.verdict.exit_code = Outcome::Unreachable.code();
+        for d in &missing {
+            merged.verdict.reasons.push(format!(
+                "shard in {} wrote no summary: its users are missing",
+                d.display()
+            ));
+        }
+    }
     let formats: Vec<Format> = args.format.clone();
     crate::commands::write_outputs(&merged, &dir, &formats);
     Outcome::from_code(merged.verdict.exit_code)

@@ -41,12 +41,7 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
         timeline: out.marks.clone(),
         thresholds: Vec::new(),
         checks: Vec::new(),
-        check_settings: CheckSettings {
-            users_connected: scenario.checks.users_connected,
-            recovered: scenario.checks.recovered,
-            target_reachable: scenario.checks.target_reachable,
-            state_kept: scenario.checks.state_kept,
-        },
+        check_settings: settings_of(scenario),
         target_health: out.target_health.clone(),
         state: out.state.clone(),
         conformance: out.conformance.clone(),
@@ -65,6 +60,17 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
         .collect();
     decide(&mut summary);
     summary
+}
+
+/// The scenario's `checks` as the summary records them.
+fn settings_of(scenario: &Scenario) -> CheckSettings {
+    let c = scenario.checks;
+    CheckSettings {
+        users_connected: c.users_connected,
+        recovered: c.recovered,
+        target_reachable: c.target_reachable,
+        state_kept: c.state_kept,
+    }
 }
 
 /// The summary of a run that never started (the target unreachable, or failing during setup):
@@ -101,7 +107,7 @@ pub fn not_started(
         timeline: Vec::new(),
         thresholds: Vec::new(),
         checks: Vec::new(),
-        check_settings: CheckSettings::default(),
+        check_settings: settings_of(scenario),
         target_health: TargetHealth::default(),
         state: None,
         conformance: None,

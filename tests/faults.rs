@@ -491,9 +491,9 @@ async fn sigterm_stops_the_run_and_writes_every_output() {
     assert_junit_not_green(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_with_workers_reaches_the_shards_and_merges_their_outputs() {
-    let dir = scratch("sigterm-workers");
+/// `--workers 2`, one signal to the parent: the shards get it, stop, write; the parent merges.
+async fn signal_with_workers(name: &str, sig: i32, reason: &str) {
+    let dir = scratch(name);
     let sc = scenario(&dir, 20, 60, "");
     let mut run = chatstorm_run(&dir, &sc, &["--workers", "2"]).spawn().expect("run");
     let parent = run.id().expect("running");
@@ -506,18 +506,55 @@ async fn sigterm_with_workers_reaches_the_shards_and_merges_their_outputs() {
     }
     let shards = descendants(parent);
     assert!(shards.len() >= 2, "two shards run: {shards:?}");
-    sigterm(parent);
+    // SAFETY: a child we spawned and have not reaped.
+    unsafe { libc::kill(parent as libc::pid_t, sig) };
     let code = wait(&mut run, Duration::from_secs(30)).await;
     assert_eq!(code, 5, "{}", read(&dir, "stderr"));
     until_gone(&shards, Duration::from_secs(5)).await;
     for i in 0..2 {
-        assert!(dir.join(format!("run/shard-{i}/summary.json")).exists());
+        let shard: Value =
+            serde_json::from_str(&read(&dir, &format!("run/shard-{i}/summary.json"))).expect("shard summary");
+        assert_eq!(shard["run"]["stop_reason"], reason);
     }
     let s = summary(&dir);
     assert_eq!(s["run"]["shards"], 2);
     assert_eq!(s["run"]["interrupted"], true);
     assert!(dir.join("run/junit.xml").exists() && dir.join("run/report.html").exists());
     assert_junit_not_green(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_workers_reaches_the_shards_and_merges_their_outputs() {
+    signal_with_workers("sigterm-workers", libc::SIGTERM, "interrupted (SIGTERM)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_with_workers_reaches_the_shards_and_merges_their_outputs() {
+    signal_with_workers("sigint-workers", libc::SIGINT, "interrupted (Ctrl-C)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_turned_off_in_the_scenario_are_off_in_every_output() {
+    // The opt-out works end to end: a run against a target that dies, with the two checks it
+    // would fail turned off, is judged on the rest (and says the two are off).
+    let dir = scratch("checks-off");
+    let (mut mock, addr) = start_mock("127.0.0.1:0").await;
+    let sc = scenario(&dir, 20, 6, "checks: {target_reachable: false, state_kept: false}\n");
+    let mut run = chatstorm_run(&dir, &sc, &[])
+        .args(target_args(&addr))
+        .spawn()
+        .expect("run");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sigkill(&mock);
+    let _ = mock.wait().await;
+    let code = wait(&mut run, Duration::from_secs(60)).await;
+    let s = summary(&dir);
+    assert_eq!(code, 0, "{}", read(&dir, "stdout"));
+    assert_eq!(check(&s, "target_reachable")["status"], "off");
+    assert_eq!(check(&s, "state_kept")["status"], "off");
+    assert_eq!(check(&s, "users_connected")["status"], "passed");
+    assert!(read(&dir, "stdout").contains("off  check state_kept"));
+    assert!(read(&dir, "run/junit.xml").contains("turned off in the scenario"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,3 +34,18 @@ pub fn signal(child: &tokio::process::Child, sig: i32) {
         }
     }
 }
+
+/// [`die_with_parent`] and a process group of its own (a terminal's Ctrl-C then reaches only the
+/// harness, which stops its children itself, in order), in a `Command` chain.
+pub trait TiedToParent {
+    /// Applies both to the command; returns it for chaining.
+    fn tied_to_parent(&mut self) -> &mut Self;
+}
+
+impl TiedToParent for tokio::process::Command {
+    fn tied_to_parent(&mut self) -> &mut Self {
+        self.process_group(0);
+        die_with_parent(self);
+        self
+    }
+}

@@ -3,6 +3,7 @@
 //! socket and the server's), otherwise as a child process (`chatstorm mock`) so each side gets
 //! the whole limit.
 
+use super::children::TiedToParent;
 use crate::scenario::MockOptions;
 use crate::target::{Target, TargetAuth};
 use chatstorm_mock::MockConfig;
@@ -95,8 +96,7 @@ impl Drop for EmbeddedMock {
 /// Starts `chatstorm mock` as a child on a free port and reads its address from its first line.
 async fn spawn_child(config: &MockConfig) -> anyhow::Result<(std::net::SocketAddr, Option<tokio::process::Child>)> {
     let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe);
-    child
+    let mut child = tokio::process::Command::new(exe)
         .arg("mock")
         .args([
             "--listen",
@@ -113,11 +113,8 @@ async fn spawn_child(config: &MockConfig) -> anyhow::Result<(std::net::SocketAdd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
-        // Out of the terminal's process group (the harness stops it itself, after the users),
-        // and killed by the kernel if the harness dies without a chance to (SIGKILL).
-        .process_group(0);
-    super::children::die_with_parent(&mut child);
-    let mut child = child.spawn()?;
+        .tied_to_parent()
+        .spawn()?;
     let stdout = child
         .stdout
         .take()

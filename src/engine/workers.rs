@@ -10,6 +10,7 @@
 //! outputs, which are merged as usual); a second signal exits at once. Each shard is killed by
 //! the kernel if the parent dies, even by SIGKILL ([`super::children::die_with_parent`]).
 
+use super::children::TiedToParent;
 use crate::cli::{Format, RunArgs};
 use crate::exit::Outcome;
 use crate::report::summary::RunSummary;
@@ -72,8 +73,7 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
             cmd.env("CHATSTORM_SECRET", s);
         }
         // Each shard picks its own loopback source addresses from its index (sys::SOURCES_PER_SHARD).
-        cmd.stdout(Stdio::null()).kill_on_drop(true).process_group(0);
-        super::children::die_with_parent(&mut cmd);
+        cmd.stdout(Stdio::null()).kill_on_drop(true).tied_to_parent();
         match cmd.spawn() {
             Ok(c) => children.push((shard_dir, c)),
             Err(e) => {

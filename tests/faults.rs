@@ -491,6 +491,26 @@ async fn sigterm_stops_the_run_and_writes_every_output() {
     assert_junit_not_green(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once_without_results() {
+    let dir = scratch("second-signal");
+    let sc = scenario(&dir, 20, 60, "");
+    let mut run = chatstorm_run(&dir, &sc, &[]).spawn().expect("run");
+    until_exists(&dir.join("run/metrics.hlog"), Duration::from_secs(30)).await;
+    // Two different signals (two of the same may merge into one while pending): whichever the
+    // harness takes second ends it at once, with 128 + its number.
+    let pid = run.id().expect("running") as libc::pid_t;
+    // SAFETY: a child we spawned and have not reaped.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+        libc::kill(pid, libc::SIGINT);
+    }
+    let code = wait(&mut run, Duration::from_secs(30)).await;
+    assert!(code == 130 || code == 143, "exit {code}: {}", read(&dir, "stderr"));
+    assert!(read(&dir, "stderr").contains("exiting now without writing results"));
+    assert!(!dir.join("run/summary.json").exists());
+}
+
 /// `--workers 2`, one signal to the parent: the shards get it, stop, write; the parent merges.
 async fn signal_with_workers(name: &str, sig: i32, reason: &str) {
     let dir = scratch(name);

@@ -3,7 +3,10 @@
 //! Kubernetes and CI runners send, so it must not lose the results Ctrl-C keeps.
 //!
 //! The listener lives as long as its [`Interrupts`]: a run holds one and the listener ends with
-//! it (no task outlives the run, and a later run starts with a fresh count).
+//! it (no task outlives the run, and a later run starts with a fresh count). Once tokio has
+//! installed its handlers they stay installed for the process, so a signal that arrives after
+//! the run (while `chatstorm run` writes its outputs, a few milliseconds) is ignored rather than
+//! killing the process half-way through a file.
 
 use std::sync::{Arc, Mutex};
 use tokio::signal::unix::{SignalKind, signal};

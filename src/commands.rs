@@ -160,9 +160,18 @@ pub async fn run(args: RunArgs) -> Outcome {
         quiet: args.quiet,
         shard: args.shard,
     };
+    let target_text = args.target.target.clone().unwrap_or_default();
     let output = match crate::engine::run::run(req).await {
         Ok(o) => o,
-        Err(RunError::Unreachable(e)) => return fail(Outcome::Unreachable, format!("target unreachable: {e}")),
+        Err(e @ (RunError::Unreachable(_) | RunError::Target(_))) => {
+            // The run never started, but CI reads junit.xml: it must say the run failed.
+            let reason = e.to_string();
+            let summary =
+                report::build::not_started(&scenario, Some(file), &target_text, Outcome::Unreachable, &reason);
+            let formats: Vec<Format> = args.format.iter().filter(|f| **f != Format::Console).cloned().collect();
+            write_outputs(&summary, &dir, &formats);
+            return fail(Outcome::Unreachable, reason);
+        }
         Err(RunError::Setup(e)) => return fail(Outcome::InvalidConfig, format!("{e:#}")),
     };
     let summary = report::build::build(&scenario, Some(file), &output);

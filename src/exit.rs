@@ -9,14 +9,18 @@ pub enum Outcome {
     Passed,
     /// 1: a threshold was breached (or a baseline comparison found a regression).
     ThresholdBreached,
+    /// 1: an implicit check failed (users did not connect or come back, state vanished).
+    CheckFailed,
     /// 2: the configuration or scenario is invalid; nothing ran.
     InvalidConfig,
     /// 3: a strict conformance rule failed.
     ConformanceFailed,
     /// 4: the run is invalid because the generator itself was saturated.
     GeneratorSaturated,
-    /// 5: the target could not be reached at all, or the run was interrupted.
+    /// 5: the target could not be reached at all, failed during setup, or the run was interrupted.
     Unreachable,
+    /// 5: the target stopped answering during the run (its own outcome, named with the time).
+    TargetLost,
 }
 
 impl Outcome {
@@ -24,25 +28,26 @@ impl Outcome {
     pub fn code(self) -> u8 {
         match self {
             Self::Passed => 0,
-            Self::ThresholdBreached => 1,
+            Self::ThresholdBreached | Self::CheckFailed => 1,
             Self::InvalidConfig => 2,
             Self::ConformanceFailed => 3,
             Self::GeneratorSaturated => 4,
-            Self::Unreachable => 5,
+            Self::Unreachable | Self::TargetLost => 5,
         }
     }
 
     /// Combines two outcomes of one run: the more severe wins, in the order
-    /// unreachable/interrupted > saturated > conformance > threshold > passed.
+    /// target lost > unreachable/interrupted > saturated > conformance > threshold > passed.
     pub fn worst(self, other: Self) -> Self {
         fn rank(o: Outcome) -> u8 {
             match o {
                 Outcome::Passed => 0,
-                Outcome::ThresholdBreached => 1,
+                Outcome::ThresholdBreached | Outcome::CheckFailed => 1,
                 Outcome::ConformanceFailed => 2,
                 Outcome::GeneratorSaturated => 3,
                 Outcome::InvalidConfig => 4,
                 Outcome::Unreachable => 5,
+                Outcome::TargetLost => 6,
             }
         }
         if rank(other) > rank(self) { other } else { self }
@@ -53,10 +58,12 @@ impl Outcome {
         match self {
             Self::Passed => "passed",
             Self::ThresholdBreached => "threshold breached",
+            Self::CheckFailed => "check failed",
             Self::InvalidConfig => "invalid configuration",
             Self::ConformanceFailed => "conformance failed",
             Self::GeneratorSaturated => "invalid: generator saturated",
             Self::Unreachable => "target unreachable or interrupted",
+            Self::TargetLost => "target died during the run",
         }
     }
 }

@@ -274,7 +274,14 @@ fn hostile_summary() -> RunSummary {
         observed: None,
         observed_text: hostile("observed"),
         passed: false,
+        no_data: true,
         aborted_run: false,
+    });
+    s.checks.push(chatstorm::report::summary::CheckResult {
+        name: hostile("check"),
+        expected: hostile("expected"),
+        observed: hostile("check-observed"),
+        status: chatstorm::report::summary::CheckStatus::Failed,
     });
     s.timeline.push(TimelineMark {
         at_ms: 1000,

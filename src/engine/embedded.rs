@@ -3,6 +3,7 @@
 //! socket and the server's), otherwise as a child process (`chatstorm mock`) so each side gets
 //! the whole limit.
 
+use super::children::TiedToParent;
 use crate::scenario::MockOptions;
 use crate::target::{Target, TargetAuth};
 use chatstorm_mock::MockConfig;
@@ -112,6 +113,7 @@ async fn spawn_child(config: &MockConfig) -> anyhow::Result<(std::net::SocketAdd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
+        .tied_to_parent()
         .spawn()?;
     let stdout = child
         .stdout

@@ -4,9 +4,11 @@
 //! Layout: `schedule` (load stages → intended start/stop per user index), `run` (one run start
 //! to finish), `users` (specs and spawning), `timeline` (faults and actions at offsets),
 //! `fault` (the mock's fault-control API), `embedded` (starting the bundled mock), `probe`
-//! (is the target there), `lag` (is the generator keeping up), `progress` (the live line).
+//! (is the target there), `lag` (is the generator keeping up), `progress` (the live line),
+//! `signals` (SIGINT/SIGTERM), `children` (child processes that die with the harness).
 
 pub mod abort;
+pub mod children;
 pub mod embedded;
 pub mod fault;
 pub mod lag;
@@ -15,6 +17,7 @@ pub mod progress;
 pub mod run;
 pub mod schedule;
 pub mod setup;
+pub mod signals;
 pub mod timeline;
 pub mod users;
 pub mod workers;

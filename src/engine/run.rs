@@ -1,7 +1,8 @@
 //! One run, start to finish: resolve the target (starting the embedded mock if none is named),
 //! build the schedule, start users at their intended times, carry out the timeline, collect
-//! metrics every second, stop cleanly (on time, on Ctrl-C, or on an aborting threshold), and
-//! hand back what was measured.
+//! metrics every second while probing the target, stop cleanly (on time, on SIGINT/SIGTERM, or
+//! on an aborting threshold), check that what setup created is still there, and hand back what
+//! was measured.
 
 use super::embedded::EmbeddedMock;
 use super::lag::{self, LagReport};
@@ -13,7 +14,7 @@ use crate::scenario::{Scenario, StageKind};
 use crate::target::Target;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +51,12 @@ pub struct RunOutput {
     pub users_planned: u64,
     /// Users started.
     pub users_started: u64,
+    /// Users started early enough to be expected to connect (`RunInfo::users_due`).
+    pub users_due: u64,
+    /// What the in-run probe of the target saw.
+    pub target_health: crate::report::summary::TargetHealth,
+    /// The end-of-run check of what setup created (`None`: nothing to check).
+    pub state: Option<crate::report::summary::StateFigures>,
     /// The plan's length.
     pub planned: Duration,
     /// The real length.
@@ -86,6 +93,9 @@ pub enum RunError {
     /// The target did not answer.
     #[error("target unreachable: {0}")]
     Unreachable(String),
+    /// The target answered setup with an error or garbage (exit 5).
+    #[error("the target failed during setup: {0}")]
+    Target(super::setup::SetupError),
     /// Anything else that stopped the run from starting.
     #[error("{0}")]
     Setup(#[from] anyhow::Error),
@@ -119,6 +129,15 @@ pub fn stages_of(scenario: &Scenario) -> Vec<Stage> {
 /// [`RunError::Unreachable`] when the target does not answer before any user starts;
 /// [`RunError::Setup`] when the mock or the run folder cannot be set up.
 pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
+    // Listening from the start: a signal during setup stops the run as soon as it begins.
+    let interrupts = super::signals::Interrupts::listen(|sig| {
+        eprintln!(
+            "\nchatstorm: {}, stopping the users and writing what was measured ({} again to quit now)",
+            sig.name(),
+            sig.name()
+        );
+    })
+    .map_err(|e| RunError::Setup(anyhow::anyhow!("cannot listen for signals: {e}")))?;
     let scenario = Arc::new(req.scenario);
     let fd_limit = crate::sys::raise_fd_limit();
     let schedule = Arc::new(Schedule::build(
@@ -159,17 +178,23 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         super::probe::reachable(&target).await
     }
     .map_err(RunError::Unreachable)?;
-    super::setup::create_channels(&scenario, &target)
-        .await
-        .map_err(|e| RunError::Setup(anyhow::anyhow!("setting up the channels: {e}")))?;
+    let created = super::setup::create_channels(&scenario, &target).await.map_err(|e| {
+        if e.is_config() {
+            RunError::Setup(anyhow::anyhow!("setting up the channels: {e}"))
+        } else {
+            RunError::Target(e)
+        }
+    })?;
 
     let profiles: Vec<crate::scenario::Profile> = scenario.users.profile.weights.iter().map(|(p, _)| *p).collect();
     let recorder = Recorder::for_profiles(&profiles);
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let root = CancellationToken::new();
+    // A child of the signal token: a signal cancels the run, an aborting threshold only the run.
+    let root = interrupts.token().child_token();
     let stop_reason: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-    spawn_ctrl_c(root.clone(), stop_reason.clone());
+    let watch_stop = CancellationToken::new();
+    let watch_task = tokio::spawn(super::probe::watch(target.clone(), plain, start, watch_stop.clone()));
 
     let fault = target.is_mock.then(|| super::fault::FaultClient::new(&target));
     let observer = super::users::observer(&scenario);
@@ -300,6 +325,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         _ = root.cancelled() => {}
     }
     let elapsed = start.elapsed();
+    watch_stop.cancel();
     recorder.close_storms();
     root.cancel();
     scheduler.abort();
@@ -323,18 +349,43 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     if let Some(f) = &fault {
         f.reset().await;
     }
+    let target_health = watch_task.await.unwrap_or_default();
+    // Not after an interruption: the person (or CI) that stopped the run wants it to end now.
+    let state = if interrupts.first().is_none() && scenario.checks.state_kept {
+        super::setup::verify(&target, &created).await
+    } else {
+        None
+    };
+    let users_started = started.load(Relaxed);
+    let grace = Duration::from_millis(crate::report::checks::CONNECT_GRACE_MS);
+    let users_due = schedule
+        .shard_indices(shard, shards)
+        .take(users_started as usize)
+        .filter(|&i| {
+            let slot = schedule.slots[i as usize];
+            let until = slot.stop.map_or(elapsed, |s| s.min(elapsed));
+            slot.start + grace <= until
+        })
+        .count() as u64;
     let marks = marks.lock().map(|m| m.clone()).unwrap_or_default();
     let conformance = Some(crate::report::build::conformance_json(
         &observer.summary(),
         scenario.conformance.strict,
     ));
-    let stop_reason = stop_reason.lock().map(|g| g.clone()).unwrap_or(None);
+    let stop_reason = match interrupts.first() {
+        Some(sig) => Some(format!("interrupted ({})", sig.name())),
+        None => stop_reason.lock().map(|g| g.clone()).unwrap_or(None),
+    };
+    drop(interrupts);
     Ok(RunOutput {
         metrics,
         target_description,
         target_is_mock: target.is_mock,
         users_planned,
-        users_started: started.load(Relaxed),
+        users_started,
+        users_due,
+        target_health,
+        state,
         planned: total,
         elapsed,
         started_at,
@@ -379,24 +430,4 @@ fn stage_name(schedule: &Schedule, t: Duration) -> String {
         return "stopping".to_owned();
     }
     format!("{}/{}s", t.as_secs(), schedule.total.as_secs())
-}
-
-/// First Ctrl-C: stop gracefully (results are still written). Second: exit at once.
-fn spawn_ctrl_c(root: CancellationToken, reason: Arc<std::sync::Mutex<Option<String>>>) {
-    static SEEN: AtomicBool = AtomicBool::new(false);
-    tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            if SEEN.swap(true, Relaxed) {
-                eprintln!("\nchatstorm: second Ctrl-C, exiting now without writing results");
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\nchatstorm: Ctrl-C, stopping the users and writing what was measured (Ctrl-C again to quit now)"
-            );
-            if let Ok(mut r) = reason.lock() {
-                r.get_or_insert_with(|| "interrupted (Ctrl-C)".to_owned());
-            }
-            root.cancel();
-        }
-    });
 }

@@ -3,29 +3,97 @@
 //! would, so every user is a member of the channels it watches, reads and writes to. Without
 //! the secret (a target reached only through a token endpoint) this step is skipped and users
 //! work with the channels as the target has them. Plain WebSocket users have no channels.
+//!
+//! After the run, [`verify`] asks the target (`POST /channels` with a `cid` filter, which reads
+//! and never creates) whether those channels and memberships are still there: a target that
+//! restarted empty mid-run must not pass because its users reconnected to a blank server.
 
 use super::users::channels_of;
-use crate::http::HttpClient;
+use crate::http::{HttpClient, HttpError, snippet};
+use crate::report::summary::StateFigures;
 use crate::scenario::Scenario;
 use crate::target::Target;
 use chatstorm_protocol::token::{Claims, sign};
 use futures_util::StreamExt;
-use std::collections::BTreeMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// Requests in flight at once while creating channels.
+/// Requests in flight at once while creating or verifying channels.
 const CONCURRENCY: usize = 16;
+/// Channels one verifying query asks for (the mock's and Stream's page size).
+const PAGE: usize = 30;
+/// Channels verified at most (an even sample of the run's channels beyond).
+pub const MAX_VERIFIED: usize = 3000;
 
-/// Creates every channel of the run with its members; returns how many were created.
+/// Why the channels could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No usable HTTP answer (refused, reset, timeout, a body over the limit): the target's fault.
+    #[error("creating {cid}: {source}")]
+    Unanswered {
+        /// The channel.
+        cid: String,
+        /// What failed.
+        source: HttpError,
+    },
+    /// An HTTP error status.
+    #[error("creating {cid}: HTTP {status}: {body}")]
+    Status {
+        /// The channel.
+        cid: String,
+        /// The status.
+        status: u16,
+        /// The first 200 bytes of the body.
+        body: String,
+    },
+    /// A success status with a body that is not a JSON object.
+    #[error("creating {cid}: HTTP {status} with a body that is not JSON: {body}")]
+    NotJson {
+        /// The channel.
+        cid: String,
+        /// The status.
+        status: u16,
+        /// The first 200 bytes of the body.
+        body: String,
+    },
+}
+
+impl SetupError {
+    /// True when the target refused the request as unauthorised or malformed (4xx): the key or
+    /// secret is wrong, a configuration problem (exit 2); everything else is the target failing
+    /// (exit 5).
+    pub fn is_config(&self) -> bool {
+        matches!(self, Self::Status { status, .. } if (400..500).contains(status))
+    }
+}
+
+/// The channels setup created, with their members, for [`verify`].
+#[derive(Debug, Default, Clone)]
+pub struct Created {
+    /// Members by channel id (`type:id`).
+    pub members: BTreeMap<String, Vec<String>>,
+}
+
+fn server_headers(token: &str) -> [(&'static str, &str); 3] {
+    [
+        ("authorization", token),
+        ("stream-auth-type", "jwt"),
+        ("x-stream-client", "chatstorm-setup"),
+    ]
+}
+
+/// Creates every channel of the run with its members; returns what was created (empty when
+/// setup is skipped).
 ///
 /// # Errors
-/// The first failure, as one line (the run then does not start: users could not act).
-pub async fn create_channels(scenario: &Scenario, target: &Target) -> Result<usize, String> {
+/// The first failure (the run then does not start: users could not act).
+pub async fn create_channels(scenario: &Scenario, target: &Target) -> Result<Created, SetupError> {
     let Some(secret) = &target.secret else {
-        return Ok(0);
+        return Ok(Created::default());
     };
     if scenario.users.kind == crate::scenario::UserKind::PlainWebsocket {
-        return Ok(0);
+        return Ok(Created::default());
     }
     let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for index in 0..scenario.users.count {
@@ -37,7 +105,7 @@ pub async fn create_channels(scenario: &Scenario, target: &Target) -> Result<usi
     let token = sign(&Claims::server(), secret);
     let http = HttpClient::default();
     let key = form_urlencoded::byte_serialize(target.api_key.as_bytes()).collect::<String>();
-    let results: Vec<Result<(), String>> = futures_util::stream::iter(members.into_iter().map(|(cid, ids)| {
+    let results: Vec<Result<(), SetupError>> = futures_util::stream::iter(members.iter().map(|(cid, ids)| {
         let (http, token) = (http.clone(), token.clone());
         let (kind, id) = cid
             .split_once(':')
@@ -45,20 +113,32 @@ pub async fn create_channels(scenario: &Scenario, target: &Target) -> Result<usi
         let url = Target::join(&target.http_base, &format!("/channels/{kind}/{id}/query?api_key={key}"));
         async move {
             let body = serde_json::json!({"data": {"members": ids, "created_by_id": ids.first()}, "state": false});
-            let headers = [
-                ("authorization", token.as_str()),
-                ("stream-auth-type", "jwt"),
-                ("x-stream-client", "chatstorm-setup"),
-            ];
             let resp = http
-                .send(http::Method::POST, &url, &headers, Some(&body), Duration::from_secs(30))
-                .await?;
+                .send(
+                    http::Method::POST,
+                    &url,
+                    &server_headers(&token),
+                    Some(&body),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|source| SetupError::Unanswered {
+                    cid: cid.clone(),
+                    source,
+                })?;
             if resp.status >= 300 {
-                return Err(format!(
-                    "creating {cid}: HTTP {}: {}",
-                    resp.status,
-                    String::from_utf8_lossy(&resp.body)
-                ));
+                return Err(SetupError::Status {
+                    cid: cid.clone(),
+                    status: resp.status,
+                    body: snippet(&resp.body),
+                });
+            }
+            if !serde_json::from_slice::<Value>(&resp.body).is_ok_and(|v| v.is_object()) {
+                return Err(SetupError::NotJson {
+                    cid: cid.clone(),
+                    status: resp.status,
+                    body: snippet(&resp.body),
+                });
             }
             Ok(())
         }
@@ -66,7 +146,127 @@ pub async fn create_channels(scenario: &Scenario, target: &Target) -> Result<usi
     .buffer_unordered(CONCURRENCY)
     .collect()
     .await;
-    let created = results.iter().filter(|r| r.is_ok()).count();
-    results.into_iter().collect::<Result<Vec<()>, String>>()?;
-    Ok(created)
+    results.into_iter().collect::<Result<Vec<()>, SetupError>>()?;
+    Ok(Created { members })
+}
+
+/// What one verifying query found: members listed per channel, and the member count when the
+/// list may be cut short.
+type Found = BTreeMap<String, (BTreeSet<String>, Option<u64>)>;
+
+fn found_in(body: &Value) -> Option<Found> {
+    let channels = body.get("channels")?.as_array()?;
+    let mut out = Found::new();
+    for c in channels {
+        let Some(cid) = c.pointer("/channel/cid").and_then(Value::as_str) else {
+            continue;
+        };
+        let listed: BTreeSet<String> = c
+            .get("members")
+            .and_then(Value::as_array)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|m| {
+                        m.get("user_id")
+                            .or_else(|| m.pointer("/user/id"))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let count = c.pointer("/channel/member_count").and_then(Value::as_u64);
+        out.insert(cid.to_owned(), (listed, count));
+    }
+    Some(out)
+}
+
+/// Asks the target whether the channels and memberships setup created are still there (at
+/// most [`MAX_VERIFIED`] channels, an even sample beyond). `None` when setup created nothing.
+pub async fn verify(target: &Target, created: &Created) -> Option<StateFigures> {
+    let secret = target.secret.as_ref()?;
+    if created.members.is_empty() {
+        return None;
+    }
+    let step = created.members.len().div_ceil(MAX_VERIFIED);
+    let sample: Vec<(&String, &Vec<String>)> = created.members.iter().step_by(step).collect();
+    let token = sign(&Claims::server(), secret);
+    let http = HttpClient::default();
+    let key = form_urlencoded::byte_serialize(target.api_key.as_bytes()).collect::<String>();
+    let url = Target::join(&target.http_base, &format!("/channels?api_key={key}"));
+    let pages: Vec<Result<Found, String>> = futures_util::stream::iter(sample.chunks(PAGE).map(|page| {
+        let (http, token, url) = (http.clone(), token.clone(), url.clone());
+        let cids: Vec<&String> = page.iter().map(|(c, _)| *c).collect();
+        async move {
+            let body = serde_json::json!({
+                "filter_conditions": {"cid": {"$in": cids}},
+                "limit": PAGE,
+                "state": true,
+                "watch": false,
+                "presence": false,
+                "message_limit": 0,
+            });
+            let resp = http
+                .send(
+                    http::Method::POST,
+                    &url,
+                    &server_headers(&token),
+                    Some(&body),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if resp.status >= 300 {
+                return Err(format!("POST /channels: HTTP {}: {}", resp.status, snippet(&resp.body)));
+            }
+            serde_json::from_slice::<Value>(&resp.body)
+                .ok()
+                .as_ref()
+                .and_then(found_in)
+                .ok_or_else(|| format!("POST /channels: not a channel list: {}", snippet(&resp.body)))
+        }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .collect()
+    .await;
+    let mut found = Found::new();
+    let mut figures = StateFigures::default();
+    for p in pages {
+        match p {
+            Ok(f) => found.extend(f),
+            Err(e) => {
+                figures.error.get_or_insert(e);
+            }
+        }
+    }
+    if figures.error.is_some() {
+        return Some(figures);
+    }
+    for (cid, members) in sample {
+        figures.channels_checked += 1;
+        figures.memberships_checked += members.len() as u64;
+        let Some((listed, count)) = found.get(cid.as_str()) else {
+            figures.channels_missing += 1;
+            figures.memberships_missing += members.len() as u64;
+            if figures.examples.len() < 5 {
+                figures.examples.push(format!("channel {cid}"));
+            }
+            continue;
+        };
+        // A member list cut short by the server's page size is judged by its count.
+        let cut = count.is_some_and(|n| n > listed.len() as u64);
+        let missing: Vec<&String> = if cut {
+            let n = (members.len() as u64).saturating_sub(count.unwrap_or(0));
+            members.iter().take(n as usize).collect()
+        } else {
+            members.iter().filter(|m| !listed.contains(m.as_str())).collect()
+        };
+        figures.memberships_missing += missing.len() as u64;
+        for m in missing {
+            if figures.examples.len() < 5 {
+                figures.examples.push(format!("{m} in {cid}"));
+            }
+        }
+    }
+    Some(figures)
 }

@@ -4,7 +4,13 @@
 //! merged exactly (histograms added, counters summed, curves aligned on wall-clock time) into one
 //! summary, one report and one exit code. `report merge DIR...` does the same for shards run
 //! anywhere.
+//!
+//! Shards run in their own process group, so a terminal's Ctrl-C reaches only the parent, which
+//! forwards the first SIGINT or SIGTERM to every shard (each then stops its users and writes its
+//! outputs, which are merged as usual); a second signal exits at once. Each shard is killed by
+//! the kernel if the parent dies, even by SIGKILL ([`super::children::die_with_parent`]).
 
+use super::children::TiedToParent;
 use crate::cli::{Format, RunArgs};
 use crate::exit::Outcome;
 use crate::report::summary::RunSummary;
@@ -67,7 +73,7 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
             cmd.env("CHATSTORM_SECRET", s);
         }
         // Each shard picks its own loopback source addresses from its index (sys::SOURCES_PER_SHARD).
-        cmd.stdout(Stdio::null()).kill_on_drop(true);
+        cmd.stdout(Stdio::null()).kill_on_drop(true).tied_to_parent();
         match cmd.spawn() {
             Ok(c) => children.push((shard_dir, c)),
             Err(e) => {
@@ -80,15 +86,30 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
         "chatstorm: {n} shards running; results will be merged into {}",
         dir.display()
     );
+    let pids: Vec<u32> = children.iter().filter_map(|(_, c)| c.id()).collect();
+    let _interrupts = match super::signals::Interrupts::listen(move |sig| {
+        eprintln!(
+            "\nchatstorm: {}, stopping the {} shards and merging what they wrote ({} again to quit now)",
+            sig.name(),
+            pids.len(),
+            sig.name()
+        );
+        for pid in &pids {
+            // SAFETY: kill with the ids of children not yet waited for (so not reused).
+            unsafe {
+                libc::kill(*pid as libc::pid_t, sig.number());
+            }
+        }
+    }) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("chatstorm: cannot listen for signals: {e}");
+            return Outcome::InvalidConfig;
+        }
+    };
     let mut dirs = Vec::new();
     for (shard_dir, mut child) in children {
-        let status = tokio::select! {
-            s = child.wait() => s,
-            _ = tokio::signal::ctrl_c() => {
-                // Children got the same SIGINT from the terminal and stop gracefully on their own.
-                child.wait().await
-            }
-        };
+        let status = child.wait().await;
         if let Ok(s) = status
             && !s.success()
             && s.code().is_none_or(|c| c >= 2 && c != 3 && c != 4 && c != 5)
@@ -97,13 +118,27 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
         }
         dirs.push(shard_dir);
     }
-    let merged = match merge_dirs(&dirs) {
+    // A shard that died without writing its summary (killed, crashed) must not take the others'
+    // figures with it: merge what was written, and fail the run naming the missing shards.
+    let (written, missing): (Vec<PathBuf>, Vec<PathBuf>) =
+        dirs.into_iter().partition(|d| d.join("summary.json").exists());
+    let mut merged = match merge_dirs(&written) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("chatstorm: {e}");
             return Outcome::Unreachable;
         }
     };
+    if !missing.is_empty() {
+        merged.verdict.outcome = Outcome::Unreachable.verdict().to_owned();
+        merged.verdict.exit_code = Outcome::Unreachable.code();
+        for d in &missing {
+            merged.verdict.reasons.push(format!(
+                "shard in {} wrote no summary: its users are missing",
+                d.display()
+            ));
+        }
+    }
     let formats: Vec<Format> = args.format.clone();
     crate::commands::write_outputs(&merged, &dir, &formats);
     Outcome::from_code(merged.verdict.exit_code)
@@ -136,6 +171,7 @@ pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, String> {
         let r = &mut merged.run;
         r.users_planned += s.run.users_planned;
         r.users_started += s.run.users_started;
+        r.users_due += s.run.users_due;
         r.duration_ms = r.duration_ms.max(s.run.duration_ms);
         r.interrupted |= s.run.interrupted;
         r.stop_reason = r.stop_reason.take().or(s.run.stop_reason);
@@ -152,6 +188,23 @@ pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, String> {
         g.saturated |= s.generator.saturated;
         g.reasons.extend(s.generator.reasons);
         merged.timeline.extend(s.timeline);
+        let h = &mut merged.target_health;
+        h.probes += s.target_health.probes;
+        h.failures += s.target_health.failures;
+        h.outages.extend(s.target_health.outages);
+        merged.state = match (merged.state.take(), s.state) {
+            (Some(mut a), Some(b)) => {
+                a.channels_checked += b.channels_checked;
+                a.channels_missing += b.channels_missing;
+                a.memberships_checked += b.memberships_checked;
+                a.memberships_missing += b.memberships_missing;
+                a.examples.extend(b.examples);
+                a.examples.truncate(5);
+                a.error = a.error.or(b.error);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
         for t in s.thresholds {
             if let Some(mine) = merged.thresholds.iter_mut().find(|m| m.metric == t.metric) {
                 mine.aborted_run |= t.aborted_run;
@@ -160,6 +213,7 @@ pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, String> {
     }
     merged.run.shards = merged.metrics.shards;
     merged.timeline.sort_by_key(|m| m.at_ms);
+    merged.target_health.outages.sort_by_key(|o| o.from_ms);
     merged
         .timeline
         .dedup_by(|a, b| a.at_ms / 1000 == b.at_ms / 1000 && a.action == b.action);

@@ -28,6 +28,7 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
             planned_ms: out.planned.as_millis() as u64,
             users_planned: out.users_planned,
             users_started: out.users_started,
+            users_due: out.users_due,
             shards: metrics.shards.max(1),
             interrupted: out.stop_reason.is_some(),
             stop_reason: out.stop_reason.clone(),
@@ -39,6 +40,10 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
         waves: Vec::new(),
         timeline: out.marks.clone(),
         thresholds: Vec::new(),
+        checks: Vec::new(),
+        check_settings: settings_of(scenario),
+        target_health: out.target_health.clone(),
+        state: out.state.clone(),
         conformance: out.conformance.clone(),
         generator: generator_health(out),
         by_profile: BTreeMap::new(),
@@ -54,6 +59,67 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
         })
         .collect();
     decide(&mut summary);
+    summary
+}
+
+/// The scenario's `checks` as the summary records them.
+fn settings_of(scenario: &Scenario) -> CheckSettings {
+    let c = scenario.checks;
+    CheckSettings {
+        users_connected: c.users_connected,
+        recovered: c.recovered,
+        target_reachable: c.target_reachable,
+        state_kept: c.state_kept,
+    }
+}
+
+/// The summary of a run that never started (the target unreachable, or failing during setup):
+/// no figures, every check "no data", and a verdict with the one reason, so `junit.xml` and
+/// `summary.json` say the run failed instead of being absent (or stale).
+pub fn not_started(
+    scenario: &Scenario,
+    scenario_file: Option<String>,
+    target: &str,
+    outcome: Outcome,
+    reason: &str,
+) -> RunSummary {
+    let mut summary = RunSummary {
+        schema: SCHEMA_ID.to_owned(),
+        tool: ToolInfo::default(),
+        run: RunInfo {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            scenario_file,
+            seed: scenario.seed,
+            target: target.to_owned(),
+            started_at: chatstorm_protocol::time::now_rfc3339(),
+            planned_ms: scenario.run_length().as_millis() as u64,
+            shards: 1,
+            interrupted: true,
+            stop_reason: Some(reason.to_owned()),
+            ..RunInfo::default()
+        },
+        verdict: Verdict::default(),
+        latency: BTreeMap::new(),
+        errors: ErrorFigures::default(),
+        storms: Vec::new(),
+        waves: Vec::new(),
+        timeline: Vec::new(),
+        thresholds: Vec::new(),
+        checks: Vec::new(),
+        check_settings: settings_of(scenario),
+        target_health: TargetHealth::default(),
+        state: None,
+        conformance: None,
+        generator: GeneratorHealth::default(),
+        by_profile: BTreeMap::new(),
+        metrics: MetricsSnapshot::default(),
+    };
+    summary.thresholds = scenario.thresholds.iter().map(|t| evaluate(t, &summary)).collect();
+    decide(&mut summary);
+    summary.verdict.outcome = outcome.verdict().to_owned();
+    summary.verdict.exit_code = outcome.code();
+    summary.verdict.reasons.insert(0, reason.to_owned());
     summary
 }
 
@@ -275,6 +341,7 @@ pub fn observe(metric: Metric, summary: &RunSummary) -> Option<f64> {
             })
         }
         Metric::Derived(f) => Some(match f {
+            Derived::ErrorsRate if summary.errors.operations == 0 => return None,
             Derived::ErrorsRate => summary.errors.rate_percent / 100.0,
             Derived::ErrorsCount => summary.errors.total as f64,
             Derived::ConformanceFailed => conformance_failed(summary) as f64,
@@ -311,34 +378,57 @@ pub fn format_value(unit: Unit, v: f64) -> String {
     }
 }
 
-/// Evaluates one threshold. A latency threshold with no samples passes only for `<`/`<=`
-/// conditions (nothing was slow); it is reported as "no samples" either way.
+/// Evaluates one threshold. A threshold whose metric had no samples (a latency never measured,
+/// an error rate of no operations) is "no data": not passed, whatever its condition, because a
+/// gate that nothing was measured against has not been passed.
 pub fn evaluate(t: &Threshold, summary: &RunSummary) -> ThresholdResult {
     let observed = observe(t.metric, summary);
-    let passed = match observed {
-        Some(v) => t.passes(v),
-        None => t.passes(0.0),
-    };
     ThresholdResult {
         metric: t.key.clone(),
         condition: t.text.clone(),
         observed,
-        observed_text: observed.map_or_else(|| "no samples".to_owned(), |v| format_value(t.metric.unit(), v)),
-        passed,
+        observed_text: observed.map_or_else(|| "no data".to_owned(), |v| format_value(t.metric.unit(), v)),
+        passed: observed.is_some_and(|v| t.passes(v)),
+        no_data: observed.is_none(),
         aborted_run: false,
     }
 }
 
-/// Sets the verdict from thresholds, conformance and generator health.
+/// Sets the verdict from the implicit checks, thresholds, conformance, generator health and
+/// how the run stopped (the checks are recomputed first, so a merge of shards decides exactly
+/// as one process would).
 pub fn decide(summary: &mut RunSummary) {
     let mut outcome = Outcome::Passed;
     let mut reasons = Vec::new();
+    let checks = super::checks::evaluate(summary);
+    for (c, o) in &checks {
+        let Some(o) = o else { continue };
+        outcome = outcome.worst(*o);
+        reasons.push(match c.name.as_str() {
+            "users_connected" if *o == Outcome::Unreachable => {
+                format!(
+                    "none of the {} users due to connect ever connected",
+                    summary.run.users_due
+                )
+            }
+            "target_reachable" => c.observed.clone(),
+            _ => format!("check {} failed: {} (expected: {})", c.name, c.observed, c.expected),
+        });
+    }
+    summary.checks = checks.into_iter().map(|(c, _)| c).collect();
     for t in summary.thresholds.iter().filter(|t| !t.passed) {
         outcome = outcome.worst(Outcome::ThresholdBreached);
-        reasons.push(format!(
-            "threshold {} {} breached (observed {})",
-            t.metric, t.condition, t.observed_text
-        ));
+        reasons.push(if t.no_data {
+            format!(
+                "threshold {} {} has no data: nothing was measured against it",
+                t.metric, t.condition
+            )
+        } else {
+            format!(
+                "threshold {} {} breached (observed {})",
+                t.metric, t.condition, t.observed_text
+            )
+        });
     }
     if conformance_failed(summary) > 0 {
         outcome = outcome.worst(Outcome::ConformanceFailed);
@@ -360,9 +450,10 @@ pub fn decide(summary: &mut RunSummary) {
         }
         reasons.push(format!("stopped early: {r}"));
     }
+    // With the users_connected check turned off, a run where nobody connected still fails.
     let started = summary.run.users_started;
     let connects = summary.metrics.counters.get("connects").copied().unwrap_or(0);
-    if started > 0 && connects == 0 {
+    if summary.check_settings.users_connected.is_none() && started > 0 && connects == 0 {
         outcome = outcome.worst(Outcome::Unreachable);
         reasons.push(format!("none of the {started} users ever connected"));
     }

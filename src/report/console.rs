@@ -1,7 +1,7 @@
 //! The console summary: what a person reads at the end of a run. Plain text, no colour codes,
 //! so it reads the same in a terminal, a CI log and a golden file.
 
-use super::summary::{RunSummary, StormFigures};
+use super::summary::{CheckStatus, RunSummary, StormFigures};
 use std::io::{self, Write};
 
 /// Histogram tags shown first, in this order; others follow alphabetically.
@@ -120,10 +120,32 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
             writeln!(w, "  at {:>6.1}s {} — {}", m.at_ms as f64 / 1000.0, m.action, m.detail)?;
         }
     }
+    if !s.checks.is_empty() {
+        writeln!(w)?;
+        for c in &s.checks {
+            let mark = match c.status {
+                CheckStatus::Passed => "ok  ",
+                CheckStatus::Failed => "FAIL",
+                CheckStatus::NoData => "n/a ",
+                CheckStatus::Off => "off ",
+            };
+            if c.status == CheckStatus::Off {
+                writeln!(w, "  {mark} check {}", c.name)?;
+            } else {
+                writeln!(w, "  {mark} check {}: {}", c.name, c.observed)?;
+            }
+        }
+    }
     if !s.thresholds.is_empty() {
         writeln!(w)?;
         for t in &s.thresholds {
-            let mark = if t.passed { "ok  " } else { "FAIL" };
+            let mark = if t.passed {
+                "ok  "
+            } else if t.no_data {
+                "NODATA"
+            } else {
+                "FAIL"
+            };
             writeln!(
                 w,
                 "  {mark} {} {} (observed {})",

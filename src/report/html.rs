@@ -60,6 +60,7 @@ pub fn render(s: &RunSummary) -> String {
         }
         h.push_str("</ul>");
     }
+    checks(&mut h, s);
     thresholds(&mut h, s);
     counters(&mut h, s);
     latency_table(&mut h, s);
@@ -79,6 +80,8 @@ fn thresholds(h: &mut String, s: &RunSummary) {
     for t in &s.thresholds {
         let (class, word) = if t.passed {
             ("pass", "passed")
+        } else if t.no_data {
+            ("fail", "no data")
         } else {
             ("fail", "breached")
         };
@@ -89,6 +92,30 @@ fn thresholds(h: &mut String, s: &RunSummary) {
             escape(&t.condition),
             escape(&t.observed_text),
             if t.aborted_run { " (stopped the run)" } else { "" }
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// The implicit checks: users connected, recovered, target reachable, state kept.
+fn checks(h: &mut String, s: &RunSummary) {
+    if s.checks.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Checks</h2><table><tr><th>check</th><th>expected</th><th>observed</th><th>result</th></tr>");
+    for c in &s.checks {
+        let class = match c.status {
+            super::summary::CheckStatus::Passed => "pass",
+            super::summary::CheckStatus::Failed => "fail",
+            _ => "",
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td></tr>",
+            escape(&c.name),
+            escape(&c.expected),
+            escape(&c.observed),
+            c.status.word()
         );
     }
     h.push_str("</table>");

@@ -1,8 +1,10 @@
-//! `junit.xml` for CI systems: one testsuite for thresholds (a testcase each), one for the
-//! generator's honesty, and one for the conformance rules watched (a testcase per rule, the
-//! failure text carrying the evidence). Every string is XML-escaped.
+//! `junit.xml` for CI systems: one testsuite for the run's verdict (one testcase, failed unless
+//! the run passed: a failed run is never all green), one for the implicit checks, one for
+//! thresholds (a testcase each; one with no data fails), one for the generator's honesty, and one
+//! for the conformance rules watched (a testcase per rule, the failure text carrying the
+//! evidence). Every string is XML-escaped.
 
-use super::summary::RunSummary;
+use super::summary::{CheckStatus, RunSummary};
 use serde_json::Value;
 use std::io::{self, Write};
 use std::path::Path;
@@ -109,14 +111,47 @@ fn conformance_cases(conformance: Option<&Value>) -> Vec<Case> {
 pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(w, r#"<testsuites name="chatstorm {}">"#, escape(&s.run.name))?;
+    let verdict = vec![Case {
+        name: "run verdict".to_owned(),
+        failure: (s.verdict.exit_code != 0).then(|| {
+            (
+                format!("{} (exit {})", s.verdict.outcome, s.verdict.exit_code),
+                s.verdict.reasons.join("\n"),
+            )
+        }),
+        skipped: None,
+    }];
+    suite(w, "verdict", &verdict)?;
+    let checks: Vec<Case> = s
+        .checks
+        .iter()
+        .map(|c| Case {
+            name: c.name.clone(),
+            failure: (c.status == CheckStatus::Failed).then(|| {
+                (
+                    format!("check {} failed", c.name),
+                    format!("expected: {}\nobserved: {}", c.expected, c.observed),
+                )
+            }),
+            skipped: match c.status {
+                CheckStatus::NoData => Some(format!("no data: {}", c.observed)),
+                CheckStatus::Off => Some("turned off in the scenario's checks".to_owned()),
+                _ => None,
+            },
+        })
+        .collect();
+    if !checks.is_empty() {
+        suite(w, "checks", &checks)?;
+    }
     let thresholds: Vec<Case> = s
         .thresholds
         .iter()
         .map(|t| Case {
             name: format!("{} {}", t.metric, t.condition),
             failure: (!t.passed).then(|| {
+                let what = if t.no_data { "has no data" } else { "breached" };
                 (
-                    format!("threshold {} {} breached", t.metric, t.condition),
+                    format!("threshold {} {} {what}", t.metric, t.condition),
                     format!("observed {}", t.observed_text),
                 )
             }),

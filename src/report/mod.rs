@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod chart;
+pub mod checks;
 pub mod command;
 pub mod compare;
 pub mod console;

@@ -35,6 +35,19 @@ pub struct RunSummary {
     pub timeline: Vec<TimelineMark>,
     /// Threshold results, in the scenario's order.
     pub thresholds: Vec<ThresholdResult>,
+    /// The implicit checks (users connected, recovered, target reachable, state kept), each
+    /// passed, failed, no data or off; recomputed from the figures below by `build::decide`.
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
+    /// Which implicit checks the scenario asked for.
+    #[serde(default)]
+    pub check_settings: CheckSettings,
+    /// What the in-run probe of the target saw.
+    #[serde(default)]
+    pub target_health: TargetHealth,
+    /// The end-of-run check of what setup created on the target (`None`: not checked).
+    #[serde(default)]
+    pub state: Option<StateFigures>,
     /// Conformance rules watched during the run (or run by `conform`).
     pub conformance: Option<serde_json::Value>,
     /// Whether the load generator kept up.
@@ -90,6 +103,10 @@ pub struct RunInfo {
     pub users_planned: u64,
     /// Users actually started.
     pub users_started: u64,
+    /// Users whose intended start left them at least the connect grace (3 s) before the run
+    /// ended: the ones the `users_connected` check expects to have connected.
+    #[serde(default)]
+    pub users_due: u64,
     /// Shards merged into this summary (1 for a single process).
     pub shards: u32,
     /// Stopped early by Ctrl-C or an aborting threshold.
@@ -202,10 +219,120 @@ pub struct ThresholdResult {
     pub observed: Option<f64>,
     /// The observed value for people (`412.3ms`).
     pub observed_text: String,
-    /// Whether it held.
+    /// Whether it held. A threshold with no samples has not held: it is never green.
     pub passed: bool,
+    /// True when its metric had no samples: reported as "no data", never as passed.
+    #[serde(default)]
+    pub no_data: bool,
     /// Whether it stopped the run.
     pub aborted_run: bool,
+}
+
+/// How an implicit check fared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// It held.
+    Passed,
+    /// It did not: the run fails.
+    Failed,
+    /// Nothing to check (no fault dropped a user, no setup to verify): never shown as passed.
+    #[default]
+    NoData,
+    /// Turned off in the scenario's `checks`.
+    Off,
+}
+
+impl CheckStatus {
+    /// `passed`, `FAILED`, `no data`, `off` for people.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Failed => "FAILED",
+            Self::NoData => "no data",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// One implicit check.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct CheckResult {
+    /// Its key in the scenario's `checks` (`users_connected`, `recovered`, `target_reachable`,
+    /// `state_kept`).
+    pub name: String,
+    /// What it asks for.
+    pub expected: String,
+    /// What was seen.
+    pub observed: String,
+    /// How it fared.
+    pub status: CheckStatus,
+}
+
+/// Which implicit checks a run makes (the scenario's `checks`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+pub struct CheckSettings {
+    /// Share of the due users that must connect, in `(0, 1]`; `None` when off.
+    pub users_connected: Option<f64>,
+    /// Users dropped by a fault came back within their SDK's bounds.
+    pub recovered: bool,
+    /// The target answered the in-run probe throughout.
+    pub target_reachable: bool,
+    /// What setup created was still there at the end.
+    pub state_kept: bool,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        let c = crate::scenario::Checks::default();
+        Self {
+            users_connected: c.users_connected,
+            recovered: c.recovered,
+            target_reachable: c.target_reachable,
+            state_kept: c.state_kept,
+        }
+    }
+}
+
+/// What the in-run probe of the target (`GET /hi`, or a TCP connect for plain WebSocket
+/// targets, once a second) saw.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct TargetHealth {
+    /// Probes sent.
+    pub probes: u64,
+    /// Probes not answered.
+    pub failures: u64,
+    /// Every stretch of 3 or more failed probes in a row.
+    pub outages: Vec<Outage>,
+}
+
+/// A stretch during which the target did not answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Outage {
+    /// The first failed probe, milliseconds from the start.
+    pub from_ms: u64,
+    /// The first answer after it (`None`: it never answered again).
+    pub to_ms: Option<u64>,
+    /// Why the first probe failed.
+    pub error: String,
+}
+
+/// The end-of-run check, through REST, that the channels and memberships created at setup are
+/// still on the target.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct StateFigures {
+    /// Channels looked up.
+    pub channels_checked: u64,
+    /// Of those, channels the target no longer had.
+    pub channels_missing: u64,
+    /// Memberships (user in channel) looked up.
+    pub memberships_checked: u64,
+    /// Of those, memberships the target no longer had (counting those of missing channels).
+    pub memberships_missing: u64,
+    /// Up to five examples of what vanished.
+    pub examples: Vec<String>,
+    /// Why the check could not be made, when it could not.
+    pub error: Option<String>,
 }
 
 /// Whether the generator kept up: a run where it did not is invalid (exit 4).

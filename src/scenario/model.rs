@@ -31,6 +31,34 @@ pub struct Scenario {
     pub conformance: Conformance,
     /// A cap on the run's length; the run stops at `min(load.total(), duration)`.
     pub duration: Option<Duration>,
+    /// The implicit checks (`checks:`), each on unless the scenario turns it off.
+    pub checks: Checks,
+}
+
+/// The implicit checks every run makes so that it cannot pass by accident (scenarios/README.md
+/// "checks"): each on unless turned off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Checks {
+    /// Share of the users due to connect that must have connected at least once, in `(0, 1]`;
+    /// `None` when turned off.
+    pub users_connected: Option<f64>,
+    /// Users dropped by a fault came back within their SDK's back-off bounds.
+    pub recovered: bool,
+    /// The target answered the in-run probe throughout.
+    pub target_reachable: bool,
+    /// The channels and memberships created at setup were still there at the end.
+    pub state_kept: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks {
+            users_connected: Some(1.0),
+            recovered: true,
+            target_reachable: true,
+            state_kept: true,
+        }
+    }
 }
 
 impl Scenario {

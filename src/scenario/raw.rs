@@ -28,6 +28,56 @@ pub(crate) struct RawScenario {
     pub thresholds: Field<RawMap<RawThreshold>>,
     pub conformance: Field<RawConformance>,
     pub duration: Field<Scalar>,
+    pub checks: Field<RawChecks>,
+}
+
+/// `checks: {users_connected: true | false | "95%", recovered: bool, target_reachable: bool,
+/// state_kept: bool}`: the implicit checks, each on unless turned off.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawChecks {
+    pub users_connected: Field<RawShare>,
+    pub recovered: Field<bool>,
+    pub target_reachable: Field<bool>,
+    pub state_kept: Field<bool>,
+}
+
+/// `true`, `false`, or a share such as `"95%"` / `0.95`.
+#[derive(Debug, Clone)]
+pub(crate) enum RawShare {
+    Toggle(bool),
+    Share(Scalar),
+}
+
+impl<'de> Deserialize<'de> for RawShare {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ShareVisitor)
+    }
+}
+
+struct ShareVisitor;
+
+impl Visitor<'_> for ShareVisitor {
+    type Value = RawShare;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("true, false or a share such as \"95%\"")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawShare, E> {
+        Ok(RawShare::Toggle(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawShare, E> {
+        ScalarVisitor.visit_str(v).map(RawShare::Share)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawShare, E> {
+        ScalarVisitor.visit_u64(v).map(RawShare::Share)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawShare, E> {
+        ScalarVisitor.visit_i64(v).map(RawShare::Share)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawShare, E> {
+        ScalarVisitor.visit_f64(v).map(RawShare::Share)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -226,6 +226,7 @@ pub(crate) fn scenario(check: &mut Check<'_>, raw: &RawScenario, root: &At, defa
     }
     let thresholds = validate_verdict::thresholds(check, raw.thresholds.as_ref());
     let conformance = validate_verdict::conformance(check, raw.conformance.as_ref());
+    let checks = validate_verdict::checks(check, raw.checks.as_ref());
     if !check.problems.is_empty() {
         return None;
     }
@@ -242,6 +243,7 @@ pub(crate) fn scenario(check: &mut Check<'_>, raw: &RawScenario, root: &At, defa
         thresholds,
         conformance,
         duration,
+        checks,
     })
 }
 

@@ -1,7 +1,7 @@
-//! Validation of what decides a run's verdict: `thresholds` and `conformance`.
+//! Validation of what decides a run's verdict: `thresholds`, `conformance` and `checks`.
 
 use super::de::Sp;
-use super::model::Conformance;
+use super::model::{Checks, Conformance};
 use super::raw::*;
 use super::threshold::{self, Threshold};
 use super::validate::{Check, value};
@@ -118,4 +118,45 @@ pub(crate) fn conformance(check: &mut Check<'_>, raw: Option<&Sp<RawConformance>
         }
     }
     Conformance { watch: globs, strict }
+}
+
+/// `checks:`: every key optional (on by default); `users_connected` also takes a share.
+pub(crate) fn checks(check: &mut Check<'_>, raw: Option<&Sp<RawChecks>>) -> Checks {
+    let mut out = Checks::default();
+    let Some(sp) = raw else {
+        return out;
+    };
+    let c = &sp.value;
+    if let Some(u) = &c.users_connected {
+        out.users_connected = match &u.value {
+            RawShare::Toggle(true) => Some(1.0),
+            RawShare::Toggle(false) => None,
+            RawShare::Share(s) => match share(s) {
+                Some(f) => Some(f),
+                None => {
+                    check.report(
+                        &u.at,
+                        "users_connected is true, false or a share of the users above 0, such as \"95%\" or 0.95",
+                    );
+                    None
+                }
+            },
+        };
+    }
+    out.recovered = value(&c.recovered).unwrap_or(true);
+    out.target_reachable = value(&c.target_reachable).unwrap_or(true);
+    out.state_kept = value(&c.state_kept).unwrap_or(true);
+    out
+}
+
+/// `"95%"`, `95%`, `0.95`: a share in `(0, 1]`.
+fn share(s: &Scalar) -> Option<f64> {
+    let f = match s {
+        Scalar::Number(n) => *n,
+        Scalar::Text(t) => match t.trim().strip_suffix('%') {
+            Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
+            None => t.trim().parse::<f64>().ok()?,
+        },
+    };
+    (f > 0.0 && f <= 1.0).then_some(f)
 }

@@ -83,7 +83,7 @@ fn unknown_keys_are_all_reported_with_suggestions() {
             "7:22: load[0].ramp.ovr: unknown key `ovr`; did you mean `over`?",
             "8:1: behavior: unknown key `behavior`; did you mean `behaviour`?",
             "12:5: timeline[0].drop_socket: unknown key `drop_socket`; did you mean `drop_sockets`?",
-            "13:1: colour: unknown key `colour`; expected one of: name, description, seed, target, users, channels, load, behaviour, timeline, thresholds, conformance, duration",
+            "13:1: colour: unknown key `colour`; expected one of: name, description, seed, target, users, channels, load, behaviour, timeline, thresholds, conformance, duration, checks",
         ],
     );
 }

@@ -399,3 +399,56 @@ fn time_scale_compresses_the_scenario_clock() {
     let slow = s.with_time_scale(1000.0).expect("a thousand times slower");
     assert_eq!(slow.load.total(), secs(480_000));
 }
+
+const MINIMAL: &str = "name: c\ntarget: {}\nusers: {count: 10}\nload:\n  - ramp: {to: 10, over: 1s}\n";
+
+#[test]
+fn checks_are_on_by_default_and_can_be_turned_off_or_shared() {
+    let s = parse("c.yaml", MINIMAL).expect("valid");
+    assert_eq!(s.checks, Checks::default());
+    assert_eq!(s.checks.users_connected, Some(1.0));
+    let text = format!(
+        "{MINIMAL}checks: {{users_connected: \"95%\", recovered: false, target_reachable: false, state_kept: false}}\n"
+    );
+    let s = parse("c.yaml", &text).expect("valid");
+    assert_eq!(
+        s.checks,
+        Checks {
+            users_connected: Some(0.95),
+            recovered: false,
+            target_reachable: false,
+            state_kept: false
+        }
+    );
+    let s = parse("c.yaml", &format!("{MINIMAL}checks: {{users_connected: false}}\n")).expect("valid");
+    assert_eq!(s.checks.users_connected, None);
+    assert!(s.checks.recovered);
+    let s = parse("c.yaml", &format!("{MINIMAL}checks: {{users_connected: 0.5}}\n")).expect("valid");
+    assert_eq!(s.checks.users_connected, Some(0.5));
+}
+
+#[test]
+fn bad_checks_are_one_line_problems() {
+    for (bad, says) in [
+        (
+            "checks: {users_connected: \"150%\"}",
+            "users_connected is true, false or a share",
+        ),
+        (
+            "checks: {users_connected: 0}",
+            "users_connected is true, false or a share",
+        ),
+        (
+            "checks: {users_connected: lots}",
+            "users_connected is true, false or a share",
+        ),
+        ("checks: {reachable: true}", "reachable"),
+        ("checks: {state_kept: 3}", "state_kept"),
+    ] {
+        let e = parse("c.yaml", &format!("{MINIMAL}{bad}\n"))
+            .expect_err(bad)
+            .to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+        assert!(e.lines().all(|l| l.len() < 300), "{e}");
+    }
+}

@@ -19,3 +19,5 @@ mod profiles;
 mod rest;
 #[path = "mock/unity.rs"]
 mod unity;
+#[path = "mock/hostile.rs"]
+mod hostile;

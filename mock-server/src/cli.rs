@@ -180,19 +180,8 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
         ),
         None => None,
     };
-    for (flag, addr) in [("--listen", Some(args.listen)), ("--fault-listen", args.fault_listen)] {
-        if let Some(a) = addr
-            && !a.ip().is_loopback()
-        {
-            eprintln!(
-                "chatstorm-mock: warning: {flag} {a} is reachable beyond this machine; the mock has no TLS{}",
-                if flag == "--listen" && args.fault_listen.is_none() {
-                    " and serves its fault-control API there (consider --fault-listen 127.0.0.1:0)"
-                } else {
-                    ""
-                }
-            );
-        }
+    for w in exposure_warnings(args.listen, args.fault_listen) {
+        eprintln!("chatstorm-mock: warning: {w}");
     }
     let shutdown = CancellationToken::new();
     // Installed before the address is printed, so a Ctrl-C right after start is not lost.
@@ -207,20 +196,52 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| args.listen.to_string());
-    println!("chatstorm-mock listening on http://{addr} (ws://{addr}/connect)");
+    say(&format!("chatstorm-mock listening on http://{addr} (ws://{addr}/connect)"));
     if let Some(f) = fault_listener.as_ref().and_then(|l| l.local_addr().ok()) {
-        println!("fault-control API on http://{f}/_fault");
+        say(&format!("fault-control API on http://{f}/_fault"));
     }
     if args.fault_secret.as_deref().is_none_or(str::is_empty) {
         // Printed once, so a person can use it; set it (flag or environment) to share it instead.
-        println!(
+        say(&format!(
             "fault-control secret: {} (generated; set --fault-secret or CHATSTORM_FAULT_SECRET to choose it)",
             config.fault_secret
-        );
+        ));
     }
     crate::serve_split(listener, fault_listener, config, shutdown)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// A line on stdout, flushed at once (a parent reads the address from it). A reader that went
+/// away must not take the server down, as `println!`'s panic on a closed pipe would.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// One warning per listener reachable beyond this machine (not loopback): the mock has no TLS,
+/// and without `--fault-listen` its fault-control API is on that listener too.
+pub fn exposure_warnings(listen: SocketAddr, fault_listen: Option<SocketAddr>) -> Vec<String> {
+    let mut out = Vec::new();
+    if !listen.ip().is_loopback() {
+        out.push(format!(
+            "--listen {listen} is reachable beyond this machine; the mock has no TLS{}",
+            if fault_listen.is_none() {
+                " and serves its fault-control API there (consider --fault-listen 127.0.0.1:0)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(f) = fault_listen
+        && !f.ip().is_loopback()
+    {
+        out.push(format!(
+            "--fault-listen {f} is reachable beyond this machine; only the fault secret guards it"
+        ));
+    }
+    out
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM; the handlers are installed before it returns.

@@ -291,3 +291,17 @@ fn the_fault_secret_compare_is_exact() {
     assert_eq!(a.len(), 32);
     assert_ne!(a, chatstorm_mock::random_secret());
 }
+
+#[tokio::test(start_paused = true)]
+async fn upgraded_sockets_are_not_subject_to_the_http_idle_timeout() {
+    let h = start().await;
+    let (mut ws, first) = connect(&h, "quiet_u").await;
+    let cid = first["connection_id"].as_str().unwrap().to_owned();
+    // Far past the 60 s HTTP idle timeout (and the 10 s header timeout), with no traffic at all.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    send_text(&mut ws, &json!({"type": "health.check", "client_id": "c"}).to_string()).await;
+    let reply = next_json(&mut ws).await;
+    assert_eq!(reply["type"], "health.check", "{reply}");
+    assert_eq!(reply["connection_id"], cid.as_str());
+    h.shutdown().await;
+}

@@ -126,7 +126,10 @@ fn server_side_faults_run_against_a_standalone_mock() {
         assert!(actions.contains(&a), "{a} was carried out: {:?}", s.timeline);
     }
     let storm = s.storms.first().expect("the server-side drop makes a storm");
-    assert!(storm.dropped >= 30, "every live user was dropped by the mock: {storm:?}");
+    assert!(
+        storm.dropped >= 30,
+        "every live user was dropped by the mock: {storm:?}"
+    );
     assert_eq!(storm.recovered, storm.dropped, "all came back: {storm:?}");
     let refreshes = s.metrics.counters.get("token_refreshes").copied().unwrap_or(0);
     assert!(refreshes > 0, "expired tokens were refreshed: {:?}", s.metrics.counters);
@@ -156,7 +159,10 @@ fn assert_refused(o: &std::process::Output, reason: &str) {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line: {stderr}");
     assert!(lines[0].contains(reason), "{stderr}");
-    assert!(lines[0].contains("drop_sockets") || lines[0].contains("block_websocket"), "{stderr}");
+    assert!(
+        lines[0].contains("drop_sockets") || lines[0].contains("block_websocket"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(FAULT_SECRET), "the secret is never printed");
 }
 

@@ -70,7 +70,12 @@ pub struct Args {
     #[arg(long, default_value = "mock_api_key", env = "CHATSTORM_API_KEY")]
     pub api_key: String,
     /// The app secret: signs and verifies HS256 tokens (prefer the environment variable).
-    #[arg(long, default_value = "mock_api_secret", env = "CHATSTORM_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        default_value = "mock_api_secret",
+        env = "CHATSTORM_SECRET",
+        hide_env_values = true
+    )]
     pub secret: String,
     /// The fault-control secret (`X-Chatstorm-Secret`), separate from the app secret; prefer the
     /// environment variable. Absent: a random one, printed once at start.
@@ -196,7 +201,9 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| args.listen.to_string());
-    say(&format!("chatstorm-mock listening on http://{addr} (ws://{addr}/connect)"));
+    say(&format!(
+        "chatstorm-mock listening on http://{addr} (ws://{addr}/connect)"
+    ));
     if let Some(f) = fault_listener.as_ref().and_then(|l| l.local_addr().ok()) {
         say(&format!("fault-control API on http://{f}/_fault"));
     }

@@ -361,7 +361,10 @@ fn violations_view(c: &Control) -> Value {
 
 /// Serves `/_fault/…`.
 pub async fn http(app: &Arc<App>, req: Request<Incoming>) -> Resp {
-    if !secret_matches(&app.cfg.fault_secret, req.headers().get(SECRET_HEADER).map(|v| v.as_bytes())) {
+    if !secret_matches(
+        &app.cfg.fault_secret,
+        req.headers().get(SECRET_HEADER).map(|v| v.as_bytes()),
+    ) {
         return reply(
             401,
             json!({"error": "the X-Chatstorm-Secret header must carry the fault secret (--fault-secret / CHATSTORM_FAULT_SECRET)"}),
@@ -369,11 +372,12 @@ pub async fn http(app: &Arc<App>, req: Request<Incoming>) -> Resp {
     }
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
-    let body = match tokio::time::timeout(app.cfg.body_timeout, Limited::new(req.into_body(), 64 * 1024).collect()).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => return reply(400, json!({"error": "body too large or unreadable"})),
-        Err(_) => return reply(408, json!({"error": "body not received in time"})),
-    };
+    let body =
+        match tokio::time::timeout(app.cfg.body_timeout, Limited::new(req.into_body(), 64 * 1024).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => return reply(400, json!({"error": "body too large or unreadable"})),
+            Err(_) => return reply(408, json!({"error": "body not received in time"})),
+        };
     let c = Control::new(app.clone());
     let res: Result<Value, Fail> = match (method.as_str(), path.as_str()) {
         ("GET", "/_fault/stats") => Ok(serde_json::to_value(c.stats()).unwrap_or(Value::Null)),

@@ -70,7 +70,9 @@ pub async fn accept_loop(listener: TcpListener, app: Arc<App>, role: Listener) -
             Err(e) => {
                 if !failing {
                     // Once per episode: a descriptor shortage must be visible, not a silent stall.
-                    eprintln!("chatstorm-mock: accept failed ({e}); retrying with back-off, open connections are still served");
+                    eprintln!(
+                        "chatstorm-mock: accept failed ({e}); retrying with back-off, open connections are still served"
+                    );
                     failing = true;
                 }
                 tokio::select! {
@@ -320,7 +322,10 @@ impl Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.app.stats.pending_body_bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.app
+            .stats
+            .pending_body_bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 

@@ -51,7 +51,9 @@ use tokio_util::sync::CancellationToken;
 
 pub mod cli;
 pub use config::{ExpiryPolicy, MockConfig, random_secret};
-pub use control::{secret_matches, Control, DropMode, DropRequest, ExpireRequest, FaultState, SECRET_HEADER, TransportFilter};
+pub use control::{
+    Control, DropMode, DropRequest, ExpireRequest, FaultState, SECRET_HEADER, TransportFilter, secret_matches,
+};
 pub use fault::{HalfOpen, RefuseMode, Violation};
 pub use journal::{ClientAct, JournalEntry};
 pub use stats::StatsSnapshot;

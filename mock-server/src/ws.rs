@@ -20,9 +20,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use crate::app::App;
@@ -370,7 +370,9 @@ fn protocol_reason(p: &ProtocolError) -> &'static str {
     match p {
         ProtocolError::UnmaskedFrameFromClient => "unmasked frame from a client",
         ProtocolError::NonZeroReservedBits => "reserved bits set",
-        ProtocolError::InvalidOpcode(_) | ProtocolError::UnknownControlFrameType(_) | ProtocolError::UnknownDataFrameType(_) => "unknown opcode",
+        ProtocolError::InvalidOpcode(_)
+        | ProtocolError::UnknownControlFrameType(_)
+        | ProtocolError::UnknownDataFrameType(_) => "unknown opcode",
         ProtocolError::ControlFrameTooBig => "control frame over 125 bytes",
         ProtocolError::FragmentedControlFrame => "fragmented control frame",
         _ => "protocol error",

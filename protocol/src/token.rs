@@ -368,9 +368,16 @@ mod tests {
     #[test]
     fn critical_header_extensions_are_refused_with_43() {
         // Correctly signed: only the `crit` entry makes it invalid (RFC 7515 §4.1.11).
-        let t = forge(r#"{"alg":"HS256","crit":["exp2"],"exp2":1}"#, r#"{"user_id":"u"}"#, SECRET);
+        let t = forge(
+            r#"{"alg":"HS256","crit":["exp2"],"exp2":1}"#,
+            r#"{"user_id":"u"}"#,
+            SECRET,
+        );
         assert_eq!(verify(&t, SECRET, NOW), Err(TokenError::UnsupportedCritical));
-        assert_eq!(TokenError::UnsupportedCritical.code(), ErrorCode::TOKEN_SIGNATURE_INVALID);
+        assert_eq!(
+            TokenError::UnsupportedCritical.code(),
+            ErrorCode::TOKEN_SIGNATURE_INVALID
+        );
         let plain = forge(r#"{"alg":"HS256","typ":"JWT"}"#, r#"{"user_id":"u"}"#, SECRET);
         assert!(verify(&plain, SECRET, NOW).is_ok());
     }

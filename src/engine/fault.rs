@@ -14,7 +14,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum FaultApiError {
     /// No fault secret was given (`--fault-secret` / `CHATSTORM_FAULT_SECRET`).
-    #[error("no fault secret given: start the mock with --fault-secret (or CHATSTORM_FAULT_SECRET) and pass the same to run")]
+    #[error(
+        "no fault secret given: start the mock with --fault-secret (or CHATSTORM_FAULT_SECRET) and pass the same to run"
+    )]
     NoSecret,
     /// The API is there but refused the secret.
     #[error("the target's fault-control API refused the fault secret (HTTP 401): pass the mock's --fault-secret")]
@@ -33,17 +35,29 @@ pub enum FaultApiError {
 /// # Errors
 /// The reason the API cannot be used, as a one-line [`FaultApiError`].
 pub async fn detect(target: &Target) -> Result<(), FaultApiError> {
-    let secret = target.fault_secret.as_deref().filter(|s| !s.is_empty()).ok_or(FaultApiError::NoSecret)?;
+    let secret = target
+        .fault_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or(FaultApiError::NoSecret)?;
     let url = Target::join(&target.http_base, "/_fault/state");
     let resp = HttpClient::default()
-        .send(http::Method::GET, &url, &[("x-chatstorm-secret", secret)], None, TIMEOUT)
+        .send(
+            http::Method::GET,
+            &url,
+            &[("x-chatstorm-secret", secret)],
+            None,
+            TIMEOUT,
+        )
         .await
         .map_err(FaultApiError::Unreachable)?;
     match resp.status {
         401 => Err(FaultApiError::WrongSecret),
         200 => match serde_json::from_slice::<Value>(&resp.body) {
             Ok(v) if v.get("violations").is_some_and(Value::is_array) => Ok(()),
-            _ => Err(FaultApiError::NoApi("HTTP 200 with a body that is not a fault state".to_owned())),
+            _ => Err(FaultApiError::NoApi(
+                "HTTP 200 with a body that is not a fault state".to_owned(),
+            )),
         },
         s => Err(FaultApiError::NoApi(format!("HTTP {s}"))),
     }

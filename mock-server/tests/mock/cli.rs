@@ -149,7 +149,9 @@ fn url_in(line: &str) -> String {
 async fn get_status(addr: &str, path: &str, secret: Option<&str>) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let h = secret.map(|x| format!("X-Chatstorm-Secret: {x}\r\n")).unwrap_or_default();
+    let h = secret
+        .map(|x| format!("X-Chatstorm-Secret: {x}\r\n"))
+        .unwrap_or_default();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{h}Connection: close\r\n\r\n").as_bytes())
         .await
         .unwrap();
@@ -183,8 +185,16 @@ async fn a_generated_fault_secret_is_printed_once_and_fault_listen_splits_the_ap
     assert_eq!(secret.len(), 32, "{secret_line}");
     assert_eq!(get_status(&fault, "/_fault/state", Some(&secret)).await, 200);
     assert_eq!(get_status(&fault, "/_fault/state", Some("mock_api_secret")).await, 401);
-    assert_eq!(get_status(&client, "/_fault/state", Some(&secret)).await, 404, "not on the client port");
-    assert_eq!(get_status(&fault, "/hi", None).await, 404, "the fault port serves /_fault only");
+    assert_eq!(
+        get_status(&client, "/_fault/state", Some(&secret)).await,
+        404,
+        "not on the client port"
+    );
+    assert_eq!(
+        get_status(&fault, "/hi", None).await,
+        404,
+        "the fault port serves /_fault only"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -198,7 +208,10 @@ async fn a_given_fault_secret_is_used_and_never_printed() {
             .stderr(Stdio::null()),
     );
     let addr = url_in(&lines.recv_timeout(Duration::from_secs(30)).expect("a line"));
-    assert_eq!(get_status(&addr, "/_fault/state", Some("given-fault-secret")).await, 200);
+    assert_eq!(
+        get_status(&addr, "/_fault/state", Some("given-fault-secret")).await,
+        200
+    );
     let _ = child.kill();
     let _ = child.wait();
     let rest: Vec<String> = lines.iter().collect();
@@ -217,7 +230,11 @@ async fn out_of_descriptors_it_keeps_serving_and_accepts_again_when_some_free_up
     let addr = url_in(&lines.recv_timeout(Duration::from_secs(30)).expect("a line"));
     let mut conns = Vec::new();
     for _ in 0..90 {
-        conns.push(tokio::net::TcpStream::connect(&addr).await.expect("the backlog takes it"));
+        conns.push(
+            tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("the backlog takes it"),
+        );
     }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     async fn ask(s: &mut tokio::net::TcpStream) -> bool {
@@ -233,7 +250,10 @@ async fn out_of_descriptors_it_keeps_serving_and_accepts_again_when_some_free_up
     // ones waiting in the backlog, the last included.
     let mut last = conns.pop().expect("last");
     conns.truncate(5);
-    assert!(ask(&mut last).await, "a waiting connection is accepted once descriptors free up");
+    assert!(
+        ask(&mut last).await,
+        "a waiting connection is accepted once descriptors free up"
+    );
     assert!(ask(&mut conns[1]).await);
     let _ = child.kill();
     let _ = child.wait();

@@ -24,7 +24,10 @@ async fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Vec<u8> {
         match tokio::time::timeout(limit, s.read(&mut buf)).await {
             Ok(Ok(0) | Err(_)) => return all,
             Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
-            Err(_) => panic!("still open after {limit:?}; read so far: {:?}", String::from_utf8_lossy(&all)),
+            Err(_) => panic!(
+                "still open after {limit:?}; read so far: {:?}",
+                String::from_utf8_lossy(&all)
+            ),
         }
     }
 }
@@ -38,7 +41,11 @@ async fn read_response(s: &mut TcpStream) -> (u16, Value) {
             .await
             .expect("a response in time")
             .expect("read");
-        assert!(n > 0, "closed before a whole response: {:?}", String::from_utf8_lossy(&all));
+        assert!(
+            n > 0,
+            "closed before a whole response: {:?}",
+            String::from_utf8_lossy(&all)
+        );
         all.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&all).into_owned();
         if let Some(end) = text.find("\r\n\r\n") {
@@ -114,7 +121,11 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
         idle >= Duration::from_secs(60) && idle < Duration::from_secs(62),
         "closed after {idle:?} idle; the idle timeout is 60 s"
     );
-    assert!(read_until_closed(&mut silent, Duration::from_secs(300)).await.is_empty());
+    assert!(
+        read_until_closed(&mut silent, Duration::from_secs(300))
+            .await
+            .is_empty()
+    );
     assert!(t0.elapsed() >= Duration::from_secs(60));
     h.shutdown().await;
 }
@@ -131,7 +142,10 @@ async fn a_body_that_never_ends_gets_408_after_the_body_timeout() {
     let (status, body) = parse_closed_response(&raw);
     assert_eq!((status, body["code"].as_i64()), (408, Some(23)), "{body}");
     let took = t0.elapsed();
-    assert!(took >= Duration::from_secs(30) && took < Duration::from_secs(32), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(32),
+        "{took:?}"
+    );
     h.shutdown().await;
 }
 
@@ -235,12 +249,16 @@ async fn websocket_protocol_errors_get_their_close_codes() {
         ("unknown control opcode 0xB", masked(0x8B, b""), 1002),
         ("ping of 200 bytes", masked(0x89, &[b'p'; 200]), 1002),
         ("invalid UTF-8 in text", masked(0x81, &[0xC3, 0x28]), 1007),
-        ("text message over 64 KiB", {
-            let mut f = vec![0x81, 0x80 | 127];
-            f.extend_from_slice(&(70_000u64).to_be_bytes());
-            f.extend_from_slice(&mask);
-            f
-        }, 1009),
+        (
+            "text message over 64 KiB",
+            {
+                let mut f = vec![0x81, 0x80 | 127];
+                f.extend_from_slice(&(70_000u64).to_be_bytes());
+                f.extend_from_slice(&mask);
+                f
+            },
+            1009,
+        ),
     ];
     for (what, raw, want) in cases {
         assert_eq!(close_code_after(&raw).await, Some(want), "{what}");

@@ -20,12 +20,16 @@ field() {
   python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print($2)" "$1"
 }
 
-# Starts a standalone mock on a free loopback port; sets MOCK_PID and MOCK_URL.
+# Starts a standalone mock on a free loopback port; sets MOCK_PID and MOCK_URL. The app secret and
+# the fault-control secret (its own) go through the environment, never a command line; the
+# harness reads the same variables, so server-side faults work against this mock too.
 MOCK_KEY=bench_key
 MOCK_SECRET=bench-secret-not-for-production
+MOCK_FAULT_SECRET=bench-fault-secret-$RANDOM$RANDOM
+export CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET"
 start_mock() {
   local log="$BENCH_OUT/mock-$RANDOM.log"
-  "$BIN" mock --listen 127.0.0.1:0 --api-key "$MOCK_KEY" --secret "$MOCK_SECRET" "$@" >"$log" 2>&1 &
+  "$BIN" mock --listen 127.0.0.1:0 --api-key "$MOCK_KEY" "$@" >"$log" 2>&1 &
   MOCK_PID=$!
   for _ in $(seq 1 100); do
     MOCK_URL="$(grep -o 'http://127[0-9.]*:[0-9]*' "$log" | head -1 || true)"
@@ -52,7 +56,7 @@ proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' 
 run_against_mock() {
   local scenario=$1 out=$2; shift 2
   RC=0
-  "$BIN" run "$scenario" --target "$MOCK_URL" --api-key "$MOCK_KEY" --secret "$MOCK_SECRET" \
+  "$BIN" run "$scenario" --target "$MOCK_URL" --api-key "$MOCK_KEY" \
     --out "$out" --format json,console "$@" >"$out.log" 2>&1 || RC=$?
   [ "$RC" = 0 ] || echo "exit $RC (see $out.log)" >&2
 }

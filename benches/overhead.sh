@@ -13,7 +13,7 @@ printf '%-7s %-9s %-9s %-9s %-9s %s\n' users count p50_ms p99_ms p99.9_ms exit
 declare -A P50 P99
 for users in 200 "$n"; do
   start_mock
-  python3 - "$MOCK_URL" "$MOCK_SECRET" <<'PY'
+  python3 - "$MOCK_URL" "$MOCK_FAULT_SECRET" <<'PY'
 import sys, urllib.request
 req = urllib.request.Request(sys.argv[1] + "/_fault/first-frame-delay", data=b'{"ms": 50}', method="POST",
                              headers={"X-Chatstorm-Secret": sys.argv[2], "Content-Type": "application/json"})

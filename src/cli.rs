@@ -67,6 +67,11 @@ pub struct TargetArgs {
     /// `{"token": "..."}`).
     #[arg(long, value_name = "URL")]
     pub token_endpoint: Option<String>,
+    /// The fault-control secret of a standalone chatstorm mock (its --fault-secret): with it, the
+    /// scenario's server-side faults are carried out through the mock's /_fault API. Prefer the
+    /// environment variable over the flag.
+    #[arg(long, value_name = "SECRET", env = "CHATSTORM_FAULT_SECRET", hide_env_values = true)]
+    pub fault_secret: Option<String>,
 }
 
 /// `chatstorm run`.

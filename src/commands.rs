@@ -56,6 +56,8 @@ pub fn target_from_args(args: &TargetArgs, plain: bool) -> Result<Option<Target>
         if args.api_key.is_some() || args.secret.is_some() || args.token_endpoint.is_some() {
             return Err("--api-key, --secret and --token-endpoint need --target".to_owned());
         }
+        // The embedded mock draws its own fault secret for every run; one given (e.g. from
+        // CHATSTORM_FAULT_SECRET set for a service mock) has nothing to open here.
         return Ok(None);
     };
     if plain {
@@ -79,7 +81,8 @@ pub fn target_from_args(args: &TargetArgs, plain: bool) -> Result<Option<Target>
         (None, None) => return Err("--target needs --secret (or CHATSTORM_SECRET) or --token-endpoint".to_owned()),
     };
     let mut target = Target::new(url, api_key, auth, secret)?;
-    // A chatstorm mock answers its fault-control API with the app secret; probed at run start.
+    // A chatstorm mock's fault API is used only once `fault::detect` has seen it accept this secret.
+    target.fault_secret = args.fault_secret.clone().filter(|s| !s.is_empty());
     target.is_mock = false;
     Ok(Some(target))
 }
@@ -128,21 +131,35 @@ pub async fn run(args: RunArgs) -> Outcome {
         scenario = scenario.with_seed(s);
     }
     let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
-    let target = match target_from_args(&args.target, plain) {
+    let mut target = match target_from_args(&args.target, plain) {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
-    if target.is_some()
-        && let Some(e) = scenario.timeline.iter().find(|e| e.action.needs_mock())
-    {
-        return fail(
-            Outcome::InvalidConfig,
-            format!(
-                "{}: timeline `{}` needs the embedded mock's fault control; against --target use a client-side form (side: client)",
-                args.scenario.display(),
-                e.action.name()
-            ),
-        );
+    if let Some(t) = target.as_mut() {
+        let needs = scenario.timeline.iter().find(|e| e.action.needs_mock());
+        if needs.is_some() || t.fault_secret.is_some() {
+            // A standalone chatstorm mock is a full target: its fault API carries out the
+            // server-side faults. Anything else is refused before a user starts.
+            match crate::engine::fault::detect(t).await {
+                Ok(()) => t.is_mock = true,
+                Err(crate::engine::fault::FaultApiError::Unreachable(e)) => {
+                    return fail(Outcome::Unreachable, format!("target unreachable: {e}"));
+                }
+                Err(e) => {
+                    let what = match needs {
+                        Some(ev) => format!(
+                            "timeline `{}` needs a chatstorm mock's fault control (or use a client-side form, side: client)",
+                            ev.action.name()
+                        ),
+                        None => "--fault-secret was given".to_owned(),
+                    };
+                    return fail(
+                        Outcome::InvalidConfig,
+                        format!("{}: {what}: {e}", args.scenario.display()),
+                    );
+                }
+            }
+        }
     }
     if args.workers > 1 && args.shard.is_none() {
         return crate::engine::workers::run(&args, &scenario).await;

@@ -26,7 +26,10 @@ pub struct Target {
     pub auth: TargetAuth,
     /// The app secret, when known (needed for server-side calls and the mock's fault control).
     pub secret: Option<Vec<u8>>,
-    /// Whether the target is a chatstorm mock whose fault-control API can be used.
+    /// The secret of the mock's fault-control API (`X-Chatstorm-Secret`), separate from the app
+    /// secret: random per run for the embedded mock, `--fault-secret` for a standalone one.
+    pub fault_secret: Option<String>,
+    /// Whether the target is a chatstorm mock whose fault-control API answered `fault_secret`.
     pub is_mock: bool,
 }
 
@@ -57,6 +60,7 @@ impl Target {
             api_key,
             auth,
             secret,
+            fault_secret: None,
             is_mock: false,
         })
     }
@@ -93,6 +97,7 @@ impl Target {
             api_key: String::new(),
             auth: TargetAuth::Secret(Vec::new()),
             secret: None,
+            fault_secret: None,
             is_mock: false,
         })
     }

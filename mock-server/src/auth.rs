@@ -74,6 +74,17 @@ pub fn check_token(app: &App, token: Option<&str>, now: i64) -> Result<Claims, A
             return Err(ApiError::new(code::AUTH, "Authorization missing: a JWT is required"));
         }
     };
+    if token.len() > app.cfg.max_token_bytes {
+        // As an HTTP front end answers an oversized header line: the token is not even parsed.
+        return Err(ApiError::new(
+            chatstorm_protocol::ErrorCode::MAX_HEADER_SIZE_EXCEEDED.0,
+            format!(
+                "the token is {} bytes, over the {}-byte limit",
+                token.len(),
+                app.cfg.max_token_bytes
+            ),
+        ));
+    }
     let policy = TokenPolicy {
         allow_dev_tokens: app.cfg.allow_dev_tokens,
         accept_alg_none: app.violation(Violation::AcceptAlgNone),

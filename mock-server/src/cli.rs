@@ -10,8 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 const FAULT_HELP: &str = "\
 FAULT-CONTROL API
-  Every request needs the header `X-Chatstorm-Secret: <secret>` (else 401). Bodies are JSON;
-  answers are JSON (400 with {\"error\": ...} on a bad body).
+  Every request needs the header `X-Chatstorm-Secret: <fault secret>` (else 401): the secret of
+  --fault-secret / CHATSTORM_FAULT_SECRET, never the app secret that signs tokens. Without either,
+  a random one is generated and printed once on stdout at start. With --fault-listen the API is
+  served only there (the client port answers /_fault with 404). Bodies are JSON; answers are
+  JSON (400 with {\"error\": ...} on a bad body).
 
   GET  /_fault/stats                 counters: live_connections, longpoll_connections, accepted_total,
                                      ws_accepted_total, longpoll_accepted_total, connect_rejected_total,
@@ -56,15 +59,40 @@ pub enum Expiry {
 #[derive(Debug, Parser)]
 #[command(name = "chatstorm-mock", version, about, long_about = None, after_long_help = FAULT_HELP, after_help = "Run with --help for the fault-control API.")]
 pub struct Args {
-    /// Address to listen on (REST, /connect, /longpoll and /_fault all share it).
+    /// Address to listen on (REST, /connect, /longpoll, and /_fault unless --fault-listen is
+    /// given). A warning is printed when it is not a loopback address.
     #[arg(long, default_value = "127.0.0.1:3031")]
     pub listen: SocketAddr,
+    /// Serve the fault-control API on this address only (e.g. 127.0.0.1:0, a port clients never see).
+    #[arg(long, value_name = "ADDR")]
+    pub fault_listen: Option<SocketAddr>,
     /// The API key clients must send (anything else gets code 2).
-    #[arg(long, default_value = "mock_api_key")]
+    #[arg(long, default_value = "mock_api_key", env = "CHATSTORM_API_KEY")]
     pub api_key: String,
-    /// The app secret: verifies HS256 tokens and guards the fault-control API.
-    #[arg(long, default_value = "mock_api_secret")]
+    /// The app secret: signs and verifies HS256 tokens (prefer the environment variable).
+    #[arg(
+        long,
+        default_value = "mock_api_secret",
+        env = "CHATSTORM_SECRET",
+        hide_env_values = true
+    )]
     pub secret: String,
+    /// The fault-control secret (`X-Chatstorm-Secret`), separate from the app secret; prefer the
+    /// environment variable. Absent: a random one, printed once at start.
+    #[arg(long, value_name = "SECRET", env = "CHATSTORM_FAULT_SECRET", hide_env_values = true)]
+    pub fault_secret: Option<String>,
+    /// Close a connection with no request for this long (keep-alive idle timeout).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Close a connection whose request head is not complete this long after its first byte.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// Answer 408 (code 23) to a request body not complete within this time.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+    /// Bytes of unfinished request bodies held over all connections; beyond, 503.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    pub max_pending_body_bytes: usize,
     /// Interval of the server's health.check frames, e.g. 25s, 500ms (keep it under 30s for Unity
     /// clients, which close a socket after 30s without one).
     #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
@@ -98,9 +126,19 @@ pub struct Args {
 impl Args {
     /// The server configuration these options describe.
     pub fn config(&self) -> MockConfig {
+        let fault_secret = self.fault_secret.clone().unwrap_or_default();
         MockConfig {
             api_key: self.api_key.clone(),
             secret: self.secret.clone(),
+            fault_secret: if fault_secret.is_empty() {
+                crate::config::random_secret()
+            } else {
+                fault_secret
+            },
+            idle_timeout: self.idle_timeout.max(Duration::from_millis(1)),
+            header_timeout: self.header_timeout.max(Duration::from_millis(1)),
+            body_timeout: self.body_timeout.max(Duration::from_millis(1)),
+            max_pending_body_bytes: self.max_pending_body_bytes,
             health_interval: self.health_interval.max(Duration::from_millis(1)),
             longpoll_hold: self.longpoll_hold,
             longpoll_buffer: self.longpoll_buffer.max(1),
@@ -139,6 +177,17 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let fault_listener = match args.fault_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a} (--fault-listen): {e}"))?,
+        ),
+        None => None,
+    };
+    for w in exposure_warnings(args.listen, args.fault_listen) {
+        eprintln!("chatstorm-mock: warning: {w}");
+    }
     let shutdown = CancellationToken::new();
     // Installed before the address is printed, so a Ctrl-C right after start is not lost.
     let stop = stop_signal().map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
@@ -152,10 +201,54 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| args.listen.to_string());
-    println!("chatstorm-mock listening on http://{addr} (ws://{addr}/connect)");
-    crate::serve(listener, config, shutdown)
+    say(&format!(
+        "chatstorm-mock listening on http://{addr} (ws://{addr}/connect)"
+    ));
+    if let Some(f) = fault_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        say(&format!("fault-control API on http://{f}/_fault"));
+    }
+    if args.fault_secret.as_deref().is_none_or(str::is_empty) {
+        // Printed once, so a person can use it; set it (flag or environment) to share it instead.
+        say(&format!(
+            "fault-control secret: {} (generated; set --fault-secret or CHATSTORM_FAULT_SECRET to choose it)",
+            config.fault_secret
+        ));
+    }
+    crate::serve_split(listener, fault_listener, config, shutdown)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// A line on stdout, flushed at once (a parent reads the address from it). A reader that went
+/// away must not take the server down, as `println!`'s panic on a closed pipe would.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// One warning per listener reachable beyond this machine (not loopback): the mock has no TLS,
+/// and without `--fault-listen` its fault-control API is on that listener too.
+pub fn exposure_warnings(listen: SocketAddr, fault_listen: Option<SocketAddr>) -> Vec<String> {
+    let mut out = Vec::new();
+    if !listen.ip().is_loopback() {
+        out.push(format!(
+            "--listen {listen} is reachable beyond this machine; the mock has no TLS{}",
+            if fault_listen.is_none() {
+                " and serves its fault-control API there (consider --fault-listen 127.0.0.1:0)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(f) = fault_listen
+        && !f.ip().is_loopback()
+    {
+        out.push(format!(
+            "--fault-listen {f} is reachable beyond this machine; only the fault secret guards it"
+        ));
+    }
+    out
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM; the handlers are installed before it returns.

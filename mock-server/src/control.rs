@@ -1,6 +1,7 @@
 //! Owns fault control: `Control`, the Rust API the harness and tests call in-process, and the same
-//! operations as a small JSON API under `/_fault/…`, guarded by the app secret in the
-//! `X-Chatstorm-Secret` header. The contract is documented in `mock-server/README.md` and `--help`.
+//! operations as a small JSON API under `/_fault/…`, guarded by its own fault secret (never the
+//! token-signing app secret) in the `X-Chatstorm-Secret` header, compared in constant time. The
+//! contract is documented in `mock-server/README.md` and `--help`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use crate::journal::JournalEntry;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::wire;
 
-/// The header that must carry the app secret on every `/_fault` request.
+/// The header that must carry the fault secret on every `/_fault` request.
 pub const SECRET_HEADER: &str = "x-chatstorm-secret";
 
 /// How dropped sockets go.
@@ -279,6 +280,17 @@ impl Control {
     }
 }
 
+/// Whether `given` is the configured fault secret. Constant time in the secret's content (only
+/// the length can show), so the answer's timing tells nothing about how much of a guess was
+/// right; an empty configured secret matches nothing (the API is closed).
+pub fn secret_matches(expected: &str, given: Option<&[u8]>) -> bool {
+    use subtle::ConstantTimeEq;
+    match given {
+        Some(g) if !expected.is_empty() => bool::from(expected.as_bytes().ct_eq(g)),
+        _ => false,
+    }
+}
+
 fn shuffle<T>(v: &mut [T], seed: u64) {
     let mut s = seed ^ 0x5DEE_CE66_D1CE_4E5B;
     for i in (1..v.len()).rev() {
@@ -349,22 +361,23 @@ fn violations_view(c: &Control) -> Value {
 
 /// Serves `/_fault/…`.
 pub async fn http(app: &Arc<App>, req: Request<Incoming>) -> Resp {
-    let secret_ok = req
-        .headers()
-        .get(SECRET_HEADER)
-        .is_some_and(|v| v.as_bytes() == app.cfg.secret.as_bytes());
-    if !secret_ok {
+    if !secret_matches(
+        &app.cfg.fault_secret,
+        req.headers().get(SECRET_HEADER).map(|v| v.as_bytes()),
+    ) {
         return reply(
             401,
-            json!({"error": "the X-Chatstorm-Secret header must carry the app secret"}),
+            json!({"error": "the X-Chatstorm-Secret header must carry the fault secret (--fault-secret / CHATSTORM_FAULT_SECRET)"}),
         );
     }
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
-    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return reply(400, json!({"error": "body too large or unreadable"})),
-    };
+    let body =
+        match tokio::time::timeout(app.cfg.body_timeout, Limited::new(req.into_body(), 64 * 1024).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => return reply(400, json!({"error": "body too large or unreadable"})),
+            Err(_) => return reply(408, json!({"error": "body not received in time"})),
+        };
     let c = Control::new(app.clone());
     let res: Result<Value, Fail> = match (method.as_str(), path.as_str()) {
         ("GET", "/_fault/stats") => Ok(serde_json::to_value(c.stats()).unwrap_or(Value::Null)),

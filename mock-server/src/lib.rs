@@ -50,16 +50,37 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod cli;
-pub use config::{ExpiryPolicy, MockConfig};
-pub use control::{Control, DropMode, DropRequest, ExpireRequest, FaultState, SECRET_HEADER, TransportFilter};
+pub use config::{ExpiryPolicy, MockConfig, random_secret};
+pub use control::{
+    Control, DropMode, DropRequest, ExpireRequest, FaultState, SECRET_HEADER, TransportFilter, secret_matches,
+};
 pub use fault::{HalfOpen, RefuseMode, Violation};
 pub use journal::{ClientAct, JournalEntry};
 pub use stats::StatsSnapshot;
 
 /// Serves on `listener` until `shutdown` is cancelled; open sockets then get close 1001.
 pub async fn serve(listener: TcpListener, config: MockConfig, shutdown: CancellationToken) -> std::io::Result<()> {
+    serve_split(listener, None, config, shutdown).await
+}
+
+/// As [`serve`], with the fault-control API on its own listener when `fault` is given (the
+/// client listener then answers `/_fault` with 404).
+pub async fn serve_split(
+    listener: TcpListener,
+    fault: Option<TcpListener>,
+    mut config: MockConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    if fault.is_some() {
+        config.fault_on_client_listener = false;
+    }
     let app = Arc::new(app::App::new(config, shutdown));
-    http::accept_loop(listener, app).await
+    let fault_loop = fault.map(|f| tokio::spawn(http::accept_loop(f, app.clone(), http::Listener::Fault)));
+    let r = http::accept_loop(listener, app, http::Listener::Client).await;
+    if let Some(f) = fault_loop {
+        let _ = f.await;
+    }
+    r
 }
 
 /// A server running in this process, started by [`start`] or [`start_on`].
@@ -103,7 +124,7 @@ pub fn start_on(listener: TcpListener, config: MockConfig) -> std::io::Result<Mo
     let cancel = CancellationToken::new();
     let app = Arc::new(app::App::new(config, cancel.clone()));
     let control = Control::new(app.clone());
-    let task = tokio::spawn(http::accept_loop(listener, app));
+    let task = tokio::spawn(http::accept_loop(listener, app, http::Listener::Client));
     Ok(MockHandle {
         addr,
         cancel,

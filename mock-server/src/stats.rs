@@ -18,6 +18,8 @@ pub struct Stats {
     pub(crate) events_queued: AtomicU64,
     pub(crate) http_requests: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    /// A gauge, not a counter: bytes of request bodies being read right now.
+    pub(crate) pending_body_bytes: AtomicU64,
 }
 
 /// A copy of the counters at one instant; the body of `GET /_fault/stats`.
@@ -47,6 +49,10 @@ pub struct StatsSnapshot {
     pub http_requests_total: u64,
     /// Requests refused with code 9.
     pub rate_limited_total: u64,
+    /// Bytes of request bodies being read right now, over every connection (bounded by
+    /// `max_pending_body_bytes`).
+    #[serde(default)]
+    pub pending_body_bytes: u64,
 }
 
 impl Stats {
@@ -79,6 +85,7 @@ impl Stats {
             events_queued_total: self.events_queued.load(Relaxed),
             http_requests_total: self.http_requests.load(Relaxed),
             rate_limited_total: self.rate_limited.load(Relaxed),
+            pending_body_bytes: self.pending_body_bytes.load(Relaxed),
         }
     }
 }

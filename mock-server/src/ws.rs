@@ -4,7 +4,10 @@
 //!
 //! Garbage from a client (not JSON, not an object or array, binary frames) gets one code-4
 //! `connection.error` frame and the socket stays open: SDKs never send such frames, and a close 1000
-//! would stop a JS client for good. A message over 64 KiB gets close 1009.
+//! would stop a JS client for good. Broken WebSocket framing gets the close code RFC 6455 asks for
+//! (not a dropped TCP connection): 1002 for an unmasked frame, reserved bits, an unknown opcode or
+//! an oversized or fragmented control frame; 1007 for invalid UTF-8 in a text message; 1009 for a
+//! message over 64 KiB.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -172,7 +176,9 @@ enum End {
     /// The client closed, or the socket failed: nothing more to send.
     Gone,
     Kill(Kill),
-    TooBig,
+    /// The client broke the protocol: close with this RFC 6455 code (1002 protocol error, 1007
+    /// invalid UTF-8, 1009 too big), then drain what it still sends so the close frame is read.
+    Broken(CloseCode, &'static str),
 }
 
 async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>) -> End {
@@ -212,7 +218,12 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
                         app.journal.record(&conn.user, || ClientAct::Dropped);
                         return End::Gone;
                     }
-                    Some(Err(WsError::Capacity(_))) => return End::TooBig,
+                    Some(Err(WsError::Capacity(_))) => return End::Broken(CloseCode::Size, "message too big"),
+                    Some(Err(WsError::Utf8(_))) => return End::Broken(CloseCode::Invalid, "invalid UTF-8 in a text message"),
+                    Some(Err(WsError::Protocol(p))) if !matches!(p, ProtocolError::ResetWithoutClosingHandshake) => {
+                        app.journal.record(&conn.user, || ClientAct::Dropped);
+                        return End::Broken(CloseCode::Protocol, protocol_reason(&p));
+                    }
                     Some(Err(_)) => {
                         app.journal.record(&conn.user, || ClientAct::Dropped);
                         return End::Gone;
@@ -317,8 +328,8 @@ async fn send_error_frame(ws: &mut Ws, app: &App, code: i32, detail: &str) -> Re
 async fn finish(app: &App, mut ws: Ws, end: End) {
     match end {
         End::Gone => {}
-        End::TooBig => {
-            let _ = close(&mut ws, CloseCode::Size, "message too big").await;
+        End::Broken(code, reason) => {
+            let _ = close(&mut ws, code, reason).await;
             // Read what the client is still sending, so our close frame is not lost to a reset.
             let drain = async {
                 // On the heap: an array here would sit in every socket task's future.
@@ -351,6 +362,20 @@ async fn finish(app: &App, mut ws: Ws, end: End) {
             let _ = send_error_frame(&mut ws, app, e.code, &e.detail).await;
             close_after_error(app, ws).await;
         }
+    }
+}
+
+/// The close reason of a protocol error (a static text: a close frame's reason is at most 123 bytes).
+fn protocol_reason(p: &ProtocolError) -> &'static str {
+    match p {
+        ProtocolError::UnmaskedFrameFromClient => "unmasked frame from a client",
+        ProtocolError::NonZeroReservedBits => "reserved bits set",
+        ProtocolError::InvalidOpcode(_)
+        | ProtocolError::UnknownControlFrameType(_)
+        | ProtocolError::UnknownDataFrameType(_) => "unknown opcode",
+        ProtocolError::ControlFrameTooBig => "control frame over 125 bytes",
+        ProtocolError::FragmentedControlFrame => "fragmented control frame",
+        _ => "protocol error",
     }
 }
 

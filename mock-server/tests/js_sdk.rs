@@ -38,6 +38,7 @@ fn official_js_sdk_drives_the_mock() {
         ..MockConfig::default()
     };
     let (api_key, secret) = (config.api_key.clone(), config.secret.clone());
+    let fault_secret = config.fault_secret.clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -63,7 +64,8 @@ fn official_js_sdk_drives_the_mock() {
         .env_remove("CHATSTORM_JS_STEP_MS")
         .env("CHATSTORM_MOCK_URL", &base_url)
         .env("CHATSTORM_API_KEY", &api_key)
-        .env("CHATSTORM_API_SECRET", &secret);
+        .env("CHATSTORM_API_SECRET", &secret)
+        .env("CHATSTORM_FAULT_SECRET", &fault_secret);
     let run = run_bounded(command, NODE_RUN_LIMIT);
 
     let stopped = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), mock.shutdown()).await });

@@ -11,6 +11,8 @@ mod connect;
 mod fanout;
 #[path = "mock/faults.rs"]
 mod faults;
+#[path = "mock/hostile.rs"]
+mod hostile;
 #[path = "mock/longpoll.rs"]
 mod longpoll;
 #[path = "mock/profiles.rs"]

@@ -92,6 +92,11 @@ pub enum TokenError {
     /// Issued before a revocation cut-off. Code 40.
     #[error("This token has been revoked, please generate a new token")]
     Revoked,
+    /// The header's `crit` lists extensions this verifier does not implement (it implements
+    /// none), which RFC 7515 §4.1.11 says must make the token invalid. Code 43: the token cannot
+    /// be verified.
+    #[error("JWTAuth error: the token header marks extensions this server does not support as critical (crit)")]
+    UnsupportedCritical,
 }
 
 impl TokenError {
@@ -101,7 +106,7 @@ impl TokenError {
             Self::Malformed(_) | Self::AlgorithmNotAllowed(_) | Self::ClaimType(_) | Self::DevTokenRejected => {
                 ErrorCode::AUTH
             }
-            Self::BadSignature => ErrorCode::TOKEN_SIGNATURE_INVALID,
+            Self::BadSignature | Self::UnsupportedCritical => ErrorCode::TOKEN_SIGNATURE_INVALID,
             Self::Expired | Self::Revoked => ErrorCode::TOKEN_EXPIRED,
             Self::NotYetValid => ErrorCode::TOKEN_NOT_VALID_YET,
             Self::IssuedInFuture => ErrorCode::TOKEN_USED_BEFORE_ISSUED_AT,
@@ -128,7 +133,7 @@ pub fn sign(claims: &Claims, secret: &[u8]) -> String {
 ///
 /// # Errors
 /// The first [`TokenError`] that applies, in the order: shape, developer token, algorithm,
-/// signature, claim types, `exp`, `nbf`, `iat`.
+/// critical header extensions, signature, claim types, `exp`, `nbf`, `iat`.
 pub fn verify(token: &str, secret: &[u8], now_unix: i64) -> Result<Claims, TokenError> {
     let (header, payload, signature) = split(token)?;
     if signature == DEV_SIGNATURE {
@@ -139,6 +144,9 @@ pub fn verify(token: &str, secret: &[u8], now_unix: i64) -> Result<Claims, Token
         Some(Value::String(alg)) if alg == "HS256" => {}
         Some(Value::String(alg)) => return Err(TokenError::AlgorithmNotAllowed(alg.clone())),
         _ => return Err(TokenError::Malformed("token header has no alg".to_owned())),
+    }
+    if header_json.get("crit").is_some() {
+        return Err(TokenError::UnsupportedCritical);
     }
     let sig = URL_SAFE_NO_PAD
         .decode(signature)
@@ -355,6 +363,23 @@ mod tests {
             verify(&none, SECRET, NOW),
             Err(TokenError::AlgorithmNotAllowed("none".into()))
         );
+    }
+
+    #[test]
+    fn critical_header_extensions_are_refused_with_43() {
+        // Correctly signed: only the `crit` entry makes it invalid (RFC 7515 §4.1.11).
+        let t = forge(
+            r#"{"alg":"HS256","crit":["exp2"],"exp2":1}"#,
+            r#"{"user_id":"u"}"#,
+            SECRET,
+        );
+        assert_eq!(verify(&t, SECRET, NOW), Err(TokenError::UnsupportedCritical));
+        assert_eq!(
+            TokenError::UnsupportedCritical.code(),
+            ErrorCode::TOKEN_SIGNATURE_INVALID
+        );
+        let plain = forge(r#"{"alg":"HS256","typ":"JWT"}"#, r#"{"user_id":"u"}"#, SECRET);
+        assert!(verify(&plain, SECRET, NOW).is_ok());
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn mock_target(http_base: &str, config: &MockConfig) -> Result<Target, Strin
         TargetAuth::Secret(secret.clone()),
         Some(secret),
     )?;
+    t.fault_secret = Some(config.fault_secret.clone());
     t.is_mock = true;
     Ok(t)
 }

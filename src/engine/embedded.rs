@@ -36,9 +36,13 @@ impl EmbeddedMock {
             .secret
             .clone()
             .unwrap_or_else(|| format!("chatstorm-{:016x}", crate::seed::mix(seed)));
+        // The fault API's own secret: random for every run (a seed is often 42 and public), and
+        // never the token-signing key above.
+        let fault_secret = chatstorm_mock::random_secret();
         let config = MockConfig {
             api_key: api_key.clone(),
             secret: secret.clone(),
+            fault_secret: fault_secret.clone(),
             health_interval: opts.health_interval,
             longpoll_hold: opts.longpoll_hold,
             expiry: match opts.token_expiry {
@@ -70,6 +74,7 @@ impl EmbeddedMock {
             Some(secret.into_bytes()),
         )
         .map_err(anyhow::Error::msg)?;
+        target.fault_secret = Some(fault_secret);
         target.is_mock = true;
         let description = format!(
             "embedded mock ({}, http://{addr})",
@@ -94,18 +99,15 @@ impl Drop for EmbeddedMock {
 }
 
 /// Starts `chatstorm mock` as a child on a free port and reads its address from its first line.
+/// Both secrets go through the child's environment, never its command line (which any local
+/// user can read in `ps`).
 async fn spawn_child(config: &MockConfig) -> anyhow::Result<(std::net::SocketAddr, Option<tokio::process::Child>)> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .arg("mock")
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--api-key",
-            &config.api_key,
-            "--secret",
-            &config.secret,
-        ])
+        .args(["--listen", "127.0.0.1:0", "--api-key", &config.api_key])
+        .env("CHATSTORM_SECRET", &config.secret)
+        .env("CHATSTORM_FAULT_SECRET", &config.fault_secret)
         .arg("--health-interval")
         .arg(humantime::format_duration(config.health_interval).to_string())
         .arg("--longpoll-hold")

@@ -1,6 +1,7 @@
-//! The mock's fault-control API seen from the harness (`/_fault/...`, guarded by the app secret
-//! in `X-Chatstorm-Secret`; contract in mock-server/README.md). Works the same for the
-//! in-process mock, a child-process mock and a mock started elsewhere with a known secret.
+//! The mock's fault-control API seen from the harness (`/_fault/...`, guarded by the fault secret
+//! in `X-Chatstorm-Secret`, never the app secret; contract in mock-server/README.md). Works the
+//! same for the in-process mock, a child-process mock and a mock started elsewhere (`--target`
+//! with `--fault-secret`), whose API [`detect`] checks before a run that needs it.
 
 use crate::http::HttpClient;
 use crate::target::Target;
@@ -8,6 +9,59 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a target's fault-control API cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultApiError {
+    /// No fault secret was given (`--fault-secret` / `CHATSTORM_FAULT_SECRET`).
+    #[error(
+        "no fault secret given: start the mock with --fault-secret (or CHATSTORM_FAULT_SECRET) and pass the same to run"
+    )]
+    NoSecret,
+    /// The API is there but refused the secret.
+    #[error("the target's fault-control API refused the fault secret (HTTP 401): pass the mock's --fault-secret")]
+    WrongSecret,
+    /// The target answered, but not as a chatstorm mock's fault API does.
+    #[error("the target has no chatstorm fault-control API (GET /_fault/state answered {0})")]
+    NoApi(String),
+    /// The target did not answer at all.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// Checks that `target` serves a chatstorm mock's fault-control API that accepts its fault
+/// secret: one `GET /_fault/state`, which changes nothing.
+///
+/// # Errors
+/// The reason the API cannot be used, as a one-line [`FaultApiError`].
+pub async fn detect(target: &Target) -> Result<(), FaultApiError> {
+    let secret = target
+        .fault_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or(FaultApiError::NoSecret)?;
+    let url = Target::join(&target.http_base, "/_fault/state");
+    let resp = HttpClient::default()
+        .send(
+            http::Method::GET,
+            &url,
+            &[("x-chatstorm-secret", secret)],
+            None,
+            TIMEOUT,
+        )
+        .await
+        .map_err(FaultApiError::Unreachable)?;
+    match resp.status {
+        401 => Err(FaultApiError::WrongSecret),
+        200 => match serde_json::from_slice::<Value>(&resp.body) {
+            Ok(v) if v.get("violations").is_some_and(Value::is_array) => Ok(()),
+            _ => Err(FaultApiError::NoApi(
+                "HTTP 200 with a body that is not a fault state".to_owned(),
+            )),
+        },
+        s => Err(FaultApiError::NoApi(format!("HTTP {s}"))),
+    }
+}
 
 /// A client of one mock's fault control.
 #[derive(Clone)]
@@ -18,16 +72,12 @@ pub struct FaultClient {
 }
 
 impl FaultClient {
-    /// A client for `target` (which must carry the app secret).
+    /// A client for `target` (which must carry the fault secret).
     pub fn new(target: &Target) -> Self {
         Self {
             http: HttpClient::default(),
             base: target.http_base.clone(),
-            secret: target
-                .secret
-                .as_deref()
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .unwrap_or_default(),
+            secret: target.fault_secret.clone().unwrap_or_default(),
         }
     }
 

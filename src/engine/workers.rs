@@ -72,6 +72,9 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
         if let Some(s) = &t.secret {
             cmd.env("CHATSTORM_SECRET", s);
         }
+        if let Some(s) = &t.fault_secret {
+            cmd.env("CHATSTORM_FAULT_SECRET", s);
+        }
         // Each shard picks its own loopback source addresses from its index (sys::SOURCES_PER_SHARD).
         cmd.stdout(Stdio::null()).kill_on_drop(true).tied_to_parent();
         match cmd.spawn() {

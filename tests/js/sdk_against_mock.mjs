@@ -4,7 +4,8 @@
 // Run by mock-server/tests/js_sdk.rs, which starts the mock on 127.0.0.1:<port> and passes:
 //   CHATSTORM_MOCK_URL      http://127.0.0.1:<port> (never port 3030: the SDK rewrites that port)
 //   CHATSTORM_API_KEY       the mock app's API key
-//   CHATSTORM_API_SECRET    the mock app's secret (server-side SDK instance, fault-control API)
+//   CHATSTORM_API_SECRET    the mock app's secret (server-side SDK instance)
+//   CHATSTORM_FAULT_SECRET  the mock's fault-control secret (`X-Chatstorm-Secret`)
 // Optional: CHATSTORM_JS_WAIT_MS (default 10000), the bound on every wait for an event;
 // CHATSTORM_JS_STEP_MS (default 20000), the bound on one step; CHATSTORM_JS_ONLY=1,4 runs those steps.
 //
@@ -17,6 +18,7 @@ import { StreamChat } from 'stream-chat';
 const BASE_URL = requireEnv('CHATSTORM_MOCK_URL');
 const API_KEY = requireEnv('CHATSTORM_API_KEY');
 const API_SECRET = requireEnv('CHATSTORM_API_SECRET');
+const FAULT_SECRET = requireEnv('CHATSTORM_FAULT_SECRET');
 const WAIT_MS = Number(process.env.CHATSTORM_JS_WAIT_MS ?? 10000);
 // A step's bound: above the SDK's own 15 s connect timeout, so that its error is the one reported.
 const STEP_MS = Number(process.env.CHATSTORM_JS_STEP_MS ?? 20000);
@@ -132,11 +134,11 @@ function logCapture() {
   return { lines, logger };
 }
 
-/** Calls the mock's fault-control API (`/_fault/...`, the app secret in `X-Chatstorm-Secret`). */
+/** Calls the mock's fault-control API (`/_fault/...`, the fault secret in `X-Chatstorm-Secret`). */
 async function fault(method, path, body) {
   const res = await fetch(`${BASE_URL}/_fault${path}`, {
     method,
-    headers: { 'content-type': 'application/json', 'x-chatstorm-secret': API_SECRET },
+    headers: { 'content-type': 'application/json', 'x-chatstorm-secret': FAULT_SECRET },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(WAIT_MS),
   });

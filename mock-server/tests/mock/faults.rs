@@ -43,6 +43,16 @@ async fn the_fault_api_needs_the_secret_and_validates_bodies() {
     )
     .await;
     assert_eq!(r.status, 401);
+    // The app secret signs tokens; it does not open the fault API.
+    let r = http(
+        &h,
+        "GET",
+        "/_fault/stats",
+        &[("x-chatstorm-secret", SECRET.into())],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 401);
     let r = fault(&h, "GET", "/_fault/violations", json!(null)).await;
     assert_eq!(
         r.body["available"].as_array().map(Vec::len),

@@ -22,6 +22,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const KEY: &str = "test_key";
 pub const SECRET: &str = "test_secret";
+/// The fault-control secret: its own, not the app secret.
+pub const FAULT_SECRET: &str = "test_fault_secret";
 /// Generous: the tests run on two loaded cores.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -31,6 +33,7 @@ pub fn config() -> MockConfig {
     MockConfig {
         api_key: KEY.into(),
         secret: SECRET.into(),
+        fault_secret: FAULT_SECRET.into(),
         health_interval: Duration::from_secs(600),
         longpoll_hold: Duration::from_secs(5),
         ..MockConfig::default()
@@ -256,7 +259,7 @@ pub async fn fault(h: &MockHandle, method: &str, path: &str, body: Value) -> Res
         h,
         method,
         path,
-        &[("x-chatstorm-secret", SECRET.to_owned())],
+        &[("x-chatstorm-secret", FAULT_SECRET.to_owned())],
         Some(body),
     )
     .await

@@ -50,7 +50,7 @@ pub async fn detect(target: &Target) -> Result<(), FaultApiError> {
             TIMEOUT,
         )
         .await
-        .map_err(FaultApiError::Unreachable)?;
+        .map_err(|e| FaultApiError::Unreachable(e.to_string()))?;
     match resp.status {
         401 => Err(FaultApiError::WrongSecret),
         200 => match serde_json::from_slice::<Value>(&resp.body) {

@@ -330,7 +330,11 @@ pub struct Msg {
 impl Msg {
     pub fn new(nanos: i128, value: Value) -> Self {
         let s = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-        let author = value.pointer("/user/id").and_then(Value::as_str).unwrap_or("").to_owned();
+        let author = value
+            .pointer("/user/id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let raw = RawValue::from_string(value.to_string()).unwrap_or_else(|_| RawValue::NULL.to_owned());
         Msg {
             nanos,
@@ -691,6 +695,66 @@ impl Serialize for ChannelState<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(raw: &RawValue) -> Value {
+        serde_json::from_str(raw.get()).expect("cached user is JSON")
+    }
+
+    #[test]
+    fn cached_user_json_follows_every_change() {
+        let mut u = UserRec::new(Arc::from("a"));
+        assert_eq!(parse(u.raw())["online"], false);
+        u.connected(ConnId(1));
+        assert_eq!(parse(u.raw())["online"], true);
+        u.apply_upsert(json!({"name": "A"}).as_object().expect("object"));
+        assert_eq!(parse(u.raw())["name"], "A");
+        u.apply_partial(json!({"name": "B"}).as_object().expect("object"), &[]);
+        assert_eq!(parse(u.raw())["name"], "B");
+        assert!(u.disconnected(ConnId(1)));
+        assert_eq!(parse(u.raw())["online"], false);
+        assert_eq!(parse(u.raw()), u.to_json());
+        assert_eq!(u.size(), u.to_json().to_string().len());
+    }
+
+    #[test]
+    fn channel_state_writes_server_fields_over_custom_data_once() {
+        let mut w = World::default();
+        let data = json!({"id": "spoofed", "member_count": 99, "color": "red"});
+        let creator: Arc<str> = w.user_mut("a").id.clone();
+        let cid: Arc<str> = Arc::from("messaging:c");
+        let ch = Channel::new("messaging", "c", creator, data.as_object().cloned().expect("object"));
+        w.channels.insert(cid.clone(), ch);
+        w.add_member(&cid, "a");
+        w.add_member(&cid, "b");
+        w.user_mut("b").apply_upsert(
+            json!({"privacy_settings": {"read_receipts": {"enabled": false}}})
+                .as_object()
+                .expect("o"),
+        );
+        let ch = &w.channels[&cid];
+        let text = serde_json::to_string(&w.channel_state(ch, "a", false, 25)).expect("serializes");
+        assert_eq!(text.matches("\"member_count\"").count(), 1, "{text}");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["channel"]["id"], "c");
+        assert_eq!(v["channel"]["member_count"], 2);
+        assert_eq!(v["channel"]["color"], "red");
+        assert_eq!(v["channel"]["created_by"]["id"], "a");
+        assert_eq!(v["channel"]["config"]["typing_events"], true);
+        assert_eq!(v["members"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["membership"]["user_id"], "a");
+        // b hides read receipts: only the viewer's own read state is shown.
+        let reads: Vec<&str> = v["read"]
+            .as_array()
+            .expect("read")
+            .iter()
+            .filter_map(|r| r["user"]["id"].as_str())
+            .collect();
+        assert_eq!(reads, ["a"]);
+        let as_b: Value =
+            serde_json::from_str(&serde_json::to_string(&w.channel_state(ch, "b", false, 25)).expect("s")).expect("j");
+        assert_eq!(as_b["read"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["watchers"], json!([]));
+    }
 
     #[test]
     fn upsert_keys_match_in_any_case() {

@@ -206,7 +206,7 @@ impl Machine {
             State::Connecting | State::Backoff if due(self.fallback_at) => self.fall_back(now, out),
             State::Connecting if due(self.attempt_deadline) => {
                 out.push(Command::Abort);
-                self.attempt_failed(now, Failure::Network, out);
+                self.attempt_failed(now, Failure::Network(FailureKind::Timeout), out);
             }
             State::Backoff if due(self.retry_at) => {
                 self.retry_at = None;
@@ -302,7 +302,7 @@ impl Machine {
         self.attempt_started = Some(now);
         if self.transport == Transport::Ws && self.refuse_until.is_some_and(|t| t > now) {
             // The user refuses its own WebSocket: the attempt fails at once, as behind a firewall.
-            self.attempt_failed(now, Failure::Network, out);
+            self.attempt_failed(now, Failure::Network(FailureKind::Local), out);
             return;
         }
         let timeout = match self.transport {
@@ -376,7 +376,10 @@ impl Machine {
         let p = self.cfg.params;
         self.attempt_deadline = None;
         self.attempt_started = None;
-        out.push(Command::Measure(Measure::ConnectFailure));
+        out.push(Command::Measure(Measure::ConnectFailure(match f {
+            Failure::Network(kind) => Some(kind),
+            _ => None,
+        })));
         if let Failure::Api { code, close } = f {
             self.api_error_in_window = true;
             if self.cfg.provider && p.refreshes_on(code) {

@@ -3,6 +3,7 @@
 //! machine's fixed configuration.
 
 use super::profile::ProfileParams;
+pub use crate::metrics::FailureKind;
 use std::time::Duration;
 
 /// Where a user is in its connection lifecycle.
@@ -49,8 +50,9 @@ pub enum StopReason {
 /// A failed connect attempt, as the driver saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// TCP refused or reset, upgrade refused, timeout, malformed first frame: a network failure.
-    Network,
+    /// No API error: refused, reset, a timeout, an upgrade answered with another status, a first
+    /// frame that is not the protocol's, ... (the cause, counted by kind in every output).
+    Network(FailureKind),
     /// An error frame (WebSocket, with the close code that followed, if any) or an HTTP error body
     /// (long-poll connect).
     Api {
@@ -133,8 +135,8 @@ pub enum Measure {
     Reconnect(Duration),
     /// Refresh code received to live again with a new token.
     TokenRefresh(Duration),
-    /// A connect attempt failed.
-    ConnectFailure,
+    /// A connect attempt failed (the cause when it was not an API error or the token provider).
+    ConnectFailure(Option<FailureKind>),
     /// A live connection was lost.
     Disconnect,
     /// A reconnect attempt started.

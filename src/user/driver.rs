@@ -32,6 +32,10 @@ pub struct Connecting {
     result: Result<Conn, Failure>,
 }
 
+/// A poll's outcome: what the last try got, and the token refreshed on the way (with when the
+/// code 40 that asked for it came), if the server asked for one.
+pub(super) type PollDone = (PollResult, Option<(String, Instant)>);
+
 enum Conn {
     Ws(Box<Ws>, String),
     LongPoll(String),
@@ -77,7 +81,7 @@ enum Wake {
     Connect(Box<Connecting>),
     Frame(FrameIn),
     Rest(Box<rest::Done>),
-    Poll(Box<(PollResult, Option<String>)>),
+    Poll(Box<PollDone>),
     Timer,
 }
 
@@ -95,7 +99,7 @@ pub struct Driver {
     upgrade_started: Instant,
     ws: Option<Box<Ws>>,
     rest: Option<BoxFuture<rest::Done>>,
-    poll: Option<BoxFuture<(PollResult, Option<String>)>>,
+    poll: Option<BoxFuture<PollDone>>,
     pending: Pending,
     watched: u64,
     live: Option<Transport>,

@@ -191,7 +191,12 @@ impl Machine {
             Input::Frame { health } => self.on_frame(now, health),
             Input::ErrorFrame(code) => self.on_error_frame(now, code, out),
             Input::Closed(code) => self.on_closed(now, code, out),
-            Input::PollOk => self.on_poll_ok(out),
+            Input::PollOk => self.on_poll_ok(now, out),
+            Input::PollTokenRefreshed(at) => {
+                if self.state == State::LongPoll {
+                    self.refresh_started.get_or_insert(at);
+                }
+            }
             Input::PollFailed(code) => self.on_poll_failed(now, code, out),
             Input::OwnTypingEnabled(on) => self.typing_enabled = on,
             Input::RestTokenExpired => self.on_rest_token_expired(now, out),
@@ -539,9 +544,12 @@ impl Machine {
         self.back_off(now, out);
     }
 
-    fn on_poll_ok(&mut self, out: &mut Vec<Command>) {
+    fn on_poll_ok(&mut self, now: Instant, out: &mut Vec<Command>) {
         if self.state == State::LongPoll {
             self.poll_failures = 0;
+            if let Some(t) = self.refresh_started.take() {
+                out.push(Command::Measure(Measure::TokenRefresh(now - t)));
+            }
             out.push(Command::Poll);
         }
     }

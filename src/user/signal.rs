@@ -5,6 +5,7 @@
 use super::profile::ProfileParams;
 pub use crate::metrics::FailureKind;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Where a user is in its connection lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,6 +119,9 @@ pub enum Input {
     PollOk,
     /// A long-poll poll failed: the API error code, or `None` for network errors and timeouts.
     PollFailed(Option<i32>),
+    /// A poll was answered with code 40 at this time and the token provider gave a new token
+    /// (JS's HTTP client then polls again with it); the poll's own outcome follows.
+    PollTokenRefreshed(Instant),
     /// The user's own typing-indicator setting changed (JS checks it before sending typing).
     OwnTypingEnabled(bool),
     /// A REST call was answered with code 40 and the profile reconnects for it (Unity).

@@ -433,6 +433,20 @@ async fn js_falls_back_to_longpoll_after_six_seconds_of_network_failures() {
     );
     let out = t.feed(Input::Connected);
     assert!(out.contains(&Command::Recover));
+    // A poll answered 40 and refreshed by the HTTP client: the refresh is measured from the 40
+    // to the next answered poll (or to the reconnect that a 46 then asks for).
+    let asked = t.now;
+    t.now += ms(40);
+    t.feed(Input::PollTokenRefreshed(asked));
+    assert_eq!(
+        t.feed(Input::PollOk),
+        [Command::Measure(Measure::TokenRefresh(ms(40))), Command::Poll]
+    );
+    t.feed(Input::PollTokenRefreshed(t.now));
+    t.feed(Input::PollFailed(Some(46)));
+    t.now += ms(7);
+    let out = t.feed(Input::Connected);
+    assert!(out.contains(&Command::Measure(Measure::TokenRefresh(ms(7)))), "{out:?}");
     // A non-retryable error stops it.
     let out = t.feed(Input::PollFailed(Some(17)));
     assert_eq!(out.last(), Some(&Command::Stopped(StopReason::ApiError(17))));

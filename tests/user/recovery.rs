@@ -344,3 +344,69 @@ async fn every_profile_after_a_server_close_4000_at_scale() {
 async fn every_profile_after_an_abrupt_drop_at_scale() {
     ws_close_case(None, 60).await;
 }
+
+/// The causes of failed connects are told apart at the transport (issue 18): nothing listening
+/// is `refused`; an upgrade refused with 503 is `http_503`; a first frame that never comes
+/// within the attempt's deadline is `timeout_first_frame`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_failures_carry_their_cause() {
+    use chatstorm::metrics::FailureKind;
+    use chatstorm::user::machine::Failure;
+    use chatstorm::user::transport::connect_ws;
+    use chatstorm_protocol::User;
+    use chatstorm_protocol::connect::ConnectPayload;
+    let r = rig(1).await;
+    let token = chatstorm_protocol::token::sign(
+        &chatstorm_protocol::token::Claims::user("user-0", None),
+        SECRET.as_bytes(),
+    );
+    let user = User::new("user-0".to_owned());
+    let payload = ConnectPayload::for_profile(Profile::Js, &user, &token, false, "req-1");
+    let ws_base = r.ctx.target.ws_base.clone();
+    let server: SocketAddr = r.mock.base_url().trim_start_matches("http://").parse().unwrap();
+    let attempt = |server: SocketAddr, deadline: Option<Instant>| {
+        let (ws_base, token, payload, rec) = (ws_base.clone(), token.clone(), payload.clone(), r.ctx.recorder.clone());
+        async move {
+            connect_ws(
+                &ws_base,
+                server,
+                None,
+                KEY,
+                &token,
+                &payload,
+                Profile::Js,
+                &rec,
+                None,
+                deadline,
+            )
+            .await
+            .err()
+        }
+    };
+    // A port nothing listens on: bind one, note it, close it.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    assert_eq!(
+        attempt(closed, None).await,
+        Some(Failure::Network(FailureKind::Refused))
+    );
+    r.mock
+        .control
+        .refuse_upgrades(Duration::from_secs(60), RefuseMode::Http503);
+    assert_eq!(
+        attempt(server, None).await,
+        Some(Failure::Network(FailureKind::Status(503)))
+    );
+    r.mock.control.reset();
+    r.mock.control.set_first_frame_delay(Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_millis(500);
+    assert_eq!(
+        attempt(server, Some(deadline)).await,
+        Some(Failure::Network(FailureKind::TimeoutFirstFrame))
+    );
+    r.mock.control.reset();
+    assert_eq!(attempt(server, None).await, None, "connects once the faults are gone");
+    r.finish(vec![]).await;
+}

@@ -580,3 +580,14 @@ async fn behaviours_fire_at_seeded_times_and_follow_the_typing_rules() {
 
 #[path = "machine_tests_unity.rs"]
 mod unity;
+
+#[test]
+fn a_failure_with_its_cause_stays_as_small_as_an_api_error() {
+    // It travels in every connect result inside every user's future.
+    assert!(std::mem::size_of::<FailureKind>() <= 4);
+    assert!(
+        std::mem::size_of::<Failure>() <= 12,
+        "{}",
+        std::mem::size_of::<Failure>()
+    );
+}

@@ -213,6 +213,11 @@ async fn a_target_restarted_empty_fails_the_state_check() {
 /// A fake target: every HTTP request is answered by `answer(head)`; requests that ask for a
 /// WebSocket upgrade are answered 101 with a correct accept key and then `garbage` bytes.
 async fn fake_target(answer: fn(&str) -> Vec<u8>) -> String {
+    fake_target_with(answer, true).await
+}
+
+/// As [`fake_target`]; with `upgrade_101` false, upgrade requests get `answer` like the rest.
+async fn fake_target_with(answer: fn(&str) -> Vec<u8>, upgrade_101: bool) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     tokio::spawn(async move {
@@ -251,7 +256,7 @@ async fn fake_target(answer: fn(&str) -> Vec<u8>) -> String {
                         let (k, v) = l.split_once(':')?;
                         k.eq_ignore_ascii_case("sec-websocket-key").then(|| v.trim().to_owned())
                     });
-                    if let Some(key) = upgrade {
+                    if let Some(key) = upgrade.filter(|_| upgrade_101) {
                         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
                         let resp = format!(
                             "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
@@ -367,6 +372,62 @@ async fn a_websocket_sending_garbage_fails_the_run_and_its_junit() {
     );
     // The REST answers were not a channel list either: what setup created cannot be found.
     assert_eq!(check(&s, "state_kept")["status"], "failed");
+    assert_junit_not_green(&dir);
+    // Named by its cause: every failed connect is a first frame that is not the protocol's
+    // (random bytes after a valid 101), never "no failures".
+    let kinds = s["errors"]["by_kind"].as_object().expect("errors.by_kind").clone();
+    let total: u64 = kinds.values().filter_map(Value::as_u64).sum();
+    assert!(total > 0, "{kinds:?}");
+    assert!(kinds.keys().all(|k| k.starts_with("first_frame_not_")), "{kinds:?}");
+    assert_eq!(
+        total,
+        s["metrics"]["counters"]["connect_failures"].as_u64().unwrap(),
+        "{kinds:?}"
+    );
+    assert!(
+        s["verdict"]["reasons"]
+            .to_string()
+            .contains("connect failures by kind: first_frame_not_")
+    );
+    assert!(read(&dir, "run/junit.xml").contains("connect failures by kind"));
+    assert!(read(&dir, "run/report.html").contains("connect failures by kind: first_frame_not_"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_answering_upgrades_with_200_and_garbage_names_the_status() {
+    // REST answers an empty JSON object (setup succeeds); every upgrade request is answered
+    // 200 with random bytes: a non-101 answer, reported with its status.
+    let addr = fake_target_with(
+        |head| {
+            if head.contains("GET /connect") {
+                http("200 OK", &noise(3000, 9))
+            } else {
+                http("201 Created", b"{}")
+            }
+        },
+        false,
+    )
+    .await;
+    let dir = scratch("garbage-upgrade");
+    let sc = scenario(&dir, 10, 4, "");
+    let mut run = chatstorm_run(&dir, &sc, &["--workers", "2"])
+        .args(target_args(&addr))
+        .spawn()
+        .expect("run");
+    let code = wait(&mut run, Duration::from_secs(60)).await;
+    let s = summary(&dir);
+    assert_eq!(code, 5, "{}", read(&dir, "stdout"));
+    // Merged across the two workers: the kinds add up to every failed connect.
+    let kinds = s["errors"]["by_kind"].as_object().expect("errors.by_kind").clone();
+    assert!(kinds.keys().all(|k| k == "http_200"), "{kinds:?}");
+    let n = kinds["http_200"].as_u64().unwrap();
+    assert!(n >= 10, "{kinds:?}");
+    assert_eq!(n, s["metrics"]["counters"]["connect_failures"].as_u64().unwrap());
+    assert!(
+        read(&dir, "stdout").contains("connect failures by kind: http_200"),
+        "{}",
+        read(&dir, "stdout")
+    );
     assert_junit_not_green(&dir);
 }
 

@@ -287,6 +287,7 @@ impl Collector {
         }
         snapshot.error_codes = self.prev_errors;
         snapshot.close_codes = self.prev_closes;
+        snapshot.failure_kinds = self.recorder.failure_kinds();
         for (set, per_set) in self.by_set.iter().enumerate() {
             let Some(profile) = self.recorder.set_profile(set) else {
                 continue;
@@ -296,6 +297,7 @@ impl Collector {
                 connected_peak: u64::try_from(self.connected_peaks[set]).unwrap_or(0),
                 error_codes: self.recorder.error_codes_of(set),
                 close_codes: self.recorder.close_codes_of(set),
+                failure_kinds: self.recorder.failure_kinds_of(set),
                 ..ProfileSnapshot::default()
             };
             for (index, h) in per_set.iter().enumerate() {

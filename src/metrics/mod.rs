@@ -27,6 +27,7 @@
 mod atomic_histogram;
 mod code_table;
 mod collector;
+mod failure_kind;
 pub mod hlog;
 mod metric;
 pub mod profile;
@@ -38,6 +39,7 @@ mod timeline;
 
 pub use code_table::CodeCounts;
 pub use collector::{Collector, LiveView, SeriesPoint, run_collector};
+pub use failure_kind::FailureKind;
 pub use metric::{COUNTER_COUNT, Counter, METRIC_COUNT, Metric, RestEndpoint, SERIES_COUNT, Series, View};
 pub use profile::profiled;
 pub use recorder::{GAUGE_COUNT, Gauge, Recorder};

@@ -76,6 +76,7 @@ struct Registry {
     started: Box<[AtomicU64]>,
     error_codes: Box<[CodeTable]>,
     close_codes: Box<[CodeTable]>,
+    failure_kinds: Box<[CodeTable]>,
     /// Storms opened so far; a handful per run, so a plain lock off the hot path.
     storms: Mutex<Vec<Arc<Storm>>>,
     /// Set when the run stops: the users' own closes are not storm drops.
@@ -176,6 +177,7 @@ impl Recorder {
                 started: (0..sets).map(|_| AtomicU64::new(0)).collect(),
                 error_codes: (0..sets).map(|_| CodeTable::new()).collect(),
                 close_codes: (0..sets).map(|_| CodeTable::new()).collect(),
+                failure_kinds: (0..sets).map(|_| CodeTable::new()).collect(),
                 storms: Mutex::new(Vec::new()),
                 storms_closed: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -309,6 +311,13 @@ impl Recorder {
         }
     }
 
+    /// Counts one connect failure without an API error, by its cause.
+    pub fn failure_kind(&self, kind: super::FailureKind) {
+        if let Some(t) = self.registry.failure_kinds.get(self.set()) {
+            t.add(kind.key());
+        }
+    }
+
     /// Counts one WebSocket close carrying `code`.
     pub fn close_code(&self, code: u16) {
         if let Some(t) = self.registry.close_codes.get(self.set()) {
@@ -373,6 +382,24 @@ impl Recorder {
             .get(set)
             .map(CodeTable::read)
             .unwrap_or_default()
+    }
+
+    /// Connect failures by [`FailureKind`](super::FailureKind) key in set `set`.
+    pub fn failure_kinds_of(&self, set: usize) -> CodeCounts {
+        self.registry
+            .failure_kinds
+            .get(set)
+            .map(CodeTable::read)
+            .unwrap_or_default()
+    }
+
+    /// Connect failures by [`FailureKind`](super::FailureKind) key so far (every set).
+    pub fn failure_kinds(&self) -> CodeCounts {
+        let mut all = CodeCounts::default();
+        for t in &self.registry.failure_kinds {
+            all.merge(&t.read());
+        }
+        all
     }
 
     /// Closes by close code in set `set`.

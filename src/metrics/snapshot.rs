@@ -124,6 +124,9 @@ pub struct MetricsSnapshot {
     pub error_codes: CodeCounts,
     /// Closes by WebSocket close code.
     pub close_codes: CodeCounts,
+    /// Connect failures without an API error, by [`FailureKind`](super::FailureKind) key.
+    #[serde(default)]
+    pub failure_kinds: CodeCounts,
     /// Gauges, counters and codes per second.
     pub timeline: Timeline,
     /// Per-second figures of each non-empty histogram, by tag.
@@ -154,6 +157,9 @@ pub struct ProfileSnapshot {
     pub error_codes: CodeCounts,
     /// Closes by WebSocket close code.
     pub close_codes: CodeCounts,
+    /// Connect failures without an API error, by [`FailureKind`](super::FailureKind) key.
+    #[serde(default)]
+    pub failure_kinds: CodeCounts,
     /// Conformance observations of this profile's users, by rule id.
     #[serde(default)]
     pub conformance: BTreeMap<String, RuleTally>,
@@ -182,6 +188,7 @@ impl ProfileSnapshot {
         }
         self.error_codes.merge(&other.error_codes);
         self.close_codes.merge(&other.close_codes);
+        self.failure_kinds.merge(&other.failure_kinds);
         for (id, t) in &other.conformance {
             let mine = self.conformance.entry(id.clone()).or_default();
             mine.checks += t.checks;
@@ -268,6 +275,7 @@ impl MetricsSnapshot {
         }
         self.error_codes.merge(&other.error_codes);
         self.close_codes.merge(&other.close_codes);
+        self.failure_kinds.merge(&other.failure_kinds);
 
         self.timeline = Timeline::merge(&self.timeline, self_shift, &other.timeline, other_shift);
 

@@ -140,7 +140,7 @@ pub fn derive(summary: &mut RunSummary) {
             ))
         })
         .collect();
-    summary.errors = error_figures(&m.counters, &m.error_codes, &m.close_codes);
+    summary.errors = error_figures(&m.counters, &m.error_codes, &m.close_codes, &m.failure_kinds);
     let figures: Vec<(bool, StormFigures)> = m
         .storms
         .iter()
@@ -169,6 +169,7 @@ fn error_figures(
     counters: &BTreeMap<String, u64>,
     error_codes: &crate::metrics::CodeCounts,
     close_codes: &crate::metrics::CodeCounts,
+    failure_kinds: &crate::metrics::CodeCounts,
 ) -> ErrorFigures {
     let c = |name: &str| counters.get(name).copied().unwrap_or(0);
     let failures = c("connect_failures") + c("rest_failures") + c("token_fetch_failures");
@@ -183,7 +184,20 @@ fn error_figures(
         },
         by_code: error_codes.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         by_close_code: close_codes.by_code.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        by_kind: kind_names(failure_kinds),
     }
+}
+
+/// Failure kinds by name; statuses beyond the table's slots as `other`.
+pub(crate) fn kind_names(kinds: &crate::metrics::CodeCounts) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, v) in &kinds.by_code {
+        *out.entry(crate::metrics::FailureKind::key_name(*k)).or_insert(0) += v;
+    }
+    if kinds.other > 0 {
+        out.insert("other".into(), kinds.other);
+    }
+    out
 }
 
 /// The figures of one storm or wave (without its per-profile breakdown).
@@ -245,7 +259,7 @@ fn profile_figures(name: &str, p: &crate::metrics::ProfileSnapshot, summary: &Ru
         connects: c("connects"),
         connect_attempts: c("connects") + c("connect_failures"),
         counters: p.counters.clone(),
-        errors: error_figures(&p.counters, &p.error_codes, &p.close_codes),
+        errors: error_figures(&p.counters, &p.error_codes, &p.close_codes, &p.failure_kinds),
         latency,
         storms: of(&summary.storms),
         waves: of(&summary.waves),
@@ -282,7 +296,12 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
     }
     // The harness's own REST queue: a call that waited for a slot, or never got one, measures the
     // generator, not the server (`rest.*` starts when the request leaves).
-    let queue_timeouts = out.metrics.counters.get("generator_queue_timeouts").copied().unwrap_or(0);
+    let queue_timeouts = out
+        .metrics
+        .counters
+        .get("generator_queue_timeouts")
+        .copied()
+        .unwrap_or(0);
     let queue_p99_us = out
         .metrics
         .histogram("generator.queue")
@@ -394,6 +413,27 @@ pub fn evaluate(t: &Threshold, summary: &RunSummary) -> ThresholdResult {
     }
 }
 
+/// `; connect failures by kind: http_200: 10, ...` (or by code when the target answered with
+/// API errors), so that a target that never let anyone in is reported with its cause.
+pub(crate) fn kinds_clause(e: &ErrorFigures) -> String {
+    let list = |m: &BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::new();
+    if !e.by_kind.is_empty() {
+        out.push_str("; connect failures by kind: ");
+        out.push_str(&list(&e.by_kind));
+    }
+    if !e.by_code.is_empty() {
+        out.push_str("; failures by code: ");
+        out.push_str(&list(&e.by_code));
+    }
+    out
+}
+
 /// Sets the verdict from the implicit checks, thresholds, conformance, generator health and
 /// how the run stopped (the checks are recomputed first, so a merge of shards decides exactly
 /// as one process would).
@@ -407,8 +447,9 @@ pub fn decide(summary: &mut RunSummary) {
         reasons.push(match c.name.as_str() {
             "users_connected" if *o == Outcome::Unreachable => {
                 format!(
-                    "none of the {} users due to connect ever connected",
-                    summary.run.users_due
+                    "none of the {} users due to connect ever connected{}",
+                    summary.run.users_due,
+                    kinds_clause(&summary.errors)
                 )
             }
             "target_reachable" => c.observed.clone(),
@@ -455,7 +496,10 @@ pub fn decide(summary: &mut RunSummary) {
     let connects = summary.metrics.counters.get("connects").copied().unwrap_or(0);
     if summary.check_settings.users_connected.is_none() && started > 0 && connects == 0 {
         outcome = outcome.worst(Outcome::Unreachable);
-        reasons.push(format!("none of the {started} users ever connected"));
+        reasons.push(format!(
+            "none of the {started} users ever connected{}",
+            kinds_clause(&summary.errors)
+        ));
     }
     summary.verdict = Verdict {
         outcome: outcome.verdict().to_owned(),

@@ -84,6 +84,7 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         codes(&s.errors.by_code),
         codes(&s.errors.by_close_code)
     )?;
+    writeln!(w, "  connect failures by kind: {}", codes(&s.errors.by_kind))?;
     writeln!(w)?;
     writeln!(
         w,

@@ -139,7 +139,7 @@ fn counters(h: &mut String, s: &RunSummary) {
     };
     let _ = write!(
         h,
-        "<p>failures by error code: {}<br>closes by close code: {}</p>",
+        "<p>failures by error code: {}<br>closes by close code: {}<br>connect failures by kind: {}</p>",
         if s.errors.by_code.is_empty() {
             "none".to_owned()
         } else {
@@ -149,6 +149,11 @@ fn counters(h: &mut String, s: &RunSummary) {
             "none".to_owned()
         } else {
             codes(&s.errors.by_close_code)
+        },
+        if s.errors.by_kind.is_empty() {
+            "none".to_owned()
+        } else {
+            codes(&s.errors.by_kind)
         }
     );
 }

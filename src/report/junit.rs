@@ -130,7 +130,18 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
             failure: (c.status == CheckStatus::Failed).then(|| {
                 (
                     format!("check {} failed", c.name),
-                    format!("expected: {}\nobserved: {}", c.expected, c.observed),
+                    format!(
+                        "expected: {}\nobserved: {}{}",
+                        c.expected,
+                        c.observed,
+                        if c.name == "users_connected" {
+                            super::build::kinds_clause(&s.errors)
+                                .replacen("; ", "\n", 1)
+                                .replace("; ", "\n")
+                        } else {
+                            String::new()
+                        }
+                    ),
                 )
             }),
             skipped: match c.status {

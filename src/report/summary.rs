@@ -159,6 +159,10 @@ pub struct ErrorFigures {
     pub by_code: BTreeMap<String, u64>,
     /// Closes by WebSocket close code.
     pub by_close_code: BTreeMap<String, u64>,
+    /// Connect failures without an API error, by cause (`refused`, `reset`, `timeout_upgrade`,
+    /// `http_503`, `first_frame_not_json`, `dns`, `local_resources`, ...).
+    #[serde(default)]
+    pub by_kind: BTreeMap<String, u64>,
 }
 
 /// One reconnect storm, or one background wave.

@@ -392,7 +392,8 @@ impl DeliveryTracker {
         for (word, v) in expected.iter().zip(bits) {
             word.store(v, Ordering::Relaxed);
         }
-        slot.what.store(kind as u64 | (u64::from(channel) << 8), Ordering::Relaxed);
+        slot.what
+            .store(kind as u64 | (u64::from(channel) << 8), Ordering::Relaxed);
         slot.sender.store(u64::from(user), Ordering::Relaxed);
         slot.t_issue.store(now_us, Ordering::Relaxed);
         slot.t_done.store(0, Ordering::Relaxed);
@@ -416,7 +417,8 @@ impl DeliveryTracker {
     pub fn answered(&self, seq: u64, ok: bool, now_us: u64) {
         let slot = &self.ring[(seq as usize) % RING];
         if slot.id.load(Ordering::Acquire) == seq + 1 {
-            slot.t_done.store(if ok { now_us + 1 } else { FAILED }, Ordering::Release);
+            slot.t_done
+                .store(if ok { now_us + 1 } else { FAILED }, Ordering::Release);
         }
     }
 
@@ -668,7 +670,10 @@ mod tests {
             }
         }
         let tot = t.finish();
-        assert_eq!((tot.sent, tot.received, tot.lost, tot.duplicated, tot.undetermined), (2, 7, 0, 0, 0));
+        assert_eq!(
+            (tot.sent, tot.received, tot.lost, tot.duplicated, tot.undetermined),
+            (2, 7, 0, 0, 0)
+        );
     }
 
     #[test]
@@ -682,7 +687,11 @@ mod tests {
         t.connection_ended(3, 120); // dropped inside the window: undetermined
         t.receive(Kind::Message, m, 0, 0);
         let tot = t.finish();
-        assert_eq!((tot.received, tot.lost, tot.undetermined, tot.duplicated), (1, 1, 2, 0), "{tot:?}");
+        assert_eq!(
+            (tot.received, tot.lost, tot.undetermined, tot.duplicated),
+            (1, 1, 2, 0),
+            "{tot:?}"
+        );
     }
 
     #[test]
@@ -711,7 +720,11 @@ mod tests {
         // User 3 never watched: its receipt is neither expected nor a duplicate the first time.
         t.receive(Kind::Message, m, 3, 0);
         let tot = t.finish();
-        assert_eq!((tot.received, tot.duplicated, tot.lost, tot.undetermined), (2, 1, 0, 0), "{tot:?}");
+        assert_eq!(
+            (tot.received, tot.duplicated, tot.lost, tot.undetermined),
+            (2, 1, 0, 0),
+            "{tot:?}"
+        );
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub struct Connecting {
     result: Result<Conn, Failure>,
 }
 
+/// A poll's outcome: what the last try got, and the token refreshed on the way (with when the
+/// code 40 that asked for it came), if the server asked for one.
+pub(super) type PollDone = (PollResult, Option<(String, Instant)>);
+
 enum Conn {
     Ws(Box<Ws>, String),
     LongPoll(String),
@@ -77,7 +81,7 @@ enum Wake {
     Connect(Box<Connecting>),
     Frame(FrameIn),
     Rest(Box<rest::Done>),
-    Poll(Box<(PollResult, Option<String>)>),
+    Poll(Box<PollDone>),
     Timer,
 }
 
@@ -95,7 +99,7 @@ pub struct Driver {
     upgrade_started: Instant,
     ws: Option<Box<Ws>>,
     rest: Option<BoxFuture<rest::Done>>,
-    poll: Option<BoxFuture<(PollResult, Option<String>)>>,
+    poll: Option<BoxFuture<PollDone>>,
     pending: Pending,
     watched: u64,
     live: Option<Transport>,
@@ -354,7 +358,12 @@ impl Driver {
                 self.report.token_refreshes += 1;
                 self.report.last_token_refresh = Some(d);
             }
-            Measure::ConnectFailure => rec.count(Counter::ConnectFailures),
+            Measure::ConnectFailure(kind) => {
+                rec.count(Counter::ConnectFailures);
+                if let Some(kind) = kind {
+                    rec.failure_kind(kind);
+                }
+            }
             Measure::Disconnect => {
                 rec.count(Counter::Disconnects);
                 // A drop during a storm counts towards it; its recovery is reported on reconnect.
@@ -383,6 +392,15 @@ impl Driver {
         let spec = self.spec.clone();
         let held = self.token.clone();
         let privacy = self.privacy;
+        // The machine's deadline for this attempt (token fetch included), a few milliseconds
+        // early so that the transport's timeout, which can name the phase it hit, fires first; the
+        // machine's own timer stays the backstop.
+        let deadline = Instant::now()
+            + match transport {
+                Transport::Ws => profile::params(spec.profile).connect_timeout,
+                Transport::LongPoll => profile::LONGPOLL_CONNECT_TIMEOUT,
+            }
+            .saturating_sub(std::time::Duration::from_millis(5));
         self.connecting = Some(Box::pin(async move {
             let mut new_token = None;
             let token = match held {
@@ -431,11 +449,12 @@ impl Driver {
                             spec.profile,
                             &ctx.recorder,
                             profile::params(spec.profile).upgrade_timeout,
+                            Some(deadline),
                         )
                         .await
                         .map(|o| Conn::Ws(o.ws, o.connection_id))
                     }
-                    Err(_) => Err(Failure::Network),
+                    Err(_) => Err(Failure::Network(super::machine::FailureKind::Dns)),
                 },
                 Transport::LongPoll => {
                     payload.client_request_id = None;

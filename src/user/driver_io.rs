@@ -153,6 +153,7 @@ impl Driver {
             };
             let mut r = poll(token).await;
             let mut new_token = None;
+            let first_40 = Instant::now();
             let mut failures = 0u32;
             while matches!(r, PollResult::Api(40))
                 && spec.token.mode == TokenMode::Provider
@@ -168,16 +169,19 @@ impl Driver {
                     break;
                 };
                 r = poll(t.clone()).await;
-                new_token = Some(t);
+                new_token = Some((t, first_40));
             }
             (r, new_token)
         }));
     }
 
-    pub(super) async fn on_poll(&mut self, (r, new_token): (PollResult, Option<String>)) {
+    pub(super) async fn on_poll(&mut self, (r, new_token): PollDone) {
         self.poll = None;
-        if new_token.is_some() {
-            self.token = new_token;
+        if let Some((token, asked_at)) = new_token {
+            self.token = Some(token);
+            // The refresh is measured like a WebSocket one: from the code 40 until live again
+            // (this poll answered, or the reconnect it leads to).
+            self.feed(Input::PollTokenRefreshed(asked_at)).await;
         }
         match r {
             PollResult::Events(events) => {

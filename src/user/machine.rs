@@ -191,7 +191,12 @@ impl Machine {
             Input::Frame { health } => self.on_frame(now, health),
             Input::ErrorFrame(code) => self.on_error_frame(now, code, out),
             Input::Closed(code) => self.on_closed(now, code, out),
-            Input::PollOk => self.on_poll_ok(out),
+            Input::PollOk => self.on_poll_ok(now, out),
+            Input::PollTokenRefreshed(at) => {
+                if self.state == State::LongPoll {
+                    self.refresh_started.get_or_insert(at);
+                }
+            }
             Input::PollFailed(code) => self.on_poll_failed(now, code, out),
             Input::OwnTypingEnabled(on) => self.typing_enabled = on,
             Input::RestTokenExpired => self.on_rest_token_expired(now, out),
@@ -206,7 +211,7 @@ impl Machine {
             State::Connecting | State::Backoff if due(self.fallback_at) => self.fall_back(now, out),
             State::Connecting if due(self.attempt_deadline) => {
                 out.push(Command::Abort);
-                self.attempt_failed(now, Failure::Network, out);
+                self.attempt_failed(now, Failure::Network(FailureKind::Timeout), out);
             }
             State::Backoff if due(self.retry_at) => {
                 self.retry_at = None;
@@ -302,7 +307,7 @@ impl Machine {
         self.attempt_started = Some(now);
         if self.transport == Transport::Ws && self.refuse_until.is_some_and(|t| t > now) {
             // The user refuses its own WebSocket: the attempt fails at once, as behind a firewall.
-            self.attempt_failed(now, Failure::Network, out);
+            self.attempt_failed(now, Failure::Network(FailureKind::Local), out);
             return;
         }
         let timeout = match self.transport {
@@ -376,7 +381,10 @@ impl Machine {
         let p = self.cfg.params;
         self.attempt_deadline = None;
         self.attempt_started = None;
-        out.push(Command::Measure(Measure::ConnectFailure));
+        out.push(Command::Measure(Measure::ConnectFailure(match f {
+            Failure::Network(kind) => Some(kind),
+            _ => None,
+        })));
         if let Failure::Api { code, close } = f {
             self.api_error_in_window = true;
             if self.cfg.provider && p.refreshes_on(code) {
@@ -536,9 +544,12 @@ impl Machine {
         self.back_off(now, out);
     }
 
-    fn on_poll_ok(&mut self, out: &mut Vec<Command>) {
+    fn on_poll_ok(&mut self, now: Instant, out: &mut Vec<Command>) {
         if self.state == State::LongPoll {
             self.poll_failures = 0;
+            if let Some(t) = self.refresh_started.take() {
+                out.push(Command::Measure(Measure::TokenRefresh(now - t)));
+            }
             out.push(Command::Poll);
         }
     }

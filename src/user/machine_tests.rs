@@ -128,8 +128,11 @@ async fn consecutive_failures_grow_the_backoff() {
     let mut t = T::new(Profile::Android, true, false);
     t.feed(Input::Start);
     for n in 1..=5u32 {
-        let out = t.feed(Input::ConnectFailed(Failure::Network));
-        assert_eq!(out, [Command::Measure(Measure::ConnectFailure)]);
+        let out = t.feed(Input::ConnectFailed(Failure::Network(FailureKind::Reset)));
+        assert_eq!(
+            out,
+            [Command::Measure(Measure::ConnectFailure(Some(FailureKind::Reset)))]
+        );
         let (wait, out) = t.next();
         let (lo, hi) = params(Profile::Android).retry_bounds_ms(n);
         assert!(wait >= ms(lo) && wait < ms(hi), "n={n} {wait:?}");
@@ -152,7 +155,7 @@ async fn a_fixed_backoff_replaces_every_profiles_formula() {
         });
         t.feed(Input::Start);
         for _ in 1..=8u32 {
-            t.feed(Input::ConnectFailed(Failure::Network));
+            t.feed(Input::ConnectFailed(Failure::Network(FailureKind::Reset)));
             let (wait, out) = t.next();
             assert_eq!(wait, ms(250), "{profile:?}");
             assert!(matches!(out[..], [Command::Connect { .. }]), "{out:?}");
@@ -166,7 +169,13 @@ async fn connect_timeout_aborts_and_backs_off() {
     t.feed(Input::Start);
     let (wait, out) = t.next();
     assert_eq!(wait, Duration::from_secs(15));
-    assert_eq!(out, [Command::Abort, Command::Measure(Measure::ConnectFailure)]);
+    assert_eq!(
+        out,
+        [
+            Command::Abort,
+            Command::Measure(Measure::ConnectFailure(Some(FailureKind::Timeout)))
+        ]
+    );
     assert_eq!(t.m.state(), State::Backoff);
 }
 
@@ -204,7 +213,7 @@ async fn code_40_with_provider_refreshes_and_measures() {
         code: 40,
         close: Some(1000),
     }));
-    assert_eq!(out, [Command::Measure(Measure::ConnectFailure)]);
+    assert_eq!(out, [Command::Measure(Measure::ConnectFailure(None))]);
     let (_, out) = t.next();
     assert!(matches!(out[1], Command::Connect { fetch_token: true, .. }), "{out:?}");
 }
@@ -325,7 +334,7 @@ async fn flutter_gives_up_after_six_reconnects() {
     for _ in 0..6 {
         let (_, out) = t.next();
         assert!(matches!(out[1], Command::Connect { .. }), "{out:?}");
-        t.feed(Input::ConnectFailed(Failure::Network));
+        t.feed(Input::ConnectFailed(Failure::Network(FailureKind::Reset)));
     }
     let (_, out) = t.next();
     assert_eq!(out, [Command::Stopped(StopReason::GaveUp)]);
@@ -367,7 +376,7 @@ async fn health_rules_of_android_flutter_swift_unity() {
     u.feed(Input::Start);
     let mut waits = Vec::new();
     for _ in 0..7 {
-        u.feed(Input::ConnectFailed(Failure::Network));
+        u.feed(Input::ConnectFailed(Failure::Network(FailureKind::Reset)));
         let (wait, out) = u.next();
         assert!(
             matches!(out[..], [Command::Connect { fetch_token: true, .. }]),
@@ -384,7 +393,7 @@ async fn js_falls_back_to_longpoll_after_six_seconds_of_network_failures() {
     t.feed(Input::Start);
     let mut fell = Vec::new();
     while fell.is_empty() {
-        t.feed(Input::ConnectFailed(Failure::Network));
+        t.feed(Input::ConnectFailed(Failure::Network(FailureKind::Reset)));
         let (_, out) = t.next();
         if out.contains(&Command::Measure(Measure::Fallback)) {
             fell = out;
@@ -424,6 +433,20 @@ async fn js_falls_back_to_longpoll_after_six_seconds_of_network_failures() {
     );
     let out = t.feed(Input::Connected);
     assert!(out.contains(&Command::Recover));
+    // A poll answered 40 and refreshed by the HTTP client: the refresh is measured from the 40
+    // to the next answered poll (or to the reconnect that a 46 then asks for).
+    let asked = t.now;
+    t.now += ms(40);
+    t.feed(Input::PollTokenRefreshed(asked));
+    assert_eq!(
+        t.feed(Input::PollOk),
+        [Command::Measure(Measure::TokenRefresh(ms(40))), Command::Poll]
+    );
+    t.feed(Input::PollTokenRefreshed(t.now));
+    t.feed(Input::PollFailed(Some(46)));
+    t.now += ms(7);
+    let out = t.feed(Input::Connected);
+    assert!(out.contains(&Command::Measure(Measure::TokenRefresh(ms(7)))), "{out:?}");
     // A non-retryable error stops it.
     let out = t.feed(Input::PollFailed(Some(17)));
     assert_eq!(out.last(), Some(&Command::Stopped(StopReason::ApiError(17))));
@@ -441,7 +464,7 @@ async fn fallback_never_follows_an_api_error_nor_a_success() {
         let (_, out) = t.next();
         assert!(!out.contains(&Command::Measure(Measure::Fallback)));
         if let Some(Command::Connect { .. }) = out.last() {
-            t.feed(Input::ConnectFailed(Failure::Network));
+            t.feed(Input::ConnectFailed(Failure::Network(FailureKind::Reset)));
         }
     }
     assert_eq!(t.m.transport(), Transport::Ws);
@@ -479,7 +502,10 @@ async fn timeline_actions() {
             connected = true;
             break;
         }
-        assert!(out.contains(&Command::Measure(Measure::ConnectFailure)), "{out:?}");
+        assert!(
+            out.contains(&Command::Measure(Measure::ConnectFailure(Some(FailureKind::Local)))),
+            "{out:?}"
+        );
     }
     assert!(connected);
     // Expire: close and reconnect at once with the same (expired) token.
@@ -554,3 +580,14 @@ async fn behaviours_fire_at_seeded_times_and_follow_the_typing_rules() {
 
 #[path = "machine_tests_unity.rs"]
 mod unity;
+
+#[test]
+fn a_failure_with_its_cause_stays_as_small_as_an_api_error() {
+    // It travels in every connect result inside every user's future.
+    assert!(std::mem::size_of::<FailureKind>() <= 4);
+    assert!(
+        std::mem::size_of::<Failure>() <= 12,
+        "{}",
+        std::mem::size_of::<Failure>()
+    );
+}

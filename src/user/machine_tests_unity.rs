@@ -29,7 +29,7 @@ fn failing_waits(t: &mut T, n: usize) -> Vec<u64> {
             "every Unity reconnect asks the provider: {out:?}"
         );
         waits.push(wait.as_secs());
-        t.feed(Input::ConnectFailed(Failure::Network));
+        t.feed(Input::ConnectFailed(Failure::Network(FailureKind::Reset)));
     }
     waits
 }
@@ -88,11 +88,11 @@ async fn unity_constant_and_never_strategies() {
     // A first connect that fails is not retried either.
     let mut t = unity(UnityStrategy::Never, Duration::from_secs(1));
     t.feed(Input::Start);
-    let out = t.feed(Input::ConnectFailed(Failure::Network));
+    let out = t.feed(Input::ConnectFailed(Failure::Network(FailureKind::Reset)));
     assert_eq!(
         out,
         [
-            Command::Measure(Measure::ConnectFailure),
+            Command::Measure(Measure::ConnectFailure(Some(FailureKind::Reset))),
             Command::Stopped(StopReason::GaveUp)
         ]
     );
@@ -169,7 +169,7 @@ async fn unity_never_falls_back_to_longpoll() {
     let mut t = T::with(c);
     t.feed(Input::Start);
     for _ in 0..10 {
-        t.feed(Input::ConnectFailed(Failure::Network));
+        t.feed(Input::ConnectFailed(Failure::Network(FailureKind::Reset)));
         let (_, out) = t.next();
         assert!(!out.contains(&Command::Measure(Measure::Fallback)), "{out:?}");
     }

@@ -3,7 +3,9 @@
 //! machine's fixed configuration.
 
 use super::profile::ProfileParams;
+pub use crate::metrics::FailureKind;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Where a user is in its connection lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,8 +51,9 @@ pub enum StopReason {
 /// A failed connect attempt, as the driver saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// TCP refused or reset, upgrade refused, timeout, malformed first frame: a network failure.
-    Network,
+    /// No API error: refused, reset, a timeout, an upgrade answered with another status, a first
+    /// frame that is not the protocol's, ... (the cause, counted by kind in every output).
+    Network(FailureKind),
     /// An error frame (WebSocket, with the close code that followed, if any) or an HTTP error body
     /// (long-poll connect).
     Api {
@@ -116,6 +119,9 @@ pub enum Input {
     PollOk,
     /// A long-poll poll failed: the API error code, or `None` for network errors and timeouts.
     PollFailed(Option<i32>),
+    /// A poll was answered with code 40 at this time and the token provider gave a new token
+    /// (JS's HTTP client then polls again with it); the poll's own outcome follows.
+    PollTokenRefreshed(Instant),
     /// The user's own typing-indicator setting changed (JS checks it before sending typing).
     OwnTypingEnabled(bool),
     /// A REST call was answered with code 40 and the profile reconnects for it (Unity).
@@ -133,8 +139,8 @@ pub enum Measure {
     Reconnect(Duration),
     /// Refresh code received to live again with a new token.
     TokenRefresh(Duration),
-    /// A connect attempt failed.
-    ConnectFailure,
+    /// A connect attempt failed (the cause when it was not an API error or the token provider).
+    ConnectFailure(Option<FailureKind>),
     /// A live connection was lost.
     Disconnect,
     /// A reconnect attempt started.

@@ -4,20 +4,22 @@
 //! or an error frame and the close that follows), and the JS long-poll connect, poll and close.
 
 use super::http::{self, HttpClient, Lane, StreamAuth};
-use super::machine::Failure;
+use super::machine::{Failure, FailureKind};
 use super::profile::{LONGPOLL_CONNECT_TIMEOUT, LONGPOLL_POLL_TIMEOUT};
 use super::upgrade;
 use chatstorm_protocol::connect::{AuthType, ConnectPayload, build_connect_request};
 use chatstorm_protocol::event::ServerEvent;
 use chatstorm_protocol::limits;
 use futures_util::StreamExt;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 /// A live WebSocket.
 pub type Ws = WebSocketStream<TcpStream>;
@@ -125,10 +127,12 @@ pub struct Opened {
 }
 
 /// A WebSocket connect for `payload` as `profile` sends it: TCP (bound to `source`), upgrade,
-/// then the first frame. Network failures (refused, reset, upgrade rejected, a close or garbage
-/// before any frame) are [`Failure::Network`]; an error frame is [`Failure::Api`] with the close
-/// code that followed it. `upgrade_timeout` bounds the TCP connect and the upgrade alone (the
-/// caller bounds the whole attempt).
+/// then the first frame. Failures without an API error are [`Failure::Network`] with their
+/// [`FailureKind`] (refused, reset, upgrade answered with another status, a first frame that is
+/// not JSON or not a protocol event, a timeout and its phase); an error frame is
+/// [`Failure::Api`] with the close code that followed it. `upgrade_timeout` bounds the TCP
+/// connect and the upgrade alone; `deadline` is the whole attempt's (the machine's own timer
+/// is the backstop, this one names the phase).
 #[allow(clippy::too_many_arguments)]
 pub async fn connect_ws(
     ws_base: &url::Url,
@@ -140,23 +144,22 @@ pub async fn connect_ws(
     profile: chatstorm_protocol::Profile,
     rec: &crate::metrics::Recorder,
     upgrade_timeout: Option<Duration>,
+    deadline: Option<Instant>,
 ) -> Result<Opened, Failure> {
     // Running out of descriptors or local ports is the generator's failure, not the server's:
     // counted apart so the run can be declared invalid (exit 4).
     let local = |e: std::io::Error| {
-        if matches!(
-            e.raw_os_error(),
-            Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL | libc::EADDRINUSE)
-        ) {
+        let kind = FailureKind::of_io(&e);
+        if kind == FailureKind::Resource {
             rec.count(crate::metrics::Counter::ResourceFailures);
         }
-        Failure::Network
+        Failure::Network(kind)
     };
     let req = build_connect_request(profile, api_key, token, AuthType::Jwt, payload);
     let url: url::Url = crate::target::Target::join(ws_base, &req.path_and_query)
         .parse()
-        .map_err(|_| Failure::Network)?;
-    let (host, target) = upgrade::host_and_target(&url).map_err(|_| Failure::Network)?;
+        .map_err(|_| Failure::Network(FailureKind::Local))?;
+    let (host, target) = upgrade::host_and_target(&url).map_err(|_| Failure::Network(FailureKind::Local))?;
     let socket = if server.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -167,41 +170,81 @@ pub async fn connect_ws(
         defer_port_choice(&socket);
         socket.bind(SocketAddr::new(ip, 0)).map_err(local)?;
     }
-    let attempt = async {
-        let stream = socket.connect(server).await.map_err(local)?;
-        let _ = stream.set_nodelay(true);
-        upgrade::upgrade(stream, &host, &target, &req.headers, ws_config())
-            .await
-            .map_err(|_| Failure::Network)
+    // The phase a timeout hit is told apart: TCP connect, upgrade, then the first frame (bounded
+    // by the caller's deadline for the whole attempt).
+    let upgrade_deadline = upgrade_timeout.map(|d| Instant::now() + d);
+    let bounded = |until: Option<Instant>| match (until, deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     };
-    let mut ws = match upgrade_timeout {
-        Some(limit) => tokio::time::timeout(limit, attempt)
-            .await
-            .map_err(|_| Failure::Network)??,
-        None => attempt.await?,
-    };
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => {
-                return match ServerEvent::parse(text.as_str()) {
-                    Ok(ServerEvent::HealthCheck(h)) if !h.connection_id.is_empty() => Ok(Opened {
-                        ws: Box::new(ws),
-                        connection_id: h.connection_id,
-                    }),
-                    Ok(ServerEvent::ConnectionError(e)) => {
-                        let close = close_code_after_error(&mut ws).await;
-                        Err(Failure::Api {
-                            code: e.error.code,
-                            close,
-                        })
-                    }
-                    // Anything else first (or garbage) is a broken server, not an API error.
-                    _ => Err(Failure::Network),
-                };
+    let stream = within(
+        bounded(upgrade_deadline),
+        FailureKind::TimeoutTcp,
+        socket.connect(server),
+    )
+    .await?
+    .map_err(local)?;
+    let _ = stream.set_nodelay(true);
+    let mut ws = within(
+        bounded(upgrade_deadline),
+        FailureKind::TimeoutUpgrade,
+        upgrade::upgrade(stream, &host, &target, &req.headers, ws_config()),
+    )
+    .await?
+    .map_err(|e| Failure::Network(upgrade_kind(&e)))?;
+    let first = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => return Ok(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                // Binary, or bytes tungstenite cannot parse as frames (random bytes): not the
+                // protocol's first frame.
+                Some(Ok(Message::Binary(_)))
+                | Some(Err(
+                    tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_) | tungstenite::Error::Capacity(_),
+                )) => return Err(Failure::Network(FailureKind::NotJson)),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Err(Failure::Network(FailureKind::Reset)),
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-            _ => return Err(Failure::Network),
         }
+    };
+    let text = within(deadline, FailureKind::TimeoutFirstFrame, first).await??;
+    match ServerEvent::parse(text.as_str()) {
+        Ok(ServerEvent::HealthCheck(h)) if !h.connection_id.is_empty() => Ok(Opened {
+            ws: Box::new(ws),
+            connection_id: h.connection_id,
+        }),
+        Ok(ServerEvent::ConnectionError(e)) => {
+            let close = close_code_after_error(&mut ws).await;
+            Err(Failure::Api {
+                code: e.error.code,
+                close,
+            })
+        }
+        // Anything else first is a broken server, not an API error: JSON of another shape, or no
+        // JSON at all.
+        _ if serde_json::from_str::<serde::de::IgnoredAny>(text.as_str()).is_ok() => {
+            Err(Failure::Network(FailureKind::NotProtocol))
+        }
+        _ => Err(Failure::Network(FailureKind::NotJson)),
+    }
+}
+
+/// `fut` bounded by `until` (none: unbounded); a timeout is `Failure::Network(kind)`.
+async fn within<T>(until: Option<Instant>, kind: FailureKind, fut: impl Future<Output = T>) -> Result<T, Failure> {
+    match until {
+        Some(t) => tokio::time::timeout_at(t, fut)
+            .await
+            .map_err(|_| Failure::Network(kind)),
+        None => Ok(fut.await),
+    }
+}
+
+/// The cause of a failed upgrade.
+fn upgrade_kind(e: &upgrade::UpgradeError) -> FailureKind {
+    match e {
+        upgrade::UpgradeError::Io(io) => FailureKind::of_io(io),
+        upgrade::UpgradeError::Rejected(status) => FailureKind::Status(*status),
+        upgrade::UpgradeError::Malformed(_) => FailureKind::BadUpgrade,
     }
 }
 
@@ -230,14 +273,15 @@ pub async fn close_ws(mut ws: Box<Ws>, code: u16) {
 }
 
 /// The long-poll connect: `GET /longpoll?json=...` answered by `{"event": <health.check>}`.
-/// Returns the connection id; an error body is [`Failure::Api`], the rest [`Failure::Network`].
+/// Returns the connection id; an error body is [`Failure::Api`], the rest [`Failure::Network`]
+/// with its kind (a status, a body that is not JSON or has no connection id, a transport error).
 pub async fn longpoll_connect(
     client: &HttpClient,
     base: &url::Url,
     auth: StreamAuth<'_>,
     payload: &ConnectPayload,
 ) -> Result<String, Failure> {
-    let json = serde_json::to_string(payload).map_err(|_| Failure::Network)?;
+    let json = serde_json::to_string(payload).map_err(|_| Failure::Network(FailureKind::Local))?;
     let url = auth.url(base, "/longpoll", &[("json", &json)]);
     let resp = http::send_on(
         client,
@@ -250,15 +294,42 @@ pub async fn longpoll_connect(
     )
     .await
     .result
-    .map_err(|_| Failure::Network)?;
+    .map_err(|e| Failure::Network(http_kind(&e)))?;
     if let Some(code) = resp.error_code() {
         return Err(Failure::Api { code, close: None });
     }
-    let id = resp
-        .json()
-        .and_then(|v| v.get("event")?.get("connection_id")?.as_str().map(str::to_owned))
-        .filter(|id| !id.is_empty());
-    id.ok_or(Failure::Network)
+    if !(200..300).contains(&resp.status) {
+        return Err(Failure::Network(FailureKind::Status(resp.status)));
+    }
+    let Some(body) = resp.json() else {
+        return Err(Failure::Network(FailureKind::NotJson));
+    };
+    body.get("event")
+        .and_then(|e| e.get("connection_id")?.as_str())
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .ok_or(Failure::Network(FailureKind::NotProtocol))
+}
+
+/// The cause of a failed HTTP exchange. The client reports transport errors as text only (the
+/// connector's cause is not kept), so refusals and name failures are recognised by their words
+/// and everything else is a reset.
+fn http_kind(e: &http::HttpError) -> FailureKind {
+    match e {
+        http::HttpError::Timeout => FailureKind::TimeoutUpgrade,
+        http::HttpError::Saturated => FailureKind::Resource,
+        http::HttpError::Io(text) => {
+            let t = text.to_ascii_lowercase();
+            if t.contains("refused") {
+                FailureKind::Refused
+            } else if t.contains("dns") || t.contains("resolve") || t.contains("lookup") {
+                FailureKind::Dns
+            } else {
+                FailureKind::Reset
+            }
+        }
+        _ => FailureKind::Local,
+    }
 }
 
 /// How a poll ended.

@@ -3,5 +3,6 @@
 mod common;
 mod lifecycle;
 mod profiles;
+mod recovery;
 mod traffic;
 mod unity;

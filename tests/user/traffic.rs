@@ -121,7 +121,21 @@ async fn rest_code_40_refreshes_and_resends_once() {
             .mount(&server)
             .await;
         let spec = Arc::new(spec(0, Profile::Js, mode));
-        let done = rest::run(ctx.clone(), spec, Job::Read(0), "old.token.x".into(), "conn-1".into()).await;
+        let done = rest::run(
+            ctx.clone(),
+            spec,
+            Job::Read(
+                0,
+                chatstorm::user::delivery::Stamp {
+                    t_us: 0,
+                    seq: 0,
+                    user: 0,
+                },
+            ),
+            "old.token.x".into(),
+            "conn-1".into(),
+        )
+        .await;
         assert_eq!(done.ok(), want_ok, "{mode:?}: {:?}", done.result);
         assert_eq!(done.new_token.is_some(), want_ok);
         let reqs = server.received_requests().await.unwrap();

@@ -194,13 +194,17 @@ pub async fn verify(target: &Target, created: &Created) -> Option<StateFigures> 
     let http = HttpClient::default();
     let key = form_urlencoded::byte_serialize(target.api_key.as_bytes()).collect::<String>();
     let url = Target::join(&target.http_base, &format!("/channels?api_key={key}"));
-    let pages: Vec<Result<Found, String>> = futures_util::stream::iter(sample.chunks(PAGE).map(|page| {
+    // Each channel comes back with its full state (members and their user objects, about 1 KB a
+    // member), and the client reads at most 1 MiB a body: about 240 members a page.
+    let widest = sample.iter().map(|(_, m)| m.len()).max().unwrap_or(1).max(1);
+    let per_page = (240 / widest).clamp(1, PAGE);
+    let pages: Vec<Result<Found, String>> = futures_util::stream::iter(sample.chunks(per_page).map(|page| {
         let (http, token, url) = (http.clone(), token.clone(), url.clone());
         let cids: Vec<&String> = page.iter().map(|(c, _)| *c).collect();
         async move {
             let body = serde_json::json!({
                 "filter_conditions": {"cid": {"$in": cids}},
-                "limit": PAGE,
+                "limit": per_page,
                 "state": true,
                 "watch": false,
                 "presence": false,

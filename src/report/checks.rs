@@ -76,11 +76,14 @@ fn users_connected(s: &RunSummary) -> (CheckResult, Option<Outcome>) {
 }
 
 /// The longest a user of `profile` may take to come back after `attempts` attempts: the SDK's
-/// longest wait before each attempt plus [`ATTEMPT_SLACK_MS`] per attempt.
+/// longest wait before each attempt plus [`ATTEMPT_SLACK_MS`] per attempt. A drop counts as the
+/// first failure for the SDKs whose formula starts at one (JS, Android, Flutter: the first wait
+/// is `retryInterval(1)`, up to 2.5 s) and not for Swift (first retry at once), so the wait before
+/// attempt `i` is the larger of the formula's bounds at `i` and `i + 1`.
 pub fn recovery_bound_ms(profile: Option<Profile>, attempts: u64) -> u64 {
     let params = crate::user::profile::params(profile.unwrap_or(Profile::Js));
     (0..attempts.max(1) as u32)
-        .map(|i| params.retry_bounds_ms(i).1 + ATTEMPT_SLACK_MS)
+        .map(|i| params.retry_bounds_ms(i).1.max(params.retry_bounds_ms(i + 1).1) + ATTEMPT_SLACK_MS)
         .sum()
 }
 

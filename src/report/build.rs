@@ -282,12 +282,7 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
     }
     // The harness's own REST queue: a call that waited for a slot, or never got one, measures the
     // generator, not the server (`rest.*` starts when the request leaves).
-    let queue_timeouts = out
-        .metrics
-        .counters
-        .get("generator_queue_timeouts")
-        .copied()
-        .unwrap_or(0);
+    let queue_timeouts = out.metrics.counters.get("generator_queue_timeouts").copied().unwrap_or(0);
     let queue_p99_us = out
         .metrics
         .histogram("generator.queue")

@@ -392,8 +392,7 @@ impl DeliveryTracker {
         for (word, v) in expected.iter().zip(bits) {
             word.store(v, Ordering::Relaxed);
         }
-        slot.what
-            .store(kind as u64 | (u64::from(channel) << 8), Ordering::Relaxed);
+        slot.what.store(kind as u64 | (u64::from(channel) << 8), Ordering::Relaxed);
         slot.sender.store(u64::from(user), Ordering::Relaxed);
         slot.t_issue.store(now_us, Ordering::Relaxed);
         slot.t_done.store(0, Ordering::Relaxed);
@@ -417,8 +416,7 @@ impl DeliveryTracker {
     pub fn answered(&self, seq: u64, ok: bool, now_us: u64) {
         let slot = &self.ring[(seq as usize) % RING];
         if slot.id.load(Ordering::Acquire) == seq + 1 {
-            slot.t_done
-                .store(if ok { now_us + 1 } else { FAILED }, Ordering::Release);
+            slot.t_done.store(if ok { now_us + 1 } else { FAILED }, Ordering::Release);
         }
     }
 
@@ -472,27 +470,17 @@ impl DeliveryTracker {
     pub fn read_stamp(&self, channel: u32, reader: u32, receiver: u32) -> Option<Stamp> {
         let hist = *self.reads.lock().ok()?.get(&(channel, reader))?;
         let k = self.member(receiver, channel).map(|p| p - self.members(channel).start);
-        let stamp = |(t_us, seq): (u64, u64)| Stamp {
-            t_us,
-            seq,
-            user: reader,
-        };
-        let pending = hist
-            .iter()
-            .rev()
-            .copied()
-            .filter(|&(_, seq)| seq != u64::MAX)
-            .find(|&(_, seq)| {
-                let i = (seq as usize) % RING;
-                let Some(k) = k else { return false };
-                if self.ring[i].id.load(Ordering::Acquire) != seq + 1 {
-                    return false;
-                }
-                let (expected, received) = self.slot_bits(i);
-                let bit = 1u64 << (k % 64);
-                expected[k / 64].load(Ordering::Acquire) & bit != 0
-                    && received[k / 64].load(Ordering::Acquire) & bit == 0
-            });
+        let stamp = |(t_us, seq): (u64, u64)| Stamp { t_us, seq, user: reader };
+        let pending = hist.iter().rev().copied().filter(|&(_, seq)| seq != u64::MAX).find(|&(_, seq)| {
+            let i = (seq as usize) % RING;
+            let Some(k) = k else { return false };
+            if self.ring[i].id.load(Ordering::Acquire) != seq + 1 {
+                return false;
+            }
+            let (expected, received) = self.slot_bits(i);
+            let bit = 1u64 << (k % 64);
+            expected[k / 64].load(Ordering::Acquire) & bit != 0 && received[k / 64].load(Ordering::Acquire) & bit == 0
+        });
         pending.or(Some(hist[0])).filter(|&(_, seq)| seq != u64::MAX).map(stamp)
     }
 
@@ -646,10 +634,7 @@ mod tests {
             }
         }
         let tot = t.finish();
-        assert_eq!(
-            (tot.sent, tot.received, tot.lost, tot.duplicated, tot.undetermined),
-            (2, 7, 0, 0, 0)
-        );
+        assert_eq!((tot.sent, tot.received, tot.lost, tot.duplicated, tot.undetermined), (2, 7, 0, 0, 0));
     }
 
     #[test]
@@ -663,11 +648,7 @@ mod tests {
         t.connection_ended(3, 120); // dropped inside the window: undetermined
         t.receive(Kind::Message, m, 0, 0);
         let tot = t.finish();
-        assert_eq!(
-            (tot.received, tot.lost, tot.undetermined, tot.duplicated),
-            (1, 1, 2, 0),
-            "{tot:?}"
-        );
+        assert_eq!((tot.received, tot.lost, tot.undetermined, tot.duplicated), (1, 1, 2, 0), "{tot:?}");
     }
 
     #[test]
@@ -696,11 +677,7 @@ mod tests {
         // User 3 never watched: its receipt is neither expected nor a duplicate the first time.
         t.receive(Kind::Message, m, 3, 0);
         let tot = t.finish();
-        assert_eq!(
-            (tot.received, tot.duplicated, tot.lost, tot.undetermined),
-            (2, 1, 0, 0),
-            "{tot:?}"
-        );
+        assert_eq!((tot.received, tot.duplicated, tot.lost, tot.undetermined), (2, 1, 0, 0), "{tot:?}");
     }
 
     #[test]

@@ -246,9 +246,7 @@ pub async fn send(
     body: Option<Vec<u8>>,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
-    send_on(client, Lane::Rest, method, url, headers, body, timeout)
-        .await
-        .result
+    send_on(client, Lane::Rest, method, url, headers, body, timeout).await.result
 }
 
 /// A header name from a string (the protocol crate names headers as strings).

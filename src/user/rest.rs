@@ -252,11 +252,7 @@ pub async fn run(ctx: Arc<UserCtx>, spec: Arc<UserSpec>, job: Job, token: String
     let mut new_token = None;
     // Unity does not refresh in place: its driver reconnects and resends (`RestExpired`).
     let in_place = params.rest_expired == RestExpired::RefreshAndResend;
-    let resends = if spec.profile == Profile::Js {
-        JS_REFRESH_RESENDS
-    } else {
-        1
-    };
+    let resends = if spec.profile == Profile::Js { JS_REFRESH_RESENDS } else { 1 };
     let mut failures = 0u32;
     while failures < resends
         && in_place

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,7 +17,7 @@ use crate::journal::Journal;
 use crate::ratelimit::RateLimiter;
 use crate::stats::Stats;
 use crate::wire;
-use crate::world::World;
+use crate::world::{Channel, World};
 
 /// The shared state of one server.
 #[derive(Debug)]
@@ -76,6 +76,13 @@ impl App {
     /// Queues one serialized event on each connection. Never blocks: a full WebSocket outbox marks
     /// that connection as a slow consumer, a full long-poll buffer drops its oldest event.
     pub fn deliver(&self, conns: &[Arc<Conn>], frame: &Utf8Bytes) {
+        self.deliver_each(conns.iter(), frame);
+    }
+
+    /// [`App::deliver`] over any walk of the receivers, so a fan-out under the world lock pushes
+    /// straight from the channel's watcher map without collecting it first. Cost: one queue push
+    /// per receiver, and the frame's bytes are shared, not copied.
+    pub fn deliver_each<'a>(&self, conns: impl Iterator<Item = &'a Arc<Conn>>, frame: &Utf8Bytes) {
         for c in conns {
             let limit = match c.transport {
                 Transport::WebSocket => self.cfg.outbox_limit,
@@ -103,9 +110,7 @@ impl App {
             _ => self.ids.next(),
         };
         let rec = w.user_mut(user);
-        rec.conns.push(id);
-        rec.last_conn = Some(id);
-        rec.last_active = wire::now();
+        rec.connected(id);
         let conn = Arc::new(Conn::new(id, rec.id.clone(), transport));
         w.conns.insert(id, conn.clone());
         drop(w);
@@ -132,43 +137,34 @@ impl App {
         let w = &mut *guard;
         let Some(conn) = w.conns.remove(&id) else { return };
         let cids: Vec<Arc<str>> = std::mem::take(&mut *conn.watching.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut outgoing: Vec<(Vec<Arc<Conn>>, Utf8Bytes)> = Vec::new();
-        let user_json = w.user_json(&conn.user);
+        let now = wire::now();
+        // Announced with the user as it was while connected, as before the change below.
         for cid in &cids {
             let Some(ch) = w.channels.get_mut(cid) else { continue };
-            let (_, last) = ch.remove_watcher(id, &conn.user);
-            if !last {
+            let (_, last_of_user) = ch.remove_watcher(id, &conn.user);
+            if !last_of_user {
                 continue;
             }
-            let mut ev = wire::channel_event("user.watching.stop", &ch.cid, &ch.kind, &ch.id, user_json.clone());
-            ev.insert("watcher_count".into(), ch.watchers.len().into());
-            let to: Vec<Arc<Conn>> = ch.watchers.iter().filter_map(|c| w.conns.get(c).cloned()).collect();
-            outgoing.push((to, Value::Object(ev).to_string().into()));
+            let ch = &w.channels[cid];
+            let frame = watching_event(w, ch, "user.watching.stop", &conn.user, &now);
+            self.deliver_each(ch.watchers.values(), &frame);
         }
-        let last = {
-            let rec = w.user_mut(&conn.user);
-            rec.conns.retain(|c| *c != id);
-            rec.last_active = wire::now();
-            rec.conns.is_empty()
-        };
+        let last = w.user_mut(&conn.user).disconnected(id);
         if last && !self.violation(Violation::NoPresenceEvent) {
             let to = presence_subscribers(w, &conn.user);
             if !to.is_empty() {
-                let ev = json!({
-                    "type": "user.presence.changed",
-                    "user": w.user_json(&conn.user),
-                    "created_at": wire::now(),
-                });
-                outgoing.push((to, ev.to_string().into()));
+                let ev = wire::PresenceChanged {
+                    kind: "user.presence.changed",
+                    user: w.user_ref(&conn.user),
+                    created_at: &now,
+                };
+                self.deliver(&to, &wire::to_string(&ev).into());
             }
         }
         drop(guard);
         match conn.transport {
             Transport::WebSocket => Stats::dec(&self.stats.ws_live),
             Transport::LongPoll => Stats::dec(&self.stats.longpoll_live),
-        }
-        for (to, frame) in outgoing {
-            self.deliver(&to, &frame);
         }
     }
 
@@ -181,7 +177,7 @@ impl App {
             return;
         }
         let Some(ch) = w.channels.get_mut(cid) else { return };
-        let (added, first) = ch.add_watcher(conn.id, &conn.user);
+        let (added, first) = ch.add_watcher(conn);
         if !added {
             return;
         }
@@ -194,17 +190,9 @@ impl App {
         if !first {
             return;
         }
-        let mut ev = wire::channel_event("user.watching.start", &ch.cid, &ch.kind, &ch.id, Value::Null);
-        ev.insert("watcher_count".into(), ch.watchers.len().into());
-        let to: Vec<Arc<Conn>> = ch
-            .watchers
-            .iter()
-            .filter(|c| **c != conn.id)
-            .filter_map(|c| w.conns.get(c).cloned())
-            .collect();
-        ev.insert("user".into(), w.user_json(&conn.user));
-        drop(guard);
-        self.deliver(&to, &Value::Object(ev).to_string().into());
+        let ch = &w.channels[cid];
+        let frame = watching_event(w, ch, "user.watching.start", &conn.user, &wire::now());
+        self.deliver_each(ch.watchers.values().filter(|c| c.id != conn.id), &frame);
     }
 
     /// Stops `conn` watching `cid`; announces `user.watching.stop` when the user has no other
@@ -224,13 +212,26 @@ impl App {
         if !last {
             return;
         }
-        let mut ev = wire::channel_event("user.watching.stop", &ch.cid, &ch.kind, &ch.id, Value::Null);
-        ev.insert("watcher_count".into(), ch.watchers.len().into());
-        let to: Vec<Arc<Conn>> = ch.watchers.iter().filter_map(|c| w.conns.get(c).cloned()).collect();
-        ev.insert("user".into(), w.user_json(&conn.user));
-        drop(guard);
-        self.deliver(&to, &Value::Object(ev).to_string().into());
+        let ch = &w.channels[cid];
+        let frame = watching_event(w, ch, "user.watching.stop", &conn.user, &wire::now());
+        self.deliver_each(ch.watchers.values(), &frame);
     }
+}
+
+/// `user.watching.start` or `.stop` of `user` in `ch`, serialized once for every receiver.
+fn watching_event(w: &World, ch: &Channel, kind: &str, user: &str, now: &str) -> Utf8Bytes {
+    let ev = wire::ChannelEvent {
+        kind,
+        cid: &ch.cid,
+        channel_id: &ch.id,
+        channel_type: &ch.kind,
+        user: w.user_ref(user),
+        created_at: now,
+        extra: wire::WatcherCount {
+            watcher_count: ch.watchers.len(),
+        },
+    };
+    wire::to_string(&ev).into()
 }
 
 /// Connections subscribed to presence that watch a channel `user` is a member of.
@@ -238,17 +239,18 @@ fn presence_subscribers(w: &World, user: &str) -> Vec<Arc<Conn>> {
     let Some(rec) = w.users.get(user) else {
         return Vec::new();
     };
-    let mut ids: Vec<ConnId> = Vec::new();
+    let mut to: Vec<&Arc<Conn>> = Vec::new();
     for cid in &rec.member_of {
         if let Some(ch) = w.channels.get(cid) {
-            ids.extend(ch.watchers.iter().copied());
+            to.extend(
+                ch.watchers
+                    .values()
+                    .filter(|c| c.presence.load(std::sync::atomic::Ordering::Relaxed) && &*c.user != user),
+            );
         }
     }
-    ids.sort_unstable();
-    ids.dedup();
-    ids.iter()
-        .filter_map(|id| w.conns.get(id))
-        .filter(|c| c.presence.load(std::sync::atomic::Ordering::Relaxed) && &*c.user != user)
-        .cloned()
-        .collect()
+    // A subscriber watching several of the user's channels gets the event once.
+    to.sort_unstable_by_key(|c| c.id);
+    to.dedup_by_key(|c| c.id);
+    to.into_iter().cloned().collect()
 }

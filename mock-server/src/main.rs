@@ -3,6 +3,11 @@
 
 use std::process::ExitCode;
 
+/// jemalloc, chosen by measurement (figures beside the dependency in Cargo.toml): the lowest memory
+/// per connection and CPU of the three allocators tried, without glibc's arena tuning.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chatstorm_protocol::error::{ConnectionErrorEvent, ErrorBody};
 use chatstorm_protocol::{ErrorCode, ServerEvent};
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
 /// Error codes the mock sends, from the protocol crate's table.
 pub mod code {
@@ -100,28 +101,87 @@ pub fn connection_error(code: i32, detail: &str, incomplete: bool) -> String {
 
 /// A `health.check` event; `me` only on the first one of a connection.
 pub fn health_check(connection_id: &str, me: Option<Value>) -> String {
-    let mut ev = json!({
-        "type": "health.check",
-        "connection_id": connection_id,
-        "cid": "*",
-        "created_at": now(),
-    });
-    if let (Some(me), Some(obj)) = (me, ev.as_object_mut()) {
-        obj.insert("me".to_owned(), me);
+    #[derive(Serialize)]
+    struct HealthCheck<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        connection_id: &'a str,
+        cid: &'static str,
+        created_at: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        me: Option<Value>,
     }
-    ev.to_string()
+    to_string(&HealthCheck {
+        kind: "health.check",
+        connection_id,
+        cid: "*",
+        created_at: now(),
+        me,
+    })
 }
 
-/// The cid fields every channel event carries.
-pub fn channel_event(kind: &str, cid: &str, channel_type: &str, channel_id: &str, user: Value) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("type".into(), kind.into());
-    m.insert("cid".into(), cid.into());
-    m.insert("channel_id".into(), channel_id.into());
-    m.insert("channel_type".into(), channel_type.into());
-    m.insert("user".into(), user);
-    m.insert("created_at".into(), now().into());
-    m
+/// Serializes a view the mock wrote itself (no map with non-string keys, no failing `Serialize`):
+/// an error cannot happen, and would give `null` rather than a panic.
+pub fn to_string<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// The fields every channel event starts with, then `extra`'s (a struct or map, flattened).
+#[derive(Serialize)]
+pub struct ChannelEvent<'a, U: Serialize, X: Serialize> {
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub cid: &'a str,
+    pub channel_id: &'a str,
+    pub channel_type: &'a str,
+    pub user: U,
+    pub created_at: &'a str,
+    #[serde(flatten)]
+    pub extra: X,
+}
+
+/// `user.watching.start` / `user.watching.stop`'s own field.
+#[derive(Serialize)]
+pub struct WatcherCount {
+    pub watcher_count: usize,
+}
+
+/// `message.read`'s own fields.
+#[derive(Serialize)]
+pub struct ReadFields<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_read_message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadRef<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct ThreadRef<'a> {
+    pub parent_message_id: &'a str,
+}
+
+/// `user.presence.changed`.
+#[derive(Serialize)]
+pub struct PresenceChanged<'a, U: Serialize> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub user: U,
+    pub created_at: &'a str,
+}
+
+/// A JSON object (a response body, `{…}`) with `"duration"` added as its first field.
+pub fn with_duration(body: &str, start_nanos: i128) -> String {
+    let d = duration_since(start_nanos);
+    let rest = body.strip_prefix('{').unwrap_or(body).trim_start();
+    let mut out = String::with_capacity(body.len() + 32);
+    out.push_str("{\"duration\":\"");
+    out.push_str(&d);
+    out.push('"');
+    if !rest.starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The channel-type config the SDKs gate typing and read on (PROTOCOL.md, JS SDK section).

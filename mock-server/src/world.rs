@@ -1,10 +1,17 @@
 //! Owns the chat data: users (with privacy settings and unread counters), channels (members, read
 //! state, watchers, recent messages) and the connection registry. Plain data behind one lock in
 //! `App`; the JSON views of users and channels live here too.
+//!
+//! The views are written straight from the records (serde `Serialize` on borrowing structs), never
+//! through a `serde_json::Value` tree: a channel state of 50 members carries 100 user objects, and a
+//! reconnect storm asks for thousands of them a second. Each user's public JSON is serialized once
+//! and cached until the record changes ([`UserRec::touch`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::conn::{Conn, ConnId};
@@ -47,6 +54,9 @@ pub struct UserRec {
     pub unread_channels: u32,
     /// Channels the user is a member of.
     pub member_of: Vec<Arc<str>>,
+    /// `to_json()` serialized, filled on first use; every change of a field it shows (fields,
+    /// times, connections) must call [`UserRec::touch`].
+    cached: OnceLock<Box<RawValue>>,
 }
 
 impl UserRec {
@@ -63,7 +73,38 @@ impl UserRec {
             total_unread: 0,
             unread_channels: 0,
             member_of: Vec::new(),
+            cached: OnceLock::new(),
         }
+    }
+
+    /// Drops the cached JSON; called by everything that changes what `to_json` shows.
+    pub fn touch(&mut self) {
+        self.cached = OnceLock::new();
+    }
+
+    /// The user as other users see it, serialized once per change.
+    pub fn raw(&self) -> &RawValue {
+        self.cached.get_or_init(|| {
+            let s = self.to_json().to_string();
+            // A serialized object is valid JSON; the fallback is never taken.
+            RawValue::from_string(s).unwrap_or_else(|_| RawValue::NULL.to_owned())
+        })
+    }
+
+    /// A new connection of this user.
+    pub fn connected(&mut self, id: ConnId) {
+        self.conns.push(id);
+        self.last_conn = Some(id);
+        self.last_active = wire::now();
+        self.touch();
+    }
+
+    /// A connection of this user closed; returns whether it was the last one.
+    pub fn disconnected(&mut self, id: ConnId) -> bool {
+        self.conns.retain(|c| *c != id);
+        self.last_active = wire::now();
+        self.touch();
+        self.conns.is_empty()
     }
 
     fn toggle(&self, which: &str) -> bool {
@@ -141,6 +182,7 @@ impl UserRec {
             }
         }
         self.updated_at = wire::now();
+        self.touch();
     }
 
     /// Applies a partial update: `set` keys may be dotted paths; objects set on an existing object
@@ -159,11 +201,12 @@ impl UserRec {
             unset_path(&mut self.fields, &parts);
         }
         self.updated_at = wire::now();
+        self.touch();
     }
 
     /// Serialized size of the client-visible user, for the 5 KB rule.
     pub fn size(&self) -> usize {
-        self.to_json().to_string().len()
+        self.raw().get().len()
     }
 }
 
@@ -272,6 +315,37 @@ impl Default for Member {
     }
 }
 
+/// One kept message: its serialized form (written as is into every state and event that carries
+/// it) and the fields the handlers look up.
+#[derive(Debug)]
+pub struct Msg {
+    /// Creation time in nanoseconds since the epoch.
+    pub nanos: i128,
+    pub id: String,
+    pub created_at: String,
+    pub author: String,
+    pub raw: Box<RawValue>,
+}
+
+impl Msg {
+    pub fn new(nanos: i128, value: Value) -> Self {
+        let s = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let author = value
+            .pointer("/user/id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let raw = RawValue::from_string(value.to_string()).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Msg {
+            nanos,
+            id: s("id"),
+            created_at: s("created_at"),
+            author,
+            raw,
+        }
+    }
+}
+
 /// One channel.
 #[derive(Debug)]
 pub struct Channel {
@@ -283,18 +357,23 @@ pub struct Channel {
     pub created_at: String,
     pub updated_at: String,
     pub members: BTreeMap<Arc<str>, Member>,
-    pub watchers: HashSet<ConnId>,
+    /// Watching connections, held directly so a fan-out walks this map once and looks nothing up.
+    pub watchers: HashMap<ConnId, Arc<Conn>>,
     /// Watching connections per user, so "first/last connection of this user" needs no scan.
     pub watching_users: HashMap<Arc<str>, u32>,
-    /// The last `MESSAGES_KEPT` messages, with their creation time in nanoseconds.
-    pub messages: VecDeque<(i128, Value)>,
+    /// The last `MESSAGES_KEPT` messages, oldest first.
+    pub messages: VecDeque<Msg>,
     pub last_message_at: Option<String>,
     pub message_count: u64,
+    /// The channel-type config, serialized once (it depends only on the type and creation time).
+    config: Box<RawValue>,
 }
 
 impl Channel {
     pub fn new(kind: &str, id: &str, created_by: Arc<str>, data: Map<String, Value>) -> Self {
         let t = wire::now();
+        let config = RawValue::from_string(wire::channel_config(kind, &t).to_string())
+            .unwrap_or_else(|_| RawValue::NULL.to_owned());
         Channel {
             cid: Arc::from(format!("{kind}:{id}")),
             kind: Arc::from(kind),
@@ -304,29 +383,29 @@ impl Channel {
             created_at: t.clone(),
             updated_at: t,
             members: BTreeMap::new(),
-            watchers: HashSet::new(),
+            watchers: HashMap::new(),
             watching_users: HashMap::new(),
             messages: VecDeque::new(),
             last_message_at: None,
             message_count: 0,
+            config,
         }
     }
-}
 
-impl Channel {
     /// Adds a watching connection; returns (newly added, first connection of that user).
-    pub fn add_watcher(&mut self, id: ConnId, user: &Arc<str>) -> (bool, bool) {
-        if !self.watchers.insert(id) {
+    pub fn add_watcher(&mut self, conn: &Arc<Conn>) -> (bool, bool) {
+        if self.watchers.contains_key(&conn.id) {
             return (false, false);
         }
-        let n = self.watching_users.entry(user.clone()).or_insert(0);
+        self.watchers.insert(conn.id, conn.clone());
+        let n = self.watching_users.entry(conn.user.clone()).or_insert(0);
         *n += 1;
         (true, *n == 1)
     }
 
     /// Removes a watching connection; returns (was watching, it was that user's last one).
     pub fn remove_watcher(&mut self, id: ConnId, user: &str) -> (bool, bool) {
-        if !self.watchers.remove(&id) {
+        if self.watchers.remove(&id).is_none() {
             return (false, false);
         }
         let last = match self.watching_users.get_mut(user) {
@@ -340,6 +419,32 @@ impl Channel {
             }
         };
         (true, last)
+    }
+
+    /// The id of the newest kept message.
+    pub fn latest_message_id(&self) -> Option<&str> {
+        self.messages.back().map(|m| m.id.as_str())
+    }
+}
+
+/// A user object inside a response or event: the cached JSON of a known user, or `{"id"}` for
+/// one never seen.
+#[derive(Debug, Clone, Copy)]
+pub enum UserRef<'a> {
+    Known(&'a RawValue),
+    Bare(&'a str),
+}
+
+impl Serialize for UserRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            UserRef::Known(raw) => raw.serialize(s),
+            UserRef::Bare(id) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("id", id)?;
+                m.end()
+            }
+        }
     }
 }
 
@@ -370,6 +475,14 @@ impl World {
             .unwrap_or_else(|| json!({"id": id}))
     }
 
+    /// The user as responses and events carry it, without building anything.
+    pub fn user_ref<'a>(&'a self, id: &'a str) -> UserRef<'a> {
+        match self.users.get(id) {
+            Some(u) => UserRef::Known(u.raw()),
+            None => UserRef::Bare(id),
+        }
+    }
+
     /// Adds a member to a channel (and the channel to the user's list).
     pub fn add_member(&mut self, cid: &Arc<str>, user: &str) {
         let uid: Arc<str> = self.user_mut(user).id.clone();
@@ -392,88 +505,256 @@ impl World {
             .filter_map(|id| self.conns.get(id))
     }
 
+    /// The channel object inside states and `notification.message_new`.
+    pub fn channel_view<'a>(&'a self, ch: &'a Channel) -> ChannelView<'a> {
+        ChannelView { w: self, ch }
+    }
+
     /// The channel state object that query and watch responses carry, as `viewer` sees it.
-    pub fn channel_state(&self, ch: &Channel, viewer: &str, read_ignores_privacy: bool, message_limit: usize) -> Value {
-        let mut channel = Map::new();
-        for (k, v) in &ch.data {
-            channel.insert(k.clone(), v.clone());
+    pub fn channel_state<'a>(
+        &'a self,
+        ch: &'a Channel,
+        viewer: &'a str,
+        read_ignores_privacy: bool,
+        message_limit: usize,
+    ) -> ChannelState<'a> {
+        ChannelState {
+            w: self,
+            ch,
+            viewer,
+            read_ignores_privacy,
+            message_limit,
         }
-        channel.insert("id".into(), Value::from(&*ch.id));
-        channel.insert("type".into(), Value::from(&*ch.kind));
-        channel.insert("cid".into(), Value::from(&*ch.cid));
-        channel.insert("created_at".into(), ch.created_at.clone().into());
-        channel.insert("updated_at".into(), ch.updated_at.clone().into());
-        channel.insert("created_by".into(), self.user_json(&ch.created_by));
-        channel.insert("frozen".into(), false.into());
-        channel.insert("disabled".into(), false.into());
-        channel.insert("member_count".into(), ch.members.len().into());
+    }
+}
+
+/// Keys of the channel object the server writes; custom data under these names is not repeated.
+const CHANNEL_KEYS: &[&str] = &[
+    "id",
+    "type",
+    "cid",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "frozen",
+    "disabled",
+    "member_count",
+    "last_message_at",
+    "config",
+    "own_capabilities",
+];
+
+/// The channel object: custom data, then the server's fields.
+pub struct ChannelView<'a> {
+    w: &'a World,
+    ch: &'a Channel,
+}
+
+impl Serialize for ChannelView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ch = self.ch;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in ch.data.iter().filter(|(k, _)| !CHANNEL_KEYS.contains(&k.as_str())) {
+            m.serialize_entry(k, v)?;
+        }
+        m.serialize_entry("id", &*ch.id)?;
+        m.serialize_entry("type", &*ch.kind)?;
+        m.serialize_entry("cid", &*ch.cid)?;
+        m.serialize_entry("created_at", &ch.created_at)?;
+        m.serialize_entry("updated_at", &ch.updated_at)?;
+        m.serialize_entry("created_by", &self.w.user_ref(&ch.created_by))?;
+        m.serialize_entry("frozen", &false)?;
+        m.serialize_entry("disabled", &false)?;
+        m.serialize_entry("member_count", &ch.members.len())?;
         if let Some(t) = &ch.last_message_at {
-            channel.insert("last_message_at".into(), t.clone().into());
+            m.serialize_entry("last_message_at", t)?;
         }
-        channel.insert("config".into(), wire::channel_config(&ch.kind, &ch.created_at));
-        channel.insert("own_capabilities".into(), json!(wire::OWN_CAPABILITIES));
-        let members: Vec<Value> = ch
-            .members
-            .iter()
-            .map(|(uid, m)| {
-                json!({
-                    "user_id": &**uid,
-                    "user": self.user_json(uid),
-                    "created_at": m.joined_at,
-                    "updated_at": m.joined_at,
-                    "role": "member",
-                    "channel_role": "channel_member",
-                    "banned": false,
-                    "shadow_banned": false,
+        m.serialize_entry("config", &*ch.config)?;
+        m.serialize_entry("own_capabilities", wire::OWN_CAPABILITIES)?;
+        m.end()
+    }
+}
+
+/// A channel state (query and watch responses), as one viewer sees it.
+pub struct ChannelState<'a> {
+    w: &'a World,
+    ch: &'a Channel,
+    viewer: &'a str,
+    read_ignores_privacy: bool,
+    message_limit: usize,
+}
+
+#[derive(serde::Serialize)]
+struct MemberView<'a> {
+    user_id: &'a str,
+    user: UserRef<'a>,
+    created_at: &'a str,
+    updated_at: &'a str,
+    role: &'static str,
+    channel_role: &'static str,
+    banned: bool,
+    shadow_banned: bool,
+}
+
+#[derive(serde::Serialize)]
+struct ReadView<'a> {
+    user: UserRef<'a>,
+    last_read: &'a str,
+    unread_messages: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_read_message_id: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct MembershipView<'a> {
+    user_id: &'a str,
+    user: UserRef<'a>,
+    created_at: &'a str,
+    updated_at: &'a str,
+    role: &'static str,
+    channel_role: &'static str,
+}
+
+/// Serializes the items of an iterator as a JSON array without collecting them.
+struct Seq<F>(F);
+
+impl<I, F> Serialize for Seq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
+const EMPTY: &[Value] = &[];
+
+impl Serialize for ChannelState<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (w, ch) = (self.w, self.ch);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("channel", &w.channel_view(ch))?;
+        let skip = ch.messages.len().saturating_sub(self.message_limit);
+        m.serialize_entry("messages", &Seq(|| ch.messages.iter().skip(skip).map(|m| &*m.raw)))?;
+        m.serialize_entry("pinned_messages", EMPTY)?;
+        m.serialize_entry(
+            "members",
+            &Seq(|| {
+                ch.members.iter().map(|(uid, mem)| MemberView {
+                    user_id: uid,
+                    user: w.user_ref(uid),
+                    created_at: &mem.joined_at,
+                    updated_at: &mem.joined_at,
+                    role: "member",
+                    channel_role: "channel_member",
+                    banned: false,
+                    shadow_banned: false,
                 })
-            })
-            .collect();
-        let read: Vec<Value> = ch
-            .members
-            .iter()
-            .filter(|(uid, _)| {
-                &***uid == viewer
-                    || read_ignores_privacy
-                    || self.users.get(&***uid).is_none_or(UserRec::read_receipts_enabled)
-            })
-            .map(|(uid, m)| {
-                let mut r = json!({
-                    "user": self.user_json(uid),
-                    "last_read": m.last_read,
-                    "unread_messages": m.unread,
-                });
-                if let (Some(id), Some(o)) = (&m.last_read_message_id, r.as_object_mut()) {
-                    o.insert("last_read_message_id".into(), id.clone().into());
-                }
-                r
-            })
-            .collect();
-        let skip = ch.messages.len().saturating_sub(message_limit);
-        let messages: Vec<Value> = ch.messages.iter().skip(skip).map(|(_, m)| m.clone()).collect();
-        let membership = ch.members.get(viewer).map(|m| {
-            json!({"user_id": viewer, "user": self.user_json(viewer), "created_at": m.joined_at,
-                   "updated_at": m.joined_at, "role": "member", "channel_role": "channel_member"})
-        });
-        let mut state = json!({
-            "channel": Value::Object(channel),
-            "messages": messages,
-            "pinned_messages": [],
-            "members": members,
-            "read": read,
-            "watcher_count": ch.watchers.len(),
-            "watchers": [],
-            "threads": [],
-        });
-        if let (Some(m), Some(o)) = (membership, state.as_object_mut()) {
-            o.insert("membership".into(), m);
+            }),
+        )?;
+        m.serialize_entry(
+            "read",
+            &Seq(|| {
+                ch.members
+                    .iter()
+                    .filter(|(uid, _)| {
+                        &***uid == self.viewer
+                            || self.read_ignores_privacy
+                            || w.users.get(&***uid).is_none_or(UserRec::read_receipts_enabled)
+                    })
+                    .map(|(uid, mem)| ReadView {
+                        user: w.user_ref(uid),
+                        last_read: &mem.last_read,
+                        unread_messages: mem.unread,
+                        last_read_message_id: mem.last_read_message_id.as_deref(),
+                    })
+            }),
+        )?;
+        m.serialize_entry("watcher_count", &ch.watchers.len())?;
+        m.serialize_entry("watchers", EMPTY)?;
+        m.serialize_entry("threads", EMPTY)?;
+        if let Some(mem) = ch.members.get(self.viewer) {
+            m.serialize_entry(
+                "membership",
+                &MembershipView {
+                    user_id: self.viewer,
+                    user: w.user_ref(self.viewer),
+                    created_at: &mem.joined_at,
+                    updated_at: &mem.joined_at,
+                    role: "member",
+                    channel_role: "channel_member",
+                },
+            )?;
         }
-        state
+        m.end()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(raw: &RawValue) -> Value {
+        serde_json::from_str(raw.get()).expect("cached user is JSON")
+    }
+
+    #[test]
+    fn cached_user_json_follows_every_change() {
+        let mut u = UserRec::new(Arc::from("a"));
+        assert_eq!(parse(u.raw())["online"], false);
+        u.connected(ConnId(1));
+        assert_eq!(parse(u.raw())["online"], true);
+        u.apply_upsert(json!({"name": "A"}).as_object().expect("object"));
+        assert_eq!(parse(u.raw())["name"], "A");
+        u.apply_partial(json!({"name": "B"}).as_object().expect("object"), &[]);
+        assert_eq!(parse(u.raw())["name"], "B");
+        assert!(u.disconnected(ConnId(1)));
+        assert_eq!(parse(u.raw())["online"], false);
+        assert_eq!(parse(u.raw()), u.to_json());
+        assert_eq!(u.size(), u.to_json().to_string().len());
+    }
+
+    #[test]
+    fn channel_state_writes_server_fields_over_custom_data_once() {
+        let mut w = World::default();
+        let data = json!({"id": "spoofed", "member_count": 99, "color": "red"});
+        let creator: Arc<str> = w.user_mut("a").id.clone();
+        let cid: Arc<str> = Arc::from("messaging:c");
+        let ch = Channel::new("messaging", "c", creator, data.as_object().cloned().expect("object"));
+        w.channels.insert(cid.clone(), ch);
+        w.add_member(&cid, "a");
+        w.add_member(&cid, "b");
+        w.user_mut("b").apply_upsert(
+            json!({"privacy_settings": {"read_receipts": {"enabled": false}}})
+                .as_object()
+                .expect("o"),
+        );
+        let ch = &w.channels[&cid];
+        let text = serde_json::to_string(&w.channel_state(ch, "a", false, 25)).expect("serializes");
+        assert_eq!(text.matches("\"member_count\"").count(), 1, "{text}");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["channel"]["id"], "c");
+        assert_eq!(v["channel"]["member_count"], 2);
+        assert_eq!(v["channel"]["color"], "red");
+        assert_eq!(v["channel"]["created_by"]["id"], "a");
+        assert_eq!(v["channel"]["config"]["typing_events"], true);
+        assert_eq!(v["members"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["membership"]["user_id"], "a");
+        // b hides read receipts: only the viewer's own read state is shown.
+        let reads: Vec<&str> = v["read"]
+            .as_array()
+            .expect("read")
+            .iter()
+            .filter_map(|r| r["user"]["id"].as_str())
+            .collect();
+        assert_eq!(reads, ["a"]);
+        let as_b: Value =
+            serde_json::from_str(&serde_json::to_string(&w.channel_state(ch, "b", false, 25)).expect("s")).expect("j");
+        assert_eq!(as_b["read"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["watchers"], json!([]));
+    }
 
     #[test]
     fn upsert_keys_match_in_any_case() {

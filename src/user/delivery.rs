@@ -464,24 +464,53 @@ impl DeliveryTracker {
         self.undetermined.fetch_add(undetermined, Ordering::Relaxed);
     }
 
-    /// The stamp a `message.read` from `reader` on `channel` received by `receiver` answers: the
-    /// oldest remembered read of that reader there still expected at the receiver and not yet
-    /// received (a server delivers one channel's events in order), else the newest.
+    /// The stamp a `message.read` from `reader` on `channel` received by `receiver` answers (the
+    /// event carries no stamp). Among the reader's remembered reads there, on the receiver's
+    /// current connection (issued after its watch was answered): the oldest one expected at the
+    /// receiver and not yet received (a server delivers one channel's events in order); else the
+    /// oldest not yet received; else the newest (then a duplicate: the receiver got more reads
+    /// than were sent). A read expected on an earlier connection of the receiver is never taken:
+    /// it went to, or was lost with, that connection.
     pub fn read_stamp(&self, channel: u32, reader: u32, receiver: u32) -> Option<Stamp> {
         let hist = *self.reads.lock().ok()?.get(&(channel, reader))?;
-        let k = self.member(receiver, channel).map(|p| p - self.members(channel).start);
-        let stamp = |(t_us, seq): (u64, u64)| Stamp { t_us, seq, user: reader };
-        let pending = hist.iter().rev().copied().filter(|&(_, seq)| seq != u64::MAX).find(|&(_, seq)| {
+        let member = self.member(receiver, channel);
+        let since = member.map_or(0, |p| self.since[p].load(Ordering::Acquire));
+        let k = member.map(|p| p - self.members(channel).start);
+        // Oldest first; each with (expected, received) at the receiver when its slot is live.
+        let state = |seq: u64| -> Option<(bool, bool)> {
             let i = (seq as usize) % RING;
-            let Some(k) = k else { return false };
-            if self.ring[i].id.load(Ordering::Acquire) != seq + 1 {
-                return false;
+            let k = k?;
+            if self.ring[i].id.load(Ordering::Acquire) != seq + 1 || k / 64 >= self.words {
+                return None;
             }
             let (expected, received) = self.slot_bits(i);
             let bit = 1u64 << (k % 64);
-            expected[k / 64].load(Ordering::Acquire) & bit != 0 && received[k / 64].load(Ordering::Acquire) & bit == 0
-        });
-        pending.or(Some(hist[0])).filter(|&(_, seq)| seq != u64::MAX).map(stamp)
+            Some((
+                expected[k / 64].load(Ordering::Acquire) & bit != 0,
+                received[k / 64].load(Ordering::Acquire) & bit != 0,
+            ))
+        };
+        let current = hist
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&(t, seq)| seq != u64::MAX && (since == 0 || t + 1 >= since))
+            .filter_map(|(t, seq)| state(seq).map(|st| ((t, seq), st)));
+        let mut first_unreceived = None;
+        for (read, (expected, received)) in current {
+            if expected && !received {
+                return Some(Stamp {
+                    t_us: read.0,
+                    seq: read.1,
+                    user: reader,
+                });
+            }
+            if !received && first_unreceived.is_none() {
+                first_unreceived = Some(read);
+            }
+        }
+        let (t_us, seq) = first_unreceived.unwrap_or(hist[0]);
+        (seq != u64::MAX).then_some(Stamp { t_us, seq, user: reader })
     }
 
     /// Books one receipt; returns a leak when the sender's privacy was off at send time.
@@ -500,6 +529,11 @@ impl DeliveryTracker {
                 receiver,
                 channel,
             });
+        }
+        if kind != Kind::Message && receiver == stamp.user {
+            // A sender's own typing or read: servers differ on echoing them; neither expected nor
+            // counted.
+            return None;
         }
         let i = (stamp.seq as usize) % RING;
         let slot = &self.ring[i];
@@ -736,6 +770,24 @@ mod tests {
         t.receive(Kind::Read, second, 1, 0);
         let tot = t.finish();
         assert_eq!((tot.lost, tot.duplicated, tot.received), (0, 0, 2), "{tot:?}");
+    }
+
+    #[test]
+    fn a_read_lost_with_an_old_connection_does_not_shift_the_later_ones() {
+        let t = tracker();
+        watch(&t, 0..2, 0, 10, 0);
+        let r1 = t.send(Kind::Read, 0, 0, 100); // receiver 1's connection is already gone server-side
+        t.answered(r1.seq, true, 101);
+        t.connection_ended(1, 150);
+        t.watch_started(1, 0, 200);
+        let r2 = t.send(Kind::Read, 0, 0, 300);
+        t.answered(r2.seq, true, 301);
+        assert_eq!(t.read_stamp(0, 0, 1), Some(r2), "r1 belongs to the old connection");
+        t.receive(Kind::Read, r2, 1, 0);
+        // The reader's own read receipt is not counted either way.
+        t.receive(Kind::Read, r2, 0, 0);
+        let tot = t.finish();
+        assert_eq!((tot.lost, tot.duplicated, tot.undetermined, tot.received), (0, 0, 1, 1), "{tot:?}");
     }
 
     #[test]

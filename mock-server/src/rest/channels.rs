@@ -6,14 +6,16 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, caller_conn, check_channel_part, clip, flag};
+use serde_json::value::RawValue;
+
+use super::{Body, Outcome, caller_conn, check_channel_part, clip, flag};
 use crate::app::App;
 use crate::auth::{ApiError, Caller};
 use crate::fault::Violation;
 use crate::http::Req;
 use crate::proto;
 use crate::wire::{self, code};
-use crate::world::{Channel, World};
+use crate::world::{Channel, ChannelView, Msg, World};
 
 /// Channels returned by one query at most.
 const MAX_LIMIT: usize = 30;
@@ -91,12 +93,17 @@ pub fn query_channels(app: &App, req: &Req, caller: &Caller) -> Outcome {
     let w = app.world();
     let ml = message_limit(&body);
     let ignore = app.violation(Violation::ReadIgnoresPrivacy);
-    let channels: Vec<Value> = cids
+    let channels: Vec<_> = cids
         .iter()
         .filter_map(|cid| w.channels.get(cid))
         .map(|ch| w.channel_state(ch, &caller.user, ignore, ml))
         .collect();
-    Ok((201, json!({ "channels": channels })))
+    #[derive(serde::Serialize)]
+    struct Channels<T> {
+        channels: T,
+    }
+    let out = wire::to_string(&Channels { channels });
+    Ok((201, Body::Raw(out)))
 }
 
 /// The channels a filter can match, found through an index when the filter names cids or members
@@ -270,15 +277,13 @@ pub fn get_or_create(app: &App, req: &Req, caller: &Caller, kind: &str, id: Opti
             format!("channel {} does not exist", clip(&cid)),
         ));
     };
-    Ok((
-        201,
-        w.channel_state(
-            ch,
-            &caller.user,
-            app.violation(Violation::ReadIgnoresPrivacy),
-            message_limit(&body),
-        ),
-    ))
+    let state = w.channel_state(
+        ch,
+        &caller.user,
+        app.violation(Violation::ReadIgnoresPrivacy),
+        message_limit(&body),
+    );
+    Ok((201, Body::Raw(wire::to_string(&state))))
 }
 
 fn fnv(s: &str) -> u64 {
@@ -298,7 +303,7 @@ pub fn stop_watching(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str
     }
     let conn = caller_conn(app, req, caller)?;
     app.unwatch(&conn, &cid);
-    Ok((200, json!({})))
+    Ok((200, json!({}).into()))
 }
 
 /// `POST /sync` `{"channel_cids", "last_sync_at", "watch"?}` → persistent events since then.
@@ -321,7 +326,7 @@ pub fn sync(app: &App, req: &Req, caller: &Caller) -> Outcome {
         return Err(ApiError::new(code::INPUT, "last_sync_at is more than 30 days ago"));
     }
     let watch_conn = binds(app, req, caller, &body)?;
-    let mut events: Vec<(i128, Value)> = Vec::new();
+    let mut events: Vec<(i128, String)> = Vec::new();
     let mut inaccessible = Vec::new();
     let mut watched = Vec::new();
     {
@@ -333,8 +338,8 @@ pub fn sync(app: &App, req: &Req, caller: &Caller) -> Outcome {
                 continue;
             };
             watched.push(ch.cid.clone());
-            for (t, m) in ch.messages.iter().filter(|(t, _)| *t > since) {
-                events.push((*t, message_new(&w, ch, m, &caller.user)));
+            for m in ch.messages.iter().filter(|m| m.nanos > since) {
+                events.push((m.nanos, MessageNew::new(&w, ch, m).for_viewer(&w, ch, &caller.user)));
             }
             if events.len() > MAX_SYNC_EVENTS {
                 return Err(ApiError::new(
@@ -350,28 +355,84 @@ pub fn sync(app: &App, req: &Req, caller: &Caller) -> Outcome {
         }
     }
     events.sort_by_key(|(t, _)| *t);
-    let events: Vec<Value> = events.into_iter().map(|(_, e)| e).collect();
-    Ok((201, json!({ "events": events, "inaccessible_cids": inaccessible })))
+    let mut out = String::from("{\"events\":[");
+    for (i, (_, e)) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(e);
+    }
+    out.push_str("],\"inaccessible_cids\":");
+    out.push_str(&wire::to_string(&inaccessible));
+    out.push('}');
+    Ok((201, Body::Raw(out)))
 }
 
-/// A `message.new` event as `viewer` receives it (unread counters are per recipient).
-pub fn message_new(w: &World, ch: &Channel, message: &Value, viewer: &str) -> Value {
-    let author = message.pointer("/user/id").and_then(Value::as_str).unwrap_or("");
-    let mut ev = wire::channel_event("message.new", &ch.cid, &ch.kind, &ch.id, w.user_json(author));
-    if let Some(t) = message.get("created_at") {
-        ev.insert("created_at".into(), t.clone());
+/// A `message.new` event, serialized once up to the per-recipient unread counters: the common
+/// part is shared and each recipient user costs only its three numbers.
+pub struct MessageNew {
+    /// The event without its closing brace.
+    head: String,
+}
+
+#[derive(serde::Serialize)]
+struct MessageNewFields<'a> {
+    message_id: &'a str,
+    message: &'a RawValue,
+    watcher_count: usize,
+    channel_member_count: usize,
+    channel_message_count: u64,
+    channel_custom: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<ChannelView<'a>>,
+}
+
+impl MessageNew {
+    /// `message.new` of `m` in `ch`.
+    pub fn new(w: &World, ch: &Channel, m: &Msg) -> Self {
+        Self::build(w, ch, m, "message.new", None)
     }
-    ev.insert("message_id".into(), message.get("id").cloned().unwrap_or(Value::Null));
-    ev.insert("message".into(), message.clone());
-    ev.insert("watcher_count".into(), ch.watchers.len().into());
-    let (unread, total, chans) = unread_of(w, ch, viewer);
-    ev.insert("unread_count".into(), unread.into());
-    ev.insert("total_unread_count".into(), total.into());
-    ev.insert("unread_channels".into(), chans.into());
-    ev.insert("channel_member_count".into(), ch.members.len().into());
-    ev.insert("channel_message_count".into(), ch.message_count.into());
-    ev.insert("channel_custom".into(), Value::Object(ch.data.clone()));
-    Value::Object(ev)
+
+    /// `notification.message_new` (to members who do not watch): the channel object included.
+    pub fn notification(w: &World, ch: &Channel, m: &Msg) -> Self {
+        Self::build(w, ch, m, "notification.message_new", Some(w.channel_view(ch)))
+    }
+
+    fn build(w: &World, ch: &Channel, m: &Msg, kind: &str, channel: Option<ChannelView<'_>>) -> Self {
+        let ev = wire::ChannelEvent {
+            kind,
+            cid: &ch.cid,
+            channel_id: &ch.id,
+            channel_type: &ch.kind,
+            user: w.user_ref(&m.author),
+            created_at: &m.created_at,
+            extra: MessageNewFields {
+                message_id: &m.id,
+                message: &m.raw,
+                watcher_count: ch.watchers.len(),
+                channel_member_count: ch.members.len(),
+                channel_message_count: ch.message_count,
+                channel_custom: &ch.data,
+                channel,
+            },
+        };
+        let mut head = wire::to_string(&ev);
+        head.pop();
+        MessageNew { head }
+    }
+
+    /// The event as `viewer` receives it (unread counters are per recipient).
+    pub fn for_viewer(&self, w: &World, ch: &Channel, viewer: &str) -> String {
+        use std::fmt::Write;
+        let (unread, total, chans) = unread_of(w, ch, viewer);
+        let mut s = String::with_capacity(self.head.len() + 80);
+        s.push_str(&self.head);
+        let _ = write!(
+            s,
+            ",\"unread_count\":{unread},\"total_unread_count\":{total},\"unread_channels\":{chans}}}"
+        );
+        s
+    }
 }
 
 /// (unread in this channel, total unread, unread channels) of `user`.

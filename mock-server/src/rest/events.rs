@@ -1,20 +1,22 @@
 //! Owns the channel actions that fan out: typing and custom events (`/event`), mark read (`/read`)
 //! and new messages (`/message`), with the privacy rules of PROTOCOL.md's decisions table.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::channels::{message_new, unread_of};
-use super::{Outcome, clip};
+use super::channels::{MessageNew, unread_of};
+use super::{Body, Outcome, clip};
 use crate::app::App;
 use crate::auth::{ApiError, Caller};
 use crate::conn::Conn;
 use crate::fault::Violation;
 use crate::http::Req;
 use crate::wire::{self, code};
-use crate::world::{Channel, MESSAGES_KEPT, World};
+use crate::world::{Channel, MESSAGES_KEPT, Msg, UserRef, World};
 
 /// Event type prefixes only the server may emit.
 const RESERVED_PREFIXES: &[&str] = &[
@@ -49,8 +51,32 @@ fn acting_user(caller: &Caller, body: &Value) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::new(code::INPUT, "a server-side call needs user_id"))
 }
 
-fn watcher_conns(w: &World, ch: &Channel) -> Vec<Arc<Conn>> {
-    ch.watchers.iter().filter_map(|id| w.conns.get(id).cloned()).collect()
+/// The extra fields of a custom or typing event: what the client sent, less the fields the server
+/// writes itself.
+struct ClientFields<'a>(&'a Map<String, Value>);
+
+impl Serialize for ClientFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.0.iter().filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "type" | "cid" | "channel_id" | "channel_type" | "user" | "created_at"
+            )
+        }) {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// `{"event": …}` around an event already serialized.
+fn event_reply(ev: &str) -> Body {
+    let mut out = String::with_capacity(ev.len() + 10);
+    out.push_str("{\"event\":");
+    out.push_str(ev);
+    out.push('}');
+    Body::Raw(out)
 }
 
 /// `POST /channels/{type}/{id}/event` `{"event": {"type": …}}`. Typing from a user whose typing
@@ -75,26 +101,25 @@ pub fn send_event(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -
     let cid = format!("{kind}:{id}");
     let w = app.world();
     let ch = channel(&w, &cid)?;
-    let mut ev = wire::channel_event(&ty, &ch.cid, &ch.kind, &ch.id, w.user_json(&user));
-    for (k, v) in input {
-        if !matches!(
-            k.as_str(),
-            "type" | "cid" | "channel_id" | "channel_type" | "user" | "created_at"
-        ) {
-            ev.insert(k.clone(), v.clone());
-        }
-    }
-    let ev = Value::Object(ev);
+    let ev = wire::to_string(&wire::ChannelEvent {
+        kind: &ty,
+        cid: &ch.cid,
+        channel_id: &ch.id,
+        channel_type: &ch.kind,
+        user: w.user_ref(&user),
+        created_at: &wire::now(),
+        extra: ClientFields(input),
+    });
     let suppressed = typing
         && !app.violation(Violation::TypingIgnoresPrivacy)
         && !w.users.get(user.as_str()).is_none_or(|u| u.typing_enabled());
-    let mut to = if suppressed { Vec::new() } else { watcher_conns(&w, ch) };
-    if app.violation(Violation::NoSenderFanout) {
-        to.retain(|c| *c.user != *user);
+    if !suppressed {
+        let no_self = app.violation(Violation::NoSenderFanout);
+        let frame = Utf8Bytes::from(ev.clone());
+        app.deliver_each(ch.watchers.values().filter(|c| !no_self || *c.user != *user), &frame);
     }
     drop(w);
-    app.deliver(&to, &ev.to_string().into());
-    Ok((201, json!({ "event": ev })))
+    Ok((201, event_reply(&ev)))
 }
 
 /// `POST /channels/{type}/{id}/read` `{}` or `{"message_id"?, "thread_id"?}`. With read receipts
@@ -113,12 +138,7 @@ pub fn mark_read(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) ->
             format!("channel {} does not exist", clip(&cid)),
         ));
     };
-    let latest = ch
-        .messages
-        .back()
-        .and_then(|(_, m)| m.get("id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let latest = ch.latest_message_id().map(str::to_owned);
     let Some(member) = ch.members.get_mut(user.as_str()) else {
         return Err(ApiError::new(
             code::NOT_ALLOWED,
@@ -137,50 +157,66 @@ pub fn mark_read(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) ->
         }
     }
     let ch = channel(w, &cid)?;
-    let mut ev = wire::channel_event("message.read", &ch.cid, &ch.kind, &ch.id, w.user_json(&user));
-    if let Some(m) = &last_read_message_id {
-        ev.insert("last_read_message_id".into(), m.clone().into());
-    }
-    if let Some(t) = &thread_id {
-        ev.insert("thread".into(), json!({"parent_message_id": t}));
-    }
-    let ev = Value::Object(ev);
+    let now = wire::now();
+    let ev = wire::to_string(&wire::ChannelEvent {
+        kind: "message.read",
+        cid: &ch.cid,
+        channel_id: &ch.id,
+        channel_type: &ch.kind,
+        user: w.user_ref(&user),
+        created_at: &now,
+        extra: wire::ReadFields {
+            last_read_message_id: last_read_message_id.as_deref(),
+            thread: thread_id.as_deref().map(|t| wire::ThreadRef { parent_message_id: t }),
+        },
+    });
     let receipts = app.violation(Violation::ReadIgnoresPrivacy)
         || w.users.get(user.as_str()).is_none_or(|u| u.read_receipts_enabled());
     let no_self = app.violation(Violation::NoSenderFanout);
-    let watchers: Vec<Arc<Conn>> = watcher_conns(w, ch)
-        .into_iter()
-        .filter(|c| if *c.user == *user { !no_self } else { receipts })
-        .collect();
-    let own: Vec<Arc<Conn>> = if app.violation(Violation::NoMarkReadToSelf) {
-        Vec::new()
-    } else {
-        w.conns_of(&user).cloned().collect()
-    };
     let (unread, total, chans) = unread_of(w, ch, &user);
-    let mut note = json!({
-        "type": "notification.mark_read",
-        "created_at": wire::now(),
-        "user": w.user_json(&user),
-        "cid": &*ch.cid,
-        "channel_type": &*ch.kind,
-        "channel_id": &*ch.id,
-        "unread_count": unread,
-        "total_unread_count": total,
-        "unread_channels": chans,
-        "unread_threads": 0,
-    });
-    if let Some(o) = note.as_object_mut() {
-        if let Some(m) = &last_read_message_id {
-            o.insert("last_read_message_id".into(), m.clone().into());
-        }
-        if let Some(t) = &thread_id {
-            o.insert("thread_id".into(), t.clone().into());
-        }
+    #[derive(serde::Serialize)]
+    struct MarkReadNote<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        created_at: &'a str,
+        user: UserRef<'a>,
+        cid: &'a str,
+        channel_type: &'a str,
+        channel_id: &'a str,
+        unread_count: u32,
+        total_unread_count: u32,
+        unread_channels: u32,
+        unread_threads: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_read_message_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thread_id: Option<&'a str>,
     }
-    app.deliver(&watchers, &ev.to_string().into());
-    app.deliver(&own, &note.to_string().into());
-    Ok((201, json!({ "event": ev })))
+    let note = wire::to_string(&MarkReadNote {
+        kind: "notification.mark_read",
+        created_at: &now,
+        user: w.user_ref(&user),
+        cid: &ch.cid,
+        channel_type: &ch.kind,
+        channel_id: &ch.id,
+        unread_count: unread,
+        total_unread_count: total,
+        unread_channels: chans,
+        unread_threads: 0,
+        last_read_message_id: last_read_message_id.as_deref(),
+        thread_id: thread_id.as_deref(),
+    });
+    let frame = Utf8Bytes::from(ev.clone());
+    app.deliver_each(
+        ch.watchers
+            .values()
+            .filter(|c| if *c.user == *user { !no_self } else { receipts }),
+        &frame,
+    );
+    if !app.violation(Violation::NoMarkReadToSelf) {
+        app.deliver_each(w.conns_of(&user), &note.into());
+    }
+    Ok((201, event_reply(&ev)))
 }
 
 /// `POST /channels/{type}/{id}/message` `{"message": {"id"?, "text", "parent_id"?, …}}`:
@@ -214,11 +250,7 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
         None => app.ids.next().to_string(),
     };
     let ch = channel(w, &cid)?;
-    if ch
-        .messages
-        .iter()
-        .any(|(_, m)| m.get("id").and_then(Value::as_str) == Some(msg_id.as_str()))
-    {
+    if ch.messages.iter().any(|m| m.id == msg_id) {
         return Err(ApiError::new(
             code::INPUT,
             format!("a message with id {} already exists", clip(&msg_id)),
@@ -251,14 +283,15 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
     for k in ["attachments", "mentioned_users"] {
         m.entry(k).or_insert_with(|| json!([]));
     }
-    let message = Value::Object(m);
+    let msg = Msg::new(now_n, Value::Object(m));
+    let reply = format!("{{\"message\":{}}}", msg.raw.get());
     let Some(ch) = w.channels.get_mut(cid.as_str()) else {
         return Err(ApiError::new(
             code::DOES_NOT_EXIST,
             format!("channel {} does not exist", clip(&cid)),
         ));
     };
-    ch.messages.push_back((now_n, message.clone()));
+    ch.messages.push_back(msg);
     while ch.messages.len() > MESSAGES_KEPT {
         ch.messages.pop_front();
     }
@@ -281,36 +314,29 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
         }
     }
     let ch = channel(w, &cid)?;
-    // One serialization per recipient user: the unread counters differ per user.
-    let mut by_user: BTreeMap<Arc<str>, Vec<Arc<Conn>>> = BTreeMap::new();
-    for c in watcher_conns(w, ch) {
-        by_user.entry(c.user.clone()).or_default().push(c);
+    let Some(msg) = ch.messages.back() else {
+        return Err(ApiError::new(code::INTERNAL, "the message just stored is missing"));
+    };
+    // The common part is serialized once; each recipient user adds only its unread counters.
+    let ev = MessageNew::new(w, ch, msg);
+    let mut by_user: HashMap<&str, Vec<&Arc<Conn>>> = HashMap::new();
+    for c in ch.watchers.values() {
+        by_user.entry(&c.user).or_default().push(c);
     }
-    let mut out: Vec<(Vec<Arc<Conn>>, String)> = Vec::new();
     for (uid, conns) in &by_user {
-        out.push((conns.clone(), message_new(w, ch, &message, uid).to_string()));
+        let frame = Utf8Bytes::from(ev.for_viewer(w, ch, uid));
+        app.deliver_each(conns.iter().copied(), &frame);
     }
-    let channel_obj = w
-        .channel_state(ch, "", false, 0)
-        .get("channel")
-        .cloned()
-        .unwrap_or(Value::Null);
-    for uid in ch.members.keys().filter(|u| !by_user.contains_key(*u)) {
-        let conns: Vec<Arc<Conn>> = w.conns_of(uid).cloned().collect();
-        if conns.is_empty() {
+    let mut note: Option<MessageNew> = None;
+    for uid in ch.members.keys().filter(|u| !by_user.contains_key(&***u)) {
+        if w.conns_of(uid).next().is_none() {
             continue;
         }
-        let mut ev = message_new(w, ch, &message, uid);
-        if let Some(o) = ev.as_object_mut() {
-            o.insert("type".into(), "notification.message_new".into());
-            o.insert("channel".into(), channel_obj.clone());
-        }
-        out.push((conns, ev.to_string()));
+        let note = note.get_or_insert_with(|| MessageNew::notification(w, ch, msg));
+        let frame = Utf8Bytes::from(note.for_viewer(w, ch, uid));
+        app.deliver_each(w.conns_of(uid), &frame);
     }
-    for (to, frame) in out {
-        app.deliver(&to, &frame.into());
-    }
-    Ok((201, json!({ "message": message })))
+    Ok((201, Body::Raw(reply)))
 }
 
 fn escape(s: &str) -> String {

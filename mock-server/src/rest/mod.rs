@@ -20,7 +20,22 @@ use crate::stats::Stats;
 use crate::wire::{self, code};
 
 /// What an endpoint returns: a status and a JSON body (to which `duration` is added), or an error.
-pub type Outcome = Result<(u16, Value), ApiError>;
+pub type Outcome = Result<(u16, Body), ApiError>;
+
+/// A response body: a tree for the rare replies, or an object already serialized from typed views
+/// (channel states, events) on the hot paths.
+#[derive(Debug)]
+pub enum Body {
+    Tree(Value),
+    /// A serialized JSON object `{…}`.
+    Raw(String),
+}
+
+impl From<Value> for Body {
+    fn from(v: Value) -> Self {
+        Body::Tree(v)
+    }
+}
 
 /// Routes one REST request; returns the response and the rate-limit verdict for its headers.
 pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
@@ -87,7 +102,8 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
         _ => Err(ApiError::new(code::INTERNAL, "unrouted request")),
     };
     let resp = match outcome {
-        Ok((status, body)) => ok(status, body, req.start),
+        Ok((status, Body::Tree(body))) => ok(status, body, req.start),
+        Ok((status, Body::Raw(body))) => json_response(status, wire::with_duration(&body, req.start)),
         Err(e) => error(app, op, &e),
     };
     (resp, verdict)

@@ -70,7 +70,7 @@ pub fn upsert(app: &App, req: &Req, caller: &Caller) -> Outcome {
     for (to, frame) in updates {
         app.deliver(&to, &frame.into());
     }
-    Ok((201, json!({ "users": out })))
+    Ok((201, json!({ "users": out }).into()))
 }
 
 /// `PATCH /users` `{"users": [{"id", "set": {…}, "unset": […]}]}`.
@@ -119,6 +119,7 @@ pub fn partial(app: &App, req: &Req, caller: &Caller) -> Outcome {
         let size = rec.size();
         if size > app.cfg.user_size_limit {
             rec.fields = backup;
+            rec.touch();
             return Err(ApiError::new(
                 code::INPUT,
                 proto::user_size_error(size, app.cfg.user_size_limit),
@@ -132,7 +133,7 @@ pub fn partial(app: &App, req: &Req, caller: &Caller) -> Outcome {
     for (to, frame) in updates {
         app.deliver(&to, &frame.into());
     }
-    Ok((200, json!({ "users": out })))
+    Ok((200, json!({ "users": out }).into()))
 }
 
 /// `user.updated` with the own-user view, for each updated user's open connections.

@@ -426,7 +426,18 @@ fn every_shipped_scenario_passes_at_full_size_in_release() {
     let mut failures = Vec::new();
     for (i, (name, file)) in files.iter().enumerate() {
         progress(&format!("[{}/{}] {name}: running at full size", i + 1, files.len()));
-        let o = run_one(&exe, name, file, &base);
+        let mut o = run_one(&exe, name, file, &base);
+        if matches!(o.exit, Ok(4)) {
+            // Exit 4 is the harness saying that it, not the target, fell behind (scheduler lag,
+            // late starts, its own queue): a fact about this machine at that moment (other jobs on
+            // a shared CI runner). One more try, said loudly; a second exit 4 fails the test.
+            progress(&format!(
+                "[{}/{}] {name}: exit 4 (generator saturated on this machine), running it once more",
+                i + 1,
+                files.len()
+            ));
+            o = run_one(&exe, name, file, &base.join("retry"));
+        }
         let p = problems(&o);
         progress(&format!(
             "[{}/{}] {name}: exit {} in {:.1}s, CPU {:.1}s{}",

@@ -79,3 +79,58 @@ fn running_out_of_descriptors_makes_the_run_invalid_with_exit_4() {
     assert!(stdout.contains("invalid"), "the console says so:\n{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const BUSY: &str = "\
+name: harness-queue
+seed: 5
+target: {}
+users:
+  count: 150
+  id: \"q-{index}\"
+  profile: js
+channels: {count: 15, members: 10}
+load:
+  - ramp: {to: 150, over: 1s}
+  - hold: 6s
+behaviour:
+  typing: {every: 50ms}
+  message: {every: 50ms}
+";
+
+/// A queue inside the harness is the generator's limit, never the server's latency: with one REST
+/// slot (`CHATSTORM_REST_SLOTS=1`) 150 users typing and messaging every 50 ms queue for it. The run
+/// must be invalid (exit 4) with `generator.queue` named, while `rest.*` keeps measuring only the
+/// server's time (an in-process mock answers in milliseconds, far below the queue's wait).
+#[test]
+fn a_queue_in_the_harness_is_exit_4_and_stays_out_of_rest_latency() {
+    let dir = std::env::temp_dir().join(format!("chatstorm-test-queue-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("scenario.yaml");
+    std::fs::write(&scenario, BUSY).unwrap();
+    let out = dir.join("run");
+    let res = std::process::Command::new(env!("CARGO_BIN_EXE_chatstorm"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .args(["--format", "json,console", "--quiet"])
+        .env("CHATSTORM_REST_SLOTS", "1")
+        .output()
+        .expect("chatstorm runs");
+    let console = String::from_utf8_lossy(&res.stdout);
+    assert_eq!(res.status.code(), Some(4), "{console}\n{}", String::from_utf8_lossy(&res.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let reasons = s["generator"]["reasons"].to_string();
+    assert!(reasons.contains("generator.queue"), "{reasons}");
+    assert!(console.contains("generator.queue"), "named on the console too: {console}");
+    let queue_p99 = s["generator"]["generator_queue_p99_us"].as_u64().unwrap();
+    let rest_p50 = s["latency"]["rest.message"]["summary"]["p50_us"].as_u64().unwrap();
+    assert!(queue_p99 > 25_000, "the harness queued: {queue_p99} µs");
+    assert!(
+        rest_p50 * 4 < queue_p99,
+        "rest.message p50 {rest_p50} µs must be the server's time, not the {queue_p99} µs queue"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -171,7 +171,13 @@ pub async fn context(
     } else {
         1
     };
-    let slots = user::http::rest_slots(fd_limit, users, fds_per_user);
+    // `CHATSTORM_REST_SLOTS` overrides the number (a diagnostic: it lets a test, or a user who
+    // suspects the harness, see a queue in the harness reported as one).
+    let slots = std::env::var("CHATSTORM_REST_SLOTS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| user::http::rest_slots(fd_limit, users, fds_per_user));
     Ok(Arc::new(UserCtx {
         target: target.clone(),
         http: user::http::HttpClient::new(slots, Some(recorder.clone())),

@@ -25,6 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// The attempts count of a storm the user already came back from (kept, so that a second drop
+/// inside the same storm's window does not make it a member twice).
+const STORM_RECOVERED: u32 = u32::MAX;
+
 /// A connect attempt's result.
 pub struct Connecting {
     new_token: Option<String>,
@@ -340,15 +344,11 @@ impl Driver {
                 self.report.connects += 1;
                 // Live again after a storm's drop or a background wave's pause (which ends in a
                 // plain connect, not a reconnect): that is the user's recovery.
-                if let Some((storm, attempts)) = self.storm.take() {
-                    rec.recovered(&storm, now.into_std(), attempts.max(1));
-                }
+                self.storm_recovered(now);
             }
             Measure::Reconnect(d) => {
                 rec.record(Metric::Reconnect, d);
-                if let Some((storm, attempts)) = self.storm.take() {
-                    rec.recovered(&storm, Instant::now().into_std(), attempts.max(1));
-                }
+                self.storm_recovered(Instant::now());
                 self.report.reconnects += 1;
                 self.report.last_reconnect = Some(d);
             }
@@ -367,16 +367,26 @@ impl Driver {
             Measure::Disconnect => {
                 rec.count(Counter::Disconnects);
                 // A drop during a storm counts towards it; its recovery is reported on reconnect.
-                if self.storm.is_none()
-                    && let Some(storm) = rec.storm_at(Instant::now().into_std())
-                {
-                    storm.add_dropped();
-                    self.storm = Some((storm, 0));
+                // A user joins a storm once: dropped again inside the same storm's window (by the
+                // next timeline action, say) it is not a second member, and a user still coming
+                // back from an earlier storm stays with that one.
+                if let Some(storm) = rec.storm_at(Instant::now().into_std()) {
+                    let join = match &self.storm {
+                        Some((cur, _)) if Arc::ptr_eq(cur, &storm) => false,
+                        Some((_, attempts)) => *attempts == STORM_RECOVERED,
+                        None => true,
+                    };
+                    if join {
+                        storm.add_dropped();
+                        self.storm = Some((storm, 0));
+                    }
                 }
             }
             Measure::ReconnectAttempt => {
                 rec.count(Counter::ReconnectAttempts);
-                if let Some((_, attempts)) = &mut self.storm {
+                if let Some((_, attempts)) = &mut self.storm
+                    && *attempts != STORM_RECOVERED
+                {
                     *attempts += 1;
                 }
             }
@@ -571,6 +581,16 @@ impl Driver {
         self.poll = None;
         if self.m.state() != State::Connecting {
             self.ws = None;
+        }
+    }
+
+    /// Live again: the recovery of the storm this user was dropped by, once.
+    fn storm_recovered(&mut self, now: Instant) {
+        if let Some((storm, attempts)) = &mut self.storm
+            && *attempts != STORM_RECOVERED
+        {
+            self.ctx.recorder.recovered(storm, now.into_std(), (*attempts).max(1));
+            *attempts = STORM_RECOVERED;
         }
     }
 

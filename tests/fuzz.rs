@@ -11,8 +11,8 @@
 //!   reproduces with the same seed; proptest shrinks it and the message shows the minimal input.
 //!
 //! Each target prints one line `fuzz <target>: <n> cases in <s> s, <f> failures (...)`, which
-//! `benches/fuzz.sh` collects. A failing input found here is kept as a named regression test
-//! (`regression_*` below, or a unit test in the crate that was fixed).
+//! `benches/fuzz.sh` collects. A crash found here is fixed in the crate it belongs to, with the
+//! failing input kept there as a unit test (none found so far: see the commit that added this).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -8,6 +8,11 @@
 # CHATSTORM_FUZZ_SECS=SECS (CHATSTORM_FUZZ_SEED is passed through; default 42). Prints one line per
 # target: cases run, seconds, failures. Each target's full output is kept under $BENCH_OUT;
 # a failure's output holds proptest's minimal failing input. Exit status: 1 if any target failed.
+#
+# Measured 2026-12-04, `benches/fuzz.sh 420` (release, nice 19, 2 shared cores, load 2.3-7.3),
+# seed 42, 0 failures: scenario 640,128 cases; decoders 8,192 (the mock-frame part, which waits
+# up to 300 ms per case for the mock to close, sets the pace of its batches); jwt 11,036,352;
+# mock_http 115,072 requests through the real mock.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_OUT="${BENCH_OUT:-$(mktemp -d /tmp/chatstorm-fuzz.XXXXXX)}"

@@ -7,6 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/target/release/chatstorm"
 BENCH_OUT="${BENCH_OUT:-$(mktemp -d /tmp/chatstorm-bench.XXXXXX)}"
+mkdir -p "$BENCH_OUT"
 # This machine caps a process at 20,000 descriptors; take all of it.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -26,10 +27,12 @@ field() {
 MOCK_KEY=bench_key
 MOCK_SECRET=bench-secret-not-for-production
 MOCK_FAULT_SECRET=bench-fault-secret-$RANDOM$RANDOM
-export CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET"
+# Only the standalone mock and the runs aimed at it get them: a run against its embedded mock
+# refuses a secret without --target.
+with_secrets() { CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET" "$@"; }
 start_mock() {
   local log="$BENCH_OUT/mock-$RANDOM.log"
-  "$BIN" mock --listen 127.0.0.1:0 --api-key "$MOCK_KEY" "$@" >"$log" 2>&1 &
+  with_secrets "$BIN" mock --listen 127.0.0.1:0 --api-key "$MOCK_KEY" "$@" >"$log" 2>&1 &
   MOCK_PID=$!
   for _ in $(seq 1 100); do
     MOCK_URL="$(grep -o 'http://127[0-9.]*:[0-9]*' "$log" | head -1 || true)"
@@ -56,7 +59,7 @@ proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' 
 run_against_mock() {
   local scenario=$1 out=$2; shift 2
   RC=0
-  "$BIN" run "$scenario" --target "$MOCK_URL" --api-key "$MOCK_KEY" \
+  with_secrets "$BIN" run "$scenario" --target "$MOCK_URL" --api-key "$MOCK_KEY" \
     --out "$out" --format json,console "$@" >"$out.log" 2>&1 || RC=$?
   [ "$RC" = 0 ] || echo "exit $RC (see $out.log)" >&2
 }

@@ -119,12 +119,20 @@ fn a_queue_in_the_harness_is_exit_4_and_stays_out_of_rest_latency() {
         .output()
         .expect("chatstorm runs");
     let console = String::from_utf8_lossy(&res.stdout);
-    assert_eq!(res.status.code(), Some(4), "{console}\n{}", String::from_utf8_lossy(&res.stderr));
+    assert_eq!(
+        res.status.code(),
+        Some(4),
+        "{console}\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let reasons = s["generator"]["reasons"].to_string();
     assert!(reasons.contains("generator.queue"), "{reasons}");
-    assert!(console.contains("generator.queue"), "named on the console too: {console}");
+    assert!(
+        console.contains("generator.queue"),
+        "named on the console too: {console}"
+    );
     let queue_p99 = s["generator"]["generator_queue_p99_us"].as_u64().unwrap();
     let rest_p50 = s["latency"]["rest.message"]["summary"]["p50_us"].as_u64().unwrap();
     assert!(queue_p99 > 25_000, "the harness queued: {queue_p99} µs");

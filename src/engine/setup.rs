@@ -113,14 +113,7 @@ pub async fn create_channels(scenario: &Scenario, target: &Target) -> Result<Cre
         let url = Target::join(&target.http_base, &format!("/channels/{kind}/{id}/query?api_key={key}"));
         async move {
             let body = serde_json::json!({"data": {"members": ids, "created_by_id": ids.first()}, "state": false});
-            let resp = http
-                .send(
-                    http::Method::POST,
-                    &url,
-                    &server_headers(&token),
-                    Some(&body),
-                    Duration::from_secs(30),
-                )
+            let resp = post_as_server(&http, &url, &token, &body)
                 .await
                 .map_err(|source| SetupError::Unanswered {
                     cid: cid.clone(),
@@ -181,6 +174,23 @@ fn found_in(body: &Value) -> Option<Found> {
     Some(out)
 }
 
+/// One `POST` with a server token, as a backend's server SDK sends it (setup and its check).
+async fn post_as_server(
+    http: &HttpClient,
+    url: &str,
+    token: &str,
+    body: &Value,
+) -> Result<crate::http::Response, crate::http::HttpError> {
+    http.send(
+        http::Method::POST,
+        url,
+        &server_headers(token),
+        Some(body),
+        Duration::from_secs(30),
+    )
+    .await
+}
+
 /// Asks the target whether the channels and memberships setup created are still there (at
 /// most [`MAX_VERIFIED`] channels, an even sample beyond). `None` when setup created nothing.
 pub async fn verify(target: &Target, created: &Created) -> Option<StateFigures> {
@@ -210,14 +220,7 @@ pub async fn verify(target: &Target, created: &Created) -> Option<StateFigures> 
                 "presence": false,
                 "message_limit": 0,
             });
-            let resp = http
-                .send(
-                    http::Method::POST,
-                    &url,
-                    &server_headers(&token),
-                    Some(&body),
-                    Duration::from_secs(30),
-                )
+            let resp = post_as_server(&http, &url, &token, &body)
                 .await
                 .map_err(|e| e.to_string())?;
             if resp.status >= 300 {

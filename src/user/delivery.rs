@@ -368,7 +368,7 @@ impl DeliveryTracker {
         let slot = &self.ring[i];
         let old = slot.id.swap(0, Ordering::AcqRel);
         if old != 0 {
-            self.settle(i, now_us);
+            self.settle(i);
         }
         let (expected, received) = self.slot_bits(i);
         for w in received {
@@ -423,7 +423,7 @@ impl DeliveryTracker {
     }
 
     /// Books the misses of slot `i` as lost or undetermined (see the module docs).
-    fn settle(&self, i: usize, _now_us: u64) {
+    fn settle(&self, i: usize) {
         let slot = &self.ring[i];
         let channel = (slot.what.load(Ordering::Acquire) >> 8) as u32;
         let t_issue = slot.t_issue.load(Ordering::Acquire);
@@ -512,7 +512,11 @@ impl DeliveryTracker {
             }
         }
         let (t_us, seq) = first_unreceived.unwrap_or(hist[0]);
-        (seq != u64::MAX).then_some(Stamp { t_us, seq, user: reader })
+        (seq != u64::MAX).then_some(Stamp {
+            t_us,
+            seq,
+            user: reader,
+        })
     }
 
     /// Books one receipt; returns a leak when the sender's privacy was off at send time.
@@ -562,7 +566,7 @@ impl DeliveryTracker {
     pub fn finish(&self) -> DeliveryTotals {
         for i in 0..RING {
             if self.ring[i].id.swap(0, Ordering::AcqRel) != 0 {
-                self.settle(i, u64::MAX);
+                self.settle(i);
             }
         }
         self.totals()
@@ -800,7 +804,11 @@ mod tests {
         // The reader's own read receipt is not counted either way.
         t.receive(Kind::Read, r2, 0, 0);
         let tot = t.finish();
-        assert_eq!((tot.lost, tot.duplicated, tot.undetermined, tot.received), (0, 0, 1, 1), "{tot:?}");
+        assert_eq!(
+            (tot.lost, tot.duplicated, tot.undetermined, tot.received),
+            (0, 0, 1, 1),
+            "{tot:?}"
+        );
     }
 
     #[test]

@@ -9,23 +9,23 @@ use crate::user::profile::RestExpired;
 impl Driver {
     pub(super) async fn on_frame(&mut self, f: FrameIn) {
         match f {
-            FrameIn::Text(text) => match {
+            FrameIn::Text(text) => {
                 self.ctx.deliveries.heard(self.spec.index, self.now_us());
-                ServerEvent::parse(text.as_str())
-            } {
-                Ok(ServerEvent::ConnectionError(e)) => {
-                    self.ctx.recorder.error_code(u32::try_from(e.error.code).unwrap_or(0));
-                    self.feed(Input::ErrorFrame(e.error.code)).await;
+                match ServerEvent::parse(text.as_str()) {
+                    Ok(ServerEvent::ConnectionError(e)) => {
+                        self.ctx.recorder.error_code(u32::try_from(e.error.code).unwrap_or(0));
+                        self.feed(Input::ErrorFrame(e.error.code)).await;
+                    }
+                    Ok(ev) => {
+                        let health = matches!(ev, ServerEvent::HealthCheck(_));
+                        self.on_event(&ev);
+                        drop(ev);
+                        self.feed(Input::Frame { health }).await;
+                    }
+                    // Garbage still proves the socket is alive (JS arms its timer on any message).
+                    Err(_) => self.feed(Input::Frame { health: false }).await,
                 }
-                Ok(ev) => {
-                    let health = matches!(ev, ServerEvent::HealthCheck(_));
-                    self.on_event(&ev);
-                    drop(ev);
-                    self.feed(Input::Frame { health }).await;
-                }
-                // Garbage still proves the socket is alive (JS arms its timer on any message).
-                Err(_) => self.feed(Input::Frame { health: false }).await,
-            },
+            }
             FrameIn::Close(code) => {
                 self.ws = None;
                 if let Some(c) = code {

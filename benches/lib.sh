@@ -32,7 +32,10 @@ MOCK_FAULT_SECRET=bench-fault-secret-$RANDOM$RANDOM
 with_secrets() { CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET" "$@"; }
 start_mock() {
   local log="$BENCH_OUT/mock-$RANDOM.log"
-  with_secrets "$BIN" mock --listen 127.0.0.1:0 --api-key "$MOCK_KEY" "$@" >"$log" 2>&1 &
+  # Not through with_secrets: a function run with & is a subshell, and $! would be that shell's
+  # PID, not the mock's (its CPU and memory would read as a shell's, and kill would orphan it).
+  CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET" \
+    "$BIN" mock --listen 127.0.0.1:0 --api-key "$MOCK_KEY" "$@" >"$log" 2>&1 &
   MOCK_PID=$!
   for _ in $(seq 1 100); do
     MOCK_URL="$(grep -o 'http://127[0-9.]*:[0-9]*' "$log" | head -1 || true)"

@@ -202,10 +202,14 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
     tokio::pin!(health);
     let kick = tokio::time::sleep_until(kick_at.unwrap_or_else(Instant::now));
     tokio::pin!(kick);
+    // Made once, not per turn of the loop: every socket's waiter sits in the one server-wide
+    // token, and re-registering it on each frame took that shared lock twice per frame.
+    let shutdown = app.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             biased;
-            _ = app.shutdown.cancelled() => return End::Kill(Kill::Shutdown),
+            _ = &mut shutdown => return End::Kill(Kill::Shutdown),
             _ = conn.wait() => {
                 if let Some(k) = conn.killed() {
                     return End::Kill(k);

@@ -9,6 +9,10 @@
 # included) and CPU seconds, and the mock's peak resident memory per connection and CPU seconds
 # (from /proc while it runs), with the ratio of the two CPU figures. Budgets (issue 11): harness
 # at most 8 KiB per active user, mock at most 16 KiB per connection, mock CPU at most the harness's.
+#
+# Measured 2026-12-04 (release, 2 shared cores, load 1.4): 9,000 users, 0 lost, 0 duplicated, exit 0;
+# harness 10,299 B per active user (not met), 10.8 CPU s; mock 14,690 B per connection (met; 17,642 B
+# before its buffer work, same sitting), 9.2 CPU s = 0.85 x the harness's (met).
 source "$(dirname "$0")/lib.sh"
 build
 load_note

@@ -7,6 +7,10 @@
 # upgrade, first health.check, one channel watched). Throughput is the number connected divided by
 # the time from the first to the last connect; the busiest second is printed too. CPU is the
 # harness's own (user + system) over the whole run; the mock's is printed beside it.
+#
+# Measured 2026-12-04 (release, 2 shared cores, load 0.6-0.9): 10,000 of 10,000 connected, exit 0;
+# harness 3.0-3.2 s = 0.30-0.32 s per 1,000 connects, mock 2.9-3.0 s = 0.29-0.30 s (budget 0.15 s
+# each: not met; the mock's before its buffer and lock work, same sitting: 3.0-3.3 s).
 source "$(dirname "$0")/lib.sh"
 n=${1:-10000}
 ramp=${2:-5s}

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,7 +17,7 @@ use crate::journal::Journal;
 use crate::ratelimit::RateLimiter;
 use crate::stats::Stats;
 use crate::wire;
-use crate::world::{Channel, World};
+use crate::world::{Channel, UserRec, World};
 
 /// The shared state of one server.
 #[derive(Debug)]
@@ -68,9 +68,13 @@ impl App {
 
     /// The `me` of a new connection's first `health.check` (WebSocket and long-poll alike): the
     /// stored own user, or none when the `omit_me` violation is on.
-    pub fn first_me(&self, user: &str) -> Option<Value> {
-        (!self.violation(Violation::OmitMe))
-            .then(|| self.world().users.get(user).map(|u| u.to_me()).unwrap_or(Value::Null))
+    pub fn first_me(&self, user: &str) -> Option<Box<RawValue>> {
+        (!self.violation(Violation::OmitMe)).then(|| {
+            self.world()
+                .users
+                .get(user)
+                .map_or_else(|| RawValue::NULL.to_owned(), UserRec::me_raw)
+        })
     }
 
     /// Queues one serialized event on each connection. Never blocks: a full WebSocket outbox marks

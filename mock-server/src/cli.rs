@@ -214,9 +214,13 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
             config.fault_secret
         ));
     }
-    crate::serve_split(listener, fault_listener, config, shutdown)
-        .await
-        .map_err(|e| e.to_string())
+    // Served from a worker thread, not from the caller's `block_on` thread: every connection's
+    // task is then spawned onto that worker's own queue, instead of onto the shared queue with a
+    // futex wake-up of a parked worker per accepted connection.
+    match tokio::spawn(crate::serve_split(listener, fault_listener, config, shutdown)).await {
+        Ok(served) => served.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the server task ended abnormally: {e}")),
+    }
 }
 
 /// A line on stdout, flushed at once (a parent reads the address from it). A reader that went

@@ -122,6 +122,8 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, role: Listener) {
         )
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
+    // Once, not per phase change: the waiter lives in the one server-wide token's list.
+    let mut shutdown = std::pin::pin!(app.shutdown.cancelled());
     loop {
         let (phase, since) = watch.get();
         let limit = match phase {
@@ -132,7 +134,7 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream, role: Listener) {
         let deadline = limit.map(|l| wire::deadline(since.saturating_add(l).saturating_sub(watch.base.elapsed())));
         tokio::select! {
             _ = conn.as_mut() => return,
-            _ = app.shutdown.cancelled() => {
+            _ = shutdown.as_mut() => {
                 conn.as_mut().graceful_shutdown();
                 let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
                 return;

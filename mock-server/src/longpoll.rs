@@ -57,7 +57,8 @@ fn connect(app: &Arc<App>, req: &Req, json: &str) -> Resp {
         .apply_upsert(&connecting.details);
     let conn = app.register(&connecting.user_id, Transport::LongPoll);
     let me = app.first_me(&conn.user);
-    let event: Value = serde_json::from_str(&wire::health_check(&conn.id.to_string(), me)).unwrap_or(Value::Null);
+    let event: Value =
+        serde_json::from_str(&wire::health_check(&conn.id.to_string(), me.as_deref())).unwrap_or(Value::Null);
     app.tasks.spawn(reaper(app.clone(), conn));
     ok(200, serde_json::json!({ "event": event }), req.start)
 }

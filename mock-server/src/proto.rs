@@ -63,6 +63,6 @@ pub fn user_size_error(size: usize, limit: usize) -> String {
     limits::user_size_error(size, limit)
 }
 
-/// Server-side WebSocket buffer sizes (small read buffer, no write batching, finite backlog, 64 KiB
-/// messages).
-pub use limits::{MAX_WRITE_BUFFER, SERVER_MAX_MESSAGE, SERVER_READ_BUFFER, WRITE_BUFFER};
+/// Server-side WebSocket limits (finite write backlog, 64 KiB messages); the buffer sizes are the
+/// mock's own (`ws.rs`).
+pub use limits::{MAX_WRITE_BUFFER, SERVER_MAX_MESSAGE};

@@ -7,6 +7,7 @@ use chatstorm_protocol::error::{ConnectionErrorEvent, ErrorBody};
 use chatstorm_protocol::{ErrorCode, ServerEvent};
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// Error codes the mock sends, from the protocol crate's table.
@@ -100,7 +101,7 @@ pub fn connection_error(code: i32, detail: &str, incomplete: bool) -> String {
 }
 
 /// A `health.check` event; `me` only on the first one of a connection.
-pub fn health_check(connection_id: &str, me: Option<Value>) -> String {
+pub fn health_check(connection_id: &str, me: Option<&RawValue>) -> String {
     #[derive(Serialize)]
     struct HealthCheck<'a> {
         #[serde(rename = "type")]
@@ -109,7 +110,7 @@ pub fn health_check(connection_id: &str, me: Option<Value>) -> String {
         cid: &'static str,
         created_at: String,
         #[serde(skip_serializing_if = "Option::is_none")]
-        me: Option<Value>,
+        me: Option<&'a RawValue>,
     }
     to_string(&HealthCheck {
         kind: "health.check",

@@ -17,6 +17,11 @@ use serde_json::{Map, Value, json};
 use crate::conn::{Conn, ConnId};
 use crate::wire;
 
+/// The maps behind the world lock, keyed by ids clients choose: aHash with per-process random
+/// keys (resistant to chosen collisions, as SipHash is) at a fraction of SipHash's cost on the
+/// short ids of every lookup a connect, a query and a fan-out make.
+pub type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
 /// Messages kept per channel (for channel state and `/sync`).
 pub const MESSAGES_KEPT: usize = 100;
 
@@ -162,6 +167,13 @@ impl UserRec {
         v
     }
 
+    /// [`UserRec::to_me`] serialized straight from the record, without building the tree: every
+    /// connect sends one. Same keys and values (a test holds the two together).
+    pub fn me_raw(&self) -> Box<RawValue> {
+        let s = wire::to_string(&MeView(self));
+        RawValue::from_string(s).unwrap_or_else(|_| RawValue::NULL.to_owned())
+    }
+
     /// Applies an upsert or the `user_details` of a connect: given top-level keys replace, except
     /// `privacy_settings`, whose nested objects merge.
     ///
@@ -207,6 +219,73 @@ impl UserRec {
     /// Serialized size of the client-visible user, for the 5 KB rule.
     pub fn size(&self) -> usize {
         self.raw().get().len()
+    }
+}
+
+/// Keys of `me` the server always writes itself, over any custom field of the same name.
+const ME_OWN: &[&str] = &[
+    "devices",
+    "mutes",
+    "channel_mutes",
+    "blocked_user_ids",
+    "unread_count",
+    "total_unread_count",
+    "unread_channels",
+    "unread_threads",
+    "total_unread_count_by_team",
+];
+
+/// The own-user object as [`UserRec::to_me`] builds it: the base fields unless a stored field
+/// replaces them, the stored fields, the defaults a stored field may replace, then [`ME_OWN`].
+struct MeView<'a>(&'a UserRec);
+
+impl Serialize for MeView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let u = self.0;
+        let stored = |k: &str| u.fields.contains_key(k);
+        let mut m = s.serialize_map(None)?;
+        if !stored("id") {
+            m.serialize_entry("id", &*u.id)?;
+        }
+        if !stored("role") {
+            m.serialize_entry("role", "user")?;
+        }
+        if !stored("banned") {
+            m.serialize_entry("banned", &false)?;
+        }
+        if !stored("online") {
+            m.serialize_entry("online", &!u.conns.is_empty())?;
+        }
+        for (k, v) in [
+            ("created_at", &u.created_at),
+            ("updated_at", &u.updated_at),
+            ("last_active", &u.last_active),
+        ] {
+            if !stored(k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in u.fields.iter().filter(|(k, _)| !ME_OWN.contains(&k.as_str())) {
+            m.serialize_entry(k, v)?;
+        }
+        if !stored("language") {
+            m.serialize_entry("language", "")?;
+        }
+        if !stored("teams") {
+            m.serialize_entry("teams", EMPTY)?;
+        }
+        if !stored("invisible") {
+            m.serialize_entry("invisible", &false)?;
+        }
+        for k in ["devices", "mutes", "channel_mutes", "blocked_user_ids"] {
+            m.serialize_entry(k, EMPTY)?;
+        }
+        m.serialize_entry("unread_count", &u.total_unread)?;
+        m.serialize_entry("total_unread_count", &u.total_unread)?;
+        m.serialize_entry("unread_channels", &u.unread_channels)?;
+        m.serialize_entry("unread_threads", &0)?;
+        m.serialize_entry("total_unread_count_by_team", &Map::new())?;
+        m.end()
     }
 }
 
@@ -358,9 +437,9 @@ pub struct Channel {
     pub updated_at: String,
     pub members: BTreeMap<Arc<str>, Member>,
     /// Watching connections, held directly so a fan-out walks this map once and looks nothing up.
-    pub watchers: HashMap<ConnId, Arc<Conn>>,
+    pub watchers: FastMap<ConnId, Arc<Conn>>,
     /// Watching connections per user, so "first/last connection of this user" needs no scan.
-    pub watching_users: HashMap<Arc<str>, u32>,
+    pub watching_users: FastMap<Arc<str>, u32>,
     /// The last `MESSAGES_KEPT` messages, oldest first.
     pub messages: VecDeque<Msg>,
     pub last_message_at: Option<String>,
@@ -383,8 +462,8 @@ impl Channel {
             created_at: t.clone(),
             updated_at: t,
             members: BTreeMap::new(),
-            watchers: HashMap::new(),
-            watching_users: HashMap::new(),
+            watchers: FastMap::default(),
+            watching_users: FastMap::default(),
             messages: VecDeque::new(),
             last_message_at: None,
             message_count: 0,
@@ -451,9 +530,9 @@ impl Serialize for UserRef<'_> {
 /// Everything behind the world lock.
 #[derive(Debug, Default)]
 pub struct World {
-    pub users: HashMap<Arc<str>, UserRec>,
-    pub channels: HashMap<Arc<str>, Channel>,
-    pub conns: HashMap<ConnId, Arc<Conn>>,
+    pub users: FastMap<Arc<str>, UserRec>,
+    pub channels: FastMap<Arc<str>, Channel>,
+    pub conns: FastMap<ConnId, Arc<Conn>>,
 }
 
 impl World {
@@ -634,6 +713,20 @@ const EMPTY: &[Value] = &[];
 impl Serialize for ChannelState<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (w, ch) = (self.w, self.ch);
+        // Each member's record looked up once for `members` and `read` both: the users map is
+        // as large as the run, and every lookup there is a cache miss or two.
+        let recs: Vec<(&str, &Member, UserRef<'_>, bool)> = ch
+            .members
+            .iter()
+            .map(|(uid, mem)| {
+                let rec = w.users.get(&**uid);
+                let shows_read = &**uid == self.viewer
+                    || self.read_ignores_privacy
+                    || rec.is_none_or(UserRec::read_receipts_enabled);
+                let user = rec.map_or(UserRef::Bare(uid), |u| UserRef::Known(u.raw()));
+                (&**uid, mem, user, shows_read)
+            })
+            .collect();
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("channel", &w.channel_view(ch))?;
         let skip = ch.messages.len().saturating_sub(self.message_limit);
@@ -642,9 +735,9 @@ impl Serialize for ChannelState<'_> {
         m.serialize_entry(
             "members",
             &Seq(|| {
-                ch.members.iter().map(|(uid, mem)| MemberView {
+                recs.iter().map(|&(uid, mem, user, _)| MemberView {
                     user_id: uid,
-                    user: w.user_ref(uid),
+                    user,
                     created_at: &mem.joined_at,
                     updated_at: &mem.joined_at,
                     role: "member",
@@ -657,30 +750,23 @@ impl Serialize for ChannelState<'_> {
         m.serialize_entry(
             "read",
             &Seq(|| {
-                ch.members
-                    .iter()
-                    .filter(|(uid, _)| {
-                        &***uid == self.viewer
-                            || self.read_ignores_privacy
-                            || w.users.get(&***uid).is_none_or(UserRec::read_receipts_enabled)
-                    })
-                    .map(|(uid, mem)| ReadView {
-                        user: w.user_ref(uid),
-                        last_read: &mem.last_read,
-                        unread_messages: mem.unread,
-                        last_read_message_id: mem.last_read_message_id.as_deref(),
-                    })
+                recs.iter().filter(|r| r.3).map(|&(_, mem, user, _)| ReadView {
+                    user,
+                    last_read: &mem.last_read,
+                    unread_messages: mem.unread,
+                    last_read_message_id: mem.last_read_message_id.as_deref(),
+                })
             }),
         )?;
         m.serialize_entry("watcher_count", &ch.watchers.len())?;
         m.serialize_entry("watchers", EMPTY)?;
         m.serialize_entry("threads", EMPTY)?;
-        if let Some(mem) = ch.members.get(self.viewer) {
+        if let Some(&(uid, mem, user, _)) = recs.iter().find(|r| r.0 == self.viewer) {
             m.serialize_entry(
                 "membership",
                 &MembershipView {
-                    user_id: self.viewer,
-                    user: w.user_ref(self.viewer),
+                    user_id: uid,
+                    user,
                     created_at: &mem.joined_at,
                     updated_at: &mem.joined_at,
                     role: "member",
@@ -754,6 +840,26 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&w.channel_state(ch, "b", false, 25)).expect("s")).expect("j");
         assert_eq!(as_b["read"].as_array().map(Vec::len), Some(2));
         assert_eq!(v["watchers"], json!([]));
+    }
+
+    #[test]
+    fn me_written_from_the_record_equals_the_built_one() {
+        let mut u = UserRec::new(Arc::from("a"));
+        let check = |u: &UserRec| assert_eq!(parse(&u.me_raw()), u.to_me());
+        check(&u);
+        u.connected(ConnId(1));
+        u.total_unread = 3;
+        u.unread_channels = 2;
+        check(&u);
+        u.apply_upsert(
+            json!({"name": "A", "role": "admin", "language": "fr", "teams": ["t"], "invisible": true,
+                   "blocked_user_ids": ["x"], "total_unread_count_by_team": {"t": 9}, "color": "red"})
+            .as_object()
+            .expect("object"),
+        );
+        check(&u);
+        assert_eq!(parse(&u.me_raw())["role"], "admin");
+        assert_eq!(parse(&u.me_raw())["blocked_user_ids"], json!([]));
     }
 
     #[test]

@@ -327,3 +327,22 @@ async fn shutdown_closes_sockets_with_1001() {
     let close = closed(&mut ws).await.expect("close frame");
     assert_eq!(u16::from(close.code), 1001);
 }
+
+/// The socket's read buffer is 512 bytes: client frames many times that size (a long health
+/// check, then a second one right behind it) are still read whole and answered in order.
+#[tokio::test]
+async fn client_frames_larger_than_the_read_buffer_are_read_whole() {
+    let h = start().await;
+    let (mut ws, first) = connect(&h, "big_frames").await;
+    let cid = first["connection_id"].as_str().expect("connection_id").to_owned();
+    for len in [20_000, 3_000] {
+        let frame = json!({"type": "health.check", "client_id": "c".repeat(len)}).to_string();
+        send_text(&mut ws, &frame).await;
+    }
+    for _ in 0..2 {
+        let reply = next_json(&mut ws).await;
+        assert_eq!(reply["type"], "health.check", "{reply}");
+        assert_eq!(reply["connection_id"], cid.as_str());
+    }
+    h.shutdown().await;
+}

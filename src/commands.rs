@@ -90,17 +90,7 @@ pub fn target_from_args(args: &TargetArgs, plain: bool) -> Result<Option<Target>
 /// A new run folder under `reports/` (or the one given), created now so a bad path fails
 /// before anything runs.
 fn out_dir(given: Option<&Path>, name: &str) -> Result<PathBuf, String> {
-    let dir = match given {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let stamp = chatstorm_protocol::time::now_rfc3339().replace([':', '.'], "-");
-            let safe: String = name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-                .collect();
-            PathBuf::from("reports").join(format!("{safe}-{}", &stamp[..19]))
-        }
-    };
+    let dir = crate::run_folder::choose(given, name).map_err(|e| format!("scenario name {name:?}: {e}"))?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the run folder {}: {e}", dir.display()))?;
     Ok(dir)
 }

@@ -10,6 +10,7 @@ pub mod exit;
 pub mod http;
 pub mod metrics;
 pub mod report;
+pub mod run_folder;
 pub mod scenario;
 pub mod seed;
 pub mod sys;

@@ -21,11 +21,11 @@ use std::process::Stdio;
 /// Runs `args.workers` shards as child processes and merges them.
 pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
     let n = args.workers;
-    let dir = match &args.out {
-        Some(d) => d.clone(),
-        None => {
-            let stamp = chatstorm_protocol::time::now_rfc3339().replace([':', '.'], "-");
-            PathBuf::from("reports").join(format!("{}-{}", scenario.name, &stamp[..19]))
+    let dir = match crate::run_folder::choose(args.out.as_deref(), &scenario.name) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("chatstorm: scenario name {:?}: {e}", scenario.name);
+            return Outcome::InvalidConfig;
         }
     };
     if let Err(e) = std::fs::create_dir_all(&dir) {

@@ -149,16 +149,15 @@ pub(crate) fn value<T: Clone>(sp: &Option<Sp<T>>) -> Option<T> {
 
 /// Validates the whole file. `root` is where the top-level mapping starts.
 pub(crate) fn scenario(check: &mut Check<'_>, raw: &RawScenario, root: &At, default_name: &str) -> Option<Scenario> {
+    // The name becomes the run folder's name (crate::run_folder): only a plain file name passes.
     let name = match &raw.name {
-        Some(sp) if sp.value.trim().is_empty() => {
-            check.report(&sp.at, "must not be empty");
-            None
-        }
-        Some(sp) if sp.value.chars().any(char::is_control) || sp.value.len() > 200 => {
-            check.report(&sp.at, "must be one line of at most 200 bytes");
-            None
-        }
-        Some(sp) => Some(sp.value.trim().to_owned()),
+        Some(sp) => match crate::run_folder::check_plain(&sp.value) {
+            Ok(n) => Some(n.to_owned()),
+            Err(e) => {
+                check.report(&sp.at, e.to_string());
+                None
+            }
+        },
         None => Some(default_name.to_owned()),
     };
     let plain = raw

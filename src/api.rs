@@ -28,14 +28,6 @@ pub async fn run_scenario(
     };
     let output = crate::engine::run::run(req).await?;
     let summary = crate::report::build::build(&scenario, None, &output);
-    crate::commands::write_outputs(
-        &summary,
-        &out_dir,
-        &[
-            crate::cli::Format::Json,
-            crate::cli::Format::Junit,
-            crate::cli::Format::Html,
-        ],
-    );
+    crate::report::write_outputs(&summary, &out_dir, &crate::report::Format::FILES);
     Ok(summary)
 }

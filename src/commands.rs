@@ -1,21 +1,21 @@
-//! The subcommands, each a function from parsed arguments to an [`Outcome`]. `main.rs` only
-//! parses, builds the runtime and exits with the outcome's code.
+//! The subcommands, each a function from a plain [`Plan`] to an [`Outcome`]. `main.rs` only
+//! parses (through `cli.rs`), builds the runtime and exits with the outcome's code; the one-line
+//! messages of a command that cannot run are printed here.
 
-use crate::cli::{Cli, Command, ConformArgs, Format, ReportArgs, RunArgs, TargetArgs, ValidateArgs};
 use crate::engine::run::{RunError, RunRequest};
 use crate::exit::Outcome;
-use crate::report;
-use crate::target::{Target, TargetAuth};
+use crate::plan::{ConformPlan, Plan, RunPlan};
+use crate::report::{self, Format, write_outputs};
 use std::path::{Path, PathBuf};
 
-/// Runs one parsed command line.
-pub async fn dispatch(cli: Cli) -> Outcome {
-    match cli.command {
-        Command::Run(args) => run(args).await,
-        Command::Validate(args) => validate(&args),
-        Command::Conform(args) => conform(args).await,
-        Command::Report(args) => report_cmd(&args),
-        Command::Mock(args) => mock(args.args).await,
+/// Carries out one command.
+pub async fn dispatch(plan: Plan) -> Outcome {
+    match plan {
+        Plan::Run(p) => run(p).await,
+        Plan::Validate(files) => validate(&files),
+        Plan::Conform(p) => conform(p).await,
+        Plan::Report(p) => report::command::run(&p),
+        Plan::Mock(args) => mock(args).await,
     }
 }
 
@@ -25,9 +25,9 @@ fn fail(outcome: Outcome, msg: impl std::fmt::Display) -> Outcome {
 }
 
 /// `chatstorm validate`: every problem of every file, one line each.
-pub fn validate(args: &ValidateArgs) -> Outcome {
+pub fn validate(files: &[PathBuf]) -> Outcome {
     let mut outcome = Outcome::Passed;
-    for path in &args.scenarios {
+    for path in files {
         match crate::scenario::load(path) {
             Ok(s) => println!(
                 "{}: ok ({}, {} users, {:?})",
@@ -45,48 +45,6 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
     outcome
 }
 
-/// The target named on the command line, if any. With `plain` (the scenario's users are
-/// `kind: plain-websocket`) `--target` is the WebSocket URL the users open as it is, and needs no
-/// key, secret or token endpoint.
-///
-/// # Errors
-/// A one-line description of what is wrong with the flags.
-pub fn target_from_args(args: &TargetArgs, plain: bool) -> Result<Option<Target>, String> {
-    let Some(url) = &args.target else {
-        if args.api_key.is_some() || args.secret.is_some() || args.token_endpoint.is_some() {
-            return Err("--api-key, --secret and --token-endpoint need --target".to_owned());
-        }
-        // The embedded mock draws its own fault secret for every run; one given (e.g. from
-        // CHATSTORM_FAULT_SECRET set for a service mock) has nothing to open here.
-        return Ok(None);
-    };
-    if plain {
-        if args.secret.is_some() || args.token_endpoint.is_some() {
-            return Err("plain-websocket users use no tokens: drop --secret and --token-endpoint".to_owned());
-        }
-        return Target::plain(url).map(Some).map_err(|e| format!("--target {e}"));
-    }
-    let url = url.replacen("ws://", "http://", 1).replacen("wss://", "https://", 1);
-    let url: url::Url = url.parse().map_err(|e| format!("--target {url:?}: {e}"))?;
-    let api_key = args
-        .api_key
-        .clone()
-        .ok_or("--target needs --api-key (or CHATSTORM_API_KEY)")?;
-    let (auth, secret) = match (&args.secret, &args.token_endpoint) {
-        (Some(s), _) => (TargetAuth::Secret(s.clone().into_bytes()), Some(s.clone().into_bytes())),
-        (None, Some(e)) => {
-            let e: url::Url = e.parse().map_err(|err| format!("--token-endpoint {e:?}: {err}"))?;
-            (TargetAuth::TokenEndpoint(e), None)
-        }
-        (None, None) => return Err("--target needs --secret (or CHATSTORM_SECRET) or --token-endpoint".to_owned()),
-    };
-    let mut target = Target::new(url, api_key, auth, secret)?;
-    // A chatstorm mock's fault API is used only once `fault::detect` has seen it accept this secret.
-    target.fault_secret = args.fault_secret.clone().filter(|s| !s.is_empty());
-    target.is_mock = false;
-    Ok(Some(target))
-}
-
 /// A new run folder under `reports/` (or the one given), created now so a bad path fails
 /// before anything runs.
 fn out_dir(given: Option<&Path>, name: &str) -> Result<PathBuf, String> {
@@ -96,7 +54,7 @@ fn out_dir(given: Option<&Path>, name: &str) -> Result<PathBuf, String> {
 }
 
 /// `chatstorm run`.
-pub async fn run(args: RunArgs) -> Outcome {
+pub async fn run(args: RunPlan) -> Outcome {
     let mut scenario = match crate::scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(problems) => {
@@ -121,7 +79,7 @@ pub async fn run(args: RunArgs) -> Outcome {
         scenario = scenario.with_seed(s);
     }
     let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
-    let mut target = match target_from_args(&args.target, plain) {
+    let mut target = match args.target.build(plain) {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
@@ -152,7 +110,7 @@ pub async fn run(args: RunArgs) -> Outcome {
         }
     }
     if args.workers > 1 && args.shard.is_none() {
-        return crate::engine::workers::run(&args, &scenario).await;
+        return run_workers(&args, &scenario).await;
     }
     let dir = match out_dir(args.out.as_deref(), &scenario.name) {
         Ok(d) => d,
@@ -175,39 +133,52 @@ pub async fn run(args: RunArgs) -> Outcome {
             let reason = e.to_string();
             let summary =
                 report::build::not_started(&scenario, Some(file), &target_text, Outcome::Unreachable, &reason);
-            let formats: Vec<Format> = args.format.iter().filter(|f| **f != Format::Console).cloned().collect();
+            let formats: Vec<Format> = args
+                .formats
+                .iter()
+                .filter(|f| **f != Format::Console)
+                .copied()
+                .collect();
             write_outputs(&summary, &dir, &formats);
             return fail(Outcome::Unreachable, reason);
         }
         Err(RunError::Setup(e)) => return fail(Outcome::InvalidConfig, format!("{e:#}")),
     };
     let summary = report::build::build(&scenario, Some(file), &output);
-    write_outputs(&summary, &dir, &args.format);
+    write_outputs(&summary, &dir, &args.formats);
     Outcome::from_code(summary.verdict.exit_code)
 }
 
-/// Writes the requested outputs of a summary into `dir`; failures are reported, not fatal.
-pub fn write_outputs(summary: &report::summary::RunSummary, dir: &Path, formats: &[Format]) {
-    let mut wrote = Vec::new();
-    for f in formats {
-        let r = match f {
-            Format::Console => report::console::write(summary, &mut std::io::stdout().lock()),
-            Format::Json => report::write_json(summary, dir).map(|()| wrote.push("summary.json")),
-            Format::Junit => report::junit::write_file(summary, dir).map(|()| wrote.push("junit.xml")),
-            Format::Html => report::html::write_file(summary, dir).map(|()| wrote.push("report.html")),
-        };
-        if let Err(e) = r {
-            eprintln!("chatstorm: cannot write {f:?} output into {}: {e}", dir.display());
-        }
-    }
-    if !wrote.is_empty() {
-        println!("results: {} ({})", dir.display(), wrote.join(", "));
-    }
+/// `run --workers N`: the shards as child processes, their summaries merged into one report.
+async fn run_workers(args: &RunPlan, scenario: &crate::scenario::Scenario) -> Outcome {
+    let dir = match out_dir(args.out.as_deref(), &scenario.name) {
+        Ok(d) => d,
+        Err(e) => return fail(Outcome::InvalidConfig, e),
+    };
+    let spec = crate::engine::workers::ShardSpec {
+        scenario: args.scenario.clone(),
+        users: args.users,
+        duration: args.duration,
+        seed: args.seed,
+        target: args.target.clone(),
+        workers: args.workers,
+    };
+    let shards = match crate::engine::workers::run(&spec, &dir).await {
+        Ok(s) => s,
+        Err(e) => return fail(Outcome::InvalidConfig, e),
+    };
+    let mut merged = match report::merge::merge_dirs(&shards.written) {
+        Ok(m) => m,
+        Err(e) => return fail(Outcome::Unreachable, e),
+    };
+    report::merge::mark_missing(&mut merged, &shards.missing);
+    write_outputs(&merged, &dir, &args.formats);
+    Outcome::from_code(merged.verdict.exit_code)
 }
 
 /// `chatstorm conform`.
-pub async fn conform(args: ConformArgs) -> Outcome {
-    let target = match target_from_args(&args.target, false) {
+pub async fn conform(args: ConformPlan) -> Outcome {
+    let target = match args.target.build(false) {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
@@ -251,11 +222,6 @@ pub async fn conform(args: ConformArgs) -> Outcome {
     } else {
         Outcome::Passed
     }
-}
-
-/// `chatstorm report`.
-pub fn report_cmd(args: &ReportArgs) -> Outcome {
-    report::command::run(args)
 }
 
 /// `chatstorm mock`: the bundled mock server, with the `chatstorm-mock` binary's options.

@@ -2,13 +2,13 @@
 //! Stream-Chat-compatible servers.
 
 pub mod api;
-pub mod cli;
 pub mod commands;
 pub mod conformance;
 pub mod engine;
 pub mod exit;
 pub mod http;
 pub mod metrics;
+pub mod plan;
 pub mod report;
 pub mod run_folder;
 pub mod scenario;

@@ -5,7 +5,7 @@
 
 use super::children::TiedToParent;
 use crate::scenario::MockOptions;
-use crate::target::{Target, TargetAuth};
+use crate::target::Target;
 use chatstorm_mock::MockConfig;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -67,15 +67,7 @@ impl EmbeddedMock {
             spawn_child(&config).await?
         };
         let http_base: url::Url = format!("http://{addr}").parse()?;
-        let mut target = Target::new(
-            http_base,
-            api_key,
-            TargetAuth::Secret(secret.clone().into_bytes()),
-            Some(secret.into_bytes()),
-        )
-        .map_err(anyhow::Error::msg)?;
-        target.fault_secret = Some(fault_secret);
-        target.is_mock = true;
+        let target = Target::mock(http_base, api_key, &secret, fault_secret)?;
         let description = format!(
             "embedded mock ({}, http://{addr})",
             if in_process { "in-process" } else { "child process" }

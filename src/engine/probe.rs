@@ -4,8 +4,8 @@
 //! named with the time it stopped answering instead of passing on the strength of the figures
 //! gathered before it died. Plain WebSocket targets get a TCP connect only.
 
+use super::figures::{Outage, TargetHealth};
 use crate::http::{HttpClient, HttpError};
-use crate::report::summary::{Outage, TargetHealth};
 use crate::target::Target;
 use std::time::Duration;
 use tokio::time::Instant;

@@ -8,9 +8,9 @@
 //! and never creates) whether those channels and memberships are still there: a target that
 //! restarted empty mid-run must not pass because its users reconnected to a blank server.
 
+use super::figures::StateFigures;
 use super::users::channels_of;
 use crate::http::{HttpClient, HttpError, snippet};
-use crate::report::summary::StateFigures;
 use crate::scenario::Scenario;
 use crate::target::Target;
 use chatstorm_protocol::token::{Claims, sign};

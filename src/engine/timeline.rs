@@ -5,8 +5,8 @@
 //! (going to the background) reaches only them.
 
 use super::fault::FaultClient;
+use super::figures::TimelineMark;
 use crate::metrics::Recorder;
-use crate::report::summary::TimelineMark;
 use crate::scenario::{Action, Close, Scenario, Side};
 use crate::user::UserAction;
 use std::sync::{Arc, Mutex};

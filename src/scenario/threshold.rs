@@ -351,6 +351,17 @@ fn op_text(op: Op) -> &'static str {
     }
 }
 
+/// Formats a value in a threshold's unit for people.
+pub fn format_value(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::Micros if v >= 1_000_000.0 => format!("{:.2}s", v / 1_000_000.0),
+        Unit::Micros => format!("{:.1}ms", v / 1000.0),
+        Unit::Fraction => format!("{:.3}%", v * 100.0),
+        Unit::Count => format!("{v:.0}"),
+        Unit::PerSecond => format!("{v:.1}/s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,10 @@
 //! The `users.id` pattern (`user-{index}`), checked against the protocol crate's user-id rule
 //! (only `a-z 0-9 @ _ -`, not empty, at most 255 characters) for every index it will produce.
 
+use super::check::Check;
 use super::de::Sp;
 use super::model::IdPattern;
 use super::tree::shorten;
-use super::validate::Check;
 
 pub use chatstorm_protocol::limits::MAX_USER_ID_LEN;
 use chatstorm_protocol::limits::{USER_ID_ALLOWED, UserIdError, validate_user_id};

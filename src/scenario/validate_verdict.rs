@@ -1,10 +1,10 @@
 //! Validation of what decides a run's verdict: `thresholds`, `conformance` and `checks`.
 
+use super::check::{Check, value};
 use super::de::Sp;
 use super::model::{Checks, Conformance};
 use super::raw::*;
 use super::threshold::{self, Threshold};
-use super::validate::{Check, value};
 use super::{suggest, tree::shorten};
 
 pub(crate) fn thresholds(check: &mut Check<'_>, raw: Option<&Sp<RawMap<RawThreshold>>>) -> Vec<Threshold> {

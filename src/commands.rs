@@ -24,6 +24,18 @@ fn fail(outcome: Outcome, msg: impl std::fmt::Display) -> Outcome {
     outcome
 }
 
+/// An error and its causes on one line, `outer: cause: cause` (as `anyhow`'s `{:#}` printed them).
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}
+
 /// `chatstorm validate`: every problem of every file, one line each.
 pub fn validate(files: &[PathBuf]) -> Outcome {
     let mut outcome = Outcome::Passed;
@@ -142,7 +154,7 @@ pub async fn run(args: RunPlan) -> Outcome {
             write_outputs(&summary, &dir, &formats);
             return fail(Outcome::Unreachable, reason);
         }
-        Err(RunError::Setup(e)) => return fail(Outcome::InvalidConfig, format!("{e:#}")),
+        Err(RunError::Setup(e)) => return fail(Outcome::InvalidConfig, one_line(&e)),
     };
     let summary = report::build::build(&scenario, Some(file), &output);
     write_outputs(&summary, &dir, &args.formats);

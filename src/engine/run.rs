@@ -102,9 +102,43 @@ pub enum RunError {
     /// The target answered setup with an error or garbage (exit 5).
     #[error("the target failed during setup: {0}")]
     Target(super::setup::SetupError),
-    /// Anything else that stopped the run from starting.
+    /// Anything else that stopped the run from starting (exit 2).
     #[error("{0}")]
-    Setup(#[from] anyhow::Error),
+    Setup(#[from] StartError),
+}
+
+/// What stopped a run from starting, other than the target (each one line).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The SIGINT/SIGTERM handlers could not be installed.
+    #[error("cannot listen for signals: {0}")]
+    Signals(std::io::Error),
+    /// Plain users and no URL to open.
+    #[error("plain-websocket users need the WebSocket URL to open: target.url in the scenario or --target ws://...")]
+    PlainNeedsUrl,
+    /// The scenario's `target:` is unusable.
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
+    /// The embedded mock did not start.
+    #[error(transparent)]
+    Mock(#[from] super::embedded::MockStartError),
+    /// Setup was refused for a reason of the scenario's (not the target's).
+    #[error("setting up the channels: {0}")]
+    Channels(super::setup::SetupError),
+    /// The `.hlog` file could not be created.
+    #[error("cannot write {}: {reason}", path.display())]
+    Hlog {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: crate::metrics::hlog::HlogError,
+    },
+    /// The collector task panicked.
+    #[error("collector failed: {0}")]
+    Collector(tokio::task::JoinError),
+    /// The run folder could not be created.
+    #[error(transparent)]
+    OutDir(std::io::Error),
 }
 
 /// The scenario's stages in the schedule's terms.
@@ -143,7 +177,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
             sig.name()
         );
     })
-    .map_err(|e| RunError::Setup(anyhow::anyhow!("cannot listen for signals: {e}")))?;
+    .map_err(StartError::Signals)?;
     let scenario = Arc::new(req.scenario);
     let fd_limit = crate::sys::raise_fd_limit();
     let schedule = Arc::new(Schedule::build(
@@ -160,15 +194,15 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let target = match (req.target, &scenario.target) {
         (Some(t), _) => t,
         (None, crate::scenario::TargetSpec::Remote(r)) => {
-            crate::target::Target::from_scenario(r, &scenario).map_err(|e| RunError::Setup(e.into()))?
+            crate::target::Target::from_scenario(r, &scenario).map_err(StartError::from)?
         }
         (None, crate::scenario::TargetSpec::Embedded(_)) if plain => {
-            return Err(RunError::Setup(anyhow::anyhow!(
-                "plain-websocket users need the WebSocket URL to open: target.url in the scenario or --target ws://..."
-            )));
+            return Err(StartError::PlainNeedsUrl.into());
         }
         (None, crate::scenario::TargetSpec::Embedded(opts)) => {
-            let mock = EmbeddedMock::start(opts, scenario.seed, users_planned, fd_limit).await?;
+            let mock = EmbeddedMock::start(opts, scenario.seed, users_planned, fd_limit)
+                .await
+                .map_err(StartError::from)?;
             let t = mock.target.clone();
             _mock_guard = Some(mock);
             t
@@ -188,7 +222,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     .map_err(RunError::Unreachable)?;
     let created = super::setup::create_channels(&scenario, &target).await.map_err(|e| {
         if e.is_config() {
-            RunError::Setup(anyhow::anyhow!("setting up the channels: {e}"))
+            RunError::Setup(StartError::Channels(e))
         } else {
             RunError::Target(e)
         }
@@ -213,8 +247,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         start,
         shard,
         Some(observer.clone()),
-    )
-    .await?;
+    );
     let actions = timeline::Audience::new();
 
     // The scheduler-lag probe and the 1 s collector.
@@ -226,7 +259,10 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
             &hlog_path,
             &format!("chatstorm {} seed {}", scenario.name, scenario.seed),
         )
-        .map_err(|e| RunError::Setup(anyhow::anyhow!("cannot write {}: {e}", hlog_path.display())))?;
+        .map_err(|reason| StartError::Hlog {
+            path: hlog_path.clone(),
+            reason,
+        })?;
     let started = Arc::new(AtomicU64::new(0));
     let peaks = Arc::new(Peaks::default());
     let total = scenario.run_length();
@@ -345,9 +381,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     ctx.deliveries.finish_into(&recorder);
     lag_stop.cancel();
     let lag = lag_task.await.unwrap_or_default();
-    let collector = collector_task
-        .await
-        .map_err(|e| RunError::Setup(anyhow::anyhow!("collector failed: {e}")))?;
+    let collector = collector_task.await.map_err(StartError::Collector)?;
     let mut metrics = collector.finish(Instant::now().into_std());
     for (name, rules) in observer.by_profile() {
         if let Some(p) = metrics.profiles.get_mut(name) {

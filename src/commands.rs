@@ -6,7 +6,7 @@ use crate::engine::run::{RunError, RunRequest};
 use crate::exit::Outcome;
 use crate::plan::{ConformPlan, Plan, RunPlan};
 use crate::report::{self, Format, write_outputs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Carries out one command.
 pub async fn dispatch(plan: Plan) -> Outcome {
@@ -55,14 +55,6 @@ pub fn validate(files: &[PathBuf]) -> Outcome {
         }
     }
     outcome
-}
-
-/// A new run folder under `reports/` (or the one given), created now so a bad path fails
-/// before anything runs.
-fn out_dir(given: Option<&Path>, name: &str) -> Result<PathBuf, String> {
-    let dir = crate::run_folder::choose(given, name).map_err(|e| format!("scenario name {name:?}: {e}"))?;
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the run folder {}: {e}", dir.display()))?;
-    Ok(dir)
 }
 
 /// `chatstorm run`.
@@ -124,7 +116,7 @@ pub async fn run(args: RunPlan) -> Outcome {
     if args.workers > 1 && args.shard.is_none() {
         return run_workers(&args, &scenario).await;
     }
-    let dir = match out_dir(args.out.as_deref(), &scenario.name) {
+    let dir = match crate::run_folder::create(args.out.as_deref(), &scenario.name) {
         Ok(d) => d,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
@@ -163,7 +155,7 @@ pub async fn run(args: RunPlan) -> Outcome {
 
 /// `run --workers N`: the shards as child processes, their summaries merged into one report.
 async fn run_workers(args: &RunPlan, scenario: &crate::scenario::Scenario) -> Outcome {
-    let dir = match out_dir(args.out.as_deref(), &scenario.name) {
+    let dir = match crate::run_folder::create(args.out.as_deref(), &scenario.name) {
         Ok(d) => d,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
@@ -194,7 +186,7 @@ pub async fn conform(args: ConformPlan) -> Outcome {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
-    let dir = match out_dir(args.out.as_deref(), "conform") {
+    let dir = match crate::run_folder::create(args.out.as_deref(), "conform") {
         Ok(d) => d,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };

@@ -1,7 +1,7 @@
 //! Run-folder names: the ONE place a scenario's `name` becomes part of a path. It owns the rule
 //! "a plain file name" (no `/`, `\`, `..`, nothing empty, no control characters) that scenario
 //! validation also applies to `name`, and the folder `reports/<name>-<stamp>` built from it.
-//! It owns no I/O but `create`.
+//! Its only I/O is [`create`].
 //!
 //! Why one function: the name was once built twice, and the copy in the `--workers` path did not
 //! clean it, so a scenario named `../../x` wrote its folders outside `reports/` (issue 12).
@@ -70,6 +70,43 @@ pub fn choose(given: Option<&Path>, name: &str) -> Result<PathBuf, NameError> {
         Some(d) => Ok(d.to_path_buf()),
         None => path(Path::new(REPORTS), name, &chatstorm_protocol::time::now_rfc3339()),
     }
+}
+
+/// Why the run folder could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    /// The scenario's name is not a plain file name.
+    #[error("scenario name {name:?}: {reason}")]
+    Name {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: NameError,
+    },
+    /// The folder could not be created.
+    #[error("cannot create the run folder {}: {reason}", dir.display())]
+    Create {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        reason: std::io::Error,
+    },
+}
+
+/// [`choose`]s the run folder and creates it now, so a bad path fails before anything runs.
+///
+/// # Errors
+/// [`FolderError`] when the name is refused or the folder cannot be created.
+pub fn create(given: Option<&Path>, name: &str) -> Result<PathBuf, FolderError> {
+    let dir = choose(given, name).map_err(|reason| FolderError::Name {
+        name: name.to_owned(),
+        reason,
+    })?;
+    std::fs::create_dir_all(&dir).map_err(|reason| FolderError::Create {
+        dir: dir.clone(),
+        reason,
+    })?;
+    Ok(dir)
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ pub struct RunOutput {
 pub enum RunError {
     /// The target did not answer.
     #[error("target unreachable: {0}")]
-    Unreachable(String),
+    Unreachable(super::probe::ProbeError),
     /// The target answered setup with an error or garbage (exit 5).
     #[error("the target failed during setup: {0}")]
     Target(super::setup::SetupError),

@@ -246,7 +246,7 @@ fn send(users: &Audience, seq: u64, action: UserAction) -> String {
     }
 }
 
-fn outcome(r: Result<serde_json::Value, String>) -> String {
+fn outcome(r: Result<serde_json::Value, super::fault::FaultCallError>) -> String {
     match r {
         Ok(v) => format!("ok {v}"),
         Err(e) => format!("failed: {e}"),

@@ -188,38 +188,9 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let indices: Vec<u32> = schedule.shard_indices(shard, shards).collect();
     let users_planned = indices.len() as u64;
 
-    // The target: a given one, the scenario's remote one, or the embedded mock.
-    let mut _mock_guard = None;
     let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
-    let target = match (req.target, &scenario.target) {
-        (Some(t), _) => t,
-        (None, crate::scenario::TargetSpec::Remote(r)) => {
-            crate::target::Target::from_scenario(r, &scenario).map_err(StartError::from)?
-        }
-        (None, crate::scenario::TargetSpec::Embedded(_)) if plain => {
-            return Err(StartError::PlainNeedsUrl.into());
-        }
-        (None, crate::scenario::TargetSpec::Embedded(opts)) => {
-            let mock = EmbeddedMock::start(opts, scenario.seed, users_planned, fd_limit)
-                .await
-                .map_err(StartError::from)?;
-            let t = mock.target.clone();
-            _mock_guard = Some(mock);
-            t
-        }
-    };
-    let target_description = match &_mock_guard {
-        Some(m) => m.description.clone(),
-        None if plain => target.ws_base.to_string(),
-        None => target.http_base.to_string(),
-    };
-    if plain {
-        // A bare WebSocket server may count an HTTP probe as a failed handshake: TCP only.
-        super::probe::reachable_tcp(&target).await
-    } else {
-        super::probe::reachable(&target).await
-    }
-    .map_err(RunError::Unreachable)?;
+    let (target, target_description, _mock_guard) =
+        resolve_target(req.target, &scenario, users_planned, fd_limit).await?;
     let created = super::setup::create_channels(&scenario, &target).await.map_err(|e| {
         if e.is_config() {
             RunError::Setup(StartError::Channels(e))
@@ -316,52 +287,19 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     // Users, each at its intended time.
     let tracker = TaskTracker::new();
     let late = Arc::new(AtomicU64::new(0));
-    let scheduler = {
-        let (root, tracker, started, late, schedule) = (
-            root.clone(),
-            tracker.clone(),
-            started.clone(),
-            late.clone(),
-            schedule.clone(),
-        );
-        let (ctx, scenario, actions) = (ctx.clone(), scenario.clone(), actions.clone());
-        tokio::spawn(async move {
-            for index in indices {
-                let slot = schedule.slots[index as usize];
-                let intended = start + slot.start;
-                // Users already due start back to back: a timer per user would hand the worker
-                // to the users already started between every two spawns, and a burst (a ramp
-                // over 1 ms) would then start late by the time all their connects take.
-                if Instant::now() < intended {
-                    tokio::select! {
-                        _ = root.cancelled() => break,
-                        _ = tokio::time::sleep_until(intended) => {}
-                    }
-                } else if root.is_cancelled() {
-                    break;
-                }
-                if Instant::now().saturating_duration_since(intended) > lag::LATE_START {
-                    late.fetch_add(1, Relaxed);
-                }
-                let stop_at = slot.stop.map(|s| start + s);
-                if plain {
-                    super::users::spawn_plain(&tracker, &ctx, intended, stop_at, root.child_token());
-                } else {
-                    super::users::spawn(
-                        &tracker,
-                        &scenario,
-                        &ctx,
-                        index,
-                        intended,
-                        stop_at,
-                        &actions,
-                        root.child_token(),
-                    );
-                }
-                started.fetch_add(1, Relaxed);
-            }
-        })
-    };
+    let scheduler = tokio::spawn(start_users(Starter {
+        indices,
+        schedule: schedule.clone(),
+        start,
+        plain,
+        root: root.clone(),
+        tracker: tracker.clone(),
+        started: started.clone(),
+        late: late.clone(),
+        ctx: ctx.clone(),
+        scenario: scenario.clone(),
+        actions: actions.clone(),
+    }));
 
     // Run for the plan's length, or until Ctrl-C / an aborting threshold cancels.
     tokio::select! {
@@ -399,16 +337,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         None
     };
     let users_started = started.load(Relaxed);
-    let grace = Duration::from_millis(CONNECT_GRACE_MS);
-    let users_due = schedule
-        .shard_indices(shard, shards)
-        .take(users_started as usize)
-        .filter(|&i| {
-            let slot = schedule.slots[i as usize];
-            let until = slot.stop.map_or(elapsed, |s| s.min(elapsed));
-            slot.start + grace <= until
-        })
-        .count() as u64;
+    let users_due = users_due(&schedule, (shard, shards), users_started, elapsed);
     let marks = marks.lock().map(|m| m.clone()).unwrap_or_default();
     let conformance = Some(observer.summary());
     let stop_reason = match interrupts.first() {
@@ -440,6 +369,131 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         aborted_by: aborted_by.lock().map(|a| a.clone()).unwrap_or(None),
         conformance,
     })
+}
+
+/// Step 1 of a run: the target (a given one, the scenario's remote one, or the embedded mock,
+/// whose guard the caller holds for the run), how reports describe it, and a first probe that it
+/// answers at all.
+async fn resolve_target(
+    given: Option<Target>,
+    scenario: &Scenario,
+    users_planned: u64,
+    fd_limit: u64,
+) -> Result<(Target, String, Option<EmbeddedMock>), RunError> {
+    let mut _mock_guard = None;
+    let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
+    let target = match (given, &scenario.target) {
+        (Some(t), _) => t,
+        (None, crate::scenario::TargetSpec::Remote(r)) => {
+            crate::target::Target::from_scenario(r, scenario).map_err(StartError::from)?
+        }
+        (None, crate::scenario::TargetSpec::Embedded(_)) if plain => {
+            return Err(StartError::PlainNeedsUrl.into());
+        }
+        (None, crate::scenario::TargetSpec::Embedded(opts)) => {
+            let mock = EmbeddedMock::start(opts, scenario.seed, users_planned, fd_limit)
+                .await
+                .map_err(StartError::from)?;
+            let t = mock.target.clone();
+            _mock_guard = Some(mock);
+            t
+        }
+    };
+    let target_description = match &_mock_guard {
+        Some(m) => m.description.clone(),
+        None if plain => target.ws_base.to_string(),
+        None => target.http_base.to_string(),
+    };
+    if plain {
+        // A bare WebSocket server may count an HTTP probe as a failed handshake: TCP only.
+        super::probe::reachable_tcp(&target).await
+    } else {
+        super::probe::reachable(&target).await
+    }
+    .map_err(RunError::Unreachable)?;
+    Ok((target, target_description, _mock_guard))
+}
+
+/// The users started early enough, and not stopped too soon, to be expected to connect: each
+/// had [`CONNECT_GRACE_MS`] before the run (or its own session) ended.
+fn users_due(schedule: &Schedule, (shard, shards): (u32, u32), users_started: u64, elapsed: Duration) -> u64 {
+    let grace = Duration::from_millis(CONNECT_GRACE_MS);
+    schedule
+        .shard_indices(shard, shards)
+        .take(users_started as usize)
+        .filter(|&i| {
+            let slot = schedule.slots[i as usize];
+            let until = slot.stop.map_or(elapsed, |s| s.min(elapsed));
+            slot.start + grace <= until
+        })
+        .count() as u64
+}
+
+/// What the scheduler task needs to start this shard's users.
+struct Starter {
+    indices: Vec<u32>,
+    schedule: Arc<Schedule>,
+    start: Instant,
+    plain: bool,
+    root: CancellationToken,
+    tracker: TaskTracker,
+    started: Arc<AtomicU64>,
+    late: Arc<AtomicU64>,
+    ctx: Arc<crate::user::UserCtx>,
+    scenario: Arc<Scenario>,
+    actions: timeline::Audience,
+}
+
+/// The scheduler: starts each user at its intended time until the plan ends or `root` is
+/// cancelled, counting starts and late starts.
+async fn start_users(s: Starter) {
+    let Starter {
+        indices,
+        schedule,
+        start,
+        plain,
+        root,
+        tracker,
+        started,
+        late,
+        ctx,
+        scenario,
+        actions,
+    } = s;
+    for index in indices {
+        let slot = schedule.slots[index as usize];
+        let intended = start + slot.start;
+        // Users already due start back to back: a timer per user would hand the worker
+        // to the users already started between every two spawns, and a burst (a ramp
+        // over 1 ms) would then start late by the time all their connects take.
+        if Instant::now() < intended {
+            tokio::select! {
+                _ = root.cancelled() => break,
+                _ = tokio::time::sleep_until(intended) => {}
+            }
+        } else if root.is_cancelled() {
+            break;
+        }
+        if Instant::now().saturating_duration_since(intended) > lag::LATE_START {
+            late.fetch_add(1, Relaxed);
+        }
+        let stop_at = slot.stop.map(|s| start + s);
+        if plain {
+            super::users::spawn_plain(&tracker, &ctx, intended, stop_at, root.child_token());
+        } else {
+            super::users::spawn(
+                &tracker,
+                &scenario,
+                &ctx,
+                index,
+                intended,
+                stop_at,
+                &actions,
+                root.child_token(),
+            );
+        }
+        started.fetch_add(1, Relaxed);
+    }
 }
 
 /// Peaks sampled once per second.

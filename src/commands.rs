@@ -2,6 +2,8 @@
 //! parses (through `cli.rs`), builds the runtime and exits with the outcome's code; the one-line
 //! messages of a command that cannot run are printed here.
 
+pub mod report_command;
+
 use crate::engine::run::{RunError, RunRequest};
 use crate::exit::Outcome;
 use crate::plan::{ConformPlan, Plan, RunPlan};
@@ -14,7 +16,7 @@ pub async fn dispatch(plan: Plan) -> Outcome {
         Plan::Run(p) => run(p).await,
         Plan::Validate(files) => validate(&files),
         Plan::Conform(p) => conform(p).await,
-        Plan::Report(p) => report::command::run(&p),
+        Plan::Report(p) => report_command::run(&p),
         Plan::Mock(args) => mock(args).await,
     }
 }

@@ -9,7 +9,8 @@
 //! - `chatstorm_protocol` (crate): wire types, tokens, limits, back-off; no I/O.
 //! - `chatstorm_mock` (crate): the bundled mock server, started in-process by default.
 //! - Leaves: [`exit`] (exit codes), [`seed`], [`sys`] (descriptors, memory, loopback sources),
-//!   [`run_folder`] (the one rule for run-folder names), [`http`] (the small REST client).
+//!   [`run_folder`] (the one rule for run-folder names), [`markup`] (XML/HTML escaping),
+//!   [`http`] (the small REST client).
 //! - [`scenario`]: YAML → validated [`scenario::Scenario`] (every problem with file:line:column).
 //! - [`target`]: every way to build a [`target::Target`] (flags, scenario, mock, plain WebSocket).
 //! - [`metrics`]: lock-free recording, the 1 s collector, HDR histograms and their snapshots.
@@ -33,6 +34,7 @@ pub mod conformance;
 pub mod engine;
 pub mod exit;
 pub mod http;
+pub mod markup;
 pub mod metrics;
 pub mod plan;
 pub mod report;

@@ -5,7 +5,6 @@
 pub mod build;
 pub mod chart;
 pub mod checks;
-pub mod command;
 pub mod compare;
 pub mod console;
 pub mod html;

@@ -30,7 +30,7 @@ mod tests;
 pub use model::*;
 pub use problem::{Problem, ScenarioErrors};
 pub use threshold::Threshold;
-pub use user_id::{MAX_USER_ID_LEN, check_user_id};
+pub use user_id::{BadUserId, MAX_USER_ID_LEN, check_user_id};
 
 use de::Sp;
 use raw::RawScenario;

@@ -1,9 +1,10 @@
 //! `chatstorm report`: re-render a finished run's outputs from its `summary.json` without
 //! re-running it, compare it with a baseline, or (`report merge DIR...`) merge shard folders.
+//! A command: it reads a [`ReportPlan`] and decides the exit code; the work is `crate::report`'s.
 
-use super::Format;
 use crate::exit::Outcome;
 use crate::plan::ReportPlan;
+use crate::report::{self, Format};
 use std::path::{Path, PathBuf};
 
 /// Runs the report command.
@@ -20,7 +21,7 @@ pub fn run(plan: &ReportPlan) -> Outcome {
 }
 
 fn render(path: &Path, baseline: Option<&Path>, tolerance: f64, out: Option<&Path>) -> Outcome {
-    let summary = match super::read_json(path) {
+    let summary = match report::read_json(path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chatstorm: {e}");
@@ -35,21 +36,21 @@ fn render(path: &Path, baseline: Option<&Path>, tolerance: f64, out: Option<&Pat
         eprintln!("chatstorm: cannot create {}: {e}", dir.display());
         return Outcome::InvalidConfig;
     }
-    super::write_outputs(&summary, &dir, &[Format::Console, Format::Junit, Format::Html]);
+    report::write_outputs(&summary, &dir, &[Format::Console, Format::Junit, Format::Html]);
     let Some(baseline) = baseline else {
         return Outcome::from_code(summary.verdict.exit_code);
     };
-    let old = match super::read_json(baseline) {
+    let old = match report::read_json(baseline) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chatstorm: {e}");
             return Outcome::InvalidConfig;
         }
     };
-    let rows = super::compare::compare(&summary, &old, tolerance);
+    let rows = report::compare::compare(&summary, &old, tolerance);
     println!();
     println!("comparison with {}:", baseline.display());
-    let _ = super::compare::write(&rows, tolerance, &mut std::io::stdout().lock());
+    let _ = report::compare::write(&rows, tolerance, &mut std::io::stdout().lock());
     if rows.iter().any(|r| r.regression) {
         Outcome::ThresholdBreached
     } else {
@@ -62,19 +63,19 @@ fn merge(dirs: &[PathBuf], out: Option<&Path>) -> Outcome {
         eprintln!("chatstorm: report merge needs the shard folders: chatstorm report merge DIR...");
         return Outcome::InvalidConfig;
     }
-    let merged = match super::merge::merge_dirs(dirs) {
+    let merged = match report::merge::merge_dirs(dirs) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("chatstorm: {e}");
             return Outcome::InvalidConfig;
         }
     };
-    let dir = out.map_or_else(|| super::merge::common_parent(dirs), Path::to_path_buf);
+    let dir = out.map_or_else(|| report::merge::common_parent(dirs), Path::to_path_buf);
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("chatstorm: cannot create {}: {e}", dir.display());
         return Outcome::InvalidConfig;
     }
-    super::write_outputs(
+    report::write_outputs(
         &merged,
         &dir,
         &[Format::Console, Format::Json, Format::Junit, Format::Html],

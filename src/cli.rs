@@ -265,17 +265,40 @@ impl From<Format> for chatstorm::report::Format {
     }
 }
 
-/// Parses a human duration such as `30s`, `5m`, `250ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write a unit, e.g. 30s, 5m, 250ms)"))
+/// A flag value clap's parsers refuse (clap prints it after the flag's name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    /// Not a humantime duration.
+    #[error("{0} (write a unit, e.g. 30s, 5m, 250ms)")]
+    Duration(String),
+    /// `--shard` without `/`.
+    #[error("expected I/N, e.g. 0/3")]
+    ShardForm,
+    /// `--shard`'s I is not a number.
+    #[error("I must be a whole number")]
+    ShardIndex,
+    /// `--shard`'s N is not a number.
+    #[error("N must be a whole number")]
+    ShardCount,
+    /// `--shard I/N` with I >= N or N = 0.
+    #[error("shard {0}/{1}: need 0 <= I < N")]
+    ShardRange(u32, u32),
 }
 
-fn parse_shard(s: &str) -> Result<(u32, u32), String> {
-    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/3")?;
-    let i: u32 = i.trim().parse().map_err(|_| "I must be a whole number")?;
-    let n: u32 = n.trim().parse().map_err(|_| "N must be a whole number")?;
+/// Parses a human duration such as `30s`, `5m`, `250ms`.
+///
+/// # Errors
+/// [`FlagError::Duration`] with humantime's reason.
+pub fn parse_duration(s: &str) -> Result<Duration, FlagError> {
+    humantime::parse_duration(s).map_err(|e| FlagError::Duration(e.to_string()))
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32), FlagError> {
+    let (i, n) = s.split_once('/').ok_or(FlagError::ShardForm)?;
+    let i: u32 = i.trim().parse().map_err(|_| FlagError::ShardIndex)?;
+    let n: u32 = n.trim().parse().map_err(|_| FlagError::ShardCount)?;
     if n == 0 || i >= n {
-        return Err(format!("shard {i}/{n}: need 0 <= I < N"));
+        return Err(FlagError::ShardRange(i, n));
     }
     Ok((i, n))
 }
@@ -295,6 +318,6 @@ mod tests {
         assert_eq!(parse_shard("1/3"), Ok((1, 3)));
         assert!(parse_shard("3/3").is_err() && parse_shard("x").is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("30").unwrap_err().contains("unit"));
+        assert!(parse_duration("30").unwrap_err().to_string().contains("unit"));
     }
 }

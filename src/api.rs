@@ -1,7 +1,7 @@
 //! The library entry points tests and embedders use: run a scenario in-process and get its
 //! `RunSummary` back, exactly as `chatstorm run` builds it.
 
-use crate::engine::run::{RunError, RunRequest};
+use crate::engine::run::{RunError, RunRequest, StartError};
 use crate::report::summary::RunSummary;
 use crate::scenario::Scenario;
 use crate::target::Target;
@@ -17,7 +17,7 @@ pub async fn run_scenario(
     target: Option<Target>,
     out_dir: PathBuf,
 ) -> Result<RunSummary, RunError> {
-    std::fs::create_dir_all(&out_dir).map_err(|e| RunError::Setup(e.into()))?;
+    std::fs::create_dir_all(&out_dir).map_err(|e| RunError::Setup(StartError::OutDir(e)))?;
     let req = RunRequest {
         scenario: scenario.clone(),
         scenario_file: None,
@@ -28,14 +28,6 @@ pub async fn run_scenario(
     };
     let output = crate::engine::run::run(req).await?;
     let summary = crate::report::build::build(&scenario, None, &output);
-    crate::commands::write_outputs(
-        &summary,
-        &out_dir,
-        &[
-            crate::cli::Format::Json,
-            crate::cli::Format::Junit,
-            crate::cli::Format::Html,
-        ],
-    );
+    crate::report::write_outputs(&summary, &out_dir, &crate::report::Format::FILES);
     Ok(summary)
 }

@@ -1,6 +1,8 @@
-//! The command line (clap derive lives here and only here): parsed arguments are turned into
-//! domain types right away, so the rest of the crate never sees clap.
+//! The command line (clap derive lives here and only here): parsed arguments are turned into a
+//! plain [`Plan`] right away ([`Cli::into_plan`]), so the rest of the crate never sees clap.
 
+use chatstorm::plan::{ConformPlan, Plan, ReportPlan, RunPlan};
+use chatstorm::target::TargetOptions;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -153,20 +155,40 @@ pub struct ValidateArgs {
 
 /// `chatstorm report`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ReportArgs {
-    /// A summary.json written by `run` (or `merge` followed by shard folders).
-    #[arg(value_name = "SUMMARY.json")]
-    pub summary: PathBuf,
+    /// Merge shard folders instead of re-rendering one summary.
+    #[command(subcommand)]
+    pub action: Option<ReportCommand>,
+    /// A summary.json written by `run` (or `report merge DIR...` for shard folders).
+    #[arg(value_name = "SUMMARY.json", required = true)]
+    pub summary: Option<PathBuf>,
     /// Compare with this older summary; exit 1 when a figure worsened past the tolerance.
     #[arg(long, value_name = "OLD.json")]
     pub baseline: Option<PathBuf>,
     /// How much worse (in percent) a figure may get before it counts as a regression.
     #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
     pub tolerance: f64,
-    /// Shard folders to merge (with `report merge DIR...`).
-    #[arg(value_name = "DIR")]
-    pub more: Vec<PathBuf>,
     /// Where to write the re-rendered outputs (default: next to the summary).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `chatstorm report` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge the summaries of shard folders (`run --shard I/N` run anywhere) into one summary,
+    /// report and exit code.
+    Merge(MergeArgs),
+}
+
+/// `chatstorm report merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard folders, each holding a summary.json.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the merged outputs (default: the folders' common parent).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -179,17 +201,104 @@ pub struct MockArgs {
     pub args: Vec<String>,
 }
 
-/// Parses a human duration such as `30s`, `5m`, `250ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write a unit, e.g. 30s, 5m, 250ms)"))
+impl Cli {
+    /// The plain [`Plan`] these arguments ask for: nothing below the binary sees clap.
+    pub fn into_plan(self) -> Plan {
+        match self.command {
+            Command::Run(a) => Plan::Run(RunPlan {
+                scenario: a.scenario,
+                target: a.target.into(),
+                users: a.users,
+                duration: a.duration,
+                seed: a.seed,
+                out: a.out,
+                formats: a.format.into_iter().map(Into::into).collect(),
+                workers: a.workers,
+                shard: a.shard,
+                quiet: a.quiet,
+            }),
+            Command::Conform(a) => Plan::Conform(ConformPlan {
+                target: a.target.into(),
+                only: a.only,
+                strict: a.strict,
+                out: a.out,
+            }),
+            Command::Validate(a) => Plan::Validate(a.scenarios),
+            Command::Report(a) => Plan::Report(match (a.action, a.summary) {
+                (Some(ReportCommand::Merge(m)), _) => ReportPlan::Merge {
+                    dirs: m.dirs,
+                    out: m.out,
+                },
+                (None, summary) => ReportPlan::Render {
+                    // clap requires it without a subcommand.
+                    summary: summary.unwrap_or_default(),
+                    baseline: a.baseline,
+                    tolerance: a.tolerance,
+                    out: a.out,
+                },
+            }),
+            Command::Mock(a) => Plan::Mock(a.args),
+        }
+    }
 }
 
-fn parse_shard(s: &str) -> Result<(u32, u32), String> {
-    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/3")?;
-    let i: u32 = i.trim().parse().map_err(|_| "I must be a whole number")?;
-    let n: u32 = n.trim().parse().map_err(|_| "N must be a whole number")?;
+impl From<TargetArgs> for TargetOptions {
+    fn from(a: TargetArgs) -> Self {
+        TargetOptions {
+            target: a.target,
+            api_key: a.api_key,
+            secret: a.secret,
+            token_endpoint: a.token_endpoint,
+            fault_secret: a.fault_secret,
+        }
+    }
+}
+
+impl From<Format> for chatstorm::report::Format {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Console => Self::Console,
+            Format::Json => Self::Json,
+            Format::Junit => Self::Junit,
+            Format::Html => Self::Html,
+        }
+    }
+}
+
+/// A flag value clap's parsers refuse (clap prints it after the flag's name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    /// Not a humantime duration.
+    #[error("{0} (write a unit, e.g. 30s, 5m, 250ms)")]
+    Duration(String),
+    /// `--shard` without `/`.
+    #[error("expected I/N, e.g. 0/3")]
+    ShardForm,
+    /// `--shard`'s I is not a number.
+    #[error("I must be a whole number")]
+    ShardIndex,
+    /// `--shard`'s N is not a number.
+    #[error("N must be a whole number")]
+    ShardCount,
+    /// `--shard I/N` with I >= N or N = 0.
+    #[error("shard {0}/{1}: need 0 <= I < N")]
+    ShardRange(u32, u32),
+}
+
+/// Parses a human duration such as `30s`, `5m`, `250ms`.
+///
+/// # Errors
+/// [`FlagError::Duration`] with humantime's reason.
+pub fn parse_duration(s: &str) -> Result<Duration, FlagError> {
+    humantime::parse_duration(s).map_err(|e| FlagError::Duration(e.to_string()))
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32), FlagError> {
+    let (i, n) = s.split_once('/').ok_or(FlagError::ShardForm)?;
+    let i: u32 = i.trim().parse().map_err(|_| FlagError::ShardIndex)?;
+    let n: u32 = n.trim().parse().map_err(|_| FlagError::ShardCount)?;
     if n == 0 || i >= n {
-        return Err(format!("shard {i}/{n}: need 0 <= I < N"));
+        return Err(FlagError::ShardRange(i, n));
     }
     Ok((i, n))
 }
@@ -209,6 +318,6 @@ mod tests {
         assert_eq!(parse_shard("1/3"), Ok((1, 3)));
         assert!(parse_shard("3/3").is_err() && parse_shard("x").is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("30").unwrap_err().contains("unit"));
+        assert!(parse_duration("30").unwrap_err().to_string().contains("unit"));
     }
 }

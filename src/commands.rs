@@ -1,21 +1,23 @@
-//! The subcommands, each a function from parsed arguments to an [`Outcome`]. `main.rs` only
-//! parses, builds the runtime and exits with the outcome's code.
+//! The subcommands, each a function from a plain [`Plan`] to an [`Outcome`]. `main.rs` only
+//! parses (through `cli.rs`), builds the runtime and exits with the outcome's code; the one-line
+//! messages of a command that cannot run are printed here.
 
-use crate::cli::{Cli, Command, ConformArgs, Format, ReportArgs, RunArgs, TargetArgs, ValidateArgs};
+pub mod report_command;
+
 use crate::engine::run::{RunError, RunRequest};
 use crate::exit::Outcome;
-use crate::report;
-use crate::target::{Target, TargetAuth};
-use std::path::{Path, PathBuf};
+use crate::plan::{ConformPlan, Plan, RunPlan};
+use crate::report::{self, Format, write_outputs};
+use std::path::PathBuf;
 
-/// Runs one parsed command line.
-pub async fn dispatch(cli: Cli) -> Outcome {
-    match cli.command {
-        Command::Run(args) => run(args).await,
-        Command::Validate(args) => validate(&args),
-        Command::Conform(args) => conform(args).await,
-        Command::Report(args) => report_cmd(&args),
-        Command::Mock(args) => mock(args.args).await,
+/// Carries out one command.
+pub async fn dispatch(plan: Plan) -> Outcome {
+    match plan {
+        Plan::Run(p) => run(p).await,
+        Plan::Validate(files) => validate(&files),
+        Plan::Conform(p) => conform(p).await,
+        Plan::Report(p) => report_command::run(&p),
+        Plan::Mock(args) => mock(args).await,
     }
 }
 
@@ -24,10 +26,22 @@ fn fail(outcome: Outcome, msg: impl std::fmt::Display) -> Outcome {
     outcome
 }
 
+/// An error and its causes on one line, `outer: cause: cause` (as `anyhow`'s `{:#}` printed them).
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}
+
 /// `chatstorm validate`: every problem of every file, one line each.
-pub fn validate(args: &ValidateArgs) -> Outcome {
+pub fn validate(files: &[PathBuf]) -> Outcome {
     let mut outcome = Outcome::Passed;
-    for path in &args.scenarios {
+    for path in files {
         match crate::scenario::load(path) {
             Ok(s) => println!(
                 "{}: ok ({}, {} users, {:?})",
@@ -45,68 +59,8 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
     outcome
 }
 
-/// The target named on the command line, if any. With `plain` (the scenario's users are
-/// `kind: plain-websocket`) `--target` is the WebSocket URL the users open as it is, and needs no
-/// key, secret or token endpoint.
-///
-/// # Errors
-/// A one-line description of what is wrong with the flags.
-pub fn target_from_args(args: &TargetArgs, plain: bool) -> Result<Option<Target>, String> {
-    let Some(url) = &args.target else {
-        if args.api_key.is_some() || args.secret.is_some() || args.token_endpoint.is_some() {
-            return Err("--api-key, --secret and --token-endpoint need --target".to_owned());
-        }
-        // The embedded mock draws its own fault secret for every run; one given (e.g. from
-        // CHATSTORM_FAULT_SECRET set for a service mock) has nothing to open here.
-        return Ok(None);
-    };
-    if plain {
-        if args.secret.is_some() || args.token_endpoint.is_some() {
-            return Err("plain-websocket users use no tokens: drop --secret and --token-endpoint".to_owned());
-        }
-        return Target::plain(url).map(Some).map_err(|e| format!("--target {e}"));
-    }
-    let url = url.replacen("ws://", "http://", 1).replacen("wss://", "https://", 1);
-    let url: url::Url = url.parse().map_err(|e| format!("--target {url:?}: {e}"))?;
-    let api_key = args
-        .api_key
-        .clone()
-        .ok_or("--target needs --api-key (or CHATSTORM_API_KEY)")?;
-    let (auth, secret) = match (&args.secret, &args.token_endpoint) {
-        (Some(s), _) => (TargetAuth::Secret(s.clone().into_bytes()), Some(s.clone().into_bytes())),
-        (None, Some(e)) => {
-            let e: url::Url = e.parse().map_err(|err| format!("--token-endpoint {e:?}: {err}"))?;
-            (TargetAuth::TokenEndpoint(e), None)
-        }
-        (None, None) => return Err("--target needs --secret (or CHATSTORM_SECRET) or --token-endpoint".to_owned()),
-    };
-    let mut target = Target::new(url, api_key, auth, secret)?;
-    // A chatstorm mock's fault API is used only once `fault::detect` has seen it accept this secret.
-    target.fault_secret = args.fault_secret.clone().filter(|s| !s.is_empty());
-    target.is_mock = false;
-    Ok(Some(target))
-}
-
-/// A new run folder under `reports/` (or the one given), created now so a bad path fails
-/// before anything runs.
-fn out_dir(given: Option<&Path>, name: &str) -> Result<PathBuf, String> {
-    let dir = match given {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let stamp = chatstorm_protocol::time::now_rfc3339().replace([':', '.'], "-");
-            let safe: String = name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-                .collect();
-            PathBuf::from("reports").join(format!("{safe}-{}", &stamp[..19]))
-        }
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the run folder {}: {e}", dir.display()))?;
-    Ok(dir)
-}
-
 /// `chatstorm run`.
-pub async fn run(args: RunArgs) -> Outcome {
+pub async fn run(args: RunPlan) -> Outcome {
     let mut scenario = match crate::scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(problems) => {
@@ -131,7 +85,7 @@ pub async fn run(args: RunArgs) -> Outcome {
         scenario = scenario.with_seed(s);
     }
     let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
-    let mut target = match target_from_args(&args.target, plain) {
+    let mut target = match args.target.build(plain) {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
@@ -162,9 +116,9 @@ pub async fn run(args: RunArgs) -> Outcome {
         }
     }
     if args.workers > 1 && args.shard.is_none() {
-        return crate::engine::workers::run(&args, &scenario).await;
+        return run_workers(&args, &scenario).await;
     }
-    let dir = match out_dir(args.out.as_deref(), &scenario.name) {
+    let dir = match crate::run_folder::create(args.out.as_deref(), &scenario.name) {
         Ok(d) => d,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
@@ -185,43 +139,56 @@ pub async fn run(args: RunArgs) -> Outcome {
             let reason = e.to_string();
             let summary =
                 report::build::not_started(&scenario, Some(file), &target_text, Outcome::Unreachable, &reason);
-            let formats: Vec<Format> = args.format.iter().filter(|f| **f != Format::Console).cloned().collect();
+            let formats: Vec<Format> = args
+                .formats
+                .iter()
+                .filter(|f| **f != Format::Console)
+                .copied()
+                .collect();
             write_outputs(&summary, &dir, &formats);
             return fail(Outcome::Unreachable, reason);
         }
-        Err(RunError::Setup(e)) => return fail(Outcome::InvalidConfig, format!("{e:#}")),
+        Err(RunError::Setup(e)) => return fail(Outcome::InvalidConfig, one_line(&e)),
     };
     let summary = report::build::build(&scenario, Some(file), &output);
-    write_outputs(&summary, &dir, &args.format);
+    write_outputs(&summary, &dir, &args.formats);
     Outcome::from_code(summary.verdict.exit_code)
 }
 
-/// Writes the requested outputs of a summary into `dir`; failures are reported, not fatal.
-pub fn write_outputs(summary: &report::summary::RunSummary, dir: &Path, formats: &[Format]) {
-    let mut wrote = Vec::new();
-    for f in formats {
-        let r = match f {
-            Format::Console => report::console::write(summary, &mut std::io::stdout().lock()),
-            Format::Json => report::write_json(summary, dir).map(|()| wrote.push("summary.json")),
-            Format::Junit => report::junit::write_file(summary, dir).map(|()| wrote.push("junit.xml")),
-            Format::Html => report::html::write_file(summary, dir).map(|()| wrote.push("report.html")),
-        };
-        if let Err(e) = r {
-            eprintln!("chatstorm: cannot write {f:?} output into {}: {e}", dir.display());
-        }
-    }
-    if !wrote.is_empty() {
-        println!("results: {} ({})", dir.display(), wrote.join(", "));
-    }
+/// `run --workers N`: the shards as child processes, their summaries merged into one report.
+async fn run_workers(args: &RunPlan, scenario: &crate::scenario::Scenario) -> Outcome {
+    let dir = match crate::run_folder::create(args.out.as_deref(), &scenario.name) {
+        Ok(d) => d,
+        Err(e) => return fail(Outcome::InvalidConfig, e),
+    };
+    let spec = crate::engine::workers::ShardSpec {
+        scenario: args.scenario.clone(),
+        users: args.users,
+        duration: args.duration,
+        seed: args.seed,
+        target: args.target.clone(),
+        workers: args.workers,
+    };
+    let shards = match crate::engine::workers::run(&spec, &dir).await {
+        Ok(s) => s,
+        Err(e) => return fail(Outcome::InvalidConfig, e),
+    };
+    let mut merged = match report::merge::merge_dirs(&shards.written) {
+        Ok(m) => m,
+        Err(e) => return fail(Outcome::Unreachable, e),
+    };
+    report::merge::mark_missing(&mut merged, &shards.missing);
+    write_outputs(&merged, &dir, &args.formats);
+    Outcome::from_code(merged.verdict.exit_code)
 }
 
 /// `chatstorm conform`.
-pub async fn conform(args: ConformArgs) -> Outcome {
-    let target = match target_from_args(&args.target, false) {
+pub async fn conform(args: ConformPlan) -> Outcome {
+    let target = match args.target.build(false) {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
-    let dir = match out_dir(args.out.as_deref(), "conform") {
+    let dir = match crate::run_folder::create(args.out.as_deref(), "conform") {
         Ok(d) => d,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
@@ -261,11 +228,6 @@ pub async fn conform(args: ConformArgs) -> Outcome {
     } else {
         Outcome::Passed
     }
-}
-
-/// `chatstorm report`.
-pub fn report_cmd(args: &ReportArgs) -> Outcome {
-    report::command::run(args)
 }
 
 /// `chatstorm mock`: the bundled mock server, with the `chatstorm-mock` binary's options.

@@ -55,13 +55,6 @@ pub enum HttpError {
     },
 }
 
-/// Callers that report failures as one line of text (the fault client) keep using `?`.
-impl From<HttpError> for String {
-    fn from(e: HttpError) -> Self {
-        e.to_string()
-    }
-}
-
 /// The first [`SNIPPET`] bytes of a body for a one-line message: lossy UTF-8, control
 /// characters replaced, `…` when cut.
 pub fn snippet(body: &[u8]) -> String {

@@ -1,11 +1,13 @@
 //! `chatstorm`: parse the command line, build the runtime, run the command, exit with its code.
 
+mod cli;
+
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     chatstorm::sys::tune_allocator();
-    let cli = chatstorm::cli::Cli::parse();
+    let plan = cli::Cli::parse().into_plan();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -13,7 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(chatstorm::exit::Outcome::InvalidConfig.code());
         }
     };
-    let outcome = runtime.block_on(chatstorm::commands::dispatch(cli));
+    let outcome = runtime.block_on(chatstorm::commands::dispatch(plan));
     // Users and the embedded mock may still hold sockets; do not wait for them.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     outcome.into()

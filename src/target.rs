@@ -1,7 +1,148 @@
 //! The server a run talks to: its REST and WebSocket bases, the API key, how tokens are
-//! obtained, and (for the embedded or a reachable mock) its fault-control API.
+//! obtained, and (for the embedded or a reachable mock) its fault-control API. This module owns
+//! every way to build a [`Target`]: from command-line options ([`TargetOptions`]), from a
+//! scenario's `target:` ([`Target::from_scenario`]), for a mock at a known address
+//! ([`Target::mock`]), and the plain-WebSocket form ([`Target::plain`]). TLS, when it lands,
+//! changes the scheme checks here and the connectors in `crate::net`, nowhere else.
 
+use crate::scenario::{RemoteTarget, Scenario, TokenSource, UserKind};
 use url::Url;
+
+/// Why a target cannot be built; each prints as one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// `--api-key`, `--secret` or `--token-endpoint` without `--target`.
+    #[error("--api-key, --secret and --token-endpoint need --target")]
+    FlagsWithoutTarget,
+    /// Token flags for users that use no tokens.
+    #[error("plain-websocket users use no tokens: drop --secret and --token-endpoint")]
+    PlainWithTokens,
+    /// `--target` without `--api-key`.
+    #[error("--target needs --api-key (or CHATSTORM_API_KEY)")]
+    NoApiKey,
+    /// `--target` without a way to get tokens.
+    #[error("--target needs --secret (or CHATSTORM_SECRET) or --token-endpoint")]
+    NoAuth,
+    /// A remote target in a scenario without a way to get tokens.
+    #[error("a remote target needs target.secret or users.token.endpoint")]
+    NoScenarioAuth,
+    /// A URL that does not parse; `what` names where it came from (`--target`, `target.url`).
+    #[error("{what} {value:?}: {reason}")]
+    BadUrl {
+        /// Where the URL was written.
+        what: &'static str,
+        /// The URL as written.
+        value: String,
+        /// Why it does not parse.
+        reason: url::ParseError,
+    },
+    /// A URL with no usable form, prefixed with where it was written.
+    #[error("{what} {reason}")]
+    At {
+        /// Where the URL was written.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: Box<TargetError>,
+    },
+    /// A plain WebSocket URL that does not parse.
+    #[error("{value:?}: {reason}")]
+    Unparsable {
+        /// The URL as written.
+        value: String,
+        /// Why it does not parse.
+        reason: url::ParseError,
+    },
+    /// `https://`: no TLS in this build.
+    #[error(
+        "{0}: this build speaks plain http/ws only (no TLS yet); use an http:// endpoint or a TLS-terminating proxy on loopback"
+    )]
+    HttpsNoTls(Url),
+    /// `wss://` for plain users: no TLS in this build.
+    #[error("{0}: this build speaks plain ws only (no TLS yet); use a ws:// URL")]
+    WssNoTls(Url),
+    /// Neither http nor https.
+    #[error("target url must be http://, not {0}://")]
+    NotHttp(String),
+    /// Neither ws nor http for plain users.
+    #[error("a plain WebSocket target is ws://, not {0}://")]
+    NotWs(String),
+    /// The scheme could not be swapped (a URL that cannot be a base).
+    #[error("cannot derive the websocket url")]
+    NoWsForm,
+    /// The scheme could not be swapped for plain users.
+    #[error("cannot derive the http and ws forms of the url")]
+    NoHttpForm,
+    /// A URL without a host.
+    #[error("{0}: no host")]
+    NoHost(Url),
+}
+
+/// The target as the command line names it (`--target`, `--api-key`, ...), plain strings: the
+/// binary's `cli.rs` fills it, [`TargetOptions::build`] turns it into a [`Target`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetOptions {
+    /// `--target`: REST base URL (or the WebSocket URL of plain users).
+    pub target: Option<String>,
+    /// `--api-key`.
+    pub api_key: Option<String>,
+    /// `--secret`: the app secret.
+    pub secret: Option<String>,
+    /// `--token-endpoint`.
+    pub token_endpoint: Option<String>,
+    /// `--fault-secret`: a standalone chatstorm mock's fault-control secret.
+    pub fault_secret: Option<String>,
+}
+
+impl TargetOptions {
+    /// The target named by these options, if any. With `plain` (the scenario's users are
+    /// `kind: plain-websocket`) `target` is the WebSocket URL the users open as it is, and needs no
+    /// key, secret or token endpoint.
+    ///
+    /// # Errors
+    /// What is wrong with the options.
+    pub fn build(&self, plain: bool) -> Result<Option<Target>, TargetError> {
+        let Some(url) = &self.target else {
+            if self.api_key.is_some() || self.secret.is_some() || self.token_endpoint.is_some() {
+                return Err(TargetError::FlagsWithoutTarget);
+            }
+            // The embedded mock draws its own fault secret for every run; one given (e.g. from
+            // CHATSTORM_FAULT_SECRET set for a service mock) has nothing to open here.
+            return Ok(None);
+        };
+        if plain {
+            if self.secret.is_some() || self.token_endpoint.is_some() {
+                return Err(TargetError::PlainWithTokens);
+            }
+            return Target::plain(url).map(Some).map_err(|e| TargetError::At {
+                what: "--target",
+                reason: Box::new(e),
+            });
+        }
+        let url = parse_url(
+            "--target",
+            &url.replacen("ws://", "http://", 1).replacen("wss://", "https://", 1),
+        )?;
+        let api_key = self.api_key.clone().ok_or(TargetError::NoApiKey)?;
+        let (auth, secret) = match (&self.secret, &self.token_endpoint) {
+            (Some(s), _) => (TargetAuth::Secret(s.clone().into_bytes()), Some(s.clone().into_bytes())),
+            (None, Some(e)) => (TargetAuth::TokenEndpoint(parse_url("--token-endpoint", e)?), None),
+            (None, None) => return Err(TargetError::NoAuth),
+        };
+        let mut target = Target::new(url, api_key, auth, secret)?;
+        // A chatstorm mock's fault API is used only once `fault::detect` has seen it accept this secret.
+        target.fault_secret = self.fault_secret.clone().filter(|s| !s.is_empty());
+        target.is_mock = false;
+        Ok(Some(target))
+    }
+}
+
+fn parse_url(what: &'static str, value: &str) -> Result<Url, TargetError> {
+    value.parse().map_err(|reason| TargetError::BadUrl {
+        what,
+        value: value.to_owned(),
+        reason,
+    })
+}
 
 /// How simulated users obtain their tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,21 +180,19 @@ impl Target {
     /// # Errors
     /// When the URL is not http, or is https (this build has no TLS yet: refused up front with the
     /// way around it, rather than failing every connect).
-    pub fn new(http_base: Url, api_key: String, auth: TargetAuth, secret: Option<Vec<u8>>) -> Result<Self, String> {
+    pub fn new(
+        http_base: Url,
+        api_key: String,
+        auth: TargetAuth,
+        secret: Option<Vec<u8>>,
+    ) -> Result<Self, TargetError> {
         let ws_scheme = match http_base.scheme() {
             "http" => "ws",
-            "https" => {
-                return Err(format!(
-                    "{http_base}: this build speaks plain http/ws only (no TLS yet); use an http:// endpoint \
-                     or a TLS-terminating proxy on loopback"
-                ));
-            }
-            other => return Err(format!("target url must be http://, not {other}://")),
+            "https" => return Err(TargetError::HttpsNoTls(http_base)),
+            other => return Err(TargetError::NotHttp(other.to_owned())),
         };
         let mut ws_base = http_base.clone();
-        ws_base
-            .set_scheme(ws_scheme)
-            .map_err(|()| "cannot derive the websocket url".to_owned())?;
+        ws_base.set_scheme(ws_scheme).map_err(|()| TargetError::NoWsForm)?;
         Ok(Self {
             http_base,
             ws_base,
@@ -72,24 +211,23 @@ impl Target {
     ///
     /// # Errors
     /// When the URL is not `ws://` or `http://` (no TLS in this build).
-    pub fn plain(url: &str) -> Result<Self, String> {
-        let url: Url = url.trim().parse().map_err(|e| format!("{url:?}: {e}"))?;
+    pub fn plain(url: &str) -> Result<Self, TargetError> {
+        let url: Url = url.trim().parse().map_err(|reason| TargetError::Unparsable {
+            value: url.to_owned(),
+            reason,
+        })?;
         let (http, ws) = match url.scheme() {
             "ws" | "http" => ("http", "ws"),
-            "wss" | "https" => {
-                return Err(format!(
-                    "{url}: this build speaks plain ws only (no TLS yet); use a ws:// URL"
-                ));
-            }
-            other => return Err(format!("a plain WebSocket target is ws://, not {other}://")),
+            "wss" | "https" => return Err(TargetError::WssNoTls(url)),
+            other => return Err(TargetError::NotWs(other.to_owned())),
         };
         let (mut http_base, mut ws_base) = (url.clone(), url);
         http_base
             .set_scheme(http)
             .and_then(|()| ws_base.set_scheme(ws))
-            .map_err(|()| "cannot derive the http and ws forms of the url".to_owned())?;
+            .map_err(|()| TargetError::NoHttpForm)?;
         if ws_base.host_str().is_none() {
-            return Err(format!("{ws_base}: no host"));
+            return Err(TargetError::NoHost(ws_base));
         }
         Ok(Self {
             http_base,
@@ -100,6 +238,43 @@ impl Target {
             fault_secret: None,
             is_mock: false,
         })
+    }
+
+    /// The target a scenario names (`target.url`), with its token source.
+    ///
+    /// # Errors
+    /// When the URL is not usable.
+    pub fn from_scenario(remote: &RemoteTarget, scenario: &Scenario) -> Result<Self, TargetError> {
+        if scenario.users.kind == UserKind::PlainWebsocket {
+            return Target::plain(&remote.url).map_err(|e| TargetError::At {
+                what: "target.url",
+                reason: Box::new(e),
+            });
+        }
+        let url = remote
+            .url
+            .replacen("ws://", "http://", 1)
+            .replacen("wss://", "https://", 1);
+        let url = parse_url("target.url", &url)?;
+        let (auth, secret) = match &scenario.users.token.source {
+            TokenSource::Secret(s) => (TargetAuth::Secret(s.clone().into_bytes()), Some(s.clone().into_bytes())),
+            TokenSource::Endpoint(e) => (TargetAuth::TokenEndpoint(parse_url("token endpoint", e)?), None),
+            TokenSource::EmbeddedSecret => return Err(TargetError::NoScenarioAuth),
+        };
+        Target::new(url, remote.api_key.clone(), auth, secret)
+    }
+
+    /// A chatstorm mock at `http_base` (embedded or started by a test): tokens minted with its
+    /// app `secret`, its fault-control API open with `fault_secret`.
+    ///
+    /// # Errors
+    /// When `http_base` is not an http URL.
+    pub fn mock(http_base: Url, api_key: String, secret: &str, fault_secret: String) -> Result<Self, TargetError> {
+        let secret = secret.as_bytes().to_vec();
+        let mut t = Target::new(http_base, api_key, TargetAuth::Secret(secret.clone()), Some(secret))?;
+        t.fault_secret = Some(fault_secret);
+        t.is_mock = true;
+        Ok(t)
     }
 
     /// `base` joined with an absolute path such as `/connect` (keeping any path prefix of the base).
@@ -138,7 +313,7 @@ mod tests {
             TargetAuth::Secret(vec![]),
             None,
         );
-        assert!(tls.unwrap_err().contains("no TLS"));
+        assert!(tls.unwrap_err().to_string().contains("no TLS"));
         assert!(Target::new("ftp://x".parse().unwrap(), "k".into(), TargetAuth::Secret(vec![]), None).is_err());
     }
 
@@ -153,6 +328,7 @@ mod tests {
         assert!(
             Target::plain("wss://chat.example/connect")
                 .unwrap_err()
+                .to_string()
                 .contains("no TLS")
         );
         assert!(Target::plain("ftp://x/").is_err());

@@ -431,3 +431,48 @@ fn workers_split_the_users_and_merge_one_report() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn r12_a_hostile_name_cannot_leave_reports_with_or_without_workers() {
+    // Issue 12: `--workers` built the run folder from the raw name, so `../../x` wrote outside
+    // `reports/`. The name is now refused by validation, before any folder is made.
+    let root = out("hostile-name");
+    let cwd = root.join("a").join("b");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let scenario = cwd.join("hostile.yaml");
+    std::fs::write(
+        &scenario,
+        "name: ../../escaped\nusers: {count: 2}\nload:\n  - hold: 1s\n",
+    )
+    .unwrap();
+    for extra in [&[][..], &["--workers", "2"][..]] {
+        let res = std::process::Command::new(env!("CARGO_BIN_EXE_chatstorm"))
+            .args(["run", "hostile.yaml", "--quiet"])
+            .args(extra)
+            .current_dir(&cwd)
+            .output()
+            .expect("run the chatstorm binary");
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end(),
+            "hostile.yaml:1:7: name: must be a plain file name: no `/`, `\\` or `..`",
+            "{extra:?}"
+        );
+        // Nothing was written anywhere: not beside the scenario, not two levels up.
+        let mut found = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p.clone());
+                }
+                found.push(p);
+            }
+        }
+        found.sort();
+        assert_eq!(found, [root.join("a"), cwd.clone(), scenario.clone()], "{extra:?}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

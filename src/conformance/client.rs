@@ -84,7 +84,7 @@ impl Http {
         user: &str,
         call: Call<'_>,
         timeout: Duration,
-    ) -> Result<HttpReply, String> {
+    ) -> Result<HttpReply, ClientError> {
         let Call {
             method,
             url,
@@ -92,7 +92,7 @@ impl Http {
             body,
         } = call;
         if url.starts_with("https:") {
-            return Err("https targets need TLS, which this build does not include".to_owned());
+            return Err(ClientError::NoTls);
         }
         let body_text = body.map(Value::to_string).unwrap_or_default();
         let mut req = http::Request::builder().method(method).uri(url);
@@ -104,14 +104,16 @@ impl Http {
         }
         let req = req
             .body(Full::new(Bytes::from(body_text.clone())))
-            .map_err(|e| format!("bad request {method} {url}: {e}"))?;
+            .map_err(|e| ClientError::BadRequest {
+                call: format!("{method} {url}"),
+                reason: e.to_string(),
+            })?;
         log.push(user, '>', "http-req", &format!("{method} {} {body_text}", path_of(url)));
         let fut = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| format!("{method} {url}: {e}"))?;
+            let resp = self.client.request(req).await.map_err(|e| ClientError::Transport {
+                call: format!("{method} {url}"),
+                reason: e.to_string(),
+            })?;
             let status = resp.status().as_u16();
             let headers = resp
                 .headers()
@@ -127,11 +129,14 @@ impl Http {
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| format!("{method} {url}: reading body: {e}"))?
+                .map_err(|e| ClientError::Body {
+                    call: format!("{method} {url}"),
+                    reason: e.to_string(),
+                })?
                 .to_bytes();
             let text = String::from_utf8_lossy(&bytes).into_owned();
             let json = serde_json::from_str(&text).ok();
-            Ok::<_, String>(HttpReply {
+            Ok::<_, ClientError>(HttpReply {
                 status,
                 headers,
                 text,
@@ -155,16 +160,62 @@ impl Http {
                 Ok(r)
             }
             Ok(Err(e)) => {
-                log.push(user, '!', "http-error", &e);
+                log.push(user, '!', "http-error", &e.to_string());
                 Err(e)
             }
             Err(_) => {
-                let e = format!("{method} {} got no answer within {timeout:?}", path_of(url));
-                log.push(user, '!', "timeout", &e);
+                let e = ClientError::Timeout {
+                    call: format!("{method} {}", path_of(url)),
+                    timeout,
+                };
+                log.push(user, '!', "timeout", &e.to_string());
                 Err(e)
             }
         }
     }
+}
+
+/// Why a scripted request or frame could not be sent (one line, logged in the wire log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// An `https://` URL: no TLS in this build.
+    #[error("https targets need TLS, which this build does not include")]
+    NoTls,
+    /// The request could not be built.
+    #[error("bad request {call}: {reason}")]
+    BadRequest {
+        /// `METHOD url`.
+        call: String,
+        /// Why.
+        reason: String,
+    },
+    /// No connection, or no response head.
+    #[error("{call}: {reason}")]
+    Transport {
+        /// `METHOD url`.
+        call: String,
+        /// Why.
+        reason: String,
+    },
+    /// The body could not be read.
+    #[error("{call}: reading body: {reason}")]
+    Body {
+        /// `METHOD url`.
+        call: String,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing within the timeout.
+    #[error("{call} got no answer within {timeout:?}")]
+    Timeout {
+        /// `METHOD path`.
+        call: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// A WebSocket frame could not be sent (`what`: "a ping", ...).
+    #[error("sending {0}: {1}")]
+    WsSend(&'static str, String),
 }
 
 /// One HTTP request to send.
@@ -383,31 +434,31 @@ impl Ws {
     ///
     /// # Errors
     /// When the socket is gone.
-    pub async fn send_text(&mut self, text: &str) -> Result<(), String> {
+    pub async fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
         self.log.push(&self.user, '>', "ws-text", text);
         self.stream
             .send(Message::text(text))
             .await
-            .map_err(|e| format!("sending a text frame: {e}"))
+            .map_err(|e| ClientError::WsSend("a text frame", e.to_string()))
     }
 
     /// Sends a ping control frame.
     ///
     /// # Errors
     /// When the socket is gone.
-    pub async fn send_ping(&mut self) -> Result<(), String> {
+    pub async fn send_ping(&mut self) -> Result<(), ClientError> {
         self.log.push(&self.user, '>', "ws-ping", "");
         self.stream
             .send(Message::Ping(Bytes::from_static(b"chatstorm")))
             .await
-            .map_err(|e| format!("sending a ping: {e}"))
+            .map_err(|e| ClientError::WsSend("a ping", e.to_string()))
     }
 
     /// Starts a close handshake with `code` (the caller reads the echo with [`Ws::next`]).
     ///
     /// # Errors
     /// When the socket is gone.
-    pub async fn send_close(&mut self, code: u16, reason: &str) -> Result<(), String> {
+    pub async fn send_close(&mut self, code: u16, reason: &str) -> Result<(), ClientError> {
         self.log.push(&self.user, '>', "ws-close", &format!("{code} {reason}"));
         let frame = CloseFrame {
             code: CloseCode::from(code),
@@ -416,7 +467,7 @@ impl Ws {
         self.stream
             .send(Message::Close(Some(frame)))
             .await
-            .map_err(|e| format!("sending a close frame: {e}"))
+            .map_err(|e| ClientError::WsSend("a close frame", e.to_string()))
     }
 
     /// Drops the TCP connection without a close frame (what a lost network looks like).

@@ -34,10 +34,10 @@ pub enum CaseError {
 pub type CaseResult = Result<(), CaseError>;
 
 /// A failure seen by `user`.
-pub fn fail(user: &str, expected: impl Into<String>, received: impl Into<String>) -> CaseError {
+pub fn fail(user: &str, expected: impl Into<String>, received: impl std::fmt::Display) -> CaseError {
     CaseError::Fail {
         expected: expected.into(),
-        received: received.into(),
+        received: received.to_string(),
         user: Some(user.to_owned()),
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chatstorm_mock::MockConfig;
 
 use super::{ConformanceReport, SuiteOptions, run_suite};
-use crate::target::{Target, TargetAuth};
+use crate::target::{Target, TargetError};
 
 /// The embedded mock's health interval during `conform`: short so HEALTH-INTERVAL takes seconds,
 /// long enough that a periodic check is not mistaken for a reply (replies get half of it).
@@ -41,20 +41,13 @@ pub fn embedded_suite_options(only: Vec<String>, strict: bool) -> SuiteOptions {
 ///
 /// # Errors
 /// When `http_base` is not an http(s) URL.
-pub fn mock_target(http_base: &str, config: &MockConfig) -> Result<Target, String> {
-    let url = http_base
-        .parse()
-        .map_err(|e| format!("bad mock url {http_base}: {e}"))?;
-    let secret = config.secret.clone().into_bytes();
-    let mut t = Target::new(
-        url,
-        config.api_key.clone(),
-        TargetAuth::Secret(secret.clone()),
-        Some(secret),
-    )?;
-    t.fault_secret = Some(config.fault_secret.clone());
-    t.is_mock = true;
-    Ok(t)
+pub fn mock_target(http_base: &str, config: &MockConfig) -> Result<Target, TargetError> {
+    let url = http_base.parse().map_err(|reason| TargetError::BadUrl {
+        what: "mock url",
+        value: http_base.to_owned(),
+        reason,
+    })?;
+    Target::mock(url, config.api_key.clone(), &config.secret, config.fault_secret.clone())
 }
 
 /// Starts the embedded mock on 127.0.0.1:0 with [`embedded_mock_config`], runs the suite with

@@ -18,6 +18,15 @@ use super::{Strictness, rules};
 use crate::metrics::RuleTally;
 use crate::metrics::profile::{PROFILE_SLOTS, current_slot, profile_of_slot};
 
+/// What the observer remembers about one simulated user.
+#[derive(Debug, Default)]
+pub struct UserState {
+    /// Milliseconds (observer clock) of the last `health.check`, 0 = none on this connection.
+    pub(super) last_health_ms: std::sync::atomic::AtomicU64,
+    /// The previous connection id (taken only on connect, so the mutex is cold).
+    pub(super) last_connection: std::sync::Mutex<Option<Box<str>>>,
+}
+
 /// The first failure of a rule seen during a load run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObservedFailure {
@@ -86,7 +95,7 @@ struct Inner {
     slots: Vec<Slot>,
     watched: Vec<bool>,
     /// Per simulated user (by index), for checks that compare with the user's past.
-    pub(super) users: Vec<super::observer_hooks::UserState>,
+    pub(super) users: Vec<UserState>,
     /// The server health interval the run expects.
     pub(super) health_interval: Duration,
 }
@@ -138,9 +147,7 @@ impl Observer {
             .iter()
             .map(|r| watch.is_empty() || watch.iter().any(|g| glob_match(g, r.id)))
             .collect();
-        let users = (0..users)
-            .map(|_| super::observer_hooks::UserState::default())
-            .collect();
+        let users = (0..users).map(|_| UserState::default()).collect();
         Self {
             inner: Arc::new(Inner {
                 start: Instant::now(),
@@ -359,7 +366,7 @@ impl Observer {
     }
 
     /// The per-user state of `user`, when the observer was built with it.
-    pub(super) fn user_state(&self, user: u32) -> Option<&super::observer_hooks::UserState> {
+    pub(super) fn user_state(&self, user: u32) -> Option<&UserState> {
         self.inner.users.get(usize::try_from(user).ok()?)
     }
 

@@ -4,22 +4,12 @@
 //! (last connection id, last health check) exists only for observers built with
 //! [`Observer::for_run`]; users outside that range are not checked by the stateful rules.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use chatstorm_protocol::ServerEvent;
 
 use super::observer::Observer;
-
-/// What the observer remembers about one simulated user.
-#[derive(Debug, Default)]
-pub struct UserState {
-    /// Milliseconds (observer clock) of the last `health.check`, 0 = none on this connection.
-    last_health_ms: AtomicU64,
-    /// The previous connection id (taken only on connect, so the mutex is cold).
-    last_connection: Mutex<Option<Box<str>>>,
-}
 
 fn name(user: u32) -> String {
     format!("user #{user}")

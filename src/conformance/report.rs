@@ -251,7 +251,7 @@ fn ms_to_s(ms: u64) -> f64 {
 }
 
 /// XML escaping shared with the run's JUnit writer.
-use crate::report::junit::escape as xml;
+use crate::markup::escape as xml;
 
 #[cfg(test)]
 mod tests {

@@ -71,7 +71,7 @@ pub fn check(
                         t.key,
                         t.text,
                         elapsed.as_secs_f64(),
-                        crate::report::build::format_value(t.metric.unit(), observed)
+                        crate::scenario::threshold::format_value(t.metric.unit(), observed)
                     ),
                 )
             })

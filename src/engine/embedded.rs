@@ -5,9 +5,10 @@
 
 use super::children::TiedToParent;
 use crate::scenario::MockOptions;
-use crate::target::{Target, TargetAuth};
+use crate::target::Target;
 use chatstorm_mock::MockConfig;
 use std::process::Stdio;
+use std::str::FromStr;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
@@ -24,12 +25,29 @@ pub struct EmbeddedMock {
     child: Option<tokio::process::Child>,
 }
 
+/// Why the embedded mock could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum MockStartError {
+    /// Binding, spawning or reading the child failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The mock's address made no usable target (never expected: it is `http://127.0.0.1:P`).
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
+    /// The child process's stdout was not piped.
+    #[error("mock child has no stdout")]
+    NoStdout,
+    /// The child process did not print its address in time.
+    #[error("the mock child process did not report its address within 10 s")]
+    NoAddress,
+}
+
 impl EmbeddedMock {
     /// Starts the mock for `users` simulated users (`fd_limit`: this process's descriptor limit).
     ///
     /// # Errors
     /// When the listener cannot be bound or the child process does not start.
-    pub async fn start(opts: &MockOptions, seed: u64, users: u64, fd_limit: u64) -> anyhow::Result<Self> {
+    pub async fn start(opts: &MockOptions, seed: u64, users: u64, fd_limit: u64) -> Result<Self, MockStartError> {
         let api_key = opts.api_key.clone().unwrap_or_else(|| DEFAULT_API_KEY.to_owned());
         // A per-run secret derived from the seed: reproducible, and never a well-known constant.
         let secret = opts
@@ -66,16 +84,13 @@ impl EmbeddedMock {
         } else {
             spawn_child(&config).await?
         };
-        let http_base: url::Url = format!("http://{addr}").parse()?;
-        let mut target = Target::new(
-            http_base,
-            api_key,
-            TargetAuth::Secret(secret.clone().into_bytes()),
-            Some(secret.into_bytes()),
-        )
-        .map_err(anyhow::Error::msg)?;
-        target.fault_secret = Some(fault_secret);
-        target.is_mock = true;
+        let http_base =
+            url::Url::from_str(&format!("http://{addr}")).map_err(|reason| crate::target::TargetError::BadUrl {
+                what: "mock url",
+                value: addr.to_string(),
+                reason,
+            })?;
+        let target = Target::mock(http_base, api_key, &secret, fault_secret)?;
         let description = format!(
             "embedded mock ({}, http://{addr})",
             if in_process { "in-process" } else { "child process" }
@@ -101,7 +116,9 @@ impl Drop for EmbeddedMock {
 /// Starts `chatstorm mock` as a child on a free port and reads its address from its first line.
 /// Both secrets go through the child's environment, never its command line (which any local
 /// user can read in `ps`).
-async fn spawn_child(config: &MockConfig) -> anyhow::Result<(std::net::SocketAddr, Option<tokio::process::Child>)> {
+async fn spawn_child(
+    config: &MockConfig,
+) -> Result<(std::net::SocketAddr, Option<tokio::process::Child>), MockStartError> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .arg("mock")
@@ -117,10 +134,7 @@ async fn spawn_child(config: &MockConfig) -> anyhow::Result<(std::net::SocketAdd
         .kill_on_drop(true)
         .tied_to_parent()
         .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("mock child has no stdout"))?;
+    let stdout = child.stdout.take().ok_or(MockStartError::NoStdout)?;
     let mut lines = BufReader::new(stdout).lines();
     let deadline = tokio::time::Duration::from_secs(10);
     while let Ok(Ok(Some(line))) = tokio::time::timeout(deadline, lines.next_line()).await {
@@ -133,5 +147,5 @@ async fn spawn_child(config: &MockConfig) -> anyhow::Result<(std::net::SocketAdd
             return Ok((addr, Some(child)));
         }
     }
-    anyhow::bail!("the mock child process did not report its address within 10 s")
+    Err(MockStartError::NoAddress)
 }

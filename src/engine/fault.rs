@@ -29,6 +29,24 @@ pub enum FaultApiError {
     Unreachable(String),
 }
 
+/// Why one fault-control call failed (reported in the timeline's marks, not fatal).
+#[derive(Debug, thiserror::Error)]
+pub enum FaultCallError {
+    /// No usable HTTP answer.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
+    /// The mock answered with an error status.
+    #[error("{path}: HTTP {status}: {body}")]
+    Refused {
+        /// The API path.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+        /// The answer's JSON (null when it was not JSON).
+        body: Value,
+    },
+}
+
 /// Checks that `target` serves a chatstorm mock's fault-control API that accepts its fault
 /// secret: one `GET /_fault/state`, which changes nothing.
 ///
@@ -81,7 +99,7 @@ impl FaultClient {
         }
     }
 
-    async fn call(&self, method: http::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    async fn call(&self, method: http::Method, path: &str, body: Option<Value>) -> Result<Value, FaultCallError> {
         let url = Target::join(&self.base, path);
         let resp = self
             .http
@@ -95,12 +113,16 @@ impl FaultClient {
             .await?;
         let value: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
         if resp.status >= 300 {
-            return Err(format!("{path}: HTTP {}: {value}", resp.status));
+            return Err(FaultCallError::Refused {
+                path: path.to_owned(),
+                status: resp.status,
+                body: value,
+            });
         }
         Ok(value)
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+    async fn post(&self, path: &str, body: Value) -> Result<Value, FaultCallError> {
         self.call(http::Method::POST, path, Some(body)).await
     }
 
@@ -108,7 +130,7 @@ impl FaultClient {
     ///
     /// # Errors
     /// When the mock refuses or does not answer.
-    pub async fn drop_sockets(&self, fraction: f64, close: Option<u16>, seed: u64) -> Result<Value, String> {
+    pub async fn drop_sockets(&self, fraction: f64, close: Option<u16>, seed: u64) -> Result<Value, FaultCallError> {
         let body = match close {
             Some(code) => json!({"fraction": fraction, "mode": "close", "code": code, "seed": seed}),
             None => json!({"fraction": fraction, "mode": "abrupt", "seed": seed}),
@@ -120,7 +142,7 @@ impl FaultClient {
     ///
     /// # Errors
     /// When the mock refuses or does not answer.
-    pub async fn expire_tokens(&self, users: Option<Vec<String>>) -> Result<Value, String> {
+    pub async fn expire_tokens(&self, users: Option<Vec<String>>) -> Result<Value, FaultCallError> {
         // Cut off tokens issued before this second, not in it: `iat` has whole seconds, and a user
         // kicked now refreshes at once; a cut-off of "now" would also refuse the fresh token it
         // mints in the same second, which no server would call expired.
@@ -139,7 +161,7 @@ impl FaultClient {
     ///
     /// # Errors
     /// When the mock refuses or does not answer.
-    pub async fn refuse_upgrades(&self, length: Duration) -> Result<Value, String> {
+    pub async fn refuse_upgrades(&self, length: Duration) -> Result<Value, FaultCallError> {
         self.post(
             "/_fault/refuse-upgrades",
             json!({"duration_ms": length.as_millis() as u64}),
@@ -151,7 +173,7 @@ impl FaultClient {
     ///
     /// # Errors
     /// When the mock refuses or does not answer.
-    pub async fn half_open(&self, users: Option<Vec<String>>) -> Result<Value, String> {
+    pub async fn half_open(&self, users: Option<Vec<String>>) -> Result<Value, FaultCallError> {
         let body = match users {
             None => json!({"all": true}),
             Some(users) => json!({"all": false, "users": users}),
@@ -163,7 +185,7 @@ impl FaultClient {
     ///
     /// # Errors
     /// When the mock refuses or does not answer.
-    pub async fn latency(&self, delay: Duration) -> Result<Value, String> {
+    pub async fn latency(&self, delay: Duration) -> Result<Value, FaultCallError> {
         let ms = delay.as_millis() as u64;
         self.post("/_fault/latency", json!({"frame_ms": ms, "request_ms": ms}))
             .await
@@ -173,7 +195,7 @@ impl FaultClient {
     ///
     /// # Errors
     /// When the mock refuses or does not answer.
-    pub async fn first_frame_delay(&self, delay: Duration) -> Result<Value, String> {
+    pub async fn first_frame_delay(&self, delay: Duration) -> Result<Value, FaultCallError> {
         self.post("/_fault/first-frame-delay", json!({"ms": delay.as_millis() as u64}))
             .await
     }
@@ -182,7 +204,7 @@ impl FaultClient {
     ///
     /// # Errors
     /// When the mock refuses (unknown name) or does not answer.
-    pub async fn violations(&self, enable: &[&str], disable: &[&str]) -> Result<Value, String> {
+    pub async fn violations(&self, enable: &[&str], disable: &[&str]) -> Result<Value, FaultCallError> {
         self.post("/_fault/violations", json!({"enable": enable, "disable": disable}))
             .await
     }
@@ -191,7 +213,7 @@ impl FaultClient {
     ///
     /// # Errors
     /// When the mock does not answer.
-    pub async fn stats(&self) -> Result<Value, String> {
+    pub async fn stats(&self) -> Result<Value, FaultCallError> {
         self.call(http::Method::GET, "/_fault/stats", None).await
     }
 

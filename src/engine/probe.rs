@@ -4,8 +4,8 @@
 //! named with the time it stopped answering instead of passing on the strength of the figures
 //! gathered before it died. Plain WebSocket targets get a TCP connect only.
 
+use super::figures::{Outage, TargetHealth};
 use crate::http::{HttpClient, HttpError};
-use crate::report::summary::{Outage, TargetHealth};
 use crate::target::Target;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -65,11 +65,9 @@ pub async fn reachable_within(http: &HttpClient, target: &Target, timeout: Durat
 /// Checks that the target answers HTTP at all within 5 s.
 ///
 /// # Errors
-/// A one-line description when it does not.
-pub async fn reachable(target: &Target) -> Result<(), String> {
-    reachable_within(&HttpClient::default(), target, Duration::from_secs(5))
-        .await
-        .map_err(|e| e.to_string())
+/// [`ProbeError`] when it does not.
+pub async fn reachable(target: &Target) -> Result<(), ProbeError> {
+    reachable_within(&HttpClient::default(), target, Duration::from_secs(5)).await
 }
 
 /// Checks that the WebSocket URL's host accepts a TCP connection (and closes it at once).
@@ -98,11 +96,9 @@ pub async fn reachable_tcp_within(target: &Target, timeout: Duration) -> Result<
 /// Checks that the WebSocket URL's host accepts a TCP connection within 5 s.
 ///
 /// # Errors
-/// A one-line description when it does not.
-pub async fn reachable_tcp(target: &Target) -> Result<(), String> {
-    reachable_tcp_within(target, Duration::from_secs(5))
-        .await
-        .map_err(|e| e.to_string())
+/// [`ProbeError`] when it does not.
+pub async fn reachable_tcp(target: &Target) -> Result<(), ProbeError> {
+    reachable_tcp_within(target, Duration::from_secs(5)).await
 }
 
 /// Probes the target every [`PROBE_EVERY`] until `stop`, and returns what it saw: probes sent,

@@ -20,6 +20,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Time a user gets to connect before the end of the run to count as due (`users_due`): a
+/// connect against a healthy server takes milliseconds; one still under way 3 s after its start
+/// (a slow fallback to long-poll) is not counted either way. Scenarios whose users are expected
+/// to take longer ask for a share (`checks: {users_connected: "95%"}`).
+pub const CONNECT_GRACE_MS: u64 = 3_000;
+
 /// How long users get to close cleanly (close 1000, long-poll close) once the run ends.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -54,9 +60,9 @@ pub struct RunOutput {
     /// Users started early enough to be expected to connect (`RunInfo::users_due`).
     pub users_due: u64,
     /// What the in-run probe of the target saw.
-    pub target_health: crate::report::summary::TargetHealth,
+    pub target_health: super::figures::TargetHealth,
     /// The end-of-run check of what setup created (`None`: nothing to check).
-    pub state: Option<crate::report::summary::StateFigures>,
+    pub state: Option<super::figures::StateFigures>,
     /// The plan's length.
     pub planned: Duration,
     /// The real length.
@@ -66,7 +72,7 @@ pub struct RunOutput {
     /// Why the run stopped early, if it did.
     pub stop_reason: Option<String>,
     /// The timeline as carried out.
-    pub marks: Vec<crate::report::summary::TimelineMark>,
+    pub marks: Vec<super::figures::TimelineMark>,
     /// The scheduler's honesty figures.
     pub lag: LagReport,
     /// Starts later than [`lag::LATE_START`].
@@ -84,7 +90,7 @@ pub struct RunOutput {
     /// The threshold that stopped the run, if one did.
     pub aborted_by: Option<String>,
     /// Conformance observations during the run.
-    pub conformance: Option<serde_json::Value>,
+    pub conformance: Option<crate::conformance::ObserverSummary>,
 }
 
 /// Why a run could not happen at all.
@@ -92,13 +98,47 @@ pub struct RunOutput {
 pub enum RunError {
     /// The target did not answer.
     #[error("target unreachable: {0}")]
-    Unreachable(String),
+    Unreachable(super::probe::ProbeError),
     /// The target answered setup with an error or garbage (exit 5).
     #[error("the target failed during setup: {0}")]
     Target(super::setup::SetupError),
-    /// Anything else that stopped the run from starting.
+    /// Anything else that stopped the run from starting (exit 2).
     #[error("{0}")]
-    Setup(#[from] anyhow::Error),
+    Setup(#[from] StartError),
+}
+
+/// What stopped a run from starting, other than the target (each one line).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The SIGINT/SIGTERM handlers could not be installed.
+    #[error("cannot listen for signals: {0}")]
+    Signals(std::io::Error),
+    /// Plain users and no URL to open.
+    #[error("plain-websocket users need the WebSocket URL to open: target.url in the scenario or --target ws://...")]
+    PlainNeedsUrl,
+    /// The scenario's `target:` is unusable.
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
+    /// The embedded mock did not start.
+    #[error(transparent)]
+    Mock(#[from] super::embedded::MockStartError),
+    /// Setup was refused for a reason of the scenario's (not the target's).
+    #[error("setting up the channels: {0}")]
+    Channels(super::setup::SetupError),
+    /// The `.hlog` file could not be created.
+    #[error("cannot write {}: {reason}", path.display())]
+    Hlog {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: crate::metrics::hlog::HlogError,
+    },
+    /// The collector task panicked.
+    #[error("collector failed: {0}")]
+    Collector(tokio::task::JoinError),
+    /// The run folder could not be created.
+    #[error(transparent)]
+    OutDir(std::io::Error),
 }
 
 /// The scenario's stages in the schedule's terms.
@@ -137,7 +177,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
             sig.name()
         );
     })
-    .map_err(|e| RunError::Setup(anyhow::anyhow!("cannot listen for signals: {e}")))?;
+    .map_err(StartError::Signals)?;
     let scenario = Arc::new(req.scenario);
     let fd_limit = crate::sys::raise_fd_limit();
     let schedule = Arc::new(Schedule::build(
@@ -148,39 +188,12 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let indices: Vec<u32> = schedule.shard_indices(shard, shards).collect();
     let users_planned = indices.len() as u64;
 
-    // The target: a given one, the scenario's remote one, or the embedded mock.
-    let mut _mock_guard = None;
     let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
-    let target = match (req.target, &scenario.target) {
-        (Some(t), _) => t,
-        (None, crate::scenario::TargetSpec::Remote(r)) => super::target_from_scenario(r, &scenario)?,
-        (None, crate::scenario::TargetSpec::Embedded(_)) if plain => {
-            return Err(RunError::Setup(anyhow::anyhow!(
-                "plain-websocket users need the WebSocket URL to open: target.url in the scenario or --target ws://..."
-            )));
-        }
-        (None, crate::scenario::TargetSpec::Embedded(opts)) => {
-            let mock = EmbeddedMock::start(opts, scenario.seed, users_planned, fd_limit).await?;
-            let t = mock.target.clone();
-            _mock_guard = Some(mock);
-            t
-        }
-    };
-    let target_description = match &_mock_guard {
-        Some(m) => m.description.clone(),
-        None if plain => target.ws_base.to_string(),
-        None => target.http_base.to_string(),
-    };
-    if plain {
-        // A bare WebSocket server may count an HTTP probe as a failed handshake: TCP only.
-        super::probe::reachable_tcp(&target).await
-    } else {
-        super::probe::reachable(&target).await
-    }
-    .map_err(RunError::Unreachable)?;
+    let (target, target_description, _mock_guard) =
+        resolve_target(req.target, &scenario, users_planned, fd_limit).await?;
     let created = super::setup::create_channels(&scenario, &target).await.map_err(|e| {
         if e.is_config() {
-            RunError::Setup(anyhow::anyhow!("setting up the channels: {e}"))
+            RunError::Setup(StartError::Channels(e))
         } else {
             RunError::Target(e)
         }
@@ -205,8 +218,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         start,
         shard,
         Some(observer.clone()),
-    )
-    .await?;
+    );
     let actions = timeline::Audience::new();
 
     // The scheduler-lag probe and the 1 s collector.
@@ -218,7 +230,10 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
             &hlog_path,
             &format!("chatstorm {} seed {}", scenario.name, scenario.seed),
         )
-        .map_err(|e| RunError::Setup(anyhow::anyhow!("cannot write {}: {e}", hlog_path.display())))?;
+        .map_err(|reason| StartError::Hlog {
+            path: hlog_path.clone(),
+            reason,
+        })?;
     let started = Arc::new(AtomicU64::new(0));
     let peaks = Arc::new(Peaks::default());
     let total = scenario.run_length();
@@ -272,52 +287,19 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     // Users, each at its intended time.
     let tracker = TaskTracker::new();
     let late = Arc::new(AtomicU64::new(0));
-    let scheduler = {
-        let (root, tracker, started, late, schedule) = (
-            root.clone(),
-            tracker.clone(),
-            started.clone(),
-            late.clone(),
-            schedule.clone(),
-        );
-        let (ctx, scenario, actions) = (ctx.clone(), scenario.clone(), actions.clone());
-        tokio::spawn(async move {
-            for index in indices {
-                let slot = schedule.slots[index as usize];
-                let intended = start + slot.start;
-                // Users already due start back to back: a timer per user would hand the worker
-                // to the users already started between every two spawns, and a burst (a ramp
-                // over 1 ms) would then start late by the time all their connects take.
-                if Instant::now() < intended {
-                    tokio::select! {
-                        _ = root.cancelled() => break,
-                        _ = tokio::time::sleep_until(intended) => {}
-                    }
-                } else if root.is_cancelled() {
-                    break;
-                }
-                if Instant::now().saturating_duration_since(intended) > lag::LATE_START {
-                    late.fetch_add(1, Relaxed);
-                }
-                let stop_at = slot.stop.map(|s| start + s);
-                if plain {
-                    super::users::spawn_plain(&tracker, &ctx, intended, stop_at, root.child_token());
-                } else {
-                    super::users::spawn(
-                        &tracker,
-                        &scenario,
-                        &ctx,
-                        index,
-                        intended,
-                        stop_at,
-                        &actions,
-                        root.child_token(),
-                    );
-                }
-                started.fetch_add(1, Relaxed);
-            }
-        })
-    };
+    let scheduler = tokio::spawn(start_users(Starter {
+        indices,
+        schedule: schedule.clone(),
+        start,
+        plain,
+        root: root.clone(),
+        tracker: tracker.clone(),
+        started: started.clone(),
+        late: late.clone(),
+        ctx: ctx.clone(),
+        scenario: scenario.clone(),
+        actions: actions.clone(),
+    }));
 
     // Run for the plan's length, or until Ctrl-C / an aborting threshold cancels.
     tokio::select! {
@@ -337,9 +319,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     ctx.deliveries.finish_into(&recorder);
     lag_stop.cancel();
     let lag = lag_task.await.unwrap_or_default();
-    let collector = collector_task
-        .await
-        .map_err(|e| RunError::Setup(anyhow::anyhow!("collector failed: {e}")))?;
+    let collector = collector_task.await.map_err(StartError::Collector)?;
     let mut metrics = collector.finish(Instant::now().into_std());
     for (name, rules) in observer.by_profile() {
         if let Some(p) = metrics.profiles.get_mut(name) {
@@ -357,21 +337,9 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         None
     };
     let users_started = started.load(Relaxed);
-    let grace = Duration::from_millis(crate::report::checks::CONNECT_GRACE_MS);
-    let users_due = schedule
-        .shard_indices(shard, shards)
-        .take(users_started as usize)
-        .filter(|&i| {
-            let slot = schedule.slots[i as usize];
-            let until = slot.stop.map_or(elapsed, |s| s.min(elapsed));
-            slot.start + grace <= until
-        })
-        .count() as u64;
+    let users_due = users_due(&schedule, (shard, shards), users_started, elapsed);
     let marks = marks.lock().map(|m| m.clone()).unwrap_or_default();
-    let conformance = Some(crate::report::build::conformance_json(
-        &observer.summary(),
-        scenario.conformance.strict,
-    ));
+    let conformance = Some(observer.summary());
     let stop_reason = match interrupts.first() {
         Some(sig) => Some(format!("interrupted ({})", sig.name())),
         None => stop_reason.lock().map(|g| g.clone()).unwrap_or(None),
@@ -401,6 +369,131 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         aborted_by: aborted_by.lock().map(|a| a.clone()).unwrap_or(None),
         conformance,
     })
+}
+
+/// Step 1 of a run: the target (a given one, the scenario's remote one, or the embedded mock,
+/// whose guard the caller holds for the run), how reports describe it, and a first probe that it
+/// answers at all.
+async fn resolve_target(
+    given: Option<Target>,
+    scenario: &Scenario,
+    users_planned: u64,
+    fd_limit: u64,
+) -> Result<(Target, String, Option<EmbeddedMock>), RunError> {
+    let mut _mock_guard = None;
+    let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
+    let target = match (given, &scenario.target) {
+        (Some(t), _) => t,
+        (None, crate::scenario::TargetSpec::Remote(r)) => {
+            crate::target::Target::from_scenario(r, scenario).map_err(StartError::from)?
+        }
+        (None, crate::scenario::TargetSpec::Embedded(_)) if plain => {
+            return Err(StartError::PlainNeedsUrl.into());
+        }
+        (None, crate::scenario::TargetSpec::Embedded(opts)) => {
+            let mock = EmbeddedMock::start(opts, scenario.seed, users_planned, fd_limit)
+                .await
+                .map_err(StartError::from)?;
+            let t = mock.target.clone();
+            _mock_guard = Some(mock);
+            t
+        }
+    };
+    let target_description = match &_mock_guard {
+        Some(m) => m.description.clone(),
+        None if plain => target.ws_base.to_string(),
+        None => target.http_base.to_string(),
+    };
+    if plain {
+        // A bare WebSocket server may count an HTTP probe as a failed handshake: TCP only.
+        super::probe::reachable_tcp(&target).await
+    } else {
+        super::probe::reachable(&target).await
+    }
+    .map_err(RunError::Unreachable)?;
+    Ok((target, target_description, _mock_guard))
+}
+
+/// The users started early enough, and not stopped too soon, to be expected to connect: each
+/// had [`CONNECT_GRACE_MS`] before the run (or its own session) ended.
+fn users_due(schedule: &Schedule, (shard, shards): (u32, u32), users_started: u64, elapsed: Duration) -> u64 {
+    let grace = Duration::from_millis(CONNECT_GRACE_MS);
+    schedule
+        .shard_indices(shard, shards)
+        .take(users_started as usize)
+        .filter(|&i| {
+            let slot = schedule.slots[i as usize];
+            let until = slot.stop.map_or(elapsed, |s| s.min(elapsed));
+            slot.start + grace <= until
+        })
+        .count() as u64
+}
+
+/// What the scheduler task needs to start this shard's users.
+struct Starter {
+    indices: Vec<u32>,
+    schedule: Arc<Schedule>,
+    start: Instant,
+    plain: bool,
+    root: CancellationToken,
+    tracker: TaskTracker,
+    started: Arc<AtomicU64>,
+    late: Arc<AtomicU64>,
+    ctx: Arc<crate::user::UserCtx>,
+    scenario: Arc<Scenario>,
+    actions: timeline::Audience,
+}
+
+/// The scheduler: starts each user at its intended time until the plan ends or `root` is
+/// cancelled, counting starts and late starts.
+async fn start_users(s: Starter) {
+    let Starter {
+        indices,
+        schedule,
+        start,
+        plain,
+        root,
+        tracker,
+        started,
+        late,
+        ctx,
+        scenario,
+        actions,
+    } = s;
+    for index in indices {
+        let slot = schedule.slots[index as usize];
+        let intended = start + slot.start;
+        // Users already due start back to back: a timer per user would hand the worker
+        // to the users already started between every two spawns, and a burst (a ramp
+        // over 1 ms) would then start late by the time all their connects take.
+        if Instant::now() < intended {
+            tokio::select! {
+                _ = root.cancelled() => break,
+                _ = tokio::time::sleep_until(intended) => {}
+            }
+        } else if root.is_cancelled() {
+            break;
+        }
+        if Instant::now().saturating_duration_since(intended) > lag::LATE_START {
+            late.fetch_add(1, Relaxed);
+        }
+        let stop_at = slot.stop.map(|s| start + s);
+        if plain {
+            super::users::spawn_plain(&tracker, &ctx, intended, stop_at, root.child_token());
+        } else {
+            super::users::spawn(
+                &tracker,
+                &scenario,
+                &ctx,
+                index,
+                intended,
+                stop_at,
+                &actions,
+                root.child_token(),
+            );
+        }
+        started.fetch_add(1, Relaxed);
+    }
 }
 
 /// Peaks sampled once per second (descriptors every [`FD_SAMPLE_EVERY`] seconds).

@@ -8,9 +8,9 @@
 //! and never creates) whether those channels and memberships are still there: a target that
 //! restarted empty mid-run must not pass because its users reconnected to a blank server.
 
+use super::figures::StateFigures;
 use super::users::channels_of;
 use crate::http::{HttpClient, HttpError, snippet};
-use crate::report::summary::StateFigures;
 use crate::scenario::Scenario;
 use crate::target::Target;
 use chatstorm_protocol::token::{Claims, sign};
@@ -25,6 +25,20 @@ const CONCURRENCY: usize = 16;
 const PAGE: usize = 30;
 /// Channels verified at most (an even sample of the run's channels beyond).
 pub const MAX_VERIFIED: usize = 3000;
+
+/// Why one page of the end-of-run check got no answer (it goes into `StateFigures::error`).
+#[derive(Debug, thiserror::Error)]
+enum VerifyError {
+    /// No usable HTTP answer.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
+    /// An error status (with the start of the body).
+    #[error("POST /channels: HTTP {0}: {1}")]
+    Status(u16, String),
+    /// A 2xx answer that is not a channel list.
+    #[error("POST /channels: not a channel list: {0}")]
+    NotAList(String),
+}
 
 /// Why the channels could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -236,7 +250,7 @@ pub async fn verify(target: &Target, created: &Created) -> Option<StateFigures> 
     // member), and the client reads at most 1 MiB a body: about 240 members a page.
     let widest = sample.iter().map(|(_, m)| m.len()).max().unwrap_or(1).max(1);
     let per_page = (240 / widest).clamp(1, PAGE);
-    let pages: Vec<Result<Found, String>> = futures_util::stream::iter(sample.chunks(per_page).map(|page| {
+    let pages: Vec<Result<Found, VerifyError>> = futures_util::stream::iter(sample.chunks(per_page).map(|page| {
         let (http, token, url) = (http.clone(), token.clone(), url.clone());
         let cids: Vec<&String> = page.iter().map(|(c, _)| *c).collect();
         async move {
@@ -248,13 +262,11 @@ pub async fn verify(target: &Target, created: &Created) -> Option<StateFigures> 
                 "presence": false,
                 "message_limit": 0,
             });
-            let resp = post_as_server(&http, &url, &token, &body)
-                .await
-                .map_err(|e| e.to_string())?;
+            let resp = post_as_server(&http, &url, &token, &body).await?;
             if resp.status >= 300 {
-                return Err(format!("POST /channels: HTTP {}: {}", resp.status, snippet(&resp.body)));
+                return Err(VerifyError::Status(resp.status, snippet(&resp.body)));
             }
-            found_in(&resp.body).ok_or_else(|| format!("POST /channels: not a channel list: {}", snippet(&resp.body)))
+            found_in(&resp.body).ok_or_else(|| VerifyError::NotAList(snippet(&resp.body)))
         }
     }))
     .buffer_unordered(CONCURRENCY)
@@ -266,7 +278,7 @@ pub async fn verify(target: &Target, created: &Created) -> Option<StateFigures> 
         match p {
             Ok(f) => found.extend(f),
             Err(e) => {
-                figures.error.get_or_insert(e);
+                figures.error.get_or_insert(e.to_string());
             }
         }
     }

@@ -5,8 +5,8 @@
 //! (going to the background) reaches only them.
 
 use super::fault::FaultClient;
+use super::figures::TimelineMark;
 use crate::metrics::Recorder;
-use crate::report::summary::TimelineMark;
 use crate::scenario::{Action, Close, Scenario, Side};
 use crate::user::UserAction;
 use std::sync::{Arc, Mutex};
@@ -246,7 +246,7 @@ fn send(users: &Audience, seq: u64, action: UserAction) -> String {
     }
 }
 
-fn outcome(r: Result<serde_json::Value, String>) -> String {
+fn outcome(r: Result<serde_json::Value, super::fault::FaultCallError>) -> String {
     match r {
         Ok(v) => format!("ok {v}"),
         Err(e) => format!("failed: {e}"),

@@ -126,17 +126,14 @@ pub fn observer(scenario: &Scenario) -> crate::conformance::Observer {
 }
 
 /// The context shared by every user of this process.
-///
-/// # Errors
-/// When the shared tables cannot be built.
-pub async fn context(
+pub fn context(
     scenario: &Scenario,
     target: &Target,
     recorder: Recorder,
     start: Instant,
     shard: u32,
     observer: Option<crate::conformance::Observer>,
-) -> anyhow::Result<Arc<UserCtx>> {
+) -> Arc<UserCtx> {
     // Plain users send and watch nothing: no delivery tables, no observer.
     let deliveries = match scenario.users.kind {
         UserKind::Stream => {
@@ -180,7 +177,7 @@ pub async fn context(
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
         .unwrap_or_else(|| user::http::rest_slots(fd_limit, users, fds_per_user));
-    Ok(Arc::new(UserCtx {
+    Arc::new(UserCtx {
         target: target.clone(),
         http: user::http::HttpClient::new(slots, Some(recorder.clone())),
         recorder,
@@ -188,7 +185,7 @@ pub async fn context(
         deliveries,
         observer,
         run_start: start,
-    }))
+    })
 }
 
 /// Spawns user `index` into `tracker`, to be stopped at `stop_at` (open-model sessions and ramp

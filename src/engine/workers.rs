@@ -1,9 +1,8 @@
 //! Local shards (`run --workers N`): the users are split by index into N disjoint shards, each
 //! run by a child process (`run --shard I/N`) with its own embedded mock (or aimed at the same
-//! target), its own loopback source addresses and its own descriptor limit; their summaries are
-//! merged exactly (histograms added, counters summed, curves aligned on wall-clock time) into one
-//! summary, one report and one exit code. `report merge DIR...` does the same for shards run
-//! anywhere.
+//! target), its own loopback source addresses and its own descriptor limit; the caller merges
+//! their summaries (`crate::report::merge`) into one summary, one report and one exit code, as
+//! `report merge DIR...` does for shards run anywhere. This module only starts and waits.
 //!
 //! Shards run in their own process group, so a terminal's Ctrl-C reaches only the parent, which
 //! forwards the first SIGINT or SIGTERM to every shard (each then stops its users and writes its
@@ -11,34 +10,60 @@
 //! the kernel if the parent dies, even by SIGKILL ([`super::children::die_with_parent`]).
 
 use super::children::TiedToParent;
-use crate::cli::{Format, RunArgs};
-use crate::exit::Outcome;
-use crate::report::summary::RunSummary;
-use crate::scenario::Scenario;
+use crate::target::TargetOptions;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
-/// Runs `args.workers` shards as child processes and merges them.
-pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
+/// Why the shards could not be started (nothing was merged; exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkersError {
+    /// `std::env::current_exe` failed.
+    #[error("cannot find my own executable: {0}")]
+    OwnExecutable(std::io::Error),
+    /// A child could not be spawned.
+    #[error("cannot start shard {0}: {1}")]
+    Spawn(u32, std::io::Error),
+    /// The signal handlers could not be installed.
+    #[error("cannot listen for signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// The shard folders of a finished `--workers` run.
+#[derive(Debug)]
+pub struct ShardDirs {
+    /// Folders whose shard wrote its `summary.json`.
+    pub written: Vec<PathBuf>,
+    /// Folders whose shard wrote none (killed, crashed): their users are missing.
+    pub missing: Vec<PathBuf>,
+}
+
+/// What each shard is started with: the parts of the run's request a child's command line
+/// carries (the secrets go through its environment, not its arguments).
+#[derive(Debug, Clone)]
+pub struct ShardSpec {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Override of `users.count`.
+    pub users: Option<u32>,
+    /// Override of the run length.
+    pub duration: Option<Duration>,
+    /// Override of the seed.
+    pub seed: Option<u64>,
+    /// The target flags, passed on as they were given.
+    pub target: TargetOptions,
+    /// How many shards.
+    pub workers: u32,
+}
+
+/// Runs `args.workers` shards as child processes, each writing into `dir/shard-I`, and waits for
+/// them; merging their summaries is the caller's (`crate::report::merge`).
+///
+/// # Errors
+/// When a shard cannot be started.
+pub async fn run(args: &ShardSpec, dir: &Path) -> Result<ShardDirs, WorkersError> {
     let n = args.workers;
-    let dir = match &args.out {
-        Some(d) => d.clone(),
-        None => {
-            let stamp = chatstorm_protocol::time::now_rfc3339().replace([':', '.'], "-");
-            PathBuf::from("reports").join(format!("{}-{}", scenario.name, &stamp[..19]))
-        }
-    };
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("chatstorm: cannot create {}: {e}", dir.display());
-        return Outcome::InvalidConfig;
-    }
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("chatstorm: cannot find my own executable: {e}");
-            return Outcome::InvalidConfig;
-        }
-    };
+    let exe = std::env::current_exe().map_err(WorkersError::OwnExecutable)?;
     let mut children = Vec::new();
     for i in 0..n {
         let shard_dir = dir.join(format!("shard-{i}"));
@@ -77,20 +102,14 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
         }
         // Each shard picks its own loopback source addresses from its index (sys::SOURCES_PER_SHARD).
         cmd.stdout(Stdio::null()).kill_on_drop(true).tied_to_parent();
-        match cmd.spawn() {
-            Ok(c) => children.push((shard_dir, c)),
-            Err(e) => {
-                eprintln!("chatstorm: cannot start shard {i}: {e}");
-                return Outcome::InvalidConfig;
-            }
-        }
+        children.push((shard_dir, cmd.spawn().map_err(|e| WorkersError::Spawn(i, e))?));
     }
     eprintln!(
         "chatstorm: {n} shards running; results will be merged into {}",
         dir.display()
     );
     let pids: Vec<u32> = children.iter().filter_map(|(_, c)| c.id()).collect();
-    let _interrupts = match super::signals::Interrupts::listen(move |sig| {
+    let _interrupts = super::signals::Interrupts::listen(move |sig| {
         eprintln!(
             "\nchatstorm: {}, stopping the {} shards and merging what they wrote ({} again to quit now)",
             sig.name(),
@@ -103,13 +122,8 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
                 libc::kill(*pid as libc::pid_t, sig.number());
             }
         }
-    }) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("chatstorm: cannot listen for signals: {e}");
-            return Outcome::InvalidConfig;
-        }
-    };
+    })
+    .map_err(WorkersError::Signals)?;
     let mut dirs = Vec::new();
     for (shard_dir, mut child) in children {
         let status = child.wait().await;
@@ -122,113 +136,7 @@ pub async fn run(args: &RunArgs, scenario: &Scenario) -> Outcome {
         dirs.push(shard_dir);
     }
     // A shard that died without writing its summary (killed, crashed) must not take the others'
-    // figures with it: merge what was written, and fail the run naming the missing shards.
-    let (written, missing): (Vec<PathBuf>, Vec<PathBuf>) =
-        dirs.into_iter().partition(|d| d.join("summary.json").exists());
-    let mut merged = match merge_dirs(&written) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("chatstorm: {e}");
-            return Outcome::Unreachable;
-        }
-    };
-    if !missing.is_empty() {
-        merged.verdict.outcome = Outcome::Unreachable.verdict().to_owned();
-        merged.verdict.exit_code = Outcome::Unreachable.code();
-        for d in &missing {
-            merged.verdict.reasons.push(format!(
-                "shard in {} wrote no summary: its users are missing",
-                d.display()
-            ));
-        }
-    }
-    let formats: Vec<Format> = args.format.clone();
-    crate::commands::write_outputs(&merged, &dir, &formats);
-    Outcome::from_code(merged.verdict.exit_code)
-}
-
-/// Reads `summary.json` from each folder and merges them into one summary.
-///
-/// # Errors
-/// A one-line description of the first folder that cannot be read or merged.
-pub fn merge_dirs(dirs: &[PathBuf]) -> Result<RunSummary, String> {
-    let mut summaries = Vec::new();
-    for d in dirs {
-        summaries.push(crate::report::read_json(&d.join("summary.json"))?);
-    }
-    merge(summaries)
-}
-
-/// Merges shard summaries: exact metrics merge, then every derived figure recomputed.
-///
-/// # Errors
-/// When there is nothing to merge or a histogram cannot be decoded.
-pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, String> {
-    let mut it = summaries.into_iter();
-    let mut merged = it.next().ok_or("no shard summaries to merge")?;
-    for s in it {
-        merged
-            .metrics
-            .merge(&s.metrics)
-            .map_err(|e| format!("merging shard metrics: {e}"))?;
-        let r = &mut merged.run;
-        r.users_planned += s.run.users_planned;
-        r.users_started += s.run.users_started;
-        r.users_due += s.run.users_due;
-        r.duration_ms = r.duration_ms.max(s.run.duration_ms);
-        r.interrupted |= s.run.interrupted;
-        r.stop_reason = r.stop_reason.take().or(s.run.stop_reason);
-        let g = &mut merged.generator;
-        g.fd_peak = g.fd_peak.max(s.generator.fd_peak);
-        g.scheduler_lag_p99_us = g.scheduler_lag_p99_us.max(s.generator.scheduler_lag_p99_us);
-        g.scheduler_lag_max_us = g.scheduler_lag_max_us.max(s.generator.scheduler_lag_max_us);
-        g.late_starts += s.generator.late_starts;
-        g.resource_failures += s.generator.resource_failures;
-        g.generator_queue_timeouts += s.generator.generator_queue_timeouts;
-        g.generator_queue_p99_us = g.generator_queue_p99_us.max(s.generator.generator_queue_p99_us);
-        g.peak_rss_bytes += s.generator.peak_rss_bytes;
-        g.cpu_seconds += s.generator.cpu_seconds;
-        g.saturated |= s.generator.saturated;
-        g.reasons.extend(s.generator.reasons);
-        merged.timeline.extend(s.timeline);
-        let h = &mut merged.target_health;
-        h.probes += s.target_health.probes;
-        h.failures += s.target_health.failures;
-        h.outages.extend(s.target_health.outages);
-        merged.state = match (merged.state.take(), s.state) {
-            (Some(mut a), Some(b)) => {
-                a.channels_checked += b.channels_checked;
-                a.channels_missing += b.channels_missing;
-                a.memberships_checked += b.memberships_checked;
-                a.memberships_missing += b.memberships_missing;
-                a.examples.extend(b.examples);
-                a.examples.truncate(5);
-                a.error = a.error.or(b.error);
-                Some(a)
-            }
-            (a, b) => a.or(b),
-        };
-        for t in s.thresholds {
-            if let Some(mine) = merged.thresholds.iter_mut().find(|m| m.metric == t.metric) {
-                mine.aborted_run |= t.aborted_run;
-            }
-        }
-    }
-    merged.run.shards = merged.metrics.shards;
-    merged.timeline.sort_by_key(|m| m.at_ms);
-    merged.target_health.outages.sort_by_key(|o| o.from_ms);
-    merged
-        .timeline
-        .dedup_by(|a, b| a.at_ms / 1000 == b.at_ms / 1000 && a.action == b.action);
-    crate::report::build::derive(&mut merged);
-    crate::report::build::reevaluate_thresholds(&mut merged);
-    crate::report::build::decide(&mut merged);
-    Ok(merged)
-}
-
-/// Used by `report merge`: the folders' common parent, for the merged outputs.
-pub fn common_parent(dirs: &[PathBuf]) -> PathBuf {
-    dirs.first()
-        .and_then(|d| d.parent())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    // figures with it: the caller merges what was written and fails the run naming the rest.
+    let (written, missing) = dirs.into_iter().partition(|d| d.join("summary.json").exists());
+    Ok(ShardDirs { written, missing })
 }

@@ -9,33 +9,15 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::hlog::{HlogError, HlogWriter};
 use super::metric::{COUNTER_COUNT, Counter, Metric, SERIES_COUNT, Series, View};
 use super::profile::{CONNECTED_COLUMN, slot_of};
 use super::recorder::Gauge;
-use super::snapshot::ProfileSnapshot;
+use super::snapshot::{ProfileSnapshot, SeriesPoint};
 use super::timeline::Timeline;
 use super::{CodeCounts, HistogramSnapshot, MetricsSnapshot, Recorder, new_histogram};
-
-/// One histogram's figures for one interval (about one second).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SeriesPoint {
-    /// End of the interval, milliseconds since the run's start.
-    pub t_ms: u64,
-    /// Samples in the interval.
-    pub count: u64,
-    /// Median, microseconds.
-    pub p50_us: u64,
-    /// 90th percentile, microseconds.
-    pub p90_us: u64,
-    /// 99th percentile, microseconds.
-    pub p99_us: u64,
-    /// Largest sample, microseconds.
-    pub max_us: u64,
-}
 
 /// What the progress line shows after each collection.
 #[derive(Clone, Debug, Default, PartialEq)]

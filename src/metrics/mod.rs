@@ -38,13 +38,13 @@ mod summary;
 mod timeline;
 
 pub use code_table::CodeCounts;
-pub use collector::{Collector, LiveView, SeriesPoint, run_collector};
+pub use collector::{Collector, LiveView, run_collector};
 pub use failure_kind::FailureKind;
 pub use metric::{COUNTER_COUNT, Counter, METRIC_COUNT, Metric, RestEndpoint, SERIES_COUNT, Series, View};
 pub use profile::profiled;
 pub use recorder::{GAUGE_COUNT, Gauge, Recorder};
 pub use recovery::{RecoveryPoint, RecoveryReport, STORM_WINDOW, Storm, StormCounts, StormSnapshot};
-pub use snapshot::{HistogramSnapshot, MetricsSnapshot, ProfileSnapshot, RuleTally, SnapshotError};
+pub use snapshot::{HistogramSnapshot, MetricsSnapshot, ProfileSnapshot, RuleTally, SeriesPoint, SnapshotError};
 pub use summary::{PercentileSummary, SpectrumPoint, spectrum};
 pub use timeline::{CodePoint, Timeline};
 

@@ -16,9 +16,25 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use super::collector::SeriesPoint;
 use super::timeline::Timeline;
 use super::{CodeCounts, PercentileSummary, StormSnapshot, new_histogram};
+
+/// One histogram's figures for one interval (about one second).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SeriesPoint {
+    /// End of the interval, milliseconds since the run's start.
+    pub t_ms: u64,
+    /// Samples in the interval.
+    pub count: u64,
+    /// Median, microseconds.
+    pub p50_us: u64,
+    /// 90th percentile, microseconds.
+    pub p90_us: u64,
+    /// 99th percentile, microseconds.
+    pub p99_us: u64,
+    /// Largest sample, microseconds.
+    pub max_us: u64,
+}
 
 /// What can go wrong reading or merging snapshots.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,8 @@ use crate::engine::run::RunOutput;
 use crate::exit::Outcome;
 use crate::metrics::{MetricsSnapshot, PercentileSummary, spectrum};
 use crate::scenario::Scenario;
-use crate::scenario::threshold::{Derived, Histogram, Metric, Stat, Threshold, Unit};
+pub use crate::scenario::threshold::format_value;
+use crate::scenario::threshold::{Derived, Histogram, Metric, Stat, Threshold};
 use std::collections::BTreeMap;
 
 /// Builds the summary of a finished run.
@@ -44,7 +45,10 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
         check_settings: settings_of(scenario),
         target_health: out.target_health.clone(),
         state: out.state.clone(),
-        conformance: out.conformance.clone(),
+        conformance: out
+            .conformance
+            .as_ref()
+            .map(|c| conformance_json(c, scenario.conformance.strict)),
         generator: generator_health(out),
         by_profile: BTreeMap::new(),
         metrics,
@@ -384,17 +388,6 @@ fn peak_connect_rate(m: &MetricsSnapshot) -> f64 {
         .get("connect.ws")
         .map(|s| s.iter().map(|p| p.count).max().unwrap_or(0) as f64)
         .unwrap_or(0.0)
-}
-
-/// Formats a value in a threshold's unit for people.
-pub fn format_value(unit: Unit, v: f64) -> String {
-    match unit {
-        Unit::Micros if v >= 1_000_000.0 => format!("{:.2}s", v / 1_000_000.0),
-        Unit::Micros => format!("{:.1}ms", v / 1000.0),
-        Unit::Fraction => format!("{:.3}%", v * 100.0),
-        Unit::Count => format!("{v:.0}"),
-        Unit::PerSecond => format!("{v:.1}/s"),
-    }
 }
 
 /// Evaluates one threshold. A threshold whose metric had no samples (a latency never measured,

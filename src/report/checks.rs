@@ -8,11 +8,9 @@ use super::summary::{CheckResult, CheckStatus, RunSummary, StormFigures};
 use crate::exit::Outcome;
 use chatstorm_protocol::connect::Profile;
 
-/// Time a user gets to connect before the end of the run to count as due (`users_due`): a
-/// connect against a healthy server takes milliseconds; one still under way 3 s after its start
-/// (a slow fallback to long-poll) is not counted either way. Scenarios whose users are expected
-/// to take longer ask for a share (`checks: {users_connected: "95%"}`).
-pub const CONNECT_GRACE_MS: u64 = 3_000;
+/// See [`crate::engine::run::CONNECT_GRACE_MS`] (the engine counts `users_due` with it).
+pub use crate::engine::run::CONNECT_GRACE_MS;
+
 /// Time allowed per reconnect attempt on top of the SDK's wait before it (token fetch, upgrade,
 /// first `health.check`) in the `recovered` bound.
 pub const ATTEMPT_SLACK_MS: u64 = 3_000;

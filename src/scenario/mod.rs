@@ -10,6 +10,7 @@
 //! This module owns the format (see `scenarios/README.md`), not its execution: the engine,
 //! the CLI and the reports only read [`Scenario`].
 
+mod check;
 mod de;
 mod model;
 mod problem;
@@ -29,7 +30,7 @@ mod tests;
 pub use model::*;
 pub use problem::{Problem, ScenarioErrors};
 pub use threshold::Threshold;
-pub use user_id::{MAX_USER_ID_LEN, check_user_id};
+pub use user_id::{BadUserId, MAX_USER_ID_LEN, check_user_id};
 
 use de::Sp;
 use raw::RawScenario;
@@ -122,7 +123,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
             if let Some(known) = e.suggested {
                 // `ovr` was reported with "did you mean `over`": `over` missing is the same mistake.
                 let parent = at.path.rsplit_once('.').map_or("", |(parent, _)| parent);
-                also_reported.push(validate::join(parent, known));
+                also_reported.push(check::join(parent, known));
             }
             let message = if at.path.is_empty() && e.message.starts_with("expected a mapping") {
                 format!(
@@ -140,7 +141,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioErrors> 
         .and_then(|s| s.to_str())
         .filter(|s| !s.is_empty())
         .unwrap_or("scenario");
-    let mut check = validate::Check::new(source_name, problems, also_reported);
+    let mut check = check::Check::new(source_name, problems, also_reported);
     let scenario = raw.and_then(|raw| validate::scenario(&mut check, &raw.value, &raw.at, default_name));
     let mut problems = check.problems;
     match scenario {
@@ -236,11 +237,11 @@ impl Scenario {
     /// # Errors
     /// `n` outside 1 to 10,000,000, or an id pattern that gives an invalid id at the new highest index.
     pub fn with_users(mut self, n: u64) -> Result<Self, ScenarioErrors> {
-        if n == 0 || n > validate::MAX_USERS {
+        if n == 0 || n > check::MAX_USERS {
             return Err(flag_problem(
                 "--users",
                 "users.count",
-                format!("must be 1 to {}", validate::MAX_USERS),
+                format!("must be 1 to {}", check::MAX_USERS),
             ));
         }
         let longest = self.users.id.id(n - 1);

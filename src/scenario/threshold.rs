@@ -210,11 +210,85 @@ impl Derived {
     ];
 }
 
+/// What is wrong with a threshold's key or condition (one lowercase line each).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdError {
+    /// A histogram named without a statistic.
+    #[error("`{key}` needs a statistic, e.g. `{key}.p99` (one of: {stats})")]
+    NeedsStatistic {
+        /// The key as written.
+        key: String,
+        /// The statistics there are.
+        stats: String,
+    },
+    /// A histogram with an unknown statistic.
+    #[error("unknown statistic `{stat}`; {hint}")]
+    UnknownStatistic {
+        /// The statistic as written.
+        stat: String,
+        /// A suggestion.
+        hint: String,
+    },
+    /// An unknown key close to a known one.
+    #[error("unknown metric `{key}`; did you mean `{closest}`?")]
+    UnknownMetricNear {
+        /// The key as written.
+        key: String,
+        /// The closest known key.
+        closest: String,
+    },
+    /// An unknown key.
+    #[error(
+        "unknown metric `{0}`; expected `<histogram>.<stat>` such as `connect.p99` or a figure such as `errors.rate` (all are listed in scenarios/README.md)"
+    )]
+    UnknownMetric(String),
+    /// A condition without a comparison.
+    #[error("condition \"{0}\" must start with one of <, <=, >, >=, ==, e.g. \"< {0}\"")]
+    NoOperator(String),
+    /// A bound that is not a number.
+    #[error("\"{0}\" is not a number followed by an optional unit")]
+    NotANumber(String),
+    /// A latency bound without a unit.
+    #[error("a latency needs a unit (us, ms, s, m), e.g. \"{op} {number}ms\"")]
+    LatencyNeedsUnit {
+        /// The comparison.
+        op: &'static str,
+        /// The number as written.
+        number: String,
+    },
+    /// A latency bound with an unknown unit.
+    #[error("unknown unit `{0}` for a latency; use us, ms, s or m")]
+    LatencyUnit(String),
+    /// A percentage above 100.
+    #[error("a percentage cannot exceed 100%")]
+    Over100,
+    /// A rate bound without `%`.
+    #[error("a rate is written as a percentage, e.g. \"{op} {number}%\"")]
+    RateNeedsPercent {
+        /// The comparison.
+        op: &'static str,
+        /// The number as written.
+        number: String,
+    },
+    /// A rate bound with another unit.
+    #[error("unknown unit `{0}` for a rate; use %")]
+    RateUnit(String),
+    /// A per-second bound with another unit.
+    #[error("unknown unit `{0}`; use a plain number or /s")]
+    PerSecondUnit(String),
+    /// A count bound with a fraction.
+    #[error("a count is a whole number")]
+    NotWhole,
+    /// A count bound with a unit.
+    #[error("a count takes no unit (found `{0}`); write a plain number")]
+    CountUnit(String),
+}
+
 /// Parses a threshold key such as `connect.p99`, `errors.rate` or `events_lost`.
 ///
 /// # Errors
 /// A one-line reason, with a suggestion when the key is close to a known one.
-pub fn parse_metric(key: &str) -> Result<Metric, String> {
+pub fn parse_metric(key: &str) -> Result<Metric, ThresholdError> {
     if let Some((d, _)) = Derived::ALL.iter().find(|(_, n)| *n == key) {
         return Ok(Metric::Derived(*d));
     }
@@ -223,20 +297,20 @@ pub fn parse_metric(key: &str) -> Result<Metric, String> {
     }
     let stat_names: Vec<&str> = Stat::ALL.iter().map(|(_, n)| *n).collect();
     if Histogram::from_name(key).is_some() {
-        return Err(format!(
-            "`{key}` needs a statistic, e.g. `{key}.p99` (one of: {})",
-            stat_names.join(", ")
-        ));
+        return Err(ThresholdError::NeedsStatistic {
+            key: key.to_owned(),
+            stats: stat_names.join(", "),
+        });
     }
     if let Some((name, stat)) = key.rsplit_once('.')
         && let Some(histogram) = Histogram::from_name(name)
     {
         return match Stat::ALL.iter().find(|(_, n)| *n == stat) {
             Some((stat, _)) => Ok(Metric::Latency(histogram, *stat)),
-            None => Err(format!(
-                "unknown statistic `{stat}`; {}",
-                suggest::hint(stat, &stat_names)
-            )),
+            None => Err(ThresholdError::UnknownStatistic {
+                stat: stat.to_owned(),
+                hint: suggest::hint(stat, &stat_names),
+            }),
         };
     }
     let figures: Vec<&str> = Derived::ALL
@@ -252,10 +326,11 @@ pub fn parse_metric(key: &str) -> Result<Metric, String> {
     }
     let known_refs: Vec<&str> = known.iter().map(String::as_str).collect();
     match suggest::closest(key, &known_refs) {
-        Some(k) => Err(format!("unknown metric `{key}`; did you mean `{k}`?")),
-        None => Err(format!(
-            "unknown metric `{key}`; expected `<histogram>.<stat>` such as `connect.p99` or a figure such as `errors.rate` (all are listed in scenarios/README.md)"
-        )),
+        Some(k) => Err(ThresholdError::UnknownMetricNear {
+            key: key.to_owned(),
+            closest: k.to_owned(),
+        }),
+        None => Err(ThresholdError::UnknownMetric(key.to_owned())),
     }
 }
 
@@ -263,7 +338,7 @@ pub fn parse_metric(key: &str) -> Result<Metric, String> {
 ///
 /// # Errors
 /// A one-line reason, saying which units the metric takes.
-pub fn parse_condition(metric: Metric, text: &str) -> Result<(Op, f64), String> {
+pub fn parse_condition(metric: Metric, text: &str) -> Result<(Op, f64), ThresholdError> {
     let text = text.trim();
     let (op, rest) = if let Some(r) = text.strip_prefix("<=") {
         (Op::Le, r)
@@ -276,10 +351,7 @@ pub fn parse_condition(metric: Metric, text: &str) -> Result<(Op, f64), String> 
     } else if let Some(r) = text.strip_prefix('>') {
         (Op::Gt, r)
     } else {
-        return Err(format!(
-            "condition \"{0}\" must start with one of <, <=, >, >=, ==, e.g. \"< {0}\"",
-            super::tree::shorten(text)
-        ));
+        return Err(ThresholdError::NoOperator(super::tree::shorten(text)));
     };
     let rest = rest.trim();
     let split = rest
@@ -290,10 +362,7 @@ pub fn parse_condition(metric: Metric, text: &str) -> Result<(Op, f64), String> 
     let value: f64 = match number.parse() {
         Ok(v) if number.chars().next().is_some_and(|c| c.is_ascii_digit()) => v,
         _ => {
-            return Err(format!(
-                "\"{}\" is not a number followed by an optional unit",
-                super::tree::shorten(rest)
-            ));
+            return Err(ThresholdError::NotANumber(super::tree::shorten(rest)));
         }
     };
     let bound = match metric.unit() {
@@ -304,37 +373,37 @@ pub fn parse_condition(metric: Metric, text: &str) -> Result<(Op, f64), String> 
                 "s" => 1_000_000.0,
                 "m" | "min" => 60_000_000.0,
                 "" => {
-                    return Err(format!(
-                        "a latency needs a unit (us, ms, s, m), e.g. \"{} {number}ms\"",
-                        op_text(op)
-                    ));
+                    return Err(ThresholdError::LatencyNeedsUnit {
+                        op: op_text(op),
+                        number: number.to_owned(),
+                    });
                 }
                 other => {
-                    return Err(format!("unknown unit `{other}` for a latency; use us, ms, s or m"));
+                    return Err(ThresholdError::LatencyUnit(other.to_owned()));
                 }
             };
             value * per_unit
         }
         Unit::Fraction => match unit {
             "%" if value <= 100.0 => value / 100.0,
-            "%" => return Err("a percentage cannot exceed 100%".to_owned()),
+            "%" => return Err(ThresholdError::Over100),
             "" => {
-                return Err(format!(
-                    "a rate is written as a percentage, e.g. \"{} {number}%\"",
-                    op_text(op)
-                ));
+                return Err(ThresholdError::RateNeedsPercent {
+                    op: op_text(op),
+                    number: number.to_owned(),
+                });
             }
-            other => return Err(format!("unknown unit `{other}` for a rate; use %")),
+            other => return Err(ThresholdError::RateUnit(other.to_owned())),
         },
         Unit::PerSecond => match unit {
             "" | "/s" => value,
-            other => return Err(format!("unknown unit `{other}`; use a plain number or /s")),
+            other => return Err(ThresholdError::PerSecondUnit(other.to_owned())),
         },
         Unit::Count => match unit {
             "" if value.fract() == 0.0 => value,
-            "" => return Err("a count is a whole number".to_owned()),
+            "" => return Err(ThresholdError::NotWhole),
             other => {
-                return Err(format!("a count takes no unit (found `{other}`); write a plain number"));
+                return Err(ThresholdError::CountUnit(other.to_owned()));
             }
         },
     };
@@ -348,6 +417,17 @@ fn op_text(op: Op) -> &'static str {
         Op::Gt => ">",
         Op::Ge => ">=",
         Op::Eq => "==",
+    }
+}
+
+/// Formats a value in a threshold's unit for people.
+pub fn format_value(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::Micros if v >= 1_000_000.0 => format!("{:.2}s", v / 1_000_000.0),
+        Unit::Micros => format!("{:.1}ms", v / 1000.0),
+        Unit::Fraction => format!("{:.3}%", v * 100.0),
+        Unit::Count => format!("{v:.0}"),
+        Unit::PerSecond => format!("{v:.1}/s"),
     }
 }
 
@@ -378,15 +458,25 @@ mod tests {
             Ok(Metric::Counter(metrics::Counter::EventsLost))
         );
         assert_eq!(
-            parse_metric("conect.p99").unwrap_err(),
+            parse_metric("conect.p99").unwrap_err().to_string(),
             "unknown metric `conect.p99`; did you mean `connect.p99`?"
         );
         assert_eq!(
-            parse_metric("connect.p98").unwrap_err(),
+            parse_metric("connect.p98").unwrap_err().to_string(),
             "unknown statistic `p98`; did you mean `p90`, `p95` or `p99`?"
         );
-        assert!(parse_metric("connect").unwrap_err().contains("needs a statistic"));
-        assert!(parse_metric("bogus").unwrap_err().starts_with("unknown metric `bogus`"));
+        assert!(
+            parse_metric("connect")
+                .unwrap_err()
+                .to_string()
+                .contains("needs a statistic")
+        );
+        assert!(
+            parse_metric("bogus")
+                .unwrap_err()
+                .to_string()
+                .starts_with("unknown metric `bogus`")
+        );
     }
 
     #[test]
@@ -410,12 +500,32 @@ mod tests {
         assert_eq!(parse_condition(lat, "< 500ms"), Ok((Op::Lt, 500_000.0)));
         assert_eq!(parse_condition(lat, "<=1.5s"), Ok((Op::Le, 1_500_000.0)));
         assert_eq!(parse_condition(lat, ">= 250us"), Ok((Op::Ge, 250.0)));
-        assert!(parse_condition(lat, "< 500").unwrap_err().contains("needs a unit"));
-        assert!(parse_condition(lat, "500ms").unwrap_err().contains("must start with"));
-        assert!(parse_condition(lat, "< fast").unwrap_err().contains("not a number"));
+        assert!(
+            parse_condition(lat, "< 500")
+                .unwrap_err()
+                .to_string()
+                .contains("needs a unit")
+        );
+        assert!(
+            parse_condition(lat, "500ms")
+                .unwrap_err()
+                .to_string()
+                .contains("must start with")
+        );
+        assert!(
+            parse_condition(lat, "< fast")
+                .unwrap_err()
+                .to_string()
+                .contains("not a number")
+        );
         let rate = Metric::Derived(Derived::ErrorsRate);
         assert_eq!(parse_condition(rate, "< 0.1%"), Ok((Op::Lt, 0.001)));
-        assert!(parse_condition(rate, "< 0.1").unwrap_err().contains("percentage"));
+        assert!(
+            parse_condition(rate, "< 0.1")
+                .unwrap_err()
+                .to_string()
+                .contains("percentage")
+        );
         let failed = Metric::Derived(Derived::ConformanceFailed);
         assert_eq!(parse_condition(failed, "== 0"), Ok((Op::Eq, 0.0)));
         assert!(parse_condition(failed, "== 0ms").is_err());

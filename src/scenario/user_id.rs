@@ -1,30 +1,39 @@
 //! The `users.id` pattern (`user-{index}`), checked against the protocol crate's user-id rule
 //! (only `a-z 0-9 @ _ -`, not empty, at most 255 characters) for every index it will produce.
 
+use super::check::Check;
 use super::de::Sp;
 use super::model::IdPattern;
 use super::tree::shorten;
-use super::validate::Check;
 
 pub use chatstorm_protocol::limits::MAX_USER_ID_LEN;
 use chatstorm_protocol::limits::{USER_ID_ALLOWED, UserIdError, validate_user_id};
 
 const PLACEHOLDER: &str = "{index}";
 
-/// Checks one user id against the protocol crate's rule, phrased for a scenario author.
+/// Why a user id breaks the protocol's rule, phrased for a scenario author.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadUserId {
+    /// The id is empty.
+    #[error("a user id must not be empty")]
+    Empty,
+    /// The id is longer than [`MAX_USER_ID_LEN`].
+    #[error("a user id is at most {MAX_USER_ID_LEN} characters, this one has {0}")]
+    TooLong(usize),
+    /// The first character outside the allowed set.
+    #[error("`{}` is not allowed in a user id; use only {USER_ID_ALLOWED}", .0.escape_default())]
+    BadCharacter(char),
+}
+
+/// Checks one user id against the protocol crate's rule.
 ///
 /// # Errors
-/// A one-line reason naming the first offending character or the length.
-pub fn check_user_id(id: &str) -> Result<(), String> {
+/// [`BadUserId`]: the first offending character or the length.
+pub fn check_user_id(id: &str) -> Result<(), BadUserId> {
     validate_user_id(id).map_err(|e| match e {
-        UserIdError::Empty => "a user id must not be empty".to_owned(),
-        UserIdError::TooLong(len) => {
-            format!("a user id is at most {MAX_USER_ID_LEN} characters, this one has {len}")
-        }
-        UserIdError::BadCharacter { ch, .. } => format!(
-            "`{}` is not allowed in a user id; use only {USER_ID_ALLOWED}",
-            ch.escape_default()
-        ),
+        UserIdError::Empty => BadUserId::Empty,
+        UserIdError::TooLong(len) => BadUserId::TooLong(len),
+        UserIdError::BadCharacter { ch, .. } => BadUserId::BadCharacter(ch),
     })
 }
 
@@ -83,7 +92,7 @@ mod tests {
         assert!(check_user_id("a@b_c-9").is_ok());
         assert!(check_user_id("").is_err());
         assert_eq!(
-            check_user_id("User-1").unwrap_err(),
+            check_user_id("User-1").unwrap_err().to_string(),
             "`U` is not allowed in a user id; use only a-z, 0-9, @, _ and -"
         );
         assert!(check_user_id("a|b").is_err());

@@ -1,11 +1,11 @@
 //! Validation of `load:` into one [`LoadPlan`] and of `timeline:` into sorted events, including
 //! the refusal of server-side faults against a real target.
 
+use super::check::Check;
 use super::de::Sp;
 use super::model::*;
 use super::raw::*;
 use super::tree::shorten;
-use super::validate::Check;
 use std::time::Duration;
 
 /// Normalizes the stages: start offsets, user levels before and after, arrival rates.

@@ -1,10 +1,10 @@
 //! Validation of `target`, `users` (id pattern, profiles, tokens, privacy) and `channels`.
 
+use super::check::{Check, MAX_USERS, value};
 use super::de::{At, Sp};
 use super::model::*;
 use super::raw::*;
 use super::user_id;
-use super::validate::{Check, MAX_USERS, value};
 use super::{suggest, tree::shorten};
 
 /// The target, and where tokens come from unless `users.token.endpoint` says otherwise.

@@ -1,10 +1,10 @@
 //! Validation of what decides a run's verdict: `thresholds`, `conformance` and `checks`.
 
+use super::check::{Check, value};
 use super::de::Sp;
 use super::model::{Checks, Conformance};
 use super::raw::*;
 use super::threshold::{self, Threshold};
-use super::validate::{Check, value};
 use super::{suggest, tree::shorten};
 
 pub(crate) fn thresholds(check: &mut Check<'_>, raw: Option<&Sp<RawMap<RawThreshold>>>) -> Vec<Threshold> {
@@ -16,7 +16,7 @@ pub(crate) fn thresholds(check: &mut Check<'_>, raw: Option<&Sp<RawMap<RawThresh
         let metric = match threshold::parse_metric(key.value.trim()) {
             Ok(m) => Some(m),
             Err(e) => {
-                check.report(&key.at, e);
+                check.report(&key.at, e.to_string());
                 None
             }
         };
@@ -52,7 +52,7 @@ pub(crate) fn thresholds(check: &mut Check<'_>, raw: Option<&Sp<RawMap<RawThresh
                 abort,
                 abort_after: after,
             }),
-            Err(e) => check.report(&text_at, e),
+            Err(e) => check.report(&text_at, e.to_string()),
         }
     }
     out

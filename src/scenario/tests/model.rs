@@ -452,3 +452,24 @@ fn bad_checks_are_one_line_problems() {
         assert!(e.lines().all(|l| l.len() < 300), "{e}");
     }
 }
+
+#[test]
+fn r12_a_name_that_is_not_a_plain_file_name_is_refused_with_its_place() {
+    let base = "users: {count: 1}\nload:\n  - hold: 1s\n";
+    for (name, msg) in [
+        ("../../x", "must be a plain file name: no `/`, `\\` or `..`"),
+        ("a/b", "must be a plain file name: no `/`, `\\` or `..`"),
+        ("'a\\\\b'", "must be a plain file name: no `/`, `\\` or `..`"),
+        ("'..'", "must be a plain file name: no `/`, `\\` or `..`"),
+        ("'  '", "must not be empty"),
+        ("\"a\\tb\"", "must be one line of at most 200 bytes"),
+    ] {
+        let text = format!("name: {name}\n{base}");
+        let errors = parse("hostile.yaml", &text).expect_err(name);
+        assert_eq!(errors.lines(), [format!("hostile.yaml:1:7: name: {msg}")], "{name}");
+    }
+    assert_eq!(
+        parse("ok.yaml", &format!("name: smoke v2\n{base}")).unwrap().name,
+        "smoke v2"
+    );
+}

@@ -1,45 +1,56 @@
 //! `chatstorm report`: re-render a finished run's outputs from its `summary.json` without
 //! re-running it, compare it with a baseline, or (`report merge DIR...`) merge shard folders.
+//! A command: it reads a [`ReportPlan`] and decides the exit code; the work is `crate::report`'s.
 
-use crate::cli::{Format, ReportArgs};
 use crate::exit::Outcome;
-use std::path::PathBuf;
+use crate::plan::ReportPlan;
+use crate::report::{self, Format};
+use std::path::{Path, PathBuf};
 
 /// Runs the report command.
-pub fn run(args: &ReportArgs) -> Outcome {
-    if args.summary.as_os_str() == "merge" {
-        return merge(args);
+pub fn run(plan: &ReportPlan) -> Outcome {
+    match plan {
+        ReportPlan::Render {
+            summary,
+            baseline,
+            tolerance,
+            out,
+        } => render(summary, baseline.as_deref(), *tolerance, out.as_deref()),
+        ReportPlan::Merge { dirs, out } => merge(dirs, out.as_deref()),
     }
-    let summary = match super::read_json(&args.summary) {
+}
+
+fn render(path: &Path, baseline: Option<&Path>, tolerance: f64, out: Option<&Path>) -> Outcome {
+    let summary = match report::read_json(path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chatstorm: {e}");
             return Outcome::InvalidConfig;
         }
     };
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.summary.parent().map_or_else(|| PathBuf::from("."), PathBuf::from));
+    let dir = out.map_or_else(
+        || path.parent().map_or_else(|| PathBuf::from("."), PathBuf::from),
+        Path::to_path_buf,
+    );
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("chatstorm: cannot create {}: {e}", dir.display());
         return Outcome::InvalidConfig;
     }
-    crate::commands::write_outputs(&summary, &dir, &[Format::Console, Format::Junit, Format::Html]);
-    let Some(baseline) = &args.baseline else {
+    report::write_outputs(&summary, &dir, &[Format::Console, Format::Junit, Format::Html]);
+    let Some(baseline) = baseline else {
         return Outcome::from_code(summary.verdict.exit_code);
     };
-    let old = match super::read_json(baseline) {
+    let old = match report::read_json(baseline) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chatstorm: {e}");
             return Outcome::InvalidConfig;
         }
     };
-    let rows = super::compare::compare(&summary, &old, args.tolerance);
+    let rows = report::compare::compare(&summary, &old, tolerance);
     println!();
     println!("comparison with {}:", baseline.display());
-    let _ = super::compare::write(&rows, args.tolerance, &mut std::io::stdout().lock());
+    let _ = report::compare::write(&rows, tolerance, &mut std::io::stdout().lock());
     if rows.iter().any(|r| r.regression) {
         Outcome::ThresholdBreached
     } else {
@@ -47,27 +58,24 @@ pub fn run(args: &ReportArgs) -> Outcome {
     }
 }
 
-fn merge(args: &ReportArgs) -> Outcome {
-    if args.more.is_empty() {
+fn merge(dirs: &[PathBuf], out: Option<&Path>) -> Outcome {
+    if dirs.is_empty() {
         eprintln!("chatstorm: report merge needs the shard folders: chatstorm report merge DIR...");
         return Outcome::InvalidConfig;
     }
-    let merged = match crate::engine::workers::merge_dirs(&args.more) {
+    let merged = match report::merge::merge_dirs(dirs) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("chatstorm: {e}");
             return Outcome::InvalidConfig;
         }
     };
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::engine::workers::common_parent(&args.more));
+    let dir = out.map_or_else(|| report::merge::common_parent(dirs), Path::to_path_buf);
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("chatstorm: cannot create {}: {e}", dir.display());
         return Outcome::InvalidConfig;
     }
-    crate::commands::write_outputs(
+    report::write_outputs(
         &merged,
         &dir,
         &[Format::Console, Format::Json, Format::Junit, Format::Html],

@@ -1,0 +1,84 @@
+//! What the command line asks for, as plain data: `cli.rs` (the only module that sees clap)
+//! turns parsed arguments into one [`Plan`], and `commands.rs` carries it out. Tests and
+//! embedders can build a plan without clap.
+
+use crate::report::Format;
+use crate::target::TargetOptions;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One command.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// `chatstorm run`.
+    Run(RunPlan),
+    /// `chatstorm conform`.
+    Conform(ConformPlan),
+    /// `chatstorm validate FILE...`.
+    Validate(Vec<PathBuf>),
+    /// `chatstorm report ...`.
+    Report(ReportPlan),
+    /// `chatstorm mock ...`: the mock binary's own arguments.
+    Mock(Vec<String>),
+}
+
+/// `chatstorm run`.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// The target flags.
+    pub target: TargetOptions,
+    /// Override of `users.count`.
+    pub users: Option<u32>,
+    /// Override of the run length.
+    pub duration: Option<Duration>,
+    /// Override of the seed.
+    pub seed: Option<u64>,
+    /// The run folder (default: a new one under `reports/`).
+    pub out: Option<PathBuf>,
+    /// The outputs to write.
+    pub formats: Vec<Format>,
+    /// Shards run as child processes (1: none).
+    pub workers: u32,
+    /// Run only shard I of N.
+    pub shard: Option<(u32, u32)>,
+    /// No progress display.
+    pub quiet: bool,
+}
+
+/// `chatstorm conform`.
+#[derive(Debug, Clone)]
+pub struct ConformPlan {
+    /// The target flags.
+    pub target: TargetOptions,
+    /// Rule id globs to run (empty: all).
+    pub only: Vec<String>,
+    /// Count non-strict failures as failures.
+    pub strict: bool,
+    /// The results folder (default: a new one under `reports/`).
+    pub out: Option<PathBuf>,
+}
+
+/// `chatstorm report`.
+#[derive(Debug, Clone)]
+pub enum ReportPlan {
+    /// Re-render a summary, optionally compared with a baseline.
+    Render {
+        /// The summary.json.
+        summary: PathBuf,
+        /// An older summary to compare with.
+        baseline: Option<PathBuf>,
+        /// Percent a figure may worsen before it is a regression.
+        tolerance: f64,
+        /// Where to write (default: next to the summary).
+        out: Option<PathBuf>,
+    },
+    /// Merge shard folders into one summary and report.
+    Merge {
+        /// The shard folders.
+        dirs: Vec<PathBuf>,
+        /// Where to write (default: the folders' common parent).
+        out: Option<PathBuf>,
+    },
+}

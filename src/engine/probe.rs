@@ -27,7 +27,7 @@ pub enum ProbeError {
     Http(#[from] HttpError),
     /// The WebSocket URL's host does not resolve.
     #[error("{0}")]
-    Resolve(String),
+    Resolve(#[from] crate::user::transport::ResolveError),
     /// No TCP connection.
     #[error("{addr}: {reason}")]
     Tcp {

@@ -103,19 +103,41 @@ pub(crate) fn defer_port_choice(socket: &TcpSocket) {
     let _ = socket;
 }
 
+/// Why a base URL gives no server address.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The URL names no host.
+    #[error("{0} has no host")]
+    NoHost(url::Url),
+    /// The resolver failed.
+    #[error("cannot resolve {host}: {source}")]
+    Lookup {
+        /// The host asked for.
+        host: String,
+        /// What the resolver said.
+        source: std::io::Error,
+    },
+    /// The resolver answered with no address.
+    #[error("{0} resolves to nothing")]
+    Nothing(String),
+}
+
 /// The server address of a base URL (loopback names resolve locally).
 ///
 /// # Errors
-/// A one-line description when the URL has no host or it does not resolve.
-pub async fn resolve(base: &url::Url) -> Result<SocketAddr, String> {
-    let host = base.host_str().ok_or_else(|| format!("{base} has no host"))?;
+/// [`ResolveError`] when the URL has no host or it does not resolve.
+pub async fn resolve(base: &url::Url) -> Result<SocketAddr, ResolveError> {
+    let host = base.host_str().ok_or_else(|| ResolveError::NoHost(base.clone()))?;
     let port = base.port_or_known_default().unwrap_or(80);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map_err(|source| ResolveError::Lookup {
+            host: host.to_owned(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("{host} resolves to nothing"))
+        .ok_or_else(|| ResolveError::Nothing(host.to_owned()))
 }
 
 /// The first frame's verdict.

@@ -512,7 +512,7 @@ const FD_SAMPLE_EVERY: u64 = 5;
 impl Peaks {
     fn observe(&self, connected: u64) {
         self.connected.fetch_max(connected, Relaxed);
-        if self.ticks.fetch_add(1, Relaxed) % FD_SAMPLE_EVERY == 0
+        if self.ticks.fetch_add(1, Relaxed).is_multiple_of(FD_SAMPLE_EVERY)
             && let Some(n) = crate::sys::open_fds()
         {
             self.fds.fetch_max(n, Relaxed);

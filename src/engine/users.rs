@@ -33,10 +33,7 @@ pub fn channels_of(scenario: &Scenario, index: u64) -> Vec<String> {
     // A stride co-prime with the count spreads one user's channels across the whole set.
     // The largest such stride not above half the count; searched from there down (this runs
     // three times per user: a scan from `count` cost 5 % of a 10,000-user run's CPU).
-    let stride = (1..=count / 2 + 1)
-        .rev()
-        .find(|s| gcd(*s, count) == 1)
-        .unwrap_or(1);
+    let stride = (1..=count / 2 + 1).rev().find(|s| gcd(*s, count) == 1).unwrap_or(1);
     (0..per_user)
         .map(|k| format!("{}:ch-{}", scenario.channels.kind, (index + k * stride) % count))
         .collect()

@@ -139,6 +139,9 @@ struct Slot {
     t_done: AtomicU64,
 }
 
+/// The last reads a (channel, receiver) pair saw: (connection, stamp) pairs, newest last.
+type RecentReads = [(u64, u64); READS_KEPT];
+
 /// Shared by all users of a process (one per `UserCtx`).
 pub struct DeliveryTracker {
     next_seq: AtomicU64,
@@ -168,7 +171,7 @@ pub struct DeliveryTracker {
     heard: Box<[AtomicU64]>,
     typing_off_since: Box<[AtomicU64]>,
     read_off_since: Box<[AtomicU64]>,
-    reads: Mutex<HashMap<(u32, u32), [(u64, u64); READS_KEPT]>>,
+    reads: Mutex<HashMap<(u32, u32), RecentReads>>,
     lost: AtomicU64,
     duplicated: AtomicU64,
     undetermined: AtomicU64,

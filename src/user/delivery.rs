@@ -139,7 +139,7 @@ struct Slot {
     t_done: AtomicU64,
 }
 
-/// The last reads a (channel, receiver) pair saw: (connection, stamp) pairs, newest last.
+/// The read sends last remembered for one (channel, reader): (sent at in µs, stamp), newest first.
 type RecentReads = [(u64, u64); READS_KEPT];
 
 /// Shared by all users of a process (one per `UserCtx`).

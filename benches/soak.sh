@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Soak: are resident memory and descriptors flat, for the harness and for the mock, over a long
+# run with a fault every minute? (issue 18, "Fuzzing and soak")
+#
+#   benches/soak.sh [DURATION] [USERS]     (default 30m and 10000; e.g. benches/soak.sh 4m 2000)
+#
+# Runs benches/scenarios/soak.yaml (mostly-JS mixed users, light traffic: a message, a typing
+# pair and a read every few minutes per user) against a standalone mock in its own process
+# (start_mock; the fault-control secret goes through the environment). The scenario's timeline is
+# one cycle of ten restart-free fault kinds; this script repeats it so that one fault falls on
+# every whole minute of the run, and shortens the 2-minute ramp to a sixth of short runs. Every
+# 10 s it samples VmRSS (/proc/PID/status) and the open descriptors (/proc/PID/fd) of both
+# processes into $BENCH_OUT/soak.csv. At the end it prints one row a minute (t, harness RSS MB and
+# fds, mock RSS MB and fds) and a verdict per process: "flat" when the median of the last third
+# of the run is within 10 % (RSS) and 2 % (fds) of the median of the middle third (which starts
+# after the ramp), else "growing" with the figures; then the run's exit code and verdict from
+# summary.json. Exit status: 1 if either process grows, else 0. A run that ends with exit 4
+# (the generator saturated on this shared machine) is a result, not a failure of this script.
+source "$(dirname "$0")/lib.sh"
+DURATION="${1:-30m}"
+USERS="${2:-10000}"
+SAMPLE_SECS=10
+build
+load_note
+
+# The scenario for this duration: the base file with its ramp scaled and its fault cycle repeated.
+scenario="$BENCH_OUT/soak.yaml"
+secs="$(python3 - "$ROOT/benches/scenarios/soak.yaml" "$DURATION" "$scenario" <<'PY'
+import re, sys, yaml
+base, dur, out = sys.argv[1], sys.argv[2], sys.argv[3]
+units = {'h': 3600, 'm': 60, 's': 1}
+parts = re.findall(r'(\d+)(h|m|s)', dur)
+if not parts or ''.join(n + u for n, u in parts) != dur:
+    sys.exit(f"soak.sh: duration {dur!r}: write it like 30m, 4m or 1h30m")
+total = sum(int(n) * units[u] for n, u in parts)
+if total < 180:
+    sys.exit(f"soak.sh: duration {dur!r}: at least 3m (a ramp, then two thirds to compare)")
+s = yaml.safe_load(open(base))
+ramp = min(120, total // 6)
+s['load'] = [{'ramp': {'to': s['users']['count'], 'over': f'{ramp}s'}},
+             {'hold': f'{total - ramp}s'}]
+cycle = sorted(s['timeline'], key=lambda e: int(e['at'].rstrip('m')))
+timeline = []
+for minute in range(1, (total - 1) // 60 + 1):
+    entry = dict(cycle[(minute - 1) % len(cycle)])
+    entry['at'] = f'{minute}m'
+    timeline.append(entry)
+s['timeline'] = timeline
+yaml.safe_dump(s, open(out, 'w'), sort_keys=False)
+print(total)
+PY
+)"
+"$BIN" validate "$scenario" >/dev/null
+
+csv="$BENCH_OUT/soak.csv"
+echo "t_s,harness_rss_kb,harness_fds,mock_rss_kb,mock_fds" >"$csv"
+start_mock
+out="$BENCH_OUT/soak"
+echo "# soak: $USERS users for $DURATION (${secs} s), a fault every minute; output in $BENCH_OUT" >&2
+# Started directly (not through with_secrets): $! must be the harness itself, not a subshell.
+RC=0
+CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET" \
+  "$BIN" run "$scenario" --target "$MOCK_URL" --api-key "$MOCK_KEY" --users "$USERS" \
+  --out "$out" --format json,console,html >"$out.log" 2>&1 &
+HARNESS_PID=$!
+trap 'kill "$HARNESS_PID" 2>/dev/null || true; stop_mock' EXIT
+
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+t0=$(date +%s)
+# A sample every SAMPLE_SECS while the harness lives; t is measured, not counted, so a late tick
+# on a busy machine does not shift the table.
+while kill -0 "$HARNESS_PID" 2>/dev/null; do
+  h_rss="$(proc_kb "$HARNESS_PID" VmRSS 2>/dev/null || true)"
+  h_fds="$(fds "$HARNESS_PID")"
+  m_rss="$(proc_kb "$MOCK_PID" VmRSS 2>/dev/null || true)"
+  m_fds="$(fds "$MOCK_PID")"
+  [ -n "$h_rss" ] && [ -n "$m_rss" ] && echo "$(( $(date +%s) - t0 )),$h_rss,$h_fds,$m_rss,$m_fds" >>"$csv"
+  sleep "$SAMPLE_SECS" & wait $! || true
+done
+wait "$HARNESS_PID" || RC=$?
+trap - EXIT
+stop_mock
+echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+python3 - "$csv" "$secs" "$out/summary.json" "$RC" <<'PY'
+import csv, json, statistics, sys
+rows = [{k: int(v) for k, v in r.items()} for r in csv.DictReader(open(sys.argv[1]))]
+total, rc = int(sys.argv[2]), sys.argv[4]
+ramp = min(120, total // 6)
+mb = lambda kb: kb / 1024
+print(f"{'t':>7} {'harness_MB':>11} {'harness_fds':>11} {'mock_MB':>8} {'mock_fds':>8}")
+nxt = 0
+for r in rows:
+    if r['t_s'] >= nxt:
+        print(f"{r['t_s'] // 60:>3}m{r['t_s'] % 60:02d}s {mb(r['harness_rss_kb']):>11.1f} {r['harness_fds']:>11} {mb(r['mock_rss_kb']):>8.1f} {r['mock_fds']:>8}")
+        nxt = (r['t_s'] // 60 + 1) * 60
+mid = [r for r in rows if max(total / 3, ramp) <= r['t_s'] < 2 * total / 3]
+# Samples after the planned end are the users leaving, not the soak.
+last = [r for r in rows if 2 * total / 3 <= r['t_s'] < total]
+growing = False
+for who in ('harness', 'mock'):
+    if len(mid) < 2 or len(last) < 2:
+        print(f"{who}: no verdict (too few samples: {len(mid)} in the middle third, {len(last)} in the last)")
+        growing = True
+        continue
+    m_rss = statistics.median(r[f'{who}_rss_kb'] for r in mid)
+    l_rss = statistics.median(r[f'{who}_rss_kb'] for r in last)
+    m_fds = statistics.median(r[f'{who}_fds'] for r in mid)
+    l_fds = statistics.median(r[f'{who}_fds'] for r in last)
+    d_rss = (l_rss - m_rss) / m_rss * 100
+    d_fds = (l_fds - m_fds) / max(m_fds, 1) * 100
+    grows = d_rss > 10 or d_fds > 2
+    growing |= grows
+    print(f"{who}: {'growing' if grows else 'flat'}: RSS median {mb(m_rss):.1f} MB (middle third) -> "
+          f"{mb(l_rss):.1f} MB (last third), {d_rss:+.1f} % (limit +10 %); fds {m_fds:.0f} -> {l_fds:.0f}, "
+          f"{d_fds:+.1f} % (limit +2 %)")
+try:
+    s = json.load(open(sys.argv[3]))
+    v = s['verdict']
+    c = s['metrics']['counters']
+    print(f"run: exit {rc}; verdict {v['outcome']} (exit {v['exit_code']}): {'; '.join(v['reasons']) or '-'}")
+    print(f"run: connects {c.get('connects', 0)}, reconnect attempts {c.get('reconnect_attempts', 0)}, "
+          f"disconnects {c.get('disconnects', 0)}, token refreshes {c.get('token_refreshes', 0)}, "
+          f"messages sent {c.get('events_sent', 0)}, received {c.get('events_received', 0)}")
+except (OSError, ValueError, KeyError) as e:
+    print(f"run: exit {rc}; no summary.json verdict ({e})")
+sys.exit(1 if growing else 0)
+PY

@@ -3,6 +3,7 @@
 # run with a fault every minute? (issue 18, "Fuzzing and soak")
 #
 #   benches/soak.sh [DURATION] [USERS]     (default 30m and 10000; e.g. benches/soak.sh 4m 2000)
+#   SOAK_SCENARIO=other.yaml benches/soak.sh ...   (another base scenario, e.g. to isolate a cause)
 #
 # Runs benches/scenarios/soak.yaml (mostly-JS mixed users, light traffic: a message, a typing
 # pair and a read every few minutes per user) against a standalone mock in its own process
@@ -51,7 +52,7 @@ load_note
 
 # The scenario for this duration: the base file with its ramp scaled and its fault cycle repeated.
 scenario="$BENCH_OUT/soak.yaml"
-secs="$(python3 - "$ROOT/benches/scenarios/soak.yaml" "$DURATION" "$scenario" <<'PY'
+secs="$(python3 - "${SOAK_SCENARIO:-$ROOT/benches/scenarios/soak.yaml}" "$DURATION" "$scenario" <<'PY'
 import re, sys, yaml
 base, dur, out = sys.argv[1], sys.argv[2], sys.argv[3]
 units = {'h': 3600, 'm': 60, 's': 1}
@@ -65,9 +66,9 @@ s = yaml.safe_load(open(base))
 ramp = min(120, total // 6)
 s['load'] = [{'ramp': {'to': s['users']['count'], 'over': f'{ramp}s'}},
              {'hold': f'{total - ramp}s'}]
-cycle = sorted(s['timeline'], key=lambda e: int(e['at'].rstrip('m')))
+cycle = sorted(s.get('timeline') or [], key=lambda e: int(e['at'].rstrip('m')))
 timeline = []
-for minute in range(1, (total - 1) // 60 + 1):
+for minute in range(1, (total - 1) // 60 + 1 if cycle else 1):
     entry = dict(cycle[(minute - 1) % len(cycle)])
     entry['at'] = f'{minute}m'
     timeline.append(entry)

@@ -9,10 +9,16 @@
 # target: cases run, seconds, failures. Each target's full output is kept under $BENCH_OUT;
 # a failure's output holds proptest's minimal failing input. Exit status: 1 if any target failed.
 #
-# Measured 2026-12-04, `benches/fuzz.sh 420` (release, nice 19, 2 shared cores, load 2.3-7.3),
-# seed 42, 0 failures: scenario 640,128 cases; decoders 8,192 (the mock-frame part, which waits
-# up to 300 ms per case for the mock to close, sets the pace of its batches); jwt 11,036,352;
-# mock_http 115,072 requests through the real mock.
+# Measured 2026-12-04 20:24-20:44 UTC, 600 s per target (release, nice 19, seed 42), run as two
+# `benches/fuzz.sh 600` side by side (scenario+jwt, decoders+mock_http: one target per core) on
+# 2 shared cores, load 3.36 2.49 1.68 at start, 4.30-4.50 at end; 0 failures:
+#   target        cases   seconds failures
+#   scenario   20,717,184  600.00   0  (bytes, mutations, token_soup 6,905,728 each)
+#   jwt        17,252,736  600.00   0  (arbitrary_text, dotted_segments, structured 5,750,912 each)
+#   decoders       12,544  603.87   0  (event_text, event_object, upgrade_response, mock_client_frames
+#                                       3,136 each; the mock-frame part, which waits up to 300 ms
+#                                       per case for the mock to close, sets the pace of its batches)
+#   mock_http     182,016  600.18   0  (requests through the real mock)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_OUT="${BENCH_OUT:-$(mktemp -d /tmp/chatstorm-fuzz.XXXXXX)}"

@@ -98,6 +98,10 @@ struct Inner {
     pub(super) users: Vec<UserState>,
     /// The server health interval the run expects.
     pub(super) health_interval: Duration,
+    /// Windows (ms from the observer's start) in which the scenario itself silences or delays the
+    /// server's frames (`half_open`, `add_latency`): a health-check gap that overlaps one is the
+    /// fault's doing, not the server's, and is not judged.
+    silences: Vec<(u64, u64)>,
 }
 
 /// Shared rule counters for a load run (clone freely: one `Arc`).
@@ -156,8 +160,25 @@ impl Observer {
                 watched,
                 users,
                 health_interval,
+                silences: Vec::new(),
             }),
         }
+    }
+
+    /// The scenario's own silencing faults, as `(from, to)` offsets from the run's start (the
+    /// observer is made as the run starts). Call before cloning the observer.
+    #[must_use]
+    pub fn with_silences(mut self, windows: impl IntoIterator<Item = (Duration, Duration)>) -> Self {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.silences = windows.into_iter().map(|(a, b)| (ms(a), ms(b))).collect();
+        }
+        self
+    }
+
+    /// Whether the span `[from, to]` (observer ms) overlaps a silencing fault of the scenario.
+    pub(super) fn silenced(&self, from: u64, to: u64) -> bool {
+        self.inner.silences.iter().any(|&(a, b)| a <= to && from <= b)
     }
 
     /// Records one check of rule `id`; `received` is built only on failure.
@@ -428,6 +449,38 @@ impl Observer {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn health_gaps_across_a_silencing_fault_are_not_judged() {
+        use chatstorm_protocol::event::{HealthCheck, ServerEvent};
+        let hc = || {
+            ServerEvent::HealthCheck(HealthCheck {
+                connection_id: "c".into(),
+                cid: "*".into(),
+                created_at: String::new(),
+                me: None,
+            })
+        };
+        let judged = |o: &Observer| {
+            o.user_event(0, &hc());
+            o.user_event(0, &hc());
+            o.summary()
+                .rules
+                .iter()
+                .find(|r| r.id == "HEALTH-INTERVAL")
+                .map_or(0, |r| r.checks)
+        };
+        let plain = Observer::for_run(&[], 1, Duration::from_secs(30));
+        assert_eq!(judged(&plain), 1, "a gap outside every fault window is judged");
+        let silenced = Observer::for_run(&[], 1, Duration::from_secs(30))
+            .with_silences([(Duration::ZERO, Duration::from_secs(600))]);
+        assert_eq!(judged(&silenced), 0, "a gap across a half_open window is the fault's");
+        let later = Observer::for_run(&[], 1, Duration::from_secs(30))
+            .with_silences([(Duration::from_secs(500), Duration::from_secs(600))]);
+        assert_eq!(judged(&later), 1, "a window later in the run excuses nothing now");
+        assert!(later.silenced(499_000, 500_000) && later.silenced(600_000, 700_000));
+        assert!(!later.silenced(0, 499_999) && !later.silenced(600_001, 700_000));
+    }
 
     #[test]
     fn checks_are_also_counted_by_the_observing_users_profile() {

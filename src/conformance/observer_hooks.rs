@@ -52,7 +52,8 @@ impl Observer {
             return;
         }
         let prev = st.last_health_ms.swap(now, Relaxed);
-        if prev != 0 {
+        // A gap across a half_open or add_latency window of the scenario is the fault's.
+        if prev != 0 && !self.silenced(prev, now) {
             // Replies to the user's own health checks make gaps shorter, never longer, so only
             // the upper bound is checked.
             self.health_gap(

@@ -119,7 +119,17 @@ pub fn observer(scenario: &Scenario) -> crate::conformance::Observer {
         UserKind::Stream => scenario.users.count as usize,
         UserKind::PlainWebsocket => 0,
     };
-    crate::conformance::Observer::for_run(&scenario.conformance.watch, users, health)
+    // Faults that silence or delay the server's frames on purpose: health-check gaps across them
+    // are not the server's (a half-open socket the SDK had not yet given up on showed a 50 s gap).
+    let run_end = scenario.run_length();
+    let silences = scenario.timeline.iter().filter_map(|e| match &e.action {
+        crate::scenario::Action::HalfOpen { length, .. } => Some((e.at, length.map_or(run_end, |l| e.at + l))),
+        crate::scenario::Action::AddLatency { delay, length, .. } => {
+            Some((e.at, length.map_or(run_end, |l| e.at + l) + *delay))
+        }
+        _ => None,
+    });
+    crate::conformance::Observer::for_run(&scenario.conformance.watch, users, health).with_silences(silences)
 }
 
 /// The context shared by every user of this process.

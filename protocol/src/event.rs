@@ -2,7 +2,7 @@
 //! health check in its three shapes (PROTOCOL.md §1.4–1.5, §3, §7, §10).
 //!
 //! Adding an event: a variant on [`ServerEvent`] with its wire JSON in a `text` block, a row in
-//! `ServerEvent::parse`'s match and `kind`, a round-trip test below, the mock's sender, and a
+//! the `by_kind!` table and `kind`, a round-trip test below, the mock's sender, and a
 //! conformance check that reads it.
 
 use crate::error::{ConnectionErrorEvent, ErrorBody};
@@ -213,6 +213,29 @@ pub enum ServerEvent {
     },
 }
 
+/// The one table of known event types: `by_kind!(kind, read, otherwise)` is the variant of
+/// `kind` holding `read` (an expression that reads that variant's struct), or `otherwise`. Both
+/// ways of reading a frame (straight from text, and from a `Value`) go through it.
+macro_rules! by_kind {
+    ($kind:expr, $read:expr, $otherwise:expr) => {
+        match $kind {
+            "health.check" => Self::HealthCheck($read),
+            "connection.error" => Self::ConnectionError($read),
+            "typing.start" => Self::TypingStart($read),
+            "typing.stop" => Self::TypingStop($read),
+            "message.read" => Self::MessageRead($read),
+            "notification.mark_read" => Self::NotificationMarkRead($read),
+            "message.new" => Self::MessageNew($read),
+            "notification.message_new" => Self::NotificationMessageNew($read),
+            "user.presence.changed" => Self::UserPresenceChanged($read),
+            "user.updated" => Self::UserUpdated($read),
+            "user.watching.start" => Self::UserWatchingStart($read),
+            "user.watching.stop" => Self::UserWatchingStop($read),
+            _ => $otherwise,
+        }
+    };
+}
+
 impl ServerEvent {
     /// Reads one text frame.
     ///
@@ -242,21 +265,7 @@ impl ServerEvent {
             serde_json::from_str(text).ok()
         }
         let head: Head<'_> = serde_json::from_str(text).ok()?;
-        Some(match head.kind.as_ref() {
-            "health.check" => Self::HealthCheck(typed(text)?),
-            "connection.error" => Self::ConnectionError(typed(text)?),
-            "typing.start" => Self::TypingStart(typed(text)?),
-            "typing.stop" => Self::TypingStop(typed(text)?),
-            "message.read" => Self::MessageRead(typed(text)?),
-            "notification.mark_read" => Self::NotificationMarkRead(typed(text)?),
-            "message.new" => Self::MessageNew(typed(text)?),
-            "notification.message_new" => Self::NotificationMessageNew(typed(text)?),
-            "user.presence.changed" => Self::UserPresenceChanged(typed(text)?),
-            "user.updated" => Self::UserUpdated(typed(text)?),
-            "user.watching.start" => Self::UserWatchingStart(typed(text)?),
-            "user.watching.stop" => Self::UserWatchingStop(typed(text)?),
-            _ => return None,
-        })
+        Some(by_kind!(head.kind.as_ref(), typed(text)?, return None))
     }
 
     /// Like [`ServerEvent::parse`], from an already parsed value (long-poll batches).
@@ -278,21 +287,11 @@ impl ServerEvent {
                 detail: e.to_string(),
             })
         }
-        Ok(match kind.as_str() {
-            "health.check" => Self::HealthCheck(typed(&kind, value)?),
-            "connection.error" => Self::ConnectionError(typed(&kind, value)?),
-            "typing.start" => Self::TypingStart(typed(&kind, value)?),
-            "typing.stop" => Self::TypingStop(typed(&kind, value)?),
-            "message.read" => Self::MessageRead(typed(&kind, value)?),
-            "notification.mark_read" => Self::NotificationMarkRead(typed(&kind, value)?),
-            "message.new" => Self::MessageNew(typed(&kind, value)?),
-            "notification.message_new" => Self::NotificationMessageNew(typed(&kind, value)?),
-            "user.presence.changed" => Self::UserPresenceChanged(typed(&kind, value)?),
-            "user.updated" => Self::UserUpdated(typed(&kind, value)?),
-            "user.watching.start" => Self::UserWatchingStart(typed(&kind, value)?),
-            "user.watching.stop" => Self::UserWatchingStop(typed(&kind, value)?),
-            _ => Self::Other { kind, raw: value },
-        })
+        Ok(by_kind!(
+            kind.as_str(),
+            typed(&kind, value)?,
+            Self::Other { kind, raw: value }
+        ))
     }
 
     /// The wire `type`.

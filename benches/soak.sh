@@ -4,6 +4,7 @@
 #
 #   benches/soak.sh [DURATION] [USERS]     (default 30m and 10000; e.g. benches/soak.sh 4m 2000)
 #   SOAK_SCENARIO=other.yaml benches/soak.sh ...   (another base scenario, e.g. to isolate a cause)
+#   SOAK_MOCK_ARGS='--messages-kept 10' benches/soak.sh ...   (extra options for the mock)
 #
 # Runs benches/scenarios/soak.yaml (mostly-JS mixed users, light traffic: a message, a typing
 # pair and a read every few minutes per user) against a standalone mock in its own process
@@ -92,7 +93,7 @@ PY
 
 csv="$BENCH_OUT/soak.csv"
 echo "t_s,harness_rss_kb,harness_fds,mock_rss_kb,mock_fds" >"$csv"
-start_mock
+start_mock ${SOAK_MOCK_ARGS:-}
 out="$BENCH_OUT/soak"
 echo "# soak: $USERS users for $DURATION (${secs} s), a fault every minute; output in $BENCH_OUT" >&2
 # Started directly (not through with_secrets): $! must be the harness itself, not a subshell.

@@ -103,6 +103,10 @@ pub struct Args {
     /// Events buffered per long-poll connection between polls (the oldest are dropped beyond).
     #[arg(long, default_value_t = 1000)]
     pub longpoll_buffer: usize,
+    /// Messages kept per channel for channel state and /sync (the real service keeps all; each
+    /// costs about its serialized size, ~1.2 KB with its user).
+    #[arg(long, default_value_t = crate::world::MESSAGES_KEPT)]
+    pub messages_kept: usize,
     /// A long-poll connection with no poll for this long is closed.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub longpoll_idle_timeout: Duration,
@@ -142,6 +146,7 @@ impl Args {
             health_interval: self.health_interval.max(Duration::from_millis(1)),
             longpoll_hold: self.longpoll_hold,
             longpoll_buffer: self.longpoll_buffer.max(1),
+            messages_kept: self.messages_kept,
             longpoll_idle_timeout: self.longpoll_idle_timeout.max(Duration::from_millis(2)),
             expiry: match self.expiry {
                 Expiry::Keep => ExpiryPolicy::Keep,

@@ -48,6 +48,10 @@ pub struct MockConfig {
     pub longpoll_hold: Duration,
     /// Events buffered per long-poll connection between polls; beyond it the oldest are dropped.
     pub longpoll_buffer: usize,
+    /// Messages kept per channel for channel state and `/sync` (the oldest are forgotten beyond).
+    /// The real service keeps every message; the mock bounds its memory. Each kept message costs
+    /// its serialized size (about 1.2 KB with its user), so 1,000 channels at 100 hold ~120 MB.
+    pub messages_kept: usize,
     /// A long-poll connection with no poll for this long is closed (its id then gets code 46).
     pub longpoll_idle_timeout: Duration,
     /// What to do with a socket whose token expires while it is open.
@@ -82,6 +86,7 @@ impl Default for MockConfig {
             health_interval: Duration::from_secs(25),
             longpoll_hold: Duration::from_secs(20),
             longpoll_buffer: 1000,
+            messages_kept: crate::world::MESSAGES_KEPT,
             longpoll_idle_timeout: Duration::from_secs(60),
             expiry: ExpiryPolicy::Keep,
             allow_dev_tokens: false,

@@ -22,7 +22,7 @@ use crate::wire;
 /// short ids of every lookup a connect, a query and a fan-out make.
 pub type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
 
-/// Messages kept per channel (for channel state and `/sync`).
+/// Messages kept per channel by default (for channel state and `/sync`; `--messages-kept`).
 pub const MESSAGES_KEPT: usize = 100;
 
 /// Fields the server owns; clients cannot set them.

@@ -16,7 +16,7 @@ use crate::conn::Conn;
 use crate::fault::Violation;
 use crate::http::Req;
 use crate::wire::{self, code};
-use crate::world::{Channel, MESSAGES_KEPT, Msg, UserRef, World};
+use crate::world::{Channel, Msg, UserRef, World};
 
 /// Event type prefixes only the server may emit.
 const RESERVED_PREFIXES: &[&str] = &[
@@ -292,7 +292,7 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
         ));
     };
     ch.messages.push_back(msg);
-    while ch.messages.len() > MESSAGES_KEPT {
+    while ch.messages.len() > app.cfg.messages_kept {
         ch.messages.pop_front();
     }
     ch.message_count += 1;

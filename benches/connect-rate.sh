@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Connect throughput (users connected per second) and harness CPU seconds per 1,000 connects.
 #
-#   benches/connect-rate.sh [N] [RAMP]      (default: 10000 users offered over 5s)
+#   benches/connect-rate.sh [N] [RAMP] [RUN-OPTIONS...]   (default: 10000 users offered over 5s;
+#                                                         e.g. ... 10000 5s --threads 1)
 #
 # A fresh standalone mock; chatstorm offers N JS users over RAMP (each: token minted, WebSocket
 # upgrade, first health.check, one channel watched). Throughput is the number connected divided by
@@ -20,11 +21,21 @@ start_mock
 scenario="$BENCH_OUT/connect-burst.yaml"
 sed -e "s/to: 10000, over: 5s/to: $n, over: $ramp/" "$ROOT/benches/scenarios/connect-burst.yaml" >"$scenario"
 out="$BENCH_OUT/connect-rate"
-run_against_mock "$scenario" "$out" --users "$n"
+# Started directly (not through run_against_mock): the sampler needs the harness's own PID.
+RC=0
+with_secrets_env=(env CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET")
+"${with_secrets_env[@]}" "$BIN" run "$scenario" --target "$MOCK_URL" --api-key "$MOCK_KEY" \
+  --out "$out" --format json,console --users "$n" --threads "$SHARE_THREADS" "${@:3}" >"$out.log" 2>&1 &
+HARNESS_PID=$!
+python3 "$ROOT/benches/cpu_sampler.py" "$BENCH_OUT/cpu.csv" "$HARNESS_PID" "$MOCK_PID" &
+SAMPLER_PID=$!
+wait "$HARNESS_PID" || RC=$?
+wait "$SAMPLER_PID" || true
+[ "$RC" = 0 ] || echo "exit $RC (see $out.log)" >&2
 mock_cpu=$(proc_cpu "$MOCK_PID")
 stop_mock
-python3 - "$out/summary.json" "$mock_cpu" <<'PY'
-import json, sys
+python3 - "$out/summary.json" "$mock_cpu" "$BENCH_OUT/cpu.csv" <<'PY2'
+import csv, datetime, json, sys
 s = json.load(open(sys.argv[1]))
 c = s['metrics']['counters']['connects']
 ser = [p for p in s['metrics']['series']['connect.ws'] if p['count'] > 0]
@@ -34,7 +45,30 @@ cpu = s['generator']['cpu_seconds']
 lat = s['latency']['connect.ws']['summary']
 print(f"offered {s['run']['users_planned']} users; connected {c}; failed {s['metrics']['counters']['connect_failures']}")
 print(f"throughput {c / ((last - first) / 1000):.0f} connects/s (first to last connect), busiest second {busiest}/s")
-print(f"harness CPU {cpu:.1f} s = {cpu / (c / 1000):.2f} CPU s per 1,000 connects; mock CPU {sys.argv[2]} s")
+print(f"whole run: harness CPU {cpu:.1f} s = {cpu / (c / 1000):.2f} CPU s per 1,000 connects; mock CPU {sys.argv[2]} s"
+      f" = {float(sys.argv[2]) / (c / 1000):.2f} (both include setup, the hold and the shutdown)")
+# The connect window: from the start of the first second with a connect to the end of the last,
+# on the wall clock (the run's t = 0 is summary.run.started_at). CPU inside it, by interpolating
+# the 50 ms samples of both processes.
+t0 = datetime.datetime.fromisoformat(s['run']['started_at'].replace('Z', '+00:00')).timestamp()
+lo, hi = t0 + first / 1000, t0 + last / 1000
+rows = [[float(x) for x in r] for r in list(csv.reader(open(sys.argv[3])))[1:]]
+def at(t, col):
+    prev = rows[0]
+    for r in rows:
+        if r[0] >= t:
+            if r[0] == prev[0]:
+                return r[col]
+            return prev[col] + (r[col] - prev[col]) * (t - prev[0]) / (r[0] - prev[0])
+        prev = r
+    return rows[-1][col]
+# The sampler starts a few ms after the harness: before its first sample, that sample stands.
+if rows and rows[0][0] <= lo + 0.2 and rows[-1][0] >= hi:
+    h, m = at(hi, 1) - at(lo, 1), at(hi, 2) - at(lo, 2)
+    print(f"connect window ({(hi - lo):.1f} s): harness CPU {h:.2f} s = {h / (c / 1000):.3f} CPU s per 1,000 connects; "
+          f"mock CPU {m:.2f} s = {m / (c / 1000):.3f} (budget 0.15 each)")
+else:
+    print("connect window: not covered by the CPU samples")
 print(f"connect p50 {lat['p50_us']/1000:.2f} ms, p99 {lat['p99_us']/1000:.2f} ms; verdict {s['verdict']['outcome']} (exit {s['verdict']['exit_code']})")
-PY
+PY2
 echo "# run in $out"

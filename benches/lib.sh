@@ -27,6 +27,10 @@ field() {
 MOCK_KEY=bench_key
 MOCK_SECRET=bench-secret-not-for-production
 MOCK_FAULT_SECRET=bench-fault-secret-$RANDOM$RANDOM
+# The harness and a standalone mock share this machine's cores: each gets its half (one thread
+# each on 2 cores), as the run's own embedded mock does. Fewer threads than cores per process
+# also saves the cross-thread wake-ups (see src/engine/lanes.rs).
+SHARE_THREADS="${SHARE_THREADS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}"
 # Only the standalone mock and the runs aimed at it get them: a run against its embedded mock
 # refuses a secret without --target.
 with_secrets() { CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET" "$@"; }
@@ -35,7 +39,7 @@ start_mock() {
   # Not through with_secrets: a function run with & is a subshell, and $! would be that shell's
   # PID, not the mock's (its CPU and memory would read as a shell's, and kill would orphan it).
   CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET" \
-    "$BIN" mock --listen 127.0.0.1:0 --api-key "$MOCK_KEY" "$@" >"$log" 2>&1 &
+    "$BIN" mock --listen 127.0.0.1:0 --api-key "$MOCK_KEY" --threads "$SHARE_THREADS" "$@" >"$log" 2>&1 &
   MOCK_PID=$!
   for _ in $(seq 1 100); do
     MOCK_URL="$(grep -o 'http://127[0-9.]*:[0-9]*' "$log" | head -1 || true)"
@@ -63,7 +67,7 @@ run_against_mock() {
   local scenario=$1 out=$2; shift 2
   RC=0
   with_secrets "$BIN" run "$scenario" --target "$MOCK_URL" --api-key "$MOCK_KEY" \
-    --out "$out" --format json,console "$@" >"$out.log" 2>&1 || RC=$?
+    --threads "$SHARE_THREADS" --out "$out" --format json,console "$@" >"$out.log" 2>&1 || RC=$?
   [ "$RC" = 0 ] || echo "exit $RC (see $out.log)" >&2
 }
 

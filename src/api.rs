@@ -25,6 +25,7 @@ pub async fn run_scenario(
         out_dir: out_dir.clone(),
         quiet: true,
         shard: None,
+        lanes: crate::engine::lanes::LanePlan::Caller,
     };
     let output = crate::engine::run::run(req).await?;
     let summary = crate::report::build::build(&scenario, None, &output);

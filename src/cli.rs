@@ -114,6 +114,12 @@ pub struct RunArgs {
     /// No progress bars or live line (also automatic when stderr is not a terminal).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Threads the simulated users run on, each a single-threaded lane holding its users' sockets
+    /// and timers (default: one per core; half of them when the run starts its own mock, which
+    /// takes the rest; shared out among --workers shards). Against a mock you started on the
+    /// same machine, leave it cores too: e.g. 1 of 2.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 /// Output formats of a run.
@@ -216,6 +222,7 @@ impl Cli {
                 workers: a.workers,
                 shard: a.shard,
                 quiet: a.quiet,
+                threads: a.threads.map(usize::from),
             }),
             Command::Conform(a) => Plan::Conform(ConformPlan {
                 target: a.target.into(),

@@ -130,6 +130,9 @@ pub async fn run(args: RunPlan) -> Outcome {
         out_dir: dir.clone(),
         quiet: args.quiet,
         shard: args.shard,
+        lanes: args
+            .threads
+            .map_or(crate::engine::lanes::LanePlan::Auto, crate::engine::lanes::LanePlan::Threads),
     };
     let target_text = args.target.target.clone().unwrap_or_default();
     let output = match crate::engine::run::run(req).await {
@@ -168,6 +171,10 @@ async fn run_workers(args: &RunPlan, scenario: &crate::scenario::Scenario) -> Ou
         seed: args.seed,
         target: args.target.clone(),
         workers: args.workers,
+        // Shards share the cores: two shards on two cores take one lane each.
+        threads: args
+            .threads
+            .unwrap_or_else(|| (crate::sys::cores() / args.workers.max(1) as usize).max(1)),
     };
     let shards = match crate::engine::workers::run(&spec, &dir).await {
         Ok(s) => s,

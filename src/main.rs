@@ -8,7 +8,16 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     chatstorm::sys::tune_allocator();
     let plan = cli::Cli::parse().into_plan();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // `chatstorm mock --threads N` sizes the runtime; every other command takes one worker per
+    // core (a run's users have their own threads, see `engine::lanes`).
+    let runtime = match &plan {
+        chatstorm::plan::Plan::Mock(args) => {
+            let argv: Vec<String> = std::iter::once("chatstorm mock".to_owned()).chain(args.iter().cloned()).collect();
+            chatstorm_mock::cli::runtime(&argv)
+        }
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             eprintln!("chatstorm: cannot start the async runtime: {e}");

@@ -45,6 +45,8 @@ pub struct RunPlan {
     pub shard: Option<(u32, u32)>,
     /// No progress display.
     pub quiet: bool,
+    /// User lanes (threads); `None`: one per core, shared out among `workers`.
+    pub threads: Option<usize>,
 }
 
 /// `chatstorm conform`.

@@ -16,6 +16,11 @@ pub const SOCKETS_PER_SOURCE: u32 = 4_000;
 /// shards never share a port space (16 addresses hold 64,000 sockets, more than a process can).
 pub const SOURCES_PER_SHARD: u8 = 16;
 
+/// The cores this process may use (2 when the system cannot say).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
+
 /// Raises the soft limit on open descriptors to the hard limit and returns the new soft limit.
 pub fn raise_fd_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.

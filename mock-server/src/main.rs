@@ -9,14 +9,15 @@ use std::process::ExitCode;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let argv: Vec<String> = std::env::args().collect();
+    let rt = match chatstorm_mock::cli::runtime(&argv) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(chatstorm_mock::cli::run(std::env::args().collect())) {
+    match rt.block_on(chatstorm_mock::cli::run(argv)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

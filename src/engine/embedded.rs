@@ -129,6 +129,9 @@ async fn spawn_child(
         .arg(humantime::format_duration(config.health_interval).to_string())
         .arg("--longpoll-hold")
         .arg(humantime::format_duration(config.longpoll_hold).to_string())
+        // The users take the other half of the cores (`super::lanes::LanePlan::Auto`).
+        .arg("--threads")
+        .arg(super::lanes::half_the_cores().to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

@@ -35,6 +35,16 @@ impl LagReport {
     pub fn saturated(&self) -> bool {
         self.p99_us > LAG_BOUND.as_micros() as u64
     }
+
+    /// The report of several runtimes probed at once (the main one and each user lane): the
+    /// worst lane's p99 and maximum, since a late lane makes its own users' timestamps late.
+    pub fn worst(reports: impl IntoIterator<Item = LagReport>) -> LagReport {
+        reports.into_iter().fold(LagReport::default(), |a, b| LagReport {
+            p99_us: a.p99_us.max(b.p99_us),
+            max_us: a.max_us.max(b.max_us),
+            ticks: a.ticks + b.ticks,
+        })
+    }
 }
 
 /// Runs until `stop` and reports the lateness of its wake-ups.

@@ -4,7 +4,8 @@
 //! Layout: `schedule` (load stages → intended start/stop per user index), `run` (one run start
 //! to finish), `users` (specs and spawning), `timeline` (faults and actions at offsets),
 //! `fault` (the mock's fault-control API), `embedded` (starting the bundled mock), `probe`
-//! (is the target there), `lag` (is the generator keeping up), `progress` (the live line),
+//! (is the target there), `lag` (is the generator keeping up), `lanes` (the threads users run
+//! on), `progress` (the live line),
 //! `signals` (SIGINT/SIGTERM), `children` (child processes that die with the harness).
 
 pub mod abort;
@@ -13,6 +14,7 @@ pub mod embedded;
 pub mod fault;
 pub mod figures;
 pub mod lag;
+pub mod lanes;
 pub mod probe;
 pub mod progress;
 pub mod run;

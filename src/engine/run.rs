@@ -43,6 +43,8 @@ pub struct RunRequest {
     pub quiet: bool,
     /// Run only shard I of N.
     pub shard: Option<(u32, u32)>,
+    /// The single-threaded lanes the users run on (see [`super::lanes`]).
+    pub lanes: super::lanes::LanePlan,
 }
 
 /// What a run produced, before rendering.
@@ -113,6 +115,9 @@ pub enum StartError {
     /// The SIGINT/SIGTERM handlers could not be installed.
     #[error("cannot listen for signals: {0}")]
     Signals(std::io::Error),
+    /// The user lanes' threads could not be started.
+    #[error("cannot start the user threads: {0}")]
+    Lanes(std::io::Error),
     /// Plain users and no URL to open.
     #[error("plain-websocket users need the WebSocket URL to open: target.url in the scenario or --target ws://...")]
     PlainNeedsUrl,
@@ -223,7 +228,15 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
 
     // The scheduler-lag probe and the 1 s collector.
     let lag_stop = CancellationToken::new();
+    let lanes = match req.lanes.count(_mock_guard.is_some()) {
+        Some(n) => Some(Arc::new(super::lanes::Lanes::start(n).map_err(StartError::Lanes)?)),
+        None => None,
+    };
     let lag_task = tokio::spawn(lag::probe(lag_stop.clone()));
+    let lane_lag_tasks = lanes
+        .as_ref()
+        .map(|l| l.on_each(|| lag::probe(lag_stop.clone())))
+        .unwrap_or_default();
     let hlog_path = req.out_dir.join("metrics.hlog");
     let collector = Collector::new(recorder.clone(), start.into_std(), started_at)
         .with_hlog_file(
@@ -299,6 +312,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         ctx: ctx.clone(),
         scenario: scenario.clone(),
         actions: actions.clone(),
+        lanes: lanes.clone(),
     }));
 
     // Run for the plan's length, or until Ctrl-C / an aborting threshold cancels.
@@ -318,7 +332,13 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     }
     ctx.deliveries.finish_into(&recorder);
     lag_stop.cancel();
-    let lag = lag_task.await.unwrap_or_default();
+    let mut lags = vec![lag_task.await.unwrap_or_default()];
+    for t in lane_lag_tasks {
+        lags.push(t.await.unwrap_or_default());
+    }
+    let lag = LagReport::worst(lags);
+    // Every user has ended (or was given up on above): the lanes can go.
+    drop(lanes);
     let collector = collector_task.await.map_err(StartError::Collector)?;
     let mut metrics = collector.finish(Instant::now().into_std());
     for (name, rules) in observer.by_profile() {
@@ -442,6 +462,7 @@ struct Starter {
     ctx: Arc<crate::user::UserCtx>,
     scenario: Arc<Scenario>,
     actions: timeline::Audience,
+    lanes: Option<Arc<super::lanes::Lanes>>,
 }
 
 /// The scheduler: starts each user at its intended time until the plan ends or `root` is
@@ -459,7 +480,9 @@ async fn start_users(s: Starter) {
         ctx,
         scenario,
         actions,
+        lanes,
     } = s;
+    let lanes = lanes.as_deref();
     for index in indices {
         let slot = schedule.slots[index as usize];
         let intended = start + slot.start;
@@ -479,10 +502,11 @@ async fn start_users(s: Starter) {
         }
         let stop_at = slot.stop.map(|s| start + s);
         if plain {
-            super::users::spawn_plain(&tracker, &ctx, intended, stop_at, root.child_token());
+            super::users::spawn_plain(&tracker, lanes, &ctx, index, intended, stop_at, root.child_token());
         } else {
             super::users::spawn(
                 &tracker,
+                lanes,
                 &scenario,
                 &ctx,
                 index,

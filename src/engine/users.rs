@@ -3,6 +3,7 @@
 //! users of this process share, and spawning one task per user (SDK users, or plain WebSocket
 //! users through their own smaller task).
 
+use super::lanes::{Lanes, spawn_user};
 use super::timeline::Audience;
 use crate::metrics::Recorder;
 use crate::scenario::{Scenario, TokenMode, UserKind};
@@ -202,6 +203,7 @@ pub fn context(
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     tracker: &TaskTracker,
+    lanes: Option<&Lanes>,
     scenario: &Scenario,
     ctx: &Arc<UserCtx>,
     index: u32,
@@ -218,16 +220,12 @@ pub fn spawn(
     let ctx = ctx.clone();
     match pauses {
         None => {
-            tracker.spawn(crate::metrics::profiled(
-                profile,
-                run(spec, ctx, actions, stop_at, cancel),
-            ));
+            let task = crate::metrics::profiled(profile, run(spec, ctx, actions, stop_at, cancel));
+            spawn_user(tracker, lanes, index, task);
         }
         Some(p) => {
-            tracker.spawn(crate::metrics::profiled(
-                profile,
-                run_pausing(spec, ctx, actions, stop_at, cancel, p),
-            ));
+            let task = crate::metrics::profiled(profile, run_pausing(spec, ctx, actions, stop_at, cancel, p));
+            spawn_user(tracker, lanes, index, task);
         }
     }
 }
@@ -360,12 +358,14 @@ async fn run_pausing(
 /// fraction of an SDK user's.
 pub fn spawn_plain(
     tracker: &TaskTracker,
+    lanes: Option<&Lanes>,
     ctx: &Arc<UserCtx>,
+    index: u32,
     intended: Instant,
     stop_at: Option<Instant>,
     cancel: CancellationToken,
 ) {
-    tracker.spawn(user::plain::run(ctx.clone(), intended, stop_at, cancel));
+    spawn_user(tracker, lanes, index, user::plain::run(ctx.clone(), intended, stop_at, cancel));
 }
 
 #[cfg(test)]

@@ -54,6 +54,8 @@ pub struct ShardSpec {
     pub target: TargetOptions,
     /// How many shards.
     pub workers: u32,
+    /// User lanes (threads) of each shard.
+    pub threads: usize,
 }
 
 /// Runs `args.workers` shards as child processes, each writing into `dir/shard-I`, and waits for
@@ -74,7 +76,9 @@ pub async fn run(args: &ShardSpec, dir: &Path) -> Result<ShardDirs, WorkersError
             .arg(format!("{i}/{n}"))
             .arg("--out")
             .arg(&shard_dir)
-            .args(["--format", "json", "--quiet"]);
+            .args(["--format", "json", "--quiet"])
+            .arg("--threads")
+            .arg(args.threads.to_string());
         if let Some(u) = args.users {
             cmd.arg("--users").arg(u.to_string());
         }

@@ -36,10 +36,14 @@ SHARE_THREADS="${SHARE_THREADS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}"
 with_secrets() { CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET" "$@"; }
 start_mock() {
   local log="$BENCH_OUT/mock-$RANDOM.log"
+  # MOCK_BIN=target/release/chatstorm-mock: the standalone binary (jemalloc) instead of
+  # `chatstorm mock` (the harness's allocator).
+  local MOCK_CMD=("$BIN" mock)
+  [ -n "${MOCK_BIN:-}" ] && MOCK_CMD=("$MOCK_BIN")
   # Not through with_secrets: a function run with & is a subshell, and $! would be that shell's
   # PID, not the mock's (its CPU and memory would read as a shell's, and kill would orphan it).
   CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET" \
-    "$BIN" mock --listen 127.0.0.1:0 --api-key "$MOCK_KEY" --threads "$SHARE_THREADS" "$@" >"$log" 2>&1 &
+    "${MOCK_CMD[@]}" --listen 127.0.0.1:0 --api-key "$MOCK_KEY" --threads "$SHARE_THREADS" "$@" >"$log" 2>&1 &
   MOCK_PID=$!
   for _ in $(seq 1 100); do
     MOCK_URL="$(grep -o 'http://127[0-9.]*:[0-9]*' "$log" | head -1 || true)"

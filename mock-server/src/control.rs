@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::conn::{Conn, Kill, Transport};
+use crate::exchange::{Resp, json_response};
 use crate::fault::{HalfOpen, RefuseMode, Violation};
-use crate::http::{Resp, json_response};
 use crate::journal::JournalEntry;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::wire;

@@ -5,7 +5,9 @@
 //! # Layout
 //! - `config`: [`MockConfig`], every knob with its production default. `cli`: the command line,
 //!   shared by the `chatstorm-mock` binary and `chatstorm mock`.
-//! - `http`: accept loop, request parsing, routing, JSON responses, rate-limit headers.
+//! - `http`: accept loop, connection timeouts, routing, rate-limit headers; the only module that
+//!   imports the handlers. `exchange`: what the handlers share (the parsed request, bounded body
+//!   reads, JSON and error answers).
 //! - `ws`: `/connect`, one task per socket. `longpoll`: `/longpoll`.
 //! - `rest/`: users, channels, events (typing, read, message), sync.
 //! - `app`: shared state and the connection lifecycle (register, watch, deliver, unregister).
@@ -30,6 +32,7 @@ mod auth;
 mod config;
 mod conn;
 mod control;
+mod exchange;
 mod fault;
 mod http;
 mod journal;

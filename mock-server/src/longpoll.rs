@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::app::App;
 use crate::auth::{self, ApiError};
 use crate::conn::{Conn, ConnId, Kill, Transport};
+use crate::exchange::{Req, Resp, error, json_response, ok};
 use crate::fault::Violation;
-use crate::http::{Req, Resp, error, json_response, ok};
 use crate::stats::Stats;
 use crate::wire::{self, code};
 

@@ -43,7 +43,7 @@ pub use failure_kind::FailureKind;
 pub use metric::{COUNTER_COUNT, Counter, METRIC_COUNT, Metric, RestEndpoint, SERIES_COUNT, Series, View};
 pub use profile::profiled;
 pub use recorder::{GAUGE_COUNT, Gauge, Recorder};
-pub use recovery::{RecoveryPoint, RecoveryReport, STORM_WINDOW, Storm, StormCounts, StormSnapshot};
+pub use recovery::{STORM_WINDOW, Storm, StormCounts, StormFigures, StormSnapshot};
 pub use snapshot::{HistogramSnapshot, MetricsSnapshot, ProfileSnapshot, RuleTally, SeriesPoint, SnapshotError};
 pub use summary::{PercentileSummary, SpectrumPoint, spectrum};
 pub use timeline::{CodePoint, Timeline};

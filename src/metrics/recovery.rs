@@ -10,6 +10,11 @@
 //! storm with an `away` time: its users leave on purpose, and their recovery is measured from the
 //! moment they come back to the foreground ([`Recorder::begin_wave`]). Each storm also keeps the
 //! same figures per profile set of the recorder (see [`super::profile`]).
+//!
+//! The shapes: [`StormCounts`] holds the raw figures of one set of users (mergeable across
+//! shards); a [`StormSnapshot`] is one storm's label and time with its counts in total and per
+//! profile; [`StormFigures`] is what a report says about it, read off the snapshot by
+//! [`StormSnapshot::figures`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,7 +170,6 @@ impl Storm {
     /// What the storm looks like now, `offset` being the drop's time since the run's start.
     /// Takes the histograms' counts into the snapshot: call it once per storm, at the end.
     pub(crate) fn take_snapshot(&self, offset: Duration) -> StormSnapshot {
-        let total = self.total.take();
         let by_profile = self
             .sets
             .iter()
@@ -179,12 +183,7 @@ impl Storm {
             label: self.label.clone(),
             offset_ms: u64::try_from(offset.as_millis()).unwrap_or(u64::MAX),
             away_ms: u64::try_from(self.away.as_millis()).unwrap_or(u64::MAX),
-            dropped: total.dropped,
-            recovered: total.recovered,
-            attempts_total: total.attempts_total,
-            attempts_max: total.attempts_max,
-            times: total.times,
-            attempts: total.attempts,
+            counts: self.total.take(),
             by_profile,
         }
     }
@@ -285,70 +284,54 @@ pub struct StormSnapshot {
     /// from `offset_ms + away_ms`); 0 for a storm.
     #[serde(default)]
     pub away_ms: u64,
-    /// Users dropped.
-    pub dropped: u64,
-    /// Users live again by the end of the run.
-    pub recovered: u64,
-    /// Connect attempts made by the recovered users, in total.
-    pub attempts_total: u64,
-    /// Most attempts one user needed.
-    pub attempts_max: u64,
-    /// Recovery times, microseconds.
-    pub times: HistogramSnapshot,
-    /// Attempts per recovered user.
-    pub attempts: HistogramSnapshot,
+    /// The figures of every dropped user; flattened, so that the JSON of a snapshot (in shard
+    /// files and in `summary.json`) has them beside the label as before.
+    #[serde(flatten)]
+    pub counts: StormCounts,
     /// The same figures per SDK profile (users of no profile are only in the totals).
     #[serde(default)]
     pub by_profile: BTreeMap<String, StormCounts>,
 }
 
-/// One point of a recovery curve.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct RecoveryPoint {
-    /// Time since the drop, milliseconds.
-    pub t_ms: u64,
-    /// Dropped users live again by then.
-    pub recovered: u64,
-    /// `recovered / dropped`.
-    pub fraction: f64,
-}
-
-/// Everything a report says about one storm.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct RecoveryReport {
-    /// Name of the storm.
+// What a report says about a storm, read off a `StormSnapshot` by `StormSnapshot::figures` (the
+// field names and docs are those of `summary.json` and its schema).
+/// One reconnect storm, or one background wave.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StormFigures {
+    /// What caused it (`drop_sockets 50% server 1011`).
     pub label: String,
-    /// When the drop happened, milliseconds since the run's start.
-    pub offset_ms: u64,
+    /// When, milliseconds from the start.
+    pub at_ms: u64,
+    /// For a background wave, how long its users stayed away, milliseconds; the times below
+    /// count from `at_ms + away_ms`, when they came back to the foreground. 0 for a storm.
+    #[serde(default)]
+    pub away_ms: u64,
     /// Users dropped.
     pub dropped: u64,
-    /// Users live again by the end of the run.
+    /// Users back live by the end.
     pub recovered: u64,
-    /// Time until 50 % of the dropped users were live again, microseconds; `None`: never.
-    pub p50_back_us: Option<u64>,
-    /// Time until 90 % were back.
-    pub p90_back_us: Option<u64>,
-    /// Time until 99 % were back.
-    pub p99_back_us: Option<u64>,
-    /// Time until all were back.
-    pub all_back_us: Option<u64>,
-    /// Connect attempts per recovered user, mean.
+    /// Time until 50 / 90 / 99 / 100 % were back, milliseconds (`None`: never reached).
+    pub p50_ms: Option<u64>,
+    /// 90 %.
+    pub p90_ms: Option<u64>,
+    /// 99 %.
+    pub p99_ms: Option<u64>,
+    /// 100 %.
+    pub p100_ms: Option<u64>,
+    /// Mean connect attempts per recovered user (retry amplification).
     pub attempts_mean: f64,
-    /// Connect attempts per recovered user, 99th percentile.
-    pub attempts_p99: u64,
-    /// Most attempts one user needed.
+    /// Most attempts by one user.
     pub attempts_max: u64,
-    /// Retry amplification: attempts made per dropped user.
-    pub amplification: f64,
-    /// Most recoveries (accepted reconnects) within one second.
-    pub peak_rate_per_s: u64,
-    /// Recoveries per second from the drop until the last recovery.
-    pub mean_rate_per_s: f64,
-    /// The recovery curve: users back by each step (100 ms, coarser for long recoveries so that
-    /// there are at most 600 points).
-    pub curve: Vec<RecoveryPoint>,
+    /// Accepted reconnects per second during the recovery.
+    pub accepted_per_s: f64,
+    /// Recovered share over time: (milliseconds after the storm, percent back).
+    pub curve: Vec<(u64, f64)>,
+    /// The same figures per SDK profile (only in the run-level lists).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_profile: BTreeMap<String, StormFigures>,
 }
 
+// The curve's step is 100 ms, coarser for long recoveries so that it has at most this many points.
 const MAX_CURVE_POINTS: u64 = 600;
 
 impl StormSnapshot {
@@ -357,12 +340,7 @@ impl StormSnapshot {
     /// # Errors
     /// [`SnapshotError`] when a histogram cannot be decoded.
     pub fn merge(&mut self, other: &StormSnapshot) -> Result<(), SnapshotError> {
-        self.dropped += other.dropped;
-        self.recovered += other.recovered;
-        self.attempts_total += other.attempts_total;
-        self.attempts_max = self.attempts_max.max(other.attempts_max);
-        self.times.merge(&other.times)?;
-        self.attempts.merge(&other.attempts)?;
+        self.counts.merge(&other.counts)?;
         self.away_ms = self.away_ms.max(other.away_ms);
         for (name, theirs) in &other.by_profile {
             match self.by_profile.get_mut(name) {
@@ -375,43 +353,34 @@ impl StormSnapshot {
         Ok(())
     }
 
-    /// The figures of one profile's users, as a storm snapshot of their own (same label and
-    /// time, no further breakdown); `None` when the storm has no such profile.
-    pub fn of_profile(&self, name: &str) -> Option<StormSnapshot> {
-        let c = self.by_profile.get(name)?.clone();
-        Some(StormSnapshot {
-            label: self.label.clone(),
-            offset_ms: self.offset_ms,
-            away_ms: self.away_ms,
-            dropped: c.dropped,
-            recovered: c.recovered,
-            attempts_total: c.attempts_total,
-            attempts_max: c.attempts_max,
-            times: c.times,
-            attempts: c.attempts,
-            by_profile: BTreeMap::new(),
-        })
-    }
-
-    /// The storm's figures.
+    /// What a report says about the storm, with the same figures per profile (a profile whose
+    /// histograms cannot be decoded is left out of the breakdown).
     ///
     /// # Errors
-    /// [`SnapshotError`] when a histogram cannot be decoded.
-    pub fn report(&self) -> Result<RecoveryReport, SnapshotError> {
+    /// [`SnapshotError`] when the storm's own histograms cannot be decoded.
+    pub fn figures(&self) -> Result<StormFigures, SnapshotError> {
+        let mut figures = self.counts.figures(&self.label, self.offset_ms, self.away_ms)?;
+        figures.by_profile = self
+            .by_profile
+            .iter()
+            .filter_map(|(name, c)| {
+                let f = c.figures(&self.label, self.offset_ms, self.away_ms).ok()?;
+                Some((name.clone(), f))
+            })
+            .collect();
+        Ok(figures)
+    }
+}
+
+impl StormCounts {
+    /// The figures read off these counts, for the storm `label` at `at_ms` (`away_ms` for a
+    /// wave), without a per-profile breakdown. Times are read in microseconds off the histogram
+    /// and reported in whole milliseconds (rounded down).
+    fn figures(&self, label: &str, at_ms: u64, away_ms: u64) -> Result<StormFigures, SnapshotError> {
         let times = self.times.decode()?;
         let attempts = self.attempts.decode()?;
-        let back = |fraction: f64| time_until(&times, self.dropped, fraction);
+        let back_ms = |fraction: f64| time_until(&times, self.dropped, fraction).map(|us| us / 1000);
         let last_us = if times.is_empty() { 0 } else { times.max() };
-        // Each recorded value falls in exactly one second (count_between would count a bucket
-        // that straddles a second boundary in both).
-        let mut per_second = vec![0u64; usize::try_from(last_us / 1_000_000).unwrap_or(0) + 1];
-        for v in times.iter_recorded() {
-            let s = usize::try_from(v.value_iterated_to() / 1_000_000).unwrap_or(usize::MAX);
-            if let Some(n) = per_second.get_mut(s) {
-                *n += v.count_at_value();
-            }
-        }
-        let peak_rate_per_s = per_second.iter().copied().max().unwrap_or(0);
         let step_ms = (last_us / 1_000).div_ceil(MAX_CURVE_POINTS).max(100).div_ceil(100) * 100;
         let curve = if times.is_empty() || self.dropped == 0 {
             Vec::new()
@@ -420,42 +389,29 @@ impl StormSnapshot {
                 .map(|i| {
                     let t_ms = i * step_ms;
                     let recovered = times.count_between(0, t_ms.saturating_mul(1_000));
-                    RecoveryPoint {
-                        t_ms,
-                        recovered,
-                        fraction: recovered as f64 / self.dropped as f64,
-                    }
+                    (t_ms, recovered as f64 / self.dropped as f64 * 100.0)
                 })
                 .collect()
         };
-        Ok(RecoveryReport {
-            label: self.label.clone(),
-            offset_ms: self.offset_ms,
+        Ok(StormFigures {
+            label: label.to_owned(),
+            at_ms,
+            away_ms,
             dropped: self.dropped,
             recovered: self.recovered,
-            p50_back_us: back(0.50),
-            p90_back_us: back(0.90),
-            p99_back_us: back(0.99),
-            all_back_us: back(1.0),
+            p50_ms: back_ms(0.50),
+            p90_ms: back_ms(0.90),
+            p99_ms: back_ms(0.99),
+            p100_ms: back_ms(1.0),
             attempts_mean: if attempts.is_empty() { 0.0 } else { attempts.mean() },
-            attempts_p99: if attempts.is_empty() {
-                0
-            } else {
-                attempts.value_at_quantile(0.99)
-            },
             attempts_max: self.attempts_max,
-            amplification: if self.dropped == 0 {
-                0.0
-            } else {
-                self.attempts_total as f64 / self.dropped as f64
-            },
-            peak_rate_per_s,
-            mean_rate_per_s: if last_us == 0 {
+            accepted_per_s: if last_us == 0 {
                 0.0
             } else {
                 times.len() as f64 / (last_us as f64 / 1e6)
             },
             curve,
+            by_profile: BTreeMap::new(),
         })
     }
 }
@@ -493,47 +449,41 @@ mod tests {
     fn times_until_fractions_back_and_attempts() {
         // 100 dropped; user i is back after (i + 1) * 100 ms with 1 + i % 3 attempts; 10 never.
         let rec: Vec<_> = (0..90u64).map(|i| ((i + 1) * 100, 1 + (i % 3) as u32)).collect();
-        let r = storm_of(100, &rec).report().expect("report");
-        let near = |got: Option<u64>, ms: u64| got.is_some_and(|us| us.abs_diff(ms * 1_000) <= ms);
-        assert!(near(r.p50_back_us, 5_000), "{:?}", r.p50_back_us);
-        assert!(near(r.p90_back_us, 9_000), "{:?}", r.p90_back_us);
-        assert_eq!(r.p99_back_us, None, "only 90 % ever came back");
-        assert_eq!(r.all_back_us, None);
-        assert_eq!(r.recovered, 90);
+        let r = storm_of(100, &rec).figures().expect("figures");
+        // Read in microseconds (3 significant digits), reported in whole milliseconds.
+        let near = |got: Option<u64>, ms: u64| got.is_some_and(|got| got.abs_diff(ms) <= ms / 1_000);
+        assert!(near(r.p50_ms, 5_000), "{:?}", r.p50_ms);
+        assert!(near(r.p90_ms, 9_000), "{:?}", r.p90_ms);
+        assert_eq!(r.p99_ms, None, "only 90 % ever came back");
+        assert_eq!(r.p100_ms, None);
+        assert_eq!((r.label.as_str(), r.at_ms, r.away_ms), ("drop@1s", 1_000, 0));
+        assert_eq!((r.dropped, r.recovered), (100, 90));
         assert_eq!(r.attempts_max, 3);
         assert!((r.attempts_mean - 2.0).abs() < 1e-9);
-        assert!((r.amplification - 1.8).abs() < 1e-9);
-        assert_eq!(r.peak_rate_per_s, 10);
-        assert!((r.mean_rate_per_s - 10.0).abs() < 0.05, "{}", r.mean_rate_per_s);
-        assert_eq!(r.curve.first().map(|p| p.recovered), Some(0));
+        assert!((r.accepted_per_s - 10.0).abs() < 0.05, "{}", r.accepted_per_s);
+        assert_eq!(r.curve.first().map(|p| p.1), Some(0.0));
         let last = r.curve.last().expect("curve");
-        assert_eq!(last.recovered, 90);
-        assert!((last.fraction - 0.9).abs() < 1e-9);
-        assert!(r.curve.windows(2).all(|w| w[0].recovered <= w[1].recovered));
-        assert_eq!(
-            r.curve[10],
-            RecoveryPoint {
-                t_ms: 1_000,
-                recovered: 10,
-                fraction: 0.1
-            }
-        );
+        assert!((last.1 - 90.0).abs() < 1e-9);
+        assert!(r.curve.windows(2).all(|w| w[0].1 <= w[1].1));
+        assert_eq!(r.curve[10].0, 1_000);
+        assert!((r.curve[10].1 - 10.0).abs() < 1e-9, "{:?}", r.curve[10]);
+        assert!(r.by_profile.is_empty());
     }
 
     #[test]
     fn all_back_and_long_recoveries_keep_the_curve_bounded() {
         let r = storm_of(3, &[(10, 1), (20, 1), (3_600_000, 40)])
-            .report()
-            .expect("report");
-        assert!(r.all_back_us.is_some_and(|us| us.abs_diff(3_600_000_000) < 3_600_000));
+            .figures()
+            .expect("figures");
+        assert!(r.p100_ms.is_some_and(|ms| ms.abs_diff(3_600_000) < 3_600));
         assert!(r.curve.len() <= MAX_CURVE_POINTS as usize + 2, "{}", r.curve.len());
-        assert_eq!(r.curve.last().map(|p| p.recovered), Some(3));
+        assert_eq!(r.curve.last().map(|p| p.1), Some(100.0));
     }
 
     #[test]
     fn empty_storm_reports_nothing_back() {
-        let r = storm_of(0, &[]).report().expect("report");
-        assert_eq!((r.p50_back_us, r.all_back_us, r.peak_rate_per_s), (None, None, 0));
+        let r = storm_of(0, &[]).figures().expect("figures");
+        assert_eq!((r.p50_ms, r.p100_ms, r.accepted_per_s), (None, None, 0.0));
         assert!(r.curve.is_empty());
     }
 
@@ -545,6 +495,48 @@ mod tests {
         let mut merged = storm_of(60, &a);
         merged.merge(&storm_of(40, &b)).expect("merge");
         let one = storm_of(100, &all);
-        assert_eq!(merged.report().expect("r"), one.report().expect("r"));
+        assert_eq!(merged.figures().expect("r"), one.figures().expect("r"));
+    }
+
+    #[test]
+    fn profiles_get_the_same_figures_and_merge_alike() {
+        let mut a = storm_of(2, &[(100, 1), (200, 2)]);
+        a.by_profile.insert("js".into(), a.counts.clone());
+        let mut b = storm_of(1, &[(300, 3)]);
+        b.by_profile.insert("js".into(), b.counts.clone());
+        a.merge(&b).expect("merge");
+        let f = a.figures().expect("figures");
+        let js = &f.by_profile["js"];
+        assert_eq!((js.dropped, js.recovered, js.attempts_max), (3, 3, 3));
+        assert_eq!((js.label.as_str(), js.at_ms), ("drop@1s", 1_000));
+        assert!(js.by_profile.is_empty());
+        let mut total = f.clone();
+        total.by_profile.clear();
+        assert_eq!(&total, js, "the one profile's users are every user");
+    }
+
+    #[test]
+    fn snapshot_json_keeps_the_counts_beside_the_label() {
+        let s = storm_of(2, &[(100, 1)]);
+        let v = serde_json::to_value(&s).expect("json");
+        let keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+        let mut want = vec![
+            "label",
+            "offset_ms",
+            "away_ms",
+            "dropped",
+            "recovered",
+            "attempts_total",
+            "attempts_max",
+            "times",
+            "attempts",
+            "by_profile",
+        ];
+        want.sort_unstable();
+        let mut got = keys.clone();
+        got.sort_unstable();
+        assert_eq!(got, want);
+        let back: StormSnapshot = serde_json::from_value(v).expect("reads back");
+        assert_eq!(back, s);
     }
 }

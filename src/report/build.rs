@@ -149,12 +149,7 @@ pub fn derive(summary: &mut RunSummary) {
         .storms
         .iter()
         .filter_map(|s| {
-            let mut f = storm_figures(s)?;
-            f.by_profile = s
-                .by_profile
-                .keys()
-                .filter_map(|name| Some((name.clone(), storm_figures(&s.of_profile(name)?)?)))
-                .collect();
+            let f = s.figures().ok()?;
             Some((s.away_ms > 0, f))
         })
         .collect();
@@ -202,27 +197,6 @@ pub(crate) fn kind_names(kinds: &crate::metrics::CodeCounts) -> BTreeMap<String,
         out.insert("other".into(), kinds.other);
     }
     out
-}
-
-/// The figures of one storm or wave (without its per-profile breakdown).
-fn storm_figures(s: &crate::metrics::StormSnapshot) -> Option<StormFigures> {
-    let r = s.report().ok()?;
-    Some(StormFigures {
-        label: r.label.clone(),
-        at_ms: r.offset_ms,
-        away_ms: s.away_ms,
-        dropped: r.dropped,
-        recovered: r.recovered,
-        p50_ms: r.p50_back_us.map(|us| us / 1000),
-        p90_ms: r.p90_back_us.map(|us| us / 1000),
-        p99_ms: r.p99_back_us.map(|us| us / 1000),
-        p100_ms: r.all_back_us.map(|us| us / 1000),
-        attempts_mean: r.attempts_mean,
-        attempts_max: r.attempts_max,
-        accepted_per_s: r.mean_rate_per_s,
-        curve: r.curve.iter().map(|p| (p.t_ms, p.fraction * 100.0)).collect(),
-        by_profile: BTreeMap::new(),
-    })
 }
 
 /// One profile's figures, read off its snapshot and the run's storms (already derived).

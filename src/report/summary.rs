@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 // Figures the engine observes beside the metrics; the summary carries them as they are.
 pub use crate::engine::figures::{Outage, StateFigures, TargetHealth, TimelineMark};
+// A storm's figures are read off its histograms in `metrics`, next to the raw counts.
+pub use crate::metrics::StormFigures;
 
 /// The schema identifier written into every summary.
 pub const SCHEMA_ID: &str = "chatstorm-summary/1";
@@ -166,42 +168,6 @@ pub struct ErrorFigures {
     /// `http_503`, `first_frame_not_json`, `dns`, `local_resources`, ...).
     #[serde(default)]
     pub by_kind: BTreeMap<String, u64>,
-}
-
-/// One reconnect storm, or one background wave.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-pub struct StormFigures {
-    /// What caused it (`drop_sockets 50% server 1011`).
-    pub label: String,
-    /// When, milliseconds from the start.
-    pub at_ms: u64,
-    /// For a background wave, how long its users stayed away, milliseconds; the times below
-    /// count from `at_ms + away_ms`, when they came back to the foreground. 0 for a storm.
-    #[serde(default)]
-    pub away_ms: u64,
-    /// Users dropped.
-    pub dropped: u64,
-    /// Users back live by the end.
-    pub recovered: u64,
-    /// Time until 50 / 90 / 99 / 100 % were back, milliseconds (`None`: never reached).
-    pub p50_ms: Option<u64>,
-    /// 90 %.
-    pub p90_ms: Option<u64>,
-    /// 99 %.
-    pub p99_ms: Option<u64>,
-    /// 100 %.
-    pub p100_ms: Option<u64>,
-    /// Mean connect attempts per recovered user (retry amplification).
-    pub attempts_mean: f64,
-    /// Most attempts by one user.
-    pub attempts_max: u64,
-    /// Accepted reconnects per second during the recovery.
-    pub accepted_per_s: f64,
-    /// Recovered share over time: (milliseconds after the storm, percent back).
-    pub curve: Vec<(u64, f64)>,
-    /// The same figures per SDK profile (only in the run-level lists).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub by_profile: BTreeMap<String, StormFigures>,
 }
 
 /// A threshold and how it fared.

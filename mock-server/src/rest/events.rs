@@ -13,8 +13,8 @@ use super::{Body, Outcome, clip};
 use crate::app::App;
 use crate::auth::{ApiError, Caller};
 use crate::conn::Conn;
+use crate::exchange::Req;
 use crate::fault::Violation;
-use crate::http::Req;
 use crate::wire::{self, code};
 use crate::world::{Channel, Msg, UserRef, World};
 

@@ -10,7 +10,7 @@ use super::Outcome;
 use crate::app::App;
 use crate::auth::{ApiError, Caller, get_ci};
 use crate::conn::Conn;
-use crate::http::Req;
+use crate::exchange::Req;
 use crate::proto;
 use crate::wire::{self, code};
 

@@ -22,11 +22,11 @@ pub mod signal;
 pub mod transport;
 pub mod upgrade;
 
+pub use crate::net::SourceAddrs;
 pub use auth::{TokenMode, TokenSpec};
 pub use delivery::{DeliveryTracker, Leak};
 pub use http::HttpClient;
 pub use machine::{State, StopReason, Transport};
-pub use transport::SourceAddrs;
 
 use crate::target::Target;
 pub use chatstorm_protocol::backoff::{UnityReconnect, UnityStrategy};

@@ -1,8 +1,9 @@
 //! The one way the harness opens a connection: [`open`] (a resolved address, an optional source
 //! address, `TCP_NODELAY`), called directly by the WebSocket paths and through [`Connector`] by
-//! every pooled HTTP client. Also the round-robin [`SourceAddrs`] and the URL [`resolve`]rs.
-//! TLS will wrap the TCP stream here, in [`open`]'s callers' one place: [`Stream`] is the type
-//! every connection is, so the layers above do not change when it gains a TLS variant.
+//! every pooled HTTP client. Also the round-robin [`SourceAddrs`] and the resolvers
+//! ([`addresses`], [`resolve`]). TLS belongs here: [`Stream`] is the type every connection is,
+//! so when it gains a TLS variant and [`open`] / [`Connector`] do the handshake, the layers
+//! above do not change.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

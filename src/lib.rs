@@ -9,8 +9,11 @@
 //! - `chatstorm_protocol` (crate): wire types, tokens, limits, back-off; no I/O.
 //! - `chatstorm_mock` (crate): the bundled mock server, started in-process by default.
 //! - Leaves: [`exit`] (exit codes), [`seed`], [`sys`] (descriptors, memory, loopback sources),
-//!   [`run_folder`] (the one rule for run-folder names), [`markup`] (XML/HTML escaping),
-//!   [`http`] (the small REST client).
+//!   [`run_folder`] (the one rule for run-folder names), [`markup`] (XML/HTML escaping).
+//! - [`net`]: every connection the harness opens: the one TCP connect and hyper connector
+//!   (source addresses; TLS lands here), and the one HTTP client type, [`net::Client`] (pool,
+//!   body limit, optional cap on requests in flight as options; one classified [`net::Error`]).
+//!   Used by `user`, `conformance` and `engine`; imports nothing above the leaves.
 //! - [`scenario`]: YAML → validated [`scenario::Scenario`] (every problem with file:line:column).
 //! - [`target`]: every way to build a [`target::Target`] (flags, scenario, mock, plain WebSocket).
 //! - [`metrics`]: lock-free recording, the 1 s collector, HDR histograms and their snapshots.
@@ -33,9 +36,9 @@ pub mod commands;
 pub mod conformance;
 pub mod engine;
 pub mod exit;
-pub mod http;
 pub mod markup;
 pub mod metrics;
+pub mod net;
 pub mod plan;
 pub mod report;
 pub mod run_folder;

@@ -1,5 +1,6 @@
 //! The scripted client the conformance cases drive: a WebSocket to `/connect` built with
-//! `chatstorm_protocol::connect`, and plain HTTP/1.1 for REST and `/longpoll`. Every frame,
+//! `chatstorm_protocol::connect` (its socket from [`crate::net::connect`]), and the harness's
+//! [`crate::net::Client`] for REST and `/longpoll`. Every frame,
 //! request and response goes to the case's [`WireLog`]. Deliberately small and explicit: a case
 //! says exactly what goes on the wire, unlike the simulated user, which models an SDK.
 
@@ -7,24 +8,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::wire::WireLog;
+use crate::net::{self, ClientOptions, ErrorKind};
 
 /// A shared HTTP/1.1 client (no TLS in this build: `https` targets fail with a clear error).
 #[derive(Clone)]
 pub struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: net::Client,
 }
 
 impl Default for Http {
@@ -64,13 +61,14 @@ impl HttpReply {
 }
 
 impl Http {
-    /// A client with a small idle pool.
+    /// A client whose idle connections live 10 s (a case's calls reuse them, the next case's
+    /// users do not), bodies up to [`net::MAX_BODY`].
     pub fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(10))
-            .build(connector);
+        let client = net::Client::new(&ClientOptions {
+            pool_idle_per_host: usize::MAX,
+            pool_idle_timeout: Some(Duration::from_secs(10)),
+            ..ClientOptions::default()
+        });
         Self { client }
     }
 
@@ -95,56 +93,16 @@ impl Http {
             return Err(ClientError::NoTls);
         }
         let body_text = body.map(Value::to_string).unwrap_or_default();
-        let mut req = http::Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body_text.clone())))
-            .map_err(|e| ClientError::BadRequest {
-                call: format!("{method} {url}"),
-                reason: e.to_string(),
-            })?;
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let method_ = http::Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::BadRequest {
+            call: format!("{method} {url}"),
+            reason: e.to_string(),
+        })?;
         log.push(user, '>', "http-req", &format!("{method} {} {body_text}", path_of(url)));
-        let fut = async {
-            let resp = self.client.request(req).await.map_err(|e| ClientError::Transport {
-                call: format!("{method} {url}"),
-                reason: e.to_string(),
-            })?;
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect::<Vec<_>>();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Body {
-                    call: format!("{method} {url}"),
-                    reason: e.to_string(),
-                })?
-                .to_bytes();
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            let json = serde_json::from_str(&text).ok();
-            Ok::<_, ClientError>(HttpReply {
-                status,
-                headers,
-                text,
-                json,
-            })
-        };
-        match tokio::time::timeout(timeout, fut).await {
-            Ok(Ok(r)) => {
+        let payload = body.map(|_| Bytes::from(body_text));
+        match self.client.send(method_, url, &headers, payload, timeout).await {
+            Ok(resp) => {
+                let r = HttpReply::from(resp);
                 let rl: Vec<String> = r
                     .headers
                     .iter()
@@ -159,18 +117,64 @@ impl Http {
                 log.push(user, '<', "http-resp", &format!("{}{extra} {}", r.status, r.text));
                 Ok(r)
             }
-            Ok(Err(e)) => {
-                log.push(user, '!', "http-error", &e.to_string());
-                Err(e)
-            }
-            Err(_) => {
-                let e = ClientError::Timeout {
-                    call: format!("{method} {}", path_of(url)),
-                    timeout,
+            Err(e) => {
+                let call = format!("{method} {url}");
+                let (tag, e) = match e.kind() {
+                    ErrorKind::Timeout => (
+                        "timeout",
+                        ClientError::Timeout {
+                            call: format!("{method} {}", path_of(url)),
+                            timeout,
+                        },
+                    ),
+                    ErrorKind::Request => (
+                        "http-error",
+                        ClientError::BadRequest {
+                            call,
+                            reason: e.detail().to_owned(),
+                        },
+                    ),
+                    ErrorKind::Body | ErrorKind::BodyTooLong => (
+                        "http-error",
+                        ClientError::Body {
+                            call,
+                            reason: e.detail().to_owned(),
+                        },
+                    ),
+                    _ => (
+                        "http-error",
+                        ClientError::Transport {
+                            call,
+                            reason: e.detail().to_owned(),
+                        },
+                    ),
                 };
-                log.push(user, '!', "timeout", &e.to_string());
+                log.push(user, '!', tag, &e.to_string());
                 Err(e)
             }
+        }
+    }
+}
+
+impl From<net::Response> for HttpReply {
+    fn from(resp: net::Response) -> Self {
+        let headers = resp
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let text = String::from_utf8_lossy(&resp.body).into_owned();
+        let json = serde_json::from_str(&text).ok();
+        Self {
+            status: resp.status,
+            headers,
+            text,
+            json,
         }
     }
 }
@@ -197,7 +201,7 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
-    /// The body could not be read.
+    /// The body could not be read, or was longer than [`net::MAX_BODY`].
     #[error("{call}: reading body: {reason}")]
     Body {
         /// `METHOD url`.
@@ -275,7 +279,7 @@ impl WsEvent {
 pub struct Ws {
     user: String,
     log: WireLog,
-    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    stream: WebSocketStream<net::Stream>,
     done: bool,
 }
 
@@ -329,7 +333,24 @@ impl Ws {
             "ws-upgrade",
             &format!("GET {} headers={hdr_names:?}", readable(path_of(url))),
         );
-        match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(req)).await {
+        let connect = async {
+            let uri = req.uri();
+            let host = uri.host().unwrap_or_default();
+            let port = uri.port_u16().unwrap_or(80);
+            let io = |e: std::io::Error| tungstenite::Error::Io(e);
+            let addrs = net::connect::addresses(host, port)
+                .await
+                .map_err(|e| io(std::io::Error::other(e)))?;
+            let mut last = None;
+            for addr in addrs {
+                match net::connect::open(addr, None).await {
+                    Ok(stream) => return tokio_tungstenite::client_async(req, stream).await,
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(io(last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into())))
+        };
+        match tokio::time::timeout(timeout, connect).await {
             Err(_) => Err(refuse(None, format!("upgrade not answered within {timeout:?}"))),
             Ok(Err(tungstenite::Error::Http(resp))) => {
                 let status = resp.status().as_u16();

@@ -3,7 +3,7 @@
 //! same for the in-process mock, a child-process mock and a mock started elsewhere (`--target`
 //! with `--fault-secret`), whose API [`detect`] checks before a run that needs it.
 
-use crate::http::HttpClient;
+use crate::net;
 use crate::target::Target;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -34,7 +34,7 @@ pub enum FaultApiError {
 pub enum FaultCallError {
     /// No usable HTTP answer.
     #[error(transparent)]
-    Http(#[from] crate::http::HttpError),
+    Http(#[from] net::Error),
     /// The mock answered with an error status.
     #[error("{path}: HTTP {status}: {body}")]
     Refused {
@@ -59,7 +59,7 @@ pub async fn detect(target: &Target) -> Result<(), FaultApiError> {
         .filter(|s| !s.is_empty())
         .ok_or(FaultApiError::NoSecret)?;
     let url = Target::join(&target.http_base, "/_fault/state");
-    let resp = HttpClient::default()
+    let resp = net::Client::default()
         .send(
             http::Method::GET,
             &url,
@@ -84,7 +84,7 @@ pub async fn detect(target: &Target) -> Result<(), FaultApiError> {
 /// A client of one mock's fault control.
 #[derive(Clone)]
 pub struct FaultClient {
-    http: HttpClient,
+    http: net::Client,
     base: url::Url,
     secret: String,
 }
@@ -93,7 +93,7 @@ impl FaultClient {
     /// A client for `target` (which must carry the fault secret).
     pub fn new(target: &Target) -> Self {
         Self {
-            http: HttpClient::default(),
+            http: net::Client::default(),
             base: target.http_base.clone(),
             secret: target.fault_secret.clone().unwrap_or_default(),
         }
@@ -107,7 +107,7 @@ impl FaultClient {
                 method,
                 &url,
                 &[("x-chatstorm-secret", &self.secret)],
-                body.as_ref(),
+                body.map(|v| v.to_string().into()),
                 TIMEOUT,
             )
             .await?;

@@ -5,7 +5,7 @@
 //! gathered before it died. Plain WebSocket targets get a TCP connect only.
 
 use super::figures::{Outage, TargetHealth};
-use crate::http::{HttpClient, HttpError};
+use crate::net;
 use crate::target::Target;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -24,10 +24,10 @@ pub const OUTAGE_AFTER: u32 = 3;
 pub enum ProbeError {
     /// No HTTP answer.
     #[error(transparent)]
-    Http(#[from] HttpError),
+    Http(#[from] net::Error),
     /// The WebSocket URL's host does not resolve.
     #[error("{0}")]
-    Resolve(#[from] crate::user::transport::ResolveError),
+    Resolve(#[from] net::ResolveError),
     /// No TCP connection.
     #[error("{addr}: {reason}")]
     Tcp {
@@ -56,7 +56,7 @@ impl ProbeError {
 ///
 /// # Errors
 /// [`ProbeError`] when it does not answer within `timeout`.
-pub async fn reachable_within(http: &HttpClient, target: &Target, timeout: Duration) -> Result<(), ProbeError> {
+pub async fn reachable_within(http: &net::Client, target: &Target, timeout: Duration) -> Result<(), ProbeError> {
     let url = Target::join(&target.http_base, "/hi");
     http.send(http::Method::GET, &url, &[], None, timeout).await?;
     Ok(())
@@ -67,7 +67,7 @@ pub async fn reachable_within(http: &HttpClient, target: &Target, timeout: Durat
 /// # Errors
 /// [`ProbeError`] when it does not.
 pub async fn reachable(target: &Target) -> Result<(), ProbeError> {
-    reachable_within(&HttpClient::default(), target, Duration::from_secs(5)).await
+    reachable_within(&net::Client::default(), target, Duration::from_secs(5)).await
 }
 
 /// Checks that the WebSocket URL's host accepts a TCP connection (and closes it at once).
@@ -75,15 +75,13 @@ pub async fn reachable(target: &Target) -> Result<(), ProbeError> {
 /// # Errors
 /// [`ProbeError`] when it does not resolve or accept within `timeout`.
 pub async fn reachable_tcp_within(target: &Target, timeout: Duration) -> Result<(), ProbeError> {
-    let addr = crate::user::transport::resolve(&target.ws_base)
-        .await
-        .map_err(ProbeError::Resolve)?;
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+    let addr = net::resolve(&target.ws_base).await.map_err(ProbeError::Resolve)?;
+    match tokio::time::timeout(timeout, net::connect::open(addr, None)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(ProbeError::Tcp {
             addr,
             reason: e.to_string(),
-            local: crate::http::out_of_local_resources(&e),
+            local: net::out_of_local_resources(&e),
         }),
         Err(_) => Err(ProbeError::Tcp {
             addr,
@@ -106,7 +104,7 @@ pub async fn reachable_tcp(target: &Target) -> Result<(), ProbeError> {
 /// count neither way), and every outage ([`OUTAGE_AFTER`] failures in a row), from its first failed
 /// probe to the first answer after it (open when it never answered again).
 pub async fn watch(target: Target, plain: bool, start: Instant, stop: CancellationToken) -> TargetHealth {
-    let http = HttpClient::default();
+    let http = net::Client::default();
     let mut health = TargetHealth::default();
     let mut failing: Option<(u64, u32, String)> = None;
     let mut tick = tokio::time::interval_at(start + PROBE_EVERY, PROBE_EVERY);

@@ -10,7 +10,7 @@
 
 use super::figures::StateFigures;
 use super::users::channels_of;
-use crate::http::{HttpClient, HttpError, snippet};
+use crate::net::{self, snippet};
 use crate::scenario::Scenario;
 use crate::target::Target;
 use chatstorm_protocol::token::{Claims, sign};
@@ -31,7 +31,7 @@ pub const MAX_VERIFIED: usize = 3000;
 enum VerifyError {
     /// No usable HTTP answer.
     #[error(transparent)]
-    Http(#[from] crate::http::HttpError),
+    Http(#[from] net::Error),
     /// An error status (with the start of the body).
     #[error("POST /channels: HTTP {0}: {1}")]
     Status(u16, String),
@@ -49,7 +49,7 @@ pub enum SetupError {
         /// The channel.
         cid: String,
         /// What failed.
-        source: HttpError,
+        source: net::Error,
     },
     /// An HTTP error status.
     #[error("creating {cid}: HTTP {status}: {body}")]
@@ -117,7 +117,7 @@ pub async fn create_channels(scenario: &Scenario, target: &Target) -> Result<Cre
         }
     }
     let token = sign(&Claims::server(), secret);
-    let http = HttpClient::default();
+    let http = net::Client::default();
     let key = form_urlencoded::byte_serialize(target.api_key.as_bytes()).collect::<String>();
     let results: Vec<Result<(), SetupError>> = futures_util::stream::iter(members.iter().map(|(cid, ids)| {
         let (http, token) = (http.clone(), token.clone());
@@ -218,17 +218,12 @@ fn found_in(body: &[u8]) -> Option<Found> {
 }
 
 /// One `POST` with a server token, as a backend's server SDK sends it (setup and its check).
-async fn post_as_server(
-    http: &HttpClient,
-    url: &str,
-    token: &str,
-    body: &Value,
-) -> Result<crate::http::Response, crate::http::HttpError> {
+async fn post_as_server(http: &net::Client, url: &str, token: &str, body: &Value) -> Result<net::Response, net::Error> {
     http.send(
         http::Method::POST,
         url,
         &server_headers(token),
-        Some(body),
+        Some(body.to_string().into()),
         Duration::from_secs(30),
     )
     .await
@@ -244,7 +239,7 @@ pub async fn verify(target: &Target, created: &Created) -> Option<StateFigures> 
     let step = created.members.len().div_ceil(MAX_VERIFIED);
     let sample: Vec<(&String, &Vec<String>)> = created.members.iter().step_by(step).collect();
     let token = sign(&Claims::server(), secret);
-    let http = HttpClient::default();
+    let http = net::Client::default();
     let key = form_urlencoded::byte_serialize(target.api_key.as_bytes()).collect::<String>();
     let url = Target::join(&target.http_base, &format!("/channels?api_key={key}"));
     // Each channel comes back with its full state (members and their user objects, about 1 KB a

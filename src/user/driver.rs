@@ -445,7 +445,7 @@ impl Driver {
             let mut payload = ConnectPayload::for_profile(spec.profile, &user, &token, reconnect, &request_id);
             let upgrade_started = Instant::now();
             let result = match transport {
-                Transport::Ws => match transport::resolve(&ctx.target.ws_base).await {
+                Transport::Ws => match crate::net::resolve(&ctx.target.ws_base).await {
                     Ok(server) => {
                         let source = ctx.source_addrs.pick(&server);
                         let t = &ctx.target;

@@ -1,5 +1,5 @@
 //! The HTTP side of a user, with two lanes, as a browser or mobile app has: REST calls go
-//! through one shared hyper client (bounded idle pool) with a cap on calls in flight, and held
+//! through one shared [`crate::net::Client`] (bounded idle pool) with a cap on calls in flight, and held
 //! requests (long-poll connects and polls) through a second client with no cap, because a poll is
 //! a connection a user holds, as a WebSocket is: a real client never queues one user's REST call
 //! behind another user's poll. The REST cap only exists to keep the harness inside its own
@@ -10,29 +10,24 @@
 //! the raw token in `Authorization`, `stream-auth-type` and `X-Stream-Client` headers.
 
 use super::record::{Counter, Metric, Recorder};
+use crate::net::{self, ClientOptions, SlotWatch};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
+
+pub use crate::net::{Error as HttpError, ErrorKind, Response, Sent};
 
 /// The shared client: clone it freely (pools and the slot limit behind `Arc`s).
 #[derive(Clone)]
 pub struct HttpClient {
-    rest: Client<HttpConnector, Full<Bytes>>,
-    hold: Client<HttpConnector, Full<Bytes>>,
-    slots: Arc<Semaphore>,
-    recorder: Option<Recorder>,
+    rest: net::Client,
+    hold: net::Client,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
-            .field("free_slots", &self.slots.available_permits())
+            .field("free_slots", &self.rest.free_slots())
             .finish_non_exhaustive()
     }
 }
@@ -71,17 +66,19 @@ pub fn rest_slots(fd_limit: u64, users: u64, fds_per_user: u64) -> usize {
     (free as usize).clamp(MIN_SLOTS, MAX_SLOTS)
 }
 
-/// Largest response body read; larger bodies are cut off (a user never needs more).
-pub const MAX_BODY: usize = 1 << 20;
+/// Largest response body read; a larger body is an error (a user never needs more).
+pub const MAX_BODY: usize = net::MAX_BODY;
 
-fn pooled() -> Client<HttpConnector, Full<Bytes>> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector)
+/// A lane's pool: [`POOL_IDLE_PER_HOST`] idle connections for 30 s, a 5 s TCP connect.
+fn lane(slots: Option<usize>, slot_watch: Option<SlotWatch>) -> net::Client {
+    net::Client::new(&ClientOptions {
+        pool_idle_per_host: POOL_IDLE_PER_HOST,
+        pool_idle_timeout: Some(Duration::from_secs(30)),
+        connect_timeout: Some(Duration::from_secs(5)),
+        max_body: MAX_BODY,
+        slots,
+        slot_watch,
+    })
 }
 
 /// A client for REST and token calls with [`DEFAULT_SLOTS`] and no recorder (tests, tools).
@@ -93,145 +90,38 @@ impl HttpClient {
     /// A client whose REST lane has `slots` calls in flight at most; slot waits and slot timeouts
     /// go to `recorder` (`generator.queue`, `generator_queue_timeouts`).
     pub fn new(slots: usize, recorder: Option<Recorder>) -> Self {
+        let watch = recorder.map(|r| {
+            SlotWatch(Arc::new(move |waited, gave_up| {
+                r.record(Metric::GeneratorQueue, waited);
+                if gave_up {
+                    r.count(Counter::GeneratorQueueTimeouts);
+                }
+            }))
+        });
         Self {
-            rest: pooled(),
-            hold: pooled(),
-            slots: Arc::new(Semaphore::new(slots.max(1))),
-            recorder,
+            rest: lane(Some(slots), watch),
+            hold: lane(None, None),
         }
     }
-}
-
-/// How an HTTP call ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HttpError {
-    /// No answer in time.
-    Timeout,
-    /// The harness had no free request slot within the call's timeout: the generator's failure,
-    /// the request never left.
-    Saturated,
-    /// Connect or transfer failed.
-    Io(String),
-    /// The request could not be built (bad URL).
-    Request(String),
-}
-
-impl std::fmt::Display for HttpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Timeout => f.write_str("timed out"),
-            Self::Saturated => f.write_str("no free request slot in the harness (generator saturated)"),
-            Self::Io(e) => write!(f, "transport error: {e}"),
-            Self::Request(e) => write!(f, "bad request: {e}"),
-        }
-    }
-}
-
-/// A response: status and body (at most [`MAX_BODY`] bytes).
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// HTTP status.
-    pub status: u16,
-    /// Body bytes.
-    pub body: Bytes,
-}
-
-impl Response {
-    /// The Stream error code of an error body, if the body is one.
-    pub fn error_code(&self) -> Option<i32> {
-        if self.status < 400 {
-            return None;
-        }
-        let v: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
-        v.get("code")?.as_i64().and_then(|c| i32::try_from(c).ok())
-    }
-
-    /// The body as JSON, if it is.
-    pub fn json(&self) -> Option<serde_json::Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-}
-
-/// A request that went out: the response (or why there was none) and when it left the harness,
-/// so that callers measure the server's time from `sent`, not from before a slot wait.
-#[derive(Debug)]
-pub struct Sent {
-    /// The answer.
-    pub result: Result<Response, HttpError>,
-    /// When the request left (after any slot wait).
-    pub sent: Instant,
 }
 
 /// Sends one request on `lane` and reads the answer within `timeout` (counted from when the
 /// request leaves, after any wait for a REST slot; the slot wait itself is bounded by `timeout`
-/// too and then fails with [`HttpError::Saturated`]).
+/// too and then fails with [`ErrorKind::Saturated`]).
 pub async fn send_on(
     client: &HttpClient,
     lane: Lane,
     method: http::Method,
     url: &str,
     headers: &[(&str, &str)],
-    body: Option<Vec<u8>>,
+    body: Option<Bytes>,
     timeout: Duration,
 ) -> Sent {
-    let queued = Instant::now();
-    let mut req = http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if body.is_some() {
-        req = req.header(http::header::CONTENT_TYPE, "application/json");
-    }
-    let req = match req.body(Full::new(Bytes::from(body.unwrap_or_default()))) {
-        Ok(r) => r,
-        Err(e) => {
-            return Sent {
-                result: Err(HttpError::Request(e.to_string())),
-                sent: queued,
-            };
-        }
+    let inner = match lane {
+        Lane::Rest => &client.rest,
+        Lane::Hold => &client.hold,
     };
-    let (_slot, inner) = match lane {
-        Lane::Hold => (None, &client.hold),
-        Lane::Rest => {
-            let slot = match client.slots.clone().try_acquire_owned() {
-                Ok(s) => Some(s),
-                Err(_) => match tokio::time::timeout(timeout, client.slots.clone().acquire_owned()).await {
-                    Ok(Ok(s)) => Some(s),
-                    _ => {
-                        if let Some(r) = &client.recorder {
-                            r.record(Metric::GeneratorQueue, queued.elapsed());
-                            r.count(Counter::GeneratorQueueTimeouts);
-                        }
-                        return Sent {
-                            result: Err(HttpError::Saturated),
-                            sent: Instant::now(),
-                        };
-                    }
-                },
-            };
-            if let Some(r) = &client.recorder {
-                r.record(Metric::GeneratorQueue, queued.elapsed());
-            }
-            (slot, &client.rest)
-        }
-    };
-    let sent = Instant::now();
-    let call = async {
-        let resp = inner.request(req).await.map_err(|e| HttpError::Io(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let limited = http_body_util::Limited::new(resp.into_body(), MAX_BODY);
-        let body = limited
-            .collect()
-            .await
-            .map_err(|e| HttpError::Io(e.to_string()))?
-            .to_bytes();
-        Ok(Response { status, body })
-    };
-    let result = tokio::time::timeout(timeout, call)
-        .await
-        .unwrap_or(Err(HttpError::Timeout));
-    Sent { result, sent }
+    inner.exchange(method, url, headers, body, timeout).await
 }
 
 /// [`send_on`] the REST lane, returning only the result.
@@ -243,7 +133,7 @@ pub async fn send(
     method: http::Method,
     url: &str,
     headers: &[(&str, &str)],
-    body: Option<Vec<u8>>,
+    body: Option<Bytes>,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
     send_on(client, Lane::Rest, method, url, headers, body, timeout)
@@ -320,16 +210,5 @@ mod tests {
             "http://127.0.0.1:9/api/channels?api_key=k&user_id=u-1&connection_id=c+1&x=y"
         );
         assert_eq!(a.headers()[0], ("Authorization", "t"));
-    }
-
-    #[test]
-    fn error_codes_come_from_error_bodies_only() {
-        let r = |status, body: &'static str| Response {
-            status,
-            body: Bytes::from(body),
-        };
-        assert_eq!(r(401, r#"{"code":40}"#).error_code(), Some(40));
-        assert_eq!(r(200, r#"{"code":40}"#).error_code(), None);
-        assert_eq!(r(502, "<html>").error_code(), None);
     }
 }

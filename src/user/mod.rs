@@ -6,7 +6,8 @@
 //! outputs, [`profile`] the per-SDK
 //! parameter table, [`driver`] the task that carries out the machine's commands, [`transport`]
 //! the WebSocket and long-poll steps, [`plain`] the plain WebSocket user (no Stream protocol), [`rest`] the REST calls, [`auth`] the token modes,
-//! [`delivery`] the shared delivery accounting, [`http`] the shared HTTP client, and [`record`]
+//! [`delivery`] the shared delivery accounting, [`http`] the two HTTP lanes over
+//! [`crate::net::Client`], and [`record`]
 //! the single seam to `crate::metrics`.
 
 pub mod auth;
@@ -22,11 +23,11 @@ pub mod signal;
 pub mod transport;
 pub mod upgrade;
 
+pub use crate::net::SourceAddrs;
 pub use auth::{TokenMode, TokenSpec};
 pub use delivery::{DeliveryTracker, Leak};
 pub use http::HttpClient;
 pub use machine::{State, StopReason, Transport};
-pub use transport::SourceAddrs;
 
 use crate::target::Target;
 pub use chatstorm_protocol::backoff::{UnityReconnect, UnityStrategy};

@@ -16,7 +16,6 @@ use super::upgrade;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpSocket;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -94,7 +93,7 @@ pub async fn run(ctx: Arc<UserCtx>, intended: Instant, stop_at: Option<Instant>,
 
 /// TCP connect, upgrade, first data frame.
 async fn open(ctx: &UserCtx) -> Result<Box<Ws>, Fail> {
-    let server = transport::resolve(&ctx.target.ws_base)
+    let server = crate::net::resolve(&ctx.target.ws_base)
         .await
         .map_err(|_| Fail::Network)?;
     let local = |e: std::io::Error| {
@@ -107,18 +106,9 @@ async fn open(ctx: &UserCtx) -> Result<Box<Ws>, Fail> {
             Fail::Network
         }
     };
-    let socket = if server.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(local)?;
-    if let Some(ip) = ctx.source_addrs.pick(&server) {
-        transport::defer_port_choice(&socket);
-        socket.bind(std::net::SocketAddr::new(ip, 0)).map_err(local)?;
-    }
-    let stream = socket.connect(server).await.map_err(local)?;
-    let _ = stream.set_nodelay(true);
+    let stream = crate::net::connect::open(server, ctx.source_addrs.pick(&server))
+        .await
+        .map_err(local)?;
     let (host, target) = upgrade::host_and_target(&ctx.target.ws_base).map_err(|_| Fail::Network)?;
     let mut ws = upgrade::upgrade(stream, &host, &target, &[], transport::ws_config())
         .await

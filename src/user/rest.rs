@@ -187,7 +187,7 @@ struct Call<'a> {
     endpoint: RestEndpoint,
     method: &'a ::http::Method,
     path: &'a str,
-    body: &'a [u8],
+    body: &'a bytes::Bytes,
     connection_id: &'a str,
     timeout: std::time::Duration,
 }
@@ -204,7 +204,7 @@ impl Call<'_> {
             user_agent: self.spec.profile.user_agent(),
         };
         let url = auth.url(&self.ctx.target.http_base, self.path, &[]);
-        let body = Some(self.body.to_vec());
+        let body = Some(self.body.clone());
         let out = http::send_on(
             &self.ctx.http,
             http::Lane::Rest,
@@ -216,7 +216,7 @@ impl Call<'_> {
         )
         .await;
         let rec = &self.ctx.recorder;
-        if !matches!(out.result, Err(HttpError::Saturated)) {
+        if !out.result.as_ref().is_err_and(HttpError::is_saturated) {
             rec.count(Counter::RestRequests);
             rec.record(Metric::Rest(self.endpoint), out.sent.elapsed());
         }
@@ -235,7 +235,7 @@ pub const JS_REFRESH_RESENDS: u32 = 12;
 /// then wait `retryInterval(consecutive failures)` before each further try).
 pub async fn run(ctx: Arc<UserCtx>, spec: Arc<UserSpec>, job: Job, token: String, connection_id: String) -> Done {
     let (method, path, body) = request(&spec, job);
-    let body = serde_json::to_vec(&body).unwrap_or_default();
+    let body = bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
     let params = super::profile::params(spec.profile);
     let rec = &ctx.recorder;
     let call = Call {
@@ -279,7 +279,7 @@ pub async fn run(ctx: Arc<UserCtx>, spec: Arc<UserSpec>, job: Job, token: String
         new_token,
         connection_id,
     };
-    if !done.ok() && done.result.as_ref().err() != Some(&HttpError::Saturated) {
+    if !done.ok() && !done.result.as_ref().is_err_and(HttpError::is_saturated) {
         rec.count(Counter::RestFailures);
         if let Some(code) = done.result.as_ref().ok().and_then(Response::error_code) {
             rec.error_code(u32::try_from(code).unwrap_or(0));

@@ -1,72 +1,31 @@
 //! The two transports of a user, as single async steps the driver runs one at a time: the
-//! WebSocket connect (socket bound to a round-robin loopback source address, small-buffer
+//! WebSocket connect (a [`crate::net::connect::open`] socket from a round-robin loopback source
+//! address, small-buffer
 //! `WebSocketConfig`, upgrade as the profile builds it, then the first frame read: `health.check`
 //! or an error frame and the close that follows), and the JS long-poll connect, poll and close.
 
-use super::http::{self, HttpClient, Lane, StreamAuth};
+use super::http::{self, ErrorKind, HttpClient, Lane, StreamAuth};
 use super::machine::{Failure, FailureKind};
 use super::profile::{LONGPOLL_CONNECT_TIMEOUT, LONGPOLL_POLL_TIMEOUT};
 use super::upgrade;
+use crate::net;
 use chatstorm_protocol::connect::{AuthType, ConnectPayload, build_connect_request};
 use chatstorm_protocol::event::ServerEvent;
 use chatstorm_protocol::limits;
 use futures_util::StreamExt;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// A live WebSocket.
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<net::Stream>;
 
 /// How long to wait for the close that follows an error frame.
 const CLOSE_AFTER_ERROR: Duration = Duration::from_secs(2);
-
-/// Local source addresses for sockets, handed out round-robin, so that one machine is not capped
-/// by the ~28k ephemeral ports one source address has towards one server address and port.
-#[derive(Debug, Default)]
-pub struct SourceAddrs {
-    addrs: Vec<IpAddr>,
-    next: AtomicUsize,
-}
-
-impl SourceAddrs {
-    /// No binding: the OS picks the source address.
-    pub fn none() -> Self {
-        Self::default()
-    }
-
-    /// These addresses, in turn.
-    pub fn new(addrs: Vec<IpAddr>) -> Self {
-        Self {
-            addrs,
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    /// `127.0.0.1` to `127.0.0.n` (Linux routes all of 127.0.0.0/8 to loopback).
-    pub fn loopback(n: u8) -> Self {
-        Self::new(
-            (1..=n.max(1))
-                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
-                .collect(),
-        )
-    }
-
-    /// The next source address for a connection to `target` (none unless both are loopback IPv4).
-    pub fn pick(&self, target: &SocketAddr) -> Option<IpAddr> {
-        if self.addrs.is_empty() || !target.ip().is_loopback() || !target.is_ipv4() {
-            return None;
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.addrs.len();
-        Some(self.addrs[i])
-    }
-}
 
 /// The client `WebSocketConfig` of PROTOCOL limits: 512-byte read buffer, no write buffering,
 /// bounded queue and message size.
@@ -77,67 +36,6 @@ pub fn ws_config() -> WebSocketConfig {
         .max_write_buffer_size(limits::MAX_WRITE_BUFFER)
         .max_message_size(Some(limits::CLIENT_MAX_MESSAGE))
         .max_frame_size(Some(limits::CLIENT_MAX_MESSAGE))
-}
-
-/// Binding to a source address with port 0 makes the kernel pick a port that is free for every
-/// destination, searching the whole range on each bind: past about half the range in use that
-/// search eats the harness's CPU and then fails. `IP_BIND_ADDRESS_NO_PORT` defers the choice to
-/// `connect`, where the port only has to be unique for this destination.
-pub(crate) fn defer_port_choice(socket: &TcpSocket) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket descriptor and a pointer to a c_int of the stated length.
-        unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_BIND_ADDRESS_NO_PORT,
-                (&raw const on).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = socket;
-}
-
-/// Why a base URL gives no server address.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    /// The URL names no host.
-    #[error("{0} has no host")]
-    NoHost(url::Url),
-    /// The resolver failed.
-    #[error("cannot resolve {host}: {source}")]
-    Lookup {
-        /// The host asked for.
-        host: String,
-        /// What the resolver said.
-        source: std::io::Error,
-    },
-    /// The resolver answered with no address.
-    #[error("{0} resolves to nothing")]
-    Nothing(String),
-}
-
-/// The server address of a base URL (loopback names resolve locally).
-///
-/// # Errors
-/// [`ResolveError`] when the URL has no host or it does not resolve.
-pub async fn resolve(base: &url::Url) -> Result<SocketAddr, ResolveError> {
-    let host = base.host_str().ok_or_else(|| ResolveError::NoHost(base.clone()))?;
-    let port = base.port_or_known_default().unwrap_or(80);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|source| ResolveError::Lookup {
-            host: host.to_owned(),
-            source,
-        })?
-        .next()
-        .ok_or_else(|| ResolveError::Nothing(host.to_owned()))
 }
 
 /// The first frame's verdict.
@@ -182,16 +80,6 @@ pub async fn connect_ws(
         .parse()
         .map_err(|_| Failure::Network(FailureKind::Local))?;
     let (host, target) = upgrade::host_and_target(&url).map_err(|_| Failure::Network(FailureKind::Local))?;
-    let socket = if server.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(local)?;
-    if let Some(ip) = source {
-        defer_port_choice(&socket);
-        socket.bind(SocketAddr::new(ip, 0)).map_err(local)?;
-    }
     // The phase a timeout hit is told apart: TCP connect, upgrade, then the first frame (bounded
     // by the caller's deadline for the whole attempt).
     let upgrade_deadline = upgrade_timeout.map(|d| Instant::now() + d);
@@ -202,11 +90,10 @@ pub async fn connect_ws(
     let stream = within(
         bounded(upgrade_deadline),
         FailureKind::TimeoutTcp,
-        socket.connect(server),
+        net::connect::open(server, source),
     )
     .await?
     .map_err(local)?;
-    let _ = stream.set_nodelay(true);
     let mut ws = within(
         bounded(upgrade_deadline),
         FailureKind::TimeoutUpgrade,
@@ -333,24 +220,16 @@ pub async fn longpoll_connect(
         .ok_or(Failure::Network(FailureKind::NotProtocol))
 }
 
-/// The cause of a failed HTTP exchange. The client reports transport errors as text only (the
-/// connector's cause is not kept), so refusals and name failures are recognised by their words
-/// and everything else is a reset.
+/// The cause of a failed HTTP exchange, from the client's classification.
 fn http_kind(e: &http::HttpError) -> FailureKind {
-    match e {
-        http::HttpError::Timeout => FailureKind::TimeoutUpgrade,
-        http::HttpError::Saturated => FailureKind::Resource,
-        http::HttpError::Io(text) => {
-            let t = text.to_ascii_lowercase();
-            if t.contains("refused") {
-                FailureKind::Refused
-            } else if t.contains("dns") || t.contains("resolve") || t.contains("lookup") {
-                FailureKind::Dns
-            } else {
-                FailureKind::Reset
-            }
-        }
-        _ => FailureKind::Local,
+    match e.kind() {
+        ErrorKind::Timeout => FailureKind::TimeoutUpgrade,
+        ErrorKind::ConnectTimeout => FailureKind::TimeoutTcp,
+        ErrorKind::Saturated | ErrorKind::Local => FailureKind::Resource,
+        ErrorKind::Refused => FailureKind::Refused,
+        ErrorKind::Dns => FailureKind::Dns,
+        ErrorKind::Request => FailureKind::Local,
+        ErrorKind::Reset | ErrorKind::Body | ErrorKind::BodyTooLong => FailureKind::Reset,
     }
 }
 
@@ -414,16 +293,6 @@ pub async fn longpoll_close(client: &HttpClient, base: &url::Url, auth: StreamAu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn source_addresses_rotate_for_loopback_targets_only() {
-        let s = SourceAddrs::loopback(3);
-        let lo: SocketAddr = "127.0.0.1:80".parse().unwrap();
-        let picks: Vec<_> = (0..4).map(|_| s.pick(&lo).unwrap().to_string()).collect();
-        assert_eq!(picks, ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.1"]);
-        assert_eq!(s.pick(&"10.0.0.1:80".parse().unwrap()), None);
-        assert_eq!(SourceAddrs::none().pick(&lo), None);
-    }
 
     #[test]
     fn config_uses_the_protocol_limits() {

@@ -8,9 +8,9 @@
 //! first frame, when it came in the same segment) go on to the connection, whose read buffer is
 //! then the small one the config asks for.
 
+use crate::net::Stream;
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -50,12 +50,12 @@ impl std::fmt::Display for UpgradeError {
 /// # Errors
 /// [`UpgradeError`] when the socket fails, the server refuses, or the answer is not an upgrade.
 pub async fn upgrade(
-    mut stream: TcpStream,
+    mut stream: Stream,
     host: &str,
     path_and_query: &str,
     headers: &[(String, String)],
     config: WebSocketConfig,
-) -> Result<WebSocketStream<TcpStream>, UpgradeError> {
+) -> Result<WebSocketStream<Stream>, UpgradeError> {
     let key = generate_key();
     let request = request_head(host, path_and_query, &key, headers)?;
     stream.write_all(request.as_bytes()).await.map_err(UpgradeError::Io)?;
@@ -98,7 +98,7 @@ fn request_head(
 }
 
 /// Reads and checks the response head; returns the bytes read past it.
-async fn read_response(stream: &mut TcpStream, key: &str) -> Result<Vec<u8>, UpgradeError> {
+async fn read_response(stream: &mut Stream, key: &str) -> Result<Vec<u8>, UpgradeError> {
     let mut buf = Vec::with_capacity(FIRST_READ);
     loop {
         if buf.len() == buf.capacity() {

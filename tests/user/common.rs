@@ -217,7 +217,7 @@ impl Rig {
                 ::http::Method::POST,
                 &url,
                 &[("Authorization", &server), ("stream-auth-type", "jwt")],
-                Some(serde_json::to_vec(&body).unwrap()),
+                Some(serde_json::to_vec(&body).unwrap().into()),
                 WAIT,
             )
             .await

@@ -1,0 +1,29 @@
+//! The network layer: every connection the harness opens goes through here, so that what a
+//! connection is (today plain TCP; TLS next) is decided in one place.
+//!
+//! - [`connect`]: [`connect::open`], the one TCP connect (source address from [`SourceAddrs`]
+//!   with the port left to `connect`, `TCP_NODELAY`), the URL resolvers, and [`Connector`], the
+//!   same connect as hyper's connector. The simulated users' and the conformance suite's
+//!   WebSockets call [`connect::open`]; every HTTP client connects through [`Connector`].
+//! - [`client`]: [`Client`], the one HTTP/1.1 client type (hyper's pooled client), with the pool,
+//!   connect timeout, body limit and an optional cap on requests in flight as [`ClientOptions`],
+//!   and one [`Error`] whose [`ErrorKind`] says what failed (refused, reset, DNS, timeout, the
+//!   harness's own descriptors, a body over the limit, no free slot).
+//!
+//! Who uses it: the harness's control traffic (`engine`: probe, fault API, setup, state check)
+//! with [`ClientOptions::default`]; the simulated users' two lanes (`user::http`: REST with slots,
+//! held long-polls without) with their own options; the scripted conformance client
+//! (`conformance::client`). The layer knows nothing of users, metrics or reports: a slot wait is
+//! told to a [`SlotWatch`] the caller gives, for it to record.
+//!
+//! TLS (`https://`, `wss://`) lands here: [`Stream`] gains a TLS variant, [`connect::open`] and
+//! [`Connector`] do the handshake, and no caller changes.
+
+pub mod client;
+pub mod connect;
+
+pub use client::{
+    Client, Error, ErrorKind, MAX_BODY, Options as ClientOptions, Response, Sent, SlotWatch, out_of_local_resources,
+    snippet,
+};
+pub use connect::{Connector, ResolveError, SourceAddrs, Stream, resolve};

@@ -6,8 +6,8 @@
 
 use super::chart::{Chart, Marker, Series, XAxis};
 use super::junit::escape;
-use super::summary::{ProfileFigures, RunSummary, StormFigures};
-use serde_json::Value;
+use super::summary::{ConformanceSection, ConformanceSource, ProfileFigures, RunSummary, StormFigures};
+use crate::conformance::Verdict;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::io;
@@ -442,44 +442,53 @@ fn profiles(h: &mut String, s: &RunSummary) {
     h.push_str("</table>");
 }
 
-fn conformance(h: &mut String, c: Option<&Value>) {
-    let Some(rules) = c.and_then(|c| c.get("rules")).and_then(Value::as_array) else {
+/// The conformance table: one row per rule (its verdict coloured, the detail beside it), and
+/// under each rule with evidence a folded row with the evidence text and wire log.
+fn conformance(h: &mut String, c: Option<&ConformanceSection>) {
+    let Some(c) = c else {
         return;
     };
-    h.push_str("<h2>Conformance</h2><table><tr><th>rule</th><th>section</th><th>requirement</th><th>verdict</th><th>seen</th></tr>");
-    for r in rules {
-        let get = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
-        let verdict = get("verdict");
-        let class = match verdict {
-            "passed" => "pass",
-            "failed" => "fail",
+    // A suite reports how long each case ran; a load run how often each rule was checked.
+    let last = match c.source {
+        ConformanceSource::Suite => "ms",
+        ConformanceSource::Observed => "seen",
+    };
+    let _ = write!(
+        h,
+        "<h2>Conformance</h2><table><tr><th>rule</th><th>section</th><th>requirement</th><th>verdict</th><th>{last}</th></tr>"
+    );
+    for r in &c.rules {
+        let class = match r.verdict {
+            Verdict::Passed => "pass",
+            Verdict::Failed => "fail",
+            Verdict::NonStrictFailure if c.counts(r) => "fail",
             _ => "skip",
         };
-        let seen = r
-            .get("observed")
-            .and_then(Value::as_u64)
-            .map_or_else(String::new, |n| n.to_string());
+        let last = match c.source {
+            ConformanceSource::Suite => r.duration_ms,
+            ConformanceSource::Observed => r.observed,
+        }
+        .map_or_else(String::new, |n| n.to_string());
+        let detail = r.detail();
+        let word = r.verdict_word().to_lowercase();
+        let verdict = if detail.is_empty() {
+            word
+        } else {
+            format!("{word}: {detail}")
+        };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{seen}</td></tr>",
-            escape(get("id")),
-            escape(get("section")),
-            escape(get("requirement")),
-            escape(
-                if get("reason").is_empty() {
-                    verdict.to_owned()
-                } else {
-                    format!("{verdict}: {}", get("reason"))
-                }
-                .as_str()
-            )
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{last}</td></tr>",
+            escape(&r.id),
+            escape(&r.section),
+            escape(&r.requirement),
+            escape(&verdict)
         );
-        if let Some(e) = r.get("evidence").filter(|e| !e.is_null()) {
-            let text = serde_json::to_string_pretty(e).unwrap_or_default();
+        if r.evidence.is_some() {
             let _ = write!(
                 h,
                 "<tr><td colspan=\"5\"><details><summary>evidence</summary><pre>{}</pre></details></td></tr>",
-                escape(&text)
+                escape(&super::conformance::evidence_text(r))
             );
         }
     }

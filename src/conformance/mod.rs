@@ -8,7 +8,7 @@
 //! - `ctx.rs`: what a case gets (scripted users, tokens, unique ids, timeouts);
 //! - `client.rs` and `wire.rs`: the scripted WebSocket/HTTP client and its wire log;
 //! - `suite.rs`: [`run_suite`]; `embedded.rs`: [`run_embedded`] and the mock config it uses;
-//! - `report.rs`: console, JUnit and serde output;
+//! - `report.rs`: a suite run's result, its counts and exit decision (rendered by `report/`);
 //! - `observer.rs`, `observer_hooks.rs`: the same rules watched during load runs ([`Observer`]).
 
 mod auth;

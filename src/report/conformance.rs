@@ -235,4 +235,54 @@ mod tests {
         assert_eq!(from_observer(&observed, true).failing(), 2);
         assert!(evidence_text(&s.rules[0]).contains("at:       7 ms"));
     }
+
+    #[test]
+    fn junit_escapes_and_counts_non_strict_failures_only_when_strict() {
+        let junit = |strict| {
+            let mut out = Vec::new();
+            crate::report::junit::write_conformance(&from_suite(&suite_report(strict)), &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let s = junit(true);
+        assert!(s.contains(r#"tests="3" failures="1" skipped="1""#), "{s}");
+        assert!(
+            s.contains("expected: a &lt;frame&gt; &amp; more\nreceived: nothing \n"),
+            "{s}"
+        );
+        assert!(s.contains(r#"<skipped message="no &lt;rate&gt;"/>"#), "{s}");
+        assert!(!s.contains('\u{1}'));
+        let s = junit(false);
+        assert!(s.contains(r#"tests="3" failures="0" skipped="2""#), "{s}");
+        assert!(s.contains("non-strict failure (not counted without strict)"), "{s}");
+    }
+
+    #[test]
+    fn console_shows_evidence_and_summary() {
+        let mut out = Vec::new();
+        crate::report::console::write_conformance(&from_suite(&suite_report(false)), &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.starts_with("conformance against http://x (3 rules, 10 ms)"), "{s}");
+        assert!(s.contains("--- AUTH-B (non-strict failure)"), "{s}");
+        assert!(s.contains("expected: a <frame> & more"), "{s}");
+        assert!(
+            s.contains("1 passed, 0 failed, 1 non-strict failures, 1 skipped\n"),
+            "{s}"
+        );
+        let mut out = Vec::new();
+        crate::report::console::write_conformance(&from_suite(&suite_report(true)), &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("1 skipped -> FAILED"));
+    }
+
+    #[test]
+    fn conform_writes_its_files() {
+        let dir = std::env::temp_dir().join(format!("chatstorm-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let section = from_suite(&suite_report(false));
+        let wrote = crate::report::output::write_conformance_outputs(&section, &dir);
+        assert_eq!(wrote, ["conformance.json", "junit.xml", "conformance.txt"]);
+        let back: ConformanceSection =
+            serde_json::from_slice(&std::fs::read(dir.join("conformance.json")).unwrap()).unwrap();
+        assert_eq!(back, section);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -2,7 +2,8 @@
 //! the run passed: a failed run is never all green), one for the implicit checks, one for
 //! thresholds (a testcase each; one with no data fails), one for the generator's honesty, and one
 //! for the conformance rules watched (a testcase per rule, the failure text carrying the
-//! evidence). Every string is XML-escaped.
+//! evidence). `chatstorm conform` writes that last testsuite alone ([`write_conformance`]).
+//! Every string is XML-escaped.
 
 use super::summary::{CheckStatus, ConformanceSection, RunSummary};
 use crate::conformance::Verdict;
@@ -168,6 +169,18 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
     if let Some(c) = s.conformance.as_ref().filter(|c| !c.rules.is_empty()) {
         suite(w, "conformance", &conformance_cases(c))?;
     }
+    writeln!(w, "</testsuites>")
+}
+
+/// Writes the JUnit XML of `chatstorm conform`: the same `conformance` testsuite a run's
+/// `junit.xml` carries, alone.
+///
+/// # Errors
+/// When `w` fails.
+pub fn write_conformance(c: &ConformanceSection, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(w, r#"<testsuites name="chatstorm conform">"#)?;
+    suite(w, "conformance", &conformance_cases(c))?;
     writeln!(w, "</testsuites>")
 }
 

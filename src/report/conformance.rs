@@ -279,7 +279,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let section = from_suite(&suite_report(false));
         let wrote = crate::report::output::write_conformance_outputs(&section, &dir);
-        assert_eq!(wrote, ["conformance.json", "junit.xml", "conformance.txt"]);
+        assert_eq!(
+            wrote,
+            ["conformance.json", "junit.xml", "conformance.txt", "report.html"]
+        );
         let back: ConformanceSection =
             serde_json::from_slice(&std::fs::read(dir.join("conformance.json")).unwrap()).unwrap();
         assert_eq!(back, section);

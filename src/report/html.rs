@@ -1,13 +1,15 @@
 //! `report.html`: one self-contained file (inline CSS and SVG, no script, no network) with the
 //! run's header and verdict, thresholds, latency tables, latency over time, percentile spectra,
 //! connected users with the timeline's faults marked, recovery curves, errors by code over time,
-//! and the conformance table with the evidence behind each failure. Every string that came from
-//! the scenario or the target is escaped.
+//! and the conformance table with the evidence behind each failure. `chatstorm conform` gets a
+//! page of its own ([`render_conformance`]) with the verdict and that same table. Every string
+//! that came from the scenario or the target is escaped.
 
 use super::chart::{Chart, Marker, Series, XAxis};
 use super::junit::escape;
 use super::summary::{ConformanceSection, ConformanceSource, ProfileFigures, RunSummary, StormFigures};
 use crate::conformance::Verdict;
+use crate::exit::Outcome;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::io;
@@ -68,6 +70,44 @@ pub fn render(s: &RunSummary) -> String {
     charts(&mut h, s);
     conformance(&mut h, s.conformance.as_ref());
     generator(&mut h, s);
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// Renders the page of `chatstorm conform`: the verdict and exit code, the target and counts,
+/// and the same conformance table a run's report has.
+pub fn render_conformance(c: &ConformanceSection) -> String {
+    let mut h = String::with_capacity(16 * 1024);
+    let outcome = if c.failing() > 0 {
+        Outcome::ConformanceFailed
+    } else {
+        Outcome::Passed
+    };
+    let class = if outcome == Outcome::Passed { "pass" } else { "fail" };
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>chatstorm: conform</title><style>{STYLE}</style></head><body>\
+<h1>chatstorm: conform</h1><table class=\"meta\"><tr><td>verdict</td><td class=\"{class}\">{} (exit {})</td></tr>\
+<tr><td>target</td><td>{}</td></tr><tr><td>strict</td><td>{}</td></tr><tr><td>duration</td><td>{}</td></tr>\
+<tr><td>rules</td><td>{} passed, {} failed, {} non-strict failures, {} skipped</td></tr>\
+<tr><td>tool</td><td>chatstorm {}</td></tr></table>",
+        outcome.verdict(),
+        outcome.code(),
+        escape(c.target.as_deref().unwrap_or("-")),
+        if c.strict {
+            "yes: non-strict failures count"
+        } else {
+            "no"
+        },
+        c.duration_ms
+            .map_or_else(|| "-".to_owned(), |d| format!("{:.1} s", d as f64 / 1000.0)),
+        c.passed,
+        c.failed,
+        c.non_strict_failures,
+        c.skipped,
+        env!("CARGO_PKG_VERSION")
+    );
+    conformance(&mut h, Some(c));
     h.push_str("</body></html>\n");
     h
 }
@@ -485,9 +525,11 @@ fn conformance(h: &mut String, c: Option<&ConformanceSection>) {
             escape(&verdict)
         );
         if r.evidence.is_some() {
+            // A failure that decides the verdict is shown unfolded: it is what the reader came for.
+            let open = if c.counts(r) { " open" } else { "" };
             let _ = write!(
                 h,
-                "<tr><td colspan=\"5\"><details><summary>evidence</summary><pre>{}</pre></details></td></tr>",
+                "<tr><td colspan=\"5\"><details{open}><summary>evidence</summary><pre>{}</pre></details></td></tr>",
                 escape(&super::conformance::evidence_text(r))
             );
         }

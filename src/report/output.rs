@@ -111,7 +111,8 @@ pub fn write_outputs(summary: &RunSummary, dir: &Path, formats: &[Format]) {
 
 /// Writes the outputs of `chatstorm conform`: the conformance table on stdout, and into `dir`
 /// `conformance.json` (the section, the same type as `summary.json`'s `conformance`),
-/// `junit.xml` and `conformance.txt` (the console table); failures are reported, not fatal.
+/// `junit.xml`, `conformance.txt` (the console table) and `report.html`; failures are reported,
+/// not fatal.
 /// Returns the names of the files written.
 pub fn write_conformance_outputs(c: &ConformanceSection, dir: &Path) -> Vec<&'static str> {
     let _ = super::console::write_conformance(c, &mut std::io::stdout().lock());
@@ -132,6 +133,7 @@ pub fn write_conformance_outputs(c: &ConformanceSection, dir: &Path) -> Vec<&'st
     );
     put("junit.xml", render(&|b| super::junit::write_conformance(c, b)));
     put("conformance.txt", render(&|b| super::console::write_conformance(c, b)));
+    put("report.html", Ok(super::html::render_conformance(c).into_bytes()));
     if !wrote.is_empty() {
         println!("results: {} ({})", dir.display(), wrote.join(", "));
     }

@@ -200,7 +200,7 @@ pub async fn conform(args: ConformPlan) -> Outcome {
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
     let opts = crate::conformance::embedded_suite_options(args.only.clone(), args.strict);
-    let report = match &target {
+    let results = match &target {
         None => match crate::conformance::run_embedded(&opts).await {
             Ok(r) => r,
             Err(e) => return fail(Outcome::Unreachable, format!("cannot start the embedded mock: {e}")),
@@ -216,21 +216,9 @@ pub async fn conform(args: ConformPlan) -> Outcome {
             crate::conformance::run_suite(t, &opts).await
         }
     };
-    let _ = report.write_console(&mut std::io::stdout().lock());
-    match report.write_to_dir(&dir) {
-        Ok(files) => println!(
-            "results: {} ({})",
-            dir.display(),
-            files
-                .iter()
-                .filter_map(|f| f.file_name())
-                .map(|f| f.to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Err(e) => eprintln!("chatstorm: cannot write the results into {}: {e}", dir.display()),
-    }
-    if report.exit_failed(args.strict) {
+    let section = report::conformance::from_suite(&results);
+    report::output::write_conformance_outputs(&section, &dir);
+    if section.failing() > 0 {
         Outcome::ConformanceFailed
     } else {
         Outcome::Passed

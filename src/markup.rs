@@ -1,5 +1,5 @@
 //! Escaping text for XML and HTML: one function, used by every renderer that writes markup
-//! (`report::junit`, `report::html`, `report::chart`, the conformance suite's own JUnit file).
+//! (`report::junit`, `report::html`, `report::chart`).
 //! A leaf module, so a lower layer can escape without importing `report`.
 
 /// Escapes text for XML (and HTML) attributes and content, dropping the characters XML 1.0

@@ -20,8 +20,9 @@ async fn whole_suite_passes_against_the_embedded_mock_with_no_violation() {
     let started = Instant::now();
     let report = run_embedded(&suite_options()).await.expect("embedded mock starts");
     let took = started.elapsed();
+    let section = chatstorm::report::conformance::from_suite(&report);
     let mut console = Vec::new();
-    report.write_console(&mut console).unwrap();
+    chatstorm::report::console::write_conformance(&section, &mut console).unwrap();
     let console = String::from_utf8_lossy(&console);
     let bad: Vec<_> = report
         .results
@@ -34,12 +35,13 @@ async fn whole_suite_passes_against_the_embedded_mock_with_no_violation() {
     assert!(took < Duration::from_secs(60), "suite took {took:?}");
     eprintln!("{console}");
     let mut junit = Vec::new();
-    report.write_junit(&mut junit).unwrap();
+    chatstorm::report::junit::write_conformance(&section, &mut junit).unwrap();
     let junit = String::from_utf8(junit).unwrap();
     assert_eq!(junit.matches("<testcase ").count(), report.results.len());
-    let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(json["results"].as_array().unwrap().len(), report.results.len());
-    assert_eq!(json["results"][0]["verdict"], "passed");
+    assert_eq!(section.failing(), 0);
+    let json = serde_json::to_value(&section).unwrap();
+    assert_eq!(json["rules"].as_array().unwrap().len(), report.results.len());
+    assert_eq!(json["rules"][0]["verdict"], "passed");
 }
 
 /// Forged-token cases need the secret; against a token endpoint they are skipped with the
@@ -180,4 +182,52 @@ async fn longpoll_rules_skip_when_the_target_does_not_serve_longpoll() {
             v => panic!("{}: {v:?} {:?}", r.id, r.evidence),
         }
     }
+}
+
+/// `chatstorm conform` writes `report.html` beside its other outputs: the verdict with its exit
+/// code, and the failed rule with its evidence, here against a mock told to omit `me`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conform_writes_report_html_with_the_verdict_and_the_failed_rule() {
+    let mock = start_mock(|_| {}).await;
+    mock.control.set_violation(
+        chatstorm_mock::Violation::from_name("omit_me").expect("violation"),
+        true,
+    );
+    let cfg = embedded_mock_config();
+    let dir = std::env::temp_dir().join(format!("chatstorm-conform-html-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let outcome = chatstorm::commands::conform(chatstorm::plan::ConformPlan {
+        target: chatstorm::target::TargetOptions {
+            target: Some(mock.base_url()),
+            api_key: Some(cfg.api_key),
+            secret: Some(cfg.secret),
+            token_endpoint: None,
+            fault_secret: None,
+        },
+        only: vec!["CONN-UPGRADE".into(), "CONN-ME".into()],
+        strict: false,
+        out: Some(dir.clone()),
+    })
+    .await;
+    mock.shutdown().await;
+    assert_eq!(outcome, chatstorm::exit::Outcome::ConformanceFailed, "exit 3 as before");
+    let page = std::fs::read_to_string(dir.join("report.html")).expect("conform writes report.html");
+    let json = std::fs::read_to_string(dir.join("conformance.json")).expect("and conformance.json");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(page.contains("conformance failed (exit 3)"), "{page}");
+    assert!(
+        page.contains("<td>CONN-ME</td>") && page.contains("<td class=\"fail\">failed</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("me = absent"),
+        "the failure's evidence is on the page: {page}"
+    );
+    assert!(page.contains("wire log:"), "with its wire log: {page}");
+    assert!(
+        page.contains("<td>CONN-UPGRADE</td>") && page.contains("<td class=\"pass\">passed</td>"),
+        "{page}"
+    );
+    let section: chatstorm::report::summary::ConformanceSection = serde_json::from_str(&json).expect("typed");
+    assert_eq!(section.rule("CONN-ME").map(|r| &r.verdict), Some(&Verdict::Failed));
 }

@@ -170,13 +170,11 @@ fn frozen_fixture_validates_and_its_verdict_is_consistent() {
         "the fixture needs a failing threshold"
     );
     assert!(s.thresholds.iter().any(|t| t.passed), "and a passing one");
-    let rules = s
-        .conformance
-        .as_ref()
-        .and_then(|c| c.get("rules"))
-        .and_then(|r| r.as_array());
+    let rules = s.conformance.as_ref().map(|c| &c.rules);
     assert!(
-        rules.is_some_and(|r| r.iter().any(|r| r["verdict"] == "failed" && !r["evidence"].is_null())),
+        rules.is_some_and(|r| r
+            .iter()
+            .any(|r| r.verdict == chatstorm::conformance::Verdict::Failed && r.evidence.is_some())),
         "the fixture needs a failed conformance rule with evidence"
     );
     assert!(!s.storms.is_empty(), "the fixture needs a storm (recovery chart)");
@@ -298,18 +296,21 @@ fn hostile_summary() -> RunSummary {
     s.latency.insert(hostile("tag"), latency);
     s.generator.reasons.push(hostile("generator"));
     s.generator.saturated = true;
-    s.conformance = Some(serde_json::json!({
-        "failed": 1,
-        "rules": [{
-            "id": hostile("rule"),
-            "section": hostile("section"),
-            "requirement": hostile("requirement"),
-            "verdict": "failed",
-            "observed": 1,
-            "evidence": {"frame": hostile("evidence")},
-            "reason": hostile("why"),
-        }]
-    }));
+    let mut c = s.conformance.clone().expect("the fixture has conformance");
+    let rule = &mut c.rules[0];
+    rule.id = hostile("rule");
+    rule.section = hostile("section");
+    rule.requirement = hostile("requirement");
+    let e = rule.evidence.as_mut().expect("the fixture's failed rule has evidence");
+    e.received = hostile("evidence");
+    e.wire_log.push(chatstorm::conformance::WireEntry {
+        t_ms: 1,
+        user: hostile("user"),
+        dir: '<',
+        kind: "ws-text".to_owned(),
+        text: hostile("frame"),
+    });
+    s.conformance = Some(c);
     s
 }
 
@@ -343,7 +344,7 @@ fn strings_from_the_scenario_and_target_are_escaped() {
         "rule",
         "section",
         "requirement",
-        "why",
+        "frame",
     ] {
         let escaped = junit::escape(&hostile(field));
         assert!(
@@ -351,8 +352,7 @@ fn strings_from_the_scenario_and_target_are_escaped() {
             "report.html: {field} is missing or not escaped as {escaped}"
         );
     }
-    // The timeline marker's label sits in an SVG <title>; the evidence is pretty JSON in a <pre>
-    // (JSON escapes the quote itself, so only look for the HTML-escaped tag).
+    // The timeline marker's label sits in an SVG <title>; the evidence is text in a <pre>.
     assert!(page.contains(&junit::escape(&format!("{} {}", hostile("action"), hostile("detail")))));
     assert!(page.contains("evidence&lt;script&gt;alert(1)&lt;/script&gt;&amp;"));
 

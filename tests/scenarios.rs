@@ -248,9 +248,10 @@ async fn mixed_fleet_breaks_every_figure_down_by_profile_and_the_wave_comes_back
     assert_eq!(
         sum(&|p| p.conformance.checks),
         r.conformance
-            .as_ref()
-            .and_then(|c| c["rules"].as_array())
-            .map_or(0, |rules| rules.iter().filter_map(|r| r["observed"].as_u64()).sum()),
+            .iter()
+            .flat_map(|c| &c.rules)
+            .filter_map(|r| r.observed)
+            .sum::<u64>(),
         "every conformance check was made by some profile's user"
     );
 
@@ -318,17 +319,11 @@ async fn a_server_that_leaks_typing_is_caught() {
     let _ = std::fs::remove_dir_all(&dir);
     mock.shutdown().await;
     assert!(counter(&r, "privacy_leaks") > 0, "{:?}", r.metrics.counters);
-    let rules = r
-        .conformance
-        .as_ref()
-        .and_then(|c| c.get("rules"))
-        .and_then(|r| r.as_array())
-        .cloned()
-        .unwrap_or_default();
+    let rules = r.conformance.as_ref().map(|c| c.rules.clone()).unwrap_or_default();
     assert!(
         rules
             .iter()
-            .any(|rule| rule["id"].as_str().is_some_and(|id| id.starts_with("PRIVACY")) && rule["verdict"] == "failed"),
+            .any(|rule| rule.id.starts_with("PRIVACY") && rule.verdict == chatstorm::conformance::Verdict::Failed),
         "the load-run observer turns the leak into a failed PRIVACY rule: {rules:?}"
     );
     // Exit 3 on a quiet machine; a saturated generator (exit 4) outranks it, so check the reason.

@@ -281,23 +281,19 @@ fn explain(o: &Outcome, problems: &[String]) -> String {
             {
                 let _ = writeln!(m, "check failed: {}: {} (expected {})", c.name, c.observed, c.expected);
             }
-            // Conformance is free-form JSON in the summary: name each rule with failures.
-            let rules = s
+            // Name each conformance rule with failures, with its first evidence.
+            for r in s
                 .conformance
-                .as_ref()
-                .and_then(|c| c.get("rules"))
-                .and_then(|r| r.as_array());
-            for r in rules
-                .into_iter()
-                .flatten()
-                .filter(|r| r["failures"].as_u64().unwrap_or(0) > 0)
+                .iter()
+                .flat_map(|c| &c.rules)
+                .filter(|r| r.failures.unwrap_or(0) > 0)
             {
                 let _ = writeln!(
                     m,
-                    "conformance failed: {} ({}); e.g. {}",
-                    r["id"].as_str().unwrap_or("?"),
-                    r["reason"].as_str().unwrap_or(""),
-                    r["evidence"]
+                    "conformance failed: {} ({}); e.g. {:?}",
+                    r.id,
+                    r.detail(),
+                    r.evidence
                 );
             }
             let g = &s.generator;

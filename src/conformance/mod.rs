@@ -8,7 +8,7 @@
 //! - `ctx.rs`: what a case gets (scripted users, tokens, unique ids, timeouts);
 //! - `client.rs` and `wire.rs`: the scripted WebSocket/HTTP client and its wire log;
 //! - `suite.rs`: [`run_suite`]; `embedded.rs`: [`run_embedded`] and the mock config it uses;
-//! - `report.rs`: console, JUnit and serde output;
+//! - `report.rs`: a suite run's result, its counts and exit decision (rendered by `report/`);
 //! - `observer.rs`, `observer_hooks.rs`: the same rules watched during load runs ([`Observer`]).
 
 mod auth;
@@ -35,7 +35,8 @@ pub mod wire;
 
 use std::time::Duration;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 pub use ctx::{CaseCtx, CaseError, CaseResult, ScriptedUser};
 pub use embedded::{EMBEDDED_HEALTH_INTERVAL, embedded_mock_config, embedded_suite_options, mock_target, run_embedded};
@@ -45,7 +46,7 @@ pub use table::rules;
 pub use wire::{WireEntry, WireLog};
 
 /// The protocol area a rule belongs to (one module each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Area {
     /// WebSocket upgrade and the first frame (§1).
@@ -75,7 +76,7 @@ pub enum Area {
 }
 
 /// Whether a failure of the rule fails the suite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strictness {
     /// Documented behaviour: a failure fails the suite.
@@ -141,7 +142,7 @@ impl Default for SuiteOptions {
 }
 
 /// The outcome of one rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
     /// The target behaved as required.
@@ -193,7 +194,8 @@ pub struct RuleResult {
     pub duration_ms: u64,
 }
 
-/// The result of a suite run (serialized as `summary.json`'s `conformance` key).
+/// The result of a suite run; the report layer turns it into the typed conformance section its
+/// renderers read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConformanceReport {
     /// The target, as given (no secrets).

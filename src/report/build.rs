@@ -48,7 +48,7 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
         conformance: out
             .conformance
             .as_ref()
-            .map(|c| conformance_json(c, scenario.conformance.strict)),
+            .map(|c| super::conformance::from_observer(c, scenario.conformance.strict)),
         generator: generator_health(out),
         by_profile: BTreeMap::new(),
         metrics,
@@ -349,12 +349,7 @@ pub fn observe(metric: Metric, summary: &RunSummary) -> Option<f64> {
 }
 
 fn conformance_failed(summary: &RunSummary) -> u64 {
-    summary
-        .conformance
-        .as_ref()
-        .and_then(|c| c.get("failed"))
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0)
+    summary.conformance.as_ref().map_or(0, ConformanceSection::failing)
 }
 
 fn peak_connect_rate(m: &MetricsSnapshot) -> f64 {
@@ -509,39 +504,4 @@ pub fn reevaluate_thresholds(summary: &mut RunSummary) {
             }
         })
         .collect();
-}
-
-/// The conformance rules watched during a load run, in the shape every renderer reads:
-/// `{"failed": n, "rules": [{"id", "section", "requirement", "verdict", "observed", "failures", "evidence"}]}`.
-/// A rule fails the run when it saw a failure and is strict (or `strict` is asked for).
-pub fn conformance_json(s: &crate::conformance::ObserverSummary, strict: bool) -> serde_json::Value {
-    let table = crate::conformance::rules();
-    let mut failed = 0u64;
-    let rules: Vec<serde_json::Value> = s
-        .rules
-        .iter()
-        .map(|r| {
-            let rule = table.iter().find(|t| t.id == r.id);
-            let counts = r.strictness == crate::conformance::Strictness::Strict || strict;
-            let verdict = match (r.failures, counts) {
-                (0, _) => "passed",
-                (_, true) => "failed",
-                (_, false) => "non-strict failure",
-            };
-            if verdict == "failed" {
-                failed += 1;
-            }
-            serde_json::json!({
-                "id": r.id,
-                "section": rule.map_or("", |t| t.section),
-                "requirement": rule.map_or("", |t| t.requirement),
-                "verdict": verdict,
-                "observed": r.checks,
-                "failures": r.failures,
-                "evidence": r.first_failure,
-                "reason": if r.failures > 0 { format!("{} of {} observations failed", r.failures, r.checks) } else { String::new() },
-            })
-        })
-        .collect();
-    serde_json::json!({"failed": failed, "rules": rules})
 }

@@ -1,7 +1,9 @@
-//! The console summary: what a person reads at the end of a run. Plain text, no colour codes,
-//! so it reads the same in a terminal, a CI log and a golden file.
+//! The console summary: what a person reads at the end of a run, and the conformance table
+//! `chatstorm conform` prints. Plain text, no colour codes, so it reads the same in a terminal,
+//! a CI log and a golden file.
 
-use super::summary::{CheckStatus, RunSummary, StormFigures};
+use super::summary::{CheckStatus, ConformanceSection, RunSummary, StormFigures};
+use crate::conformance::{Strictness, Verdict};
 use std::io::{self, Write};
 
 /// Histogram tags shown first, in this order; others follow alphabetically.
@@ -182,6 +184,63 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         writeln!(w, "  - {reason}")?;
     }
     Ok(())
+}
+
+/// Writes a conformance section as a table: one line per rule, then the evidence of each
+/// failure, then the counts (`-> FAILED` when a rule's failure counts).
+///
+/// # Errors
+/// When `w` fails.
+pub fn write_conformance(c: &ConformanceSection, w: &mut dyn Write) -> io::Result<()> {
+    let mut head = format!("conformance ({} rules", c.rules.len());
+    if let Some(t) = &c.target {
+        head = format!("conformance against {t} ({} rules", c.rules.len());
+    }
+    if let Some(d) = c.duration_ms {
+        head.push_str(&format!(", {d} ms"));
+    }
+    writeln!(w, "{head})")?;
+    writeln!(
+        w,
+        "{:<30} {:<10} {:<20} {:>7}  requirement",
+        "rule",
+        "grade",
+        "verdict",
+        if c.duration_ms.is_some() { "ms" } else { "seen" }
+    )?;
+    for r in &c.rules {
+        let grade = match r.strictness {
+            Strictness::Strict => "strict",
+            Strictness::NonStrict => "non-strict",
+        };
+        let figure = r.duration_ms.or(r.observed).map_or_else(String::new, |n| n.to_string());
+        writeln!(
+            w,
+            "{:<30} {:<10} {:<20} {figure:>7}  {} [{}]",
+            r.id,
+            grade,
+            r.verdict_word(),
+            r.requirement,
+            r.section
+        )?;
+        if let Verdict::Skipped { reason } = &r.verdict {
+            writeln!(w, "{:<30} skipped: {reason}", "")?;
+        }
+    }
+    for r in c.rules.iter().filter(|r| r.evidence.is_some()) {
+        writeln!(w)?;
+        writeln!(w, "--- {} ({}) {}", r.id, r.verdict_word(), r.section)?;
+        write!(w, "{}", super::conformance::evidence_text(r))?;
+    }
+    writeln!(
+        w,
+        "\n{} passed, {} failed, {} non-strict failures, {} skipped{}",
+        c.passed,
+        c.failed,
+        c.non_strict_failures,
+        c.skipped,
+        if c.failing() > 0 { " -> FAILED" } else { "" }
+    )
 }
 
 fn back(v: Option<u64>) -> String {

@@ -1,13 +1,15 @@
 //! `report.html`: one self-contained file (inline CSS and SVG, no script, no network) with the
 //! run's header and verdict, thresholds, latency tables, latency over time, percentile spectra,
 //! connected users with the timeline's faults marked, recovery curves, errors by code over time,
-//! and the conformance table with the evidence behind each failure. Every string that came from
-//! the scenario or the target is escaped.
+//! and the conformance table with the evidence behind each failure. `chatstorm conform` gets a
+//! page of its own ([`render_conformance`]) with the verdict and that same table. Every string
+//! that came from the scenario or the target is escaped.
 
 use super::chart::{Chart, Marker, Series, XAxis};
 use super::junit::escape;
-use super::summary::{ProfileFigures, RunSummary, StormFigures};
-use serde_json::Value;
+use super::summary::{ConformanceSection, ConformanceSource, ProfileFigures, RunSummary, StormFigures};
+use crate::conformance::Verdict;
+use crate::exit::Outcome;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::io;
@@ -68,6 +70,44 @@ pub fn render(s: &RunSummary) -> String {
     charts(&mut h, s);
     conformance(&mut h, s.conformance.as_ref());
     generator(&mut h, s);
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// Renders the page of `chatstorm conform`: the verdict and exit code, the target and counts,
+/// and the same conformance table a run's report has.
+pub fn render_conformance(c: &ConformanceSection) -> String {
+    let mut h = String::with_capacity(16 * 1024);
+    let outcome = if c.failing() > 0 {
+        Outcome::ConformanceFailed
+    } else {
+        Outcome::Passed
+    };
+    let class = if outcome == Outcome::Passed { "pass" } else { "fail" };
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>chatstorm: conform</title><style>{STYLE}</style></head><body>\
+<h1>chatstorm: conform</h1><table class=\"meta\"><tr><td>verdict</td><td class=\"{class}\">{} (exit {})</td></tr>\
+<tr><td>target</td><td>{}</td></tr><tr><td>strict</td><td>{}</td></tr><tr><td>duration</td><td>{}</td></tr>\
+<tr><td>rules</td><td>{} passed, {} failed, {} non-strict failures, {} skipped</td></tr>\
+<tr><td>tool</td><td>chatstorm {}</td></tr></table>",
+        outcome.verdict(),
+        outcome.code(),
+        escape(c.target.as_deref().unwrap_or("-")),
+        if c.strict {
+            "yes: non-strict failures count"
+        } else {
+            "no"
+        },
+        c.duration_ms
+            .map_or_else(|| "-".to_owned(), |d| format!("{:.1} s", d as f64 / 1000.0)),
+        c.passed,
+        c.failed,
+        c.non_strict_failures,
+        c.skipped,
+        env!("CARGO_PKG_VERSION")
+    );
+    conformance(&mut h, Some(c));
     h.push_str("</body></html>\n");
     h
 }
@@ -442,44 +482,55 @@ fn profiles(h: &mut String, s: &RunSummary) {
     h.push_str("</table>");
 }
 
-fn conformance(h: &mut String, c: Option<&Value>) {
-    let Some(rules) = c.and_then(|c| c.get("rules")).and_then(Value::as_array) else {
+/// The conformance table: one row per rule (its verdict coloured, the detail beside it), and
+/// under each rule with evidence a folded row with the evidence text and wire log.
+fn conformance(h: &mut String, c: Option<&ConformanceSection>) {
+    let Some(c) = c else {
         return;
     };
-    h.push_str("<h2>Conformance</h2><table><tr><th>rule</th><th>section</th><th>requirement</th><th>verdict</th><th>seen</th></tr>");
-    for r in rules {
-        let get = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
-        let verdict = get("verdict");
-        let class = match verdict {
-            "passed" => "pass",
-            "failed" => "fail",
+    // A suite reports how long each case ran; a load run how often each rule was checked.
+    let last = match c.source {
+        ConformanceSource::Suite => "ms",
+        ConformanceSource::Observed => "seen",
+    };
+    let _ = write!(
+        h,
+        "<h2>Conformance</h2><table><tr><th>rule</th><th>section</th><th>requirement</th><th>verdict</th><th>{last}</th></tr>"
+    );
+    for r in &c.rules {
+        let class = match r.verdict {
+            Verdict::Passed => "pass",
+            Verdict::Failed => "fail",
+            Verdict::NonStrictFailure if c.counts(r) => "fail",
             _ => "skip",
         };
-        let seen = r
-            .get("observed")
-            .and_then(Value::as_u64)
-            .map_or_else(String::new, |n| n.to_string());
+        let last = match c.source {
+            ConformanceSource::Suite => r.duration_ms,
+            ConformanceSource::Observed => r.observed,
+        }
+        .map_or_else(String::new, |n| n.to_string());
+        let detail = r.detail();
+        let word = r.verdict_word().to_lowercase();
+        let verdict = if detail.is_empty() {
+            word
+        } else {
+            format!("{word}: {detail}")
+        };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{seen}</td></tr>",
-            escape(get("id")),
-            escape(get("section")),
-            escape(get("requirement")),
-            escape(
-                if get("reason").is_empty() {
-                    verdict.to_owned()
-                } else {
-                    format!("{verdict}: {}", get("reason"))
-                }
-                .as_str()
-            )
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{last}</td></tr>",
+            escape(&r.id),
+            escape(&r.section),
+            escape(&r.requirement),
+            escape(&verdict)
         );
-        if let Some(e) = r.get("evidence").filter(|e| !e.is_null()) {
-            let text = serde_json::to_string_pretty(e).unwrap_or_default();
+        if r.evidence.is_some() {
+            // A failure that decides the verdict is shown unfolded: it is what the reader came for.
+            let open = if c.counts(r) { " open" } else { "" };
             let _ = write!(
                 h,
-                "<tr><td colspan=\"5\"><details><summary>evidence</summary><pre>{}</pre></details></td></tr>",
-                escape(&text)
+                "<tr><td colspan=\"5\"><details{open}><summary>evidence</summary><pre>{}</pre></details></td></tr>",
+                escape(&super::conformance::evidence_text(r))
             );
         }
     }

@@ -2,10 +2,11 @@
 //! the run passed: a failed run is never all green), one for the implicit checks, one for
 //! thresholds (a testcase each; one with no data fails), one for the generator's honesty, and one
 //! for the conformance rules watched (a testcase per rule, the failure text carrying the
-//! evidence). Every string is XML-escaped.
+//! evidence). `chatstorm conform` writes that last testsuite alone ([`write_conformance`]).
+//! Every string is XML-escaped.
 
-use super::summary::{CheckStatus, RunSummary};
-use serde_json::Value;
+use super::summary::{CheckStatus, ConformanceSection, RunSummary};
+use crate::conformance::Verdict;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -55,33 +56,33 @@ fn suite(w: &mut dyn Write, name: &str, cases: &[Case]) -> io::Result<()> {
     writeln!(w, "  </testsuite>")
 }
 
-/// The conformance rules of a summary as JUnit cases (`conformance.rules[]` with `id`,
-/// `verdict`, `requirement`, `evidence`).
-fn conformance_cases(conformance: Option<&Value>) -> Vec<Case> {
-    let Some(rules) = conformance.and_then(|c| c.get("rules")).and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    rules
+/// The conformance rules as JUnit cases: a failure that counts (see
+/// [`ConformanceSection::counts`]) is a `<failure>` whose message is the requirement and whose text
+/// is the evidence; a skipped rule, and a non-strict failure that does not count, are `<skipped>`
+/// with the reason.
+fn conformance_cases(c: &ConformanceSection) -> Vec<Case> {
+    c.rules
         .iter()
         .map(|r| {
-            let id = r.get("id").and_then(Value::as_str).unwrap_or("?").to_owned();
-            let verdict = r.get("verdict").and_then(Value::as_str).unwrap_or("");
-            let requirement = r.get("requirement").and_then(Value::as_str).unwrap_or("");
-            let evidence = r
-                .get("evidence")
-                .map(|e| serde_json::to_string_pretty(e).unwrap_or_default())
-                .unwrap_or_default();
-            let reason = r.get("reason").and_then(Value::as_str).unwrap_or("");
-            Case {
-                name: id,
-                failure: (verdict == "failed").then(|| (requirement.to_owned(), evidence)),
-                skipped: (verdict == "skipped" || verdict == "non-strict failure").then(|| {
-                    if reason.is_empty() {
-                        verdict.to_owned()
-                    } else {
-                        reason.to_owned()
-                    }
+            let detail = r.detail();
+            let skipped = match r.verdict {
+                Verdict::Skipped { .. } => Some(detail.clone()),
+                Verdict::NonStrictFailure if !c.counts(r) => Some(if detail.is_empty() {
+                    "non-strict failure (not counted without strict)".to_owned()
+                } else {
+                    format!("non-strict failure (not counted without strict): {detail}")
                 }),
+                _ => None,
+            };
+            Case {
+                name: r.id.clone(),
+                failure: c.counts(r).then(|| {
+                    (
+                        r.requirement.clone(),
+                        super::conformance::evidence_text(r).trim_end().to_owned(),
+                    )
+                }),
+                skipped,
             }
         })
         .collect()
@@ -165,10 +166,21 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         skipped: None,
     }];
     suite(w, "generator", &generator)?;
-    let rules = conformance_cases(s.conformance.as_ref());
-    if !rules.is_empty() {
-        suite(w, "conformance", &rules)?;
+    if let Some(c) = s.conformance.as_ref().filter(|c| !c.rules.is_empty()) {
+        suite(w, "conformance", &conformance_cases(c))?;
     }
+    writeln!(w, "</testsuites>")
+}
+
+/// Writes the JUnit XML of `chatstorm conform`: the same `conformance` testsuite a run's
+/// `junit.xml` carries, alone.
+///
+/// # Errors
+/// When `w` fails.
+pub fn write_conformance(c: &ConformanceSection, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(w, r#"<testsuites name="chatstorm conform">"#)?;
+    suite(w, "conformance", &conformance_cases(c))?;
     writeln!(w, "</testsuites>")
 }
 

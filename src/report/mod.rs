@@ -6,6 +6,7 @@ pub mod build;
 pub mod chart;
 pub mod checks;
 pub mod compare;
+pub mod conformance;
 pub mod console;
 pub mod html;
 pub mod junit;

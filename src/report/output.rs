@@ -1,8 +1,9 @@
 //! Every file and stream a summary is written to: the [`Format`] enum, [`write_outputs`] (the
-//! one place `run`, `conform`, `report` and the library entry write results), and `summary.json`
-//! in and out. The renderers themselves are `console.rs`, `junit.rs` and `html.rs`.
+//! one place `run`, `report` and the library entry write results), [`write_conformance_outputs`]
+//! (the same for `conform`, whose result is a conformance section alone), and `summary.json` in
+//! and out. The renderers themselves are `console.rs`, `junit.rs` and `html.rs`.
 
-use super::summary::{RunSummary, SCHEMA_ID};
+use super::summary::{ConformanceSection, RunSummary, SCHEMA_ID};
 use std::path::{Path, PathBuf};
 
 /// Output formats of a run.
@@ -106,4 +107,35 @@ pub fn write_outputs(summary: &RunSummary, dir: &Path, formats: &[Format]) {
     if !wrote.is_empty() {
         println!("results: {} ({})", dir.display(), wrote.join(", "));
     }
+}
+
+/// Writes the outputs of `chatstorm conform`: the conformance table on stdout, and into `dir`
+/// `conformance.json` (the section, the same type as `summary.json`'s `conformance`),
+/// `junit.xml`, `conformance.txt` (the console table) and `report.html`; failures are reported,
+/// not fatal.
+/// Returns the names of the files written.
+pub fn write_conformance_outputs(c: &ConformanceSection, dir: &Path) -> Vec<&'static str> {
+    let _ = super::console::write_conformance(c, &mut std::io::stdout().lock());
+    let mut wrote = Vec::new();
+    let mut put = |name: &'static str, bytes: std::io::Result<Vec<u8>>| match bytes
+        .and_then(|b| std::fs::write(dir.join(name), b))
+    {
+        Ok(()) => wrote.push(name),
+        Err(e) => eprintln!("chatstorm: cannot write {name} into {}: {e}", dir.display()),
+    };
+    let render = |f: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
+        let mut buf = Vec::new();
+        f(&mut buf).map(|()| buf)
+    };
+    put(
+        "conformance.json",
+        serde_json::to_vec_pretty(c).map_err(std::io::Error::other),
+    );
+    put("junit.xml", render(&|b| super::junit::write_conformance(c, b)));
+    put("conformance.txt", render(&|b| super::console::write_conformance(c, b)));
+    put("report.html", Ok(super::html::render_conformance(c).into_bytes()));
+    if !wrote.is_empty() {
+        println!("results: {} ({})", dir.display(), wrote.join(", "));
+    }
+    wrote
 }

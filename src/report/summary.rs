@@ -53,8 +53,8 @@ pub struct RunSummary {
     /// The end-of-run check of what setup created on the target (`None`: not checked).
     #[serde(default)]
     pub state: Option<StateFigures>,
-    /// Conformance rules watched during the run (or run by `conform`).
-    pub conformance: Option<serde_json::Value>,
+    /// Conformance rules watched during the run (`None`: a summary of no run, e.g. a test's).
+    pub conformance: Option<ConformanceSection>,
     /// Whether the load generator kept up.
     pub generator: GeneratorHealth,
     /// Figures broken down by SDK profile of the run's mix (every profile of the mix, each
@@ -327,4 +327,134 @@ pub struct ProfileConformance {
     pub failures: u64,
     /// Per rule id.
     pub rules: BTreeMap<String, crate::metrics::RuleTally>,
+}
+
+/// The conformance section: the rules `chatstorm conform`'s scripted suite checked, or the rules
+/// watched during a load run, with one verdict each. The same type is `summary.json`'s
+/// `conformance` key and `conform`'s `conformance.json`, and every renderer reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConformanceSection {
+    /// How the rules were checked.
+    pub source: ConformanceSource,
+    /// The target, as given (no secrets); `None` in a load run, whose `run.target` says it.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Whether non-strict failures count as failures.
+    pub strict: bool,
+    /// Wall time of the suite, milliseconds; `None` in a load run (the rules were watched all along).
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// Rules passed.
+    pub passed: u64,
+    /// Strict rules failed.
+    pub failed: u64,
+    /// Non-strict rules failed (counted as failures only when `strict`).
+    pub non_strict_failures: u64,
+    /// Rules skipped.
+    pub skipped: u64,
+    /// One entry per rule, in the rule table's order.
+    pub rules: Vec<ConformanceRule>,
+}
+
+/// Where a conformance section's verdicts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConformanceSource {
+    /// `chatstorm conform`: a scripted case per rule.
+    Suite,
+    /// A load run: what the simulated users saw, checked against the watched rules.
+    Observed,
+}
+
+/// One rule's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConformanceRule {
+    /// Rule id, e.g. `AUTH-EXPIRED-40`.
+    pub id: String,
+    /// Its protocol area.
+    pub area: crate::conformance::Area,
+    /// The PROTOCOL.md section(s).
+    pub section: String,
+    /// The requirement, one sentence.
+    pub requirement: String,
+    /// Strict or non-strict.
+    pub strictness: crate::conformance::Strictness,
+    /// The verdict (`verdict`: `passed`, `failed`, `non_strict_failure`, `skipped` with `reason`).
+    #[serde(flatten)]
+    pub verdict: crate::conformance::Verdict,
+    /// Observations checked against the rule (load runs).
+    #[serde(default)]
+    pub observed: Option<u64>,
+    /// Observations that violated it (load runs).
+    #[serde(default)]
+    pub failures: Option<u64>,
+    /// How long the case ran, milliseconds (the suite).
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// What the failure looked like: the suite's case, or the first violation seen in a load run.
+    #[serde(default)]
+    pub evidence: Option<RuleEvidence>,
+}
+
+/// The evidence of a rule's failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RuleEvidence {
+    /// What the rule required.
+    pub expected: String,
+    /// What arrived instead.
+    pub received: String,
+    /// The simulated or scripted user that saw it, when one did.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// When it was seen, milliseconds from the start of the run (load runs).
+    #[serde(default)]
+    pub at_ms: Option<u64>,
+    /// Every frame, request and response of the case, timestamped, tokens redacted (the suite;
+    /// a load run keeps no wire log).
+    #[serde(default)]
+    pub wire_log: Vec<crate::conformance::WireEntry>,
+}
+
+impl ConformanceSection {
+    /// Rules whose failure fails the run: strict failures, and non-strict ones when `strict`.
+    pub fn failing(&self) -> u64 {
+        self.failed + if self.strict { self.non_strict_failures } else { 0 }
+    }
+
+    /// The rule `id`.
+    pub fn rule(&self, id: &str) -> Option<&ConformanceRule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// Whether `rule`'s failure counts against the run (see [`failing`](Self::failing)).
+    pub fn counts(&self, rule: &ConformanceRule) -> bool {
+        use crate::conformance::Verdict;
+        matches!(rule.verdict, Verdict::Failed) || (self.strict && matches!(rule.verdict, Verdict::NonStrictFailure))
+    }
+}
+
+impl ConformanceRule {
+    /// The verdict as a word for people: `passed`, `FAILED`, `non-strict failure`, `skipped`.
+    pub fn verdict_word(&self) -> &'static str {
+        use crate::conformance::Verdict;
+        match self.verdict {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "FAILED",
+            Verdict::NonStrictFailure => "non-strict failure",
+            Verdict::Skipped { .. } => "skipped",
+        }
+    }
+
+    /// One line on why the verdict is what it is: the skip reason, or how many observations of
+    /// a load run failed; empty for a pass.
+    pub fn detail(&self) -> String {
+        use crate::conformance::Verdict;
+        match (&self.verdict, self.observed, self.failures) {
+            (Verdict::Skipped { reason }, _, _) => reason.clone(),
+            (_, Some(checks), Some(failures)) if failures > 0 => {
+                format!("{failures} of {checks} observations failed")
+            }
+            _ => String::new(),
+        }
+    }
 }

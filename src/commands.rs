@@ -130,9 +130,10 @@ pub async fn run(args: RunPlan) -> Outcome {
         out_dir: dir.clone(),
         quiet: args.quiet,
         shard: args.shard,
-        lanes: args
-            .threads
-            .map_or(crate::engine::lanes::LanePlan::Auto, crate::engine::lanes::LanePlan::Threads),
+        lanes: args.threads.map_or(
+            crate::engine::lanes::LanePlan::Auto,
+            crate::engine::lanes::LanePlan::Threads,
+        ),
     };
     let target_text = args.target.target.clone().unwrap_or_default();
     let output = match crate::engine::run::run(req).await {

@@ -12,7 +12,9 @@ fn main() -> ExitCode {
     // core (a run's users have their own threads, see `engine::lanes`).
     let runtime = match &plan {
         chatstorm::plan::Plan::Mock(args) => {
-            let argv: Vec<String> = std::iter::once("chatstorm mock".to_owned()).chain(args.iter().cloned()).collect();
+            let argv: Vec<String> = std::iter::once("chatstorm mock".to_owned())
+                .chain(args.iter().cloned())
+                .collect();
             chatstorm_mock::cli::runtime(&argv)
         }
         _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),

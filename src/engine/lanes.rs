@@ -166,28 +166,39 @@ mod tests {
     fn users_go_round_robin_and_lanes_stop_on_drop() {
         let lanes = Lanes::start(2).unwrap();
         assert_eq!(lanes.len(), 2);
-        let names = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-            let tracker = TaskTracker::new();
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            for i in 0..4u32 {
-                let tx = tx.clone();
-                spawn_user(&tracker, Some(&lanes), i, async move {
-                    let name = std::thread::current().name().unwrap_or("").to_owned();
-                    let _ = tx.send((i, name));
-                });
-            }
-            tracker.close();
-            tracker.wait().await;
-            drop(tx);
-            let mut names = Vec::new();
-            while let Some(n) = rx.recv().await {
-                names.push(n);
-            }
-            names.sort();
-            names
-        });
+        let names = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let tracker = TaskTracker::new();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                for i in 0..4u32 {
+                    let tx = tx.clone();
+                    spawn_user(&tracker, Some(&lanes), i, async move {
+                        let name = std::thread::current().name().unwrap_or("").to_owned();
+                        let _ = tx.send((i, name));
+                    });
+                }
+                tracker.close();
+                tracker.wait().await;
+                drop(tx);
+                let mut names = Vec::new();
+                while let Some(n) = rx.recv().await {
+                    names.push(n);
+                }
+                names.sort();
+                names
+            });
         let lane: Vec<&str> = names.iter().map(|(_, n)| n.as_str()).collect();
-        assert_eq!(lane, ["chatstorm-lane-0", "chatstorm-lane-1", "chatstorm-lane-0", "chatstorm-lane-1"]);
+        assert_eq!(
+            lane,
+            [
+                "chatstorm-lane-0",
+                "chatstorm-lane-1",
+                "chatstorm-lane-0",
+                "chatstorm-lane-1"
+            ]
+        );
         drop(lanes);
     }
 }

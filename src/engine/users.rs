@@ -365,7 +365,12 @@ pub fn spawn_plain(
     stop_at: Option<Instant>,
     cancel: CancellationToken,
 ) {
-    spawn_user(tracker, lanes, index, user::plain::run(ctx.clone(), intended, stop_at, cancel));
+    spawn_user(
+        tracker,
+        lanes,
+        index,
+        user::plain::run(ctx.clone(), intended, stop_at, cancel),
+    );
 }
 
 #[cfg(test)]

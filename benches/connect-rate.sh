@@ -23,8 +23,7 @@ sed -e "s/to: 10000, over: 5s/to: $n, over: $ramp/" "$ROOT/benches/scenarios/con
 out="$BENCH_OUT/connect-rate"
 # Started directly (not through run_against_mock): the sampler needs the harness's own PID.
 RC=0
-with_secrets_env=(env CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET")
-"${with_secrets_env[@]}" "$BIN" run "$scenario" --target "$MOCK_URL" --api-key "$MOCK_KEY" \
+CHATSTORM_SECRET="$MOCK_SECRET" CHATSTORM_FAULT_SECRET="$MOCK_FAULT_SECRET" "$BIN" run "$scenario" --target "$MOCK_URL" --api-key "$MOCK_KEY" \
   --out "$out" --format json,console --users "$n" --threads "$SHARE_THREADS" "${@:3}" >"$out.log" 2>&1 &
 HARNESS_PID=$!
 python3 "$ROOT/benches/cpu_sampler.py" "$BENCH_OUT/cpu.csv" "$HARNESS_PID" "$MOCK_PID" &

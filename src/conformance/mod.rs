@@ -27,6 +27,8 @@ mod rate;
 mod read;
 mod reconnect;
 mod report;
+#[cfg(test)]
+pub(crate) use report::sample_result;
 mod suite;
 mod table;
 mod typing;

@@ -56,35 +56,38 @@ impl ConformanceReport {
     }
 }
 
+/// A rule result for tests of the renderers: evidence (with a wire line) when it failed.
+#[cfg(test)]
+pub(crate) fn sample_result(id: &'static str, verdict: Verdict, strictness: super::Strictness) -> RuleResult {
+    let evidence = matches!(verdict, Verdict::Failed | Verdict::NonStrictFailure).then(|| Evidence {
+        expected: "a <frame> & more".into(),
+        received: "nothing \u{1}".into(),
+        user: Some("u1".into()),
+        wire_log: vec![super::WireEntry {
+            t_ms: 3,
+            user: "u1".into(),
+            dir: '<',
+            kind: "ws-text".into(),
+            text: "{\"x\":1}".into(),
+        }],
+    });
+    RuleResult {
+        id,
+        area: super::Area::Auth,
+        section: "§2",
+        requirement: "r.",
+        strictness,
+        verdict,
+        evidence,
+        duration_ms: 5,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::sample_result as result;
     use super::*;
-    use crate::conformance::{Area, Strictness, WireEntry};
-
-    fn result(id: &'static str, verdict: Verdict, strictness: Strictness) -> RuleResult {
-        let evidence = matches!(verdict, Verdict::Failed | Verdict::NonStrictFailure).then(|| Evidence {
-            expected: "a <frame> & more".into(),
-            received: "nothing \u{1}".into(),
-            user: Some("u1".into()),
-            wire_log: vec![WireEntry {
-                t_ms: 3,
-                user: "u1".into(),
-                dir: '<',
-                kind: "ws-text".into(),
-                text: "{\"x\":1}".into(),
-            }],
-        });
-        RuleResult {
-            id,
-            area: Area::Auth,
-            section: "§2",
-            requirement: "r.",
-            strictness,
-            verdict,
-            evidence,
-            duration_ms: 5,
-        }
-    }
+    use crate::conformance::Strictness;
 
     fn report(strict: bool) -> ConformanceReport {
         ConformanceReport::new(

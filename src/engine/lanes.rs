@@ -102,16 +102,6 @@ impl Lanes {
         Ok(Lanes { lanes })
     }
 
-    /// How many lanes there are.
-    pub fn len(&self) -> usize {
-        self.lanes.len()
-    }
-
-    /// Always false: there is at least one lane.
-    pub fn is_empty(&self) -> bool {
-        self.lanes.is_empty()
-    }
-
     /// The lane of user `index`.
     pub fn of(&self, index: u32) -> &Handle {
         &self.lanes[index as usize % self.lanes.len()].handle
@@ -165,7 +155,6 @@ mod tests {
     #[test]
     fn users_go_round_robin_and_lanes_stop_on_drop() {
         let lanes = Lanes::start(2).unwrap();
-        assert_eq!(lanes.len(), 2);
         let names = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()

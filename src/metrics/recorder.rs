@@ -139,8 +139,7 @@ impl Recorder {
     /// A recorder with two shards per available core (so that a runtime's worker threads rarely
     /// share one), at most 32.
     pub fn new() -> Recorder {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Recorder::with_shards(cores * 2)
+        Recorder::with_shards(crate::sys::cores() * 2)
     }
 
     /// A recorder with `shards` shards, rounded up to a power of two (at least 1, at most 64).
@@ -152,8 +151,7 @@ impl Recorder {
     /// A recorder that also keeps every figure per profile of `profiles` (the run's mix, each
     /// once), as the module header says; two shards per core, like [`Recorder::new`].
     pub fn for_profiles(profiles: &[Profile]) -> Recorder {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Recorder::build(cores * 2, profiles)
+        Recorder::build(crate::sys::cores() * 2, profiles)
     }
 
     fn build(shards: usize, profiles: &[Profile]) -> Recorder {

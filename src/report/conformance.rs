@@ -144,33 +144,10 @@ pub fn evidence_text(rule: &ConformanceRule) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::{Area, Evidence, ObservedFailure, RuleCount, RuleResult, WireEntry};
+    use crate::conformance::{ObservedFailure, RuleCount};
     use std::time::Duration;
 
-    fn result(id: &'static str, verdict: Verdict, strictness: Strictness) -> RuleResult {
-        let evidence = matches!(verdict, Verdict::Failed | Verdict::NonStrictFailure).then(|| Evidence {
-            expected: "a <frame> & more".into(),
-            received: "nothing \u{1}".into(),
-            user: Some("u1".into()),
-            wire_log: vec![WireEntry {
-                t_ms: 3,
-                user: "u1".into(),
-                dir: '<',
-                kind: "ws-text".into(),
-                text: "{\"x\":1}".into(),
-            }],
-        });
-        RuleResult {
-            id,
-            area: Area::Auth,
-            section: "§2",
-            requirement: "r.",
-            strictness,
-            verdict,
-            evidence,
-            duration_ms: 5,
-        }
-    }
+    use crate::conformance::sample_result as result;
 
     /// A suite report of a pass, a non-strict failure and a skip.
     pub(crate) fn suite_report(strict: bool) -> ConformanceReport {

@@ -231,16 +231,26 @@ pub fn spawn(
 }
 
 /// One user until it ends or `stop_at`. One user future in one place: an async block with the
-/// future in two branches would hold room for it twice (2 KiB more per user).
-async fn run(
+/// future in two branches would hold room for it twice (2 KiB more per user). Boxed, and built
+/// before this future: an `async fn` keeps room for each argument for its whole life, so the spec
+/// (208 B) and an unboxed user future (copied from the argument into the body) would sit beside
+/// the live one in every user's task.
+fn run(
     spec: UserSpec,
     ctx: Arc<UserCtx>,
     actions: broadcast::Receiver<(u64, UserAction)>,
     stop_at: Option<Instant>,
     cancel: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send {
+    let user = Box::pin(user::run_user(spec, ctx, actions, cancel.clone()));
+    run_until(user, stop_at, cancel)
+}
+
+async fn run_until(
+    mut user: std::pin::Pin<Box<impl std::future::Future<Output = user::UserReport> + Send>>,
+    stop_at: Option<Instant>,
+    cancel: CancellationToken,
 ) {
-    let user = user::run_user(spec, ctx, actions, cancel.clone());
-    tokio::pin!(user);
     let stop = async move {
         match stop_at {
             Some(at) => tokio::time::sleep_until(at).await,
@@ -312,8 +322,8 @@ async fn run_pausing(
 ) {
     let (own, actions) = broadcast::channel(8);
     let recorder = ctx.recorder.clone();
-    let user = user::run_user(spec, ctx, actions, cancel.clone());
-    tokio::pin!(user);
+    // Boxed as in `run`; the spec argument stays beside it (208 B, only in users with pauses).
+    let mut user = Box::pin(user::run_user(spec, ctx, actions, cancel.clone()));
     let mut shared_open = true;
     let mut next = Instant::now() + pauses.first();
     let stop = async {

@@ -14,7 +14,7 @@ use super::{TokenMode, UserAction, UserCtx, UserReport, UserSpec, auth, selected
 use chatstorm_protocol::connect::ConnectPayload;
 use chatstorm_protocol::event::{self, ServerEvent};
 use chatstorm_protocol::{PrivacySettings, Profile, User};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -127,7 +127,7 @@ async fn maybe<T>(f: &mut Option<BoxFuture<T>>) -> T {
 
 async fn next_frame(ws: &mut Option<Box<Ws>>) -> Option<Result<Message, tungstenite::Error>> {
     match ws {
-        Some(ws) => ws.next().await,
+        Some(ws) => super::metered::next_message(ws).await,
         None => std::future::pending().await,
     }
 }
@@ -212,10 +212,13 @@ impl Driver {
     }
 
     /// Runs the user to its end (see [`super::run_user`]).
+    ///
+    /// By reference on purpose: an `async fn` taking `self` by value keeps two copies of the
+    /// driver in its future (the argument and the body's binding, about 900 B per user).
     pub async fn run(
-        mut self,
-        mut actions: broadcast::Receiver<(u64, UserAction)>,
-        cancel: CancellationToken,
+        &mut self,
+        actions: &mut broadcast::Receiver<(u64, UserAction)>,
+        cancel: &CancellationToken,
     ) -> UserReport {
         self.ctx.recorder.gauge_add(Gauge::Users, 1);
         Box::pin(self.feed(Input::Start)).await;
@@ -243,7 +246,7 @@ impl Driver {
         self.connecting = None;
         self.leave_live();
         self.ctx.recorder.gauge_add(Gauge::Users, -1);
-        let mut report = self.report;
+        let mut report = self.report.clone();
         report.connected_ever = self.m.connected_ever();
         report.final_state = self.m.state();
         report.stop_reason = self.m.stop_reason();

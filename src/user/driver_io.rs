@@ -5,11 +5,35 @@ use super::*;
 use crate::user::delivery::Leak;
 use crate::user::http::StreamAuth;
 use crate::user::profile::RestExpired;
+use chatstorm_protocol::limits as protocol_limits;
+
+/// A text frame longer than this may have grown the WebSocket's read buffer past the 512 bytes
+/// the config asks for (see [`crate::user::metered`]).
+const GIVE_BACK_ABOVE: usize = protocol_limits::CLIENT_READ_BUFFER / 2;
 
 impl Driver {
+    /// Rebuilds the WebSocket over the same socket when nothing is buffered in it, so that the
+    /// read buffer a large message grew goes back to the allocator (about 3 KB per active user)
+    /// instead of staying with the connection for its life. Costs a few small allocations per
+    /// large message; a connection with buffered bytes (or fragmented messages) keeps its buffer.
+    async fn give_back_read_buffer(&mut self) {
+        let Some(ws) = self.ws.take_if(|ws| ws.get_ref().drained()) else {
+            return;
+        };
+        let stream = (*ws).into_inner().restart();
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            stream,
+            tokio_tungstenite::tungstenite::protocol::Role::Client,
+            Some(transport::ws_config()),
+        )
+        .await;
+        self.ws = Some(Box::new(ws));
+    }
+
     pub(super) async fn on_frame(&mut self, f: FrameIn) {
         match f {
             FrameIn::Text(text) => {
+                let large = text.len() > GIVE_BACK_ABOVE;
                 self.ctx.deliveries.heard(self.spec.index, self.now_us());
                 match ServerEvent::parse(text.as_str()) {
                     Ok(ServerEvent::ConnectionError(e)) => {
@@ -24,6 +48,9 @@ impl Driver {
                     }
                     // Garbage still proves the socket is alive (JS arms its timer on any message).
                     Err(_) => self.feed(Input::Frame { health: false }).await,
+                }
+                if large {
+                    self.give_back_read_buffer().await;
                 }
             }
             FrameIn::Close(code) => {

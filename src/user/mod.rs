@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod driver;
 pub mod http;
 pub mod machine;
+pub mod metered;
 pub mod plain;
 pub mod profile;
 pub mod record;
@@ -240,12 +241,14 @@ pub struct UserReport {
 /// - Uses `tokio::time` only, so it runs under paused time (but real sockets need real time).
 ///
 /// Not an `async fn` on purpose: the spec is moved into the user's state at once instead of
-/// being kept beside it in the future for the whole run.
+/// being kept beside it in the future for the whole run, and the driver is used in place by the
+/// block below (an `async` body that rebinds a captured value keeps room for it twice).
 pub fn run_user(
     spec: UserSpec,
     ctx: Arc<UserCtx>,
-    actions: broadcast::Receiver<(u64, UserAction)>,
+    mut actions: broadcast::Receiver<(u64, UserAction)>,
     cancel: CancellationToken,
 ) -> impl std::future::Future<Output = UserReport> + Send {
-    driver::Driver::new(spec, ctx).run(actions, cancel)
+    let mut driver = driver::Driver::new(spec, ctx);
+    async move { driver.run(&mut actions, &cancel).await }
 }

@@ -114,7 +114,7 @@ async fn open(ctx: &UserCtx) -> Result<Box<Ws>, Fail> {
         .await
         .map_err(|_| Fail::Network)?;
     loop {
-        match ws.next().await {
+        match super::metered::next_message(&mut ws).await {
             Some(Ok(Message::Text(_) | Message::Binary(_))) => return Ok(Box::new(ws)),
             // Tungstenite queues the pong; it goes out with the next read or flush.
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// A live WebSocket.
-pub type Ws = WebSocketStream<net::Stream>;
+pub type Ws = WebSocketStream<super::metered::Metered<net::Stream>>;
 
 /// How long to wait for the close that follows an error frame.
 const CLOSE_AFTER_ERROR: Duration = Duration::from_secs(2);
@@ -103,7 +103,7 @@ pub async fn connect_ws(
     .map_err(|e| Failure::Network(upgrade_kind(&e)))?;
     let first = async {
         loop {
-            match ws.next().await {
+            match super::metered::next_message(&mut ws).await {
                 Some(Ok(Message::Text(text))) => return Ok(text),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 // Binary, or bytes tungstenite cannot parse as frames (random bytes): not the

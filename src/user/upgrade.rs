@@ -8,6 +8,7 @@
 //! first frame, when it came in the same segment) go on to the connection, whose read buffer is
 //! then the small one the config asks for.
 
+use super::metered::Metered;
 use crate::net::Stream;
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,12 +56,13 @@ pub async fn upgrade(
     path_and_query: &str,
     headers: &[(String, String)],
     config: WebSocketConfig,
-) -> Result<WebSocketStream<Stream>, UpgradeError> {
+) -> Result<WebSocketStream<Metered<Stream>>, UpgradeError> {
     let key = generate_key();
     let request = request_head(host, path_and_query, &key, headers)?;
     stream.write_all(request.as_bytes()).await.map_err(UpgradeError::Io)?;
     drop(request);
     let tail = read_response(&mut stream, &key).await?;
+    let stream = Metered::new(stream, tail.len());
     Ok(WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(config)).await)
 }
 

@@ -160,3 +160,146 @@ fn a_threshold_failure_names_the_histogram_it_measured() {
         "{text}"
     );
 }
+
+/// Reads the `.hlog` with HdrHistogram_py: per tag, the sum of its intervals' histograms and each
+/// line's start and length. Percentiles are read off HdrHistogram_py's decoded buckets at the
+/// nearest rank, `ceil(q * count)` (the convention summary.json documents); HdrHistogram_py's own
+/// `get_value_at_percentile` rounds the rank to the nearest integer instead, which is reported
+/// too, with the rank it used, so the test can compare where the two conventions agree.
+const HLOG_READ: &str = r#"
+import sys, json, math
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+reader = HistogramLogReader(sys.argv[1], HdrHistogram(1, 3600000000, 3))
+tags = {}
+while True:
+    h = reader.get_next_interval_histogram()
+    if h is None:
+        break
+    t = tags.setdefault(h.get_tag(), {"sum": HdrHistogram(1, 3600000000, 3), "lines": []})
+    t["sum"].add(h)
+    t["lines"].append([h.get_start_time_stamp() / 1000.0 - reader.get_start_time_sec(),
+                       (h.get_end_time_stamp() - h.get_start_time_stamp()) / 1000.0])
+def at_rank(s, rank):
+    seen = 0
+    for item in s.get_recorded_iterator():
+        seen += item.count_added_in_this_iter_step
+        if seen >= rank:
+            return s.get_highest_equivalent_value(item.value_iterated_to)
+    return 0
+out = {}
+for tag, t in tags.items():
+    s = t["sum"]
+    n = s.get_total_count()
+    figures = {"count": n, "lines": t["lines"], "own": {}}
+    for key, q in [("p50_us", 0.5), ("p90_us", 0.9), ("p95_us", 0.95), ("p99_us", 0.99), ("p999_us", 0.999)]:
+        figures[key] = at_rank(s, max(1, math.ceil(q * n))) if n else 0
+        own_rank = s.get_target_count_at_percentile(q * 100)
+        figures["own"][key] = [s.get_value_at_percentile(q * 100) if n else 0, own_rank]
+    figures["max_us"] = s.get_max_value() if n else 0
+    figures["mean_us"] = s.get_mean_value() if n else 0.0
+    out[tag] = figures
+print(json.dumps(out))
+"#;
+
+#[test]
+fn hdrhistogram_py_reads_the_hlog_as_the_summary_says_with_a_line_per_histogram_per_second() {
+    let (dir, _) = real_run();
+    let run = venv().run_script(
+        HLOG_READ,
+        &[dir.join("metrics.hlog").to_str().expect("UTF-8 path")],
+        Duration::from_secs(120),
+    );
+    assert!(
+        run.success,
+        "HdrHistogram_py could not read metrics.hlog {}",
+        run.describe()
+    );
+    let read: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary.json")).expect("JSON");
+    let latency = summary["latency"].as_object().expect("latency");
+    let duration_s = summary["metrics"]["duration_ms"].as_f64().expect("duration") / 1000.0;
+
+    // Every histogram in summary.json is in the log with exactly its figures.
+    assert!(!latency.is_empty());
+    for (tag, figures) in latency {
+        let got = read
+            .get(tag)
+            .unwrap_or_else(|| panic!("{tag} is in summary.json but not in metrics.hlog"));
+        let want = &figures["summary"];
+        let count = want["count"].as_u64().expect("count");
+        for k in ["count", "p50_us", "p90_us", "p95_us", "p99_us", "p999_us", "max_us"] {
+            assert_eq!(got[k], want[k], "{tag} {k}: .hlog (HdrHistogram_py) vs summary.json");
+        }
+        // HdrHistogram_py's own percentiles agree wherever its rank rule gives the same rank.
+        for (k, q) in [
+            ("p50_us", 0.5),
+            ("p90_us", 0.9),
+            ("p95_us", 0.95),
+            ("p99_us", 0.99),
+            ("p999_us", 0.999),
+        ] {
+            let own = &got["own"][k];
+            let nearest = ((q * count as f64).ceil() as u64).max(1);
+            if own[1].as_u64() == Some(nearest) {
+                assert_eq!(own[0], want[k], "{tag} {k}: HdrHistogram_py's own percentile");
+            }
+        }
+        let (a, b) = (
+            got["mean_us"].as_f64().expect("mean"),
+            want["mean_us"].as_f64().expect("mean"),
+        );
+        assert!((a - b).abs() <= 1e-6 * b.max(1.0), "{tag} mean: {a} vs {b}");
+    }
+    // A histogram the summary does not list recorded nothing.
+    for (tag, got) in &read {
+        if !latency.contains_key(tag) {
+            assert_eq!(
+                got["count"], 0,
+                "{tag} has samples in the .hlog but is not in summary.json"
+            );
+        }
+    }
+    for tag in [
+        "connect.ws",
+        "connect.ws.intended",
+        "scheduler.lag",
+        "rest.sync.intended",
+    ] {
+        assert!(read.contains_key(tag), "{tag} has no line at all");
+    }
+    // Every tag has one line per interval, the intervals follow each other from the start to the
+    // end of the run with no second left out, and all tags share them.
+    let mut shapes = std::collections::BTreeSet::new();
+    for (tag, got) in &read {
+        let lines: Vec<(f64, f64)> = got["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .map(|l| (l[0].as_f64().expect("start"), l[1].as_f64().expect("length")))
+            .collect();
+        assert!(lines[0].0.abs() < 0.002, "{tag} starts at {}", lines[0].0);
+        for w in lines.windows(2) {
+            assert!((w[0].0 + w[0].1 - w[1].0).abs() < 0.003, "{tag}: a gap between {w:?}");
+        }
+        for (start, length) in &lines {
+            assert!(*length < 1.5, "{tag}: an interval of {length} s at {start} s");
+        }
+        let (last_start, last_length) = lines[lines.len() - 1];
+        assert!(
+            (last_start + last_length - duration_s).abs() < 0.01,
+            "{tag} ends at {} s, the run at {duration_s} s",
+            last_start + last_length
+        );
+        shapes.insert(
+            lines
+                .iter()
+                .map(|(s, _)| format!("{s:.3}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    assert_eq!(shapes.len(), 1, "tags have lines at different times: {shapes:?}");
+}

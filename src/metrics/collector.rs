@@ -161,6 +161,15 @@ impl Collector {
                     }
                 });
             }
+            // Every histogram the run can record gets its `.hlog` line every interval, empty or
+            // not (see `hlog`); the per-second series keeps only intervals with samples.
+            if logged(series)
+                && let Some(w) = &mut self.hlog
+                && let Err(e) = w.write(&series.tag(), t_start, length, scratch)
+            {
+                self.hlog = None;
+                self.hlog_error.get_or_insert(e);
+            }
             if scratch.is_empty() {
                 continue;
             }
@@ -176,12 +185,6 @@ impl Collector {
                 p99_us: scratch.value_at_quantile(0.99),
                 max_us: scratch.max(),
             });
-            if let Some(w) = &mut self.hlog
-                && let Err(e) = w.write(&series.tag(), t_start, length, scratch)
-            {
-                self.hlog = None;
-                self.hlog_error.get_or_insert(e);
-            }
         }
         if let Some(w) = &mut self.hlog
             && let Err(e) = w.flush()
@@ -303,6 +306,12 @@ impl Collector {
         snapshot.storms.sort_by_key(|s| s.offset_ms);
         snapshot
     }
+}
+
+/// Whether a series gets `.hlog` lines: every metric's actual view, and the intended view of the
+/// metrics that have a schedule (the others never record one).
+fn logged(series: Series) -> bool {
+    series.view == View::Actual || series.metric.scheduled()
 }
 
 fn millis(d: Duration) -> u64 {

@@ -303,3 +303,46 @@ fn hdrhistogram_py_reads_the_hlog_as_the_summary_says_with_a_line_per_histogram_
     }
     assert_eq!(shapes.len(), 1, "tags have lines at different times: {shapes:?}");
 }
+
+#[test]
+fn the_figure_a_threshold_judged_is_published_under_its_name() {
+    let (dir, s) = real_run();
+    // `connect.p99` judges `connect`, both transports merged: a histogram of its own in
+    // summary.json (and so in the latency tables), with exactly its parts' samples.
+    let count = |tag: &str| s.latency.get(tag).map_or(0, |l| l.summary.count);
+    for view in ["", ".intended"] {
+        let merged = count(&format!("connect{view}"));
+        assert!(merged > 0, "connect{view} is not published");
+        assert_eq!(
+            merged,
+            count(&format!("connect.ws{view}")) + count(&format!("connect.longpoll{view}")),
+            "connect{view}"
+        );
+        assert!(s.metrics.series.contains_key(&format!("connect{view}")));
+    }
+    let t = s
+        .thresholds
+        .iter()
+        .find(|t| t.metric == "connect.p99")
+        .expect("the golden scenario has connect.p99");
+    assert_eq!(t.observed, Some(s.latency["connect"].summary.p99_us as f64));
+    for (name, p) in &s.by_profile {
+        let parts: u64 = ["connect.ws", "connect.longpoll"]
+            .iter()
+            .filter_map(|t| p.latency.get(*t))
+            .map(|l| l.count)
+            .sum();
+        assert_eq!(p.latency.get("connect").map_or(0, |l| l.count), parts, "{name}");
+    }
+    let mut console = Vec::new();
+    chatstorm::report::console::write(s, &mut console).expect("writes");
+    let console = String::from_utf8(console).expect("UTF-8");
+    assert!(
+        console.lines().any(|l| l.trim_start().starts_with("connect ")),
+        "no `connect` row in the console's latency table:\n{console}"
+    );
+    // And in the .hlog (its figures are checked against summary.json with the other tags).
+    let log = std::fs::read_to_string(dir.join("metrics.hlog")).expect("metrics.hlog");
+    assert!(log.lines().any(|l| l.starts_with("Tag=connect,")));
+    assert!(log.lines().any(|l| l.starts_with("Tag=connect.intended,")));
+}

@@ -132,7 +132,9 @@ pub enum Unit {
 
 /// A latency histogram a threshold can name: any of `crate::metrics::Metric` by its stable
 /// name (`connect.ws`, `token.refresh`, `rest.read`, `recovery`, ...), or `connect`, which is
-/// both connect transports (`connect.ws` and `connect.longpoll`) merged.
+/// both connect transports (`connect.ws` and `connect.longpoll`) merged, and which the run
+/// publishes as a histogram of its own (`metrics::CONNECT_TAG`) so that the figure a threshold
+/// judged appears under its name in `summary.json`, the latency tables and the `.hlog`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Histogram {
     /// `connect.ws` and `connect.longpoll` together.
@@ -145,7 +147,7 @@ impl Histogram {
     /// The name used in thresholds.
     pub fn name(self) -> &'static str {
         match self {
-            Histogram::Connect => "connect",
+            Histogram::Connect => metrics::CONNECT_TAG,
             Histogram::One(m) => m.name(),
         }
     }

@@ -326,6 +326,16 @@ fn the_figure_a_threshold_judged_is_published_under_its_name() {
         .find(|t| t.metric == "connect.p99")
         .expect("the golden scenario has connect.p99");
     assert_eq!(t.observed, Some(s.latency["connect"].summary.p99_us as f64));
+    // The run-wide figures under their threshold names.
+    let t = s
+        .thresholds
+        .iter()
+        .find(|t| t.metric == "errors.rate")
+        .expect("the golden scenario has errors.rate");
+    assert_eq!(t.observed, s.figures.get("errors.rate").copied());
+    for name in ["errors.count", "connects.rate", "conformance.failed"] {
+        assert!(s.figures.contains_key(name), "{name} is not published: {:?}", s.figures);
+    }
     for (name, p) in &s.by_profile {
         let parts: u64 = ["connect.ws", "connect.longpoll"]
             .iter()

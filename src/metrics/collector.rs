@@ -326,16 +326,15 @@ impl Collector {
                     let clamped = self.recorder.clamped_of(set, series);
                     p.histograms.insert(series.tag(), HistogramSnapshot::encode(h, clamped));
                     if is_connect(series.metric) {
-                        let _ = connect[series.view as usize]
-                            .get_or_insert_with(new_histogram)
-                            .add(h);
+                        let _ = connect[series.view as usize].get_or_insert_with(new_histogram).add(h);
                     }
                 }
             }
             for view in View::ALL {
                 if let Some(h) = &connect[view as usize] {
                     let clamped = connect_clamped(view, |s| self.recorder.clamped_of(set, s));
-                    p.histograms.insert(connect_tag(view), HistogramSnapshot::encode(h, clamped));
+                    p.histograms
+                        .insert(connect_tag(view), HistogramSnapshot::encode(h, clamped));
                 }
             }
             for c in Counter::ALL {

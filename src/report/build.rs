@@ -37,6 +37,7 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
         verdict: Verdict::default(),
         latency: BTreeMap::new(),
         errors: ErrorFigures::default(),
+        figures: BTreeMap::new(),
         storms: Vec::new(),
         waves: Vec::new(),
         timeline: out.marks.clone(),
@@ -106,6 +107,7 @@ pub fn not_started(
         verdict: Verdict::default(),
         latency: BTreeMap::new(),
         errors: ErrorFigures::default(),
+        figures: BTreeMap::new(),
         storms: Vec::new(),
         waves: Vec::new(),
         timeline: Vec::new(),
@@ -160,6 +162,10 @@ pub fn derive(summary: &mut RunSummary) {
         .profiles
         .iter()
         .map(|(name, p)| (name.clone(), profile_figures(name, p, summary)))
+        .collect();
+    summary.figures = Derived::ALL
+        .iter()
+        .filter_map(|(d, name)| Some(((*name).to_owned(), observe(Metric::Derived(*d), summary)?)))
         .collect();
 }
 

@@ -170,6 +170,7 @@ mod tests {
                 rate_percent: errors as f64 / 10.0,
                 ..Default::default()
             },
+            figures: Default::default(),
             storms: vec![],
             waves: vec![],
             timeline: vec![],

@@ -26,10 +26,17 @@ pub struct RunSummary {
     pub run: RunInfo,
     /// Pass or fail, the exit code and why.
     pub verdict: Verdict,
-    /// Latency figures per histogram tag (`connect.ws`, `connect.ws.intended`, `reconnect`, ...).
+    /// Latency figures per histogram tag (`connect.ws`, `connect.ws.intended`, `reconnect`, ...,
+    /// and `connect`: both transports merged, the histogram a `connect.*` threshold judges).
     pub latency: BTreeMap<String, LatencyFigures>,
     /// Error totals and rates.
     pub errors: ErrorFigures,
+    /// Every run-wide figure a threshold can name that is neither a histogram (those are in
+    /// `latency`) nor a counter (`metrics.counters`), by its threshold name: `errors.rate` (a
+    /// share in [0, 1]), `errors.count`, `connects.rate` (per second), `conformance.failed`.
+    /// A figure with no data (an error rate of no operations) is absent.
+    #[serde(default)]
+    pub figures: BTreeMap<String, f64>,
     /// Reconnect storms and their recovery.
     pub storms: Vec<StormFigures>,
     /// Background waves (mobile apps sent to the background at once) and their recovery after

@@ -356,3 +356,93 @@ fn the_figure_a_threshold_judged_is_published_under_its_name() {
     assert!(log.lines().any(|l| l.starts_with("Tag=connect,")));
     assert!(log.lines().any(|l| l.starts_with("Tag=connect.intended,")));
 }
+
+/// A scaled-down run for the baseline comparison: 20 users for about 6 s against the embedded
+/// mock, typing and messaging, with `extra` appended (a timeline).
+fn comparison_scenario(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let yaml = format!(
+        "name: {name}\nseed: 11\ntarget: {{}}\nusers:\n  count: 20\n  id: \"cmp-{{index}}\"\n\
+         channels: {{count: 4, members: 5}}\nload:\n  - ramp: {{to: 20, over: 1s}}\n  - hold: 5s\n\
+         behaviour:\n  typing: {{every: 1s}}\n  message: {{every: 2s}}\n{extra}"
+    );
+    std::fs::write(&path, yaml).expect("write scenario");
+    path
+}
+
+/// Runs a scenario file into `out`; its summary.json path.
+fn run_into(rt: &tokio::runtime::Runtime, scenario: &Path, out: &Path) -> PathBuf {
+    let scenario = chatstorm::scenario::load(scenario).unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            chatstorm::api::run_scenario(scenario, None, out.to_path_buf()),
+        )
+        .await
+        .expect("a 6 s run finishes within 2 minutes")
+        .unwrap_or_else(|e| panic!("{e}"))
+    });
+    out.join("summary.json")
+}
+
+/// `chatstorm report NEW --baseline OLD`: its exit code and output.
+fn compare_with_baseline(new: &Path, old: &Path, out: &Path) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatstorm"))
+        .arg("report")
+        .arg(new)
+        .arg("--baseline")
+        .arg(old)
+        // The test machine is shared and small: timing noise of a few tens of milliseconds
+        // between two runs is the machine's, not the code's. The injected latency is 400 ms.
+        .args(["--min-change", "50"])
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("chatstorm report runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn baseline_comparison_finds_no_regression_between_twins_and_one_against_a_slowed_mock() {
+    let dir = scratch("baseline");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let plain = comparison_scenario(&dir, "twin", "");
+    let slow = comparison_scenario(
+        &dir,
+        "slowed",
+        "timeline:\n  - at: 0s\n    add_latency: {delay: 400ms}\n",
+    );
+    let a = run_into(&rt, &plain, &dir.join("a"));
+    let b = run_into(&rt, &plain, &dir.join("b"));
+    let c = run_into(&rt, &slow, &dir.join("c"));
+
+    // Two runs of the same scenario and seed: no figure changed for the worse, exit 0.
+    let (code, text) = compare_with_baseline(&b, &a, &dir.join("ab"));
+    eprintln!("twins:\n{text}");
+    assert_eq!(code, 0, "twins compared as a regression:\n{text}");
+    assert!(text.contains("no regression"), "{text}");
+    assert!(text.contains("no evidence of change"), "{text}");
+    assert!(!text.contains("changed: worse"), "{text}");
+
+    // The same scenario against a mock that delays every response and frame by 400 ms: the REST
+    // and delivery latencies changed for the worse, with evidence, exit 1.
+    let (code, text) = compare_with_baseline(&c, &a, &dir.join("ac"));
+    eprintln!("slowed mock:\n{text}");
+    assert_eq!(code, 1, "a 400 ms slower mock did not compare as a regression:\n{text}");
+    assert!(text.contains("REGRESSION:"), "{text}");
+    for figure in ["rest.event p50 (ms)", "delivery.typing p50 (ms)"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(figure))
+            .unwrap_or_else(|| panic!("no {figure} row:\n{text}"));
+        assert!(line.contains("changed: worse"), "{line}");
+    }
+    // Too few samples are said as such, not judged.
+    assert!(text.contains("too few samples"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

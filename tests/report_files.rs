@@ -446,3 +446,83 @@ fn baseline_comparison_finds_no_regression_between_twins_and_one_against_a_slowe
     assert!(text.contains("too few samples"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Validates summary.json files against the committed schema with Python `jsonschema` (draft
+/// 2020-12, formats checked), then the first one broken in each of the ways given as JSON
+/// `[name, pointer to the parent object, key, value]`; prints `VALID <file>` / `INVALID <file>`
+/// and `REJECTED <name>` / `ACCEPTED <name>`, one per line, with the first error.
+const SUMMARY_CHECK: &str = r#"
+import sys, json, copy
+from jsonschema import Draft202012Validator
+schema = json.load(open(sys.argv[1]))
+Draft202012Validator.check_schema(schema)
+v = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+breaks = json.loads(sys.argv[2])
+files = sys.argv[3:]
+for f in files:
+    errors = list(v.iter_errors(json.load(open(f))))
+    print(("INVALID " if errors else "VALID ") + f, *[f"{list(e.absolute_path)}: {e.message[:200]}" for e in errors[:5]])
+good = json.load(open(files[0]))
+for name, path, key, value in breaks:
+    doc = copy.deepcopy(good)
+    parent = doc
+    for p in path:
+        parent = parent[p]
+    parent[key] = value
+    errors = list(v.iter_errors(doc))
+    print(("REJECTED " if errors else "ACCEPTED ") + name, errors[0].message[:200] if errors else "")
+"#;
+
+#[test]
+fn summary_json_is_strictly_validated_by_python_jsonschema() {
+    let (dir, _) = real_run();
+    let schema = root().join("schemas/summary.schema.json");
+    let real = dir.join("summary.json");
+    let golden = root().join("tests/golden/summary.json");
+    // The issue's bad examples, and one a level down.
+    let breaks = serde_json::json!([
+        ["unknown top-level key", [], "bogus", 1],
+        ["schema other/9", [], "schema", "other/9"],
+        ["verdict.outcome banana", ["verdict"], "outcome", "banana"],
+        ["exit_code 99", ["verdict"], "exit_code", 99],
+        ["started_at yesterday", ["run"], "started_at", "yesterday"],
+        ["conformance 42", [], "conformance", 42],
+        ["unknown key in run", ["run"], "bogus", true],
+        ["check status maybe", ["checks", 0], "status", "maybe"],
+        [
+            "unknown key in a conformance rule",
+            ["conformance", "rules", 0],
+            "bogus",
+            1
+        ],
+    ]);
+    let run = venv().run_script(
+        SUMMARY_CHECK,
+        &[
+            schema.to_str().expect("UTF-8"),
+            &breaks.to_string(),
+            real.to_str().expect("UTF-8"),
+            golden.to_str().expect("UTF-8"),
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(run.success, "the schema check did not run {}", run.describe());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    for f in [&real, &golden] {
+        assert!(
+            lines.iter().any(|l| *l == format!("VALID {}", f.display())),
+            "{} is not valid against the schema:\n{}",
+            f.display(),
+            run.stdout
+        );
+    }
+    for b in breaks.as_array().expect("array") {
+        let name = b[0].as_str().expect("name");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("REJECTED {name}"))),
+            "the schema accepts a summary with {name}:\n{}",
+            run.stdout
+        );
+    }
+    eprintln!("{}", run.stdout);
+}

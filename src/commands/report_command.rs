@@ -61,6 +61,14 @@ fn render(path: &Path, baseline: Option<&Path>, settings: &report::compare::Sett
     println!();
     println!("comparison with {}:", baseline.display());
     let _ = report::compare::write(&rows, settings, &mut std::io::stdout().lock());
+    let invalid = report::compare::invalid_runs(&summary, &old);
+    if !invalid.is_empty() {
+        for line in &invalid {
+            println!("{line}");
+        }
+        println!("the comparison cannot be trusted: its latencies include the harness's own delays (exit 4)");
+        return Outcome::GeneratorSaturated;
+    }
     if rows.iter().any(|r| r.regression) {
         Outcome::ThresholdBreached
     } else {

@@ -10,7 +10,8 @@
 //!   difference that large (whatever the two point values say);
 //! - **too few samples**: one of the runs has too few samples to judge the figure at all.
 //!
-//! Only "changed" for the worse is a regression (exit 1). The tests:
+//! Only "changed" for the worse is a regression (exit 1). A comparison with a run whose load
+//! generator was saturated is not trusted at all ([`invalid_runs`], exit 4). The tests:
 //! - a latency percentile (p50, p90, p99 of every histogram both runs recorded): a distribution-
 //!   free confidence interval of the percentile from each run's histogram (the order statistics
 //!   whose ranks bound the percentile's rank with [`CONFIDENCE`], binomial, normal approximation);
@@ -120,6 +121,23 @@ pub struct Row {
     pub evidence: String,
     /// Changed for the worse: the comparison fails.
     pub regression: bool,
+}
+
+/// Why the comparison cannot be trusted at all, one line per run that is invalid: a run whose
+/// load generator was saturated measured its own delays along with the target's, so a change
+/// between it and the other run says nothing about the target (`report --baseline` then exits
+/// 4, as the invalid run itself did).
+pub fn invalid_runs(new: &RunSummary, old: &RunSummary) -> Vec<String> {
+    [("baseline", old), ("new", new)]
+        .into_iter()
+        .filter(|(_, s)| s.generator.saturated)
+        .map(|(which, s)| {
+            format!(
+                "the {which} run is invalid: its load generator was saturated ({})",
+                s.generator.reasons.join("; ")
+            )
+        })
+        .collect()
 }
 
 /// Compares the two summaries figure by figure (see the module header).

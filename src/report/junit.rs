@@ -18,6 +18,7 @@
 //! take 0. In `chatstorm conform`'s file each rule's case carries how long its case ran; the cases
 //! run concurrently, so their sum exceeds the suite's wall time, which is given separately as the
 //! suite property `wall_time` (seconds).
+
 use super::summary::{CheckStatus, ConformanceSection, RunSummary, ThresholdResult};
 use crate::conformance::Verdict;
 use crate::scenario::threshold::parse_metric;

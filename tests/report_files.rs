@@ -142,9 +142,26 @@ fn junit_files_are_valid_against_junit_10_xsd_and_their_times_add_up() {
         text.contains(r#"time="3.469">"#),
         "suite time is the sum of its cases:\n{text}"
     );
+    // A real `chatstorm conform` against the embedded mock (its cases run concurrently: their
+    // times add up to more than its wall time, which is a property of its own).
+    let conform_dir = dir.join("conform");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatstorm"))
+        .arg("conform")
+        .arg("--out")
+        .arg(&conform_dir)
+        .output()
+        .expect("chatstorm conform runs");
+    assert!(
+        out.status.success(),
+        "chatstorm conform failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let real_conform = conform_dir.join("junit.xml");
+    let text = std::fs::read_to_string(&real_conform).expect("conform's junit.xml");
+    assert!(text.contains(r#"<property name="wall_time" value=""#), "{text}");
     // A real run's.
     let (run_dir, _) = real_run();
-    check_junit(&[&golden, &conform, &run_dir.join("junit.xml")]);
+    check_junit(&[&golden, &conform, &real_conform, &run_dir.join("junit.xml")]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

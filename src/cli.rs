@@ -169,12 +169,16 @@ pub struct ReportArgs {
     /// A summary.json written by `run` (or `report merge DIR...` for shard folders).
     #[arg(value_name = "SUMMARY.json", required = true)]
     pub summary: Option<PathBuf>,
-    /// Compare with this older summary; exit 1 when a figure worsened past the tolerance.
+    /// Compare with this older summary; exit 1 when a test gives evidence that a figure got worse
+    /// by more than the minimum change and the tolerance.
     #[arg(long, value_name = "OLD.json")]
     pub baseline: Option<PathBuf>,
     /// How much worse (in percent) a figure may get before it counts as a regression.
     #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
     pub tolerance: f64,
+    /// The smallest latency change, in milliseconds, that counts as a change in a comparison.
+    #[arg(long, value_name = "MS", default_value_t = 5.0)]
+    pub min_change: f64,
     /// Where to write the re-rendered outputs (default: next to the summary).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -241,6 +245,7 @@ impl Cli {
                     summary: summary.unwrap_or_default(),
                     baseline: a.baseline,
                     tolerance: a.tolerance,
+                    min_change_ms: a.min_change,
                     out: a.out,
                 },
             }),

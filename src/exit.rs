@@ -24,6 +24,31 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 8] = [
+        Self::Passed,
+        Self::ThresholdBreached,
+        Self::CheckFailed,
+        Self::InvalidConfig,
+        Self::ConformanceFailed,
+        Self::GeneratorSaturated,
+        Self::Unreachable,
+        Self::TargetLost,
+    ];
+
+    /// Every documented exit code (README "Exit codes"), ascending.
+    pub fn codes() -> Vec<u8> {
+        let mut codes: Vec<u8> = Self::ALL.iter().map(|o| o.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        codes
+    }
+
+    /// Every outcome's [`verdict`](Self::verdict) word.
+    pub fn verdicts() -> Vec<&'static str> {
+        Self::ALL.iter().map(|o| o.verdict()).collect()
+    }
+
     /// The numeric exit code.
     pub fn code(self) -> u8 {
         match self {

@@ -73,6 +73,8 @@ pub enum ReportPlan {
         baseline: Option<PathBuf>,
         /// Percent a figure may worsen before it is a regression.
         tolerance: f64,
+        /// The smallest latency change that counts, milliseconds.
+        min_change_ms: f64,
         /// Where to write (default: next to the summary).
         out: Option<PathBuf>,
     },

@@ -14,13 +14,23 @@ pub fn run(plan: &ReportPlan) -> Outcome {
             summary,
             baseline,
             tolerance,
+            min_change_ms,
             out,
-        } => render(summary, baseline.as_deref(), *tolerance, out.as_deref()),
+        } => render(
+            summary,
+            baseline.as_deref(),
+            &report::compare::Settings {
+                tolerance_percent: *tolerance,
+                min_change_ms: *min_change_ms,
+                ..report::compare::Settings::default()
+            },
+            out.as_deref(),
+        ),
         ReportPlan::Merge { dirs, out } => merge(dirs, out.as_deref()),
     }
 }
 
-fn render(path: &Path, baseline: Option<&Path>, tolerance: f64, out: Option<&Path>) -> Outcome {
+fn render(path: &Path, baseline: Option<&Path>, settings: &report::compare::Settings, out: Option<&Path>) -> Outcome {
     let summary = match report::read_json(path) {
         Ok(s) => s,
         Err(e) => {
@@ -47,10 +57,18 @@ fn render(path: &Path, baseline: Option<&Path>, tolerance: f64, out: Option<&Pat
             return Outcome::InvalidConfig;
         }
     };
-    let rows = report::compare::compare(&summary, &old, tolerance);
+    let rows = report::compare::compare(&summary, &old, settings);
     println!();
     println!("comparison with {}:", baseline.display());
-    let _ = report::compare::write(&rows, tolerance, &mut std::io::stdout().lock());
+    let _ = report::compare::write(&rows, settings, &mut std::io::stdout().lock());
+    let invalid = report::compare::invalid_runs(&summary, &old);
+    if !invalid.is_empty() {
+        for line in &invalid {
+            println!("{line}");
+        }
+        println!("the comparison cannot be trusted: its latencies include the harness's own delays (exit 4)");
+        return Outcome::GeneratorSaturated;
+    }
     if rows.iter().any(|r| r.regression) {
         Outcome::ThresholdBreached
     } else {

@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
 use super::hlog::{HlogError, HlogWriter};
-use super::metric::{COUNTER_COUNT, Counter, Metric, SERIES_COUNT, Series, View};
+use super::metric::{CONNECT_TAG, COUNTER_COUNT, Counter, Metric, SERIES_COUNT, Series, View};
 use super::profile::{CONNECTED_COLUMN, slot_of};
 use super::recorder::Gauge;
 use super::snapshot::{ProfileSnapshot, SeriesPoint};
@@ -63,7 +63,13 @@ pub struct Collector {
     connected_peaks: Vec<i64>,
     /// One interval of one series at a time; reused to keep resident memory flat.
     scratch: Histogram<u64>,
-    live_connect: Histogram<u64>,
+    /// The interval's `connect` histogram per view (both transports; index: `View as usize`);
+    /// the actual one is also the live view's connect figure.
+    connect_interval: [Histogram<u64>; 2],
+    /// Whole-run `connect` histograms per view, created on the first sample.
+    connect_cumulative: [Option<Histogram<u64>>; 2],
+    /// Per-second figures of the `connect` histograms per view.
+    connect_series: [Vec<SeriesPoint>; 2],
     series: Vec<Vec<SeriesPoint>>,
     timeline: Timeline,
     prev_counters: [u64; COUNTER_COUNT],
@@ -87,7 +93,9 @@ impl Collector {
             by_set: (0..sets).map(|_| (0..SERIES_COUNT).map(|_| None).collect()).collect(),
             connected_peaks: vec![0; sets],
             scratch: new_histogram(),
-            live_connect: new_histogram(),
+            connect_interval: [new_histogram(), new_histogram()],
+            connect_cumulative: [None, None],
+            connect_series: [Vec::new(), Vec::new()],
             series: vec![Vec::new(); SERIES_COUNT],
             timeline: Timeline::default(),
             prev_counters: [0; COUNTER_COUNT],
@@ -137,8 +145,10 @@ impl Collector {
         let t_end = now.saturating_duration_since(self.started);
         let t_ms = millis(t_end);
 
-        if !self.live_connect.is_empty() {
-            self.live_connect.reset();
+        for h in &mut self.connect_interval {
+            if !h.is_empty() {
+                h.reset();
+            }
         }
         for (index, points) in self.series.iter_mut().enumerate() {
             let Some(series) = Series::from_index(index) else {
@@ -161,26 +171,39 @@ impl Collector {
                     }
                 });
             }
-            if scratch.is_empty() {
-                continue;
-            }
-            if series.view == View::Actual && matches!(series.metric, Metric::ConnectWs | Metric::ConnectLongpoll) {
-                // Same bounds on both sides, so adding cannot fail.
-                let _ = self.live_connect.add(&*scratch);
-            }
-            points.push(SeriesPoint {
-                t_ms,
-                count: scratch.len(),
-                p50_us: scratch.value_at_quantile(0.50),
-                p90_us: scratch.value_at_quantile(0.90),
-                p99_us: scratch.value_at_quantile(0.99),
-                max_us: scratch.max(),
-            });
-            if let Some(w) = &mut self.hlog
+            // Every histogram the run can record gets its `.hlog` line every interval, empty or
+            // not (see `hlog`); the per-second series keeps only intervals with samples.
+            if logged(series)
+                && let Some(w) = &mut self.hlog
                 && let Err(e) = w.write(&series.tag(), t_start, length, scratch)
             {
                 self.hlog = None;
                 self.hlog_error.get_or_insert(e);
+            }
+            if scratch.is_empty() {
+                continue;
+            }
+            if is_connect(series.metric) {
+                // Same bounds on both sides, so adding cannot fail.
+                let _ = self.connect_interval[series.view as usize].add(&*scratch);
+            }
+            points.push(point(t_ms, scratch));
+        }
+        // `connect`: both transports merged, a histogram of its own (a threshold can name it).
+        for view in View::ALL {
+            let h = &self.connect_interval[view as usize];
+            let tag = connect_tag(view);
+            if let Some(w) = &mut self.hlog
+                && let Err(e) = w.write(&tag, t_start, length, h)
+            {
+                self.hlog = None;
+                self.hlog_error.get_or_insert(e);
+            }
+            if !h.is_empty() {
+                let _ = self.connect_cumulative[view as usize]
+                    .get_or_insert_with(new_histogram)
+                    .add(h);
+                self.connect_series[view as usize].push(point(t_ms, h));
             }
         }
         if let Some(w) = &mut self.hlog
@@ -227,7 +250,10 @@ impl Collector {
             } else {
                 delta(Counter::Connects) as f64 / length.as_secs_f64()
             },
-            connect_p99_us: (!self.live_connect.is_empty()).then(|| self.live_connect.value_at_quantile(0.99)),
+            connect_p99_us: {
+                let live = &self.connect_interval[View::Actual as usize];
+                (!live.is_empty()).then(|| live.value_at_quantile(0.99))
+            },
             errors: ERROR_COUNTERS.iter().map(|&c| delta(c)).sum(),
             errors_total: ERROR_COUNTERS.iter().map(|&c| counters[c.index()]).sum(),
         };
@@ -262,6 +288,18 @@ impl Collector {
                 .insert(tag.clone(), HistogramSnapshot::encode(h, self.recorder.clamped(series)));
             snapshot.series.insert(tag, points);
         }
+        for view in View::ALL {
+            if let Some(h) = &self.connect_cumulative[view as usize] {
+                let clamped = connect_clamped(view, |s| self.recorder.clamped(s));
+                snapshot
+                    .histograms
+                    .insert(connect_tag(view), HistogramSnapshot::encode(h, clamped));
+                snapshot.series.insert(
+                    connect_tag(view),
+                    std::mem::take(&mut self.connect_series[view as usize]),
+                );
+            }
+        }
         for c in Counter::ALL {
             snapshot
                 .counters
@@ -282,10 +320,21 @@ impl Collector {
                 failure_kinds: self.recorder.failure_kinds_of(set),
                 ..ProfileSnapshot::default()
             };
+            let mut connect = [None, None];
             for (index, h) in per_set.iter().enumerate() {
                 if let (Some(series), Some(h)) = (Series::from_index(index), h) {
                     let clamped = self.recorder.clamped_of(set, series);
                     p.histograms.insert(series.tag(), HistogramSnapshot::encode(h, clamped));
+                    if is_connect(series.metric) {
+                        let _ = connect[series.view as usize].get_or_insert_with(new_histogram).add(h);
+                    }
+                }
+            }
+            for view in View::ALL {
+                if let Some(h) = &connect[view as usize] {
+                    let clamped = connect_clamped(view, |s| self.recorder.clamped_of(set, s));
+                    p.histograms
+                        .insert(connect_tag(view), HistogramSnapshot::encode(h, clamped));
                 }
             }
             for c in Counter::ALL {
@@ -303,6 +352,41 @@ impl Collector {
         snapshot.storms.sort_by_key(|s| s.offset_ms);
         snapshot
     }
+}
+
+/// A transport's connect histogram, part of the merged `connect`.
+fn is_connect(metric: Metric) -> bool {
+    matches!(metric, Metric::ConnectWs | Metric::ConnectLongpoll)
+}
+
+/// `connect` or `connect.intended`.
+fn connect_tag(view: View) -> String {
+    format!("{CONNECT_TAG}{}", view.suffix())
+}
+
+fn point(t_ms: u64, h: &Histogram<u64>) -> SeriesPoint {
+    SeriesPoint {
+        t_ms,
+        count: h.len(),
+        p50_us: h.value_at_quantile(0.50),
+        p90_us: h.value_at_quantile(0.90),
+        p99_us: h.value_at_quantile(0.99),
+        max_us: h.max(),
+    }
+}
+
+/// Whether a series gets `.hlog` lines: every metric's actual view, and the intended view of the
+/// metrics that have a schedule (the others never record one).
+fn logged(series: Series) -> bool {
+    series.view == View::Actual || series.metric.scheduled()
+}
+
+/// The clamped samples of both transports' connect histograms in `view`.
+fn connect_clamped(view: View, clamped: impl Fn(Series) -> u64) -> u64 {
+    [Metric::ConnectWs, Metric::ConnectLongpoll]
+        .into_iter()
+        .map(|metric| clamped(Series { metric, view }))
+        .sum()
 }
 
 fn millis(d: Duration) -> u64 {

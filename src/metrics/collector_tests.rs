@@ -94,7 +94,11 @@ fn tick_reports_the_interval_and_keeps_the_run() {
     );
     assert!(points[0].p50_us.abs_diff(50_000) < 50);
     assert_eq!(s.histograms["connect.ws"].count, 101);
-    assert_eq!(s.histograms.len(), 1, "only non-empty histograms are kept");
+    // `connect` (both transports) is published beside its one non-empty part, with the same
+    // samples; only non-empty histograms are kept.
+    assert_eq!(s.histograms["connect"], s.histograms["connect.ws"]);
+    assert_eq!(s.series["connect"], s.series["connect.ws"]);
+    assert_eq!(s.histograms.len(), 2, "only non-empty histograms are kept");
     assert_eq!(s.counters["connects"], 110);
     assert_eq!(s.counters["connect_failures"], 2);
     assert_eq!(s.error_codes.by_code, BTreeMap::from([(40, 1)]));
@@ -121,12 +125,14 @@ fn hlog_is_written_as_the_run_goes_and_reads_back_exactly() {
             r.record_corrected(read, t0, start, start + Duration::from_micros(i * 5));
         }
         *recorded.entry("connect.ws".into()).or_default() += 50 * second;
+        *recorded.entry("connect".into()).or_default() += 50 * second;
         *recorded.entry("rest.read".into()).or_default() += 50 * second;
         *recorded.entry("rest.read.intended".into()).or_default() += 50 * second;
         c.tick(t0 + Duration::from_secs(second));
         // Flushed each interval: what is on "disk" already parses, with this interval in it.
+        // Every histogram the run can record has its line every interval, empty or not.
         let log = hlog::read(&buf.bytes()).expect("parse mid-run");
-        assert_eq!(log.intervals.len() as u64, 3 * second);
+        assert_eq!(log.intervals.len() as u64, LOGGED * second);
     }
     r.record(Metric::SchedulerLag, Duration::from_millis(3));
     *recorded.entry("scheduler.lag".into()).or_default() += 1;
@@ -139,11 +145,29 @@ fn hlog_is_written_as_the_run_goes_and_reads_back_exactly() {
         let tag = interval.tag.clone().expect("every line is tagged");
         *from_log.entry(tag).or_default() += interval.histogram.len();
     }
+    from_log.retain(|_, n| *n > 0);
     assert_eq!(from_log, recorded);
-    let last = log.intervals.last().expect("intervals");
-    assert_eq!(last.tag.as_deref(), Some("scheduler.lag"));
+    assert_eq!(log.intervals.len() as u64, LOGGED * 4);
+    let last = log
+        .intervals
+        .iter()
+        .rfind(|i| i.tag.as_deref() == Some("scheduler.lag"))
+        .expect("a scheduler.lag line");
     assert_eq!(last.start, Duration::from_secs(3));
     assert_eq!(last.length, Duration::from_millis(500));
+    assert_eq!(last.histogram.len(), 1);
+    let empty = log
+        .intervals
+        .iter()
+        .find(|i| i.tag.as_deref() == Some("delivery.typing.intended"))
+        .expect("an empty histogram still has its line");
+    assert!(empty.histogram.is_empty());
+    assert!(
+        !log.intervals
+            .iter()
+            .any(|i| i.tag.as_deref() == Some("scheduler.lag.intended")),
+        "a metric without a schedule has no intended view to log"
+    );
     // The sum of a tag's intervals is the run's histogram for that tag.
     let mut sum = new_histogram();
     for i in log
@@ -156,6 +180,18 @@ fn hlog_is_written_as_the_run_goes_and_reads_back_exactly() {
     assert_eq!(sum, snapshot.histogram("rest.read.intended").expect("decode"));
     assert!(c_has_no_error(&snapshot));
 }
+
+/// Lines per interval: every metric's actual view, the intended view of the scheduled ones, and
+/// `connect` in both views.
+const LOGGED: u64 = {
+    let mut n = 2;
+    let mut i = 0;
+    while i < Metric::ALL.len() {
+        n += if Metric::ALL[i].scheduled() { 2 } else { 1 };
+        i += 1;
+    }
+    n
+};
 
 fn c_has_no_error(s: &MetricsSnapshot) -> bool {
     s.histograms.values().all(|h| h.decode().is_ok())

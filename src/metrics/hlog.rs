@@ -1,19 +1,28 @@
 //! HdrHistogram interval logs (`.hlog`): the standard text format that HdrHistogram's own tools
-//! (`HistogramLogProcessor`, HdrHistogramVisualizer, the `hdrhistogram` crate) read.
+//! (`HistogramLogProcessor`, HdrHistogramVisualizer, HdrHistogram_py, the `hdrhistogram` crate)
+//! read.
 //!
-//! One file per run holds every histogram, one line per second per non-empty histogram, told
-//! apart by `Tag=<metric>[.intended],`: one file keeps one run's lines in time order, and the
-//! standard tools select a tag with `-tag`. Empty intervals are not written (an empty V2 line is
-//! about 60 bytes, times 46 histograms, every second). Values are microseconds. Each interval is
-//! flushed as it is written, so a crash loses at most the interval being written.
+//! One file per run holds every histogram the run can record, told apart by
+//! `Tag=<metric>[.intended],`, with a line for each of them every interval (about a second),
+//! empty intervals included, so that a reader sees each second of each histogram and can tell "no
+//! samples" from "no line". The `.intended` view is logged for the metrics that have a schedule
+//! (`Metric::scheduled`); the others never record it. One file keeps one run's lines in time
+//! order, and the standard tools select a tag with `-tag`. Each interval is flushed as it is
+//! written, so a crash loses at most the interval being written.
+//!
+//! Values are microseconds. The `Interval_Max` column is scaled as HdrHistogram's reference
+//! writers (Java's `HistogramLogWriter`, HdrHistogram_py) scale it: the interval's largest value
+//! divided by [`MAX_VALUE_DIVISOR`] (1,000,000), so with microsecond values it reads in seconds;
+//! the header comment says so. Readers take the figures from the encoded histogram, not from it.
 //!
 //! ```text
 //! #chatstorm run <name>: latency in microseconds
+//! #Values in microseconds. Interval_Max: ...
 //! #[Histogram log format version 1.3]
 //! #[StartTime: 1764471600.000 (seconds since epoch)]
 //! #[BaseTime: 1764471600.000 (seconds since epoch)]
 //! "StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"
-//! Tag=connect.ws,0.000,1.000,1234.000,HISTFAAAAC...
+//! Tag=connect.ws,0.000,1.000,0.001,HISTFAAAAC...
 //! ```
 
 use std::fs::File;
@@ -23,7 +32,16 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
-use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+
+/// What the `Interval_Max` column is divided by: HdrHistogram's reference writers' default
+/// (`maxValueUnitRatio`), whatever the unit of the values.
+pub const MAX_VALUE_DIVISOR: f64 = 1_000_000.0;
+
+/// The header comment that says what the columns hold.
+pub const UNITS_COMMENT: &str = "Values in microseconds. Interval_Max: the interval's largest value / 1000000 \
+(so in seconds), as HdrHistogram's reference writer scales it. One line per histogram per interval, empty \
+intervals included.";
 
 /// What can go wrong writing or reading an interval log.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +74,8 @@ pub enum HlogError {
 pub struct HlogWriter<W: Write> {
     out: W,
     serializer: V2DeflateSerializer,
+    /// One line's encoded histogram; reused.
+    raw: Vec<u8>,
 }
 
 /// Creates `path` and writes the log header; `start` is the run's start (StartTime and BaseTime,
@@ -76,33 +96,46 @@ impl<W: Write> HlogWriter<W> {
         let mut serializer = V2DeflateSerializer::new();
         IntervalLogWriterBuilder::new()
             .add_comment(comment)
+            .add_comment(UNITS_COMMENT)
             .add_comment("[Histogram log format version 1.3]")
             .with_start_time(start)
             .with_base_time(start)
             .begin_log_with(&mut out, &mut serializer)?;
         out.write_all(b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n")?;
         out.flush()?;
-        Ok(HlogWriter { out, serializer })
+        Ok(HlogWriter {
+            out,
+            serializer,
+            raw: Vec::new(),
+        })
     }
 
-    /// Appends one interval histogram. `start` is the interval's start, counted from the log's
-    /// start; `length` its duration. Not flushed: call [`flush`](HlogWriter::flush) once the
-    /// interval's histograms are all written.
+    /// Appends one interval histogram (empty ones too). `start` is the interval's start, counted
+    /// from the log's start; `length` its duration. Not flushed: call
+    /// [`flush`](HlogWriter::flush) once the interval's histograms are all written.
+    ///
+    /// The line is written here rather than by the `hdrhistogram` crate's writer, whose max
+    /// divisor is only set together with a header of its own.
     ///
     /// # Errors
     /// [`HlogError::BadTag`], [`HlogError::Encode`] or [`HlogError::Io`].
     pub fn write(&mut self, tag: &str, start: Duration, length: Duration, h: &Histogram<u64>) -> Result<(), HlogError> {
+        use base64::Engine as _;
         let tag = Tag::new(tag).ok_or_else(|| HlogError::BadTag(tag.to_owned()))?;
-        // A builder without headers writes nothing: it only lends the writer for one line.
-        let mut writer = IntervalLogWriterBuilder::new().begin_log_with(&mut self.out, &mut self.serializer)?;
-        writer
-            .write_histogram(h, start, length, Some(tag))
-            .map_err(|e| match e {
-                hdrhistogram::serialization::interval_log::IntervalLogWriterError::IoError(e) => HlogError::Io(e),
-                hdrhistogram::serialization::interval_log::IntervalLogWriterError::SerializeError(e) => {
-                    HlogError::Encode(format!("{e:?}"))
-                }
-            })
+        self.raw.clear();
+        self.serializer
+            .serialize(h, &mut self.raw)
+            .map_err(|e| HlogError::Encode(format!("{e:?}")))?;
+        writeln!(
+            self.out,
+            "Tag={},{:.3},{:.3},{:.3},{}",
+            tag.as_str(),
+            start.as_secs_f64(),
+            length.as_secs_f64(),
+            h.max() as f64 / MAX_VALUE_DIVISOR,
+            base64::engine::general_purpose::STANDARD.encode(&self.raw)
+        )?;
+        Ok(())
     }
 
     /// Pushes everything written so far to the operating system.
@@ -216,7 +249,9 @@ mod tests {
         let bytes = w.into_inner();
         let text = String::from_utf8(bytes.clone()).expect("utf-8");
         assert!(
-            text.starts_with("#test run\n#[Histogram log format version 1.3]\n"),
+            text.starts_with(&format!(
+                "#test run\n#{UNITS_COMMENT}\n#[Histogram log format version 1.3]\n"
+            )),
             "{text}"
         );
         assert!(text.contains("#[StartTime: 1764471600.000 (seconds since epoch)]\n"));
@@ -226,7 +261,12 @@ mod tests {
                 "\n\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"
             )
         );
-        assert!(text.contains("\nTag=connect.ws,0.000,1.000,3001.000,HIST"), "{text}");
+        // max 3000 us, scaled by 1,000,000 (3001: the highest value equivalent to 3000)
+        assert!(text.contains("\nTag=connect.ws,0.000,1.000,0.003,HIST"), "{text}");
+        assert!(
+            text.contains("\nTag=connect.ws.intended,1.000,1.002,3600.810,HIST"),
+            "{text}"
+        );
 
         let log = read(&bytes).expect("parse");
         assert_eq!(log.base_time, Some(Duration::from_secs(1_764_471_600)));

@@ -192,6 +192,13 @@ impl Metric {
     }
 }
 
+/// The tag of the histogram that merges both connect transports (`connect.ws` and
+/// `connect.longpoll`), in each view (`connect`, `connect.intended`). It is not a [`Metric`] (the
+/// users record per transport): the collector adds the two up each interval and publishes the
+/// sum under this name in the `.hlog`, the snapshot and so `summary.json`, because a threshold can
+/// name it (`connect.p99`).
+pub const CONNECT_TAG: &str = "connect";
+
 /// Which start a latency is measured from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum View {

@@ -40,7 +40,7 @@ mod timeline;
 pub use code_table::CodeCounts;
 pub use collector::{Collector, LiveView, run_collector};
 pub use failure_kind::FailureKind;
-pub use metric::{COUNTER_COUNT, Counter, METRIC_COUNT, Metric, RestEndpoint, SERIES_COUNT, Series, View};
+pub use metric::{CONNECT_TAG, COUNTER_COUNT, Counter, METRIC_COUNT, Metric, RestEndpoint, SERIES_COUNT, Series, View};
 pub use profile::profiled;
 pub use recorder::{GAUGE_COUNT, Gauge, Recorder};
 pub use recovery::{STORM_WINDOW, Storm, StormCounts, StormFigures, StormSnapshot};

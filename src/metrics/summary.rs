@@ -31,7 +31,9 @@ pub struct PercentileSummary {
 
 impl PercentileSummary {
     /// The summary of a histogram; all zero when it is empty. Percentiles are the highest value
-    /// equivalent to the sample at that rank (HdrHistogram's convention), so within 0.1 %.
+    /// equivalent to the sample at the nearest rank, `ceil(q * count)` (HdrHistogram's convention),
+    /// so within 0.1 %. (HdrHistogram_py rounds the rank instead, so at small counts its
+    /// percentiles can be one sample apart from these.)
     pub fn of(h: &Histogram<u64>, clamped: u64) -> PercentileSummary {
         if h.is_empty() {
             return PercentileSummary {

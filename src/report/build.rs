@@ -8,7 +8,7 @@ use crate::exit::Outcome;
 use crate::metrics::{MetricsSnapshot, PercentileSummary, spectrum};
 use crate::scenario::Scenario;
 pub use crate::scenario::threshold::format_value;
-use crate::scenario::threshold::{Derived, Histogram, Metric, Stat, Threshold};
+use crate::scenario::threshold::{Derived, Metric, Stat, Threshold};
 use std::collections::BTreeMap;
 
 /// Builds the summary of a finished run.
@@ -37,6 +37,7 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
         verdict: Verdict::default(),
         latency: BTreeMap::new(),
         errors: ErrorFigures::default(),
+        figures: BTreeMap::new(),
         storms: Vec::new(),
         waves: Vec::new(),
         timeline: out.marks.clone(),
@@ -106,6 +107,7 @@ pub fn not_started(
         verdict: Verdict::default(),
         latency: BTreeMap::new(),
         errors: ErrorFigures::default(),
+        figures: BTreeMap::new(),
         storms: Vec::new(),
         waves: Vec::new(),
         timeline: Vec::new(),
@@ -161,6 +163,10 @@ pub fn derive(summary: &mut RunSummary) {
         .iter()
         .map(|(name, p)| (name.clone(), profile_figures(name, p, summary)))
         .collect();
+    summary.figures = Derived::ALL
+        .iter()
+        .filter_map(|(d, name)| Some(((*name).to_owned(), observe(Metric::Derived(*d), summary)?)))
+        .collect();
 }
 
 /// Error totals and rates from counters and code tables (the run's or one profile's).
@@ -207,7 +213,9 @@ fn profile_figures(name: &str, p: &crate::metrics::ProfileSnapshot, summary: &Ru
         .iter()
         .filter_map(|(tag, h)| Some((tag.clone(), h.summary().ok()?)))
         .collect();
-    if let Ok((h, clamped)) = p.combined(&["connect.ws", "connect.longpoll"])
+    // Published by the collector; rebuilt from its parts for summaries written before.
+    if !latency.contains_key(crate::metrics::CONNECT_TAG)
+        && let Ok((h, clamped)) = p.combined(&["connect.ws", "connect.longpoll"])
         && !h.is_empty()
     {
         latency.insert("connect".to_owned(), PercentileSummary::of(&h, clamped));
@@ -319,15 +327,12 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
 pub fn observe(metric: Metric, summary: &RunSummary) -> Option<f64> {
     match metric {
         Metric::Latency(h, stat) => {
-            let one;
-            let tags: &[&str] = match h {
-                Histogram::Connect => &["connect.ws", "connect.longpoll"],
-                Histogram::One(m) => {
-                    one = [m.name()];
-                    &one
-                }
+            // The histogram published under the threshold's name; a summary written before
+            // `connect` was published has only its parts, which add up to the same.
+            let hist = match summary.metrics.histograms.get(h.name()) {
+                Some(published) => published.decode().ok()?,
+                None => summary.metrics.combined(&h.parts()).ok()?.0,
             };
-            let (hist, _) = summary.metrics.combined(tags).ok()?;
             if hist.is_empty() {
                 return None;
             }

@@ -221,7 +221,7 @@ mod tests {
             String::from_utf8(out).unwrap()
         };
         let s = junit(true);
-        assert!(s.contains(r#"tests="3" failures="1" skipped="1""#), "{s}");
+        assert!(s.contains(r#"tests="3" failures="1" errors="0" skipped="1""#), "{s}");
         assert!(
             s.contains("expected: a &lt;frame&gt; &amp; more\nreceived: nothing \n"),
             "{s}"
@@ -229,7 +229,7 @@ mod tests {
         assert!(s.contains(r#"<skipped message="no &lt;rate&gt;"/>"#), "{s}");
         assert!(!s.contains('\u{1}'));
         let s = junit(false);
-        assert!(s.contains(r#"tests="3" failures="0" skipped="2""#), "{s}");
+        assert!(s.contains(r#"tests="3" failures="0" errors="0" skipped="2""#), "{s}");
         assert!(s.contains("non-strict failure (not counted without strict)"), "{s}");
     }
 

@@ -4,9 +4,24 @@
 //! for the conformance rules watched (a testcase per rule, the failure text carrying the
 //! evidence). `chatstorm conform` writes that last testsuite alone ([`write_conformance`]).
 //! Every string is XML-escaped.
+//!
+//! The files are valid against the Jenkins-xunit `junit-10.xsd` schema (a test validates them):
+//! every `<testsuite>` carries `tests`, `failures`, `errors` (always 0: a case that could not be
+//! decided is a failure or a skip, never an error), `skipped` and `time`; `<testsuites>` carries
+//! the totals (it has no `skipped` in that schema); every `<testcase>` has a `time`.
+//!
+//! How time is reported, so that consumers which recompute a suite's statistics from its cases
+//! (junitparser, junit-report-merger) arrive at the same numbers: a suite's `time` is exactly the
+//! sum of its cases' times (in milliseconds, written with three decimals), and `<testsuites>`'s is
+//! the sum of its suites'. In a run's file the `run verdict` case carries the run's duration (the
+//! run is what was tested); the other cases are decided at the end from what the run recorded and
+//! take 0. In `chatstorm conform`'s file each rule's case carries how long its case ran; the cases
+//! run concurrently, so their sum exceeds the suite's wall time, which is given separately as the
+//! suite property `wall_time` (seconds).
 
-use super::summary::{CheckStatus, ConformanceSection, RunSummary};
+use super::summary::{CheckStatus, ConformanceSection, RunSummary, ThresholdResult};
 use crate::conformance::Verdict;
+use crate::scenario::threshold::parse_metric;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -16,23 +31,92 @@ struct Case {
     name: String,
     failure: Option<(String, String)>,
     skipped: Option<String>,
+    /// How long the case took, milliseconds.
+    time_ms: u64,
 }
 
-fn suite(w: &mut dyn Write, name: &str, cases: &[Case]) -> io::Result<()> {
-    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
-    let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
+/// One testsuite: its cases, and properties written before them.
+struct Suite<'a> {
+    name: &'a str,
+    cases: Vec<Case>,
+    properties: Vec<(&'static str, String)>,
+}
+
+impl<'a> Suite<'a> {
+    fn new(name: &'a str, cases: Vec<Case>) -> Self {
+        Suite {
+            name,
+            cases,
+            properties: Vec::new(),
+        }
+    }
+
+    fn failures(&self) -> usize {
+        self.cases.iter().filter(|c| c.failure.is_some()).count()
+    }
+
+    /// The sum of the cases' times: what a consumer recomputing the statistics arrives at.
+    fn time_ms(&self) -> u64 {
+        self.cases.iter().map(|c| c.time_ms).sum()
+    }
+}
+
+/// Milliseconds as JUnit seconds with three decimals (the schema's `SUREFIRE_TIME`), exact, so
+/// that sums of cases and of suites agree to the digit.
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// Writes `<testsuites>` with the totals, then every suite.
+fn document(w: &mut dyn Write, name: &str, suites: &[Suite<'_>]) -> io::Result<()> {
+    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         w,
-        r#"  <testsuite name="{}" tests="{}" failures="{failures}" skipped="{skipped}">"#,
+        r#"<testsuites name="{}" tests="{}" failures="{}" errors="0" time="{}">"#,
         escape(name),
-        cases.len()
+        suites.iter().map(|s| s.cases.len()).sum::<usize>(),
+        suites.iter().map(Suite::failures).sum::<usize>(),
+        seconds(suites.iter().map(Suite::time_ms).sum())
     )?;
-    for c in cases {
+    for s in suites {
+        suite(w, s)?;
+    }
+    writeln!(w, "</testsuites>")
+}
+
+fn suite(w: &mut dyn Write, s: &Suite<'_>) -> io::Result<()> {
+    let skipped = s
+        .cases
+        .iter()
+        .filter(|c| c.skipped.is_some() && c.failure.is_none())
+        .count();
+    writeln!(
+        w,
+        r#"  <testsuite name="{}" tests="{}" failures="{}" errors="0" skipped="{skipped}" time="{}">"#,
+        escape(s.name),
+        s.cases.len(),
+        s.failures(),
+        seconds(s.time_ms())
+    )?;
+    if !s.properties.is_empty() {
+        writeln!(w, "    <properties>")?;
+        for (name, value) in &s.properties {
+            writeln!(
+                w,
+                r#"      <property name="{}" value="{}"/>"#,
+                escape(name),
+                escape(value)
+            )?;
+        }
+        writeln!(w, "    </properties>")?;
+    }
+    for c in &s.cases {
         write!(
             w,
-            r#"    <testcase classname="{}" name="{}""#,
-            escape(name),
-            escape(&c.name)
+            r#"    <testcase classname="{}" name="{}" time="{}""#,
+            escape(s.name),
+            escape(&c.name),
+            seconds(c.time_ms)
         )?;
         match (&c.failure, &c.skipped) {
             (Some((msg, text)), _) => {
@@ -59,7 +143,8 @@ fn suite(w: &mut dyn Write, name: &str, cases: &[Case]) -> io::Result<()> {
 /// The conformance rules as JUnit cases: a failure that counts (see
 /// [`ConformanceSection::counts`]) is a `<failure>` whose message is the requirement and whose text
 /// is the evidence; a skipped rule, and a non-strict failure that does not count, are `<skipped>`
-/// with the reason.
+/// with the reason. A case's time is how long the suite's case ran (0 for rules watched during a
+/// load run).
 fn conformance_cases(c: &ConformanceSection) -> Vec<Case> {
     c.rules
         .iter()
@@ -83,9 +168,18 @@ fn conformance_cases(c: &ConformanceSection) -> Vec<Case> {
                     )
                 }),
                 skipped,
+                time_ms: r.duration_ms.unwrap_or(0),
             }
         })
         .collect()
+}
+
+/// `threshold connect.p99 < 2s breached (p99 of histogram connect: connect.ws and
+/// connect.longpoll merged)`: the message names the figure the threshold was judged on.
+fn threshold_message(t: &ThresholdResult) -> String {
+    let what = if t.no_data { "has no data" } else { "breached" };
+    let source = parse_metric(&t.metric).map_or_else(|_| String::new(), |m| format!(" ({})", m.source()));
+    format!("threshold {} {} {what}{source}", t.metric, t.condition)
 }
 
 /// Writes the JUnit XML of a run.
@@ -93,8 +187,7 @@ fn conformance_cases(c: &ConformanceSection) -> Vec<Case> {
 /// # Errors
 /// When `w` fails.
 pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
-    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-    writeln!(w, r#"<testsuites name="chatstorm {}">"#, escape(&s.run.name))?;
+    let mut suites = Vec::new();
     let verdict = vec![Case {
         name: "run verdict".to_owned(),
         failure: (s.verdict.exit_code != 0).then(|| {
@@ -104,8 +197,9 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
             )
         }),
         skipped: None,
+        time_ms: s.run.duration_ms,
     }];
-    suite(w, "verdict", &verdict)?;
+    suites.push(Suite::new("verdict", verdict));
     let checks: Vec<Case> = s
         .checks
         .iter()
@@ -133,27 +227,23 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
                 CheckStatus::Off => Some("turned off in the scenario's checks".to_owned()),
                 _ => None,
             },
+            time_ms: 0,
         })
         .collect();
     if !checks.is_empty() {
-        suite(w, "checks", &checks)?;
+        suites.push(Suite::new("checks", checks));
     }
     let thresholds: Vec<Case> = s
         .thresholds
         .iter()
         .map(|t| Case {
             name: format!("{} {}", t.metric, t.condition),
-            failure: (!t.passed).then(|| {
-                let what = if t.no_data { "has no data" } else { "breached" };
-                (
-                    format!("threshold {} {} {what}", t.metric, t.condition),
-                    format!("observed {}", t.observed_text),
-                )
-            }),
+            failure: (!t.passed).then(|| (threshold_message(t), format!("observed {}", t.observed_text))),
             skipped: None,
+            time_ms: 0,
         })
         .collect();
-    suite(w, "thresholds", &thresholds)?;
+    suites.push(Suite::new("thresholds", thresholds));
     let g = &s.generator;
     let generator = vec![Case {
         name: "generator kept up".to_owned(),
@@ -164,24 +254,27 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
             )
         }),
         skipped: None,
+        time_ms: 0,
     }];
-    suite(w, "generator", &generator)?;
+    suites.push(Suite::new("generator", generator));
     if let Some(c) = s.conformance.as_ref().filter(|c| !c.rules.is_empty()) {
-        suite(w, "conformance", &conformance_cases(c))?;
+        suites.push(Suite::new("conformance", conformance_cases(c)));
     }
-    writeln!(w, "</testsuites>")
+    document(w, &format!("chatstorm {}", s.run.name), &suites)
 }
 
 /// Writes the JUnit XML of `chatstorm conform`: the same `conformance` testsuite a run's
-/// `junit.xml` carries, alone.
+/// `junit.xml` carries, alone, with the suite's wall time as the property `wall_time` (the
+/// suite's `time` is the sum of its concurrently run cases; see the module header).
 ///
 /// # Errors
 /// When `w` fails.
 pub fn write_conformance(c: &ConformanceSection, w: &mut dyn Write) -> io::Result<()> {
-    writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-    writeln!(w, r#"<testsuites name="chatstorm conform">"#)?;
-    suite(w, "conformance", &conformance_cases(c))?;
-    writeln!(w, "</testsuites>")
+    let mut suite = Suite::new("conformance", conformance_cases(c));
+    if let Some(ms) = c.duration_ms {
+        suite.properties.push(("wall_time", seconds(ms)));
+    }
+    document(w, "chatstorm conform", &[suite])
 }
 
 /// Writes `junit.xml` into `dir`.

@@ -15,10 +15,64 @@ pub use crate::metrics::StormFigures;
 /// The schema identifier written into every summary.
 pub const SCHEMA_ID: &str = "chatstorm-summary/1";
 
+/// The JSON Schema of `summary.json`, as committed at `schemas/summary.schema.json`: the schemars
+/// derivation of [`RunSummary`] (with the `schema` const, the outcome and exit-code enums and the
+/// `date-time` format set on its fields) made strict, every object with a fixed set of
+/// properties closed to others ([`close_objects`]).
+pub fn json_schema() -> schemars::Schema {
+    let mut schema = schemars::schema_for!(RunSummary).to_value();
+    close_objects(&mut schema, false);
+    // Back into a `Schema`, whose serialization puts `$schema`, `title` and `description` first.
+    schemars::Schema::try_from(schema).unwrap_or_else(|_| schemars::schema_for!(RunSummary))
+}
+
+/// Closes every object schema with fixed `properties` (a struct) to properties it does not
+/// name: `additionalProperties: false`, or, when the struct flattens an enum in (its variants
+/// are `oneOf`/`anyOf`/`allOf` branches beside the properties), `unevaluatedProperties: false`,
+/// which counts the properties the matching branch names; the branches themselves stay open, as
+/// each sees the whole object. Maps (`additionalProperties` already set) are left as they are.
+fn close_objects(schema: &mut serde_json::Value, flattened_branch: bool) {
+    let serde_json::Value::Object(map) = schema else {
+        if let serde_json::Value::Array(items) = schema {
+            for item in items {
+                close_objects(item, flattened_branch);
+            }
+        }
+        return;
+    };
+    let has_properties = map.contains_key("properties");
+    let has_branches = ["oneOf", "anyOf", "allOf"].iter().any(|k| map.contains_key(*k));
+    if has_properties && !flattened_branch && !map.contains_key("additionalProperties") {
+        let key = if has_branches {
+            "unevaluatedProperties"
+        } else {
+            "additionalProperties"
+        };
+        map.insert(key.to_owned(), serde_json::Value::Bool(false));
+    }
+    for (key, child) in map.iter_mut() {
+        match key.as_str() {
+            "oneOf" | "anyOf" | "allOf" => close_objects(child, has_properties),
+            "properties" | "$defs" | "patternProperties" => {
+                if let serde_json::Value::Object(children) = child {
+                    for c in children.values_mut() {
+                        close_objects(c, false);
+                    }
+                }
+            }
+            "items" | "additionalProperties" | "prefixItems" | "not" | "if" | "then" | "else" => {
+                close_objects(child, false);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Everything a run measured and decided.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RunSummary {
     /// Always [`SCHEMA_ID`].
+    #[schemars(extend("const" = SCHEMA_ID))]
     pub schema: String,
     /// The tool that wrote it.
     pub tool: ToolInfo,
@@ -26,10 +80,17 @@ pub struct RunSummary {
     pub run: RunInfo,
     /// Pass or fail, the exit code and why.
     pub verdict: Verdict,
-    /// Latency figures per histogram tag (`connect.ws`, `connect.ws.intended`, `reconnect`, ...).
+    /// Latency figures per histogram tag (`connect.ws`, `connect.ws.intended`, `reconnect`, ...,
+    /// and `connect`: both transports merged, the histogram a `connect.*` threshold judges).
     pub latency: BTreeMap<String, LatencyFigures>,
     /// Error totals and rates.
     pub errors: ErrorFigures,
+    /// Every run-wide figure a threshold can name that is neither a histogram (those are in
+    /// `latency`) nor a counter (`metrics.counters`), by its threshold name: `errors.rate` (a
+    /// share in [0, 1]), `errors.count`, `connects.rate` (per second), `conformance.failed`.
+    /// A figure with no data (an error rate of no operations) is absent.
+    #[serde(default)]
+    pub figures: BTreeMap<String, f64>,
     /// Reconnect storms and their recovery.
     pub storms: Vec<StormFigures>,
     /// Background waves (mobile apps sent to the background at once) and their recovery after
@@ -99,6 +160,7 @@ pub struct RunInfo {
     /// Whether the target was the bundled mock.
     pub target_is_mock: bool,
     /// RFC 3339 start time.
+    #[schemars(extend("format" = "date-time"))]
     pub started_at: String,
     /// Length of the run, milliseconds.
     pub duration_ms: u64,
@@ -134,9 +196,11 @@ impl RunInfo {
 /// The outcome.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Verdict {
-    /// `passed`, `threshold breached`, ...
+    /// `passed`, `threshold breached`, ... (one of [`Outcome::verdict`](crate::exit::Outcome::verdict)'s words).
+    #[schemars(extend("enum" = crate::exit::Outcome::verdicts()))]
     pub outcome: String,
-    /// The process exit code.
+    /// The process exit code (one of the documented codes, README "Exit codes").
+    #[schemars(extend("enum" = crate::exit::Outcome::codes()))]
     pub exit_code: u8,
     /// One line per reason it did not pass.
     pub reasons: Vec<String>,

@@ -92,6 +92,29 @@ impl Metric {
             Metric::Derived(_) | Metric::Counter(_) => Unit::Count,
         }
     }
+
+    /// What the figure is read from, for people (a threshold's failure message says it): `p99 of
+    /// histogram connect, which merges connect.ws and connect.longpoll`, `counter events_lost`.
+    pub fn source(self) -> String {
+        match self {
+            Metric::Latency(h, stat) => {
+                let parts = h.parts();
+                let merged = if parts.len() > 1 {
+                    format!(", which merges {}", parts.join(" and "))
+                } else {
+                    String::new()
+                };
+                format!("{} of histogram {}{merged}", stat.name(), h.name())
+            }
+            Metric::Derived(Derived::ErrorsRate) => {
+                "failed operations / operations (connects, REST calls, token fetches)".to_owned()
+            }
+            Metric::Derived(Derived::ErrorsCount) => "failed connects, REST calls and token fetches".to_owned(),
+            Metric::Derived(Derived::ConnectsRate) => "the most WebSocket connects in one second".to_owned(),
+            Metric::Derived(Derived::ConformanceFailed) => "conformance rules whose failure counts".to_owned(),
+            Metric::Counter(c) => format!("counter {}", c.name()),
+        }
+    }
 }
 
 /// Canonical units of threshold bounds.
@@ -109,7 +132,9 @@ pub enum Unit {
 
 /// A latency histogram a threshold can name: any of `crate::metrics::Metric` by its stable
 /// name (`connect.ws`, `token.refresh`, `rest.read`, `recovery`, ...), or `connect`, which is
-/// both connect transports (`connect.ws` and `connect.longpoll`) merged.
+/// both connect transports (`connect.ws` and `connect.longpoll`) merged, and which the run
+/// publishes as a histogram of its own (`metrics::CONNECT_TAG`) so that the figure a threshold
+/// judged appears under its name in `summary.json`, the latency tables and the `.hlog`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Histogram {
     /// `connect.ws` and `connect.longpoll` together.
@@ -122,7 +147,7 @@ impl Histogram {
     /// The name used in thresholds.
     pub fn name(self) -> &'static str {
         match self {
-            Histogram::Connect => "connect",
+            Histogram::Connect => metrics::CONNECT_TAG,
             Histogram::One(m) => m.name(),
         }
     }
@@ -133,6 +158,17 @@ impl Histogram {
             return Some(Histogram::Connect);
         }
         metrics::Metric::from_name(name).map(Histogram::One)
+    }
+
+    /// The recorded histograms (actual view) the figure adds up: both transports for `connect`.
+    pub fn parts(self) -> Vec<&'static str> {
+        match self {
+            Histogram::Connect => vec![
+                metrics::Metric::ConnectWs.name(),
+                metrics::Metric::ConnectLongpoll.name(),
+            ],
+            Histogram::One(m) => vec![m.name()],
+        }
     }
 
     /// Every histogram name, `connect` first.
@@ -173,6 +209,11 @@ impl Stat {
         (Stat::Max, "max"),
         (Stat::Mean, "mean"),
     ];
+
+    /// The name used in thresholds (`p99`).
+    pub fn name(self) -> &'static str {
+        Stat::ALL.iter().find(|(s, _)| *s == self).map_or("?", |(_, n)| n)
+    }
 
     /// The percentile (0–100) for percentile stats, `None` for max and mean.
     pub fn percentile(self) -> Option<f64> {

@@ -138,7 +138,7 @@ violation_tests! {
     auth_no_exp_refused: "AUTH-NO-EXP-VALID" => Peer(Behaviour::AlwaysError(40)), "\"code\":40";
     auth_ws_api_key_unchecked: "AUTH-WS-API-KEY-2" => V("skip_api_key_check"), "health.check";
     auth_ws_no_token_accepted: "AUTH-WS-NO-TOKEN-5" => Peer(Behaviour::AcceptAll), "health.check";
-    auth_ws_dev_token_accepted: "AUTH-WS-DEV-TOKEN-5" => Config(|c| c.allow_dev_tokens = true), "health.check";
+    auth_ws_dev_token_accepted: "AUTH-WS-DEV-TOKEN-5" => Config(|c| c.allow_dev_tokens = true), "connection_id";
     auth_ws_server_token_accepted: "AUTH-WS-SERVER-TOKEN" => Peer(Behaviour::AcceptAll), "health.check";
     auth_rest_api_key_missing_served: "AUTH-REST-API-KEY-MISSING-2" => V("skip_api_key_check"), "HTTP 2";
     auth_rest_api_key_wrong_served: "AUTH-REST-API-KEY-WRONG-2" => V("skip_api_key_check"), "HTTP 2";

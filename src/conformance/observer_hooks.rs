@@ -83,6 +83,67 @@ impl Observer {
         }
     }
 
+    /// A stamped event (`what`: `typing.start`, `message.read`, `message.new`) of send `seq` from
+    /// `sender` on channel index `channel` reached `receiver`: DELIVERY-ONCE (`duplicate`: it had
+    /// already), and DELIVERY-ORDER (`out_of_order`: after a later send of the same sender and
+    /// kind; `None` when the kind cannot be judged).
+    #[allow(clippy::too_many_arguments)] // one flat forwarding call from the user bridge
+    pub fn receipt_delivered(
+        &self,
+        what: &str,
+        seq: u64,
+        sender: u32,
+        receiver: u32,
+        channel: u32,
+        duplicate: bool,
+        out_of_order: Option<bool>,
+    ) {
+        let r = name(receiver);
+        self.check(
+            "DELIVERY-ONCE",
+            !duplicate,
+            &r,
+            "each event once per connection",
+            || {
+                format!(
+                    "{what} #{seq} from {} on channel #{channel} received a second time",
+                    name(sender)
+                )
+            },
+        );
+        if let Some(ooo) = out_of_order {
+            self.check(
+                "DELIVERY-ORDER",
+                !ooo,
+                &r,
+                "a sender's events in the order they were sent",
+                || {
+                    format!(
+                        "{what} #{seq} from {} on channel #{channel} arrived after a later one of the same sender",
+                        name(sender)
+                    )
+                },
+            );
+        }
+    }
+
+    /// End-of-run delivery totals (DELIVERY-EVERY-WATCHER): `received` receipts and `lost`
+    /// deliveries proven lost; `first` is the first loss as (receiver, description).
+    pub fn deliveries_settled(&self, received: u64, lost: u64, first: impl FnOnce() -> Option<(u32, String)>) {
+        self.tally(
+            "DELIVERY-EVERY-WATCHER",
+            received + lost,
+            lost,
+            "every event at every connection certainly watching its channel",
+            || {
+                first().map_or_else(
+                    || (String::new(), format!("{lost} deliveries lost")),
+                    |(u, d)| (name(u), d),
+                )
+            },
+        );
+    }
+
     /// A REST call ended: a 429 must carry code 9 (RATE-429-CODE-9); `code` is the body's code.
     pub fn user_rest(&self, user: u32, status: Option<u16>, code: Option<i32>) {
         if status == Some(429) {

@@ -101,6 +101,18 @@ impl user::UserObserver for Watch {
             true,
         );
     }
+    fn on_receipt(&self, d: user::Delivered) {
+        use user::delivery::Kind;
+        let what = match d.kind {
+            Kind::Typing => "typing.start",
+            Kind::Read => "message.read",
+            Kind::Message => "message.new",
+        };
+        // A `message.read` carries no stamp of its own, so its order cannot be judged.
+        let order = (d.kind != Kind::Read).then_some(d.out_of_order);
+        self.0
+            .receipt_delivered(what, d.seq, d.sender, d.receiver, d.channel, d.duplicate, order);
+    }
     fn on_rest(&self, user: u32, _endpoint: crate::metrics::RestEndpoint, status: Option<u16>, code: Option<i32>) {
         self.0.user_rest(user, status, code);
     }

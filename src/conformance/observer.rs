@@ -229,6 +229,10 @@ impl Observer {
         }
         let slot = &self.inner.slots[i];
         slot.checks.fetch_add(checks, Relaxed);
+        if let Some([c, f]) = slot.by_profile.get(current_slot()) {
+            c.fetch_add(checks, Relaxed);
+            f.fetch_add(failures, Relaxed);
+        }
         if failures == 0 {
             return;
         }

@@ -209,4 +209,36 @@ mod tests {
         assert_eq!(get("RECONNECT-ERROR-CLOSE-1000"), Some((1, 1)));
         assert_eq!(get("HEALTH-INTERVAL"), Some((2, 0)));
     }
+
+    #[test]
+    fn deliveries_count_duplicates_reorders_and_losses() {
+        let o = Observer::for_run(&[], 3, Duration::from_secs(30));
+        o.receipt_delivered("message.new", 7, 0, 1, 2, false, Some(false));
+        o.receipt_delivered("message.new", 7, 0, 1, 2, true, Some(false));
+        o.receipt_delivered("message.read", 8, 0, 2, 2, false, None);
+        o.receipt_delivered("typing.start", 9, 0, 2, 2, false, Some(true));
+        o.deliveries_settled(40, 0, || None);
+        o.deliveries_settled(0, 2, || Some((1, "message.new #3 never reached u1".to_owned())));
+        let s = o.summary();
+        let get = |id: &str| s.rules.iter().find(|r| r.id == id).unwrap();
+        let once = get("DELIVERY-ONCE");
+        assert_eq!((once.checks, once.failures), (4, 1));
+        assert!(
+            once.first_failure
+                .as_ref()
+                .unwrap()
+                .received
+                .contains("#7 from user #0 on channel #2")
+        );
+        let order = get("DELIVERY-ORDER");
+        assert_eq!((order.checks, order.failures), (3, 1), "reads are not judged for order");
+        let every = get("DELIVERY-EVERY-WATCHER");
+        assert_eq!((every.checks, every.failures), (42, 2));
+        let f = every.first_failure.as_ref().unwrap();
+        assert_eq!(
+            (f.user.as_str(), f.received.as_str()),
+            ("user #1", "message.new #3 never reached u1")
+        );
+        assert!(s.failed(false));
+    }
 }

@@ -44,13 +44,18 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+/// The SDK profile of user `index` (the seed decides).
+pub fn profile_of(scenario: &Scenario, index: u32) -> chatstorm_protocol::Profile {
+    scenario
+        .users
+        .profile
+        .pick(crate::seed::hash3(scenario.seed, 0x7072_6f66, u64::from(index)))
+}
+
 /// The spec of user `index`.
 pub fn spec(scenario: &Scenario, index: u32, intended: Option<Instant>) -> UserSpec {
     let seed = crate::seed::user_seed(scenario.seed, index);
-    let profile = scenario
-        .users
-        .profile
-        .pick(crate::seed::hash3(scenario.seed, 0x7072_6f66, u64::from(index)));
+    let profile = profile_of(scenario, index);
     let p = &scenario.users.privacy;
     let b = &scenario.behaviour;
     UserSpec {

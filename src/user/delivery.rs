@@ -234,6 +234,10 @@ pub struct DeliveryTracker {
     leaks: AtomicU64,
     /// The first proven loss (taken once, when `lost` leaves zero).
     first_lost: Mutex<Option<LostDelivery>>,
+    /// Per receiver: first receipts and proven losses, so the conformance totals can be filed
+    /// under each receiver's profile.
+    received_by: Box<[AtomicU64]>,
+    lost_by: Box<[AtomicU64]>,
 }
 
 impl DeliveryTracker {
@@ -324,6 +328,8 @@ impl DeliveryTracker {
             late: AtomicU64::new(0),
             leaks: AtomicU64::new(0),
             first_lost: Mutex::new(None),
+            received_by: zeroed(users),
+            lost_by: zeroed(users),
         }
     }
 
@@ -518,6 +524,9 @@ impl DeliveryTracker {
                 };
                 if heard >= deadline {
                     lost += 1;
+                    if let Some(n) = self.lost_by.get(self.member_user[p] as usize) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
                     if first_loss.is_none() {
                         let what = slot.what.load(Ordering::Acquire);
                         first_loss = Some(LostDelivery {
@@ -569,6 +578,17 @@ impl DeliveryTracker {
             ms(l.heard_us),
             GRACE.as_secs(),
         )
+    }
+
+    /// How many users the tracker knows (indices `0..n`).
+    pub fn user_count(&self) -> u32 {
+        self.received_by.len() as u32
+    }
+
+    /// `(received, lost)` of receiver `user`: first receipts and proven losses.
+    pub fn by_receiver(&self, user: u32) -> (u64, u64) {
+        let get = |t: &[AtomicU64]| t.get(user as usize).map_or(0, |n| n.load(Ordering::Relaxed));
+        (get(&self.received_by), get(&self.lost_by))
     }
 
     /// The first delivery proven lost, if any.
@@ -686,6 +706,9 @@ impl DeliveryTracker {
             Receipt::Duplicate
         } else {
             self.received.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = self.received_by.get(receiver as usize) {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
             Receipt::Fresh
         }
     }
@@ -955,6 +978,33 @@ mod tests {
         t.answered(m.seq, true, 11);
         let tot = t.finish();
         assert_eq!(tot.lost, 2, "users 1 and 2 are the members of b: {tot:?}");
+    }
+
+    #[test]
+    fn receipts_say_what_they_were_and_the_first_loss_is_kept_as_evidence() {
+        let t = tracker();
+        watch(&t, 0..3, 0, 10, 0);
+        let m = t.send(Kind::Message, 0, 0, 100);
+        t.answered(m.seq, true, 200);
+        assert_eq!(t.receipt(Kind::Message, m, 1, 0), Receipt::Fresh);
+        assert_eq!(t.receipt(Kind::Message, m, 1, 0), Receipt::Duplicate);
+        let y = t.send(Kind::Typing, 0, 0, 300);
+        assert_eq!(t.receipt(Kind::Typing, y, 0, 0), Receipt::Ignored, "own typing");
+        t.receive(Kind::Message, m, 0, 0);
+        t.heard(2, 200 + GRACE_US + 1);
+        assert_eq!(t.first_lost(), None);
+        t.finish();
+        let l = t.first_lost().expect("user 2 never got the message");
+        assert_eq!((t.by_receiver(1), t.by_receiver(2)), ((1, 0), (0, 1)));
+        assert_eq!(
+            (l.kind, l.seq, l.sender, l.receiver, l.channel),
+            (Kind::Message, m.seq, 0, 2, 0)
+        );
+        let text = t.describe_lost(&l);
+        assert!(
+            text.contains("message.new #0 from u0 on messaging:a never reached u2"),
+            "{text}"
+        );
     }
 
     #[test]

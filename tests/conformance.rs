@@ -82,7 +82,8 @@ async fn token_endpoint_target_skips_forged_token_cases() {
             "AUTH-NO-EXP-VALID",
             "AUTH-WS-SERVER-TOKEN",
             "AUTH-REST-NOT-YET-VALID-41",
-            "AUTH-REST-IAT-FUTURE-42"
+            "AUTH-REST-IAT-FUTURE-42",
+            "AUTH-REST-NO-USER-CLAIM-5"
         ]
     );
     assert!(!report.exit_failed(true));

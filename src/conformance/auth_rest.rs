@@ -193,6 +193,20 @@ pub async fn rest_iat_future_42(ctx: Arc<CaseCtx>) -> CaseResult {
     refused(&r, &who, 401, &[42], "token used before issued-at")
 }
 
+/// AUTH-REST-NO-USER-CLAIM-5: a REST call with a correctly signed token that is neither a user
+/// token (no `user_id`) nor a server token gets HTTP 401 with code 5.
+pub async fn rest_no_user_claim_5(ctx: Arc<CaseCtx>) -> CaseResult {
+    let c = Arc::clone(&ctx);
+    let (who, r) = probe_with_token(&ctx, move |_| {
+        c.forge(&Claims {
+            exp: Some(now_unix() + 3600),
+            ..Claims::default()
+        })
+    })
+    .await?;
+    refused(&r, &who, 401, &[5], "a token without user_id is no user's token")
+}
+
 /// AUTH-REST-ALG-NONE: a REST call with an unsigned `alg: none` token gets HTTP 401 (code 5 or
 /// 43).
 pub async fn rest_alg_none(ctx: Arc<CaseCtx>) -> CaseResult {

@@ -312,6 +312,11 @@ pub(crate) const MATRIX: &[Requirement] = &[
     ),
     req(
         "2.1 JWT format",
+        "a signed token that is neither a user token (`user_id`) nor a server token: code 5",
+        R(&["AUTH-REST-NO-USER-CLAIM-5"]),
+    ),
+    req(
+        "2.1 JWT format",
         "claims of the wrong type (numeric `user_id`): code 5",
         Why("not yet a rule"),
     ),

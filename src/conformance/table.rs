@@ -257,6 +257,14 @@ static RULES: &[Rule] = &[
         "A REST call with a token issued in the future gets HTTP 401 with code 42."
     ),
     rule!(
+        "AUTH-REST-NO-USER-CLAIM-5",
+        Auth,
+        "§2.1, §9.2",
+        Strict,
+        auth_rest::rest_no_user_claim_5,
+        "A REST call with a signed token that has neither user_id nor server:true gets HTTP 401 with code 5."
+    ),
+    rule!(
         "AUTH-REST-ALG-NONE",
         Auth,
         "§2.1, decisions",

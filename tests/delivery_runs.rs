@@ -118,3 +118,45 @@ async fn a_server_that_reorders_deliveries_fails_the_run() {
     assert!(counter(&r, "events_out_of_order") > 0, "{:?}", r.metrics.counters);
     assert_failed(&r, "DELIVERY-ORDER", "arrived after a later one");
 }
+
+/// `chatstorm conform` (the command, not only the rule runner) fails with exit 3 against a mock
+/// that delivers every event twice, naming DELIVERY-ONCE, and passes the other DELIVERY rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conform_fails_against_a_server_that_delivers_twice() {
+    let cfg = chatstorm::conformance::embedded_mock_config();
+    let mock = chatstorm_mock::start(cfg.clone()).await.expect("mock starts");
+    mock.control.set_violation(
+        chatstorm_mock::Violation::from_name("deliver_twice").expect("violation"),
+        true,
+    );
+    let dir = std::env::temp_dir().join(format!("chatstorm-conform-delivery-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let outcome = chatstorm::commands::conform(chatstorm::plan::ConformPlan {
+        target: chatstorm::target::TargetOptions {
+            target: Some(mock.base_url()),
+            api_key: Some(cfg.api_key),
+            secret: Some(cfg.secret),
+            token_endpoint: None,
+            fault_secret: None,
+        },
+        only: vec!["DELIVERY-*".into()],
+        strict: false,
+        out: Some(dir.clone()),
+    })
+    .await;
+    mock.shutdown().await;
+    let json = std::fs::read_to_string(dir.join("conformance.json")).expect("conformance.json");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(outcome, chatstorm::exit::Outcome::ConformanceFailed);
+    let section: chatstorm::report::summary::ConformanceSection = serde_json::from_str(&json).expect("typed");
+    let verdict = |id: &str| section.rules.iter().find(|r| r.id == id).map(|r| r.verdict.clone());
+    assert_eq!(verdict("DELIVERY-ONCE"), Some(Verdict::Failed), "{json}");
+    for id in [
+        "DELIVERY-EVERY-WATCHER",
+        "DELIVERY-ORDER",
+        "DELIVERY-NOT-WATCHING",
+        "DELIVERY-STOP-WATCHING",
+    ] {
+        assert_eq!(verdict(id), Some(Verdict::Passed), "{id}: {json}");
+    }
+}

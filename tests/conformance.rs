@@ -83,7 +83,8 @@ async fn token_endpoint_target_skips_forged_token_cases() {
             "AUTH-WS-SERVER-TOKEN",
             "AUTH-REST-NOT-YET-VALID-41",
             "AUTH-REST-IAT-FUTURE-42",
-            "AUTH-REST-NO-USER-CLAIM-5"
+            "AUTH-REST-NO-USER-CLAIM-5",
+            "AUTH-REST-CLAIM-TYPE-5"
         ]
     );
     assert!(!report.exit_failed(true));

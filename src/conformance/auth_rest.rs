@@ -207,6 +207,24 @@ pub async fn rest_no_user_claim_5(ctx: Arc<CaseCtx>) -> CaseResult {
     refused(&r, &who, 401, &[5], "a token without user_id is no user's token")
 }
 
+/// AUTH-REST-CLAIM-TYPE-5: a REST call with a correctly signed token whose `user_id` is a number
+/// gets HTTP 401 with code 5 (claim types are strict).
+pub async fn rest_claim_type_5(ctx: Arc<CaseCtx>) -> CaseResult {
+    let Some(secret) = ctx.secret().map(<[u8]>::to_vec) else {
+        return Err(CaseError::Skip(
+            "needs tokens forged with the app secret; the target was given only a token endpoint".to_owned(),
+        ));
+    };
+    let (who, r) = probe_with_token(&ctx, move |_| {
+        Ok(token::sign_json(
+            &json!({"user_id": 12345, "exp": now_unix() + 3600}),
+            &secret,
+        ))
+    })
+    .await?;
+    refused(&r, &who, 401, &[5], "user_id must be a string")
+}
+
 /// AUTH-REST-ALG-NONE: a REST call with an unsigned `alg: none` token gets HTTP 401 (code 5 or
 /// 43).
 pub async fn rest_alg_none(ctx: Arc<CaseCtx>) -> CaseResult {

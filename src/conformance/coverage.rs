@@ -318,7 +318,7 @@ pub(crate) const MATRIX: &[Requirement] = &[
     req(
         "2.1 JWT format",
         "claims of the wrong type (numeric `user_id`): code 5",
-        Why("not yet a rule"),
+        R(&["AUTH-REST-CLAIM-TYPE-5"]),
     ),
     req(
         "2.1 JWT format",

@@ -265,6 +265,14 @@ static RULES: &[Rule] = &[
         "A REST call with a signed token that has neither user_id nor server:true gets HTTP 401 with code 5."
     ),
     rule!(
+        "AUTH-REST-CLAIM-TYPE-5",
+        Auth,
+        "§2.1",
+        Strict,
+        auth_rest::rest_claim_type_5,
+        "A REST call with a signed token whose user_id is a number gets HTTP 401 with code 5."
+    ),
+    rule!(
         "AUTH-REST-ALG-NONE",
         Auth,
         "§2.1, decisions",

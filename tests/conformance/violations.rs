@@ -149,6 +149,7 @@ violation_tests! {
     auth_rest_nbf_wrong_code: "AUTH-REST-NOT-YET-VALID-41" => Peer(Behaviour::RestError(5)), "\"code\":5";
     auth_rest_iat_wrong_code: "AUTH-REST-IAT-FUTURE-42" => Peer(Behaviour::RestError(5)), "\"code\":5";
     auth_rest_no_user_claim_served: "AUTH-REST-NO-USER-CLAIM-5" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
+    auth_rest_claim_type_served: "AUTH-REST-CLAIM-TYPE-5" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
     auth_rest_alg_none_served: "AUTH-REST-ALG-NONE" => V("accept_alg_none"), "HTTP 2";
     auth_rest_user_mismatch_served: "AUTH-REST-USER-MISMATCH" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
     auth_perm_upsert_other_served: "AUTH-PERM-UPSERT-OTHER-17" => V("skip_permission_checks"), "HTTP 2";

@@ -1,7 +1,10 @@
 //! The rule table: every rule the suite checks, with its PROTOCOL.md section, its requirement in
 //! one sentence and its grade. Non-strict where PROTOCOL.md says UNCONFIRMED or INFERRED.
-//! Adding a rule: a case in its area module, a row here, and a violation test in
-//! `tests/conformance.rs` (a test fails when a rule has none).
+//! Adding a rule: a case in its area module, a row here, a violation test in
+//! `tests/conformance/violations.rs` (a test fails when a rule has none), and its requirement's
+//! row in the coverage matrix (`coverage.rs`; a test fails when a rule is missing there, and
+//! `CHATSTORM_BLESS=1 cargo test -p chatstorm --lib conformance::coverage` rewrites
+//! `docs/conformance-coverage.md`).
 
 use super::Area::*;
 use super::Strictness::{NonStrict, Strict};

@@ -1,5 +1,6 @@
 //! The [`Observer`]'s index-based hooks, shaped like the simulated user's observer callbacks
-//! (`on_connected`, `on_event`, `on_leak`, `on_rest`, `on_connect_error`), so the bridge between
+//! (`on_connected`, `on_event`, `on_leak`, `on_receipt`, `on_rest`, `on_connect_error`, and the
+//! end-of-run delivery totals), so the bridge between
 //! `crate::user` and the conformance rules is one forwarding line per callback. Per-user state
 //! (last connection id, last health check) exists only for observers built with
 //! [`Observer::for_run`]; users outside that range are not checked by the stateful rules.

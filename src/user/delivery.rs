@@ -21,6 +21,10 @@
 //! per member of its channel for "expected" and one for "received"; a slot is settled when the
 //! ring wraps onto it or at [`DeliveryTracker::finish`]. Receipts of sends already settled are
 //! counted as late (neither lost nor duplicated).
+//!
+//! Each receipt says what it was ([`Receipt`]), per-receiver totals are kept, and the first proven
+//! loss is remembered ([`LostDelivery`]), so a load run reports duplicates, losses and reorders as
+//! conformance failures with evidence (DELIVERY-ONCE, DELIVERY-EVERY-WATCHER, DELIVERY-ORDER).
 
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -87,20 +87,59 @@ impl App {
     /// straight from the channel's watcher map without collecting it first. Cost: one queue push
     /// per receiver, and the frame's bytes are shared, not copied.
     pub fn deliver_each<'a>(&self, conns: impl Iterator<Item = &'a Arc<Conn>>, frame: &Utf8Bytes) {
+        let mangle = self.faults.mangles_delivery();
         for c in conns {
-            let limit = match c.transport {
-                Transport::WebSocket => self.cfg.outbox_limit,
-                Transport::LongPoll => self.cfg.longpoll_buffer,
-            };
-            match c.push(frame.clone(), limit) {
-                Pushed::Queued => Stats::bump(&self.stats.events_queued),
-                Pushed::DroppedOldest => {
-                    Stats::bump(&self.stats.events_queued);
-                    Stats::bump(&self.stats.longpoll_events_dropped);
-                }
-                Pushed::Overflow => Stats::bump(&self.stats.slow_consumers_dropped),
-                Pushed::Closed => {}
+            if mangle {
+                self.deliver_mangled(c, frame);
+            } else {
+                self.push_one(c, frame.clone());
             }
+        }
+    }
+
+    fn push_one(&self, c: &Conn, frame: Utf8Bytes) {
+        let limit = match c.transport {
+            Transport::WebSocket => self.cfg.outbox_limit,
+            Transport::LongPoll => self.cfg.longpoll_buffer,
+        };
+        match c.push(frame, limit) {
+            Pushed::Queued => Stats::bump(&self.stats.events_queued),
+            Pushed::DroppedOldest => {
+                Stats::bump(&self.stats.events_queued);
+                Stats::bump(&self.stats.longpoll_events_dropped);
+            }
+            Pushed::Overflow => Stats::bump(&self.stats.slow_consumers_dropped),
+            Pushed::Closed => {}
+        }
+    }
+
+    /// One push under the `drop_deliveries`, `reorder_deliveries` or `deliver_twice` violation.
+    fn deliver_mangled(&self, c: &Conn, frame: &Utf8Bytes) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.violation(Violation::DropDeliveries) && self.faults.delivery_count.fetch_add(1, Relaxed) % 2 == 1 {
+            return;
+        }
+        let times = if self.violation(Violation::DeliverTwice) { 2 } else { 1 };
+        if self.violation(Violation::ReorderDeliveries) {
+            let mut held = self.faults.held.lock().unwrap_or_else(|e| e.into_inner());
+            match held.remove(&c.id.0) {
+                None => {
+                    held.insert(c.id.0, frame.clone());
+                }
+                Some(earlier) => {
+                    drop(held);
+                    for _ in 0..times {
+                        self.push_one(c, frame.clone());
+                    }
+                    for _ in 0..times {
+                        self.push_one(c, earlier.clone());
+                    }
+                }
+            }
+            return;
+        }
+        for _ in 0..times {
+            self.push_one(c, frame.clone());
         }
     }
 
@@ -117,6 +156,15 @@ impl App {
         rec.connected(id);
         let conn = Arc::new(Conn::new(id, rec.id.clone(), transport));
         w.conns.insert(id, conn.clone());
+        if self.violation(Violation::DeliverToUnwatched) {
+            let cids = w.users.get(user).map(|u| u.member_of.clone()).unwrap_or_default();
+            for cid in cids {
+                if let Some(ch) = w.channels.get_mut(&cid) {
+                    ch.add_watcher(&conn);
+                    conn.watching.lock().unwrap_or_else(|e| e.into_inner()).push(cid);
+                }
+            }
+        }
         drop(w);
         match transport {
             Transport::WebSocket => {
@@ -202,6 +250,9 @@ impl App {
     /// Stops `conn` watching `cid`; announces `user.watching.stop` when the user has no other
     /// connection watching it.
     pub fn unwatch(&self, conn: &Arc<Conn>, cid: &Arc<str>) {
+        if self.violation(Violation::StopWatchingIgnored) {
+            return;
+        }
         let mut guard = self.world();
         let w = &mut *guard;
         let Some(ch) = w.channels.get_mut(cid) else { return };

@@ -42,7 +42,9 @@ FAULT-CONTROL API
   omit_me, wrong_expired_code, no_health_reply, no_ping_reply, health_interval_x2,
   same_connection_id, no_sender_fanout, longpoll_unordered, longpoll_unknown_id_ok,
   incomplete_error_body, no_presence_event, no_rate_limit_headers, accept_alg_none,
-  no_mark_read_to_self, recover_watch_ignored, rate_limit_wrong_code, connect_no_upsert. See
+  no_mark_read_to_self, recover_watch_ignored, rate_limit_wrong_code, connect_no_upsert,
+  deliver_twice, drop_deliveries, reorder_deliveries, deliver_to_unwatched, stop_watching_ignored,
+  skip_api_key_check, skip_permission_checks, trust_body_user_id. See
   mock-server/README.md for what each one does.
 
   Never serve on port 3030: the JS SDK rewrites :3030 to :8800 (WebSocket) and :8900 (long-poll).";

@@ -55,11 +55,31 @@ pub enum Violation {
     RateLimitWrongCode,
     /// A WebSocket connect does not upsert the user from `user_details` (the user is created bare).
     ConnectNoUpsert,
+    /// Every event fan-out pushes each event twice to each receiving connection.
+    DeliverTwice,
+    /// Every second event push (counted over the whole server) is silently dropped.
+    DropDeliveries,
+    /// Each connection's events are swapped in pairs: a push is held back until the next one to
+    /// the same connection, which then goes first.
+    ReorderDeliveries,
+    /// A new connection watches every channel its user is a member of without asking, so channel
+    /// events reach connections that never watched.
+    DeliverToUnwatched,
+    /// `stop-watching` answers as usual but the connection keeps watching.
+    StopWatchingIgnored,
+    /// Any `api_key` (or none) is accepted.
+    SkipApiKeyCheck,
+    /// Permission checks are skipped: a user token may update other users and use another user's
+    /// `connection_id`.
+    SkipPermissionChecks,
+    /// A user token may act as the user named in the body (`user_id`, `user.id`), as a server-side
+    /// call does.
+    TrustBodyUserId,
 }
 
 impl Violation {
     /// Every violation, in declaration order.
-    pub const ALL: [Violation; 20] = [
+    pub const ALL: [Violation; 28] = [
         Violation::TypingIgnoresPrivacy,
         Violation::ReadIgnoresPrivacy,
         Violation::ErrorClose1006,
@@ -80,6 +100,14 @@ impl Violation {
         Violation::RecoverWatchIgnored,
         Violation::RateLimitWrongCode,
         Violation::ConnectNoUpsert,
+        Violation::DeliverTwice,
+        Violation::DropDeliveries,
+        Violation::ReorderDeliveries,
+        Violation::DeliverToUnwatched,
+        Violation::StopWatchingIgnored,
+        Violation::SkipApiKeyCheck,
+        Violation::SkipPermissionChecks,
+        Violation::TrustBodyUserId,
     ];
 
     /// The wire name (`snake_case`), as used by the fault-control API.
@@ -105,6 +133,14 @@ impl Violation {
             Violation::RecoverWatchIgnored => "recover_watch_ignored",
             Violation::RateLimitWrongCode => "rate_limit_wrong_code",
             Violation::ConnectNoUpsert => "connect_no_upsert",
+            Violation::DeliverTwice => "deliver_twice",
+            Violation::DropDeliveries => "drop_deliveries",
+            Violation::ReorderDeliveries => "reorder_deliveries",
+            Violation::DeliverToUnwatched => "deliver_to_unwatched",
+            Violation::StopWatchingIgnored => "stop_watching_ignored",
+            Violation::SkipApiKeyCheck => "skip_api_key_check",
+            Violation::SkipPermissionChecks => "skip_permission_checks",
+            Violation::TrustBodyUserId => "trust_body_user_id",
         }
     }
 
@@ -164,6 +200,10 @@ pub struct Faults {
     half_open_any: AtomicBool,
     pub(crate) half_open: Mutex<HalfOpen>,
     pub(crate) revocations: Mutex<Revocations>,
+    /// Pushes counted by the `drop_deliveries` violation.
+    pub(crate) delivery_count: AtomicU64,
+    /// Per connection (by id), the event the `reorder_deliveries` violation holds back.
+    pub(crate) held: Mutex<HashMap<u128, tokio_tungstenite::tungstenite::Utf8Bytes>>,
 }
 
 /// Users whose sockets go silent (no health replies, no periodic health checks, no events).
@@ -192,6 +232,12 @@ impl Faults {
         } else {
             self.violations.fetch_and(!v.bit(), Relaxed);
         }
+    }
+
+    /// Whether any violation that changes event delivery is on (one relaxed load).
+    pub fn mangles_delivery(&self) -> bool {
+        let bits = Violation::DeliverTwice.bit() | Violation::DropDeliveries.bit() | Violation::ReorderDeliveries.bit();
+        self.violations.load(Relaxed) & bits != 0
     }
 
     pub fn enabled(&self) -> Vec<Violation> {
@@ -253,6 +299,7 @@ impl Faults {
         *lock(&self.refuse) = None;
         self.set_half_open(HalfOpen::default());
         *lock(&self.revocations) = Revocations::default();
+        lock(&self.held).clear();
     }
 }
 

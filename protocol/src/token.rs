@@ -121,7 +121,16 @@ impl TokenError {
 
 /// Signs claims with HS256.
 pub fn sign(claims: &Claims, secret: &[u8]) -> String {
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+    sign_bytes(&serde_json::to_vec(claims).unwrap_or_default(), secret)
+}
+
+/// Signs any JSON payload with HS256, e.g. claims of the wrong type for conformance cases.
+pub fn sign_json(payload: &serde_json::Value, secret: &[u8]) -> String {
+    sign_bytes(&serde_json::to_vec(payload).unwrap_or_default(), secret)
+}
+
+fn sign_bytes(payload: &[u8], secret: &[u8]) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(payload);
     let signing_input = format!("{HEADER_B64}.{payload}");
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
     mac.update(signing_input.as_bytes());

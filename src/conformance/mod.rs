@@ -3,8 +3,11 @@
 //!
 //! Layout:
 //! - [`rules`] (`table.rs`): the rule table, the one place listing every rule id;
-//! - `conn.rs`, `auth.rs`, `user.rs`, `health.rs`, `reconnect.rs`, `longpoll.rs`, `privacy.rs`,
-//!   `typing.rs`, `read.rs`, `disconnect.rs`, `error.rs`, `rate.rs`: the cases, one module per area;
+//! - `conn.rs`, `auth.rs` (with `auth_rest.rs`), `user.rs`, `health.rs`, `reconnect.rs`,
+//!   `longpoll.rs`, `privacy.rs`, `typing.rs`, `read.rs`, `delivery.rs`, `disconnect.rs`,
+//!   `error.rs`, `rate.rs`: the cases, one module per area;
+//! - `coverage.rs`: the coverage matrix, every requirement of PROTOCOL.md with its rule ids or the
+//!   reason it has none, rendered to `docs/conformance-coverage.md`;
 //! - `ctx.rs`: what a case gets (scripted users, tokens, unique ids, timeouts);
 //! - `client.rs` and `wire.rs`: the scripted WebSocket/HTTP client and its wire log;
 //! - `suite.rs`: [`run_suite`]; `embedded.rs`: [`run_embedded`] and the mock config it uses;
@@ -12,9 +15,12 @@
 //! - `observer.rs`, `observer_hooks.rs`: the same rules watched during load runs ([`Observer`]).
 
 mod auth;
+mod auth_rest;
 pub mod client;
 mod conn;
+mod coverage;
 mod ctx;
+mod delivery;
 mod disconnect;
 mod embedded;
 mod error;
@@ -40,6 +46,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use coverage::{COVERAGE_PATH, render_coverage};
 pub use ctx::{CaseCtx, CaseError, CaseResult, ScriptedUser};
 pub use embedded::{EMBEDDED_HEALTH_INTERVAL, embedded_mock_config, embedded_suite_options, mock_target, run_embedded};
 pub use observer::{HealthForm, ObservedFailure, Observer, ObserverSummary, RuleCount};
@@ -75,6 +82,8 @@ pub enum Area {
     Error,
     /// Rate limits (§9.1).
     Rate,
+    /// Event fan-out: every watcher once, in order, no one else (§7.3).
+    Delivery,
 }
 
 /// Whether a failure of the rule fails the suite.

@@ -213,6 +213,44 @@ impl Observer {
         }
     }
 
+    /// Records `checks` checks of rule `id` at once, `failures` of them failed (end-of-run totals);
+    /// `first` gives the first failure's user and what it saw.
+    pub fn tally(
+        &self,
+        id: &str,
+        checks: u64,
+        failures: u64,
+        expected: &str,
+        first: impl FnOnce() -> (String, String),
+    ) {
+        let Some(&i) = self.inner.index.get(id) else { return };
+        if !self.inner.watched[i] || checks == 0 {
+            return;
+        }
+        let slot = &self.inner.slots[i];
+        slot.checks.fetch_add(checks, Relaxed);
+        if let Some([c, f]) = slot.by_profile.get(current_slot()) {
+            c.fetch_add(checks, Relaxed);
+            f.fetch_add(failures, Relaxed);
+        }
+        if failures == 0 {
+            return;
+        }
+        if slot.failures.fetch_add(failures, Relaxed) == 0 {
+            let (user, received) = first();
+            let f = ObservedFailure {
+                at_ms: u64::try_from(self.inner.start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                user,
+                expected: expected.to_owned(),
+                received,
+            };
+            let mut g = slot.first.lock().unwrap_or_else(|e| e.into_inner());
+            if g.is_none() {
+                *g = Some(f);
+            }
+        }
+    }
+
     /// The first frame of a WebSocket connect (or the long-poll connect's `event`): a
     /// `health.check` with `connection_id` and `me` (CONN-FIRST-FRAME, CONN-ME,
     /// CONN-ME-PRIVACY when `sent_privacy` gives the `(typing, read)` the user connected with);

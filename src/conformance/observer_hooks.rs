@@ -1,5 +1,6 @@
 //! The [`Observer`]'s index-based hooks, shaped like the simulated user's observer callbacks
-//! (`on_connected`, `on_event`, `on_leak`, `on_rest`, `on_connect_error`), so the bridge between
+//! (`on_connected`, `on_event`, `on_leak`, `on_receipt`, `on_rest`, `on_connect_error`, and the
+//! end-of-run delivery totals), so the bridge between
 //! `crate::user` and the conformance rules is one forwarding line per callback. Per-user state
 //! (last connection id, last health check) exists only for observers built with
 //! [`Observer::for_run`]; users outside that range are not checked by the stateful rules.
@@ -83,6 +84,67 @@ impl Observer {
         }
     }
 
+    /// A stamped event (`what`: `typing.start`, `message.read`, `message.new`) of send `seq` from
+    /// `sender` on channel index `channel` reached `receiver`: DELIVERY-ONCE (`duplicate`: it had
+    /// already), and DELIVERY-ORDER (`out_of_order`: after a later send of the same sender and
+    /// kind; `None` when the kind cannot be judged).
+    #[allow(clippy::too_many_arguments)] // one flat forwarding call from the user bridge
+    pub fn receipt_delivered(
+        &self,
+        what: &str,
+        seq: u64,
+        sender: u32,
+        receiver: u32,
+        channel: u32,
+        duplicate: bool,
+        out_of_order: Option<bool>,
+    ) {
+        let r = name(receiver);
+        self.check(
+            "DELIVERY-ONCE",
+            !duplicate,
+            &r,
+            "each event once per connection",
+            || {
+                format!(
+                    "{what} #{seq} from {} on channel #{channel} received a second time",
+                    name(sender)
+                )
+            },
+        );
+        if let Some(ooo) = out_of_order {
+            self.check(
+                "DELIVERY-ORDER",
+                !ooo,
+                &r,
+                "a sender's events in the order they were sent",
+                || {
+                    format!(
+                        "{what} #{seq} from {} on channel #{channel} arrived after a later one of the same sender",
+                        name(sender)
+                    )
+                },
+            );
+        }
+    }
+
+    /// End-of-run delivery totals (DELIVERY-EVERY-WATCHER): `received` receipts and `lost`
+    /// deliveries proven lost; `first` is the first loss as (receiver, description).
+    pub fn deliveries_settled(&self, received: u64, lost: u64, first: impl FnOnce() -> Option<(u32, String)>) {
+        self.tally(
+            "DELIVERY-EVERY-WATCHER",
+            received + lost,
+            lost,
+            "every event at every connection certainly watching its channel",
+            || {
+                first().map_or_else(
+                    || (String::new(), format!("{lost} deliveries lost")),
+                    |(u, d)| (name(u), d),
+                )
+            },
+        );
+    }
+
     /// A REST call ended: a 429 must carry code 9 (RATE-429-CODE-9); `code` is the body's code.
     pub fn user_rest(&self, user: u32, status: Option<u16>, code: Option<i32>) {
         if status == Some(429) {
@@ -147,5 +209,37 @@ mod tests {
         assert_eq!(get("RATE-429-CODE-9"), Some((1, 1)));
         assert_eq!(get("RECONNECT-ERROR-CLOSE-1000"), Some((1, 1)));
         assert_eq!(get("HEALTH-INTERVAL"), Some((2, 0)));
+    }
+
+    #[test]
+    fn deliveries_count_duplicates_reorders_and_losses() {
+        let o = Observer::for_run(&[], 3, Duration::from_secs(30));
+        o.receipt_delivered("message.new", 7, 0, 1, 2, false, Some(false));
+        o.receipt_delivered("message.new", 7, 0, 1, 2, true, Some(false));
+        o.receipt_delivered("message.read", 8, 0, 2, 2, false, None);
+        o.receipt_delivered("typing.start", 9, 0, 2, 2, false, Some(true));
+        o.deliveries_settled(40, 0, || None);
+        o.deliveries_settled(0, 2, || Some((1, "message.new #3 never reached u1".to_owned())));
+        let s = o.summary();
+        let get = |id: &str| s.rules.iter().find(|r| r.id == id).unwrap();
+        let once = get("DELIVERY-ONCE");
+        assert_eq!((once.checks, once.failures), (4, 1));
+        assert!(
+            once.first_failure
+                .as_ref()
+                .unwrap()
+                .received
+                .contains("#7 from user #0 on channel #2")
+        );
+        let order = get("DELIVERY-ORDER");
+        assert_eq!((order.checks, order.failures), (3, 1), "reads are not judged for order");
+        let every = get("DELIVERY-EVERY-WATCHER");
+        assert_eq!((every.checks, every.failures), (42, 2));
+        let f = every.first_failure.as_ref().unwrap();
+        assert_eq!(
+            (f.user.as_str(), f.received.as_str()),
+            ("user #1", "message.new #3 never reached u1")
+        );
+        assert!(s.failed(false));
     }
 }

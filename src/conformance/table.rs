@@ -1,11 +1,17 @@
 //! The rule table: every rule the suite checks, with its PROTOCOL.md section, its requirement in
 //! one sentence and its grade. Non-strict where PROTOCOL.md says UNCONFIRMED or INFERRED.
-//! Adding a rule: a case in its area module, a row here, and a violation test in
-//! `tests/conformance.rs` (a test fails when a rule has none).
+//! Adding a rule: a case in its area module, a row here, a violation test in
+//! `tests/conformance/violations.rs` (a test fails when a rule has none), and its requirement's
+//! row in the coverage matrix (`coverage.rs`; a test fails when a rule is missing there, and
+//! `CHATSTORM_BLESS=1 cargo test -p chatstorm --lib conformance::coverage` rewrites
+//! `docs/conformance-coverage.md`).
 
 use super::Area::*;
 use super::Strictness::{NonStrict, Strict};
-use super::{Rule, auth, conn, disconnect, error, health, longpoll, privacy, rate, read, reconnect, typing, user};
+use super::{
+    Rule, auth, auth_rest, conn, delivery, disconnect, error, health, longpoll, privacy, rate, read, reconnect, typing,
+    user,
+};
 
 macro_rules! rule {
     ($id:literal, $area:expr, $section:literal, $strict:expr, $case:path, $req:literal) => {
@@ -148,6 +154,182 @@ static RULES: &[Rule] = &[
         Strict,
         auth::rest_401_40,
         "A REST call with an expired token gets HTTP 401 with code 40."
+    ),
+    rule!(
+        "AUTH-NO-EXP-VALID",
+        Auth,
+        "§2.1",
+        Strict,
+        auth_rest::no_exp_valid,
+        "A user token without exp and iat (as JS createToken makes by default) connects."
+    ),
+    rule!(
+        "AUTH-WS-API-KEY-2",
+        Auth,
+        "§2.5, §9.2, §11.1",
+        Strict,
+        auth_rest::ws_api_key_2,
+        "/connect with an unknown api_key gets an error frame with code 2."
+    ),
+    rule!(
+        "AUTH-WS-NO-TOKEN-5",
+        Auth,
+        "§2.4, §2.5, §0.8",
+        Strict,
+        auth_rest::ws_no_token_5,
+        "/connect with stream-auth-type jwt and an empty authorization gets an error frame with code 5."
+    ),
+    rule!(
+        "AUTH-WS-DEV-TOKEN-5",
+        Auth,
+        "§2.2, decisions",
+        Strict,
+        auth_rest::ws_dev_token_5,
+        "With auth checks on, a developer token (.devtoken signature) gets an error frame with code 5 or 43."
+    ),
+    rule!(
+        "AUTH-WS-SERVER-TOKEN",
+        Auth,
+        "§2.1 (INFERRED)",
+        NonStrict,
+        auth_rest::ws_server_token,
+        "A server token (server: true, no user_id) does not open a user connection."
+    ),
+    rule!(
+        "AUTH-REST-API-KEY-MISSING-2",
+        Auth,
+        "§2.4, §9.2",
+        Strict,
+        auth_rest::rest_api_key_missing_2,
+        "A REST call without api_key gets HTTP 401 with code 2, never served."
+    ),
+    rule!(
+        "AUTH-REST-API-KEY-WRONG-2",
+        Auth,
+        "§2.4, §9.2",
+        Strict,
+        auth_rest::rest_api_key_wrong_2,
+        "A REST call with an unknown api_key gets HTTP 401 with code 2, never served."
+    ),
+    rule!(
+        "AUTH-REST-AUTH-TYPE-5",
+        Auth,
+        "§2.4",
+        Strict,
+        auth_rest::rest_auth_type_5,
+        "A REST call without stream-auth-type gets HTTP 401 with code 5, never served."
+    ),
+    rule!(
+        "AUTH-REST-NO-TOKEN-5",
+        Auth,
+        "§2.4, §9.2",
+        Strict,
+        auth_rest::rest_no_token_5,
+        "A jwt REST call without Authorization gets HTTP 401 with code 5, never served."
+    ),
+    rule!(
+        "AUTH-REST-MALFORMED-5",
+        Auth,
+        "§2.1, §2.6",
+        Strict,
+        auth_rest::rest_malformed_5,
+        "A REST call with a token that is not three JWT segments gets HTTP 401 with code 5."
+    ),
+    rule!(
+        "AUTH-REST-BAD-SIGNATURE",
+        Auth,
+        "§2.6, §9.2",
+        Strict,
+        auth_rest::rest_bad_signature,
+        "A REST call with a token signed with another secret gets HTTP 401 with code 43 or 5."
+    ),
+    rule!(
+        "AUTH-REST-NOT-YET-VALID-41",
+        Auth,
+        "§2.6, §9.2",
+        Strict,
+        auth_rest::rest_not_yet_valid_41,
+        "A REST call with a token whose nbf is in the future gets HTTP 401 with code 41."
+    ),
+    rule!(
+        "AUTH-REST-IAT-FUTURE-42",
+        Auth,
+        "§2.6, §9.2",
+        Strict,
+        auth_rest::rest_iat_future_42,
+        "A REST call with a token issued in the future gets HTTP 401 with code 42."
+    ),
+    rule!(
+        "AUTH-REST-NO-USER-CLAIM-5",
+        Auth,
+        "§2.1, §9.2",
+        Strict,
+        auth_rest::rest_no_user_claim_5,
+        "A REST call with a signed token that has neither user_id nor server:true gets HTTP 401 with code 5."
+    ),
+    rule!(
+        "AUTH-REST-CLAIM-TYPE-5",
+        Auth,
+        "§2.1",
+        Strict,
+        auth_rest::rest_claim_type_5,
+        "A REST call with a signed token whose user_id is a number gets HTTP 401 with code 5."
+    ),
+    rule!(
+        "AUTH-REST-ALG-NONE",
+        Auth,
+        "§2.1, decisions",
+        Strict,
+        auth_rest::rest_alg_none,
+        "A REST call with an unsigned alg:none token gets HTTP 401 with code 5 or 43."
+    ),
+    rule!(
+        "AUTH-REST-USER-MISMATCH",
+        Auth,
+        "§2.1, §2.4 (UNCONFIRMED)",
+        NonStrict,
+        auth_rest::rest_user_mismatch,
+        "A REST call whose user_id parameter differs from the token's user_id is refused (401 or 403)."
+    ),
+    rule!(
+        "AUTH-PERM-UPSERT-OTHER-17",
+        Auth,
+        "§6.2, §9.2",
+        Strict,
+        auth_rest::perm_upsert_other_17,
+        "A user token upserting another user (POST /users) gets HTTP 403 with code 17."
+    ),
+    rule!(
+        "AUTH-PERM-PARTIAL-OTHER-17",
+        Auth,
+        "§6.2, §9.2",
+        Strict,
+        auth_rest::perm_partial_other_17,
+        "A user token partially updating another user (PATCH /users) gets HTTP 403 with code 17."
+    ),
+    rule!(
+        "AUTH-PERM-CONNECTION-OTHER",
+        Auth,
+        "§7.3, §9.2 (INFERRED)",
+        NonStrict,
+        auth_rest::perm_connection_other,
+        "Watching with another user's connection_id is refused with HTTP 403 and code 17."
+    ),
+    rule!(
+        "AUTH-PERM-ACT-AS-OTHER",
+        Auth,
+        "§2.4, §7.2",
+        Strict,
+        auth_rest::perm_act_as_other,
+        "A user token naming another user in the body (user_id) is refused or acts as itself, never as that user."
+    ),
+    rule!(
+        "AUTH-ANON-WRITE",
+        Auth,
+        "§2.3",
+        Strict,
+        auth_rest::anon_write,
+        "An anonymous request (stream-auth-type anonymous, no token) cannot send a message (HTTP 401 or 403)."
     ),
     rule!(
         "USER-ID-CHARS",
@@ -316,6 +498,46 @@ static RULES: &[Rule] = &[
         Strict,
         read::fanout,
         "Mark read sends message.read to watchers and notification.mark_read to the reader's own connection."
+    ),
+    rule!(
+        "DELIVERY-EVERY-WATCHER",
+        Delivery,
+        "§7.3, §10",
+        Strict,
+        delivery::every_watcher,
+        "Each channel event reaches every watching connection, the sender's own and a user's second connection included."
+    ),
+    rule!(
+        "DELIVERY-ONCE",
+        Delivery,
+        "§7.3, §10",
+        Strict,
+        delivery::once,
+        "No connection receives the same event twice."
+    ),
+    rule!(
+        "DELIVERY-ORDER",
+        Delivery,
+        "§7.3, §4.3",
+        Strict,
+        delivery::order,
+        "Every watching connection receives a channel's events in the order they were sent."
+    ),
+    rule!(
+        "DELIVERY-NOT-WATCHING",
+        Delivery,
+        "§7.3",
+        Strict,
+        delivery::not_watching,
+        "A member's connection that does not watch a channel gets none of its message.new events."
+    ),
+    rule!(
+        "DELIVERY-STOP-WATCHING",
+        Delivery,
+        "§7.3",
+        Strict,
+        delivery::stop_watching,
+        "After stop-watching, the connection gets no more message.new events of the channel."
     ),
     rule!(
         "DISCONNECT-CLOSE-1000",

@@ -331,6 +331,20 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         eprintln!("chatstorm: some users did not stop within {STOP_GRACE:?}; their last measurements are kept");
     }
     ctx.deliveries.finish_into(&recorder);
+    // Lost deliveries are DELIVERY-EVERY-WATCHER failures, with the first one as evidence, filed
+    // under each receiver's profile.
+    let d = &ctx.deliveries;
+    for u in 0..d.user_count() {
+        let (received, lost) = d.by_receiver(u);
+        if received + lost == 0 {
+            continue;
+        }
+        crate::metrics::profile::with_profile(super::users::profile_of(&scenario, u), || {
+            observer.deliveries_settled(received, lost, || {
+                d.first_lost().map(|l| (l.receiver, d.describe_lost(&l)))
+            });
+        });
+    }
     lag_stop.cancel();
     let mut lags = vec![lag_task.await.unwrap_or_default()];
     for t in lane_lag_tasks {

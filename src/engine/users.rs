@@ -44,13 +44,18 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+/// The SDK profile of user `index` (the seed decides).
+pub fn profile_of(scenario: &Scenario, index: u32) -> chatstorm_protocol::Profile {
+    scenario
+        .users
+        .profile
+        .pick(crate::seed::hash3(scenario.seed, 0x7072_6f66, u64::from(index)))
+}
+
 /// The spec of user `index`.
 pub fn spec(scenario: &Scenario, index: u32, intended: Option<Instant>) -> UserSpec {
     let seed = crate::seed::user_seed(scenario.seed, index);
-    let profile = scenario
-        .users
-        .profile
-        .pick(crate::seed::hash3(scenario.seed, 0x7072_6f66, u64::from(index)));
+    let profile = profile_of(scenario, index);
     let p = &scenario.users.privacy;
     let b = &scenario.behaviour;
     UserSpec {
@@ -100,6 +105,18 @@ impl user::UserObserver for Watch {
             leak.receiver,
             true,
         );
+    }
+    fn on_receipt(&self, d: user::Delivered) {
+        use user::delivery::Kind;
+        let what = match d.kind {
+            Kind::Typing => "typing.start",
+            Kind::Read => "message.read",
+            Kind::Message => "message.new",
+        };
+        // A `message.read` carries no stamp of its own, so its order cannot be judged.
+        let order = (d.kind != Kind::Read).then_some(d.out_of_order);
+        self.0
+            .receipt_delivered(what, d.seq, d.sender, d.receiver, d.channel, d.duplicate, order);
     }
     fn on_rest(&self, user: u32, _endpoint: crate::metrics::RestEndpoint, status: Option<u16>, code: Option<i32>) {
         self.0.user_rest(user, status, code);

@@ -59,7 +59,7 @@ pub(crate) fn thresholds(check: &mut Check<'_>, raw: Option<&Sp<RawMap<RawThresh
 }
 
 /// The protocol areas of PRODUCT.md; a rule id is `<AREA>-<n>`.
-const RULE_AREAS: [&str; 12] = [
+const RULE_AREAS: [&str; 13] = [
     "CONN",
     "AUTH",
     "USER",
@@ -72,6 +72,7 @@ const RULE_AREAS: [&str; 12] = [
     "DISCONNECT",
     "ERROR",
     "RATE",
+    "DELIVERY",
 ];
 
 pub(crate) fn conformance(check: &mut Check<'_>, raw: Option<&Sp<RawConformance>>) -> Conformance {

@@ -21,6 +21,10 @@
 //! per member of its channel for "expected" and one for "received"; a slot is settled when the
 //! ring wraps onto it or at [`DeliveryTracker::finish`]. Receipts of sends already settled are
 //! counted as late (neither lost nor duplicated).
+//!
+//! Each receipt says what it was ([`Receipt`]), per-receiver totals are kept, and the first proven
+//! loss is remembered ([`LostDelivery`]), so a load run reports duplicates, losses and reorders as
+//! conformance failures with evidence (DELIVERY-ONCE, DELIVERY-EVERY-WATCHER, DELIVERY-ORDER).
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -89,6 +93,60 @@ pub struct Leak {
     pub receiver: u32,
     /// Channel index.
     pub channel: u32,
+}
+
+/// One receipt as judged by the tracker, for the conformance hooks (`UserObserver::on_receipt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Typing, read or message.
+    pub kind: Kind,
+    /// The send's global sequence.
+    pub seq: u64,
+    /// Sender index.
+    pub sender: u32,
+    /// Receiver index.
+    pub receiver: u32,
+    /// Channel index.
+    pub channel: u32,
+    /// The receiver had already received this send.
+    pub duplicate: bool,
+    /// It arrived after a later send of the same sender and kind (never judged for reads).
+    pub out_of_order: bool,
+}
+
+/// What [`DeliveryTracker::receipt`] made of one receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// The first receipt of the send at this receiver.
+    Fresh,
+    /// A repeat of a receipt this receiver already had.
+    Duplicate,
+    /// Expected nowhere (the sender's privacy was off).
+    Leak(Leak),
+    /// Not judged: the sender's own typing or read, or a send already settled.
+    Ignored,
+}
+
+/// The first delivery the tracker proved lost, for evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LostDelivery {
+    /// Typing, read or message.
+    pub kind: Kind,
+    /// The send's global sequence.
+    pub seq: u64,
+    /// Sender index.
+    pub sender: u32,
+    /// Receiver index.
+    pub receiver: u32,
+    /// Channel index.
+    pub channel: u32,
+    /// When it was sent and answered, and when the receiver last heard from the server on the
+    /// connection that should have had it (µs since the run start).
+    pub sent_us: u64,
+    /// See `sent_us`.
+    pub answered_us: u64,
+    /// See `sent_us`.
+    pub heard_us: u64,
 }
 
 const RING: usize = 1 << 15;
@@ -178,6 +236,12 @@ pub struct DeliveryTracker {
     received: AtomicU64,
     late: AtomicU64,
     leaks: AtomicU64,
+    /// The first proven loss (taken once, when `lost` leaves zero).
+    first_lost: Mutex<Option<LostDelivery>>,
+    /// Per receiver: first receipts and proven losses, so the conformance totals can be filed
+    /// under each receiver's profile.
+    received_by: Box<[AtomicU64]>,
+    lost_by: Box<[AtomicU64]>,
 }
 
 impl DeliveryTracker {
@@ -267,6 +331,9 @@ impl DeliveryTracker {
             received: AtomicU64::new(0),
             late: AtomicU64::new(0),
             leaks: AtomicU64::new(0),
+            first_lost: Mutex::new(None),
+            received_by: zeroed(users),
+            lost_by: zeroed(users),
         }
     }
 
@@ -434,6 +501,7 @@ impl DeliveryTracker {
         let first = self.members(channel).start;
         let (expected, received) = self.slot_bits(i);
         let (mut lost, mut undetermined) = (0u64, 0u64);
+        let mut first_loss: Option<LostDelivery> = None;
         for w in 0..self.words {
             let mut missing = expected[w].load(Ordering::Acquire) & !received[w].load(Ordering::Acquire);
             while missing != 0 {
@@ -460,13 +528,86 @@ impl DeliveryTracker {
                 };
                 if heard >= deadline {
                     lost += 1;
+                    if let Some(n) = self.lost_by.get(self.member_user[p] as usize) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if first_loss.is_none() {
+                        let what = slot.what.load(Ordering::Acquire);
+                        first_loss = Some(LostDelivery {
+                            kind: match what & 0xFF {
+                                0 => Kind::Typing,
+                                1 => Kind::Read,
+                                _ => Kind::Message,
+                            },
+                            seq: slot.id.load(Ordering::Acquire).saturating_sub(1),
+                            sender: slot.sender.load(Ordering::Acquire) as u32,
+                            receiver: self.member_user[p],
+                            channel,
+                            sent_us: t_issue,
+                            answered_us: t_done - 1,
+                            heard_us: heard - 1,
+                        });
+                    }
                 } else {
                     undetermined += 1;
                 }
             }
         }
-        self.lost.fetch_add(lost, Ordering::Relaxed);
+        if self.lost.fetch_add(lost, Ordering::Relaxed) == 0
+            && let Some(f) = first_loss
+            && let Ok(mut g) = self.first_lost.lock()
+            && g.is_none()
+        {
+            *g = Some(f);
+        }
         self.undetermined.fetch_add(undetermined, Ordering::Relaxed);
+    }
+
+    /// One line of evidence for a lost delivery.
+    pub fn describe_lost(&self, l: &LostDelivery) -> String {
+        let what = match l.kind {
+            Kind::Typing => "typing.start",
+            Kind::Read => "message.read",
+            Kind::Message => "message.new",
+        };
+        let ms = |us: u64| us as f64 / 1000.0;
+        format!(
+            "{what} #{} from {} on {} never reached {}: sent at {:.0} ms, answered at {:.0} ms, the receiver heard from the server on the same connection at {:.0} ms (over {} s later) without it",
+            l.seq,
+            self.user_name(l.sender).unwrap_or("?"),
+            self.channel_name(l.channel).unwrap_or("?"),
+            self.user_name(l.receiver).unwrap_or("?"),
+            ms(l.sent_us),
+            ms(l.answered_us),
+            ms(l.heard_us),
+            GRACE.as_secs(),
+        )
+    }
+
+    /// How many users the tracker knows (indices `0..n`).
+    pub fn user_count(&self) -> u32 {
+        self.received_by.len() as u32
+    }
+
+    /// `(received, lost)` of receiver `user`: first receipts and proven losses.
+    pub fn by_receiver(&self, user: u32) -> (u64, u64) {
+        let get = |t: &[AtomicU64]| t.get(user as usize).map_or(0, |n| n.load(Ordering::Relaxed));
+        (get(&self.received_by), get(&self.lost_by))
+    }
+
+    /// The first delivery proven lost, if any.
+    pub fn first_lost(&self) -> Option<LostDelivery> {
+        self.first_lost.lock().ok().and_then(|g| *g)
+    }
+
+    /// The id of user `index` (a linear search: for evidence only).
+    pub fn user_name(&self, index: u32) -> Option<&str> {
+        self.users.iter().find(|(_, i)| **i == index).map(|(k, _)| &**k)
+    }
+
+    /// The cid of channel `index` (a linear search: for evidence only).
+    pub fn channel_name(&self, index: u32) -> Option<&str> {
+        self.channels.iter().find(|(_, i)| **i == index).map(|(k, _)| &**k)
     }
 
     /// The stamp a `message.read` from `reader` on `channel` received by `receiver` answers (the
@@ -529,10 +670,18 @@ impl DeliveryTracker {
     /// were on cannot be told from a leak; read privacy is proven by the conformance rules
     /// PRIVACY-READ-OFF and PRIVACY-TOGGLE instead.
     pub fn receive(&self, kind: Kind, stamp: Stamp, receiver: u32, channel: u32) -> Option<Leak> {
+        match self.receipt(kind, stamp, receiver, channel) {
+            Receipt::Leak(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// [`DeliveryTracker::receive`], saying what the receipt was.
+    pub fn receipt(&self, kind: Kind, stamp: Stamp, receiver: u32, channel: u32) -> Receipt {
         if kind == Kind::Typing && self.off_since(kind, stamp.user).is_some_and(|off| stamp.t_us >= off) {
             // Expected nowhere: a leak, not a duplicate.
             self.leaks.fetch_add(1, Ordering::Relaxed);
-            return Some(Leak {
+            return Receipt::Leak(Leak {
                 kind,
                 sender: stamp.user,
                 receiver,
@@ -542,26 +691,30 @@ impl DeliveryTracker {
         if kind != Kind::Message && receiver == stamp.user {
             // A sender's own typing or read: servers differ on echoing them; neither expected nor
             // counted.
-            return None;
+            return Receipt::Ignored;
         }
         let i = (stamp.seq as usize) % RING;
         let slot = &self.ring[i];
         let Some(k) = self.member(receiver, channel).map(|p| p - self.members(channel).start) else {
             self.late.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return Receipt::Ignored;
         };
         if slot.id.load(Ordering::Acquire) != stamp.seq + 1 || k / 64 >= self.words {
             self.late.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return Receipt::Ignored;
         }
         let (_, received) = self.slot_bits(i);
         let bit = 1u64 << (k % 64);
         if received[k / 64].fetch_or(bit, Ordering::AcqRel) & bit != 0 {
             self.duplicated.fetch_add(1, Ordering::Relaxed);
+            Receipt::Duplicate
         } else {
             self.received.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = self.received_by.get(receiver as usize) {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+            Receipt::Fresh
         }
-        None
     }
 
     /// Settles every send still in the ring (end of run, after every user ended) and returns the
@@ -829,6 +982,33 @@ mod tests {
         t.answered(m.seq, true, 11);
         let tot = t.finish();
         assert_eq!(tot.lost, 2, "users 1 and 2 are the members of b: {tot:?}");
+    }
+
+    #[test]
+    fn receipts_say_what_they_were_and_the_first_loss_is_kept_as_evidence() {
+        let t = tracker();
+        watch(&t, 0..3, 0, 10, 0);
+        let m = t.send(Kind::Message, 0, 0, 100);
+        t.answered(m.seq, true, 200);
+        assert_eq!(t.receipt(Kind::Message, m, 1, 0), Receipt::Fresh);
+        assert_eq!(t.receipt(Kind::Message, m, 1, 0), Receipt::Duplicate);
+        let y = t.send(Kind::Typing, 0, 0, 300);
+        assert_eq!(t.receipt(Kind::Typing, y, 0, 0), Receipt::Ignored, "own typing");
+        t.receive(Kind::Message, m, 0, 0);
+        t.heard(2, 200 + GRACE_US + 1);
+        assert_eq!(t.first_lost(), None);
+        t.finish();
+        let l = t.first_lost().expect("user 2 never got the message");
+        assert_eq!((t.by_receiver(1), t.by_receiver(2)), ((1, 0), (0, 1)));
+        assert_eq!(
+            (l.kind, l.seq, l.sender, l.receiver, l.channel),
+            (Kind::Message, m.seq, 0, 2, 0)
+        );
+        let text = t.describe_lost(&l);
+        assert!(
+            text.contains("message.new #0 from u0 on messaging:a never reached u2"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! client health checks, long-poll polls, timeline actions, and the one-at-a-time REST job queue.
 
 use super::*;
-use crate::user::delivery::Leak;
+use crate::user::delivery::{Delivered, Receipt};
 use crate::user::http::StreamAuth;
 use crate::user::profile::RestExpired;
 use chatstorm_protocol::limits as protocol_limits;
@@ -121,15 +121,32 @@ impl Driver {
         self.ctx.recorder.record(metric, latency);
         // A `message.read` carries no stamp of its own (it is matched to a remembered read), so
         // only typing and messages, which carry theirs, can be judged out of order.
-        if kind != Kind::Read && self.order.out_of_order(kind, stamp.user, stamp.seq) {
+        let out_of_order = kind != Kind::Read && self.order.out_of_order(kind, stamp.user, stamp.seq);
+        if out_of_order {
             self.ctx.recorder.count(Counter::EventsOutOfOrder);
         }
-        let leak: Option<Leak> = d.receive(kind, stamp, self.spec.index, ch);
-        if let Some(leak) = leak {
-            self.ctx.recorder.count(Counter::PrivacyLeaks);
-            if let Some(o) = &self.ctx.observer {
-                o.on_leak(leak);
+        let duplicate = match d.receipt(kind, stamp, self.spec.index, ch) {
+            Receipt::Leak(leak) => {
+                self.ctx.recorder.count(Counter::PrivacyLeaks);
+                if let Some(o) = &self.ctx.observer {
+                    o.on_leak(leak);
+                }
+                return;
             }
+            Receipt::Ignored => return,
+            Receipt::Fresh => false,
+            Receipt::Duplicate => true,
+        };
+        if let Some(o) = &self.ctx.observer {
+            o.on_receipt(Delivered {
+                kind,
+                seq: stamp.seq,
+                sender: stamp.user,
+                receiver: self.spec.index,
+                channel: ch,
+                duplicate,
+                out_of_order,
+            });
         }
     }
 

@@ -26,7 +26,7 @@ pub mod upgrade;
 
 pub use crate::net::SourceAddrs;
 pub use auth::{TokenMode, TokenSpec};
-pub use delivery::{DeliveryTracker, Leak};
+pub use delivery::{Delivered, DeliveryTracker, Leak};
 pub use http::HttpClient;
 pub use machine::{State, StopReason, Transport};
 
@@ -93,6 +93,8 @@ pub trait UserObserver: Send + Sync {
     fn on_event(&self, _user: u32, _event: &ServerEvent) {}
     /// A typing or read event arrived from a sender whose privacy switch was off.
     fn on_leak(&self, _leak: Leak) {}
+    /// A stamped typing, read or message event reached a watching receiver (first time or again).
+    fn on_receipt(&self, _delivered: Delivered) {}
     /// A REST call ended: the HTTP status and error code (`None` status: no answer).
     fn on_rest(&self, _user: u32, _endpoint: RestEndpoint, _status: Option<u16>, _code: Option<i32>) {}
     /// A WebSocket connect failed with this API error code and close code.

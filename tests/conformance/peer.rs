@@ -1,5 +1,6 @@
 //! A tiny scripted misbehaving peer, for rules whose violation the mock cannot express: it
-//! accepts WebSocket upgrades on 127.0.0.1:0 and then behaves one fixed, wrong way.
+//! accepts WebSocket upgrades (or, for the `Rest*` behaviours, plain HTTP requests) on
+//! 127.0.0.1:0 and then behaves one fixed, wrong way.
 
 use std::net::SocketAddr;
 
@@ -25,6 +26,10 @@ pub enum Behaviour {
     QueryAuthOnly,
     /// Accepts, then never reads again, so a client's close frame is never answered.
     NoCloseEcho,
+    /// A REST server that serves every request, whatever its credentials: HTTP 201 `{}`.
+    RestAcceptAll,
+    /// A REST server that answers every request with HTTP 401 and this error code.
+    RestError(i64),
 }
 
 /// A running peer; dropped = stopped.
@@ -70,12 +75,68 @@ pub async fn start(b: Behaviour) -> Peer {
             tokio::spawn(async move {
                 tokio::select! {
                     _ = s2.cancelled() => {}
-                    _ = serve(sock, b) => {}
+                    _ = serve_any(sock, b) => {}
                 }
             });
         }
     });
     Peer { addr, stop }
+}
+
+async fn serve_any(sock: tokio::net::TcpStream, b: Behaviour) {
+    match b {
+        Behaviour::RestAcceptAll | Behaviour::RestError(_) => serve_http(sock, b).await,
+        _ => serve(sock, b).await,
+    }
+}
+
+/// Answers HTTP/1.1 requests on one connection, one fixed way, until the client closes it.
+async fn serve_http(mut sock: tokio::net::TcpStream, b: Behaviour) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        // The head, then as many body bytes as Content-Length says.
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            let mut chunk = [0u8; 4096];
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..head_end + len);
+        let (status, body) = match b {
+            Behaviour::RestError(code) => (
+                "401 Unauthorized",
+                json!({"code": code, "message": "scripted peer", "StatusCode": 401, "duration": "0ms",
+                       "more_info": "", "details": []}),
+            ),
+            _ => ("201 Created", json!({"duration": "0ms"})),
+        };
+        let body = body.to_string();
+        let resp = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if sock.write_all(resp.as_bytes()).await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn serve(sock: tokio::net::TcpStream, b: Behaviour) {

@@ -135,6 +135,33 @@ violation_tests! {
     rate_429_wrong_code: "RATE-429-CODE-9" => V("rate_limit_wrong_code"), "\"code\":4";
     rate_429_body_incomplete: "RATE-429-CODE-9" => V("incomplete_error_body"), "missing";
     rate_headers_missing: "RATE-HEADERS" => V("no_rate_limit_headers"), "x-ratelimit";
+    auth_no_exp_refused: "AUTH-NO-EXP-VALID" => Peer(Behaviour::AlwaysError(40)), "\"code\":40";
+    auth_ws_api_key_unchecked: "AUTH-WS-API-KEY-2" => V("skip_api_key_check"), "health.check";
+    auth_ws_no_token_accepted: "AUTH-WS-NO-TOKEN-5" => Peer(Behaviour::AcceptAll), "health.check";
+    auth_ws_dev_token_accepted: "AUTH-WS-DEV-TOKEN-5" => Config(|c| c.allow_dev_tokens = true), "connection_id";
+    auth_ws_server_token_accepted: "AUTH-WS-SERVER-TOKEN" => Peer(Behaviour::AcceptAll), "health.check";
+    auth_rest_api_key_missing_served: "AUTH-REST-API-KEY-MISSING-2" => V("skip_api_key_check"), "HTTP 2";
+    auth_rest_api_key_wrong_served: "AUTH-REST-API-KEY-WRONG-2" => V("skip_api_key_check"), "HTTP 2";
+    auth_rest_auth_type_served: "AUTH-REST-AUTH-TYPE-5" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
+    auth_rest_no_token_served: "AUTH-REST-NO-TOKEN-5" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
+    auth_rest_malformed_served: "AUTH-REST-MALFORMED-5" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
+    auth_rest_bad_signature_served: "AUTH-REST-BAD-SIGNATURE" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
+    auth_rest_nbf_wrong_code: "AUTH-REST-NOT-YET-VALID-41" => Peer(Behaviour::RestError(5)), "\"code\":5";
+    auth_rest_iat_wrong_code: "AUTH-REST-IAT-FUTURE-42" => Peer(Behaviour::RestError(5)), "\"code\":5";
+    auth_rest_no_user_claim_served: "AUTH-REST-NO-USER-CLAIM-5" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
+    auth_rest_claim_type_served: "AUTH-REST-CLAIM-TYPE-5" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
+    auth_rest_alg_none_served: "AUTH-REST-ALG-NONE" => V("accept_alg_none"), "HTTP 2";
+    auth_rest_user_mismatch_served: "AUTH-REST-USER-MISMATCH" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
+    auth_perm_upsert_other_served: "AUTH-PERM-UPSERT-OTHER-17" => V("skip_permission_checks"), "HTTP 2";
+    auth_perm_partial_other_served: "AUTH-PERM-PARTIAL-OTHER-17" => V("skip_permission_checks"), "HTTP 2";
+    auth_perm_connection_other_served: "AUTH-PERM-CONNECTION-OTHER" => V("skip_permission_checks"), "HTTP 2";
+    auth_perm_act_as_other_served: "AUTH-PERM-ACT-AS-OTHER" => V("trust_body_user_id"), "acted as Some";
+    auth_anon_write_served: "AUTH-ANON-WRITE" => Peer(Behaviour::RestAcceptAll), "HTTP 2";
+    delivery_some_dropped: "DELIVERY-EVERY-WATCHER" => V("drop_deliveries"), "missing";
+    delivery_twice: "DELIVERY-ONCE" => V("deliver_twice"), "arrived twice";
+    delivery_reordered: "DELIVERY-ORDER" => V("reorder_deliveries"), "in the order";
+    delivery_to_unwatched: "DELIVERY-NOT-WATCHING" => V("deliver_to_unwatched"), "message.new";
+    delivery_after_stop_watching: "DELIVERY-STOP-WATCHING" => V("stop_watching_ignored"), "message.new";
 }
 
 #[test]

@@ -67,10 +67,11 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
             path: req.path.clone(),
             connection_id: req.query.get("connection_id").unwrap_or_default().to_owned(),
         });
-    let caller = match auth::rest(app, &req.credentials()) {
+    let mut caller = match auth::rest(app, &req.credentials()) {
         Ok(c) => c,
         Err(e) => return (error(app, op, &e), None),
     };
+    violate_permissions(app, req, &mut caller);
     let rate_key = if caller.user.is_empty() {
         "<server>"
     } else {
@@ -107,6 +108,24 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
         Err(e) => error(app, op, &e),
     };
     (resp, verdict)
+}
+
+/// The `skip_permission_checks` and `trust_body_user_id` violations: a user token treated as a
+/// server token, or as the user its body names.
+fn violate_permissions(app: &App, req: &Req, caller: &mut Caller) {
+    if app.violation(Violation::SkipPermissionChecks) {
+        caller.server = true;
+    }
+    if app.violation(Violation::TrustBodyUserId)
+        && let Some(u) = req.json().ok().and_then(|b| {
+            b.get("user_id")
+                .or_else(|| b.pointer("/user/id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+    {
+        caller.user = u;
+    }
 }
 
 /// The caller's connection named by the `connection_id` query parameter (code 4 when absent,

@@ -148,7 +148,7 @@ fn many_problems_at_once() {
             "24:3: thresholds.conect.p95: unknown metric `conect.p95`; did you mean `connect.p95`?",
             "25:16: thresholds.errors.rate: condition \"0.1%\" must start with one of <, <=, >, >=, ==, e.g. \"< 0.1%\"",
             "26:3: thresholds.websocket.p99: unknown metric `websocket.p99`; expected `<histogram>.<stat>` such as `connect.p99` or a figure such as `errors.rate` (all are listed in scenarios/README.md)",
-            "28:21: conformance.watch[1]: unknown rule area `CONECT`; expected one of: CONN, AUTH, USER, HEALTH, RECONNECT, LONGPOLL, PRIVACY, TYPING, READ, DISCONNECT, ERROR, RATE",
+            "28:21: conformance.watch[1]: unknown rule area `CONECT`; expected one of: CONN, AUTH, USER, HEALTH, RECONNECT, LONGPOLL, PRIVACY, TYPING, READ, DISCONNECT, ERROR, RATE, DELIVERY",
         ],
     );
 }

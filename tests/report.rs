@@ -682,6 +682,23 @@ fn check_charts_tell_the_truth(s: &RunSummary, dom: &str) {
         "the failed-operations chart counts {drawn}, the summary {}",
         s.errors.total
     );
+    // The users chart stops at the run's end: the samples taken while users were being stopped
+    // would read as a collapse.
+    let users = &charts["connected"];
+    let end = s.run.duration_ms.min(s.run.planned_ms) as f64 / 1000.0;
+    for p in &users.paths {
+        let last = p.x.iter().flatten().copied().fold(0.0, f64::max);
+        assert!(
+            last <= end,
+            "users chart: {} drawn at {last} s, after the run's end at {end} s",
+            p.name
+        );
+    }
+    if s.run.users_started > 0 {
+        let started = users.paths.iter().find(|p| p.name == "users").expect("a users series");
+        let last = started.y.last().and_then(|r| r.last()).copied().unwrap_or(0.0);
+        assert!(last > 0.0, "the users chart ends at 0 users: {:?}", started.y);
+    }
     // Every timeline action is a labelled marker: its name and time.
     for m in &s.timeline {
         let label = format!("{} @ ", m.action);

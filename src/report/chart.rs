@@ -135,13 +135,15 @@ fn nice_max(v: f64) -> f64 {
 }
 
 fn fmt_num(v: f64) -> String {
-    if v >= 1000.0 || v == v.trunc() {
-        format!("{v:.0}")
+    let s = if v >= 1000.0 || v == v.trunc() {
+        return format!("{v:.0}");
     } else if v >= 10.0 {
         format!("{v:.1}")
     } else {
-        format!("{v:.2}")
-    }
+        format!("{v:.4}")
+    };
+    // 0.50 reads as a measurement to two places; as a tick it is 0.5.
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// A data value for a `data-` attribute: short, exact enough to check sums and seconds.
@@ -239,6 +241,12 @@ impl Chart<'_> {
         if x1 <= x0 {
             x1 = x0 + 1.0;
         }
+        // A linear axis starts and ends on round ticks too (never 10.8, 20.6 ...).
+        let linear_step = nice_max((x1 - x0) / 8.0);
+        if self.x_axis == XAxis::Linear {
+            x0 = (x0 / linear_step).floor() * linear_step;
+            x1 = (x1 / linear_step).ceil() * linear_step;
+        }
         let y1 = nice_max(y1);
         let right = width - RIGHT;
         let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * (right - LEFT);
@@ -295,10 +303,13 @@ impl Chart<'_> {
                 let n = (end / step).round() as u32;
                 (0..=n).map(|k| f64::from(k) * step).map(|x| (x, fmt_num(x))).collect()
             }
-            XAxis::Linear => (0..=5)
-                .map(|k| x0 + (x1 - x0) * f64::from(k) / 5.0)
-                .map(|x| (x, fmt_num(x)))
-                .collect(),
+            XAxis::Linear => {
+                let n = ((x1 - x0) / linear_step).round() as u32;
+                (0..=n)
+                    .map(|k| x0 + f64::from(k) * linear_step)
+                    .map(|x| (x, fmt_num(x)))
+                    .collect()
+            }
         };
         for (x, label) in ticks {
             let px = sx(x);

@@ -24,7 +24,7 @@ const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;m
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb}\
 table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;border-bottom:1px solid #f3f4f6;text-align:right}\
 th{vertical-align:bottom;font-size:13px}table.num td{white-space:nowrap}table.num th{min-width:3em}\
-table.codes td,.text2 td:nth-child(2),.text2 th:nth-child(2){text-align:left}table.num td,table.num th{padding:3px 7px}.v{white-space:nowrap}\
+table.codes td,.text2 td:nth-child(2),.text2 th:nth-child(2){text-align:left}table.num td,table.num th{padding:3px 7px}.v{white-space:nowrap}table.text td,table.text th{text-align:left}\
 td:first-child,th:first-child{text-align:left}.pass{color:#15803d;font-weight:600}.fail{color:#b91c1c;font-weight:600}\
 .skip{color:#6b7280}.chart{margin:12px 0;min-width:0}.chart svg{display:block;width:100%;height:auto;border:1px solid #f3f4f6}\
 .pair,.grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:0 24px}.note{color:#4b5563;font-size:13px;margin:4px 0}\
@@ -150,7 +150,9 @@ fn checks(h: &mut String, s: &RunSummary) {
     if s.checks.is_empty() {
         return;
     }
-    h.push_str("<h2>Checks</h2><table><tr><th>check</th><th>expected</th><th>observed</th><th>result</th></tr>");
+    h.push_str(
+        "<h2>Checks</h2><table class=\"text\"><tr><th>check</th><th>expected</th><th>observed</th><th>result</th></tr>",
+    );
     for c in &s.checks {
         let class = match c.status {
             super::summary::CheckStatus::Passed => "pass",
@@ -475,13 +477,19 @@ Lines stop where a second has no samples; grey bands mark spans with none.</p>",
         })
     );
 
-    // Users. The last sample is taken after every user has stopped: drawn, it would read as a
-    // collapse at the end of every run, so the chart ends at the last sample of the live run.
-    let live_rows = if t.t_ms.len() > 1 {
-        t.t_ms.len() - 1
-    } else {
-        t.t_ms.len()
-    };
+    // Users. Samples taken once the run's end has come (from the stop on, and always the last
+    // one, taken after every user stopped; merged shards put it in the last whole second) show the
+    // users leaving because the run ended: drawn, they would read as a collapse at the end of every
+    // run, so the chart ends at the last sample of the live run.
+    // The stop begins at the planned end (or earlier, when the run was cut short); `duration_ms`
+    // is read a moment after it.
+    let stop_ms = s.run.duration_ms.min(s.run.planned_ms.max(1));
+    let live_rows = t
+        .t_ms
+        .iter()
+        .enumerate()
+        .take_while(|(i, ms)| *i == 0 || (*i + 1 < t.t_ms.len() && **ms < stop_ms))
+        .count();
     let gauges: Vec<Series> = t
         .gauges
         .iter()
@@ -499,7 +507,7 @@ Lines stop where a second has no samples; grey bands mark spans with none.</p>",
         .collect();
     let mut users = Chart::over_run(
         "connected",
-        "Users over time (the sample taken after shutdown is left out)",
+        "Users over time (samples taken after the run's end are left out)",
         "users",
         gauges,
         axis,
@@ -858,7 +866,7 @@ fn conformance(h: &mut String, c: Option<&ConformanceSection>) {
     };
     let _ = write!(
         h,
-        "<h2>Conformance</h2><table><tr><th>rule</th><th>section</th><th>requirement</th><th>verdict</th><th>{last}</th></tr>"
+        "<h2>Conformance</h2><table class=\"text\"><tr><th>rule</th><th>section</th><th>requirement</th><th>verdict</th><th>{last}</th></tr>"
     );
     for r in &c.rules {
         let class = match r.verdict {

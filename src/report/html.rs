@@ -348,7 +348,11 @@ impl Clock {
             ends,
             lengths,
             rows,
-            ticks: t.t_ms.clone(),
+            ticks: {
+                let mut ticks = t.t_ms.clone();
+                ticks.sort_unstable();
+                ticks
+            },
             last_s: last_ms as f64 / 1000.0,
         }
     }
@@ -359,12 +363,15 @@ impl Clock {
         if self.ticks.is_empty() {
             return b.saturating_sub(a) <= 1_500;
         }
-        !self.ticks.iter().any(|&t| t > a + 100 && t + 100 < b)
+        // The ticks are sorted: the first one past `a` decides (a long run has thousands).
+        let next = self.ticks.partition_point(|&t| t <= a + 100);
+        self.ticks.get(next).is_none_or(|&t| t + 100 >= b)
     }
 
     /// The last tick before `b` that is not adjacent to it (the end of the empty span).
     fn tick_before(&self, b: u64) -> Option<u64> {
-        self.ticks.iter().copied().filter(|&t| t + 100 < b).max()
+        let end = self.ticks.partition_point(|&t| t + 100 < b);
+        end.checked_sub(1).map(|i| self.ticks[i])
     }
 
     /// A counter column summed per interval.

@@ -2,7 +2,11 @@
 //! real run's summary validated against it; golden files of the console and JUnit outputs
 //! rendered from a frozen summary (`tests/golden/summary.json`, produced once from
 //! `tests/golden/scenario.yaml` and then fixed); `report.html` opened in headless Chromium
-//! (installed from Debian when missing) with every chart's series counted; and escaping of every
+//! (installed from Debian when missing) with every chart's series counted, on the frozen summary
+//! and on a smoke-like run (`tests/fixtures/report-smoke.yaml`): one x-range for every chart over
+//! the run's time, no line across a second without samples, the failed-operations chart adding up
+//! to the error total, and a 1280 px window with no sideways scroll and no label cut off (measured
+//! by a script appended to a copy of the page, never to the report itself); and escaping of every
 //! string that comes from the scenario or the target.
 //!
 //! `CHATSTORM_BLESS=1 cargo test --test report` rewrites the schema and the golden files.
@@ -352,8 +356,10 @@ fn strings_from_the_scenario_and_target_are_escaped() {
             "report.html: {field} is missing or not escaped as {escaped}"
         );
     }
-    // The timeline marker's label sits in an SVG <title>; the evidence is text in a <pre>.
-    assert!(page.contains(&junit::escape(&format!("{} {}", hostile("action"), hostile("detail")))));
+    // The timeline marker's label is SVG text, its detail in an SVG <title>; the evidence is
+    // text in a <pre>.
+    assert!(page.contains(&junit::escape(&format!("{} @ 1 s", hostile("action")))));
+    assert!(page.contains(&junit::escape(&hostile("detail"))));
     assert!(page.contains("evidence&lt;script&gt;alert(1)&lt;/script&gt;&amp;"));
 
     let mut out = Vec::new();
@@ -510,7 +516,18 @@ fn headless(page: &Path, extra: &[String]) -> (String, String) {
 /// derived from the summary independently of the renderer.
 fn expected_charts(s: &RunSummary) -> BTreeMap<String, usize> {
     let mut charts = BTreeMap::new();
-    charts.insert("connected".to_owned(), s.metrics.timeline.gauges.len());
+    let t = &s.metrics.timeline;
+    charts.insert("connected".to_owned(), t.gauges.len());
+    charts.insert("throughput".to_owned(), 3); // connects, REST requests, token fetches
+    charts.insert("events".to_owned(), 2); // sent, received
+    // connect (split by transport when the summary counts long-poll failures apart), REST, token
+    let connect_kinds = if t.counters.contains_key("longpoll_connect_failures") {
+        2
+    } else {
+        1
+    };
+    charts.insert("errors".to_owned(), connect_kinds + 2);
+    charts.insert("failure-rate".to_owned(), 1);
     for (tag, points) in &s.metrics.series {
         if !points.is_empty() {
             charts.insert(format!("series-{tag}"), 4); // p50, p90, p99, max
@@ -535,7 +552,6 @@ fn expected_charts(s: &RunSummary) -> BTreeMap<String, usize> {
     for (i, st) in s.waves.iter().enumerate() {
         charts.insert(format!("recovery-wave-{i}"), curves(st));
     }
-    let t = &s.metrics.timeline;
     let codes: std::collections::BTreeSet<String> = t
         .error_codes
         .iter()
@@ -543,53 +559,288 @@ fn expected_charts(s: &RunSummary) -> BTreeMap<String, usize> {
         .chain(t.close_codes.iter().map(|p| format!("close {:?}", p.code)))
         .collect();
     if !codes.is_empty() {
-        charts.insert("errors".to_owned(), codes.len());
+        charts.insert("codes".to_owned(), codes.len());
     }
     charts
 }
 
-/// The charts in a dumped DOM: id → the `d` attribute of each `<path data-series>`.
-fn charts_in_dom(dom: &str) -> BTreeMap<String, Vec<String>> {
+/// One drawn series as the DOM has it: its name, the `d` attribute, and the data it draws
+/// (`data-x`, `data-y`: one list of numbers per subpath).
+struct PathInDom {
+    name: String,
+    d: String,
+    x: Vec<Vec<f64>>,
+    y: Vec<Vec<f64>>,
+}
+
+/// One chart in a dumped DOM: its `<svg>`'s run-time x-range (when it is a chart over the run's
+/// time) and its series.
+struct ChartInDom {
+    x_range: Option<(String, String)>,
+    paths: Vec<PathInDom>,
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=\"");
+    tag.split(&key)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .map(str::to_owned)
+}
+
+fn numbers(list: &str) -> Vec<Vec<f64>> {
+    if list.is_empty() {
+        return vec![];
+    }
+    list.split('|')
+        .map(|run| {
+            run.split(' ')
+                .map(|n| n.parse::<f64>().unwrap_or_else(|e| panic!("{n:?} in {list:?}: {e}")))
+                .collect()
+        })
+        .collect()
+}
+
+/// The charts in a dumped DOM, by id.
+fn charts_in_dom(dom: &str) -> BTreeMap<String, ChartInDom> {
     let mut charts = BTreeMap::new();
     for part in dom.split("<figure class=\"chart\"").skip(1) {
         let figure = part.split("</figure>").next().unwrap_or("");
-        let id = figure
-            .split("id=\"")
+        let id = attr(figure, "id").unwrap_or_else(|| "(no id)".to_owned());
+        let svg = figure
+            .split("<svg")
             .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or("(no id)")
-            .to_owned();
+            .and_then(|r| r.split('>').next())
+            .unwrap_or("");
+        let x_range = attr(svg, "data-x0").zip(attr(svg, "data-x1"));
         let paths = figure
-            .split("<path data-series=")
+            .split("<path ")
             .skip(1)
-            .map(|p| {
-                p.split(" d=\"")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .unwrap_or("")
-                    .to_owned()
+            .filter_map(|p| {
+                let tag = format!(" {}", p.split('>').next().unwrap_or(""));
+                Some(PathInDom {
+                    name: attr(&tag, "data-series")?,
+                    d: attr(&tag, "d").unwrap_or_default(),
+                    x: numbers(&attr(&tag, "data-x").unwrap_or_default()),
+                    y: numbers(&attr(&tag, "data-y").unwrap_or_default()),
+                })
             })
             .collect();
-        charts.insert(id, paths);
+        charts.insert(id, ChartInDom { x_range, paths });
     }
     charts
 }
 
+/// What the issue asked of the charts, checked on a rendered DOM against the summary: one
+/// x-range for every chart over the run's time; no line across a second without samples; the
+/// failed-operations chart adds up to the summary's error total.
+fn check_charts_tell_the_truth(s: &RunSummary, dom: &str) {
+    let charts = charts_in_dom(dom);
+    let ranges: std::collections::BTreeSet<(String, String)> =
+        charts.values().filter_map(|c| c.x_range.clone()).collect();
+    assert_eq!(ranges.len(), 1, "time charts with different x-ranges: {ranges:?}");
+    for id in ["connected", "throughput", "events", "errors", "failure-rate"] {
+        assert!(
+            charts.get(id).is_some_and(|c| c.x_range.is_some()),
+            "chart {id} is missing or not on the run's time axis"
+        );
+    }
+    let ticks: Vec<f64> = s.metrics.timeline.t_ms.iter().map(|ms| *ms as f64 / 1000.0).collect();
+    let mut segments = 0;
+    for (id, chart) in charts.iter().filter(|(id, _)| id.starts_with("series-")) {
+        assert!(chart.x_range.is_some(), "{id} is not on the run's time axis");
+        for p in &chart.paths {
+            assert_eq!(
+                p.d.matches('M').count(),
+                p.x.len(),
+                "{id} {}: one subpath per run of samples: {}",
+                p.name,
+                p.d
+            );
+            for run in &p.x {
+                for w in run.windows(2) {
+                    segments += 1;
+                    // Every tick of the run had its sample drawn: a tick strictly between two
+                    // joined points is a second without samples that the line crosses.
+                    let skipped: Vec<&f64> = ticks.iter().filter(|t| **t > w[0] + 0.1 && **t + 0.1 < w[1]).collect();
+                    assert!(
+                        skipped.is_empty(),
+                        "{id} {}: a line from {} s to {} s crosses seconds without samples {skipped:?}",
+                        p.name,
+                        w[0],
+                        w[1]
+                    );
+                }
+            }
+        }
+    }
+    assert!(segments > 0, "no latency line was drawn at all");
+    let errors = &charts["errors"];
+    let drawn: f64 = errors.paths.iter().flat_map(|p| p.y.iter().flatten()).sum();
+    assert_eq!(
+        drawn as u64, s.errors.total,
+        "the failed-operations chart counts {drawn}, the summary {}",
+        s.errors.total
+    );
+    // The users chart stops at the run's end: the samples taken while users were being stopped
+    // would read as a collapse.
+    let users = &charts["connected"];
+    let end = s.run.duration_ms.min(s.run.planned_ms) as f64 / 1000.0;
+    for p in &users.paths {
+        let last = p.x.iter().flatten().copied().fold(0.0, f64::max);
+        assert!(
+            last <= end,
+            "users chart: {} drawn at {last} s, after the run's end at {end} s",
+            p.name
+        );
+    }
+    if s.run.users_started > 0 {
+        let started = users.paths.iter().find(|p| p.name == "users").expect("a users series");
+        let last = started.y.last().and_then(|r| r.last()).copied().unwrap_or(0.0);
+        assert!(last > 0.0, "the users chart ends at 0 users: {:?}", started.y);
+    }
+    // Every timeline action is a labelled marker: its name and time.
+    for m in &s.timeline {
+        let label = format!("{} @ ", m.action);
+        assert!(
+            dom.contains(&label),
+            "no marker label for the timeline action {}",
+            m.action
+        );
+    }
+}
+
+/// A probe page: `report.html` with a script appended that measures the laid-out page (Chromium
+/// runs it before --dump-dom serializes) and writes what it found into `<html>`'s attributes:
+/// the page's scroll width, the elements that stick out of the body, and chart texts cut off by
+/// their `<svg>`.
+fn layout_probe(report: &Path) -> PathBuf {
+    const PROBE: &str = r#"<script>(function(){
+var root=document.documentElement, body=document.body, cs=getComputedStyle(body);
+var right=body.getBoundingClientRect().right-parseFloat(cs.paddingRight)+1;
+var out=[];
+document.querySelectorAll('table,figure,pre,svg,p,ul').forEach(function(e){
+  var r=e.getBoundingClientRect(); if(r.right>right) out.push(e.tagName+(e.id?'#'+e.id:'')+':'+Math.round(r.right));
+});
+var clipped=[];
+document.querySelectorAll('svg').forEach(function(svg){
+  var box=svg.getBoundingClientRect(); svg.querySelectorAll('text').forEach(function(t){
+    var b=t.getBoundingClientRect(); if(b.left<box.left-0.5||b.right>box.right+0.5||b.top<box.top-0.5||b.bottom>box.bottom+0.5) clipped.push((svg.parentNode.id||'?')+':'+t.textContent);
+  });
+});
+root.setAttribute('data-scroll-width', root.scrollWidth);
+root.setAttribute('data-overflow', out.join(' '));
+root.setAttribute('data-clipped', clipped.join(' '));
+})();</script>"#;
+    let page = std::fs::read_to_string(report).expect("report.html");
+    let probe = report.with_file_name("probe.html");
+    std::fs::write(&probe, page.replace("</body>", &format!("{PROBE}</body>"))).expect("probe.html");
+    probe
+}
+
+/// Opens `report` in Chromium 1280 px wide and checks the layout: no horizontal scroll, nothing
+/// wider than the page, no chart label cut off.
+fn check_fits_1280(report: &Path) {
+    let probe = layout_probe(report);
+    let (dom, _) = headless(
+        &probe,
+        &[
+            "--dump-dom".to_owned(),
+            "--window-size=1280,900".to_owned(),
+            "--hide-scrollbars".to_owned(),
+        ],
+    );
+    let html_tag = dom
+        .split("<html")
+        .nth(1)
+        .and_then(|r| r.split('>').next())
+        .unwrap_or("");
+    let width: u32 = attr(html_tag, "data-scroll-width")
+        .unwrap_or_else(|| panic!("the probe did not run: {}", tail(&dom)))
+        .parse()
+        .expect("a width");
+    assert!(
+        width <= 1280,
+        "report.html scrolls sideways at 1280 px: {width} px wide"
+    );
+    let overflow = attr(html_tag, "data-overflow").unwrap_or_default();
+    assert!(overflow.is_empty(), "wider than the page at 1280 px: {overflow}");
+    let clipped = attr(html_tag, "data-clipped").unwrap_or_default();
+    assert!(clipped.is_empty(), "chart texts cut off at the svg's edge: {clipped}");
+}
+
 #[test]
-fn error_chart_counts_quiet_seconds_as_zero() {
-    // The summary stores error counts sparsely; the chart must still have a point every second,
-    // or two bursts would be joined by a line as if errors went on between them.
+fn codes_chart_counts_quiet_seconds_as_zero() {
+    // The summary stores codes sparsely; the chart must still have a point every interval, or
+    // two bursts would be joined by a line as if codes went on between them.
     let s = fixture();
     assert!(
         !s.metrics.timeline.close_codes.is_empty(),
         "the fixture's storm closes sockets"
     );
     let charts = charts_in_dom(&html::render(&s));
-    let errors = charts.get("errors").expect("an errors chart");
-    for d in errors {
-        let points = d.matches(['M', 'L']).count();
-        assert_eq!(points, s.metrics.timeline.t_ms.len(), "{d}");
+    let codes = charts.get("codes").expect("a codes chart");
+    // The last tick (the shutdown sample, 32 ms after the one before) is folded into the interval before.
+    let intervals = s.metrics.timeline.t_ms.len() - 1;
+    let total: u64 = s.metrics.timeline.close_codes.iter().map(|p| p.count).sum::<u64>()
+        + s.metrics.timeline.error_codes.iter().map(|p| p.count).sum::<u64>();
+    let mut drawn = 0.0;
+    for p in &codes.paths {
+        assert_eq!(p.x.len(), 1, "one unbroken line: {}", p.d);
+        assert_eq!(p.x[0].len(), intervals, "{}", p.d);
+        drawn += p.y.iter().flatten().sum::<f64>();
     }
+    assert_eq!(drawn as u64, total);
+}
+
+#[test]
+fn charts_of_the_frozen_summary_tell_the_truth() {
+    let s = fixture();
+    check_charts_tell_the_truth(&s, &html::render(&s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_like_runs_report_tells_the_truth_in_chromium() {
+    let _turn = heavy().lock().await;
+    let path = root().join("tests/fixtures/report-smoke.yaml");
+    let scenario = chatstorm::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch("smoke-like");
+    let s = tokio::time::timeout(
+        Duration::from_secs(120),
+        chatstorm::api::run_scenario(scenario, None, dir.clone()),
+    )
+    .await
+    .expect("a 10 s run finishes within 2 minutes")
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = |n: &str| s.metrics.counters.get(n).copied().unwrap_or(0);
+    assert!(
+        c("connect_failures") > 0,
+        "refused upgrades fail connects: {:?}",
+        s.metrics.counters
+    );
+    assert_eq!(
+        s.errors.total,
+        c("connect_failures") + c("rest_failures") + c("token_fetch_failures")
+    );
+    let report = dir.join("report.html");
+    tokio::task::spawn_blocking(move || {
+        let (dom, _) = headless(&report, &["--dump-dom".to_owned()]);
+        let want = expected_charts(&s);
+        let got = charts_in_dom(&dom);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "the charts in the DOM are not the ones the summary calls for"
+        );
+        for (id, chart) in &got {
+            assert_eq!(chart.paths.len(), want[id], "chart {id}: series drawn vs expected");
+        }
+        check_charts_tell_the_truth(&s, &dom);
+        check_fits_1280(&report);
+        let _ = std::fs::remove_dir_all(report.parent().expect("a folder"));
+    })
+    .await
+    .expect("the browser checks");
 }
 
 #[test]
@@ -623,15 +874,18 @@ fn report_html_loads_in_headless_chromium_and_draws_every_series() {
         want.keys().collect::<Vec<_>>(),
         "the charts in the DOM are not the ones the summary calls for"
     );
-    for (id, paths) in &got {
-        assert_eq!(paths.len(), want[id], "chart {id}: series drawn vs expected");
-        for d in paths {
+    for (id, chart) in &got {
+        assert_eq!(chart.paths.len(), want[id], "chart {id}: series drawn vs expected");
+        for p in &chart.paths {
             assert!(
-                d.starts_with('M') && d.len() > 4 && !d.contains("NaN"),
-                "chart {id}: empty or broken path {d:?}"
+                p.d.starts_with('M') && p.d.len() > 4 && !p.d.contains("NaN"),
+                "chart {id}: empty or broken path {:?}",
+                p.d
             );
         }
     }
+    check_charts_tell_the_truth(&s, &dom);
+    check_fits_1280(&page);
     assert!(
         got.len() >= 5,
         "expected users, latency, spectrum, recovery and error charts: {:?}",

@@ -318,10 +318,13 @@ pub enum Counter {
     /// REST calls that never got one of the harness's request slots within their timeout (the
     /// generator's fault, never counted as a server error).
     GeneratorQueueTimeouts,
+    /// Long-poll connect attempts that failed (a subset of `ConnectFailures`; the rest were
+    /// WebSocket attempts), so that failures can be told apart by transport.
+    LongpollConnectFailures,
 }
 
 /// Number of [`Counter`]s.
-pub const COUNTER_COUNT: usize = 21;
+pub const COUNTER_COUNT: usize = 22;
 
 impl Counter {
     /// Every counter, in index order.
@@ -347,6 +350,7 @@ impl Counter {
         Counter::ResourceFailures,
         Counter::EventsUndetermined,
         Counter::GeneratorQueueTimeouts,
+        Counter::LongpollConnectFailures,
     ];
 
     /// Dense index in `0..COUNTER_COUNT`.
@@ -378,6 +382,7 @@ impl Counter {
             Counter::ResourceFailures => "resource_failures",
             Counter::EventsUndetermined => "events_undetermined",
             Counter::GeneratorQueueTimeouts => "generator_queue_timeouts",
+            Counter::LongpollConnectFailures => "longpoll_connect_failures",
         }
     }
 

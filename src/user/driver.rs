@@ -100,6 +100,9 @@ pub struct Driver {
     connection_id: String,
     privacy: PrivacySettings,
     connecting: Option<BoxFuture<Connecting>>,
+    /// The transport of the attempt in flight: a failure is counted against it even when the
+    /// machine has already moved on to long-poll by the time the failure is measured.
+    attempt_transport: Transport,
     upgrade_started: Instant,
     ws: Option<Box<Ws>>,
     rest: Option<BoxFuture<rest::Done>>,
@@ -179,6 +182,7 @@ impl Driver {
             token: None,
             connection_id: String::new(),
             connecting: None,
+            attempt_transport: Transport::Ws,
             upgrade_started: now,
             ws: None,
             rest: None,
@@ -363,6 +367,9 @@ impl Driver {
             }
             Measure::ConnectFailure(kind) => {
                 rec.count(Counter::ConnectFailures);
+                if self.attempt_transport == Transport::LongPoll {
+                    rec.count(Counter::LongpollConnectFailures);
+                }
                 if let Some(kind) = kind {
                     rec.failure_kind(kind);
                 }
@@ -401,6 +408,7 @@ impl Driver {
     }
 
     fn start_connect(&mut self, transport: Transport, fetch_token: bool, reconnect: bool) {
+        self.attempt_transport = transport;
         let ctx = self.ctx.clone();
         let spec = self.spec.clone();
         let held = self.token.clone();

@@ -40,6 +40,8 @@ const RESERVED: &[&str] = &[
     "devices",
     "mutes",
     "channel_mutes",
+    "deactivated_at",
+    "deleted_at",
 ];
 
 /// One user.
@@ -59,6 +61,10 @@ pub struct UserRec {
     pub unread_channels: u32,
     /// Channels the user is a member of.
     pub member_of: Vec<Arc<str>>,
+    /// When a server-side deactivate took effect (shown as `deactivated_at` until reactivated).
+    pub deactivated_at: Option<String>,
+    /// When a server-side delete took effect (shown as `deleted_at`; the user leaves queries).
+    pub deleted_at: Option<String>,
     /// `to_json()` serialized, filled on first use; every change of a field it shows (fields,
     /// times, connections) must call [`UserRec::touch`].
     cached: OnceLock<Box<RawValue>>,
@@ -78,6 +84,8 @@ impl UserRec {
             total_unread: 0,
             unread_channels: 0,
             member_of: Vec::new(),
+            deactivated_at: None,
+            deleted_at: None,
             cached: OnceLock::new(),
         }
     }
@@ -143,6 +151,11 @@ impl UserRec {
         m.insert("last_active".into(), self.last_active.clone().into());
         for (k, v) in &self.fields {
             m.insert(k.clone(), v.clone());
+        }
+        for (k, v) in [("deactivated_at", &self.deactivated_at), ("deleted_at", &self.deleted_at)] {
+            if let Some(t) = v {
+                m.insert(k.into(), t.clone().into());
+            }
         }
         Value::Object(m)
     }
@@ -267,6 +280,11 @@ impl Serialize for MeView<'_> {
         }
         for (k, v) in u.fields.iter().filter(|(k, _)| !ME_OWN.contains(&k.as_str())) {
             m.serialize_entry(k, v)?;
+        }
+        for (k, v) in [("deactivated_at", &u.deactivated_at), ("deleted_at", &u.deleted_at)] {
+            if let Some(t) = v {
+                m.serialize_entry(k, t)?;
+            }
         }
         if !stored("language") {
             m.serialize_entry("language", "")?;
@@ -444,6 +462,8 @@ pub struct Channel {
     pub messages: VecDeque<Msg>,
     pub last_message_at: Option<String>,
     pub message_count: u64,
+    /// Set on the copy a delete returns and announces (a deleted channel leaves the world).
+    pub deleted_at: Option<String>,
     /// The channel-type config, serialized once (it depends only on the type and creation time).
     config: Box<RawValue>,
 }
@@ -467,6 +487,7 @@ impl Channel {
             messages: VecDeque::new(),
             last_message_at: None,
             message_count: 0,
+            deleted_at: None,
             config,
         }
     }
@@ -533,6 +554,9 @@ pub struct World {
     pub users: FastMap<Arc<str>, UserRec>,
     pub channels: FastMap<Arc<str>, Channel>,
     pub conns: FastMap<ConnId, Arc<Conn>>,
+    /// Results of the asynchronous server-side calls (`users/delete`, `users/deactivate`),
+    /// complete at once, by task id, for `GET /tasks/{id}`.
+    pub tasks: FastMap<String, Value>,
 }
 
 impl World {
@@ -575,6 +599,61 @@ impl World {
         self.user_mut(&uid).member_of.push(cid.clone());
     }
 
+    /// Removes a member from a channel: its unread messages leave the user's totals, the channel
+    /// leaves the user's list. Returns whether it was a member.
+    pub fn remove_member(&mut self, cid: &str, user: &str) -> bool {
+        let Some(mem) = self.channels.get_mut(cid).and_then(|ch| ch.members.remove(user)) else {
+            return false;
+        };
+        if let Some(u) = self.users.get_mut(user) {
+            u.member_of.retain(|c| &**c != cid);
+            u.total_unread = u.total_unread.saturating_sub(mem.unread);
+            if mem.unread > 0 {
+                u.unread_channels = u.unread_channels.saturating_sub(1);
+            }
+        }
+        true
+    }
+
+    /// Removes a channel with its members (as [`World::remove_member`]) and its watchers (their
+    /// connections forget it). Returns the channel as it was, members and watchers included.
+    pub fn remove_channel(&mut self, cid: &str) -> Option<Channel> {
+        let members: Vec<Arc<str>> = self.channels.get(cid)?.members.keys().cloned().collect();
+        let kept: BTreeMap<Arc<str>, Member> = self.channels.get(cid)?.members.clone();
+        for m in &members {
+            self.remove_member(cid, m);
+        }
+        let mut ch = self.channels.remove(cid)?;
+        for conn in ch.watchers.values() {
+            conn.watching
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|c| &**c != cid);
+        }
+        ch.members = kept;
+        Some(ch)
+    }
+
+    /// The `member` object of `user` in `ch` (events and update responses carry it).
+    pub fn member_view<'a>(&'a self, ch: &'a Channel, user: &str) -> Option<impl Serialize + 'a> {
+        let (uid, mem) = ch.members.get_key_value(user)?;
+        Some(MemberView {
+            user_id: uid,
+            user: self.user_ref(uid),
+            created_at: &mem.joined_at,
+            updated_at: &mem.joined_at,
+            role: "member",
+            channel_role: "channel_member",
+            banned: false,
+            shadow_banned: false,
+        })
+    }
+
+    /// Every member object of `ch`, in member order.
+    pub fn member_views<'a>(&'a self, ch: &'a Channel) -> Vec<impl Serialize + 'a> {
+        ch.members.keys().filter_map(|u| self.member_view(ch, u)).collect()
+    }
+
     /// Open connections of a user.
     pub fn conns_of<'a>(&'a self, user: &str) -> impl Iterator<Item = &'a Arc<Conn>> + 'a {
         self.users
@@ -586,7 +665,21 @@ impl World {
 
     /// The channel object inside states and `notification.message_new`.
     pub fn channel_view<'a>(&'a self, ch: &'a Channel) -> ChannelView<'a> {
-        ChannelView { w: self, ch }
+        ChannelView {
+            w: self,
+            ch,
+            members: false,
+        }
+    }
+
+    /// The channel object with its `members` array, as `channel.updated`, `channel.deleted` and
+    /// the delete response carry it.
+    pub fn channel_view_with_members<'a>(&'a self, ch: &'a Channel) -> ChannelView<'a> {
+        ChannelView {
+            w: self,
+            ch,
+            members: true,
+        }
     }
 
     /// The channel state object that query and watch responses carry, as `viewer` sees it.
@@ -618,7 +711,9 @@ const CHANNEL_KEYS: &[&str] = &[
     "frozen",
     "disabled",
     "member_count",
+    "members",
     "last_message_at",
+    "deleted_at",
     "config",
     "own_capabilities",
 ];
@@ -627,6 +722,7 @@ const CHANNEL_KEYS: &[&str] = &[
 pub struct ChannelView<'a> {
     w: &'a World,
     ch: &'a Channel,
+    members: bool,
 }
 
 impl Serialize for ChannelView<'_> {
@@ -645,8 +741,14 @@ impl Serialize for ChannelView<'_> {
         m.serialize_entry("frozen", &false)?;
         m.serialize_entry("disabled", &false)?;
         m.serialize_entry("member_count", &ch.members.len())?;
+        if self.members {
+            m.serialize_entry("members", &self.w.member_views(ch))?;
+        }
         if let Some(t) = &ch.last_message_at {
             m.serialize_entry("last_message_at", t)?;
+        }
+        if let Some(t) = &ch.deleted_at {
+            m.serialize_entry("deleted_at", t)?;
         }
         m.serialize_entry("config", &*ch.config)?;
         m.serialize_entry("own_capabilities", wire::OWN_CAPABILITIES)?;

@@ -152,7 +152,10 @@ impl UserRec {
         for (k, v) in &self.fields {
             m.insert(k.clone(), v.clone());
         }
-        for (k, v) in [("deactivated_at", &self.deactivated_at), ("deleted_at", &self.deleted_at)] {
+        for (k, v) in [
+            ("deactivated_at", &self.deactivated_at),
+            ("deleted_at", &self.deleted_at),
+        ] {
             if let Some(t) = v {
                 m.insert(k.into(), t.clone().into());
             }

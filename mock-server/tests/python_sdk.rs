@@ -55,10 +55,19 @@ fn official_python_server_sdk_drives_the_mock() {
 
     // ann watches the room with presence; bob is connected and watches nothing.
     let (ann_ws, bob_ws) = runtime.block_on(async {
-        let (ann_ws, first) = util::connect_details(&mock, &user("ann"), json!({"id": user("ann"), "name": "Ann Rowe"})).await;
+        let (ann_ws, first) =
+            util::connect_details(&mock, &user("ann"), json!({"id": user("ann"), "name": "Ann Rowe"})).await;
         let conn = first["connection_id"].as_str().expect("connection_id").to_owned();
         let body = json!({"state": true, "watch": true, "presence": true});
-        let r = util::rest(&mock, "POST", &format!("/channels/messaging/{room}/query"), &user("ann"), Some(&conn), body).await;
+        let r = util::rest(
+            &mock,
+            "POST",
+            &format!("/channels/messaging/{room}/query"),
+            &user("ann"),
+            Some(&conn),
+            body,
+        )
+        .await;
         assert_eq!(r.status, 201, "ann watches the room: {}", r.body);
         assert_eq!(r.body["channel"]["created_by"]["id"], user("dave"), "{}", r.body);
         let (bob_ws, _) = util::connect_details(&mock, &user("bob"), json!({"id": user("bob"), "name": "Bob"})).await;
@@ -74,7 +83,11 @@ fn official_python_server_sdk_drives_the_mock() {
     runtime.shutdown_timeout(Duration::from_secs(1));
     assert_phase("calls", &calls, 24);
 
-    let kinds = |evs: &[Value]| evs.iter().map(|e| e["type"].as_str().unwrap_or("?").to_owned()).collect::<Vec<_>>();
+    let kinds = |evs: &[Value]| {
+        evs.iter()
+            .map(|e| e["type"].as_str().unwrap_or("?").to_owned())
+            .collect::<Vec<_>>()
+    };
     // What ann sees of the room, call by call: update; add bob; partial update; eve's message and
     // read; eve's second message; remove bob; carl deleted; bob added again; delete.
     assert_eq!(
@@ -100,7 +113,11 @@ fn official_python_server_sdk_drives_the_mock() {
     assert_eq!(renamed["channel"]["name"], "Renamed", "{renamed}");
     assert_eq!(renamed["channel"]["color"], "blue", "{renamed}");
     assert_eq!(renamed["channel_member_count"], 2, "{renamed}");
-    assert_eq!(renamed["channel"]["members"].as_array().map(Vec::len), Some(2), "{renamed}");
+    assert_eq!(
+        renamed["channel"]["members"].as_array().map(Vec::len),
+        Some(2),
+        "{renamed}"
+    );
     let added = &ann[1];
     assert_eq!(added["member"]["user_id"], user("bob"), "{added}");
     assert_eq!(added["member"]["user"]["id"], user("bob"), "{added}");
@@ -109,7 +126,12 @@ fn official_python_server_sdk_drives_the_mock() {
     assert_eq!(ann[3]["channel"]["color"], "red", "{}", ann[3]);
     assert!(ann[3]["channel"].get("name").is_none(), "{}", ann[3]);
     assert_eq!(ann[4]["message"]["user"]["id"], user("eve"), "{}", ann[4]);
-    assert_eq!(ann[5]["user"]["id"], user("eve"), "a non-member's server-side read: {}", ann[5]);
+    assert_eq!(
+        ann[5]["user"]["id"],
+        user("eve"),
+        "a non-member's server-side read: {}",
+        ann[5]
+    );
     assert_eq!(ann[6]["user"]["id"], user("bob"), "{}", ann[6]);
     assert_eq!(ann[7]["channel_member_count"], 2, "{}", ann[7]);
     let deleted = &ann[9];
@@ -153,7 +175,9 @@ async fn collect(mut ws: util::Ws, cid: String, last: &'static str) -> Vec<Value
             Ok(Some(Ok(_))) => continue,
             _ => return out,
         };
-        let Ok(v) = serde_json::from_str::<Value>(&frame) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(&frame) else {
+            continue;
+        };
         let kind = v["type"].as_str().unwrap_or("").to_owned();
         let ours = v["cid"] == cid.as_str() || kind == "user.deleted";
         if !ours || kind.starts_with("user.watching") {

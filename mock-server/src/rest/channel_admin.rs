@@ -25,10 +25,7 @@ use crate::world::{Channel, ChannelView, UserRef, World};
 const MAX_MEMBER_CHANGES: usize = 100;
 
 fn not_found(cid: &str) -> ApiError {
-    ApiError::new(
-        code::DOES_NOT_EXIST,
-        format!("channel {} does not exist", clip(cid)),
-    )
+    ApiError::new(code::DOES_NOT_EXIST, format!("channel {} does not exist", clip(cid)))
 }
 
 /// The backend's permission refusal (code 17), worded as its policy checks word it.
@@ -72,7 +69,12 @@ fn id_list(body: &Value, key: &str) -> Result<Vec<String>, ApiError> {
         let id = m
             .as_str()
             .or_else(|| m.get("user_id").and_then(Value::as_str))
-            .ok_or_else(|| ApiError::new(code::INPUT, format!("each of {key} must be a user id or {{\"user_id\"}}")))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    code::INPUT,
+                    format!("each of {key} must be a user id or {{\"user_id\"}}"),
+                )
+            })?;
         proto::validate_user_id(key, id).map_err(|m| ApiError::new(code::INPUT, m))?;
         if !out.iter().any(|o| o == id) {
             out.push(id.to_owned());
@@ -268,10 +270,15 @@ pub fn update(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -> Ou
     let added: Vec<String> = {
         let mut w = app.world();
         let ch = w.channels.get(cid.as_str()).ok_or_else(|| not_found(&cid))?;
-        let action = if data.is_some() { "UpdateChannel" } else { "UpdateChannelMembers" };
+        let action = if data.is_some() {
+            "UpdateChannel"
+        } else {
+            "UpdateChannelMembers"
+        };
         may_change(caller, ch, action)?;
         // A distinct channel's id is its member list: no one may join it later.
-        if !add.is_empty() && ch.id.starts_with("!members-") && add.iter().any(|u| !ch.members.contains_key(u.as_str())) {
+        if !add.is_empty() && ch.id.starts_with("!members-") && add.iter().any(|u| !ch.members.contains_key(u.as_str()))
+        {
             return Err(ApiError::new(
                 code::NOT_ALLOWED,
                 "cannot add members to the distinct channel they don't belong to, please create a new distinct channel with the desired members",
@@ -325,7 +332,10 @@ pub fn update_partial(app: &App, req: &Req, caller: &Caller, kind: &str, id: &st
         let mut w = app.world();
         let ch = w.channels.get_mut(cid.as_str()).ok_or_else(|| not_found(&cid))?;
         may_change(caller, ch, "UpdateChannel")?;
-        for (k, v) in set.iter().filter(|(k, _)| !matches!(k.as_str(), "members" | "created_by" | "created_by_id")) {
+        for (k, v) in set
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "members" | "created_by" | "created_by_id"))
+        {
             ch.data.insert(k.clone(), v.clone());
         }
         for k in unset {

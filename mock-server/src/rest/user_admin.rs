@@ -59,12 +59,12 @@ pub fn query(app: &App, req: &Req, _caller: &Caller) -> Outcome {
         return Err(ApiError::new(code::INPUT, "filter_conditions must be an object"));
     }
     check_filter(filter)?;
-    let limit = body.get("limit").and_then(Value::as_u64).map_or(DEFAULT_LIMIT, |l| l as usize);
+    let limit = body
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map_or(DEFAULT_LIMIT, |l| l as usize);
     if limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            code::INPUT,
-            format!("limit must be {MAX_LIMIT} or less"),
-        ));
+        return Err(ApiError::new(code::INPUT, format!("limit must be {MAX_LIMIT} or less")));
     }
     let offset = body.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
     if offset > MAX_OFFSET {
@@ -129,10 +129,9 @@ fn sort_keys(sort: Option<&Value>) -> Result<Vec<(String, i64)>, ApiError> {
 fn cmp_json(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal)
+        }
         (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
         (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
         (None | Some(Value::Null), None | Some(Value::Null)) => Ordering::Equal,
@@ -167,9 +166,7 @@ fn check_filter(f: &Value) -> Result<(), ApiError> {
                             "$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" | "$exists" => {}
                             "$in" | "$nin" if v.is_array() => {}
                             "$autocomplete" => {
-                                let ok = v
-                                    .as_str()
-                                    .is_some_and(|s| s.chars().any(char::is_alphanumeric));
+                                let ok = v.as_str().is_some_and(|s| s.chars().any(char::is_alphanumeric));
                                 if !ok {
                                     return Err(ApiError::new(
                                         code::INPUT,
@@ -236,7 +233,9 @@ fn field_matches(v: Option<&Value>, cond: &Value) -> bool {
 fn mark_messages_deleted(w: &mut World, user: &str, now: &str) {
     for ch in w.channels.values_mut() {
         for m in ch.messages.iter_mut().filter(|m| m.author == user) {
-            let Ok(mut v) = serde_json::from_str::<Value>(m.raw.get()) else { continue };
+            let Ok(mut v) = serde_json::from_str::<Value>(m.raw.get()) else {
+                continue;
+            };
             if let Some(o) = v.as_object_mut() {
                 o.insert("type".into(), "deleted".into());
                 o.insert("deleted_at".into(), now.into());
@@ -441,10 +440,7 @@ pub fn delete_many(app: &App, req: &Req, caller: &Caller) -> Outcome {
     let mode = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("");
     for k in ["user", "messages", "conversations"] {
         if !matches!(mode(k), "" | "soft" | "pruning" | "hard") {
-            return Err(ApiError::new(
-                code::INPUT,
-                format!("{k} must be soft, pruning or hard"),
-            ));
+            return Err(ApiError::new(code::INPUT, format!("{k} must be soft, pruning or hard")));
         }
     }
     if mode("user") == "hard" && (mode("messages") != "hard" || mode("conversations") != "hard") {

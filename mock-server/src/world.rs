@@ -44,6 +44,13 @@ const RESERVED: &[&str] = &[
     "deleted_at",
 ];
 
+/// The marks a server-side deactivate or delete leaves on a user.
+#[derive(Debug, Default)]
+struct Lifecycle {
+    deactivated_at: Option<String>,
+    deleted_at: Option<String>,
+}
+
 /// One user.
 #[derive(Debug)]
 pub struct UserRec {
@@ -61,10 +68,9 @@ pub struct UserRec {
     pub unread_channels: u32,
     /// Channels the user is a member of.
     pub member_of: Vec<Arc<str>>,
-    /// When a server-side deactivate took effect (shown as `deactivated_at` until reactivated).
-    pub deactivated_at: Option<String>,
-    /// When a server-side delete took effect (shown as `deleted_at`; the user leaves queries).
-    pub deleted_at: Option<String>,
+    /// Server-side deactivation and deletion, boxed: almost no user has either, and the record
+    /// is one per connected user.
+    lifecycle: Option<Box<Lifecycle>>,
     /// `to_json()` serialized, filled on first use; every change of a field it shows (fields,
     /// times, connections) must call [`UserRec::touch`].
     cached: OnceLock<Box<RawValue>>,
@@ -84,10 +90,42 @@ impl UserRec {
             total_unread: 0,
             unread_channels: 0,
             member_of: Vec::new(),
-            deactivated_at: None,
-            deleted_at: None,
+            lifecycle: None,
             cached: OnceLock::new(),
         }
+    }
+
+    /// When a server-side deactivate took effect (shown as `deactivated_at` until reactivated).
+    pub fn deactivated_at(&self) -> Option<&str> {
+        self.lifecycle.as_ref().and_then(|l| l.deactivated_at.as_deref())
+    }
+
+    /// When a server-side delete took effect (shown as `deleted_at`; the user leaves queries).
+    pub fn deleted_at(&self) -> Option<&str> {
+        self.lifecycle.as_ref().and_then(|l| l.deleted_at.as_deref())
+    }
+
+    /// Sets or clears `deactivated_at`.
+    pub fn set_deactivated(&mut self, at: Option<String>) {
+        self.lifecycle.get_or_insert_default().deactivated_at = at;
+        self.settle_lifecycle();
+    }
+
+    /// Sets or clears `deleted_at`.
+    pub fn set_deleted(&mut self, at: Option<String>) {
+        self.lifecycle.get_or_insert_default().deleted_at = at;
+        self.settle_lifecycle();
+    }
+
+    fn settle_lifecycle(&mut self) {
+        if self
+            .lifecycle
+            .as_ref()
+            .is_some_and(|l| l.deactivated_at.is_none() && l.deleted_at.is_none())
+        {
+            self.lifecycle = None;
+        }
+        self.touch();
     }
 
     /// Drops the cached JSON; called by everything that changes what `to_json` shows.
@@ -153,11 +191,11 @@ impl UserRec {
             m.insert(k.clone(), v.clone());
         }
         for (k, v) in [
-            ("deactivated_at", &self.deactivated_at),
-            ("deleted_at", &self.deleted_at),
+            ("deactivated_at", self.deactivated_at()),
+            ("deleted_at", self.deleted_at()),
         ] {
             if let Some(t) = v {
-                m.insert(k.into(), t.clone().into());
+                m.insert(k.into(), t.into());
             }
         }
         Value::Object(m)
@@ -284,7 +322,7 @@ impl Serialize for MeView<'_> {
         for (k, v) in u.fields.iter().filter(|(k, _)| !ME_OWN.contains(&k.as_str())) {
             m.serialize_entry(k, v)?;
         }
-        for (k, v) in [("deactivated_at", &u.deactivated_at), ("deleted_at", &u.deleted_at)] {
+        for (k, v) in [("deactivated_at", u.deactivated_at()), ("deleted_at", u.deleted_at())] {
             if let Some(t) = v {
                 m.serialize_entry(k, t)?;
             }
@@ -571,14 +609,6 @@ impl World {
         }
         // Inserted just above when missing.
         self.users.get_mut(id).expect("user inserted above")
-    }
-
-    /// JSON of a user, or a bare `{id}` for one never seen.
-    pub fn user_json(&self, id: &str) -> Value {
-        self.users
-            .get(id)
-            .map(UserRec::to_json)
-            .unwrap_or_else(|| json!({"id": id}))
     }
 
     /// The user as responses and events carry it, without building anything.

@@ -264,9 +264,12 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
     let cid = format!("{kind}:{id}");
     let mut w = app.world();
     let w = &mut *w;
-    if w.users.get(user.as_str()).is_some_and(|u| u.deactivated_at.is_some()) {
-        return Err(super::deactivated(&user));
-    }
+    // The author's JSON, from the one lookup that also refuses a deactivated author.
+    let author = match w.users.get(user.as_str()) {
+        Some(u) if u.deactivated_at().is_some() => return Err(super::deactivated(&user)),
+        Some(u) => u.to_json(),
+        None => json!({ "id": user }),
+    };
     let msg_id = match input.get("id").and_then(Value::as_str) {
         Some(m) if !m.is_empty() && m.len() <= 255 => m.to_owned(),
         Some(_) => {
@@ -291,7 +294,7 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
         ("text", text.clone().into()),
         ("html", format!("<p>{}</p>\n", escape(&text)).into()),
         ("type", "regular".into()),
-        ("user", w.user_json(&user)),
+        ("user", author),
         ("cid", cid.clone().into()),
         ("created_at", now.clone().into()),
         ("updated_at", now.clone().into()),

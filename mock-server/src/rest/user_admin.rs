@@ -79,7 +79,7 @@ pub fn query(app: &App, req: &Req, _caller: &Caller) -> Outcome {
     let mut found: Vec<(&UserRec, Value)> = w
         .users
         .values()
-        .filter(|u| u.deleted_at.is_none() && (with_deactivated || u.deactivated_at.is_none()))
+        .filter(|u| u.deleted_at().is_none() && (with_deactivated || u.deactivated_at().is_none()))
         .map(|u| (u, u.to_json()))
         .filter(|(_, v)| matches(v, filter))
         .collect();
@@ -252,11 +252,11 @@ fn body_flag(body: &Value, key: &str) -> bool {
 /// Deactivates one known user; returns its JSON.
 fn deactivate_one(w: &mut World, id: &str, mark_deleted: bool) -> Result<Value, ApiError> {
     let now = wire::now();
-    let Some(u) = w.users.get_mut(id).filter(|u| u.deleted_at.is_none()) else {
+    let Some(u) = w.users.get_mut(id).filter(|u| u.deleted_at().is_none()) else {
         return Err(no_user(id));
     };
-    if u.deactivated_at.is_none() {
-        u.deactivated_at = Some(now.clone());
+    if u.deactivated_at().is_none() {
+        u.set_deactivated(Some(now.clone()));
         u.updated_at = now.clone();
         u.touch();
     }
@@ -268,16 +268,16 @@ fn deactivate_one(w: &mut World, id: &str, mark_deleted: bool) -> Result<Value, 
 }
 
 fn reactivate_one(w: &mut World, id: &str, name: Option<&Value>) -> Result<Value, ApiError> {
-    let Some(u) = w.users.get_mut(id).filter(|u| u.deleted_at.is_none()) else {
+    let Some(u) = w.users.get_mut(id).filter(|u| u.deleted_at().is_none()) else {
         return Err(no_user(id));
     };
-    if u.deactivated_at.is_none() {
+    if u.deactivated_at().is_none() {
         return Err(ApiError::new(
             code::INPUT,
             format!("user \"{}\" is not deactivated", clip(id)),
         ));
     }
-    u.deactivated_at = None;
+    u.set_deactivated(None);
     if let Some(n) = name {
         u.fields.insert("name".into(), n.clone());
     }
@@ -387,10 +387,10 @@ fn delete_one(app: &App, id: &str, hard: bool, mark_deleted: bool) -> Result<Val
     let now = wire::now();
     let mut guard = app.world();
     let w = &mut *guard;
-    let Some(u) = w.users.get_mut(id).filter(|u| u.deleted_at.is_none()) else {
+    let Some(u) = w.users.get_mut(id).filter(|u| u.deleted_at().is_none()) else {
         return Err(no_user(id));
     };
-    u.deleted_at = Some(now.clone());
+    u.set_deleted(Some(now.clone()));
     u.updated_at = now.clone();
     u.touch();
     let user = u.to_json();

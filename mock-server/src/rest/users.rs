@@ -60,7 +60,7 @@ pub fn upsert(app: &App, req: &Req, caller: &Caller) -> Outcome {
     let mut w = app.world();
     if let Some(id) = users
         .keys()
-        .find(|id| w.users.get(id.as_str()).is_some_and(|u| u.deactivated_at.is_some()))
+        .find(|id| w.users.get(id.as_str()).is_some_and(|u| u.deactivated_at().is_some()))
     {
         return Err(super::deactivated(id));
     }

@@ -993,6 +993,11 @@ mod tests {
             .expect("object"),
         );
         check(&u);
+        u.set_deactivated(Some("2026-01-01T00:00:00Z".into()));
+        check(&u);
+        assert_eq!(parse(&u.me_raw())["deactivated_at"], "2026-01-01T00:00:00Z");
+        u.set_deactivated(None);
+        assert!(parse(u.raw()).get("deactivated_at").is_none());
         assert_eq!(parse(&u.me_raw())["role"], "admin");
         assert_eq!(parse(&u.me_raw())["blocked_user_ids"], json!([]));
     }

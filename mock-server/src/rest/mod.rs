@@ -9,7 +9,7 @@ mod events;
 mod user_admin;
 mod users;
 
-pub use user_admin::deactivated;
+pub use crate::auth::deactivated;
 
 use std::sync::Arc;
 

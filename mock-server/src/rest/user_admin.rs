@@ -37,14 +37,6 @@ fn no_user(id: &str) -> ApiError {
     ApiError::new(code::DOES_NOT_EXIST, format!("user \"{}\" does not exist", clip(id)))
 }
 
-/// The refusal a deactivated user's writes get (upsert, send message).
-pub fn deactivated(id: &str) -> ApiError {
-    ApiError::new(
-        code::INPUT,
-        format!("user \"{}\" was deactivated, reactivate the user first", clip(id)),
-    )
-}
-
 /// `GET /users?payload={"filter_conditions", "sort", "limit", "offset", "include_deactivated_users"}`
 /// → `{"users": […]}`. Deleted users are never listed; deactivated ones only when asked.
 pub fn query(app: &App, req: &Req, _caller: &Caller) -> Outcome {

@@ -206,6 +206,13 @@ async fn users_deactivate_reactivate_delete_and_query() {
         400,
         4,
     );
+    // A deactivated user cannot connect.
+    let mut ws = open(&h, &connect_query("u1", &user_token("u1"), json!({"id": "u1"})), &[]).await;
+    let e = expect_rejected(&mut ws, 4).await;
+    assert!(
+        e["message"].as_str().is_some_and(|m| m.contains("was deactivated")),
+        "{e}"
+    );
     let r = server(&h, "POST", "/users/u1/reactivate", json!({})).await;
     assert!(r.body["user"].get("deactivated_at").is_none(), "{}", r.body);
     assert_error(&server(&h, "POST", "/users/u1/reactivate", json!({})).await, 400, 4);

@@ -150,19 +150,23 @@ pub fn announce_added(app: &App, cid: &str, added: &[String]) {
     let now = wire::now();
     for uid in added {
         let Some(member) = w.member_view(ch, uid) else { continue };
-        let ev = wire::to_string(&wire::ChannelEvent {
-            kind: "member.added",
-            cid: &ch.cid,
-            channel_id: &ch.id,
-            channel_type: &ch.kind,
-            user: w.user_ref(uid),
-            created_at: &now,
-            extra: MemberFields {
-                member,
-                channel_last_message_at: ch.last_message_at.clone(),
-            },
-        });
-        app.deliver_each(ch.watchers.values(), &Utf8Bytes::from(ev));
+        // Nothing is written for no one: a run's setup creates thousands of channels, unwatched
+        // and with their members not yet connected.
+        if !ch.watchers.is_empty() {
+            let ev = wire::to_string(&wire::ChannelEvent {
+                kind: "member.added",
+                cid: &ch.cid,
+                channel_id: &ch.id,
+                channel_type: &ch.kind,
+                user: w.user_ref(uid),
+                created_at: &now,
+                extra: MemberFields {
+                    member,
+                    channel_last_message_at: ch.last_message_at.clone(),
+                },
+            });
+            app.deliver_each(ch.watchers.values(), &Utf8Bytes::from(ev));
+        }
         if unwatching(&w, ch, uid).next().is_none() {
             continue;
         }

@@ -204,14 +204,17 @@ fn announce_updated(app: &App, cid: &str, actor: Option<&str>) {
 
 /// Removes `removed` from `cid`: `member.removed` to the watchers (the removed user's own
 /// watching connections included) and `notification.removed_from_channel` to the removed user's
-/// connections that do not watch it, each sent while the member is still listed.
-fn remove_members(app: &App, cid: &str, removed: &[String]) {
+/// connections that do not watch it, each sent while the member is still listed. Returns how many
+/// were members.
+fn remove_members(app: &App, cid: &str, removed: &[String]) -> usize {
     let mut guard = app.world();
     let now = wire::now();
+    let mut count = 0;
     for uid in removed {
         let w = &*guard;
-        let Some(ch) = w.channels.get(cid) else { return };
+        let Some(ch) = w.channels.get(cid) else { return count };
         let Some(member) = w.member_view(ch, uid) else { continue };
+        count += 1;
         let ev = wire::to_string(&wire::ChannelEvent {
             kind: "member.removed",
             cid: &ch.cid,
@@ -240,6 +243,7 @@ fn remove_members(app: &App, cid: &str, removed: &[String]) {
         }
         guard.remove_member(cid, uid);
     }
+    count
 }
 
 /// `{"channel": {…}, "members": […]}`, the answer of every update.
@@ -309,8 +313,8 @@ pub fn update(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -> Ou
         new
     };
     announce_added(app, &cid, &added);
-    remove_members(app, &cid, &remove);
-    if data.is_some() || !added.is_empty() || !remove.is_empty() {
+    let removed = remove_members(app, &cid, &remove);
+    if data.is_some() || !added.is_empty() || removed > 0 {
         announce_updated(app, &cid, actor.as_deref());
     }
     Ok((201, update_reply(app, &cid)?))

@@ -68,9 +68,7 @@ pub fn query(app: &App, req: &Req, _caller: &Caller) -> Outcome {
     let sort = sort_keys(body.get("sort"))?;
     let with_deactivated = super::flag(&body, "include_deactivated_users");
     let w = app.world();
-    let mut found: Vec<(&UserRec, Value)> = w
-        .users
-        .values()
+    let mut found: Vec<(&UserRec, Value)> = candidates(&w, filter)
         .filter(|u| u.deleted_at().is_none() && (with_deactivated || u.deactivated_at().is_none()))
         .map(|u| (u, u.to_json()))
         .filter(|(_, v)| matches(v, filter))
@@ -87,6 +85,29 @@ pub fn query(app: &App, req: &Req, _caller: &Caller) -> Outcome {
     });
     let users: Vec<Value> = found.into_iter().skip(offset).take(limit).map(|(_, v)| v).collect();
     Ok((200, json!({ "users": users }).into()))
+}
+
+/// The users a filter can match: those it names by `id` (a string, `$eq` or `$in`) looked up
+/// directly, else every user (the world lock is held meanwhile: a backend's lookups by id must
+/// not stall a run of thousands of users).
+fn candidates<'a>(w: &'a World, filter: &'a Value) -> Box<dyn Iterator<Item = &'a UserRec> + 'a> {
+    let named: Option<Vec<&str>> = match filter.get("id") {
+        Some(Value::String(s)) => Some(vec![s.as_str()]),
+        Some(Value::Object(o)) if o.len() == 1 => match (o.get("$eq"), o.get("$in")) {
+            (Some(Value::String(s)), _) => Some(vec![s.as_str()]),
+            (_, Some(Value::Array(a))) => Some(a.iter().filter_map(Value::as_str).collect()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match named {
+        Some(mut ids) => {
+            ids.sort_unstable();
+            ids.dedup();
+            Box::new(ids.into_iter().filter_map(|id| w.users.get(id)))
+        }
+        None => Box::new(w.users.values()),
+    }
 }
 
 /// `sort` as the server SDKs send it (`[{"field", "direction"}]`) or as an object; default

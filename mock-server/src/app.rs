@@ -290,7 +290,7 @@ fn watching_event(w: &World, ch: &Channel, kind: &str, user: &str, now: &str) ->
 }
 
 /// Connections subscribed to presence that watch a channel `user` is a member of.
-fn presence_subscribers(w: &World, user: &str) -> Vec<Arc<Conn>> {
+pub fn presence_subscribers(w: &World, user: &str) -> Vec<Arc<Conn>> {
     let Some(rec) = w.users.get(user) else {
         return Vec::new();
     };

@@ -225,6 +225,14 @@ pub fn connect(app: &App, c: &Credentials, json: Option<&str>) -> Result<Connect
     })
 }
 
+/// The refusal a deactivated user's connects and writes (upsert, send message) get.
+pub fn deactivated(id: &str) -> ApiError {
+    ApiError::new(
+        code::INPUT,
+        format!("user \"{}\" was deactivated, reactivate the user first", clip(id)),
+    )
+}
+
 /// A key looked up case-insensitively (Unity sends `Id`, `Type`).
 pub fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     m.get(key)

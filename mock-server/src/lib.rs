@@ -9,7 +9,9 @@
 //!   imports the handlers. `exchange`: what the handlers share (the parsed request, bounded body
 //!   reads, JSON and error answers).
 //! - `ws`: `/connect`, one task per socket. `longpoll`: `/longpoll`.
-//! - `rest/`: users, channels, events (typing, read, message), sync.
+//! - `rest/`: users, channels, events (typing, read, message), sync; for a chat backend's server
+//!   SDK also `channel_admin` (update, members, delete, get message), `user_admin` (query users,
+//!   deactivate, reactivate, delete, tasks) and `app_info` (app settings, rate limits).
 //! - `app`: shared state and the connection lifecycle (register, watch, deliver, unregister).
 //! - `world`: users, channels, the connection registry. `conn`: one connection and its outbox.
 //! - `auth`: api key, tokens, connect checks. `proto`: the seam to `chatstorm-protocol`.

@@ -52,9 +52,16 @@ fn connect(app: &Arc<App>, req: &Req, json: &str) -> Resp {
         );
         return error(app, "Connect", &e);
     }
-    app.world()
-        .user_mut(&connecting.user_id)
-        .apply_upsert(&connecting.details);
+    {
+        let mut w = app.world();
+        let user = w.user_mut(&connecting.user_id);
+        if user.deactivated_at().is_some() {
+            drop(w);
+            Stats::bump(&app.stats.connect_rejected);
+            return error(app, "Connect", &auth::deactivated(&connecting.user_id));
+        }
+        user.apply_upsert(&connecting.details);
+    }
     let conn = app.register(&connecting.user_id, Transport::LongPoll);
     let me = app.first_me(&conn.user);
     let event: Value =

@@ -1,5 +1,7 @@
 //! Owns the optional per-user, per-endpoint rate limits: fixed one-minute windows, code 9 and HTTP 429
-//! beyond the limit, and the `X-RateLimit-Limit/Remaining/Reset` values for every response.
+//! beyond the limit, and the `X-RateLimit-Limit/Remaining/Reset` values for every response; and
+//! the count of server-side calls per operation in the current minute, always kept (server-side
+//! calls only, never the clients' hot paths), for `GET /rate_limits`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,6 +27,8 @@ type Windows = HashMap<(String, &'static str), (i64, u32)>;
 pub struct RateLimiter {
     limit: Option<u32>,
     windows: Mutex<Windows>,
+    /// Operation name → (window number, server-side calls counted in it).
+    served: Mutex<HashMap<&'static str, (i64, u32)>>,
 }
 
 impl RateLimiter {
@@ -32,7 +36,31 @@ impl RateLimiter {
         RateLimiter {
             limit,
             windows: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The limit every endpoint has when limits are on.
+    pub fn limit(&self) -> Option<u32> {
+        self.limit
+    }
+
+    /// Counts one server-side call of operation `op` at `now` (Unix seconds).
+    pub fn count_server(&self, op: &'static str, now: i64) {
+        let window = now.div_euclid(60);
+        let mut map = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = map.entry(op).or_insert((window, 0));
+        if slot.0 != window {
+            *slot = (window, 0);
+        }
+        slot.1 += 1;
+    }
+
+    /// Server-side calls of `op` counted in the minute of `now`.
+    pub fn server_used(&self, op: &str, now: i64) -> u32 {
+        let window = now.div_euclid(60);
+        let map = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(op).filter(|(w, _)| *w == window).map_or(0, |(_, n)| *n)
     }
 
     pub fn enabled(&self) -> bool {

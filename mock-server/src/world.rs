@@ -40,7 +40,16 @@ const RESERVED: &[&str] = &[
     "devices",
     "mutes",
     "channel_mutes",
+    "deactivated_at",
+    "deleted_at",
 ];
+
+/// The marks a server-side deactivate or delete leaves on a user.
+#[derive(Debug, Default)]
+struct Lifecycle {
+    deactivated_at: Option<String>,
+    deleted_at: Option<String>,
+}
 
 /// One user.
 #[derive(Debug)]
@@ -59,6 +68,9 @@ pub struct UserRec {
     pub unread_channels: u32,
     /// Channels the user is a member of.
     pub member_of: Vec<Arc<str>>,
+    /// Server-side deactivation and deletion, boxed: almost no user has either, and the record
+    /// is one per connected user.
+    lifecycle: Option<Box<Lifecycle>>,
     /// `to_json()` serialized, filled on first use; every change of a field it shows (fields,
     /// times, connections) must call [`UserRec::touch`].
     cached: OnceLock<Box<RawValue>>,
@@ -78,8 +90,42 @@ impl UserRec {
             total_unread: 0,
             unread_channels: 0,
             member_of: Vec::new(),
+            lifecycle: None,
             cached: OnceLock::new(),
         }
+    }
+
+    /// When a server-side deactivate took effect (shown as `deactivated_at` until reactivated).
+    pub fn deactivated_at(&self) -> Option<&str> {
+        self.lifecycle.as_ref().and_then(|l| l.deactivated_at.as_deref())
+    }
+
+    /// When a server-side delete took effect (shown as `deleted_at`; the user leaves queries).
+    pub fn deleted_at(&self) -> Option<&str> {
+        self.lifecycle.as_ref().and_then(|l| l.deleted_at.as_deref())
+    }
+
+    /// Sets or clears `deactivated_at`.
+    pub fn set_deactivated(&mut self, at: Option<String>) {
+        self.lifecycle.get_or_insert_default().deactivated_at = at;
+        self.settle_lifecycle();
+    }
+
+    /// Sets or clears `deleted_at`.
+    pub fn set_deleted(&mut self, at: Option<String>) {
+        self.lifecycle.get_or_insert_default().deleted_at = at;
+        self.settle_lifecycle();
+    }
+
+    fn settle_lifecycle(&mut self) {
+        if self
+            .lifecycle
+            .as_ref()
+            .is_some_and(|l| l.deactivated_at.is_none() && l.deleted_at.is_none())
+        {
+            self.lifecycle = None;
+        }
+        self.touch();
     }
 
     /// Drops the cached JSON; called by everything that changes what `to_json` shows.
@@ -143,6 +189,14 @@ impl UserRec {
         m.insert("last_active".into(), self.last_active.clone().into());
         for (k, v) in &self.fields {
             m.insert(k.clone(), v.clone());
+        }
+        for (k, v) in [
+            ("deactivated_at", self.deactivated_at()),
+            ("deleted_at", self.deleted_at()),
+        ] {
+            if let Some(t) = v {
+                m.insert(k.into(), t.into());
+            }
         }
         Value::Object(m)
     }
@@ -267,6 +321,11 @@ impl Serialize for MeView<'_> {
         }
         for (k, v) in u.fields.iter().filter(|(k, _)| !ME_OWN.contains(&k.as_str())) {
             m.serialize_entry(k, v)?;
+        }
+        for (k, v) in [("deactivated_at", u.deactivated_at()), ("deleted_at", u.deleted_at())] {
+            if let Some(t) = v {
+                m.serialize_entry(k, t)?;
+            }
         }
         if !stored("language") {
             m.serialize_entry("language", "")?;
@@ -444,6 +503,8 @@ pub struct Channel {
     pub messages: VecDeque<Msg>,
     pub last_message_at: Option<String>,
     pub message_count: u64,
+    /// Set on the copy a delete returns and announces (a deleted channel leaves the world).
+    pub deleted_at: Option<String>,
     /// The channel-type config, serialized once (it depends only on the type and creation time).
     config: Box<RawValue>,
 }
@@ -467,6 +528,7 @@ impl Channel {
             messages: VecDeque::new(),
             last_message_at: None,
             message_count: 0,
+            deleted_at: None,
             config,
         }
     }
@@ -533,6 +595,9 @@ pub struct World {
     pub users: FastMap<Arc<str>, UserRec>,
     pub channels: FastMap<Arc<str>, Channel>,
     pub conns: FastMap<ConnId, Arc<Conn>>,
+    /// Results of the asynchronous server-side calls (`users/delete`, `users/deactivate`),
+    /// complete at once, by task id, for `GET /tasks/{id}`.
+    pub tasks: FastMap<String, Value>,
 }
 
 impl World {
@@ -544,14 +609,6 @@ impl World {
         }
         // Inserted just above when missing.
         self.users.get_mut(id).expect("user inserted above")
-    }
-
-    /// JSON of a user, or a bare `{id}` for one never seen.
-    pub fn user_json(&self, id: &str) -> Value {
-        self.users
-            .get(id)
-            .map(UserRec::to_json)
-            .unwrap_or_else(|| json!({"id": id}))
     }
 
     /// The user as responses and events carry it, without building anything.
@@ -575,6 +632,61 @@ impl World {
         self.user_mut(&uid).member_of.push(cid.clone());
     }
 
+    /// Removes a member from a channel: its unread messages leave the user's totals, the channel
+    /// leaves the user's list. Returns whether it was a member.
+    pub fn remove_member(&mut self, cid: &str, user: &str) -> bool {
+        let Some(mem) = self.channels.get_mut(cid).and_then(|ch| ch.members.remove(user)) else {
+            return false;
+        };
+        if let Some(u) = self.users.get_mut(user) {
+            u.member_of.retain(|c| &**c != cid);
+            u.total_unread = u.total_unread.saturating_sub(mem.unread);
+            if mem.unread > 0 {
+                u.unread_channels = u.unread_channels.saturating_sub(1);
+            }
+        }
+        true
+    }
+
+    /// Removes a channel with its members (as [`World::remove_member`]) and its watchers (their
+    /// connections forget it). Returns the channel as it was, members and watchers included.
+    pub fn remove_channel(&mut self, cid: &str) -> Option<Channel> {
+        let members: Vec<Arc<str>> = self.channels.get(cid)?.members.keys().cloned().collect();
+        let kept: BTreeMap<Arc<str>, Member> = self.channels.get(cid)?.members.clone();
+        for m in &members {
+            self.remove_member(cid, m);
+        }
+        let mut ch = self.channels.remove(cid)?;
+        for conn in ch.watchers.values() {
+            conn.watching
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|c| &**c != cid);
+        }
+        ch.members = kept;
+        Some(ch)
+    }
+
+    /// The `member` object of `user` in `ch` (events and update responses carry it).
+    pub fn member_view<'a>(&'a self, ch: &'a Channel, user: &str) -> Option<impl Serialize + 'a> {
+        let (uid, mem) = ch.members.get_key_value(user)?;
+        Some(MemberView {
+            user_id: uid,
+            user: self.user_ref(uid),
+            created_at: &mem.joined_at,
+            updated_at: &mem.joined_at,
+            role: "member",
+            channel_role: "channel_member",
+            banned: false,
+            shadow_banned: false,
+        })
+    }
+
+    /// Every member object of `ch`, in member order.
+    pub fn member_views<'a>(&'a self, ch: &'a Channel) -> Vec<impl Serialize + 'a> {
+        ch.members.keys().filter_map(|u| self.member_view(ch, u)).collect()
+    }
+
     /// Open connections of a user.
     pub fn conns_of<'a>(&'a self, user: &str) -> impl Iterator<Item = &'a Arc<Conn>> + 'a {
         self.users
@@ -586,7 +698,21 @@ impl World {
 
     /// The channel object inside states and `notification.message_new`.
     pub fn channel_view<'a>(&'a self, ch: &'a Channel) -> ChannelView<'a> {
-        ChannelView { w: self, ch }
+        ChannelView {
+            w: self,
+            ch,
+            members: false,
+        }
+    }
+
+    /// The channel object with its `members` array, as `channel.updated`, `channel.deleted` and
+    /// the delete response carry it.
+    pub fn channel_view_with_members<'a>(&'a self, ch: &'a Channel) -> ChannelView<'a> {
+        ChannelView {
+            w: self,
+            ch,
+            members: true,
+        }
     }
 
     /// The channel state object that query and watch responses carry, as `viewer` sees it.
@@ -618,7 +744,9 @@ const CHANNEL_KEYS: &[&str] = &[
     "frozen",
     "disabled",
     "member_count",
+    "members",
     "last_message_at",
+    "deleted_at",
     "config",
     "own_capabilities",
 ];
@@ -627,6 +755,7 @@ const CHANNEL_KEYS: &[&str] = &[
 pub struct ChannelView<'a> {
     w: &'a World,
     ch: &'a Channel,
+    members: bool,
 }
 
 impl Serialize for ChannelView<'_> {
@@ -645,8 +774,14 @@ impl Serialize for ChannelView<'_> {
         m.serialize_entry("frozen", &false)?;
         m.serialize_entry("disabled", &false)?;
         m.serialize_entry("member_count", &ch.members.len())?;
+        if self.members {
+            m.serialize_entry("members", &self.w.member_views(ch))?;
+        }
         if let Some(t) = &ch.last_message_at {
             m.serialize_entry("last_message_at", t)?;
+        }
+        if let Some(t) = &ch.deleted_at {
+            m.serialize_entry("deleted_at", t)?;
         }
         m.serialize_entry("config", &*ch.config)?;
         m.serialize_entry("own_capabilities", wire::OWN_CAPABILITIES)?;
@@ -858,6 +993,11 @@ mod tests {
             .expect("object"),
         );
         check(&u);
+        u.set_deactivated(Some("2026-01-01T00:00:00Z".into()));
+        check(&u);
+        assert_eq!(parse(&u.me_raw())["deactivated_at"], "2026-01-01T00:00:00Z");
+        u.set_deactivated(None);
+        assert!(parse(u.raw()).get("deactivated_at").is_none());
         assert_eq!(parse(&u.me_raw())["role"], "admin");
         assert_eq!(parse(&u.me_raw())["blocked_user_ids"], json!([]));
     }

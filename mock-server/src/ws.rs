@@ -151,12 +151,17 @@ async fn run(app: Arc<App>, mut ws: Ws, creds: Credentials, json: Option<String>
         );
         return reject(&app, ws, &e).await;
     }
-    {
+    let deactivated = {
         let mut w = app.world();
         let user = w.user_mut(&connecting.user_id);
-        if !app.violation(Violation::ConnectNoUpsert) {
+        let deactivated = user.deactivated_at().is_some();
+        if !deactivated && !app.violation(Violation::ConnectNoUpsert) {
             user.apply_upsert(&connecting.details);
         }
+        deactivated
+    };
+    if deactivated {
+        return reject(&app, ws, &auth::deactivated(&connecting.user_id)).await;
     }
     let conn = app.register(&connecting.user_id, Transport::WebSocket);
     let me = app.first_me(&conn.user);

@@ -19,5 +19,7 @@ mod longpoll;
 mod profiles;
 #[path = "mock/rest.rs"]
 mod rest;
+#[path = "mock/server_api.rs"]
+mod server_api;
 #[path = "mock/unity.rs"]
 mod unity;

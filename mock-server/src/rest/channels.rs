@@ -243,29 +243,52 @@ pub fn get_or_create(app: &App, req: &Req, caller: &Caller, kind: &str, id: Opti
     check_channel_part("channel id", &id)?;
     let watch_conn = binds(app, req, caller, &body)?;
     let cid: Arc<str> = Arc::from(format!("{kind}:{id}"));
-    {
+    let given_creator = created_by(&data)?;
+    let added = {
         let mut w = app.world();
-        if !w.channels.contains_key(&cid) {
-            if caller.user.is_empty() && members.is_none() {
-                return Err(ApiError::new(
-                    code::INPUT,
-                    "a server-side create needs data.members or created_by",
-                ));
-            }
-            let mut custom = data.clone();
-            custom.remove("members");
-            let creator = if caller.user.is_empty() {
-                members.as_ref().and_then(|m| m.first().cloned()).unwrap_or_default()
-            } else {
-                caller.user.clone()
+        if w.channels.contains_key(&cid) {
+            Vec::new()
+        } else {
+            // A user-token create is the caller's; a server-side one names its creator
+            // (`data.created_by` or `data.created_by_id`, as the server SDKs send it).
+            let creator = match (given_creator, caller.user.is_empty()) {
+                (Some(c), _) => c,
+                (None, false) => caller.user.clone(),
+                (None, true) => {
+                    return Err(ApiError::new(
+                        code::INPUT,
+                        "either data.created_by or data.created_by_id must be provided when using server side auth.",
+                    ));
+                }
             };
+            proto::validate_user_id("data.created_by.id", &creator).map_err(|m| ApiError::new(code::INPUT, m))?;
+            let mut custom = data.clone();
+            for k in ["members", "created_by", "created_by_id"] {
+                custom.remove(k);
+            }
             let creator_id = w.user_mut(&creator).id.clone();
             let ch = Channel::new(kind, &id, creator_id, custom);
             w.channels.insert(cid.clone(), ch);
-            for m in members.unwrap_or_else(|| vec![caller.user.clone()]) {
+            // A server-side create without members has none; a user's own create makes it one.
+            let list = members.unwrap_or_else(|| {
+                if caller.server && caller.user.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![caller.user.clone()]
+                }
+            });
+            let mut added = Vec::with_capacity(list.len());
+            for m in list {
                 w.add_member(&cid, &m);
+                added.push(m);
             }
+            added
         }
+    };
+    // A server-side create tells its members (`notification.added_to_channel` to their
+    // connections); a user's own create stays silent, as it always was here.
+    if caller.server && !added.is_empty() {
+        super::channel_admin::announce_added(app, &cid, &added);
     }
     if let Some(conn) = &watch_conn {
         app.watch(conn, &cid);
@@ -284,6 +307,28 @@ pub fn get_or_create(app: &App, req: &Req, caller: &Caller, kind: &str, id: Opti
         message_limit(&body),
     );
     Ok((201, Body::Raw(wire::to_string(&state))))
+}
+
+/// The creator a server-side create names: `data.created_by` (`{"id"}`) or `data.created_by_id`,
+/// not both (code 4, the backend's wording).
+fn created_by(data: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    let by = data.get("created_by").filter(|v| !v.is_null());
+    let by_id = data.get("created_by_id").filter(|v| !v.is_null());
+    match (by, by_id) {
+        (Some(_), Some(_)) => Err(ApiError::new(
+            code::INPUT,
+            "cannot set both data.created_by and data.created_by_id.",
+        )),
+        (Some(v), None) => match v.get("id").and_then(Value::as_str) {
+            Some(id) => Ok(Some(id.to_owned())),
+            None => Err(ApiError::new(code::INPUT, "data.created_by.id is a required field")),
+        },
+        (None, Some(v)) => match v.as_str() {
+            Some(id) => Ok(Some(id.to_owned())),
+            None => Err(ApiError::new(code::INPUT, "data.created_by_id must be a string")),
+        },
+        (None, None) => Ok(None),
+    }
 }
 
 fn fnv(s: &str) -> u64 {

@@ -38,17 +38,31 @@ fn channel<'a>(w: &'a World, cid: &str) -> Result<&'a Channel, ApiError> {
         .ok_or_else(|| ApiError::new(code::DOES_NOT_EXIST, format!("channel {} does not exist", clip(cid))))
 }
 
-fn acting_user(caller: &Caller, body: &Value) -> Result<String, ApiError> {
+/// The user a call acts as: the caller's, or for a server-side call the one the body names
+/// (`object` is where the SDKs put it: `message`, `event`, or the body itself for mark read),
+/// refused with the backend's wording when absent.
+fn acting_user(caller: &Caller, body: &Value, object: Option<&str>) -> Result<String, ApiError> {
     if !caller.user.is_empty() {
         return Ok(caller.user.clone());
     }
     body.get("user_id")
         .or_else(|| body.pointer("/user/id"))
         .or_else(|| body.pointer("/event/user/id"))
+        .or_else(|| body.pointer("/event/user_id"))
         .or_else(|| body.pointer("/message/user/id"))
+        .or_else(|| body.pointer("/message/user_id"))
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::new(code::INPUT, "a server-side call needs user_id"))
+        .ok_or_else(|| {
+            let (user, user_id) = match object {
+                Some(o) => (format!("{o}.user"), format!("{o}.user_id")),
+                None => ("user".to_owned(), "user_id".to_owned()),
+            };
+            ApiError::new(
+                code::INPUT,
+                format!("either {user} or {user_id} must be provided when using server side auth."),
+            )
+        })
 }
 
 /// The extra fields of a custom or typing event: what the client sent, less the fields the server
@@ -97,7 +111,7 @@ pub fn send_event(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -
             format!("event type \"{}\" is not supported", clip(&ty)),
         ));
     }
-    let user = acting_user(caller, &body)?;
+    let user = acting_user(caller, &body, Some("event"))?;
     let cid = format!("{kind}:{id}");
     let w = app.world();
     let ch = channel(&w, &cid)?;
@@ -126,7 +140,7 @@ pub fn send_event(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -
 /// off, other users get no `message.read` and the reader still gets `notification.mark_read`.
 pub fn mark_read(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) -> Outcome {
     let body = req.json()?;
-    let user = acting_user(caller, &body)?;
+    let user = acting_user(caller, &body, None)?;
     let cid = format!("{kind}:{id}");
     let message_id = body.get("message_id").and_then(Value::as_str).map(str::to_owned);
     let thread_id = body.get("thread_id").and_then(Value::as_str).map(str::to_owned);
@@ -139,23 +153,31 @@ pub fn mark_read(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str) ->
         ));
     };
     let latest = ch.latest_message_id().map(str::to_owned);
-    let Some(member) = ch.members.get_mut(user.as_str()) else {
-        return Err(ApiError::new(
-            code::NOT_ALLOWED,
-            format!("user \"{user}\" is not a member of channel {}", clip(&cid)),
-        ));
-    };
-    let was_unread = member.unread;
-    member.unread = 0;
-    member.last_read = wire::now();
-    member.last_read_message_id = message_id.or(latest);
-    let last_read_message_id = member.last_read_message_id.clone();
-    if let Some(u) = w.users.get_mut(user.as_str()) {
-        u.total_unread = u.total_unread.saturating_sub(was_unread);
-        if was_unread > 0 {
-            u.unread_channels = u.unread_channels.saturating_sub(1);
+    let last_read_message_id = match ch.members.get_mut(user.as_str()) {
+        Some(member) => {
+            let was_unread = member.unread;
+            member.unread = 0;
+            member.last_read = wire::now();
+            member.last_read_message_id = message_id.or(latest);
+            let last = member.last_read_message_id.clone();
+            if let Some(u) = w.users.get_mut(user.as_str()) {
+                u.total_unread = u.total_unread.saturating_sub(was_unread);
+                if was_unread > 0 {
+                    u.unread_channels = u.unread_channels.saturating_sub(1);
+                }
+            }
+            last
         }
-    }
+        // Server-side auth skips the membership check, as it does for send message: the read
+        // is announced, and a non-member has no read state to keep.
+        None if caller.server => message_id.or(latest),
+        None => {
+            return Err(ApiError::new(
+                code::NOT_ALLOWED,
+                format!("user \"{user}\" is not a member of channel {}", clip(&cid)),
+            ));
+        }
+    };
     let ch = channel(w, &cid)?;
     let now = wire::now();
     let ev = wire::to_string(&wire::ChannelEvent {
@@ -227,7 +249,7 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
     let Some(input) = body.get("message").and_then(Value::as_object) else {
         return Err(ApiError::new(code::INPUT, "message is a required object field"));
     };
-    let user = acting_user(caller, &body)?;
+    let user = acting_user(caller, &body, Some("message"))?;
     let text = match input.get("text") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) if s.len() <= 5000 => s.clone(),
@@ -242,6 +264,12 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
     let cid = format!("{kind}:{id}");
     let mut w = app.world();
     let w = &mut *w;
+    // The author's JSON, from the one lookup that also refuses a deactivated author.
+    let author = match w.users.get(user.as_str()) {
+        Some(u) if u.deactivated_at().is_some() => return Err(super::deactivated(&user)),
+        Some(u) => u.to_json(),
+        None => json!({ "id": user }),
+    };
     let msg_id = match input.get("id").and_then(Value::as_str) {
         Some(m) if !m.is_empty() && m.len() <= 255 => m.to_owned(),
         Some(_) => {
@@ -259,12 +287,14 @@ pub fn send_message(app: &App, req: &Req, caller: &Caller, kind: &str, id: &str)
     let now_n = wire::now_nanos();
     let now = wire::rfc3339(now_n);
     let mut m: Map<String, Value> = input.clone();
+    // The author is `user`; a server SDK's `user_id` is a request field, not message data.
+    m.remove("user_id");
     for (k, v) in [
         ("id", Value::from(msg_id.clone())),
         ("text", text.clone().into()),
         ("html", format!("<p>{}</p>\n", escape(&text)).into()),
         ("type", "regular".into()),
-        ("user", w.user_json(&user)),
+        ("user", author),
         ("cid", cid.clone().into()),
         ("created_at", now.clone().into()),
         ("updated_at", now.clone().into()),

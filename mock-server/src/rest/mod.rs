@@ -1,9 +1,15 @@
-//! Owns the REST surface: routing of the paths the SDKs call, authentication and rate limiting of
-//! each call, and the helpers the endpoint modules share.
+//! Owns the REST surface: routing of the paths the SDKs call (the client SDKs' and, for a chat
+//! backend, the server SDKs'), authentication and rate limiting of each call, and the helpers the
+//! endpoint modules share.
 
+mod app_info;
+mod channel_admin;
 mod channels;
 mod events;
+mod user_admin;
 mod users;
+
+pub use crate::auth::deactivated;
 
 use std::sync::Arc;
 
@@ -54,6 +60,20 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
         ("POST", ["channels", _, _, "read"]) => ("MarkRead", "mark_read"),
         ("POST", ["channels", _, _, "message"]) => ("SendMessage", "send_message"),
         ("POST", ["sync"]) => ("Sync", "sync"),
+        ("GET", ["users"]) => ("QueryUsers", "query_users"),
+        ("POST", ["users", "deactivate"]) => ("DeactivateUsers", "deactivate_users"),
+        ("POST", ["users", "reactivate"]) => ("ReactivateUsers", "reactivate_users"),
+        ("POST", ["users", "delete"]) => ("DeleteUsers", "delete_users"),
+        ("POST", ["users", _, "deactivate"]) => ("DeactivateUser", "deactivate_user"),
+        ("POST", ["users", _, "reactivate"]) => ("ReactivateUser", "reactivate_user"),
+        ("DELETE", ["users", _]) => ("DeleteUser", "delete_user"),
+        ("GET", ["tasks", _]) => ("GetTask", "get_task"),
+        ("POST", ["channels", _, _]) => ("UpdateChannel", "update_channel"),
+        ("PATCH", ["channels", _, _]) => ("UpdateChannelPartial", "update_channel_partial"),
+        ("DELETE", ["channels", _, _]) => ("DeleteChannel", "delete_channel"),
+        ("GET", ["messages", _]) => ("GetMessage", "get_message"),
+        ("GET", ["app"]) => ("GetApp", "get_app"),
+        ("GET", ["rate_limits"]) => ("GetRateLimits", "get_rate_limits"),
         _ => {
             let e = ApiError::new(code::DOES_NOT_EXIST, format!("no route for {m} {}", clip(&req.path)));
             return (error(app, "Request", &e), None);
@@ -72,6 +92,9 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
         Err(e) => return (error(app, op, &e), None),
     };
     violate_permissions(app, req, &mut caller);
+    if caller.server {
+        app.rate.count_server(op, wire::now_unix());
+    }
     let rate_key = if caller.user.is_empty() {
         "<server>"
     } else {
@@ -100,6 +123,20 @@ pub async fn handle(app: &Arc<App>, req: &Req) -> (Resp, Option<Verdict>) {
         ("POST", ["channels", t, id, "read"]) => events::mark_read(app, req, &caller, t, id),
         ("POST", ["channels", t, id, "message"]) => events::send_message(app, req, &caller, t, id),
         ("POST", ["sync"]) => channels::sync(app, req, &caller),
+        ("GET", ["users"]) => user_admin::query(app, req, &caller),
+        ("POST", ["users", "deactivate"]) => user_admin::deactivate_many(app, req, &caller),
+        ("POST", ["users", "reactivate"]) => user_admin::reactivate_many(app, req, &caller),
+        ("POST", ["users", "delete"]) => user_admin::delete_many(app, req, &caller),
+        ("POST", ["users", id, "deactivate"]) => user_admin::deactivate(app, req, &caller, id),
+        ("POST", ["users", id, "reactivate"]) => user_admin::reactivate(app, req, &caller, id),
+        ("DELETE", ["users", id]) => user_admin::delete(app, req, &caller, id),
+        ("GET", ["tasks", id]) => user_admin::get_task(app, req, &caller, id),
+        ("POST", ["channels", t, id]) => channel_admin::update(app, req, &caller, t, id),
+        ("PATCH", ["channels", t, id]) => channel_admin::update_partial(app, req, &caller, t, id),
+        ("DELETE", ["channels", t, id]) => channel_admin::delete(app, req, &caller, t, id),
+        ("GET", ["messages", id]) => channel_admin::get_message(app, req, &caller, id),
+        ("GET", ["app"]) => app_info::settings(app, req, &caller),
+        ("GET", ["rate_limits"]) => app_info::rate_limits(app, req, &caller),
         _ => Err(ApiError::new(code::INTERNAL, "unrouted request")),
     };
     let resp = match outcome {

@@ -58,6 +58,12 @@ pub fn upsert(app: &App, req: &Req, caller: &Caller) -> Outcome {
     }
     let mut out = Map::new();
     let mut w = app.world();
+    if let Some(id) = users
+        .keys()
+        .find(|id| w.users.get(id.as_str()).is_some_and(|u| u.deactivated_at().is_some()))
+    {
+        return Err(super::deactivated(id));
+    }
     for (id, u) in users {
         let rec = w.user_mut(id);
         if let Some(obj) = u.as_object() {

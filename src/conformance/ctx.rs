@@ -231,7 +231,14 @@ impl ScriptedUser {
         };
         let req = build_connect_request(profile, &self.ctx.target.api_key, token, AuthType::Jwt, &payload);
         let url = Target::join(&self.ctx.target.ws_base, &req.path_and_query);
-        Ws::open(&self.ctx.log, &self.id, &url, &req.headers, self.ctx.wait)
+        Ws::open(
+            &self.ctx.log,
+            &self.id,
+            &url,
+            &req.headers,
+            self.ctx.wait,
+            self.ctx.target.tls.as_ref(),
+        )
             .await
             .map_err(|e| {
                 fail(

@@ -1,5 +1,6 @@
 //! The plain WebSocket user (`users.kind: plain-websocket`): open the target URL as it is (TCP
-//! from a round-robin loopback source address, the hand-made upgrade, 512-byte read buffer), wait
+//! from a round-robin loopback source address, the TLS handshake for `wss://`, the hand-made
+//! upgrade, 512-byte read buffer), wait
 //! for the server's first frame, then hold: answer pings, count a server close or drop as a
 //! disconnect (no reconnect), and close with 1000 when the run stops. No Stream protocol, no
 //! token, no channel, no per-user string: the peers' standard workload, at the smallest cost a
@@ -109,6 +110,15 @@ async fn open(ctx: &UserCtx) -> Result<Box<Ws>, Fail> {
     let stream = crate::net::connect::open(server, ctx.source_addrs.pick(&server))
         .await
         .map_err(local)?;
+    let stream = match &ctx.target.tls {
+        Some(tls) if ctx.target.is_tls() => {
+            let name = ctx.target.ws_base.host_str().unwrap_or_default();
+            crate::net::connect::secure(stream, tls, name)
+                .await
+                .map_err(|_| Fail::Network)?
+        }
+        _ => stream,
+    };
     let (host, target) = upgrade::host_and_target(&ctx.target.ws_base).map_err(|_| Fail::Network)?;
     let mut ws = upgrade::upgrade(stream, &host, &target, &[], transport::ws_config())
         .await

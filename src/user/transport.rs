@@ -1,6 +1,6 @@
 //! The two transports of a user, as single async steps the driver runs one at a time: the
 //! WebSocket connect (a [`crate::net::connect::open`] socket from a round-robin loopback source
-//! address, small-buffer
+//! address, the TLS handshake for a `wss://` target, small-buffer
 //! `WebSocketConfig`, upgrade as the profile builds it, then the first frame read: `health.check`
 //! or an error frame and the close that follows), and the JS long-poll connect, poll and close.
 
@@ -46,18 +46,19 @@ pub struct Opened {
     pub connection_id: String,
 }
 
-/// A WebSocket connect for `payload` as `profile` sends it: TCP (bound to `source`), upgrade,
-/// then the first frame. Failures without an API error are [`Failure::Network`] with their
+/// A WebSocket connect for `payload` as `profile` sends it: TCP (bound to `source`), the TLS
+/// handshake with `tls` for a `wss://` base, upgrade, then the first frame. Failures without an API error are [`Failure::Network`] with their
 /// [`FailureKind`] (refused, reset, upgrade answered with another status, a first frame that is
 /// not JSON or not a protocol event, a timeout and its phase); an error frame is
-/// [`Failure::Api`] with the close code that followed it. `upgrade_timeout` bounds the TCP
-/// connect and the upgrade alone; `deadline` is the whole attempt's (the machine's own timer
+/// [`Failure::Api`] with the close code that followed it; a refused handshake is
+/// [`FailureKind::Tls`]. `upgrade_timeout` bounds the TCP connect, the handshake and the upgrade; `deadline` is the whole attempt's (the machine's own timer
 /// is the backstop, this one names the phase).
 #[allow(clippy::too_many_arguments)]
 pub async fn connect_ws(
     ws_base: &url::Url,
     server: SocketAddr,
     source: Option<IpAddr>,
+    tls: Option<&net::Tls>,
     api_key: &str,
     token: &str,
     payload: &ConnectPayload,
@@ -94,6 +95,25 @@ pub async fn connect_ws(
     )
     .await?
     .map_err(local)?;
+    let stream = if ws_base.scheme() == "wss" {
+        let tls = tls.ok_or(Failure::Network(FailureKind::Local))?;
+        let name = url.host_str().unwrap_or_default();
+        within(
+            bounded(upgrade_deadline),
+            FailureKind::TimeoutTls,
+            net::connect::secure(stream, tls, name),
+        )
+        .await?
+        .map_err(|e| {
+            if net::tls::rustls_error(&e).is_some() {
+                Failure::Network(FailureKind::Tls)
+            } else {
+                local(e)
+            }
+        })?
+    } else {
+        stream
+    };
     let mut ws = within(
         bounded(upgrade_deadline),
         FailureKind::TimeoutUpgrade,
@@ -228,6 +248,7 @@ fn http_kind(e: &http::HttpError) -> FailureKind {
         ErrorKind::Saturated | ErrorKind::Local => FailureKind::Resource,
         ErrorKind::Refused => FailureKind::Refused,
         ErrorKind::Dns => FailureKind::Dns,
+        ErrorKind::Tls => FailureKind::Tls,
         ErrorKind::Request => FailureKind::Local,
         ErrorKind::Reset | ErrorKind::Body | ErrorKind::BodyTooLong => FailureKind::Reset,
     }

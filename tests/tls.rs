@@ -136,12 +136,19 @@ async fn a_scenario_runs_over_https_and_wss_on_both_transports() {
     let s = summary(&out);
     assert_eq!(outcome, Outcome::Passed, "verdict: {:?}", s.verdict.reasons);
     let count = |k: &str| s.latency.get(k).map_or(0, |l| l.summary.count);
-    assert!(count("connect.ws") > 0, "users connected over wss: {:?}", s.latency.keys());
+    assert!(
+        count("connect.ws") > 0,
+        "users connected over wss: {:?}",
+        s.latency.keys()
+    );
     assert!(count("connect.longpoll") > 0, "users connected over https long-poll");
     assert!(s.metrics.counters.get("fallbacks").copied().unwrap_or(0) > 0);
     assert!(s.run.target_is_mock, "the fault API answered over https");
     assert_eq!(s.run.tls, Some(TlsInfo { insecure: false }));
-    assert!(stats.ws_accepted_total > 0 && stats.longpoll_accepted_total > 0, "{stats:?}");
+    assert!(
+        stats.ws_accepted_total > 0 && stats.longpoll_accepted_total > 0,
+        "{stats:?}"
+    );
     assert_eq!(s.errors.by_kind.get("tls_handshake"), None, "{:?}", s.errors.by_kind);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -217,7 +224,11 @@ async fn refused(name: &str, names: &[&str], expired: bool, trust: bool, reason:
     .await;
     assert_eq!(outcome, Outcome::Unreachable, "{name}: conform exit 5");
     let stats = mock.control.stats();
-    assert_eq!(stats.ws_accepted_total + stats.longpoll_accepted_total, 0, "{name}: {stats:?}");
+    assert_eq!(
+        stats.ws_accepted_total + stats.longpoll_accepted_total,
+        0,
+        "{name}: {stats:?}"
+    );
     mock.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

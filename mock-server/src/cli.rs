@@ -217,14 +217,19 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
         config.tls = Some(crate::tls::MockTls::from_pem_files(cert, key)?);
     } else if args.tls_self_signed {
         let made = crate::tls::SelfSigned::default().make()?;
-        let path = args.tls_write_ca.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("chatstorm-mock-ca-{}.pem", std::process::id()))
-        });
+        let path = args
+            .tls_write_ca
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("chatstorm-mock-ca-{}.pem", std::process::id())));
         std::fs::write(&path, &made.cert_pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         config.tls = Some(made.tls);
         ca_written = Some(path);
     }
-    let (http, ws) = if config.tls.is_some() { ("https", "wss") } else { ("http", "ws") };
+    let (http, ws) = if config.tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -296,7 +301,11 @@ pub fn exposure_warnings(listen: SocketAddr, fault_listen: Option<SocketAddr>, t
     if !listen.ip().is_loopback() {
         out.push(format!(
             "--listen {listen} is reachable beyond this machine{}{}",
-            if tls { "" } else { "; the mock serves no TLS (see --tls-cert)" },
+            if tls {
+                ""
+            } else {
+                "; the mock serves no TLS (see --tls-cert)"
+            },
             if fault_listen.is_none() {
                 " and serves its fault-control API there (consider --fault-listen 127.0.0.1:0)"
             } else {

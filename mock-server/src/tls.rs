@@ -54,9 +54,10 @@ impl MockTls {
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, String> {
         let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
         let cert_pem = read(cert)?;
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("{}: not a PEM certificate file: {e}", cert.display()))?;
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&cert_pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{}: not a PEM certificate file: {e}", cert.display()))?;
         if chain.is_empty() {
             return Err(format!("{}: holds no PEM certificate", cert.display()));
         }

@@ -41,7 +41,9 @@ fn official_js_sdk_drives_the_mock() {
 #[test]
 fn official_js_sdk_drives_the_mock_over_tls() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let made = chatstorm_mock::SelfSigned::default().make().expect("a self-signed certificate");
+    let made = chatstorm_mock::SelfSigned::default()
+        .make()
+        .expect("a self-signed certificate");
     let ca = std::env::temp_dir().join(format!("chatstorm-js-sdk-ca-{}.pem", std::process::id()));
     fs::write(&ca, &made.cert_pem).expect("write the CA file");
     drive_the_mock(Some((made.tls, ca.clone())));

@@ -360,15 +360,16 @@ impl Ws {
             for addr in addrs {
                 match net::connect::open(addr, None).await {
                     Ok(stream) => {
-                        let stream = match tls {
-                            Some(tls) => net::connect::secure(stream, tls, host).await.map_err(|e| {
-                                match net::tls::rustls_error(&e) {
-                                    Some(r) => io(std::io::Error::other(net::tls::reason(r))),
-                                    None => io(e),
-                                }
-                            })?,
-                            None => stream,
-                        };
+                        let stream =
+                            match tls {
+                                Some(tls) => net::connect::secure(stream, tls, host).await.map_err(|e| {
+                                    match net::tls::rustls_error(&e) {
+                                        Some(r) => io(std::io::Error::other(net::tls::reason(r))),
+                                        None => io(e),
+                                    }
+                                })?,
+                                None => stream,
+                            };
                         return tokio_tungstenite::client_async(req, stream).await;
                     }
                     Err(e) => last = Some(e),

@@ -239,14 +239,14 @@ impl ScriptedUser {
             self.ctx.wait,
             self.ctx.target.tls.as_ref(),
         )
-            .await
-            .map_err(|e| {
-                fail(
-                    &self.id,
-                    "the /connect upgrade completes (HTTP 101); errors come as a frame after it (§1.4, §2.5)",
-                    e.detail,
-                )
-            })
+        .await
+        .map_err(|e| {
+            fail(
+                &self.id,
+                "the /connect upgrade completes (HTTP 101); errors come as a frame after it (§1.4, §2.5)",
+                e.detail,
+            )
+        })
     }
 
     /// Opens `/connect` as `profile` with its own token and details.

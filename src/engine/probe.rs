@@ -68,7 +68,12 @@ pub async fn reachable_within(http: &net::Client, target: &Target, timeout: Dura
 /// # Errors
 /// [`ProbeError`] when it does not.
 pub async fn reachable(target: &Target) -> Result<(), ProbeError> {
-    reachable_within(&net::Client::with_tls(target.tls.clone()), target, Duration::from_secs(5)).await
+    reachable_within(
+        &net::Client::with_tls(target.tls.clone()),
+        target,
+        Duration::from_secs(5),
+    )
+    .await
 }
 
 /// How long the TLS pre-flight handshake may take.
@@ -80,18 +85,18 @@ pub const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
 /// instead of a failed handshake per user. Nothing to do for a plain target.
 ///
 /// # Errors
-/// [`net::tls::PreflightError`] with the reason.
-pub async fn tls_preflight(target: &Target) -> Result<(), net::tls::PreflightError> {
+/// [`net::preflight::PreflightError`] with the reason.
+pub async fn tls_preflight(target: &Target) -> Result<(), net::preflight::PreflightError> {
     let Some(tls) = &target.tls else {
         return Ok(());
     };
     if target.is_tls() {
-        net::tls::preflight(tls, &target.ws_base, PREFLIGHT_TIMEOUT).await?;
+        net::preflight::preflight(tls, &target.ws_base, PREFLIGHT_TIMEOUT).await?;
     }
     if let crate::target::TargetAuth::TokenEndpoint(url) = &target.auth
         && url.scheme() == "https"
     {
-        net::tls::preflight(tls, url, PREFLIGHT_TIMEOUT).await?;
+        net::preflight::preflight(tls, url, PREFLIGHT_TIMEOUT).await?;
     }
     Ok(())
 }

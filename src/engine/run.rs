@@ -109,7 +109,7 @@ pub enum RunError {
     /// The TLS pre-flight handshake failed: a certificate the run does not trust, or no
     /// handshake at all (exit 5, before any user starts).
     #[error("{0}")]
-    Tls(crate::net::tls::PreflightError),
+    Tls(crate::net::preflight::PreflightError),
     /// Anything else that stopped the run from starting (exit 2).
     #[error("{0}")]
     Setup(#[from] StartError),

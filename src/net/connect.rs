@@ -392,6 +392,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_plain_stream_carries_no_tls_state() {
+        // The TLS variant is a pointer: a plain connection costs its socket and at most a tag.
+        let plain = std::mem::size_of::<TcpStream>();
+        let stream = std::mem::size_of::<Stream>();
+        assert!(stream <= plain + 8, "Stream {stream} B, TcpStream {plain} B");
+    }
+
+    #[test]
     fn source_addresses_rotate_for_loopback_targets_only() {
         let s = SourceAddrs::loopback(3);
         let lo: SocketAddr = "127.0.0.1:80".parse().unwrap();

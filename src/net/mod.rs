@@ -10,8 +10,8 @@
 //!   and one [`Error`] whose [`ErrorKind`] says what failed (refused, reset, DNS, timeout, the
 //!   harness's own descriptors, a body over the limit, no free slot, a refused TLS handshake).
 //! - [`tls`]: [`Tls`], the run's one rustls client configuration (roots, `--ca-cert`,
-//!   `--insecure`, ALPN `http/1.1`), the handshake, the one-line reason of a failed one, and the
-//!   pre-flight handshake before a run.
+//!   `--insecure`, ALPN `http/1.1`), the handshake and the one-line reason of a failed one;
+//!   [`preflight`]: the one handshake to the target before a run's users start.
 //!
 //! Who uses it: the harness's control traffic (`engine`: probe, fault API, setup, state check)
 //! with [`ClientOptions::default`]; the simulated users' two lanes (`user::http`: REST with slots,
@@ -26,6 +26,7 @@
 
 pub mod client;
 pub mod connect;
+pub mod preflight;
 pub mod tls;
 
 pub use client::{

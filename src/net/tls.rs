@@ -2,8 +2,8 @@
 //! [`rustls::ClientConfig`] of a run ([`Tls`], built once from [`TlsOptions`] and shared behind an
 //! `Arc` by every user, the REST and long-poll lanes, the token endpoint, the conformance suite
 //! and the fault API), the client handshake over a connected TCP socket ([`handshake`]), the
-//! one-line reason of a failed handshake ([`reason`]), and the pre-flight handshake a run and
-//! `conform` make before anything else ([`preflight`]).
+//! one-line reason of a failed handshake ([`reason`]). The pre-flight handshake a run and
+//! `conform` make before anything else is [`super::preflight`].
 //!
 //! Trust: the platform's roots (rustls-native-certs), webpki-roots when the platform has none,
 //! plus `--ca-cert` for a private CA; `--insecure` swaps the certificate check for one that
@@ -81,7 +81,8 @@ impl Tls {
     /// [`TlsSetupError`] when `--ca-cert` is unreadable or empty.
     pub fn new(options: &TlsOptions) -> Result<Self, TlsSetupError> {
         let provider = provider();
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+        let builder =
+            rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
         let (mut config, roots) = if options.insecure {
             let verifier = Arc::new(AcceptAnyCertificate(provider));
             (
@@ -165,7 +166,9 @@ fn root_store(ca_cert: Option<&Path>) -> Result<rustls::RootCertStore, TlsSetupE
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(&bytes) {
             let cert = cert.map_err(|e| bad(format!("not a PEM certificate file: {e}")))?;
-            roots.add(cert).map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
             added += 1;
         }
         if added == 0 {
@@ -284,66 +287,6 @@ pub fn reason(e: &rustls::Error) -> String {
             "the server offers no ALPN protocol this client speaks (http/1.1)".to_owned()
         }
         other => format!("TLS handshake failed: {other}"),
-    }
-}
-
-/// Why the pre-flight handshake failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PreflightError {
-    /// The URL names no host.
-    #[error("{0}: no host")]
-    NoHost(String),
-    /// The host did not resolve.
-    #[error(transparent)]
-    Resolve(#[from] super::ResolveError),
-    /// No TCP connection.
-    #[error("TLS pre-flight to {addr}: {reason}")]
-    Tcp {
-        /// The address tried.
-        addr: std::net::SocketAddr,
-        /// What failed.
-        reason: String,
-    },
-    /// The handshake failed: `reason` is one line (unknown issuer, name mismatch, expired, ...).
-    #[error("TLS pre-flight to {host} ({addr}): {reason}")]
-    Handshake {
-        /// The host name checked.
-        host: String,
-        /// The address tried.
-        addr: std::net::SocketAddr,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// One TCP connect and TLS handshake to `url`'s host (nothing sent after it), so that a
-/// certificate the run does not trust stops the run with one reason before any user starts.
-///
-/// # Errors
-/// [`PreflightError`] with the reason.
-pub async fn preflight(tls: &Tls, url: &url::Url, timeout: std::time::Duration) -> Result<(), PreflightError> {
-    let host = url.host_str().ok_or_else(|| PreflightError::NoHost(url.to_string()))?;
-    let addr = super::resolve(url).await?;
-    let attempt = async {
-        let tcp = super::connect::open_tcp(addr, None)
-            .await
-            .map_err(|e| PreflightError::Tcp {
-                addr,
-                reason: e.to_string(),
-            })?;
-        handshake(tls, host, tcp).await.map_err(|e| PreflightError::Handshake {
-            host: host.to_owned(),
-            addr,
-            reason: rustls_error(&e).map_or_else(|| format!("TLS handshake failed: {e}"), reason),
-        })
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(r) => r.map(drop),
-        Err(_) => Err(PreflightError::Handshake {
-            host: host.to_owned(),
-            addr,
-            reason: format!("no TCP connection and TLS handshake within {timeout:?}"),
-        }),
     }
 }
 

@@ -150,6 +150,40 @@ async fn a_scenario_runs_over_https_and_wss_on_both_transports() {
         "{stats:?}"
     );
     assert_eq!(s.errors.by_kind.get("tls_handshake"), None, "{:?}", s.errors.by_kind);
+    // Each WebSocket connect's phases are histograms of their own, the handshake among them.
+    for phase in ["connect.tcp", "connect.tls", "connect.upgrade", "connect.first_frame"] {
+        assert!(
+            count(phase) >= count("connect.ws"),
+            "{phase}: {} of {}",
+            count(phase),
+            count("connect.ws")
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A plain target's connects have the same phases, without `connect.tls`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_run_has_no_tls_phase() {
+    let dir = temp("plain");
+    let cfg = MockConfig::default();
+    let mock = chatstorm_mock::start(cfg.clone()).await.expect("mock");
+    let scenario = dir.join("connect.yaml");
+    std::fs::write(&scenario, CONNECT_ONLY).unwrap();
+    let out = dir.join("out");
+    let mut options = target_options(&mock, &cfg, TlsOptions::default());
+    options.fault_secret = None;
+    let outcome = chatstorm::commands::run(run_plan(&scenario, options, &out)).await;
+    mock.shutdown().await;
+    let s = summary(&out);
+    assert_eq!(outcome, Outcome::Passed, "{:?}", s.verdict.reasons);
+    assert_eq!(s.run.tls, None);
+    let count = |k: &str| s.latency.get(k).map_or(0, |l| l.summary.count);
+    assert!(count("connect.ws") >= 6);
+    assert_eq!(count("connect.tls"), 0);
+    for phase in ["connect.tcp", "connect.upgrade", "connect.first_frame"] {
+        assert_eq!(count(phase), count("connect.ws"), "{phase}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -107,15 +107,25 @@ async fn open(ctx: &UserCtx) -> Result<Box<Ws>, Fail> {
             Fail::Network
         }
     };
+    // Each completed phase is its own histogram, as for the SDK users (transport::connect_ws).
+    let mut phase = Instant::now();
+    let mut phase_done = |metric: Metric| {
+        let now = Instant::now();
+        ctx.recorder.record(metric, now - phase);
+        phase = now;
+    };
     let stream = crate::net::connect::open(server, ctx.source_addrs.pick(&server))
         .await
         .map_err(local)?;
+    phase_done(Metric::ConnectTcp);
     let stream = match &ctx.target.tls {
         Some(tls) if ctx.target.is_tls() => {
             let name = ctx.target.ws_base.host_str().unwrap_or_default();
-            crate::net::connect::secure(stream, tls, name)
+            let s = crate::net::connect::secure(stream, tls, name)
                 .await
-                .map_err(|_| Fail::Network)?
+                .map_err(|_| Fail::Network)?;
+            phase_done(Metric::ConnectTls);
+            s
         }
         _ => stream,
     };
@@ -123,9 +133,13 @@ async fn open(ctx: &UserCtx) -> Result<Box<Ws>, Fail> {
     let mut ws = upgrade::upgrade(stream, &host, &target, &[], transport::ws_config())
         .await
         .map_err(|_| Fail::Network)?;
+    phase_done(Metric::ConnectUpgrade);
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(_) | Message::Binary(_))) => return Ok(Box::new(ws)),
+            Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                phase_done(Metric::ConnectFirstFrame);
+                return Ok(Box::new(ws));
+            }
             // Tungstenite queues the pong; it goes out with the next read or flush.
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             _ => return Err(Fail::Network),

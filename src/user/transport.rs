@@ -88,6 +88,14 @@ pub async fn connect_ws(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    // Each phase that completes is recorded as its own histogram (connect.tcp, connect.tls,
+    // connect.upgrade, connect.first_frame), so a slow connect says where its time went.
+    let mut phase = Instant::now();
+    let mut phase_done = |metric: crate::metrics::Metric| {
+        let now = Instant::now();
+        rec.record(metric, now - phase);
+        phase = now;
+    };
     let stream = within(
         bounded(upgrade_deadline),
         FailureKind::TimeoutTcp,
@@ -95,10 +103,11 @@ pub async fn connect_ws(
     )
     .await?
     .map_err(local)?;
+    phase_done(crate::metrics::Metric::ConnectTcp);
     let stream = if ws_base.scheme() == "wss" {
         let tls = tls.ok_or(Failure::Network(FailureKind::Local))?;
         let name = url.host_str().unwrap_or_default();
-        within(
+        let secured = within(
             bounded(upgrade_deadline),
             FailureKind::TimeoutTls,
             net::connect::secure(stream, tls, name),
@@ -110,7 +119,9 @@ pub async fn connect_ws(
             } else {
                 local(e)
             }
-        })?
+        })?;
+        phase_done(crate::metrics::Metric::ConnectTls);
+        secured
     } else {
         stream
     };
@@ -121,6 +132,7 @@ pub async fn connect_ws(
     )
     .await?
     .map_err(|e| Failure::Network(upgrade_kind(&e)))?;
+    phase_done(crate::metrics::Metric::ConnectUpgrade);
     let first = async {
         loop {
             match ws.next().await {
@@ -138,10 +150,13 @@ pub async fn connect_ws(
     };
     let text = within(deadline, FailureKind::TimeoutFirstFrame, first).await??;
     match ServerEvent::parse(text.as_str()) {
-        Ok(ServerEvent::HealthCheck(h)) if !h.connection_id.is_empty() => Ok(Opened {
-            ws: Box::new(ws),
-            connection_id: h.connection_id,
-        }),
+        Ok(ServerEvent::HealthCheck(h)) if !h.connection_id.is_empty() => {
+            phase_done(crate::metrics::Metric::ConnectFirstFrame);
+            Ok(Opened {
+                ws: Box::new(ws),
+                connection_id: h.connection_id,
+            })
+        }
         Ok(ServerEvent::ConnectionError(e)) => {
             let close = close_code_after_error(&mut ws).await;
             Err(Failure::Api {

@@ -89,16 +89,6 @@ pub async fn run(args: RunPlan) -> Outcome {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
-    if target.is_none()
-        && args.target.tls != crate::net::TlsOptions::default()
-        && let crate::scenario::TargetSpec::Remote(r) = &scenario.target
-    {
-        // --ca-cert / --insecure for the scenario's own target.url.
-        match crate::target::Target::from_scenario(r, &scenario).and_then(|t| t.with_tls(&args.target.tls)) {
-            Ok(t) => target = Some(t),
-            Err(e) => return fail(Outcome::InvalidConfig, e),
-        }
-    }
     warn_insecure(target.as_ref());
     if let Some(t) = target.as_mut() {
         let needs = scenario.timeline.iter().find(|e| e.action.needs_mock());
@@ -127,6 +117,20 @@ pub async fn run(args: RunPlan) -> Outcome {
                     );
                 }
             }
+        }
+    }
+    if target.is_none()
+        && args.target.tls != crate::net::TlsOptions::default()
+        && let crate::scenario::TargetSpec::Remote(r) = &scenario.target
+    {
+        // --ca-cert / --insecure for the scenario's own target.url (built here rather than in
+        // the engine, which knows nothing of the command line).
+        match crate::target::Target::from_scenario(r, &scenario).and_then(|t| t.with_tls(&args.target.tls)) {
+            Ok(t) => {
+                warn_insecure(Some(&t));
+                target = Some(t);
+            }
+            Err(e) => return fail(Outcome::InvalidConfig, e),
         }
     }
     if args.workers > 1 && args.shard.is_none() {

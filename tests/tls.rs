@@ -162,6 +162,37 @@ async fn a_scenario_runs_over_https_and_wss_on_both_transports() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A scenario's own `target.url` over https takes `--ca-cert` from the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenarios_https_target_uses_the_command_lines_ca() {
+    let dir = temp("scenario-target");
+    let (mock, cfg, ca_file) = tls_mock(&dir, &["127.0.0.1"], false).await;
+    let scenario = dir.join("remote.yaml");
+    let text = CONNECT_ONLY.replace(
+        "target: {}",
+        &format!(
+            "target: {{url: \"{}\", api_key: {}, secret: {}}}",
+            mock.base_url(),
+            cfg.api_key,
+            cfg.secret
+        ),
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let without = TargetOptions::default();
+    let outcome = chatstorm::commands::run(run_plan(&scenario, without.clone(), &dir.join("a"))).await;
+    assert_eq!(outcome, Outcome::Unreachable, "not trusted without --ca-cert");
+    let with = TargetOptions {
+        tls: ca(&ca_file),
+        ..without
+    };
+    let outcome = chatstorm::commands::run(run_plan(&scenario, with, &dir.join("b"))).await;
+    mock.shutdown().await;
+    let s = summary(&dir.join("b"));
+    assert_eq!(outcome, Outcome::Passed, "{:?}", s.verdict.reasons);
+    assert!(s.latency.get("connect.tls").is_some_and(|l| l.summary.count >= 6));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A plain target's connects have the same phases, without `connect.tls`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_run_has_no_tls_phase() {

@@ -369,6 +369,27 @@ mod tests {
     }
 
     #[test]
+    fn an_https_token_endpoint_gives_a_plain_target_its_tls() {
+        let t = Target::new(
+            "http://127.0.0.1:9".parse().unwrap(),
+            "k".into(),
+            TargetAuth::TokenEndpoint("https://auth.example/token".parse().unwrap()),
+            None,
+        )
+        .unwrap();
+        assert!(t.needs_tls() && !t.is_tls());
+        assert!(t.with_tls(&TlsOptions::default()).unwrap().tls.is_some());
+        let plain = Target::new(
+            "http://127.0.0.1:9".parse().unwrap(),
+            "k".into(),
+            TargetAuth::TokenEndpoint("http://auth.example/token".parse().unwrap()),
+            None,
+        )
+        .unwrap();
+        assert!(plain.with_tls(&TlsOptions::default()).unwrap().tls.is_none());
+    }
+
+    #[test]
     fn a_plain_target_keeps_its_path_and_derives_http() {
         let t = Target::plain("ws://127.0.0.1:9/connect?x=1").unwrap();
         assert_eq!(t.ws_base.as_str(), "ws://127.0.0.1:9/connect?x=1");

@@ -354,3 +354,52 @@ async fn the_command_line_says_why_in_one_line_and_insecure_is_loud() {
     mock.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Plain WebSocket users (`users.kind: plain-websocket`) open a `wss://` URL as it is: a tiny
+/// TLS WebSocket server that greets each socket with one frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_websocket_users_connect_over_wss() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let made = SelfSigned::default().make().expect("certificate");
+    let acceptor = tokio_rustls::TlsAcceptor::from(made.tls.config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                // The pre-flight handshake closes without an upgrade: nothing to serve then.
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                    return;
+                };
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if ws.send(Message::text(r#"{"type":"health.check"}"#)).await.is_err() {
+                    return;
+                }
+                while let Some(Ok(m)) = ws.next().await {
+                    if matches!(m, Message::Close(_)) {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let yaml = "name: plain-wss\nusers: {count: 10, kind: plain-websocket}\n\
+                load:\n  - ramp: {to: 10, over: 10ms}\n  - hold: 1s\n";
+    let s = chatstorm::scenario::parse("plain.yaml", yaml).expect("valid");
+    let mut target = chatstorm::target::Target::plain(&format!("wss://{addr}/connect")).unwrap();
+    assert!(target.is_tls());
+    target.tls = Some(chatstorm::net::Tls::with_ca_pem(made.cert_pem.as_bytes()).unwrap());
+    let dir = temp("plain-wss");
+    let summary = chatstorm::api::run_scenario(s, Some(target), dir.join("out"))
+        .await
+        .expect("the run");
+    assert_eq!(summary.metrics.counters.get("connects").copied(), Some(10));
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::Relaxed), 10);
+    assert_eq!(summary.latency.get("connect.tls").map(|l| l.summary.count), Some(10));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -403,3 +403,40 @@ async fn plain_websocket_users_connect_over_wss() {
     assert_eq!(summary.latency.get("connect.tls").map(|l| l.summary.count), Some(10));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A user whose handshake is refused (a certificate that changed after the pre-flight) fails
+/// that connect as `tls_handshake`, not as a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_handshake_is_a_tls_failure_of_the_user() {
+    use chatstorm::metrics::FailureKind;
+    use chatstorm::user::machine::Failure;
+    use chatstorm_protocol::connect::ConnectPayload;
+    use chatstorm_protocol::{Profile, User};
+    let dir = temp("user-failure");
+    let (mock, cfg, _ca) = tls_mock(&dir, &["127.0.0.1"], false).await;
+    let token = chatstorm_protocol::token::sign(
+        &chatstorm_protocol::token::Claims::user("u-0", None),
+        cfg.secret.as_bytes(),
+    );
+    let payload = ConnectPayload::for_profile(Profile::Js, &User::new("u-0".to_owned()), &token, false, "r-1");
+    let ws_base: url::Url = mock.ws_url().parse().unwrap();
+    let untrusted = chatstorm::net::Tls::new(&TlsOptions::default()).unwrap();
+    let rec = chatstorm::metrics::Recorder::new();
+    let r = chatstorm::user::transport::connect_ws(
+        &ws_base,
+        mock.addr,
+        None,
+        Some(&untrusted),
+        &cfg.api_key,
+        &token,
+        &payload,
+        Profile::Js,
+        &rec,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.err(), Some(Failure::Network(FailureKind::Tls)));
+    mock.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

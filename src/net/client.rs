@@ -561,6 +561,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn https_goes_over_tls_and_a_refused_handshake_is_classified() {
+        let made = chatstorm_mock::SelfSigned::default().make().expect("certificate");
+        let mock = chatstorm_mock::start(chatstorm_mock::MockConfig {
+            tls: Some(made.tls),
+            ..chatstorm_mock::MockConfig::default()
+        })
+        .await
+        .expect("a TLS mock");
+        let url = format!("{}/hi", mock.base_url());
+        // Not trusted: the platform's roots do not hold the mock's certificate.
+        let untrusted = Client::with_tls(Some(crate::net::Tls::new(&Default::default()).unwrap()));
+        let e = get(&untrusted, &url).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+        assert!(e.detail().contains("unknown issuer"), "{e}");
+        // Trusted: an answer over TLS, the pooled connection reused for the next call.
+        let trusted = Client::with_tls(Some(crate::net::Tls::with_ca_pem(made.cert_pem.as_bytes()).unwrap()));
+        for _ in 0..2 {
+            let r = get(&trusted, &url).await.expect("an answer over https");
+            assert!(r.status < 500, "{}", r.status);
+        }
+        // A plain client refuses to speak plain HTTP to an https URL.
+        let e = get(&Client::default(), &url).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Request, "{e}");
+        mock.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn a_full_client_is_saturated_and_reports_the_wait() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -7,7 +7,9 @@
 //! ```
 //! Prints the resident set before and after N users connected (JS profile, provider tokens, no
 //! channels or behaviours: idle users that only keep their health checks), and the difference per
-//! user. Users are spread over the loopback source addresses 127.0.0.1 to 127.0.0.8.
+//! user. Users are spread over the loopback source addresses 127.0.0.1 to 127.0.0.8. An
+//! `https://` base measures users over wss: start the mock with `--tls-self-signed --tls-write-ca
+//! FILE` and set `CHATSTORM_CA_CERT=FILE` here.
 
 use chatstorm::metrics::{Gauge, Recorder};
 use chatstorm::target::{Target, TargetAuth};
@@ -73,7 +75,13 @@ async fn main() {
         "mock_api_key".into(),
         TargetAuth::Secret(secret.clone()),
         Some(secret),
-    ) {
+    )
+    .and_then(|t| {
+        t.with_tls(&chatstorm::net::TlsOptions {
+            ca_cert: std::env::var_os("CHATSTORM_CA_CERT").map(Into::into),
+            insecure: false,
+        })
+    }) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("user_rss: {e}");
@@ -81,10 +89,11 @@ async fn main() {
         }
     };
     let ids: Vec<String> = (0..n).map(|i| format!("rss-{i}")).collect();
+    let client = http::HttpClient::with_tls(http::DEFAULT_SLOTS, None, target.tls.clone());
     let ctx = Arc::new(UserCtx {
         target,
         recorder: Recorder::new(),
-        http: http::new_client(),
+        http: client,
         source_addrs: SourceAddrs::loopback(8),
         deliveries: DeliveryTracker::new(&ids, &[]),
         observer: None,

@@ -49,8 +49,8 @@ pub enum Command {
 /// Where the server under test is and how to authenticate against it.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TargetArgs {
-    /// REST base URL of the server under test (http://; this build has no TLS yet); the WebSocket
-    /// URL is derived as the SDKs do (http → ws). Default: the embedded mock.
+    /// REST base URL of the server under test (http:// or https://); the WebSocket URL is derived
+    /// as the SDKs do (http → ws, https → wss). Default: the embedded mock.
     #[arg(long, value_name = "URL", env = "CHATSTORM_TARGET")]
     pub target: Option<String>,
     /// The app's API key.
@@ -74,6 +74,15 @@ pub struct TargetArgs {
     /// environment variable over the flag.
     #[arg(long, value_name = "SECRET", env = "CHATSTORM_FAULT_SECRET", hide_env_values = true)]
     pub fault_secret: Option<String>,
+    /// A PEM file of CA certificates to trust for https:// and wss:// (a private CA), besides the
+    /// platform's roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Accept any TLS certificate: no check of issuer, name or dates, so anyone between here and
+    /// the target can read and change the traffic. For test servers only; warned about at start
+    /// and recorded in summary.json.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// `chatstorm run`.
@@ -262,6 +271,10 @@ impl From<TargetArgs> for TargetOptions {
             secret: a.secret,
             token_endpoint: a.token_endpoint,
             fault_secret: a.fault_secret,
+            tls: chatstorm::net::TlsOptions {
+                ca_cert: a.ca_cert,
+                insecure: a.insecure,
+            },
         }
     }
 }

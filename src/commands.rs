@@ -89,11 +89,15 @@ pub async fn run(args: RunPlan) -> Outcome {
         Ok(t) => t,
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
+    warn_insecure(target.as_ref());
     if let Some(t) = target.as_mut() {
         let needs = scenario.timeline.iter().find(|e| e.action.needs_mock());
         if needs.is_some() || t.fault_secret.is_some() {
             // A standalone chatstorm mock is a full target: its fault API carries out the
             // server-side faults. Anything else is refused before a user starts.
+            if let Err(e) = crate::engine::probe::tls_preflight(t).await {
+                return fail(Outcome::Unreachable, e);
+            }
             match crate::engine::fault::detect(t).await {
                 Ok(()) => t.is_mock = true,
                 Err(crate::engine::fault::FaultApiError::Unreachable(e)) => {
@@ -113,6 +117,20 @@ pub async fn run(args: RunPlan) -> Outcome {
                     );
                 }
             }
+        }
+    }
+    if target.is_none()
+        && args.target.tls != crate::net::TlsOptions::default()
+        && let crate::scenario::TargetSpec::Remote(r) = &scenario.target
+    {
+        // --ca-cert / --insecure for the scenario's own target.url (built here rather than in
+        // the engine, which knows nothing of the command line).
+        match crate::target::Target::from_scenario(r, &scenario).and_then(|t| t.with_tls(&args.target.tls)) {
+            Ok(t) => {
+                warn_insecure(Some(&t));
+                target = Some(t);
+            }
+            Err(e) => return fail(Outcome::InvalidConfig, e),
         }
     }
     if args.workers > 1 && args.shard.is_none() {
@@ -138,7 +156,7 @@ pub async fn run(args: RunPlan) -> Outcome {
     let target_text = args.target.target.clone().unwrap_or_default();
     let output = match crate::engine::run::run(req).await {
         Ok(o) => o,
-        Err(e @ (RunError::Unreachable(_) | RunError::Target(_))) => {
+        Err(e @ (RunError::Unreachable(_) | RunError::Target(_) | RunError::Tls(_))) => {
             // The run never started, but CI reads junit.xml: it must say the run failed.
             let reason = e.to_string();
             let summary =
@@ -201,12 +219,16 @@ pub async fn conform(args: ConformPlan) -> Outcome {
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
     let opts = crate::conformance::embedded_suite_options(args.only.clone(), args.strict);
+    warn_insecure(target.as_ref());
     let results = match &target {
         None => match crate::conformance::run_embedded(&opts).await {
             Ok(r) => r,
             Err(e) => return fail(Outcome::Unreachable, format!("cannot start the embedded mock: {e}")),
         },
         Some(t) => {
+            if let Err(e) = crate::engine::probe::tls_preflight(t).await {
+                return fail(Outcome::Unreachable, e);
+            }
             if let Err(e) = crate::engine::probe::reachable(t).await {
                 return fail(Outcome::Unreachable, format!("target unreachable: {e}"));
             }
@@ -223,6 +245,19 @@ pub async fn conform(args: ConformPlan) -> Outcome {
         Outcome::ConformanceFailed
     } else {
         Outcome::Passed
+    }
+}
+
+/// The `--insecure` warning, once at start: what it disables, said where a person (or a CI log)
+/// sees it.
+fn warn_insecure(target: Option<&crate::target::Target>) {
+    if let Some(t) = target
+        && t.tls.as_ref().is_some_and(crate::net::Tls::is_insecure)
+    {
+        eprintln!(
+            "chatstorm: warning: --insecure: TLS certificates of {} are NOT checked (issuer, name, dates); anyone on the path can read and change this run's traffic, tokens included",
+            t.http_base
+        );
     }
 }
 

@@ -11,7 +11,8 @@
 //! - Leaves: [`exit`] (exit codes), [`seed`], [`sys`] (descriptors, memory, loopback sources),
 //!   [`run_folder`] (the one rule for run-folder names), [`markup`] (XML/HTML escaping).
 //! - [`net`]: every connection the harness opens: the one TCP connect and hyper connector
-//!   (source addresses; TLS lands here), and the one HTTP client type, [`net::Client`] (pool,
+//!   (source addresses; TLS for `https`/`wss` with the run's one [`net::Tls`], and the
+//!   pre-flight handshake), and the one HTTP client type, [`net::Client`] (pool,
 //!   body limit, optional cap on requests in flight as options; one classified [`net::Error`]).
 //!   Used by `user`, `conformance` and `engine`; imports nothing above the leaves.
 //! - [`scenario`]: YAML → validated [`scenario::Scenario`] (every problem with file:line:column).

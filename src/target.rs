@@ -2,9 +2,11 @@
 //! obtained, and (for the embedded or a reachable mock) its fault-control API. This module owns
 //! every way to build a [`Target`]: from command-line options ([`TargetOptions`]), from a
 //! scenario's `target:` ([`Target::from_scenario`]), for a mock at a known address
-//! ([`Target::mock`]), and the plain-WebSocket form ([`Target::plain`]). TLS, when it lands,
-//! changes the scheme checks here and the connectors in `crate::net`, nowhere else.
+//! ([`Target::mock`]), and the plain-WebSocket form ([`Target::plain`]). A target reached over
+//! TLS (`https://`, `wss://`) carries the run's one [`Tls`] configuration ([`Target::tls`]),
+//! which every connection to it uses.
 
+use crate::net::{Tls, TlsOptions};
 use crate::scenario::{RemoteTarget, Scenario, TokenSource, UserKind};
 use url::Url;
 
@@ -52,19 +54,14 @@ pub enum TargetError {
         /// Why it does not parse.
         reason: url::ParseError,
     },
-    /// `https://`: no TLS in this build.
-    #[error(
-        "{0}: this build speaks plain http/ws only (no TLS yet); use an http:// endpoint or a TLS-terminating proxy on loopback"
-    )]
-    HttpsNoTls(Url),
-    /// `wss://` for plain users: no TLS in this build.
-    #[error("{0}: this build speaks plain ws only (no TLS yet); use a ws:// URL")]
-    WssNoTls(Url),
+    /// The run's TLS configuration could not be built (`--ca-cert` unreadable, ...).
+    #[error("{0}")]
+    Tls(String),
     /// Neither http nor https.
-    #[error("target url must be http://, not {0}://")]
+    #[error("target url must be http:// or https://, not {0}://")]
     NotHttp(String),
-    /// Neither ws nor http for plain users.
-    #[error("a plain WebSocket target is ws://, not {0}://")]
+    /// Neither ws nor http (nor their TLS forms) for plain users.
+    #[error("a plain WebSocket target is ws:// or wss://, not {0}://")]
     NotWs(String),
     /// The scheme could not be swapped (a URL that cannot be a base).
     #[error("cannot derive the websocket url")]
@@ -91,6 +88,8 @@ pub struct TargetOptions {
     pub token_endpoint: Option<String>,
     /// `--fault-secret`: a standalone chatstorm mock's fault-control secret.
     pub fault_secret: Option<String>,
+    /// `--ca-cert` and `--insecure`, for a target reached over TLS.
+    pub tls: TlsOptions,
 }
 
 impl TargetOptions {
@@ -113,10 +112,13 @@ impl TargetOptions {
             if self.secret.is_some() || self.token_endpoint.is_some() {
                 return Err(TargetError::PlainWithTokens);
             }
-            return Target::plain(url).map(Some).map_err(|e| TargetError::At {
-                what: "--target",
-                reason: Box::new(e),
-            });
+            return Target::plain(url)
+                .and_then(|t| t.with_tls(&self.tls))
+                .map(Some)
+                .map_err(|e| TargetError::At {
+                    what: "--target",
+                    reason: Box::new(e),
+                });
         }
         let url = parse_url(
             "--target",
@@ -128,7 +130,7 @@ impl TargetOptions {
             (None, Some(e)) => (TargetAuth::TokenEndpoint(parse_url("--token-endpoint", e)?), None),
             (None, None) => return Err(TargetError::NoAuth),
         };
-        let mut target = Target::new(url, api_key, auth, secret)?;
+        let mut target = Target::new(url, api_key, auth, secret)?.with_tls(&self.tls)?;
         // A chatstorm mock's fault API is used only once `fault::detect` has seen it accept this secret.
         target.fault_secret = self.fault_secret.clone().filter(|s| !s.is_empty());
         target.is_mock = false;
@@ -172,14 +174,17 @@ pub struct Target {
     pub fault_secret: Option<String>,
     /// Whether the target is a chatstorm mock whose fault-control API answered `fault_secret`.
     pub is_mock: bool,
+    /// The run's TLS configuration: set ([`Target::with_tls`]) when the target or its token
+    /// endpoint is reached over TLS, shared by every connection of the run.
+    pub tls: Option<Tls>,
 }
 
 impl Target {
-    /// A target from its REST base URL, deriving the WebSocket base as the JS SDK does.
+    /// A target from its REST base URL, deriving the WebSocket base as the JS SDK does
+    /// (`http` → `ws`, `https` → `wss`). An `https` target needs [`Target::with_tls`] before use.
     ///
     /// # Errors
-    /// When the URL is not http, or is https (this build has no TLS yet: refused up front with the
-    /// way around it, rather than failing every connect).
+    /// When the URL is neither http nor https.
     pub fn new(
         http_base: Url,
         api_key: String,
@@ -188,7 +193,7 @@ impl Target {
     ) -> Result<Self, TargetError> {
         let ws_scheme = match http_base.scheme() {
             "http" => "ws",
-            "https" => return Err(TargetError::HttpsNoTls(http_base)),
+            "https" => "wss",
             other => return Err(TargetError::NotHttp(other.to_owned())),
         };
         let mut ws_base = http_base.clone();
@@ -201,16 +206,41 @@ impl Target {
             secret,
             fault_secret: None,
             is_mock: false,
+            tls: None,
         })
+    }
+
+    /// Whether any connection of the run is TLS: the target itself, or its token endpoint.
+    pub fn needs_tls(&self) -> bool {
+        let endpoint_tls = matches!(&self.auth, TargetAuth::TokenEndpoint(u) if u.scheme() == "https");
+        crate::net::tls::is_tls_scheme(self.ws_base.scheme()) || endpoint_tls
+    }
+
+    /// Whether the target itself is reached over TLS (`https`/`wss`).
+    pub fn is_tls(&self) -> bool {
+        crate::net::tls::is_tls_scheme(self.ws_base.scheme())
+    }
+
+    /// The target with the run's TLS configuration built from `options`, when it needs one
+    /// ([`Target::needs_tls`]); a plain target is returned as it is.
+    ///
+    /// # Errors
+    /// [`TargetError::Tls`] when the configuration cannot be built (`--ca-cert` unreadable).
+    pub fn with_tls(mut self, options: &TlsOptions) -> Result<Self, TargetError> {
+        if self.needs_tls() {
+            self.tls = Some(Tls::new(options).map_err(|e| TargetError::Tls(e.to_string()))?);
+        }
+        Ok(self)
     }
 
     /// The target of plain WebSocket users (`users.kind: plain-websocket`): `ws_base` is the
     /// WebSocket URL they open as it is (an `http://` URL is taken as its `ws://` form), and
-    /// `http_base` its `http://` form (used to describe the target). No key and no tokens: `auth`
-    /// holds an empty secret that nothing reads.
+    /// `http_base` its `http://` form (used to describe the target); `wss://` and `https://` the
+    /// same with TLS (then [`Target::with_tls`] before use). No key and no tokens: `auth` holds an
+    /// empty secret that nothing reads.
     ///
     /// # Errors
-    /// When the URL is not `ws://` or `http://` (no TLS in this build).
+    /// When the URL is not `ws://`, `wss://`, `http://` or `https://`.
     pub fn plain(url: &str) -> Result<Self, TargetError> {
         let url: Url = url.trim().parse().map_err(|reason| TargetError::Unparsable {
             value: url.to_owned(),
@@ -218,7 +248,7 @@ impl Target {
         })?;
         let (http, ws) = match url.scheme() {
             "ws" | "http" => ("http", "ws"),
-            "wss" | "https" => return Err(TargetError::WssNoTls(url)),
+            "wss" | "https" => ("https", "wss"),
             other => return Err(TargetError::NotWs(other.to_owned())),
         };
         let (mut http_base, mut ws_base) = (url.clone(), url);
@@ -237,6 +267,7 @@ impl Target {
             secret: None,
             fault_secret: None,
             is_mock: false,
+            tls: None,
         })
     }
 
@@ -246,10 +277,12 @@ impl Target {
     /// When the URL is not usable.
     pub fn from_scenario(remote: &RemoteTarget, scenario: &Scenario) -> Result<Self, TargetError> {
         if scenario.users.kind == UserKind::PlainWebsocket {
-            return Target::plain(&remote.url).map_err(|e| TargetError::At {
-                what: "target.url",
-                reason: Box::new(e),
-            });
+            return Target::plain(&remote.url)
+                .and_then(|t| t.with_tls(&TlsOptions::default()))
+                .map_err(|e| TargetError::At {
+                    what: "target.url",
+                    reason: Box::new(e),
+                });
         }
         let url = remote
             .url
@@ -261,14 +294,14 @@ impl Target {
             TokenSource::Endpoint(e) => (TargetAuth::TokenEndpoint(parse_url("token endpoint", e)?), None),
             TokenSource::EmbeddedSecret => return Err(TargetError::NoScenarioAuth),
         };
-        Target::new(url, remote.api_key.clone(), auth, secret)
+        Target::new(url, remote.api_key.clone(), auth, secret)?.with_tls(&TlsOptions::default())
     }
 
     /// A chatstorm mock at `http_base` (embedded or started by a test): tokens minted with its
     /// app `secret`, its fault-control API open with `fault_secret`.
     ///
     /// # Errors
-    /// When `http_base` is not an http URL.
+    /// When `http_base` is neither http nor https (an https mock then needs [`Target::with_tls`]).
     pub fn mock(http_base: Url, api_key: String, secret: &str, fault_secret: String) -> Result<Self, TargetError> {
         let secret = secret.as_bytes().to_vec();
         let mut t = Target::new(http_base, api_key, TargetAuth::Secret(secret.clone()), Some(secret))?;
@@ -312,9 +345,48 @@ mod tests {
             "k".into(),
             TargetAuth::Secret(vec![]),
             None,
-        );
-        assert!(tls.unwrap_err().to_string().contains("no TLS"));
+        )
+        .unwrap();
+        assert_eq!(tls.ws_base.as_str(), "wss://chat.example/");
+        assert!(tls.needs_tls() && tls.tls.is_none() && !t.needs_tls());
+        let tls = tls.with_tls(&TlsOptions::default()).unwrap();
+        assert!(tls.tls.is_some_and(|c| !c.is_insecure()));
+        let missing = TlsOptions {
+            ca_cert: Some("/nonexistent/ca.pem".into()),
+            insecure: false,
+        };
+        let e = Target::new(
+            "https://chat.example".parse().unwrap(),
+            "k".into(),
+            TargetAuth::Secret(vec![]),
+            None,
+        )
+        .unwrap()
+        .with_tls(&missing)
+        .unwrap_err();
+        assert!(e.to_string().contains("--ca-cert /nonexistent/ca.pem"), "{e}");
         assert!(Target::new("ftp://x".parse().unwrap(), "k".into(), TargetAuth::Secret(vec![]), None).is_err());
+    }
+
+    #[test]
+    fn an_https_token_endpoint_gives_a_plain_target_its_tls() {
+        let t = Target::new(
+            "http://127.0.0.1:9".parse().unwrap(),
+            "k".into(),
+            TargetAuth::TokenEndpoint("https://auth.example/token".parse().unwrap()),
+            None,
+        )
+        .unwrap();
+        assert!(t.needs_tls() && !t.is_tls());
+        assert!(t.with_tls(&TlsOptions::default()).unwrap().tls.is_some());
+        let plain = Target::new(
+            "http://127.0.0.1:9".parse().unwrap(),
+            "k".into(),
+            TargetAuth::TokenEndpoint("http://auth.example/token".parse().unwrap()),
+            None,
+        )
+        .unwrap();
+        assert!(plain.with_tls(&TlsOptions::default()).unwrap().tls.is_none());
     }
 
     #[test]
@@ -325,12 +397,9 @@ mod tests {
         assert!(t.secret.is_none() && t.api_key.is_empty());
         let h = Target::plain("http://127.0.0.1:9/connect").unwrap();
         assert_eq!(h.ws_base.as_str(), "ws://127.0.0.1:9/connect");
-        assert!(
-            Target::plain("wss://chat.example/connect")
-                .unwrap_err()
-                .to_string()
-                .contains("no TLS")
-        );
+        let s = Target::plain("wss://chat.example/connect").unwrap();
+        assert_eq!(s.http_base.as_str(), "https://chat.example/connect");
+        assert!(s.is_tls());
         assert!(Target::plain("ftp://x/").is_err());
         assert!(Target::plain("not a url").is_err());
     }

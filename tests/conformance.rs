@@ -209,6 +209,7 @@ async fn conform_writes_report_html_with_the_verdict_and_the_failed_rule() {
             secret: Some(cfg.secret),
             token_endpoint: None,
             fault_secret: None,
+            ..Default::default()
         },
         only: vec!["CONN-UPGRADE".into(), "CONN-ME".into()],
         strict: false,

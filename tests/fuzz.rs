@@ -959,6 +959,7 @@ async fn upgrade_case(reply: &UpgradeReply) -> Result<(), TestCaseError> {
     let client = async {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
+            .map(chatstorm::net::Stream::Plain)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
         match chatstorm::user::upgrade::upgrade(stream, "fuzz", "/connect?x=1", &[], config).await {

@@ -132,6 +132,21 @@ pub struct Args {
     /// wake-ups: about a quarter less CPU per connect with 1 worker than with 2).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+    /// Serve TLS (https://, wss://, the fault API too) with this PEM certificate chain (leaf
+    /// first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve TLS with a self-signed certificate made at start for 127.0.0.1 and localhost; its
+    /// PEM is written to --tls-write-ca (default: a file in the temporary directory, whose path
+    /// is printed), for clients to trust (chatstorm --ca-cert, NODE_EXTRA_CA_CERTS).
+    #[arg(long)]
+    pub tls_self_signed: bool,
+    /// Where --tls-self-signed writes its certificate's PEM.
+    #[arg(long, value_name = "PATH", requires = "tls_self_signed")]
+    pub tls_write_ca: Option<std::path::PathBuf>,
 }
 
 /// The runtime the options in `argv` ask for: multi-threaded, `--threads` workers when given.
@@ -198,7 +213,25 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
         }
         e.to_string().trim_end().to_owned()
     })?;
-    let config = args.config();
+    let mut config = args.config();
+    let mut ca_written = None;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(crate::tls::MockTls::from_pem_files(cert, key)?);
+    } else if args.tls_self_signed {
+        let made = crate::tls::SelfSigned::default().make()?;
+        let path = args
+            .tls_write_ca
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("chatstorm-mock-ca-{}.pem", std::process::id())));
+        std::fs::write(&path, &made.cert_pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        config.tls = Some(made.tls);
+        ca_written = Some(path);
+    }
+    let (http, ws) = if config.tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -210,7 +243,7 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
         ),
         None => None,
     };
-    for w in exposure_warnings(args.listen, args.fault_listen) {
+    for w in exposure_warnings(args.listen, args.fault_listen, config.tls.is_some()) {
         eprintln!("chatstorm-mock: warning: {w}");
     }
     let shutdown = CancellationToken::new();
@@ -227,10 +260,16 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
         .map(|a| a.to_string())
         .unwrap_or_else(|_| args.listen.to_string());
     say(&format!(
-        "chatstorm-mock listening on http://{addr} (ws://{addr}/connect)"
+        "chatstorm-mock listening on {http}://{addr} ({ws}://{addr}/connect)"
     ));
     if let Some(f) = fault_listener.as_ref().and_then(|l| l.local_addr().ok()) {
-        say(&format!("fault-control API on http://{f}/_fault"));
+        say(&format!("fault-control API on {http}://{f}/_fault"));
+    }
+    if let Some(p) = &ca_written {
+        say(&format!(
+            "self-signed TLS certificate (for 127.0.0.1 and localhost) written to {}: trust it with --ca-cert or NODE_EXTRA_CA_CERTS",
+            p.display()
+        ));
     }
     if args.fault_secret.as_deref().is_none_or(str::is_empty) {
         // Printed once, so a person can use it; set it (flag or environment) to share it instead.
@@ -256,13 +295,19 @@ fn say(line: &str) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
-/// One warning per listener reachable beyond this machine (not loopback): the mock has no TLS,
-/// and without `--fault-listen` its fault-control API is on that listener too.
-pub fn exposure_warnings(listen: SocketAddr, fault_listen: Option<SocketAddr>) -> Vec<String> {
+/// One warning per listener reachable beyond this machine (not loopback): without TLS its
+/// traffic is in the clear, and without `--fault-listen` its fault-control API is on that
+/// listener too.
+pub fn exposure_warnings(listen: SocketAddr, fault_listen: Option<SocketAddr>, tls: bool) -> Vec<String> {
     let mut out = Vec::new();
     if !listen.ip().is_loopback() {
         out.push(format!(
-            "--listen {listen} is reachable beyond this machine; the mock has no TLS{}",
+            "--listen {listen} is reachable beyond this machine{}{}",
+            if tls {
+                ""
+            } else {
+                "; the mock serves no TLS (see --tls-cert)"
+            },
             if fault_listen.is_none() {
                 " and serves its fault-control API there (consider --fault-listen 127.0.0.1:0)"
             } else {

@@ -69,6 +69,9 @@ pub struct MockConfig {
     /// A socket whose writes stall this long (the client stopped reading) is dropped as a slow
     /// consumer, so a stuck client never pins its task.
     pub write_timeout: Duration,
+    /// Serve TLS (`https://`, `wss://`) on every listener with this configuration; `None`: plain.
+    /// The handshake is bounded by `header_timeout`.
+    pub tls: Option<crate::tls::MockTls>,
 }
 
 impl Default for MockConfig {
@@ -95,6 +98,7 @@ impl Default for MockConfig {
             outbox_limit: 256,
             max_body_bytes: 1024 * 1024,
             write_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Owns the HTTP side above the handlers: the accept loop (hyper http1 with upgrades, back-off
-//! when descriptors run out), each connection's idle and header timeouts, and the router: which
+//! when descriptors run out, the TLS handshake first when the config asks for TLS), each
+//! connection's idle and header timeouts, and the router: which
 //! listener serves what (the fault API on the client listener or its own), the injected request
 //! latency, turning a request into an `exchange::Req`, dispatching it to its handler and adding the
 //! rate-limit headers. It is the only module that imports the handlers (`control`, `ws`,
@@ -46,6 +47,7 @@ const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 /// are served all along (each runs in its own task), and idle ones are closed by their idle
 /// timeout, which is what frees descriptors for new ones.
 pub async fn accept_loop(listener: TcpListener, app: Arc<App>, role: Listener) -> std::io::Result<()> {
+    let tls = app.cfg.tls.as_ref().map(crate::tls::MockTls::config);
     let mut pause = MIN_ACCEPT_PAUSE;
     let mut failing = false;
     loop {
@@ -81,7 +83,10 @@ pub async fn accept_loop(listener: TcpListener, app: Arc<App>, role: Listener) -
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let tasks = app.tasks.clone();
-        tasks.spawn(serve_connection(app, stream, role));
+        match &tls {
+            None => tasks.spawn(serve_connection(app, stream, role)),
+            Some(config) => tasks.spawn(serve_tls(app, stream, role, config.clone())),
+        };
     }
     // Sockets answer the cancellation with close 1001; give them a moment to get it out.
     drop(listener);
@@ -90,9 +95,27 @@ pub async fn accept_loop(listener: TcpListener, app: Arc<App>, role: Listener) -
     Ok(())
 }
 
+/// The TLS handshake, bounded by the header timeout (a client that never finishes it is a
+/// slowloris too), then the connection as [`serve_connection`] serves a plain one. A failed
+/// handshake just closes the socket: the client has its alert.
+async fn serve_tls(app: Arc<App>, stream: TcpStream, role: Listener, config: Arc<rustls::ServerConfig>) {
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    let handshake = tokio::select! {
+        _ = app.shutdown.cancelled() => return,
+        r = tokio::time::timeout(app.cfg.header_timeout, accept) => r,
+    };
+    if let Ok(Ok(tls)) = handshake {
+        serve_connection(app, tls, role).await;
+    }
+}
+
 /// One HTTP connection until it ends, is upgraded, times out (idle or slow head), or the server
-/// shuts down.
-async fn serve_connection(app: Arc<App>, stream: TcpStream, role: Listener) {
+/// shuts down. Generic over the byte stream so that a plain connection is served exactly as
+/// before TLS existed (no enum, no box).
+async fn serve_connection<I>(app: Arc<App>, stream: I, role: Listener)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let watch = Arc::new(Watch::new());
     let svc_app = app.clone();
     let svc_watch = watch.clone();
@@ -204,13 +227,14 @@ impl Watch {
     }
 }
 
-/// The TCP stream of one connection, telling its `Watch` when request bytes arrive.
-struct Watched {
-    io: TcpStream,
+/// The byte stream of one connection (TCP, or TLS over it), telling its `Watch` when request
+/// bytes arrive.
+struct Watched<I> {
+    io: I,
     watch: Arc<Watch>,
 }
 
-impl AsyncRead for Watched {
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
@@ -222,7 +246,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }

@@ -43,6 +43,7 @@ mod proto;
 mod ratelimit;
 mod rest;
 mod stats;
+pub mod tls;
 mod wire;
 mod world;
 mod ws;
@@ -62,6 +63,7 @@ pub use control::{
 pub use fault::{HalfOpen, RefuseMode, Violation};
 pub use journal::{ClientAct, JournalEntry};
 pub use stats::StatsSnapshot;
+pub use tls::{MockTls, SelfSigned};
 
 /// Serves on `listener` until `shutdown` is cancelled; open sockets then get close 1001.
 pub async fn serve(listener: TcpListener, config: MockConfig, shutdown: CancellationToken) -> std::io::Result<()> {
@@ -98,17 +100,20 @@ pub struct MockHandle {
     /// Fault control and stats, in process.
     pub control: Control,
     task: JoinHandle<std::io::Result<()>>,
+    tls: bool,
 }
 
 impl MockHandle {
-    /// `http://<addr>`, the REST base URL.
+    /// `http://<addr>` (`https://` when it serves TLS), the REST base URL.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let s = if self.tls { "https" } else { "http" };
+        format!("{s}://{}", self.addr)
     }
 
-    /// `ws://<addr>`, the WebSocket base URL.
+    /// `ws://<addr>` (`wss://` when it serves TLS), the WebSocket base URL.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}", self.addr)
+        let s = if self.tls { "wss" } else { "ws" };
+        format!("{s}://{}", self.addr)
     }
 
     /// Stops the server and waits for its accept loop to end.
@@ -127,6 +132,7 @@ pub async fn start(config: MockConfig) -> std::io::Result<MockHandle> {
 pub fn start_on(listener: TcpListener, config: MockConfig) -> std::io::Result<MockHandle> {
     let addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
+    let tls = config.tls.is_some();
     let app = Arc::new(app::App::new(config, cancel.clone()));
     let control = Control::new(app.clone());
     let task = tokio::spawn(http::accept_loop(listener, app, http::Listener::Client));
@@ -135,5 +141,6 @@ pub fn start_on(listener: TcpListener, config: MockConfig) -> std::io::Result<Mo
         cancel,
         control,
         task,
+        tls,
     })
 }

@@ -1,7 +1,9 @@
 //! The official Stream Chat JS SDK (npm `stream-chat`, pinned by `tests/js/package-lock.json`) driven
 //! against the mock on loopback: starts the mock in-process on `127.0.0.1:0`, installs the pinned npm
 //! packages when they are missing or stale, runs `tests/js/sdk_against_mock.mjs` under Node with a
-//! bound on its run time, and fails with the script's output unless every SDK step passed.
+//! bound on its run time, and fails with the script's output unless every SDK step passed. It runs
+//! twice: over plain http/ws, and over https/wss with the SDK trusting the mock's self-signed
+//! certificate through `NODE_EXTRA_CA_CERTS`.
 //!
 //! Needs `node` (18 or newer) and `npm` on the PATH; without them the test fails and says so, since
 //! CI must really run it.
@@ -23,18 +25,46 @@ const NPM_CI_LIMIT: Duration = Duration::from_secs(300);
 /// Written into `node_modules/` after a successful `npm ci`; records the lock file it installed.
 const STAMP_FILE: &str = ".chatstorm-install-stamp";
 
+/// The two runs (plain and TLS) one after the other: each is timed, and Node beside Node on a
+/// small machine makes the timing steps flaky.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn official_js_sdk_drives_the_mock() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    drive_the_mock(None);
+}
+
+/// The same script over `https://` and `wss://`: the mock serves a self-signed certificate made
+/// at start, which Node trusts through `NODE_EXTRA_CA_CERTS` (the SDK's REST calls, its
+/// WebSocket, and the script's own fetches of the fault API alike).
+#[test]
+fn official_js_sdk_drives_the_mock_over_tls() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let made = chatstorm_mock::SelfSigned::default()
+        .make()
+        .expect("a self-signed certificate");
+    let ca = std::env::temp_dir().join(format!("chatstorm-js-sdk-ca-{}.pem", std::process::id()));
+    fs::write(&ca, &made.cert_pem).expect("write the CA file");
+    drive_the_mock(Some((made.tls, ca.clone())));
+    let _ = fs::remove_file(&ca);
+}
+
+/// Starts the mock (serving TLS with `tls`, whose certificate is the PEM file given), runs the
+/// script against it, and checks every step passed.
+fn drive_the_mock(tls: Option<(chatstorm_mock::MockTls, PathBuf)>) {
     let js_dir = js_dir();
     if let Err(err) = ensure_npm_packages(&js_dir) {
         panic!("JS SDK test setup failed: {err}");
     }
 
+    let (tls, ca) = tls.map_or((None, None), |(t, ca)| (Some(t), Some(ca)));
     let config = MockConfig {
         api_key: "js_sdk_test_key".to_owned(),
         secret: "js_sdk_test_secret_0123456789".to_owned(),
         health_interval: Duration::from_secs(2),
         longpoll_hold: Duration::from_secs(5),
+        tls,
         ..MockConfig::default()
     };
     let (api_key, secret) = (config.api_key.clone(), config.secret.clone());
@@ -65,7 +95,13 @@ fn official_js_sdk_drives_the_mock() {
         .env("CHATSTORM_MOCK_URL", &base_url)
         .env("CHATSTORM_API_KEY", &api_key)
         .env("CHATSTORM_API_SECRET", &secret)
-        .env("CHATSTORM_FAULT_SECRET", &fault_secret);
+        .env("CHATSTORM_FAULT_SECRET", &fault_secret)
+        .env_remove("NODE_EXTRA_CA_CERTS")
+        .env_remove("NODE_TLS_REJECT_UNAUTHORIZED");
+    if let Some(ca) = &ca {
+        assert!(base_url.starts_with("https://"), "{base_url}");
+        command.env("NODE_EXTRA_CA_CERTS", ca);
+    }
     let run = run_bounded(command, NODE_RUN_LIMIT);
 
     let stopped = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), mock.shutdown()).await });

@@ -1,5 +1,6 @@
 //! The scripted client the conformance cases drive: a WebSocket to `/connect` built with
-//! `chatstorm_protocol::connect` (its socket from [`crate::net::connect`]), and the harness's
+//! `chatstorm_protocol::connect` (its socket, and for `wss://` its TLS handshake with the run's
+//! configuration, from [`crate::net::connect`]), and the harness's
 //! [`crate::net::Client`] for REST and `/longpoll`. Every frame,
 //! request and response goes to the case's [`WireLog`]. Deliberately small and explicit: a case
 //! says exactly what goes on the wire, unlike the simulated user, which models an SDK.
@@ -18,10 +19,12 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::wire::WireLog;
 use crate::net::{self, ClientOptions, ErrorKind};
 
-/// A shared HTTP/1.1 client (no TLS in this build: `https` targets fail with a clear error).
+/// A shared HTTP/1.1 client; `https` URLs go over the run's TLS configuration (without one they
+/// fail with a clear error).
 #[derive(Clone)]
 pub struct Http {
     client: net::Client,
+    tls: Option<net::Tls>,
 }
 
 impl Default for Http {
@@ -64,12 +67,18 @@ impl Http {
     /// A client whose idle connections live 10 s (a case's calls reuse them, the next case's
     /// users do not), bodies up to [`net::MAX_BODY`].
     pub fn new() -> Self {
+        Self::with_tls(None)
+    }
+
+    /// [`Http::new`] speaking TLS to `https` URLs with the run's `tls`.
+    pub fn with_tls(tls: Option<net::Tls>) -> Self {
         let client = net::Client::new(&ClientOptions {
             pool_idle_per_host: usize::MAX,
             pool_idle_timeout: Some(Duration::from_secs(10)),
+            tls: tls.clone(),
             ..ClientOptions::default()
         });
-        Self { client }
+        Self { client, tls }
     }
 
     /// Sends one request and logs it and its answer under `user`.
@@ -89,7 +98,7 @@ impl Http {
             headers,
             body,
         } = call;
-        if url.starts_with("https:") {
+        if url.starts_with("https:") && self.tls.is_none() {
             return Err(ClientError::NoTls);
         }
         let body_text = body.map(Value::to_string).unwrap_or_default();
@@ -182,8 +191,8 @@ impl From<net::Response> for HttpReply {
 /// Why a scripted request or frame could not be sent (one line, logged in the wire log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    /// An `https://` URL: no TLS in this build.
-    #[error("https targets need TLS, which this build does not include")]
+    /// An `https://` URL on a client without the run's TLS configuration.
+    #[error("https targets need the run's TLS configuration, and this client has none")]
     NoTls,
     /// The request could not be built.
     #[error("bad request {call}: {reason}")]
@@ -293,7 +302,8 @@ pub struct UpgradeRefused {
 }
 
 impl Ws {
-    /// Opens `url` (a full `ws://…/connect?…` URL) with extra upgrade headers.
+    /// Opens `url` (a full `ws://…/connect?…` URL, or `wss://` with the run's `tls`) with
+    /// extra upgrade headers.
     ///
     /// # Errors
     /// [`UpgradeRefused`] when the upgrade does not complete within `timeout`.
@@ -303,17 +313,22 @@ impl Ws {
         url: &str,
         headers: &[(String, String)],
         timeout: Duration,
+        tls: Option<&net::Tls>,
     ) -> Result<Self, UpgradeRefused> {
         let refuse = |status, detail: String| {
             log.push(user, '!', "ws-upgrade-failed", &detail);
             UpgradeRefused { status, detail }
         };
-        if url.starts_with("wss:") {
-            return Err(refuse(
-                None,
-                "wss targets need TLS, which this build does not include".to_owned(),
-            ));
-        }
+        let tls = match (url.starts_with("wss:"), tls) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => {
+                return Err(refuse(
+                    None,
+                    "wss targets need the run's TLS configuration, and this client has none".to_owned(),
+                ));
+            }
+        };
         let mut req = url
             .into_client_request()
             .map_err(|e| refuse(None, format!("bad websocket url: {e}")))?;
@@ -336,7 +351,7 @@ impl Ws {
         let connect = async {
             let uri = req.uri();
             let host = uri.host().unwrap_or_default();
-            let port = uri.port_u16().unwrap_or(80);
+            let port = uri.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
             let io = |e: std::io::Error| tungstenite::Error::Io(e);
             let addrs = net::connect::addresses(host, port)
                 .await
@@ -344,7 +359,19 @@ impl Ws {
             let mut last = None;
             for addr in addrs {
                 match net::connect::open(addr, None).await {
-                    Ok(stream) => return tokio_tungstenite::client_async(req, stream).await,
+                    Ok(stream) => {
+                        let stream =
+                            match tls {
+                                Some(tls) => net::connect::secure(stream, tls, host).await.map_err(|e| {
+                                    match net::tls::rustls_error(&e) {
+                                        Some(r) => io(std::io::Error::other(net::tls::reason(r))),
+                                        None => io(e),
+                                    }
+                                })?,
+                                None => stream,
+                            };
+                        return tokio_tungstenite::client_async(req, stream).await;
+                    }
                     Err(e) => last = Some(e),
                 }
             }

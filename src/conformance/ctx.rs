@@ -231,15 +231,22 @@ impl ScriptedUser {
         };
         let req = build_connect_request(profile, &self.ctx.target.api_key, token, AuthType::Jwt, &payload);
         let url = Target::join(&self.ctx.target.ws_base, &req.path_and_query);
-        Ws::open(&self.ctx.log, &self.id, &url, &req.headers, self.ctx.wait)
-            .await
-            .map_err(|e| {
-                fail(
-                    &self.id,
-                    "the /connect upgrade completes (HTTP 101); errors come as a frame after it (§1.4, §2.5)",
-                    e.detail,
-                )
-            })
+        Ws::open(
+            &self.ctx.log,
+            &self.id,
+            &url,
+            &req.headers,
+            self.ctx.wait,
+            self.ctx.target.tls.as_ref(),
+        )
+        .await
+        .map_err(|e| {
+            fail(
+                &self.id,
+                "the /connect upgrade completes (HTTP 101); errors come as a frame after it (§1.4, §2.5)",
+                e.detail,
+            )
+        })
     }
 
     /// Opens `/connect` as `profile` with its own token and details.

@@ -52,7 +52,7 @@ pub async fn run_suite(target: &Target, opts: &SuiteOptions) -> ConformanceRepor
         .iter()
         .filter(|r| opts.only.is_empty() || opts.only.iter().any(|g| glob_match(g, r.id)))
         .collect();
-    let http = Http::new();
+    let http = Http::with_tls(target.tls.clone());
     let run_tag = run_tag();
     let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = Vec::with_capacity(selected.len());
@@ -84,7 +84,16 @@ pub async fn run_suite(target: &Target, opts: &SuiteOptions) -> ConformanceRepor
 /// Runs one rule by id (used by the violation tests and `--only` with one id).
 pub async fn run_rule(target: &Target, id: &str, opts: &SuiteOptions) -> Option<RuleResult> {
     let rule = rules().iter().find(|r| r.id == id)?;
-    Some(run_one(rule, target.clone(), Http::new(), &run_tag(), opts).await)
+    Some(
+        run_one(
+            rule,
+            target.clone(),
+            Http::with_tls(target.tls.clone()),
+            &run_tag(),
+            opts,
+        )
+        .await,
+    )
 }
 
 async fn run_one(rule: &'static Rule, target: Target, http: Http, run_tag: &str, opts: &SuiteOptions) -> RuleResult {

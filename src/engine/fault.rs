@@ -59,7 +59,7 @@ pub async fn detect(target: &Target) -> Result<(), FaultApiError> {
         .filter(|s| !s.is_empty())
         .ok_or(FaultApiError::NoSecret)?;
     let url = Target::join(&target.http_base, "/_fault/state");
-    let resp = net::Client::default()
+    let resp = net::Client::with_tls(target.tls.clone())
         .send(
             http::Method::GET,
             &url,
@@ -93,7 +93,7 @@ impl FaultClient {
     /// A client for `target` (which must carry the fault secret).
     pub fn new(target: &Target) -> Self {
         Self {
-            http: net::Client::default(),
+            http: net::Client::with_tls(target.tls.clone()),
             base: target.http_base.clone(),
             secret: target.fault_secret.clone().unwrap_or_default(),
         }

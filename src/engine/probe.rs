@@ -2,7 +2,8 @@
 //! unreachable target is reported as such (exit 5) instead of as 10,000 failed connects; then
 //! the same probe once a second for the whole run ([`watch`]), so a target that dies mid-run is
 //! named with the time it stopped answering instead of passing on the strength of the figures
-//! gathered before it died. Plain WebSocket targets get a TCP connect only.
+//! gathered before it died. Plain WebSocket targets get a TCP connect only. Before either, a
+//! target reached over TLS gets one pre-flight handshake ([`tls_preflight`]).
 
 use super::figures::{Outage, TargetHealth};
 use crate::net;
@@ -67,7 +68,37 @@ pub async fn reachable_within(http: &net::Client, target: &Target, timeout: Dura
 /// # Errors
 /// [`ProbeError`] when it does not.
 pub async fn reachable(target: &Target) -> Result<(), ProbeError> {
-    reachable_within(&net::Client::default(), target, Duration::from_secs(5)).await
+    reachable_within(
+        &net::Client::with_tls(target.tls.clone()),
+        target,
+        Duration::from_secs(5),
+    )
+    .await
+}
+
+/// How long the TLS pre-flight handshake may take.
+pub const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS pre-flight of a run and of `conform`: one TCP connect and TLS handshake to the
+/// target (and one to an `https` token endpoint), before any user starts, so that a certificate
+/// the run does not trust ends it with one reason (unknown issuer, name mismatch, expired)
+/// instead of a failed handshake per user. Nothing to do for a plain target.
+///
+/// # Errors
+/// [`net::preflight::PreflightError`] with the reason.
+pub async fn tls_preflight(target: &Target) -> Result<(), net::preflight::PreflightError> {
+    let Some(tls) = &target.tls else {
+        return Ok(());
+    };
+    if target.is_tls() {
+        net::preflight::preflight(tls, &target.ws_base, PREFLIGHT_TIMEOUT).await?;
+    }
+    if let crate::target::TargetAuth::TokenEndpoint(url) = &target.auth
+        && url.scheme() == "https"
+    {
+        net::preflight::preflight(tls, url, PREFLIGHT_TIMEOUT).await?;
+    }
+    Ok(())
 }
 
 /// Checks that the WebSocket URL's host accepts a TCP connection (and closes it at once).
@@ -104,7 +135,7 @@ pub async fn reachable_tcp(target: &Target) -> Result<(), ProbeError> {
 /// count neither way), and every outage ([`OUTAGE_AFTER`] failures in a row), from its first failed
 /// probe to the first answer after it (open when it never answered again).
 pub async fn watch(target: Target, plain: bool, start: Instant, stop: CancellationToken) -> TargetHealth {
-    let http = net::Client::default();
+    let http = net::Client::with_tls(target.tls.clone());
     let mut health = TargetHealth::default();
     let mut failing: Option<(u64, u32, String)> = None;
     let mut tick = tokio::time::interval_at(start + PROBE_EVERY, PROBE_EVERY);

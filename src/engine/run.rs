@@ -93,6 +93,8 @@ pub struct RunOutput {
     pub aborted_by: Option<String>,
     /// Conformance observations during the run.
     pub conformance: Option<crate::conformance::ObserverSummary>,
+    /// How the target was reached over TLS (`None`: plain).
+    pub tls: Option<crate::report::summary::TlsInfo>,
 }
 
 /// Why a run could not happen at all.
@@ -104,6 +106,10 @@ pub enum RunError {
     /// The target answered setup with an error or garbage (exit 5).
     #[error("the target failed during setup: {0}")]
     Target(super::setup::SetupError),
+    /// The TLS pre-flight handshake failed: a certificate the run does not trust, or no
+    /// handshake at all (exit 5, before any user starts).
+    #[error("{0}")]
+    Tls(crate::net::preflight::PreflightError),
     /// Anything else that stopped the run from starting (exit 2).
     #[error("{0}")]
     Setup(#[from] StartError),
@@ -402,6 +408,9 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         cpu_seconds: crate::sys::cpu_seconds(),
         aborted_by: aborted_by.lock().map(|a| a.clone()).unwrap_or(None),
         conformance,
+        tls: target.tls.as_ref().map(|t| crate::report::summary::TlsInfo {
+            insecure: t.is_insecure(),
+        }),
     })
 }
 
@@ -438,6 +447,7 @@ async fn resolve_target(
         None if plain => target.ws_base.to_string(),
         None => target.http_base.to_string(),
     };
+    super::probe::tls_preflight(&target).await.map_err(RunError::Tls)?;
     if plain {
         // A bare WebSocket server may count an HTTP probe as a failed handshake: TCP only.
         super::probe::reachable_tcp(&target).await

@@ -117,7 +117,7 @@ pub async fn create_channels(scenario: &Scenario, target: &Target) -> Result<Cre
         }
     }
     let token = sign(&Claims::server(), secret);
-    let http = net::Client::default();
+    let http = net::Client::with_tls(target.tls.clone());
     let key = form_urlencoded::byte_serialize(target.api_key.as_bytes()).collect::<String>();
     let results: Vec<Result<(), SetupError>> = futures_util::stream::iter(members.iter().map(|(cid, ids)| {
         let (http, token) = (http.clone(), token.clone());
@@ -239,7 +239,7 @@ pub async fn verify(target: &Target, created: &Created) -> Option<StateFigures> 
     let step = created.members.len().div_ceil(MAX_VERIFIED);
     let sample: Vec<(&String, &Vec<String>)> = created.members.iter().step_by(step).collect();
     let token = sign(&Claims::server(), secret);
-    let http = net::Client::default();
+    let http = net::Client::with_tls(target.tls.clone());
     let key = form_urlencoded::byte_serialize(target.api_key.as_bytes()).collect::<String>();
     let url = Target::join(&target.http_base, &format!("/channels?api_key={key}"));
     // Each channel comes back with its full state (members and their user objects, about 1 KB a

@@ -204,7 +204,7 @@ pub fn context(
         .unwrap_or_else(|| user::http::rest_slots(fd_limit, users, fds_per_user));
     Arc::new(UserCtx {
         target: target.clone(),
-        http: user::http::HttpClient::new(slots, Some(recorder.clone())),
+        http: user::http::HttpClient::with_tls(slots, Some(recorder.clone()), target.tls.clone()),
         recorder,
         source_addrs: SourceAddrs::new(sources),
         deliveries,

@@ -98,6 +98,12 @@ pub async fn run(args: &ShardSpec, dir: &Path) -> Result<ShardDirs, WorkersError
                 cmd.arg(flag).arg(v);
             }
         }
+        if let Some(ca) = &t.tls.ca_cert {
+            cmd.arg("--ca-cert").arg(ca);
+        }
+        if t.tls.insecure {
+            cmd.arg("--insecure");
+        }
         if let Some(s) = &t.secret {
             cmd.env("CHATSTORM_SECRET", s);
         }

@@ -1,7 +1,7 @@
 //! Why a connect attempt failed, when the target gave no API error: the cause as the harness saw
 //! it (refused, reset, a timeout and in which phase, an upgrade answered with another status, a
-//! first answer that is not JSON or not a protocol event, a name that does not resolve, the
-//! harness's own lack of descriptors or ports). Kept as a small `Copy` value because it travels
+//! first answer that is not JSON or not a protocol event, a name that does not resolve, a
+//! refused or slow TLS handshake, the harness's own lack of descriptors or ports). Kept as a small `Copy` value because it travels
 //! inside every user's connect result; counted in a [`CodeTable`](super::code_table) under a
 //! numeric key so that the set of statuses stays bounded whatever the target answers.
 
@@ -14,6 +14,11 @@ pub enum FailureKind {
     Reset,
     /// The TCP connect did not finish in time.
     TimeoutTcp,
+    /// The TLS handshake did not finish in time.
+    TimeoutTls,
+    /// The TLS handshake was refused (certificate not trusted, name mismatch, expired, no common
+    /// protocol).
+    Tls,
     /// The upgrade (or the long-poll connect request) was not answered in time.
     TimeoutUpgrade,
     /// The upgrade succeeded but no first frame came in time.
@@ -56,6 +61,8 @@ impl FailureKind {
             Self::Dns => 10,
             Self::Resource => 11,
             Self::Local => 12,
+            Self::Tls => 13,
+            Self::TimeoutTls => 14,
             Self::Status(s) => STATUS_BASE + s as u32,
         }
     }
@@ -75,6 +82,8 @@ impl FailureKind {
             10 => Self::Dns,
             11 => Self::Resource,
             12 => Self::Local,
+            13 => Self::Tls,
+            14 => Self::TimeoutTls,
             k if k >= STATUS_BASE => Self::Status(u16::try_from(k - STATUS_BASE).ok()?),
             _ => return None,
         })
@@ -95,6 +104,8 @@ impl FailureKind {
             Self::Dns => "dns".into(),
             Self::Resource => "local_resources".into(),
             Self::Local => "refused_locally".into(),
+            Self::Tls => "tls_handshake".into(),
+            Self::TimeoutTls => "timeout_tls_handshake".into(),
             Self::Status(s) => format!("http_{s}"),
         }
     }
@@ -137,6 +148,8 @@ mod tests {
             FailureKind::Dns,
             FailureKind::Resource,
             FailureKind::Local,
+            FailureKind::Tls,
+            FailureKind::TimeoutTls,
             FailureKind::Status(0),
             FailureKind::Status(503),
             FailureKind::Status(u16::MAX),

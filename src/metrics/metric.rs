@@ -85,10 +85,21 @@ pub enum Metric {
     /// How long a REST call waited for one of the harness's own request slots before it went out
     /// (generator honesty: this wait is the harness's queue, never the server's latency).
     GeneratorQueue,
+    /// A WebSocket connect's phase: the TCP connect (socket to established).
+    ConnectTcp,
+    /// A WebSocket connect's phase: the TLS handshake (`wss://` only).
+    ConnectTls,
+    /// A WebSocket connect's phase: the upgrade request to its 101 answer.
+    ConnectUpgrade,
+    /// A WebSocket connect's phase: the 101 answer to the first frame (`health.check`).
+    ConnectFirstFrame,
 }
 
 /// Number of [`Metric`]s: the size of every per-metric table.
-pub const METRIC_COUNT: usize = 23;
+pub const METRIC_COUNT: usize = 27;
+
+/// The index of the first metric after the REST endpoints.
+const AFTER_REST: usize = 10 + RestEndpoint::ALL.len();
 
 impl Metric {
     /// Every metric, in index order.
@@ -116,9 +127,20 @@ impl Metric {
             all[fixed.len() + e] = Metric::Rest(RestEndpoint::ALL[e]);
             e += 1;
         }
-        all[METRIC_COUNT - 3] = Metric::Recovery;
-        all[METRIC_COUNT - 2] = Metric::SchedulerLag;
-        all[METRIC_COUNT - 1] = Metric::GeneratorQueue;
+        let tail = [
+            Metric::Recovery,
+            Metric::SchedulerLag,
+            Metric::GeneratorQueue,
+            Metric::ConnectTcp,
+            Metric::ConnectTls,
+            Metric::ConnectUpgrade,
+            Metric::ConnectFirstFrame,
+        ];
+        let mut t = 0;
+        while t < tail.len() {
+            all[AFTER_REST + t] = tail[t];
+            t += 1;
+        }
         all
     };
 
@@ -136,9 +158,13 @@ impl Metric {
             Metric::LongpollConnect => 8,
             Metric::LongpollPoll => 9,
             Metric::Rest(e) => 10 + e.index(),
-            Metric::Recovery => METRIC_COUNT - 3,
-            Metric::SchedulerLag => METRIC_COUNT - 2,
-            Metric::GeneratorQueue => METRIC_COUNT - 1,
+            Metric::Recovery => AFTER_REST,
+            Metric::SchedulerLag => AFTER_REST + 1,
+            Metric::GeneratorQueue => AFTER_REST + 2,
+            Metric::ConnectTcp => AFTER_REST + 3,
+            Metric::ConnectTls => AFTER_REST + 4,
+            Metric::ConnectUpgrade => AFTER_REST + 5,
+            Metric::ConnectFirstFrame => AFTER_REST + 6,
         }
     }
 
@@ -168,6 +194,10 @@ impl Metric {
             Metric::Recovery => "recovery",
             Metric::SchedulerLag => "scheduler.lag",
             Metric::GeneratorQueue => "generator.queue",
+            Metric::ConnectTcp => "connect.tcp",
+            Metric::ConnectTls => "connect.tls",
+            Metric::ConnectUpgrade => "connect.upgrade",
+            Metric::ConnectFirstFrame => "connect.first_frame",
         }
     }
 

@@ -49,6 +49,8 @@ pub struct Options {
     pub slots: Option<usize>,
     /// Told every slot wait, on a client with slots.
     pub slot_watch: Option<SlotWatch>,
+    /// The run's TLS configuration, for `https` URLs (`None`: they fail as [`ErrorKind::Request`]).
+    pub tls: Option<super::Tls>,
 }
 
 /// What a client with slots tells about each wait for one: how long it took, and whether it
@@ -73,6 +75,7 @@ impl Default for Options {
             max_body: MAX_BODY,
             slots: None,
             slot_watch: None,
+            tls: None,
         }
     }
 }
@@ -142,6 +145,9 @@ pub enum ErrorKind {
     Local,
     /// The TCP connect did not complete within the connect timeout.
     ConnectTimeout,
+    /// The TLS handshake was refused (a certificate not trusted, a name mismatch, an expired
+    /// certificate, no common protocol): the detail says which.
+    Tls,
     /// A reset, a closed connection or a malformed response head.
     Reset,
     /// No whole answer within the request's timeout.
@@ -223,7 +229,9 @@ pub struct Sent {
 impl Client {
     /// A client with these pool and limits.
     pub fn new(options: &Options) -> Self {
-        let connector = Connector::new().connect_timeout(options.connect_timeout);
+        let connector = Connector::new()
+            .connect_timeout(options.connect_timeout)
+            .tls(options.tls.clone());
         let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
         builder.pool_max_idle_per_host(options.pool_idle_per_host);
         if let Some(t) = options.pool_idle_timeout {
@@ -235,6 +243,14 @@ impl Client {
             slot_watch: options.slot_watch.clone(),
             max_body: options.max_body,
         }
+    }
+
+    /// The control traffic's client ([`Options::default`]) speaking TLS to `https` URLs with `tls`.
+    pub fn with_tls(tls: Option<super::Tls>) -> Self {
+        Self::new(&Options {
+            tls,
+            ..Options::default()
+        })
     }
 
     /// Slots free now (`None` on a client without a cap).
@@ -378,7 +394,9 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
     while let Some(err) = cur {
         if let Some(c) = err.downcast_ref::<ConnectError>() {
             return match c {
-                ConnectError::BadUri(_) => ErrorKind::Request,
+                ConnectError::BadUri(_) | ConnectError::NoTls(_) => ErrorKind::Request,
+                ConnectError::Tls { source, .. } if super::tls::rustls_error(source).is_none() => io_kind(source),
+                ConnectError::Tls { .. } => ErrorKind::Tls,
                 ConnectError::Resolve(_) => ErrorKind::Dns,
                 ConnectError::Timeout(_) => ErrorKind::ConnectTimeout,
                 ConnectError::Tcp(io) => io_kind(io),
@@ -426,11 +444,19 @@ pub fn out_of_local_resources(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// An error with its sources, on one line (hyper's own message is only "client error"); a
-/// source whose text its parent already ends with is not repeated.
-fn chain(e: &dyn std::error::Error) -> String {
+/// source whose text its parent already ends with is not repeated, and a refused TLS handshake
+/// stops at its one-line reason (rustls's own wording is already in it).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
+        if let Some(c) = s.downcast_ref::<ConnectError>()
+            && matches!(c, ConnectError::Tls { .. })
+        {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            break;
+        }
         let text = s.to_string();
         if !out.ends_with(&text) {
             out.push_str(": ");
@@ -515,6 +541,7 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Request, "{e}");
         let e = get(&Client::default(), "https://127.0.0.1:1/").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Request, "{e}");
+        assert!(e.to_string().contains("without a TLS configuration"), "{e}");
         // Accepted, never answered.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -531,6 +558,33 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
         assert!(e.to_string().contains("timed out"), "{e}");
         drop(listener);
+    }
+
+    #[tokio::test]
+    async fn https_goes_over_tls_and_a_refused_handshake_is_classified() {
+        let made = chatstorm_mock::SelfSigned::default().make().expect("certificate");
+        let mock = chatstorm_mock::start(chatstorm_mock::MockConfig {
+            tls: Some(made.tls),
+            ..chatstorm_mock::MockConfig::default()
+        })
+        .await
+        .expect("a TLS mock");
+        let url = format!("{}/hi", mock.base_url());
+        // Not trusted: the platform's roots do not hold the mock's certificate.
+        let untrusted = Client::with_tls(Some(crate::net::Tls::new(&Default::default()).unwrap()));
+        let e = get(&untrusted, &url).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+        assert!(e.detail().contains("unknown issuer"), "{e}");
+        // Trusted: an answer over TLS, the pooled connection reused for the next call.
+        let trusted = Client::with_tls(Some(crate::net::Tls::with_ca_pem(made.cert_pem.as_bytes()).unwrap()));
+        for _ in 0..2 {
+            let r = get(&trusted, &url).await.expect("an answer over https");
+            assert!(r.status < 500, "{}", r.status);
+        }
+        // A plain client refuses to speak plain HTTP to an https URL.
+        let e = get(&Client::default(), &url).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Request, "{e}");
+        mock.shutdown().await;
     }
 
     #[tokio::test]

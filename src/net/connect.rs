@@ -1,9 +1,9 @@
 //! The one way the harness opens a connection: [`open`] (a resolved address, an optional source
 //! address, `TCP_NODELAY`), called directly by the WebSocket paths and through [`Connector`] by
-//! every pooled HTTP client. Also the round-robin [`SourceAddrs`] and the resolvers
-//! ([`addresses`], [`resolve`]). TLS belongs here: [`Stream`] is the type every connection is,
-//! so when it gains a TLS variant and [`open`] / [`Connector`] do the handshake, the layers
-//! above do not change.
+//! every pooled HTTP client, then [`secure`] for a TLS URL. Also the round-robin [`SourceAddrs`]
+//! and the resolvers ([`addresses`], [`resolve`]). [`Stream`] is the type every connection is:
+//! plain TCP, or TLS over it behind a `Box`, so that a plain connection carries no TLS state
+//! (one pointer-sized variant beside the socket, not rustls's buffers).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,10 +12,106 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
-/// The byte stream of every connection the harness opens (plain TCP in this build).
-pub type Stream = TcpStream;
+use super::tls::{self, Tls};
+
+/// The byte stream of every connection the harness opens: plain TCP, or TLS over TCP. The TLS
+/// state (rustls's connection, its buffers) is boxed so that a plain connection stays the size
+/// of its socket plus a tag.
+#[derive(Debug)]
+pub enum Stream {
+    /// `http://`, `ws://`.
+    Plain(TcpStream),
+    /// `https://`, `wss://`.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP socket underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            Self::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls(_))
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// hyper's pooled client asks each new connection what it is; nothing to tell beyond the
+/// default (no proxy, and HTTP/1.1 only, which ALPN offers alone).
+impl hyper_util::client::legacy::connect::Connection for Stream {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+/// The TLS handshake over a plain [`Stream`] for `host` (a TLS stream is returned as it is).
+///
+/// # Errors
+/// The handshake failed: an `io::Error` carrying the [`rustls::Error`] when rustls refused
+/// ([`tls::rustls_error`], [`tls::reason`]).
+pub async fn secure(stream: Stream, tls: &Tls, host: &str) -> std::io::Result<Stream> {
+    match stream {
+        Stream::Plain(tcp) => Ok(Stream::Tls(Box::new(tls::handshake(tls, host, tcp).await?))),
+        s @ Stream::Tls(_) => Ok(s),
+    }
+}
 
 /// Local source addresses for sockets, handed out round-robin, so that one machine is not capped
 /// by the ~28k ephemeral ports one source address has towards one server address and port.
@@ -89,6 +185,14 @@ fn defer_port_choice(socket: &TcpSocket) {
 /// # Errors
 /// Creating, binding or connecting the socket failed.
 pub async fn open(server: SocketAddr, source: Option<IpAddr>) -> std::io::Result<Stream> {
+    open_tcp(server, source).await.map(Stream::Plain)
+}
+
+/// [`open`], the socket itself.
+///
+/// # Errors
+/// Creating, binding or connecting the socket failed.
+pub async fn open_tcp(server: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
     let socket = if server.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -167,6 +271,20 @@ pub enum ConnectError {
     /// Every address failed; the last address's error.
     #[error("tcp connect error: {0}")]
     Tcp(#[source] std::io::Error),
+    /// The TLS handshake failed; `reason` is one line ([`tls::reason`]).
+    #[error("TLS handshake with {host}: {reason}")]
+    Tls {
+        /// The host name checked.
+        host: String,
+        /// Why.
+        reason: String,
+        /// The handshake's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An `https` URI on a connector without the run's TLS configuration (a harness bug).
+    #[error("{0}: https without a TLS configuration")]
+    NoTls(String),
     /// No connection within the connect timeout.
     #[error("tcp connect timed out after {0:?}")]
     Timeout(Duration),
@@ -179,6 +297,7 @@ pub enum ConnectError {
 pub struct Connector {
     sources: Arc<SourceAddrs>,
     connect_timeout: Option<Duration>,
+    tls: Option<Tls>,
 }
 
 impl Connector {
@@ -201,21 +320,40 @@ impl Connector {
         self
     }
 
-    /// A connection to `host:port` (`http` URIs only in this build).
+    /// Speaks TLS to `https` URIs with this configuration.
+    #[must_use]
+    pub fn tls(mut self, tls: Option<Tls>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// A connection to `host:port`: TCP for `http` URIs, TCP then the TLS handshake for `https`
+    /// (within the same connect timeout).
     ///
     /// # Errors
-    /// [`ConnectError`]: no host, no address, every address refused or failed, or the timeout.
+    /// [`ConnectError`]: no host, no address, every address refused or failed, the handshake
+    /// refused, or the timeout.
     pub async fn connect(&self, uri: &http::Uri) -> Result<Stream, ConnectError> {
-        if uri.scheme_str().is_some_and(|s| s != "http") {
-            return Err(ConnectError::BadUri(uri.to_string()));
-        }
+        let tls = match uri.scheme_str() {
+            None | Some("http") => None,
+            Some("https") => Some(self.tls.as_ref().ok_or_else(|| ConnectError::NoTls(uri.to_string()))?),
+            Some(_) => return Err(ConnectError::BadUri(uri.to_string())),
+        };
         let host = uri.host().ok_or_else(|| ConnectError::BadUri(uri.to_string()))?;
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
         let attempt = async {
             let mut last = None;
             for addr in addresses(host, port).await? {
                 match open(addr, self.sources.pick(&addr)).await {
-                    Ok(s) => return Ok(s),
+                    Ok(s) => {
+                        let Some(tls) = tls else { return Ok(s) };
+                        return secure(s, tls, host).await.map_err(|source| ConnectError::Tls {
+                            host: host.to_owned(),
+                            reason: tls::rustls_error(&source)
+                                .map_or_else(|| format!("TLS handshake failed: {source}"), tls::reason),
+                            source,
+                        });
+                    }
                     Err(e) => last = Some(e),
                 }
             }
@@ -254,6 +392,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_plain_stream_carries_no_tls_state() {
+        // The TLS variant is a pointer: a plain connection costs its socket and at most a tag.
+        let plain = std::mem::size_of::<TcpStream>();
+        let stream = std::mem::size_of::<Stream>();
+        assert!(stream <= plain + 8, "Stream {stream} B, TcpStream {plain} B");
+    }
+
+    #[test]
     fn source_addresses_rotate_for_loopback_targets_only() {
         let s = SourceAddrs::loopback(3);
         let lo: SocketAddr = "127.0.0.1:80".parse().unwrap();
@@ -270,13 +416,13 @@ mod tests {
         let c = Connector::new().sources(Arc::new(SourceAddrs::new(vec!["127.0.0.3".parse().unwrap()])));
         let uri: http::Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
         let s = c.connect(&uri).await.expect("connects");
-        assert_eq!(s.local_addr().unwrap().ip().to_string(), "127.0.0.3");
+        assert_eq!(s.tcp().local_addr().unwrap().ip().to_string(), "127.0.0.3");
         let (_, peer) = listener.accept().await.expect("accept");
         assert_eq!(peer.ip().to_string(), "127.0.0.3");
     }
 
     #[tokio::test]
-    async fn a_closed_port_is_a_tcp_error_and_an_https_uri_is_refused() {
+    async fn a_closed_port_is_a_tcp_error_and_https_needs_a_tls_configuration() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
@@ -287,6 +433,11 @@ mod tests {
             "{e}"
         );
         let uri: http::Uri = "https://127.0.0.1:1/".parse().unwrap();
+        assert!(matches!(
+            Connector::new().connect(&uri).await,
+            Err(ConnectError::NoTls(_))
+        ));
+        let uri: http::Uri = "ftp://127.0.0.1:1/".parse().unwrap();
         assert!(matches!(
             Connector::new().connect(&uri).await,
             Err(ConnectError::BadUri(_))

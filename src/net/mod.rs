@@ -1,5 +1,5 @@
 //! The network layer: every connection the harness opens goes through here, so that what a
-//! connection is (today plain TCP; TLS next) is decided in one place.
+//! connection is (plain TCP, or TLS over it) is decided in one place.
 //!
 //! - [`connect`]: [`connect::open`], the one TCP connect (source address from [`SourceAddrs`]
 //!   with the port left to `connect`, `TCP_NODELAY`), the URL resolvers, and [`Connector`], the
@@ -8,7 +8,10 @@
 //! - [`client`]: [`Client`], the one HTTP/1.1 client type (hyper's pooled client), with the pool,
 //!   connect timeout, body limit and an optional cap on requests in flight as [`ClientOptions`],
 //!   and one [`Error`] whose [`ErrorKind`] says what failed (refused, reset, DNS, timeout, the
-//!   harness's own descriptors, a body over the limit, no free slot).
+//!   harness's own descriptors, a body over the limit, no free slot, a refused TLS handshake).
+//! - [`tls`]: [`Tls`], the run's one rustls client configuration (roots, `--ca-cert`,
+//!   `--insecure`, ALPN `http/1.1`), the handshake and the one-line reason of a failed one;
+//!   [`preflight`]: the one handshake to the target before a run's users start.
 //!
 //! Who uses it: the harness's control traffic (`engine`: probe, fault API, setup, state check)
 //! with [`ClientOptions::default`]; the simulated users' two lanes (`user::http`: REST with slots,
@@ -16,14 +19,19 @@
 //! (`conformance::client`). The layer knows nothing of users, metrics or reports: a slot wait is
 //! told to a [`SlotWatch`] the caller gives, for it to record.
 //!
-//! TLS (`https://`, `wss://`) lands here: [`Stream`] gains a TLS variant, [`connect::open`] and
-//! [`Connector`] do the handshake, and no caller changes.
+//! TLS (`https://`, `wss://`): [`Stream`] is plain or TLS; [`Connector`] does the handshake for
+//! `https` URIs with the [`Tls`] of its [`ClientOptions`]; the WebSocket paths call
+//! [`connect::secure`] after [`connect::open`] for `wss` URLs, with the run's [`Tls`] from the
+//! target.
 
 pub mod client;
 pub mod connect;
+pub mod preflight;
+pub mod tls;
 
 pub use client::{
     Client, Error, ErrorKind, MAX_BODY, Options as ClientOptions, Response, Sent, SlotWatch, out_of_local_resources,
     snippet,
 };
 pub use connect::{Connector, ResolveError, SourceAddrs, Stream, resolve};
+pub use tls::{Tls, TlsOptions};

@@ -33,6 +33,7 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
             shards: metrics.shards.max(1),
             interrupted: out.stop_reason.is_some(),
             stop_reason: out.stop_reason.clone(),
+            tls: out.tls.clone(),
         },
         verdict: Verdict::default(),
         latency: BTreeMap::new(),

@@ -180,6 +180,17 @@ pub struct RunInfo {
     pub interrupted: bool,
     /// Why it stopped early, when it did.
     pub stop_reason: Option<String>,
+    /// How the target was reached over TLS; absent for a plain target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
+}
+
+/// The TLS of a run against an `https://` / `wss://` target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TlsInfo {
+    /// `--insecure`: server certificates were NOT checked (issuer, name, dates), so nothing
+    /// proves the figures came from the intended server.
+    pub insecure: bool,
 }
 
 impl RunInfo {

@@ -130,11 +130,7 @@ fn plain_target(check: &mut Check<'_>, t: &RawTarget) -> Option<(TargetSpec, Tok
             TokenSource::EmbeddedSecret,
         ));
     };
-    if url.value.trim().to_ascii_lowercase().starts_with("wss://") {
-        check.report(&url.at, "this build speaks plain ws only (no TLS yet); use a ws:// URL");
-        return None;
-    }
-    let url = http_url(check, url, &["ws", "http"])?;
+    let url = http_url(check, url, &["ws", "wss", "http", "https"])?;
     Some((
         TargetSpec::Remote(RemoteTarget {
             url,

@@ -464,6 +464,7 @@ impl Driver {
                             &t.ws_base,
                             server,
                             source,
+                            t.tls.as_ref(),
                             &t.api_key,
                             &token,
                             &payload,

@@ -69,8 +69,9 @@ pub fn rest_slots(fd_limit: u64, users: u64, fds_per_user: u64) -> usize {
 /// Largest response body read; a larger body is an error (a user never needs more).
 pub const MAX_BODY: usize = net::MAX_BODY;
 
-/// A lane's pool: [`POOL_IDLE_PER_HOST`] idle connections for 30 s, a 5 s TCP connect.
-fn lane(slots: Option<usize>, slot_watch: Option<SlotWatch>) -> net::Client {
+/// A lane's pool: [`POOL_IDLE_PER_HOST`] idle connections for 30 s, a 5 s connect (TCP and, for
+/// `https`, the TLS handshake with the run's `tls`).
+fn lane(slots: Option<usize>, slot_watch: Option<SlotWatch>, tls: Option<net::Tls>) -> net::Client {
     net::Client::new(&ClientOptions {
         pool_idle_per_host: POOL_IDLE_PER_HOST,
         pool_idle_timeout: Some(Duration::from_secs(30)),
@@ -78,6 +79,7 @@ fn lane(slots: Option<usize>, slot_watch: Option<SlotWatch>) -> net::Client {
         max_body: MAX_BODY,
         slots,
         slot_watch,
+        tls,
     })
 }
 
@@ -90,6 +92,12 @@ impl HttpClient {
     /// A client whose REST lane has `slots` calls in flight at most; slot waits and slot timeouts
     /// go to `recorder` (`generator.queue`, `generator_queue_timeouts`).
     pub fn new(slots: usize, recorder: Option<Recorder>) -> Self {
+        Self::with_tls(slots, recorder, None)
+    }
+
+    /// [`HttpClient::new`] speaking TLS to `https` URLs with the run's `tls` (both lanes: REST and
+    /// token calls, and the held long-polls).
+    pub fn with_tls(slots: usize, recorder: Option<Recorder>, tls: Option<net::Tls>) -> Self {
         let watch = recorder.map(|r| {
             SlotWatch(Arc::new(move |waited, gave_up| {
                 r.record(Metric::GeneratorQueue, waited);
@@ -99,8 +107,8 @@ impl HttpClient {
             }))
         });
         Self {
-            rest: lane(Some(slots), watch),
-            hold: lane(None, None),
+            rest: lane(Some(slots), watch, tls.clone()),
+            hold: lane(None, None, tls),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The plain WebSocket user (`users.kind: plain-websocket`): open the target URL as it is (TCP
-//! from a round-robin loopback source address, the hand-made upgrade, 512-byte read buffer), wait
+//! from a round-robin loopback source address, the TLS handshake for `wss://`, the hand-made
+//! upgrade, 512-byte read buffer), wait
 //! for the server's first frame, then hold: answer pings, count a server close or drop as a
 //! disconnect (no reconnect), and close with 1000 when the run stops. No Stream protocol, no
 //! token, no channel, no per-user string: the peers' standard workload, at the smallest cost a
@@ -106,16 +107,39 @@ async fn open(ctx: &UserCtx) -> Result<Box<Ws>, Fail> {
             Fail::Network
         }
     };
+    // Each completed phase is its own histogram, as for the SDK users (transport::connect_ws).
+    let mut phase = Instant::now();
+    let mut phase_done = |metric: Metric| {
+        let now = Instant::now();
+        ctx.recorder.record(metric, now - phase);
+        phase = now;
+    };
     let stream = crate::net::connect::open(server, ctx.source_addrs.pick(&server))
         .await
         .map_err(local)?;
+    phase_done(Metric::ConnectTcp);
+    let stream = match &ctx.target.tls {
+        Some(tls) if ctx.target.is_tls() => {
+            let name = ctx.target.ws_base.host_str().unwrap_or_default();
+            let s = crate::net::connect::secure(stream, tls, name)
+                .await
+                .map_err(|_| Fail::Network)?;
+            phase_done(Metric::ConnectTls);
+            s
+        }
+        _ => stream,
+    };
     let (host, target) = upgrade::host_and_target(&ctx.target.ws_base).map_err(|_| Fail::Network)?;
     let mut ws = upgrade::upgrade(stream, &host, &target, &[], transport::ws_config())
         .await
         .map_err(|_| Fail::Network)?;
+    phase_done(Metric::ConnectUpgrade);
     loop {
         match super::metered::next_message(&mut ws).await {
-            Some(Ok(Message::Text(_) | Message::Binary(_))) => return Ok(Box::new(ws)),
+            Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                phase_done(Metric::ConnectFirstFrame);
+                return Ok(Box::new(ws));
+            }
             // Tungstenite queues the pong; it goes out with the next read or flush.
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             _ => return Err(Fail::Network),

@@ -1,6 +1,6 @@
 //! The two transports of a user, as single async steps the driver runs one at a time: the
 //! WebSocket connect (a [`crate::net::connect::open`] socket from a round-robin loopback source
-//! address, small-buffer
+//! address, the TLS handshake for a `wss://` target, small-buffer
 //! `WebSocketConfig`, upgrade as the profile builds it, then the first frame read: `health.check`
 //! or an error frame and the close that follows), and the JS long-poll connect, poll and close.
 
@@ -46,18 +46,19 @@ pub struct Opened {
     pub connection_id: String,
 }
 
-/// A WebSocket connect for `payload` as `profile` sends it: TCP (bound to `source`), upgrade,
-/// then the first frame. Failures without an API error are [`Failure::Network`] with their
+/// A WebSocket connect for `payload` as `profile` sends it: TCP (bound to `source`), the TLS
+/// handshake with `tls` for a `wss://` base, upgrade, then the first frame. Failures without an API error are [`Failure::Network`] with their
 /// [`FailureKind`] (refused, reset, upgrade answered with another status, a first frame that is
 /// not JSON or not a protocol event, a timeout and its phase); an error frame is
-/// [`Failure::Api`] with the close code that followed it. `upgrade_timeout` bounds the TCP
-/// connect and the upgrade alone; `deadline` is the whole attempt's (the machine's own timer
+/// [`Failure::Api`] with the close code that followed it; a refused handshake is
+/// [`FailureKind::Tls`]. `upgrade_timeout` bounds the TCP connect, the handshake and the upgrade; `deadline` is the whole attempt's (the machine's own timer
 /// is the backstop, this one names the phase).
 #[allow(clippy::too_many_arguments)]
 pub async fn connect_ws(
     ws_base: &url::Url,
     server: SocketAddr,
     source: Option<IpAddr>,
+    tls: Option<&net::Tls>,
     api_key: &str,
     token: &str,
     payload: &ConnectPayload,
@@ -87,6 +88,14 @@ pub async fn connect_ws(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    // Each phase that completes is recorded as its own histogram (connect.tcp, connect.tls,
+    // connect.upgrade, connect.first_frame), so a slow connect says where its time went.
+    let mut phase = Instant::now();
+    let mut phase_done = |metric: crate::metrics::Metric| {
+        let now = Instant::now();
+        rec.record(metric, now - phase);
+        phase = now;
+    };
     let stream = within(
         bounded(upgrade_deadline),
         FailureKind::TimeoutTcp,
@@ -94,6 +103,28 @@ pub async fn connect_ws(
     )
     .await?
     .map_err(local)?;
+    phase_done(crate::metrics::Metric::ConnectTcp);
+    let stream = if ws_base.scheme() == "wss" {
+        let tls = tls.ok_or(Failure::Network(FailureKind::Local))?;
+        let name = url.host_str().unwrap_or_default();
+        let secured = within(
+            bounded(upgrade_deadline),
+            FailureKind::TimeoutTls,
+            net::connect::secure(stream, tls, name),
+        )
+        .await?
+        .map_err(|e| {
+            if net::tls::rustls_error(&e).is_some() {
+                Failure::Network(FailureKind::Tls)
+            } else {
+                local(e)
+            }
+        })?;
+        phase_done(crate::metrics::Metric::ConnectTls);
+        secured
+    } else {
+        stream
+    };
     let mut ws = within(
         bounded(upgrade_deadline),
         FailureKind::TimeoutUpgrade,
@@ -101,6 +132,7 @@ pub async fn connect_ws(
     )
     .await?
     .map_err(|e| Failure::Network(upgrade_kind(&e)))?;
+    phase_done(crate::metrics::Metric::ConnectUpgrade);
     let first = async {
         loop {
             match super::metered::next_message(&mut ws).await {
@@ -118,10 +150,13 @@ pub async fn connect_ws(
     };
     let text = within(deadline, FailureKind::TimeoutFirstFrame, first).await??;
     match ServerEvent::parse(text.as_str()) {
-        Ok(ServerEvent::HealthCheck(h)) if !h.connection_id.is_empty() => Ok(Opened {
-            ws: Box::new(ws),
-            connection_id: h.connection_id,
-        }),
+        Ok(ServerEvent::HealthCheck(h)) if !h.connection_id.is_empty() => {
+            phase_done(crate::metrics::Metric::ConnectFirstFrame);
+            Ok(Opened {
+                ws: Box::new(ws),
+                connection_id: h.connection_id,
+            })
+        }
         Ok(ServerEvent::ConnectionError(e)) => {
             let close = close_code_after_error(&mut ws).await;
             Err(Failure::Api {
@@ -228,6 +263,7 @@ fn http_kind(e: &http::HttpError) -> FailureKind {
         ErrorKind::Saturated | ErrorKind::Local => FailureKind::Resource,
         ErrorKind::Refused => FailureKind::Refused,
         ErrorKind::Dns => FailureKind::Dns,
+        ErrorKind::Tls => FailureKind::Tls,
         ErrorKind::Request => FailureKind::Local,
         ErrorKind::Reset | ErrorKind::Body | ErrorKind::BodyTooLong => FailureKind::Reset,
     }

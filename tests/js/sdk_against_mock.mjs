@@ -2,7 +2,8 @@
 // chatstorm's mock server and asserts, at every step, what the SDK itself observed.
 //
 // Run by mock-server/tests/js_sdk.rs, which starts the mock on 127.0.0.1:<port> and passes:
-//   CHATSTORM_MOCK_URL      http://127.0.0.1:<port> (never port 3030: the SDK rewrites that port)
+//   CHATSTORM_MOCK_URL      http://127.0.0.1:<port>, or https:// for a TLS mock (trusted through
+//                           NODE_EXTRA_CA_CERTS); never port 3030: the SDK rewrites that port
 //   CHATSTORM_API_KEY       the mock app's API key
 //   CHATSTORM_API_SECRET    the mock app's secret (server-side SDK instance)
 //   CHATSTORM_FAULT_SECRET  the mock's fault-control secret (`X-Chatstorm-Secret`)

@@ -371,6 +371,7 @@ async fn connect_failures_carry_their_cause() {
                 &ws_base,
                 server,
                 None,
+                None,
                 KEY,
                 &token,
                 &payload,

@@ -111,13 +111,15 @@ fn listening_beyond_loopback_is_warned_about() {
     let lo = "127.0.0.1:1".parse().unwrap();
     let lo6 = "[::1]:1".parse().unwrap();
     let any = "0.0.0.0:1".parse().unwrap();
-    assert!(exposure_warnings(lo, None).is_empty());
-    assert!(exposure_warnings(lo6, Some(lo)).is_empty());
-    let w = exposure_warnings(any, None);
+    assert!(exposure_warnings(lo, None, false).is_empty());
+    assert!(exposure_warnings(lo6, Some(lo), false).is_empty());
+    let w = exposure_warnings(any, None, false);
     assert_eq!(w.len(), 1);
     assert!(w[0].contains("0.0.0.0:1") && w[0].contains("--fault-listen"), "{w:?}");
-    assert!(!exposure_warnings(any, Some(lo))[0].contains("fault-control API there"));
-    assert_eq!(exposure_warnings(lo, Some(any)).len(), 1);
+    assert!(w[0].contains("no TLS"), "{w:?}");
+    assert!(!exposure_warnings(any, None, true)[0].contains("no TLS"));
+    assert!(!exposure_warnings(any, Some(lo), false)[0].contains("fault-control API there"));
+    assert_eq!(exposure_warnings(lo, Some(any), false).len(), 1);
 }
 
 /// Starts the binary with `args` (and `env`), returns it and its stdout lines as they come.

@@ -263,7 +263,7 @@ fn plain_websocket_users_refuse_what_only_stream_users_use() {
     assert_problems(
         "invalid/bad-plain-websocket.yaml",
         &[
-            "2:8: target.url: this build speaks plain ws only (no TLS yet); use a ws:// URL",
+            "2:8: target.url: \"ftp://127.0.0.1:9001/connect\" is not a URL; expected ws|wss|http|https://host[:port][/path]",
             "3:11: target.secret: `secret` applies to stream users; plain-websocket users open target.url as it is",
             "7:12: users.profile: `profile` applies to stream users; plain-websocket users speak no Stream protocol",
             "8:10: users.token: `token` applies to stream users; plain-websocket users speak no Stream protocol",

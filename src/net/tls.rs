@@ -1,0 +1,296 @@
+//! TLS for every `https://` and `wss://` connection the harness opens: the one
+//! [`rustls::ClientConfig`] of a run ([`Tls`], built once from [`TlsOptions`] and shared behind an
+//! `Arc` by every user, the REST and long-poll lanes, the token endpoint, the conformance suite
+//! and the fault API), the client handshake over a connected TCP socket ([`handshake`]), the
+//! one-line reason of a failed handshake ([`reason`]). The pre-flight handshake a run and
+//! `conform` make before anything else is [`super::preflight`].
+//!
+//! Trust: the platform's roots (rustls-native-certs), webpki-roots when the platform has none,
+//! plus `--ca-cert` for a private CA; `--insecure` swaps the certificate check for one that
+//! accepts any certificate (handshake signatures are still checked, so the bytes are still
+//! encrypted to whoever answered, but that may be anyone). SNI is the URL's host name (an IP
+//! address is sent as none, as RFC 6066 asks); ALPN offers `http/1.1` only, the one protocol
+//! every client here speaks. Session resumption is off: each simulated user is its own device,
+//! and a ticket cache shared by the whole run would let 10,000 users resume one another's
+//! sessions, a handshake mix no real crowd of clients produces.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+/// What the command line (or a test) asks of TLS: `--ca-cert` and `--insecure`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// A PEM file of CA certificates to trust besides the platform's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Accept any server certificate.
+    pub insecure: bool,
+}
+
+/// Why the run's TLS configuration could not be built (each one line).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// `--ca-cert` could not be read or holds no certificate.
+    #[error("--ca-cert {}: {reason}", path.display())]
+    CaCert {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the configuration (no usable protocol version for the provider).
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// The run's TLS client configuration: clone it freely (one `Arc` underneath).
+#[derive(Clone)]
+pub struct Tls {
+    config: Arc<rustls::ClientConfig>,
+    insecure: bool,
+    roots: usize,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("insecure", &self.insecure)
+            .field("roots", &self.roots)
+            .finish_non_exhaustive()
+    }
+}
+
+/// ring, the provider this build compiles in (see Cargo.toml for why ring). rustls marks ring's
+/// default provider deprecated because it lacks the post-quantum key exchange (X25519MLKEM768)
+/// that aws-lc-rs has; the handshakes here offer X25519 and the NIST curves, which every server
+/// accepts, and a load test gains nothing from post-quantum secrecy.
+#[allow(deprecated)]
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl Tls {
+    /// The configuration `options` ask for.
+    ///
+    /// # Errors
+    /// [`TlsSetupError`] when `--ca-cert` is unreadable or empty.
+    pub fn new(options: &TlsOptions) -> Result<Self, TlsSetupError> {
+        let provider = provider();
+        let builder =
+            rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+        let (mut config, roots) = if options.insecure {
+            let verifier = Arc::new(AcceptAnyCertificate(provider));
+            (
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth(),
+                0,
+            )
+        } else {
+            let roots = root_store(options.ca_cert.as_deref())?;
+            let n = roots.len();
+            (builder.with_root_certificates(roots).with_no_client_auth(), n)
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(Self {
+            config: Arc::new(config),
+            insecure: options.insecure,
+            roots,
+        })
+    }
+
+    /// Trusting exactly the CA certificates in `pem` (tests, and embedders with their own CA).
+    ///
+    /// # Errors
+    /// When `pem` holds no certificate rustls accepts as a root.
+    pub fn with_ca_pem(pem: &[u8]) -> Result<Self, TlsSetupError> {
+        let bad = |reason: String| TlsSetupError::CaCert {
+            path: PathBuf::from("<memory>"),
+            reason,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| bad(e.to_string()))?;
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("no certificate".to_owned()));
+        }
+        let n = roots.len();
+        let mut config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(Self {
+            config: Arc::new(config),
+            insecure: false,
+            roots: n,
+        })
+    }
+
+    /// Whether certificate checks are off (`--insecure`).
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// The shared rustls configuration.
+    pub fn config(&self) -> &Arc<rustls::ClientConfig> {
+        &self.config
+    }
+}
+
+/// The platform's roots (webpki-roots when it has none), plus the PEM file's certificates.
+fn root_store(ca_cert: Option<&Path>) -> Result<rustls::RootCertStore, TlsSetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Certificates the platform store holds but cannot be parsed are skipped, as browsers do.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if roots.is_empty() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(path) = ca_cert {
+        let bad = |reason: String| TlsSetupError::CaCert {
+            path: path.to_owned(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&bytes) {
+            let cert = cert.map_err(|e| bad(format!("not a PEM certificate file: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad("holds no PEM certificate".to_owned()));
+        }
+    }
+    Ok(roots)
+}
+
+/// `--insecure`: any certificate is accepted; the handshake's signatures are still verified with
+/// the provider's algorithms, so only the identity check is gone.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The name the handshake sends (SNI) and checks the certificate against: the URL's host, an IP
+/// literal without its brackets.
+///
+/// # Errors
+/// When `host` is neither a DNS name nor an IP address.
+pub fn server_name(host: &str) -> std::io::Result<ServerName<'static>> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_owned())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host:?}: {e}")))
+}
+
+/// The client handshake over a connected socket, for `host`.
+///
+/// # Errors
+/// The handshake's failure as an `io::Error` whose inner error is the [`rustls::Error`] when
+/// rustls refused (see [`reason`]); socket errors as they came.
+pub async fn handshake(
+    tls: &Tls,
+    host: &str,
+    tcp: TcpStream,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let name = server_name(host)?;
+    tokio_rustls::TlsConnector::from(tls.config.clone())
+        .connect(name, tcp)
+        .await
+}
+
+/// The rustls error inside an error chain, if any.
+pub fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(r) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(r);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// A failed handshake's reason in a person's words: `certificate not trusted: unknown issuer`,
+/// `certificate name mismatch: ...`, `certificate expired: ...`, or rustls's own text.
+pub fn reason(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => {
+                "certificate not trusted: unknown issuer (give its CA with --ca-cert, or --insecure)".to_owned()
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!("certificate name mismatch: {c}")
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                format!("certificate expired: {c}")
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                format!("certificate not valid yet: {c}")
+            }
+            CertificateError::Revoked => "certificate revoked".to_owned(),
+            other => format!("certificate refused: {other}"),
+        },
+        rustls::Error::NoApplicationProtocol => {
+            "the server offers no ALPN protocol this client speaks (http/1.1)".to_owned()
+        }
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+/// True for URLs whose connections are TLS.
+pub fn is_tls_scheme(scheme: &str) -> bool {
+    matches!(scheme, "https" | "wss")
+}

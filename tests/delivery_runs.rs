@@ -138,6 +138,7 @@ async fn conform_fails_against_a_server_that_delivers_twice() {
             secret: Some(cfg.secret),
             token_endpoint: None,
             fault_secret: None,
+            ..Default::default()
         },
         only: vec!["DELIVERY-*".into()],
         strict: false,

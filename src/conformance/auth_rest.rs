@@ -259,7 +259,7 @@ async fn open_with_key(u: &ScriptedUser, api_key: &str, token: &str) -> Result<W
     };
     let req = build_connect_request(Profile::Js, api_key, token, AuthType::Jwt, &payload);
     let url = Target::join(&ctx.target.ws_base, &req.path_and_query);
-    Ws::open(&ctx.log, &u.id, &url, &req.headers, ctx.wait)
+    Ws::open(&ctx.log, &u.id, &url, &req.headers, ctx.wait, ctx.target.tls.as_ref())
         .await
         .map_err(|e| {
             fail(

@@ -9,16 +9,16 @@
 //! The Python packages are pinned in tests/support/python-requirements.txt and installed into a
 //! venv under target/ on first use (tests/support/python.rs).
 
-mod support {
-    pub mod python;
-}
+#[path = "support/process.rs"]
+mod process;
+#[path = "support/python.rs"]
+mod python;
 
 use chatstorm::report::junit;
 use chatstorm::report::summary::RunSummary;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::python;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -34,7 +34,11 @@ fn scratch(name: &str) -> PathBuf {
 
 fn venv() -> &'static python::Venv {
     static VENV: OnceLock<python::Venv> = OnceLock::new();
-    VENV.get_or_init(|| python::venv().unwrap_or_else(|e| panic!("Python test setup failed: {e}")))
+    VENV.get_or_init(|| {
+        let requirements = root().join("tests/support/python-requirements.txt");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-venv");
+        python::venv(&requirements, &dir).unwrap_or_else(|e| panic!("Python test setup failed: {e}"))
+    })
 }
 
 /// The frozen summary of tests/golden.

@@ -8,13 +8,15 @@
 //! Needs `node` (18 or newer) and `npm` on the PATH; without them the test fails and says so, since
 //! CI must really run it.
 
-use std::fs::{self, File};
-use std::io::Read;
+#[path = "../../tests/support/process.rs"]
+mod process;
+
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use process::{STAMP_FILE, run_bounded};
 
 use chatstorm_mock::MockConfig;
 
@@ -22,8 +24,6 @@ use chatstorm_mock::MockConfig;
 const NODE_RUN_LIMIT: Duration = Duration::from_secs(120);
 /// Bound on `npm ci` (a cold install of the 54 packages takes a few seconds).
 const NPM_CI_LIMIT: Duration = Duration::from_secs(300);
-/// Written into `node_modules/` after a successful `npm ci`; records the lock file it installed.
-const STAMP_FILE: &str = ".chatstorm-install-stamp";
 
 /// The two runs (plain and TLS) one after the other: each is timed, and Node beside Node on a
 /// small machine makes the timing steps flaky.
@@ -140,8 +140,9 @@ fn js_dir() -> PathBuf {
 /// holds exactly that lock file's install. Parallel test processes (other worktrees, a second
 /// `cargo test`) serialise on an exclusive lock on `tests/js/.npm-install.lock`.
 fn ensure_npm_packages(js_dir: &Path) -> Result<(), String> {
-    let node = tool_version("node")?;
-    tool_version("npm")?;
+    let how = "the JS SDK test needs Node.js 18+ and npm on the PATH (Debian: `apt-get install nodejs npm`)";
+    let node = process::tool_version("node", how)?;
+    process::tool_version("npm", how)?;
     let major: u32 = node
         .trim_start_matches('v')
         .split('.')
@@ -154,11 +155,11 @@ fn ensure_npm_packages(js_dir: &Path) -> Result<(), String> {
         ));
     }
 
-    let wanted = install_fingerprint(js_dir)?;
-    let lock_path = js_dir.join(".npm-install.lock");
-    let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let wanted = process::fingerprint(
+        &[&js_dir.join("package.json"), &js_dir.join("package-lock.json")],
+        &node,
+    )?;
+    let _lock = process::exclusive_lock(&js_dir.join(".npm-install.lock"))?;
 
     let stamp = js_dir.join("node_modules").join(STAMP_FILE);
     if fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
@@ -180,111 +181,4 @@ fn ensure_npm_packages(js_dir: &Path) -> Result<(), String> {
     }
     fs::write(&stamp, &wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     Ok(())
-}
-
-/// `<tool> --version`, or a message saying how to get the tool.
-fn tool_version(tool: &str) -> Result<String, String> {
-    let output = Command::new(tool).arg("--version").output().map_err(|e| {
-        format!(
-            "`{tool}` is not available ({e}). The JS SDK test needs Node.js 18+ and npm on the \
-             PATH (Debian: `apt-get install nodejs npm`)"
-        )
-    })?;
-    if !output.status.success() {
-        return Err(format!("`{tool} --version` failed: {}", output.status));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-/// A fingerprint of what `npm ci` installs from: package.json and package-lock.json (FNV-1a, 64 bit).
-fn install_fingerprint(js_dir: &Path) -> Result<String, String> {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for name in ["package.json", "package-lock.json"] {
-        let path = js_dir.join(name);
-        let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        for byte in bytes.iter().chain(name.as_bytes()) {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    Ok(format!("{hash:016x}\n"))
-}
-
-/// What a bounded child process printed and how it ended.
-struct Run {
-    success: bool,
-    status: String,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `command` with piped output; kills it if it has not closed its output within `limit`.
-fn run_bounded(mut command: Command, limit: Duration) -> Result<Run, String> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let (tx, rx) = mpsc::channel();
-    let readers = [
-        reader(
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-            tx.clone(),
-            0,
-        ),
-        reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), tx, 1),
-    ];
-    let deadline = Instant::now() + limit;
-    let mut outputs = [String::new(), String::new()];
-    let mut timed_out = false;
-    for _ in 0..readers.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((index, text)) => outputs[index] = text,
-            Err(_) => {
-                timed_out = true;
-                break;
-            }
-        }
-    }
-    if timed_out {
-        kill(&mut child);
-    }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    // After a kill the pipes close, so the readers finish and their partial output can be shown.
-    if timed_out {
-        while let Ok((index, text)) = rx.recv_timeout(Duration::from_secs(2)) {
-            outputs[index] = text;
-        }
-    }
-    let [stdout, stderr] = outputs;
-    Ok(Run {
-        success: status.success() && !timed_out,
-        status: if timed_out {
-            format!("killed after the {} s limit", limit.as_secs())
-        } else {
-            status.to_string()
-        },
-        stdout,
-        stderr,
-    })
-}
-
-fn reader(
-    pipe: Option<Box<dyn Read + Send>>,
-    tx: mpsc::Sender<(usize, String)>,
-    index: usize,
-) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        let _ = tx.send((index, String::from_utf8_lossy(&bytes).into_owned()));
-    })
-}
-
-fn kill(child: &mut Child) {
-    let _ = child.kill();
 }

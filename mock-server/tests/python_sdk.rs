@@ -9,16 +9,17 @@
 //! Needs `python3` (3.8 or newer) with the `venv` module; without it the test fails and says so,
 //! since CI must really run it.
 
+#[path = "../../tests/support/process.rs"]
+mod process;
+#[path = "../../tests/support/python.rs"]
+mod python;
 #[path = "mock/util.rs"]
 mod util;
 
-use std::fs::{self, File};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use process::{Run, run_bounded};
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -26,19 +27,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Bound on each phase of the script (the calls phase makes about 60 requests).
 const PHASE_LIMIT: Duration = Duration::from_secs(120);
-/// Bound on creating the venv and `pip install` (a cold install of the 22 packages takes ~25 s).
-const INSTALL_LIMIT: Duration = Duration::from_secs(300);
 /// How long the clients wait for their last event after the script ended.
 const EVENTS_LIMIT: Duration = Duration::from_secs(20);
-/// Written into the venv after a successful install; records what it installed from.
-const STAMP_FILE: &str = ".chatstorm-install-stamp";
 
 #[test]
 fn official_python_server_sdk_drives_the_mock() {
-    let venv = match ensure_venv() {
-        Ok(v) => v,
-        Err(err) => panic!("Python SDK test setup failed: {err}"),
-    };
+    let venv = python::venv(&python_dir().join("requirements.txt"), &install_root().join("venv"))
+        .unwrap_or_else(|err| panic!("Python SDK test setup failed: {err}"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -209,8 +204,8 @@ fn assert_phase(name: &str, run: &Result<Run, String>, steps: usize) {
     );
 }
 
-fn script(venv: &Path, base_url: &str, run: &str, phase: &str) -> Result<Run, String> {
-    let mut command = Command::new(venv.join("bin").join("python"));
+fn script(venv: &python::Venv, base_url: &str, run: &str, phase: &str) -> Result<Run, String> {
+    let mut command = venv.command();
     command
         .arg("server_sdk_against_mock.py")
         .arg(phase)
@@ -219,7 +214,6 @@ fn script(venv: &Path, base_url: &str, run: &str, phase: &str) -> Result<Run, St
         .env_remove("STREAM_CHAT_URL")
         .env_remove("STREAM_CHAT_TIMEOUT")
         .env_remove("PYTHONPATH")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
         .env("CHATSTORM_MOCK_URL", base_url)
         .env("CHATSTORM_API_KEY", util::KEY)
@@ -239,159 +233,4 @@ fn install_root() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
     target.join("python-sdk")
-}
-
-/// A venv holding exactly `requirements.txt`'s packages: made and installed when missing or when
-/// its stamp names another requirements file or Python. Parallel test processes serialise on an
-/// exclusive lock on `<target>/python-sdk/.install.lock`.
-fn ensure_venv() -> Result<PathBuf, String> {
-    let python = tool_version("python3")?;
-    let root = install_root();
-    fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-    let lock_path = root.join(".install.lock");
-    let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-
-    let requirements = python_dir().join("requirements.txt");
-    let wanted = install_fingerprint(&requirements, &python)?;
-    let venv = root.join("venv");
-    let stamp = venv.join(STAMP_FILE);
-    if fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
-        return Ok(venv);
-    }
-    let deadline = Instant::now() + INSTALL_LIMIT;
-    let mut make = Command::new("python3");
-    make.args(["-m", "venv", "--clear"]).arg(&venv);
-    let run = run_bounded(make, INSTALL_LIMIT).map_err(|e| format!("could not run python3 -m venv: {e}"))?;
-    if !run.success {
-        return Err(format!(
-            "`python3 -m venv {}` failed ({}): {}{} (Debian: `apt-get install python3-venv`)",
-            venv.display(),
-            run.status,
-            run.stdout,
-            run.stderr
-        ));
-    }
-    let mut pip = Command::new(venv.join("bin").join("python"));
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--quiet",
-        "-r",
-    ])
-    .arg(&requirements)
-    .env_remove("PIP_REQUIRE_VIRTUALENV");
-    let left = deadline.saturating_duration_since(Instant::now());
-    let run = run_bounded(pip, left).map_err(|e| format!("could not run pip: {e}"))?;
-    if !run.success {
-        return Err(format!(
-            "`pip install -r {}` failed ({}):\n{}\n{}",
-            requirements.display(),
-            run.status,
-            run.stdout,
-            run.stderr
-        ));
-    }
-    fs::write(&stamp, &wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
-    Ok(venv)
-}
-
-/// `<tool> --version`, or a message saying how to get the tool.
-fn tool_version(tool: &str) -> Result<String, String> {
-    let output = Command::new(tool).arg("--version").output().map_err(|e| {
-        format!(
-            "`{tool}` is not available ({e}). The Python SDK test needs Python 3.8+ with venv on \
-             the PATH (Debian: `apt-get install python3 python3-venv`)"
-        )
-    })?;
-    if !output.status.success() {
-        return Err(format!("`{tool} --version` failed: {}", output.status));
-    }
-    let mut v = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if v.is_empty() {
-        v = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-    }
-    Ok(v)
-}
-
-/// A fingerprint of what the venv is made from: the requirements file and the Python version
-/// (FNV-1a, 64 bit).
-fn install_fingerprint(requirements: &Path, python: &str) -> Result<String, String> {
-    let bytes = fs::read(requirements).map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes.iter().chain(python.as_bytes()) {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    Ok(format!("{hash:016x}\n"))
-}
-
-/// What a bounded child process printed and how it ended.
-struct Run {
-    success: bool,
-    status: String,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `command` with piped output; kills it if it has not closed its output within `limit`.
-fn run_bounded(mut command: Command, limit: Duration) -> Result<Run, String> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let (tx, rx) = mpsc::channel();
-    let pipes: [Option<Box<dyn Read + Send>>; 2] = [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ];
-    for (index, pipe) in pipes.into_iter().enumerate() {
-        let tx = tx.clone();
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            let _ = tx.send((index, String::from_utf8_lossy(&bytes).into_owned()));
-        });
-    }
-    drop(tx);
-    let deadline = Instant::now() + limit;
-    let mut outputs = [String::new(), String::new()];
-    let mut timed_out = false;
-    for _ in 0..2 {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok((index, text)) => outputs[index] = text,
-            Err(_) => {
-                timed_out = true;
-                break;
-            }
-        }
-    }
-    if timed_out {
-        let _ = child.kill();
-    }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    if timed_out {
-        while let Ok((index, text)) = rx.recv_timeout(Duration::from_secs(2)) {
-            outputs[index] = text;
-        }
-    }
-    let [stdout, stderr] = outputs;
-    Ok(Run {
-        success: status.success() && !timed_out,
-        status: if timed_out {
-            format!("killed after the {} s limit", limit.as_secs())
-        } else {
-            status.to_string()
-        },
-        stdout,
-        stderr,
-    })
 }

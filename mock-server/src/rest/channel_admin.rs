@@ -149,39 +149,61 @@ pub fn announce_added(app: &App, cid: &str, added: &[String]) {
     let Some(ch) = w.channels.get(cid) else { return };
     let now = wire::now();
     for uid in added {
-        let Some(member) = w.member_view(ch, uid) else { continue };
-        // Nothing is written for no one: a run's setup creates thousands of channels, unwatched
-        // and with their members not yet connected.
-        if !ch.watchers.is_empty() {
-            let ev = wire::to_string(&wire::ChannelEvent {
-                kind: "member.added",
-                cid: &ch.cid,
-                channel_id: &ch.id,
-                channel_type: &ch.kind,
-                user: w.user_ref(uid),
-                created_at: &now,
-                extra: MemberFields {
-                    member,
-                    channel_last_message_at: ch.last_message_at.clone(),
-                },
-            });
-            app.deliver_each(ch.watchers.values(), &Utf8Bytes::from(ev));
-        }
-        if unwatching(&w, ch, uid).next().is_none() {
-            continue;
-        }
-        let note = wire::to_string(&Note {
-            kind: "notification.added_to_channel",
+        announce_member(
+            app,
+            &w,
+            ch,
+            uid,
+            &now,
+            ("member.added", "notification.added_to_channel"),
+            ch.last_message_at.clone(),
+        );
+    }
+}
+
+/// One member's change announced: `member.added` / `member.removed` (`kinds.0`) to the watchers
+/// of `ch`, and `notification.added_to_channel` / `removed_from_channel` (`kinds.1`) to the
+/// member's connections that do not watch it. Nothing is written for no one: a run's setup
+/// creates thousands of channels, unwatched and with their members not yet connected.
+fn announce_member(
+    app: &App,
+    w: &World,
+    ch: &Channel,
+    uid: &str,
+    now: &str,
+    kinds: (&'static str, &'static str),
+    channel_last_message_at: Option<String>,
+) {
+    let Some(member) = w.member_view(ch, uid) else { return };
+    if !ch.watchers.is_empty() {
+        let ev = wire::to_string(&wire::ChannelEvent {
+            kind: kinds.0,
             cid: &ch.cid,
             channel_id: &ch.id,
             channel_type: &ch.kind,
-            channel: w.channel_view(ch),
-            member: w.member_view(ch, uid),
-            user: Some(w.user_ref(uid)),
-            created_at: &now,
+            user: w.user_ref(uid),
+            created_at: now,
+            extra: MemberFields {
+                member,
+                channel_last_message_at,
+            },
         });
-        app.deliver_each(unwatching(&w, ch, uid), &Utf8Bytes::from(note));
+        app.deliver_each(ch.watchers.values(), &Utf8Bytes::from(ev));
     }
+    if unwatching(w, ch, uid).next().is_none() {
+        return;
+    }
+    let note = wire::to_string(&Note {
+        kind: kinds.1,
+        cid: &ch.cid,
+        channel_id: &ch.id,
+        channel_type: &ch.kind,
+        channel: w.channel_view(ch),
+        member: w.member_view(ch, uid),
+        user: Some(w.user_ref(uid)),
+        created_at: now,
+    });
+    app.deliver_each(unwatching(w, ch, uid), &Utf8Bytes::from(note));
 }
 
 /// `channel.updated` to the watchers of `cid`, by `actor` when the call named one.
@@ -213,34 +235,19 @@ fn remove_members(app: &App, cid: &str, removed: &[String]) -> usize {
     for uid in removed {
         let w = &*guard;
         let Some(ch) = w.channels.get(cid) else { return count };
-        let Some(member) = w.member_view(ch, uid) else { continue };
-        count += 1;
-        let ev = wire::to_string(&wire::ChannelEvent {
-            kind: "member.removed",
-            cid: &ch.cid,
-            channel_id: &ch.id,
-            channel_type: &ch.kind,
-            user: w.user_ref(uid),
-            created_at: &now,
-            extra: MemberFields {
-                member,
-                channel_last_message_at: None,
-            },
-        });
-        app.deliver_each(ch.watchers.values(), &Utf8Bytes::from(ev));
-        if unwatching(w, ch, uid).next().is_some() {
-            let note = wire::to_string(&Note {
-                kind: "notification.removed_from_channel",
-                cid: &ch.cid,
-                channel_id: &ch.id,
-                channel_type: &ch.kind,
-                channel: w.channel_view(ch),
-                member: w.member_view(ch, uid),
-                user: Some(w.user_ref(uid)),
-                created_at: &now,
-            });
-            app.deliver_each(unwatching(w, ch, uid), &Utf8Bytes::from(note));
+        if !ch.members.contains_key(uid.as_str()) {
+            continue;
         }
+        count += 1;
+        announce_member(
+            app,
+            w,
+            ch,
+            uid,
+            &now,
+            ("member.removed", "notification.removed_from_channel"),
+            None,
+        );
         guard.remove_member(cid, uid);
     }
     count

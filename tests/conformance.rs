@@ -207,8 +207,6 @@ async fn conform_writes_report_html_with_the_verdict_and_the_failed_rule() {
             target: Some(mock.base_url()),
             api_key: Some(cfg.api_key),
             secret: Some(cfg.secret),
-            token_endpoint: None,
-            fault_secret: None,
             ..Default::default()
         },
         only: vec!["CONN-UPGRADE".into(), "CONN-ME".into()],

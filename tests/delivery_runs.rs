@@ -136,8 +136,6 @@ async fn conform_fails_against_a_server_that_delivers_twice() {
             target: Some(mock.base_url()),
             api_key: Some(cfg.api_key),
             secret: Some(cfg.secret),
-            token_endpoint: None,
-            fault_secret: None,
             ..Default::default()
         },
         only: vec!["DELIVERY-*".into()],

@@ -602,6 +602,22 @@ fn numbers(list: &str) -> Vec<Vec<f64>> {
 }
 
 /// The charts in a dumped DOM, by id.
+/// The charts of `dom`, after checking they are exactly the ones `s` calls for, each with as many
+/// series drawn as expected.
+fn charts_as_the_summary_calls_for(s: &RunSummary, dom: &str) -> BTreeMap<String, ChartInDom> {
+    let want = expected_charts(s);
+    let got = charts_in_dom(dom);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "the charts in the DOM are not the ones the summary calls for"
+    );
+    for (id, chart) in &got {
+        assert_eq!(chart.paths.len(), want[id], "chart {id}: series drawn vs expected");
+    }
+    got
+}
+
 fn charts_in_dom(dom: &str) -> BTreeMap<String, ChartInDom> {
     let mut charts = BTreeMap::new();
     for part in dom.split("<figure class=\"chart\"").skip(1) {
@@ -825,16 +841,7 @@ async fn a_smoke_like_runs_report_tells_the_truth_in_chromium() {
     let report = dir.join("report.html");
     tokio::task::spawn_blocking(move || {
         let (dom, _) = headless(&report, &["--dump-dom".to_owned()]);
-        let want = expected_charts(&s);
-        let got = charts_in_dom(&dom);
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "the charts in the DOM are not the ones the summary calls for"
-        );
-        for (id, chart) in &got {
-            assert_eq!(chart.paths.len(), want[id], "chart {id}: series drawn vs expected");
-        }
+        charts_as_the_summary_calls_for(&s, &dom);
         check_charts_tell_the_truth(&s, &dom);
         check_fits_1280(&report);
         let _ = std::fs::remove_dir_all(report.parent().expect("a folder"));
@@ -867,15 +874,8 @@ fn report_html_loads_in_headless_chromium_and_draws_every_series() {
     );
     assert!(!stderr.contains("Uncaught"), "script errors:\n{}", tail(&stderr));
 
-    let want = expected_charts(&s);
-    let got = charts_in_dom(&dom);
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "the charts in the DOM are not the ones the summary calls for"
-    );
+    let got = charts_as_the_summary_calls_for(&s, &dom);
     for (id, chart) in &got {
-        assert_eq!(chart.paths.len(), want[id], "chart {id}: series drawn vs expected");
         for p in &chart.paths {
             assert!(
                 p.d.starts_with('M') && p.d.len() > 4 && !p.d.contains("NaN"),

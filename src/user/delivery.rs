@@ -616,9 +616,19 @@ impl DeliveryTracker {
     /// receiver and not yet received (a server delivers one channel's events in order); else the
     /// oldest not yet received; else the newest (then a duplicate: the receiver got more reads
     /// than were sent). A read expected on an earlier connection of the receiver is never taken:
-    /// it went to, or was lost with, that connection.
+    /// it went to, or was lost with, that connection. The reader's own copy (a server may echo a
+    /// read to its sender) answers the reader's newest read: its reads are never expected at
+    /// itself, so "oldest not yet received" would pick a read long past and time the echo from it.
     pub fn read_stamp(&self, channel: u32, reader: u32, receiver: u32) -> Option<Stamp> {
         let hist = *self.reads.lock().ok()?.get(&(channel, reader))?;
+        if receiver == reader {
+            let (t_us, seq) = hist[0];
+            return (seq != u64::MAX).then_some(Stamp {
+                t_us,
+                seq,
+                user: reader,
+            });
+        }
         let member = self.member(receiver, channel);
         let since = member.map_or(0, |p| self.since[p].load(Ordering::Acquire));
         let k = member.map(|p| p - self.members(channel).start);
@@ -943,6 +953,20 @@ mod tests {
         t.receive(Kind::Read, second, 1, 0);
         let tot = t.finish();
         assert_eq!((tot.lost, tot.duplicated, tot.received), (0, 0, 2), "{tot:?}");
+    }
+
+    #[test]
+    fn the_readers_own_copy_answers_its_newest_read() {
+        let t = tracker();
+        watch(&t, 0..2, 0, 10, u64::MAX / 2);
+        let r1 = t.send(Kind::Read, 0, 0, 100);
+        t.answered(r1.seq, true, 101);
+        let r2 = t.send(Kind::Read, 0, 0, 40_000_000);
+        // Before the fix the echo was matched to r1 (never expected at the reader, so never
+        // received) and timed as 40 s late.
+        assert_eq!(t.read_stamp(0, 0, 0), Some(r2));
+        assert_eq!(t.receive(Kind::Read, r2, 0, 0), None);
+        assert_eq!(t.read_stamp(0, 0, 0), Some(r2), "every echo answers the newest read");
     }
 
     #[test]

@@ -237,6 +237,19 @@ fn problems(o: &Outcome) -> Vec<String> {
             p.push(format!("{c} = {}, expected 0 against the embedded mock", counter(s, c)));
         }
     }
+    // A read event carries no stamp and is matched to a remembered read: a wrong match shows as
+    // read latencies far above the stamped kinds' (it once made smoke's delivery.read p99 15.7 s
+    // beside delivery.message's 92 ms). The margin is wide enough for any honest run here.
+    let p99 = |name: &str| s.latency.get(name).map(|l| l.summary.p99_us);
+    if let (Some(read), Some(message)) = (p99("delivery.read"), p99("delivery.message"))
+        && read > message.max(p99("delivery.typing").unwrap_or(0)) + 2_000_000
+    {
+        p.push(format!(
+            "delivery.read p99 {} ms, more than 2 s above the stamped deliveries' ({} ms): reads mismatched",
+            read / 1000,
+            message / 1000
+        ));
+    }
     for (kind, list) in [("storm", &s.storms), ("wave", &s.waves)] {
         for st in list {
             if st.recovered != st.dropped {

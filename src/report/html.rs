@@ -234,9 +234,10 @@ fn errors_table(h: &mut String, s: &RunSummary) {
     let _ = write!(
         h,
         "<tr><td><b>failed operations</b></td><td><b>total</b></td><td><b>{}</b></td></tr></table>\
-<p class=\"note\">Failed operations add up to the error total ({} of {} operations). A failure may carry a Stream \
-error code, and a connect failure without one has a cause: those rows break the failures down, they are not more of them. \
-Close codes are counted on every close of a live connection.</p>",
+<p class=\"note\">Failed operations add up to the error total ({} of {} operations). A connect failure without a \
+Stream error code has a cause. Stream error codes are counted on every error body or <code>connection.error</code> frame the server \
+sent (a failed operation's answer, a token expiry on a live connection, an answer the SDK retries), close codes on every \
+close of a live connection: those rows say what the server said, they are not more failed operations.</p>",
         s.errors.total, s.errors.total, s.errors.operations
     );
 }

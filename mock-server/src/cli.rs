@@ -149,16 +149,28 @@ pub struct Args {
     pub tls_write_ca: Option<std::path::PathBuf>,
 }
 
-/// The runtime the options in `argv` ask for: multi-threaded, `--threads` workers when given.
-/// Parsed before the real parse (which reports bad options), since the runtime comes first.
+/// The runtime the options in `argv` ask for: multi-threaded, `--threads` workers when given;
+/// `--threads 1` is a current-thread runtime instead. Parsed before the real parse (which reports
+/// bad options), since the runtime comes first.
+///
+/// Why current-thread for one thread: a multi-thread runtime with one worker still runs the
+/// binary's `block_on` future on the main thread beside the worker, and every wake goes through
+/// its shared queues and atomics; a current-thread runtime runs everything on the one thread
+/// (the harness's user lanes do the same, `src/engine/lanes.rs`). Nothing in the mock blocks a
+/// thread (no `block_in_place`, no `spawn_blocking`), so the behaviour is the same.
 ///
 /// # Errors
 /// When the runtime cannot be built.
 pub fn runtime(argv: &[String]) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = Args::try_parse_from(argv).ok().and_then(|a| a.threads) {
-        b.worker_threads(usize::from(n));
-    }
+    let mut b = match Args::try_parse_from(argv).ok().and_then(|a| a.threads) {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(usize::from(n));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     b.enable_all().build()
 }
 

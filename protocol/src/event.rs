@@ -236,6 +236,22 @@ macro_rules! by_kind {
     };
 }
 
+/// The `type` of a frame that starts with it (`{"type":"...",`, as the mock and Stream write
+/// their events), read without a first pass over the whole text; `None` when the frame does not
+/// start so, or when any other `"type"` key could be in it (another `"type"` token, or a `\u`
+/// escape that could spell one). Only then is it the answer a full parse of `{"type": ...}`
+/// gives for a text that the typed read then accepts (a repeated `type` key makes that parse
+/// fail, which must not be skipped).
+fn leading_type(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("{\"type\":\"")?;
+    let end = rest.find('"')?;
+    let (kind, after) = rest.split_at(end);
+    if kind.contains('\\') || after.contains("\"type\"") || text.contains("\\u") {
+        return None;
+    }
+    Some(kind)
+}
+
 impl ServerEvent {
     /// Reads one text frame.
     ///
@@ -263,6 +279,9 @@ impl ServerEvent {
         }
         fn typed<'a, T: Deserialize<'a>>(text: &'a str) -> Option<T> {
             serde_json::from_str(text).ok()
+        }
+        if let Some(kind) = leading_type(text) {
+            return Some(by_kind!(kind, typed(text)?, return None));
         }
         let head: Head<'_> = serde_json::from_str(text).ok()?;
         Some(by_kind!(head.kind.as_ref(), typed(text)?, return None))
@@ -445,6 +464,27 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
     use serde_json::json;
+
+    #[test]
+    fn the_leading_type_is_read_only_when_no_other_type_key_can_exist() {
+        let hc = r#"{"type":"health.check","connection_id":"c1","cid":"*","created_at":"x"}"#;
+        assert_eq!(leading_type(hc), Some("health.check"));
+        assert!(matches!(ServerEvent::parse(hc), Ok(ServerEvent::HealthCheck(h)) if h.connection_id == "c1"));
+        for other in [
+            r#"{ "type":"health.check"}"#,
+            r#"{"cid":"*","type":"health.check"}"#,
+            r#"{"type":"health.check","type":"x"}"#,
+            r#"{"type":"health.check","typ\u0065":"x"}"#,
+            r#"{"type":"a\"b","x":1}"#,
+        ] {
+            assert_eq!(leading_type(other), None, "{other}");
+        }
+        // A repeated `type` key is not a health check, however it starts.
+        let twice = r#"{"type":"health.check","connection_id":"c1","type":"user.custom"}"#;
+        assert!(matches!(ServerEvent::parse(twice), Ok(ServerEvent::Other { kind, .. }) if kind == "user.custom"));
+        let escaped = r#"{"type":"health.check","connection_id":"c1","typ\u0065":"user.custom"}"#;
+        assert!(matches!(ServerEvent::parse(escaped), Ok(ServerEvent::Other { kind, .. }) if kind == "user.custom"));
+    }
 
     fn round_trip(v: Value) -> ServerEvent {
         let e = ServerEvent::parse(&v.to_string()).unwrap();

@@ -102,6 +102,11 @@ impl Lanes {
         Ok(Lanes { lanes })
     }
 
+    /// How many lanes there are.
+    pub fn count(&self) -> usize {
+        self.lanes.len()
+    }
+
     /// The lane of user `index`.
     pub fn of(&self, index: u32) -> &Handle {
         &self.lanes[index as usize % self.lanes.len()].handle

@@ -202,9 +202,16 @@ pub fn context(
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
         .unwrap_or_else(|| user::http::rest_slots(fd_limit, users, fds_per_user));
+    // `users.tls.resumption`: the resuming share's own configuration, beside the run's.
+    let mut target = target.clone();
+    target.tls = target
+        .tls
+        .take()
+        .map(|t| t.with_resumption(scenario.users.tls_resumption, scenario.users.count));
+    let http = user::http::HttpClient::with_tls(slots, Some(recorder.clone()), target.tls.clone());
     Arc::new(UserCtx {
-        target: target.clone(),
-        http: user::http::HttpClient::with_tls(slots, Some(recorder.clone()), target.tls.clone()),
+        target,
+        http,
         recorder,
         source_addrs: SourceAddrs::new(sources),
         deliveries,
@@ -396,7 +403,7 @@ pub fn spawn_plain(
         tracker,
         lanes,
         index,
-        user::plain::run(ctx.clone(), intended, stop_at, cancel),
+        user::plain::run(ctx.clone(), index, intended, stop_at, cancel),
     );
 }
 

@@ -351,10 +351,14 @@ pub enum Counter {
     /// Long-poll connect attempts that failed (a subset of `ConnectFailures`; the rest were
     /// WebSocket attempts), so that failures can be told apart by transport.
     LongpollConnectFailures,
+    /// Users' TLS handshakes that were full (no session resumed). Sparse.
+    TlsFullHandshakes,
+    /// Users' TLS handshakes that resumed a session (`users.tls.resumption`). Sparse.
+    TlsResumedHandshakes,
 }
 
 /// Number of [`Counter`]s.
-pub const COUNTER_COUNT: usize = 22;
+pub const COUNTER_COUNT: usize = 24;
 
 impl Counter {
     /// Every counter, in index order.
@@ -381,6 +385,8 @@ impl Counter {
         Counter::EventsUndetermined,
         Counter::GeneratorQueueTimeouts,
         Counter::LongpollConnectFailures,
+        Counter::TlsFullHandshakes,
+        Counter::TlsResumedHandshakes,
     ];
 
     /// Dense index in `0..COUNTER_COUNT`.
@@ -413,7 +419,16 @@ impl Counter {
             Counter::EventsUndetermined => "events_undetermined",
             Counter::GeneratorQueueTimeouts => "generator_queue_timeouts",
             Counter::LongpollConnectFailures => "longpoll_connect_failures",
+            Counter::TlsFullHandshakes => "tls_full_handshakes",
+            Counter::TlsResumedHandshakes => "tls_resumed_handshakes",
         }
+    }
+
+    /// Whether the counter is left out of `summary.json` while it is zero, and out of the
+    /// per-second timeline: counters of what only some runs do (TLS handshakes), so that a run
+    /// without it reads as before.
+    pub const fn sparse(self) -> bool {
+        matches!(self, Counter::TlsFullHandshakes | Counter::TlsResumedHandshakes)
     }
 
     /// The counter with this [`name`](Counter::name).

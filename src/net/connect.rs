@@ -41,6 +41,19 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Self::Tls(_))
     }
+
+    /// For a TLS connection whose handshake is done: whether it resumed a session (`Some(true)`)
+    /// or was a full handshake (`Some(false)`); `None` for a plain connection.
+    pub fn resumed(&self) -> Option<bool> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Tls(s) => s
+                .get_ref()
+                .1
+                .handshake_kind()
+                .map(|k| k == rustls::HandshakeKind::Resumed),
+        }
+    }
 }
 
 impl AsyncRead for Stream {

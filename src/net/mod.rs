@@ -11,7 +11,8 @@
 //!   harness's own descriptors, a body over the limit, no free slot, a refused TLS handshake).
 //! - [`tls`]: [`Tls`], the run's one rustls client configuration (roots, `--ca-cert`,
 //!   `--insecure`, ALPN `http/1.1`), the handshake and the one-line reason of a failed one;
-//!   [`preflight`]: the one handshake to the target before a run's users start.
+//!   [`preflight`]: the one handshake to the target before a run's users start;
+//!   [`resumption`]: which users resume their TLS sessions, and the ticket pool they share.
 //!
 //! Who uses it: the harness's control traffic (`engine`: probe, fault API, setup, state check)
 //! with [`ClientOptions::default`]; the simulated users' two lanes (`user::http`: REST with slots,
@@ -27,6 +28,7 @@
 pub mod client;
 pub mod connect;
 pub mod preflight;
+pub mod resumption;
 pub mod tls;
 
 pub use client::{

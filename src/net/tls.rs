@@ -10,9 +10,12 @@
 //! accepts any certificate (handshake signatures are still checked, so the bytes are still
 //! encrypted to whoever answered, but that may be anyone). SNI is the URL's host name (an IP
 //! address is sent as none, as RFC 6066 asks); ALPN offers `http/1.1` only, the one protocol
-//! every client here speaks. Session resumption is off: each simulated user is its own device,
-//! and a ticket cache shared by the whole run would let 10,000 users resume one another's
-//! sessions, a handshake mix no real crowd of clients produces.
+//! every client here speaks. Session resumption is off in the run's configuration: the control
+//! traffic, REST lanes and conformance suite make full handshakes. A scenario's
+//! `users.tls.resumption` adds a second configuration ([`Tls::with_resumption`]) that the
+//! resuming share of the users handshake with ([`Tls::for_user`]), sharing one ticket pool
+//! (`super::resumption`), so that a storm of resumed handshakes can be asked for apart from a
+//! storm of full ones.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -52,6 +55,8 @@ pub enum TlsSetupError {
 #[derive(Clone)]
 pub struct Tls {
     config: Arc<rustls::ClientConfig>,
+    /// The resuming users' configuration and their share (`users.tls.resumption`).
+    resuming: Option<(Arc<rustls::ClientConfig>, f64)>,
     insecure: bool,
     roots: usize,
 }
@@ -101,6 +106,7 @@ impl Tls {
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Self {
             config: Arc::new(config),
+            resuming: None,
             insecure: options.insecure,
             roots,
         })
@@ -132,6 +138,7 @@ impl Tls {
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Self {
             config: Arc::new(config),
+            resuming: None,
             insecure: false,
             roots: n,
         })
@@ -145,6 +152,46 @@ impl Tls {
     /// The shared rustls configuration.
     pub fn config(&self) -> &Arc<rustls::ClientConfig> {
         &self.config
+    }
+
+    /// The same trust, plus session resumption for a share `share` (0 to 1) of `users` users:
+    /// their handshakes ([`Tls::for_user`]) go through a second configuration whose session
+    /// store is one [`super::resumption::TicketPool`] holding a ticket per resuming user. A
+    /// share of 0 leaves the configuration as it is.
+    #[must_use]
+    pub fn with_resumption(mut self, share: f64, users: u64) -> Self {
+        if share <= 0.0 {
+            self.resuming = None;
+            return self;
+        }
+        let resuming_users = (users as f64 * share.min(1.0)).ceil() as usize;
+        let mut config = (*self.config).clone();
+        config.resumption =
+            rustls::client::Resumption::store(Arc::new(super::resumption::TicketPool::new(resuming_users)));
+        self.resuming = Some((Arc::new(config), share.min(1.0)));
+        self
+    }
+
+    /// The share of users that resume (0 without [`Tls::with_resumption`]).
+    pub fn resumption_share(&self) -> f64 {
+        self.resuming.as_ref().map_or(0.0, |(_, s)| *s)
+    }
+
+    /// The configuration user `index` handshakes with: the resuming one when the user is in the
+    /// resuming share ([`super::resumption::resumes`]), else the run's (a clone of `Arc`s).
+    pub fn for_user(&self, index: u32) -> Tls {
+        match &self.resuming {
+            Some((config, share)) if super::resumption::resumes(index, *share) => Tls {
+                config: config.clone(),
+                resuming: None,
+                insecure: self.insecure,
+                roots: self.roots,
+            },
+            _ => Tls {
+                resuming: None,
+                ..self.clone()
+            },
+        }
     }
 }
 

@@ -54,6 +54,14 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         c("fallbacks"),
         c("token_refreshes")
     )?;
+    if c("tls_full_handshakes") + c("tls_resumed_handshakes") > 0 {
+        writeln!(
+            w,
+            "           TLS handshakes {} full, {} resumed",
+            c("tls_full_handshakes"),
+            c("tls_resumed_handshakes")
+        )?;
+    }
     writeln!(
         w,
         "  events   {} sent, {} received, {} lost, {} duplicated, {} out of order",

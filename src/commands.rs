@@ -156,7 +156,7 @@ pub async fn run(args: RunPlan) -> Outcome {
     let target_text = args.target.target.clone().unwrap_or_default();
     let output = match crate::engine::run::run(req).await {
         Ok(o) => o,
-        Err(e @ (RunError::Unreachable(_) | RunError::Target(_) | RunError::Tls(_))) => {
+        Err(e @ (RunError::Unreachable(_) | RunError::Target(_) | RunError::Tls(_) | RunError::Dns(_))) => {
             // The run never started, but CI reads junit.xml: it must say the run failed.
             let reason = e.to_string();
             let summary =

@@ -93,10 +93,13 @@ pub enum Metric {
     ConnectUpgrade,
     /// A WebSocket connect's phase: the 101 answer to the first frame (`health.check`).
     ConnectFirstFrame,
+    /// The run's one lookup of each host name it connects to (`net::dns`), before any user
+    /// starts: every connection then uses the pinned addresses.
+    ConnectDns,
 }
 
 /// Number of [`Metric`]s: the size of every per-metric table.
-pub const METRIC_COUNT: usize = 27;
+pub const METRIC_COUNT: usize = 28;
 
 /// The index of the first metric after the REST endpoints.
 const AFTER_REST: usize = 10 + RestEndpoint::ALL.len();
@@ -135,6 +138,7 @@ impl Metric {
             Metric::ConnectTls,
             Metric::ConnectUpgrade,
             Metric::ConnectFirstFrame,
+            Metric::ConnectDns,
         ];
         let mut t = 0;
         while t < tail.len() {
@@ -165,6 +169,7 @@ impl Metric {
             Metric::ConnectTls => AFTER_REST + 4,
             Metric::ConnectUpgrade => AFTER_REST + 5,
             Metric::ConnectFirstFrame => AFTER_REST + 6,
+            Metric::ConnectDns => AFTER_REST + 7,
         }
     }
 
@@ -198,6 +203,7 @@ impl Metric {
             Metric::ConnectTls => "connect.tls",
             Metric::ConnectUpgrade => "connect.upgrade",
             Metric::ConnectFirstFrame => "connect.first_frame",
+            Metric::ConnectDns => "connect.dns",
         }
     }
 

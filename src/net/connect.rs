@@ -239,7 +239,8 @@ pub enum ResolveError {
     Nothing(String),
 }
 
-/// Every address of `host:port`: an IP literal without asking the resolver, a name through it.
+/// Every address of `host:port`: an IP literal without asking the resolver, a name the run pinned
+/// ([`super::dns`]) as pinned, any other name through the resolver.
 ///
 /// # Errors
 /// [`ResolveError::Lookup`] or [`ResolveError::Nothing`].
@@ -247,6 +248,10 @@ pub async fn addresses(host: &str, port: u16) -> Result<Vec<SocketAddr>, Resolve
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    // A name the run resolved before it started: the same addresses for every connection.
+    if let Some(addrs) = super::dns::pinned(host, port) {
+        return Ok(addrs);
     }
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await

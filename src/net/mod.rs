@@ -9,6 +9,8 @@
 //!   connect timeout, body limit and an optional cap on requests in flight as [`ClientOptions`],
 //!   and one [`Error`] whose [`ErrorKind`] says what failed (refused, reset, DNS, timeout, the
 //!   harness's own descriptors, a body over the limit, no free slot, a refused TLS handshake).
+//! - [`dns`]: each host name of a run looked up once before it starts, timed, and pinned for
+//!   every connection of the run.
 //! - [`tls`]: [`Tls`], the run's one rustls client configuration (roots, `--ca-cert`,
 //!   `--insecure`, ALPN `http/1.1`), the handshake and the one-line reason of a failed one;
 //!   [`preflight`]: the one handshake to the target before a run's users start;
@@ -27,6 +29,7 @@
 
 pub mod client;
 pub mod connect;
+pub mod dns;
 pub mod preflight;
 pub mod resumption;
 pub mod tls;

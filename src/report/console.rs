@@ -34,6 +34,16 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
     let r = &s.run;
     writeln!(w, "chatstorm {} — {}", s.tool.version, r.name)?;
     writeln!(w, "  target   {}", r.target)?;
+    for d in &r.dns {
+        writeln!(
+            w,
+            "  dns      {}:{} -> {} ({:.1}ms, once for the run)",
+            d.host,
+            d.port,
+            d.addresses.join(" "),
+            d.lookup_ms
+        )?;
+    }
     writeln!(
         w,
         "  run      seed {}, {:.1}s of {:.1}s planned, {} of {} users started{}",

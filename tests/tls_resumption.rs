@@ -68,6 +68,7 @@ async fn run(name: &str, resumption: &str) -> (Outcome, RunSummary) {
                 ca_cert: Some(ca),
                 insecure: false,
             },
+            source_ips: None,
         },
         users: None,
         duration: None,

@@ -115,6 +115,10 @@ pub enum RunError {
     /// A host name of the run does not resolve (exit 5, before any user starts).
     #[error("{0}")]
     Dns(crate::net::ResolveError),
+    /// `--source-ips` cannot carry this process's users: an address that is not local, too
+    /// few ports or descriptors (exit 6, before any user starts).
+    #[error("{0}")]
+    Sources(crate::net::sources::BudgetError),
     /// Anything else that stopped the run from starting (exit 2).
     #[error("{0}")]
     Setup(#[from] StartError),
@@ -462,6 +466,10 @@ async fn resolve_target(
         urls.push(u);
     }
     let pins = crate::net::dns::resolve_once(&urls).await.map_err(RunError::Dns)?;
+    // Local budgets before the first packet to the target.
+    if let Some(sources) = &target.source_ips {
+        check_sources(sources, &target, (users_planned, scenario.users.count), fd_limit).await?;
+    }
     super::probe::tls_preflight(&target).await.map_err(RunError::Tls)?;
     if plain {
         // A bare WebSocket server may count an HTTP probe as a failed handshake: TCP only.
@@ -471,6 +479,23 @@ async fn resolve_target(
     }
     .map_err(RunError::Unreachable)?;
     Ok((target, target_description, _mock_guard, pins))
+}
+
+/// `--source-ips`: the addresses are this machine's, this process's users fit in its
+/// descriptors, and the run's users (every shard's: local shards share the addresses) fit in the
+/// addresses' ports towards the address the users' WebSockets connect to (pinned by now).
+async fn check_sources(
+    sources: &[std::net::IpAddr],
+    target: &Target,
+    (here, run): (u64, u64),
+    fd_limit: u64,
+) -> Result<(), RunError> {
+    use crate::net::sources;
+    sources::check_local(sources).map_err(RunError::Sources)?;
+    let server = crate::net::resolve(&target.ws_base).await.map_err(RunError::Dns)?;
+    let ports = sources::ephemeral_ports();
+    sources::check_budget(sources, server, here, ports, fd_limit).map_err(RunError::Sources)?;
+    sources::check_budget(sources, server, run, ports, u64::MAX).map_err(RunError::Sources)
 }
 
 /// The users started early enough, and not stopped too soon, to be expected to connect: each

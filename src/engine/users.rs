@@ -181,7 +181,11 @@ pub fn context(
     let first = 1 + u8::try_from(shard)
         .unwrap_or(u8::MAX)
         .saturating_mul(crate::sys::SOURCES_PER_SHARD);
-    let sources = crate::sys::source_addresses(scenario.users.count as u32, first);
+    let source_addrs = match &target.source_ips {
+        // `--source-ips`, checked against this process's users before the run.
+        Some(ips) => SourceAddrs::explicit(ips.clone()),
+        None => SourceAddrs::new(crate::sys::source_addresses(scenario.users.count as u32, first)),
+    };
     let observer = observer
         .filter(|_| scenario.users.kind == UserKind::Stream)
         .map(|o| Arc::new(Watch(o)) as Arc<dyn user::UserObserver>);
@@ -213,7 +217,7 @@ pub fn context(
         target,
         http,
         recorder,
-        source_addrs: SourceAddrs::new(sources),
+        source_addrs,
         deliveries,
         observer,
         run_start: start,

@@ -132,6 +132,8 @@ pub async fn secure(stream: Stream, tls: &Tls, host: &str) -> std::io::Result<St
 pub struct SourceAddrs {
     addrs: Vec<IpAddr>,
     next: AtomicUsize,
+    /// `--source-ips`: bind for any target of the addresses' family, not only loopback ones.
+    explicit: bool,
 }
 
 impl SourceAddrs {
@@ -145,6 +147,16 @@ impl SourceAddrs {
         Self {
             addrs,
             next: AtomicUsize::new(0),
+            explicit: false,
+        }
+    }
+
+    /// `--source-ips`: these addresses, in turn, for every target of their family (checked
+    /// local and sufficient before the run, `super::sources::check`).
+    pub fn explicit(addrs: Vec<IpAddr>) -> Self {
+        Self {
+            explicit: true,
+            ..Self::new(addrs)
         }
     }
 
@@ -157,13 +169,17 @@ impl SourceAddrs {
         )
     }
 
-    /// The next source address for a connection to `target` (none unless both are loopback IPv4).
+    /// The next source address for a connection to `target`: none unless both are loopback
+    /// IPv4, or, for `--source-ips`, unless the address is of the target's family.
     pub fn pick(&self, target: &SocketAddr) -> Option<IpAddr> {
-        if self.addrs.is_empty() || !target.ip().is_loopback() || !target.is_ipv4() {
+        if self.addrs.is_empty() {
+            return None;
+        }
+        if !self.explicit && (!target.ip().is_loopback() || !target.is_ipv4()) {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.addrs.len();
-        Some(self.addrs[i])
+        Some(self.addrs[i]).filter(|a| a.is_ipv4() == target.is_ipv4())
     }
 }
 

@@ -11,6 +11,8 @@
 //!   harness's own descriptors, a body over the limit, no free slot, a refused TLS handshake).
 //! - [`dns`]: each host name of a run looked up once before it starts, timed, and pinned for
 //!   every connection of the run.
+//! - [`sources`]: `--source-ips`, the local addresses of a run against a real server, and the
+//!   port and descriptor budget checked before it starts.
 //! - [`tls`]: [`Tls`], the run's one rustls client configuration (roots, `--ca-cert`,
 //!   `--insecure`, ALPN `http/1.1`), the handshake and the one-line reason of a failed one;
 //!   [`preflight`]: the one handshake to the target before a run's users start;
@@ -32,6 +34,7 @@ pub mod connect;
 pub mod dns;
 pub mod preflight;
 pub mod resumption;
+pub mod sources;
 pub mod tls;
 
 pub use client::{

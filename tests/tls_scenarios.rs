@@ -73,7 +73,7 @@ async fn run_over_tls(s: Scenario, name: &str) -> RunSummary {
         "{name}"
     );
     assert!(
-        summary.errors.by_kind.get("tls_handshake").is_none(),
+        !summary.errors.by_kind.contains_key("tls_handshake"),
         "{name}: {:?}",
         summary.errors.by_kind
     );

@@ -46,7 +46,7 @@ start_mock() {
     "${MOCK_CMD[@]}" --listen 127.0.0.1:0 --api-key "$MOCK_KEY" --threads "$SHARE_THREADS" "$@" >"$log" 2>&1 &
   MOCK_PID=$!
   for _ in $(seq 1 100); do
-    MOCK_URL="$(grep -o 'http://127[0-9.]*:[0-9]*' "$log" | head -1 || true)"
+    MOCK_URL="$(grep -oE 'https?://127[0-9.]*:[0-9]*' "$log" | head -1 || true)"
     [ -n "$MOCK_URL" ] && return 0
     sleep 0.1
   done

@@ -83,6 +83,11 @@ pub struct TargetArgs {
     /// and recorded in summary.json.
     #[arg(long)]
     pub insecure: bool,
+    /// Local addresses the users connect from, for a real target: a list (10.1.0.2,10.1.0.3) or a
+    /// CIDR block (10.1.0.0/28). Each address carries about 28,000 connections to one server
+    /// address and port; checked, with the descriptor limit, before the run starts (exit 6).
+    #[arg(long, value_name = "LIST|CIDR")]
+    pub source_ips: Option<String>,
 }
 
 /// `chatstorm run`.
@@ -275,6 +280,7 @@ impl From<TargetArgs> for TargetOptions {
                 ca_cert: a.ca_cert,
                 insecure: a.insecure,
             },
+            source_ips: a.source_ips,
         }
     }
 }

@@ -156,7 +156,7 @@ pub async fn run(args: RunPlan) -> Outcome {
     let target_text = args.target.target.clone().unwrap_or_default();
     let output = match crate::engine::run::run(req).await {
         Ok(o) => o,
-        Err(e @ (RunError::Unreachable(_) | RunError::Target(_) | RunError::Tls(_))) => {
+        Err(e @ (RunError::Unreachable(_) | RunError::Target(_) | RunError::Tls(_) | RunError::Dns(_))) => {
             // The run never started, but CI reads junit.xml: it must say the run failed.
             let reason = e.to_string();
             let summary =
@@ -171,6 +171,13 @@ pub async fn run(args: RunPlan) -> Outcome {
             return fail(Outcome::Unreachable, reason);
         }
         Err(RunError::Setup(e)) => return fail(Outcome::InvalidConfig, one_line(&e)),
+        Err(e @ RunError::Sources(_)) => {
+            let reason = e.to_string();
+            let summary =
+                report::build::not_started(&scenario, Some(file), &target_text, Outcome::SourcesTooFew, &reason);
+            write_outputs(&summary, &dir, &[Format::Json]);
+            return fail(Outcome::SourcesTooFew, reason);
+        }
     };
     let summary = report::build::build(&scenario, Some(file), &output);
     write_outputs(&summary, &dir, &args.formats);

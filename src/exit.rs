@@ -21,11 +21,14 @@ pub enum Outcome {
     Unreachable,
     /// 5: the target stopped answering during the run (its own outcome, named with the time).
     TargetLost,
+    /// 6: the local source addresses (`--source-ips`) or descriptors cannot carry the users;
+    /// nothing ran.
+    SourcesTooFew,
 }
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Self::Passed,
         Self::ThresholdBreached,
         Self::CheckFailed,
@@ -34,6 +37,7 @@ impl Outcome {
         Self::GeneratorSaturated,
         Self::Unreachable,
         Self::TargetLost,
+        Self::SourcesTooFew,
     ];
 
     /// Every documented exit code (README "Exit codes"), ascending.
@@ -58,6 +62,7 @@ impl Outcome {
             Self::ConformanceFailed => 3,
             Self::GeneratorSaturated => 4,
             Self::Unreachable | Self::TargetLost => 5,
+            Self::SourcesTooFew => 6,
         }
     }
 
@@ -70,7 +75,7 @@ impl Outcome {
                 Outcome::ThresholdBreached | Outcome::CheckFailed => 1,
                 Outcome::ConformanceFailed => 2,
                 Outcome::GeneratorSaturated => 3,
-                Outcome::InvalidConfig => 4,
+                Outcome::InvalidConfig | Outcome::SourcesTooFew => 4,
                 Outcome::Unreachable => 5,
                 Outcome::TargetLost => 6,
             }
@@ -89,6 +94,7 @@ impl Outcome {
             Self::GeneratorSaturated => "invalid: generator saturated",
             Self::Unreachable => "target unreachable or interrupted",
             Self::TargetLost => "target died during the run",
+            Self::SourcesTooFew => "too few source addresses or descriptors for the users",
         }
     }
 }
@@ -108,6 +114,7 @@ impl Outcome {
             2 => Self::InvalidConfig,
             3 => Self::ConformanceFailed,
             4 => Self::GeneratorSaturated,
+            6 => Self::SourcesTooFew,
             _ => Self::Unreachable,
         }
     }

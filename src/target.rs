@@ -57,6 +57,9 @@ pub enum TargetError {
     /// The run's TLS configuration could not be built (`--ca-cert` unreadable, ...).
     #[error("{0}")]
     Tls(String),
+    /// `--source-ips` is unreadable, or given without `--target`.
+    #[error("--source-ips: {0}")]
+    SourceIps(String),
     /// Neither http nor https.
     #[error("target url must be http:// or https://, not {0}://")]
     NotHttp(String),
@@ -90,6 +93,8 @@ pub struct TargetOptions {
     pub fault_secret: Option<String>,
     /// `--ca-cert` and `--insecure`, for a target reached over TLS.
     pub tls: TlsOptions,
+    /// `--source-ips`: local addresses (a list or a CIDR block) the users connect from.
+    pub source_ips: Option<String>,
 }
 
 impl TargetOptions {
@@ -100,6 +105,24 @@ impl TargetOptions {
     /// # Errors
     /// What is wrong with the options.
     pub fn build(&self, plain: bool) -> Result<Option<Target>, TargetError> {
+        let sources = match &self.source_ips {
+            Some(text) => Some(crate::net::sources::parse(text).map_err(TargetError::SourceIps)?),
+            None => None,
+        };
+        let target = self.build_target(plain)?;
+        if sources.is_some() && target.is_none() {
+            return Err(TargetError::SourceIps(
+                "applies to a real target (--target); the embedded mock's users already spread over loopback addresses"
+                    .to_owned(),
+            ));
+        }
+        Ok(target.map(|mut t| {
+            t.source_ips = sources;
+            t
+        }))
+    }
+
+    fn build_target(&self, plain: bool) -> Result<Option<Target>, TargetError> {
         let Some(url) = &self.target else {
             if self.api_key.is_some() || self.secret.is_some() || self.token_endpoint.is_some() {
                 return Err(TargetError::FlagsWithoutTarget);
@@ -177,6 +200,9 @@ pub struct Target {
     /// The run's TLS configuration: set ([`Target::with_tls`]) when the target or its token
     /// endpoint is reached over TLS, shared by every connection of the run.
     pub tls: Option<Tls>,
+    /// `--source-ips`: the local addresses the users' WebSockets connect from (`None`: the
+    /// OS's choice for a remote target, loopback aliases for a loopback one).
+    pub source_ips: Option<Vec<std::net::IpAddr>>,
 }
 
 impl Target {
@@ -207,6 +233,7 @@ impl Target {
             fault_secret: None,
             is_mock: false,
             tls: None,
+            source_ips: None,
         })
     }
 
@@ -268,6 +295,7 @@ impl Target {
             fault_secret: None,
             is_mock: false,
             tls: None,
+            source_ips: None,
         })
     }
 

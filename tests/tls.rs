@@ -92,6 +92,7 @@ fn target_options(mock: &MockHandle, cfg: &MockConfig, tls: TlsOptions) -> Targe
         token_endpoint: None,
         fault_secret: Some(cfg.fault_secret.clone()),
         tls,
+        source_ips: None,
     }
 }
 

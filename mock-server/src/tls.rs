@@ -2,7 +2,8 @@
 //! `wss://` with (the same port, REST, `/connect`, `/longpoll` and `/_fault` alike), from PEM
 //! files ([`MockTls::from_pem_files`], `--tls-cert`/`--tls-key`) or a self-signed certificate
 //! made at start ([`SelfSigned`], `--tls-self-signed`) whose PEM a client then trusts as its CA.
-//! The handshake itself runs in `http`, per connection, before hyper sees the bytes.
+//! The handshake itself runs in `http`, per connection, before hyper sees the bytes. Session
+//! tickets are on (stateless, [`MockTls::new`]), so clients may resume.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,9 +25,18 @@ impl std::fmt::Debug for MockTls {
 
 /// ring, as the harness (see the workspace Cargo.toml); rustls flags ring's provider deprecated
 /// for its lack of a post-quantum key exchange, which a test server does not need.
+///
+/// X25519 first, then P-256 (ring's provider lists P-384 first, whose arithmetic ring does with
+/// generic big-number code, several times the CPU of X25519): the groups real servers prefer.
 #[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups.sort_by_key(|g| match g.name() {
+        rustls::NamedGroup::X25519 => 0,
+        rustls::NamedGroup::secp256r1 => 1,
+        _ => 2,
+    });
+    Arc::new(provider)
 }
 
 impl MockTls {
@@ -42,6 +52,10 @@ impl MockTls {
             .with_single_cert(chain, key)
             .map_err(|e| format!("TLS certificate and key: {e}"))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Stateless session tickets (TLS 1.3, two per handshake, rustls's default count), so that
+        // clients that keep tickets resume however many they are: the default stateful cache
+        // holds 256 sessions, fewer than one run's users.
+        config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
         Ok(Self {
             config: Arc::new(config),
         })

@@ -95,6 +95,8 @@ pub struct RunOutput {
     pub conformance: Option<crate::conformance::ObserverSummary>,
     /// How the target was reached over TLS (`None`: plain).
     pub tls: Option<crate::report::summary::TlsInfo>,
+    /// The host names the run looked up once (none for IP literals and the embedded mock).
+    pub dns: Vec<crate::net::dns::Resolution>,
 }
 
 /// Why a run could not happen at all.
@@ -110,6 +112,13 @@ pub enum RunError {
     /// handshake at all (exit 5, before any user starts).
     #[error("{0}")]
     Tls(crate::net::preflight::PreflightError),
+    /// A host name of the run does not resolve (exit 5, before any user starts).
+    #[error("{0}")]
+    Dns(crate::net::ResolveError),
+    /// `--source-ips` cannot carry this process's users: an address that is not local, too
+    /// few ports or descriptors (exit 6, before any user starts).
+    #[error("{0}")]
+    Sources(crate::net::sources::BudgetError),
     /// Anything else that stopped the run from starting (exit 2).
     #[error("{0}")]
     Setup(#[from] StartError),
@@ -200,7 +209,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let users_planned = indices.len() as u64;
 
     let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
-    let (target, target_description, _mock_guard) =
+    let (target, target_description, _mock_guard, dns_pins) =
         resolve_target(req.target, &scenario, users_planned, fd_limit).await?;
     let created = super::setup::create_channels(&scenario, &target).await.map_err(|e| {
         if e.is_config() {
@@ -212,6 +221,9 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
 
     let profiles: Vec<crate::scenario::Profile> = scenario.users.profile.weights.iter().map(|(p, _)| *p).collect();
     let recorder = Recorder::for_profiles(&profiles);
+    for r in &dns_pins.resolutions {
+        recorder.record(crate::metrics::Metric::ConnectDns, r.took);
+    }
     let started_at = SystemTime::now();
     let start = Instant::now();
     // A child of the signal token: a signal cancels the run, an aborting threshold only the run.
@@ -423,18 +435,20 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         tls: target.tls.as_ref().map(|t| crate::report::summary::TlsInfo {
             insecure: t.is_insecure(),
         }),
+        dns: dns_pins.resolutions.clone(),
     })
 }
 
 /// Step 1 of a run: the target (a given one, the scenario's remote one, or the embedded mock,
-/// whose guard the caller holds for the run), how reports describe it, and a first probe that it
-/// answers at all.
+/// whose guard the caller holds for the run), how reports describe it, its host names looked up
+/// once and pinned for the run (`net::dns`, the pins held by the caller), and a first probe that
+/// it answers at all.
 async fn resolve_target(
     given: Option<Target>,
     scenario: &Scenario,
     users_planned: u64,
     fd_limit: u64,
-) -> Result<(Target, String, Option<EmbeddedMock>), RunError> {
+) -> Result<(Target, String, Option<EmbeddedMock>, crate::net::dns::Pins), RunError> {
     let mut _mock_guard = None;
     let plain = scenario.users.kind == crate::scenario::UserKind::PlainWebsocket;
     let target = match (given, &scenario.target) {
@@ -459,6 +473,15 @@ async fn resolve_target(
         None if plain => target.ws_base.to_string(),
         None => target.http_base.to_string(),
     };
+    let mut urls = vec![&target.http_base, &target.ws_base];
+    if let crate::target::TargetAuth::TokenEndpoint(u) = &target.auth {
+        urls.push(u);
+    }
+    let pins = crate::net::dns::resolve_once(&urls).await.map_err(RunError::Dns)?;
+    // Local budgets before the first packet to the target.
+    if let Some(sources) = &target.source_ips {
+        check_sources(sources, &target, (users_planned, scenario.users.count), fd_limit).await?;
+    }
     super::probe::tls_preflight(&target).await.map_err(RunError::Tls)?;
     if plain {
         // A bare WebSocket server may count an HTTP probe as a failed handshake: TCP only.
@@ -467,7 +490,24 @@ async fn resolve_target(
         super::probe::reachable(&target).await
     }
     .map_err(RunError::Unreachable)?;
-    Ok((target, target_description, _mock_guard))
+    Ok((target, target_description, _mock_guard, pins))
+}
+
+/// `--source-ips`: the addresses are this machine's, this process's users fit in its
+/// descriptors, and the run's users (every shard's: local shards share the addresses) fit in the
+/// addresses' ports towards the address the users' WebSockets connect to (pinned by now).
+async fn check_sources(
+    sources: &[std::net::IpAddr],
+    target: &Target,
+    (here, run): (u64, u64),
+    fd_limit: u64,
+) -> Result<(), RunError> {
+    use crate::net::sources;
+    sources::check_local(sources).map_err(RunError::Sources)?;
+    let server = crate::net::resolve(&target.ws_base).await.map_err(RunError::Dns)?;
+    let ports = sources::ephemeral_ports();
+    sources::check_budget(sources, server, here, ports, fd_limit).map_err(RunError::Sources)?;
+    sources::check_budget(sources, server, run, ports, u64::MAX).map_err(RunError::Sources)
 }
 
 /// The users started early enough, and not stopped too soon, to be expected to connect: each

@@ -181,7 +181,11 @@ pub fn context(
     let first = 1 + u8::try_from(shard)
         .unwrap_or(u8::MAX)
         .saturating_mul(crate::sys::SOURCES_PER_SHARD);
-    let sources = crate::sys::source_addresses(scenario.users.count as u32, first);
+    let source_addrs = match &target.source_ips {
+        // `--source-ips`, checked against this process's users before the run.
+        Some(ips) => SourceAddrs::explicit(ips.clone()),
+        None => SourceAddrs::new(crate::sys::source_addresses(scenario.users.count as u32, first)),
+    };
     let observer = observer
         .filter(|_| scenario.users.kind == UserKind::Stream)
         .map(|o| Arc::new(Watch(o)) as Arc<dyn user::UserObserver>);
@@ -202,11 +206,18 @@ pub fn context(
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
         .unwrap_or_else(|| user::http::rest_slots(fd_limit, users, fds_per_user));
+    // `users.tls.resumption`: the resuming share's own configuration, beside the run's.
+    let mut target = target.clone();
+    target.tls = target
+        .tls
+        .take()
+        .map(|t| t.with_resumption(scenario.users.tls_resumption, scenario.users.count));
+    let http = user::http::HttpClient::with_tls(slots, Some(recorder.clone()), target.tls.clone());
     Arc::new(UserCtx {
-        target: target.clone(),
-        http: user::http::HttpClient::with_tls(slots, Some(recorder.clone()), target.tls.clone()),
+        target,
+        http,
         recorder,
-        source_addrs: SourceAddrs::new(sources),
+        source_addrs,
         deliveries,
         observer,
         run_start: start,
@@ -396,7 +407,7 @@ pub fn spawn_plain(
         tracker,
         lanes,
         index,
-        user::plain::run(ctx.clone(), intended, stop_at, cancel),
+        user::plain::run(ctx.clone(), index, intended, stop_at, cancel),
     );
 }
 

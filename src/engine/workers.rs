@@ -104,6 +104,11 @@ pub async fn run(args: &ShardSpec, dir: &Path) -> Result<ShardDirs, WorkersError
         if t.tls.insecure {
             cmd.arg("--insecure");
         }
+        // Every shard connects from the same addresses (each checks the whole run's users
+        // against their ports).
+        if let Some(ips) = &t.source_ips {
+            cmd.arg("--source-ips").arg(ips);
+        }
         if let Some(s) = &t.secret {
             cmd.env("CHATSTORM_SECRET", s);
         }

@@ -235,7 +235,10 @@ impl Collector {
         self.timeline.push(
             t_ms,
             gauges.into_iter().chain(columns),
-            Counter::ALL.map(|c| (c.name(), delta(c))),
+            Counter::ALL
+                .into_iter()
+                .filter(|c| !c.sparse())
+                .map(|c| (c.name(), delta(c))),
             &errors.since(&self.prev_errors),
             &closes.since(&self.prev_closes),
         );
@@ -301,6 +304,9 @@ impl Collector {
             }
         }
         for c in Counter::ALL {
+            if c.sparse() && self.prev_counters[c.index()] == 0 {
+                continue;
+            }
             snapshot
                 .counters
                 .insert(c.name().to_owned(), self.prev_counters[c.index()]);
@@ -338,7 +344,10 @@ impl Collector {
                 }
             }
             for c in Counter::ALL {
-                p.counters.insert(c.name().to_owned(), self.recorder.counter_of(set, c));
+                let n = self.recorder.counter_of(set, c);
+                if !(c.sparse() && n == 0) {
+                    p.counters.insert(c.name().to_owned(), n);
+                }
             }
             snapshot.profiles.insert(profile.name().to_owned(), p);
         }

@@ -93,10 +93,13 @@ pub enum Metric {
     ConnectUpgrade,
     /// A WebSocket connect's phase: the 101 answer to the first frame (`health.check`).
     ConnectFirstFrame,
+    /// The run's one lookup of each host name it connects to (`net::dns`), before any user
+    /// starts: every connection then uses the pinned addresses.
+    ConnectDns,
 }
 
 /// Number of [`Metric`]s: the size of every per-metric table.
-pub const METRIC_COUNT: usize = 27;
+pub const METRIC_COUNT: usize = 28;
 
 /// The index of the first metric after the REST endpoints.
 const AFTER_REST: usize = 10 + RestEndpoint::ALL.len();
@@ -135,6 +138,7 @@ impl Metric {
             Metric::ConnectTls,
             Metric::ConnectUpgrade,
             Metric::ConnectFirstFrame,
+            Metric::ConnectDns,
         ];
         let mut t = 0;
         while t < tail.len() {
@@ -165,6 +169,7 @@ impl Metric {
             Metric::ConnectTls => AFTER_REST + 4,
             Metric::ConnectUpgrade => AFTER_REST + 5,
             Metric::ConnectFirstFrame => AFTER_REST + 6,
+            Metric::ConnectDns => AFTER_REST + 7,
         }
     }
 
@@ -198,6 +203,7 @@ impl Metric {
             Metric::ConnectTls => "connect.tls",
             Metric::ConnectUpgrade => "connect.upgrade",
             Metric::ConnectFirstFrame => "connect.first_frame",
+            Metric::ConnectDns => "connect.dns",
         }
     }
 
@@ -351,10 +357,14 @@ pub enum Counter {
     /// Long-poll connect attempts that failed (a subset of `ConnectFailures`; the rest were
     /// WebSocket attempts), so that failures can be told apart by transport.
     LongpollConnectFailures,
+    /// Users' TLS handshakes that were full (no session resumed). Sparse.
+    TlsFullHandshakes,
+    /// Users' TLS handshakes that resumed a session (`users.tls.resumption`). Sparse.
+    TlsResumedHandshakes,
 }
 
 /// Number of [`Counter`]s.
-pub const COUNTER_COUNT: usize = 22;
+pub const COUNTER_COUNT: usize = 24;
 
 impl Counter {
     /// Every counter, in index order.
@@ -381,6 +391,8 @@ impl Counter {
         Counter::EventsUndetermined,
         Counter::GeneratorQueueTimeouts,
         Counter::LongpollConnectFailures,
+        Counter::TlsFullHandshakes,
+        Counter::TlsResumedHandshakes,
     ];
 
     /// Dense index in `0..COUNTER_COUNT`.
@@ -413,7 +425,16 @@ impl Counter {
             Counter::EventsUndetermined => "events_undetermined",
             Counter::GeneratorQueueTimeouts => "generator_queue_timeouts",
             Counter::LongpollConnectFailures => "longpoll_connect_failures",
+            Counter::TlsFullHandshakes => "tls_full_handshakes",
+            Counter::TlsResumedHandshakes => "tls_resumed_handshakes",
         }
+    }
+
+    /// Whether the counter is left out of `summary.json` while it is zero, and out of the
+    /// per-second timeline: counters of what only some runs do (TLS handshakes), so that a run
+    /// without it reads as before.
+    pub const fn sparse(self) -> bool {
+        matches!(self, Counter::TlsFullHandshakes | Counter::TlsResumedHandshakes)
     }
 
     /// The counter with this [`name`](Counter::name).

@@ -41,6 +41,19 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Self::Tls(_))
     }
+
+    /// For a TLS connection whose handshake is done: whether it resumed a session (`Some(true)`)
+    /// or was a full handshake (`Some(false)`); `None` for a plain connection.
+    pub fn resumed(&self) -> Option<bool> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Tls(s) => s
+                .get_ref()
+                .1
+                .handshake_kind()
+                .map(|k| k == rustls::HandshakeKind::Resumed),
+        }
+    }
 }
 
 impl AsyncRead for Stream {
@@ -119,6 +132,8 @@ pub async fn secure(stream: Stream, tls: &Tls, host: &str) -> std::io::Result<St
 pub struct SourceAddrs {
     addrs: Vec<IpAddr>,
     next: AtomicUsize,
+    /// `--source-ips`: bind for any target of the addresses' family, not only loopback ones.
+    explicit: bool,
 }
 
 impl SourceAddrs {
@@ -132,6 +147,16 @@ impl SourceAddrs {
         Self {
             addrs,
             next: AtomicUsize::new(0),
+            explicit: false,
+        }
+    }
+
+    /// `--source-ips`: these addresses, in turn, for every target of their family (checked
+    /// local and sufficient before the run, `super::sources::check`).
+    pub fn explicit(addrs: Vec<IpAddr>) -> Self {
+        Self {
+            explicit: true,
+            ..Self::new(addrs)
         }
     }
 
@@ -144,13 +169,17 @@ impl SourceAddrs {
         )
     }
 
-    /// The next source address for a connection to `target` (none unless both are loopback IPv4).
+    /// The next source address for a connection to `target`: none unless both are loopback
+    /// IPv4, or, for `--source-ips`, unless the address is of the target's family.
     pub fn pick(&self, target: &SocketAddr) -> Option<IpAddr> {
-        if self.addrs.is_empty() || !target.ip().is_loopback() || !target.is_ipv4() {
+        if self.addrs.is_empty() {
+            return None;
+        }
+        if !self.explicit && (!target.ip().is_loopback() || !target.is_ipv4()) {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.addrs.len();
-        Some(self.addrs[i])
+        Some(self.addrs[i]).filter(|a| a.is_ipv4() == target.is_ipv4())
     }
 }
 
@@ -226,7 +255,8 @@ pub enum ResolveError {
     Nothing(String),
 }
 
-/// Every address of `host:port`: an IP literal without asking the resolver, a name through it.
+/// Every address of `host:port`: an IP literal without asking the resolver, a name the run pinned
+/// ([`super::dns`]) as pinned, any other name through the resolver.
 ///
 /// # Errors
 /// [`ResolveError::Lookup`] or [`ResolveError::Nothing`].
@@ -234,6 +264,10 @@ pub async fn addresses(host: &str, port: u16) -> Result<Vec<SocketAddr>, Resolve
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    // A name the run resolved before it started: the same addresses for every connection.
+    if let Some(addrs) = super::dns::pinned(host, port) {
+        return Ok(addrs);
     }
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await

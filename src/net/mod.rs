@@ -9,9 +9,14 @@
 //!   connect timeout, body limit and an optional cap on requests in flight as [`ClientOptions`],
 //!   and one [`Error`] whose [`ErrorKind`] says what failed (refused, reset, DNS, timeout, the
 //!   harness's own descriptors, a body over the limit, no free slot, a refused TLS handshake).
+//! - [`dns`]: each host name of a run looked up once before it starts, timed, and pinned for
+//!   every connection of the run.
+//! - [`sources`]: `--source-ips`, the local addresses of a run against a real server, and the
+//!   port and descriptor budget checked before it starts.
 //! - [`tls`]: [`Tls`], the run's one rustls client configuration (roots, `--ca-cert`,
 //!   `--insecure`, ALPN `http/1.1`), the handshake and the one-line reason of a failed one;
-//!   [`preflight`]: the one handshake to the target before a run's users start.
+//!   [`preflight`]: the one handshake to the target before a run's users start;
+//!   [`resumption`]: which users resume their TLS sessions, and the ticket pool they share.
 //!
 //! Who uses it: the harness's control traffic (`engine`: probe, fault API, setup, state check)
 //! with [`ClientOptions::default`]; the simulated users' two lanes (`user::http`: REST with slots,
@@ -26,7 +31,10 @@
 
 pub mod client;
 pub mod connect;
+pub mod dns;
 pub mod preflight;
+pub mod resumption;
+pub mod sources;
 pub mod tls;
 
 pub use client::{

@@ -10,9 +10,12 @@
 //! accepts any certificate (handshake signatures are still checked, so the bytes are still
 //! encrypted to whoever answered, but that may be anyone). SNI is the URL's host name (an IP
 //! address is sent as none, as RFC 6066 asks); ALPN offers `http/1.1` only, the one protocol
-//! every client here speaks. Session resumption is off: each simulated user is its own device,
-//! and a ticket cache shared by the whole run would let 10,000 users resume one another's
-//! sessions, a handshake mix no real crowd of clients produces.
+//! every client here speaks. Session resumption is off in the run's configuration: the control
+//! traffic, REST lanes and conformance suite make full handshakes. A scenario's
+//! `users.tls.resumption` adds a second configuration ([`Tls::with_resumption`]) that the
+//! resuming share of the users handshake with ([`Tls::for_user`]), sharing one ticket pool
+//! (`super::resumption`), so that a storm of resumed handshakes can be asked for apart from a
+//! storm of full ones.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -52,6 +55,8 @@ pub enum TlsSetupError {
 #[derive(Clone)]
 pub struct Tls {
     config: Arc<rustls::ClientConfig>,
+    /// The resuming users' configuration and their share (`users.tls.resumption`).
+    resuming: Option<(Arc<rustls::ClientConfig>, f64)>,
     insecure: bool,
     roots: usize,
 }
@@ -69,9 +74,39 @@ impl std::fmt::Debug for Tls {
 /// default provider deprecated because it lacks the post-quantum key exchange (X25519MLKEM768)
 /// that aws-lc-rs has; the handshakes here offer X25519 and the NIST curves, which every server
 /// accepts, and a load test gains nothing from post-quantum secrecy.
+///
+/// Key exchange X25519 first: ring's provider lists P-384 first, and the client sends its one key
+/// share for the first group, so every handshake was a P-384 key generation and agreement, which
+/// ring does with generic big-number code: 0.8 CPU s per 1,000 handshakes, three quarters of
+/// the harness's handshake cost (perf, `benches/tls.sh`). X25519 first is also what the SDKs'
+/// platforms send (browsers, Node, Android, iOS), so the server does the work real clients ask
+/// of it; P-256 and P-384 stay offered for servers without X25519. Cipher suites in the order
+/// browsers offer them, AES-128-GCM first: ring's provider lists AES-256-GCM-SHA384 first, whose
+/// SHA-384 key schedule was the largest single cost of a resumed handshake (perf, 5 %).
 #[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = x25519_first(provider.kx_groups);
+    provider.cipher_suites.sort_by_key(|s| match s.suite() {
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => 1,
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => 2,
+        _ => 3,
+    });
+    Arc::new(provider)
+}
+
+/// The key-exchange groups with X25519, then P-256, ahead of the rest (order otherwise kept).
+pub fn x25519_first(
+    mut groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup>,
+) -> Vec<&'static dyn rustls::crypto::SupportedKxGroup> {
+    let rank = |g: &&dyn rustls::crypto::SupportedKxGroup| match g.name() {
+        rustls::NamedGroup::X25519 => 0,
+        rustls::NamedGroup::secp256r1 => 1,
+        _ => 2,
+    };
+    groups.sort_by_key(rank);
+    groups
 }
 
 impl Tls {
@@ -101,6 +136,7 @@ impl Tls {
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Self {
             config: Arc::new(config),
+            resuming: None,
             insecure: options.insecure,
             roots,
         })
@@ -132,6 +168,7 @@ impl Tls {
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Self {
             config: Arc::new(config),
+            resuming: None,
             insecure: false,
             roots: n,
         })
@@ -145,6 +182,46 @@ impl Tls {
     /// The shared rustls configuration.
     pub fn config(&self) -> &Arc<rustls::ClientConfig> {
         &self.config
+    }
+
+    /// The same trust, plus session resumption for a share `share` (0 to 1) of `users` users:
+    /// their handshakes ([`Tls::for_user`]) go through a second configuration whose session
+    /// store is one [`super::resumption::TicketPool`] holding a ticket per resuming user. A
+    /// share of 0 leaves the configuration as it is.
+    #[must_use]
+    pub fn with_resumption(mut self, share: f64, users: u64) -> Self {
+        if share <= 0.0 {
+            self.resuming = None;
+            return self;
+        }
+        let resuming_users = (users as f64 * share.min(1.0)).ceil() as usize;
+        let mut config = (*self.config).clone();
+        config.resumption =
+            rustls::client::Resumption::store(Arc::new(super::resumption::TicketPool::new(resuming_users)));
+        self.resuming = Some((Arc::new(config), share.min(1.0)));
+        self
+    }
+
+    /// The share of users that resume (0 without [`Tls::with_resumption`]).
+    pub fn resumption_share(&self) -> f64 {
+        self.resuming.as_ref().map_or(0.0, |(_, s)| *s)
+    }
+
+    /// The configuration user `index` handshakes with: the resuming one when the user is in the
+    /// resuming share ([`super::resumption::resumes`]), else the run's (a clone of `Arc`s).
+    pub fn for_user(&self, index: u32) -> Tls {
+        match &self.resuming {
+            Some((config, share)) if super::resumption::resumes(index, *share) => Tls {
+                config: config.clone(),
+                resuming: None,
+                insecure: self.insecure,
+                roots: self.roots,
+            },
+            _ => Tls {
+                resuming: None,
+                ..self.clone()
+            },
+        }
     }
 }
 
@@ -293,4 +370,24 @@ pub fn reason(e: &rustls::Error) -> String {
 /// True for URLs whose connections are TLS.
 pub fn is_tls_scheme(scheme: &str) -> bool {
     matches!(scheme, "https" | "wss")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_key_share_is_x25519() {
+        let groups: Vec<_> = provider().kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(groups[0], rustls::NamedGroup::X25519, "{groups:?}");
+        assert_eq!(groups[1], rustls::NamedGroup::secp256r1, "{groups:?}");
+        assert_eq!(groups.len(), 3);
+    }
+
+    #[test]
+    fn the_first_cipher_suite_is_aes_128_gcm() {
+        let suites: Vec<_> = provider().cipher_suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(suites[0], rustls::CipherSuite::TLS13_AES_128_GCM_SHA256, "{suites:?}");
+        assert_eq!(suites.len(), rustls::crypto::ring::DEFAULT_CIPHER_SUITES.len());
+    }
 }

@@ -34,6 +34,16 @@ pub fn build(scenario: &Scenario, scenario_file: Option<String>, out: &RunOutput
             interrupted: out.stop_reason.is_some(),
             stop_reason: out.stop_reason.clone(),
             tls: out.tls.clone(),
+            dns: out
+                .dns
+                .iter()
+                .map(|r| crate::report::summary::DnsInfo {
+                    host: r.host.clone(),
+                    port: r.port,
+                    addresses: r.addrs.iter().map(ToString::to_string).collect(),
+                    lookup_ms: r.took.as_secs_f64() * 1000.0,
+                })
+                .collect(),
         },
         verdict: Verdict::default(),
         latency: BTreeMap::new(),

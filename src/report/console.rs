@@ -34,6 +34,16 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
     let r = &s.run;
     writeln!(w, "chatstorm {} — {}", s.tool.version, r.name)?;
     writeln!(w, "  target   {}", r.target)?;
+    for d in &r.dns {
+        writeln!(
+            w,
+            "  dns      {}:{} -> {} ({:.1}ms, once for the run)",
+            d.host,
+            d.port,
+            d.addresses.join(" "),
+            d.lookup_ms
+        )?;
+    }
     writeln!(
         w,
         "  run      seed {}, {:.1}s of {:.1}s planned, {} of {} users started{}",
@@ -54,6 +64,14 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         c("fallbacks"),
         c("token_refreshes")
     )?;
+    if c("tls_full_handshakes") + c("tls_resumed_handshakes") > 0 {
+        writeln!(
+            w,
+            "           TLS handshakes {} full, {} resumed",
+            c("tls_full_handshakes"),
+            c("tls_resumed_handshakes")
+        )?;
+    }
     writeln!(
         w,
         "  events   {} sent, {} received, {} lost, {} duplicated, {} out of order",

@@ -183,6 +183,24 @@ pub struct RunInfo {
     /// How the target was reached over TLS; absent for a plain target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsInfo>,
+    /// The host names the run looked up, once each before any user started (every connection
+    /// of the run then used these addresses); absent for IP literals and the embedded mock.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<DnsInfo>,
+}
+
+/// One host name's lookup (`net::dns`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DnsInfo {
+    /// The name.
+    pub host: String,
+    /// The port connected to.
+    pub port: u16,
+    /// The addresses it resolved to, in the order connections try them (a user's WebSocket
+    /// uses the first).
+    pub addresses: Vec<String>,
+    /// The lookup's time, milliseconds.
+    pub lookup_ms: f64,
 }
 
 /// The TLS of a run against an `https://` / `wss://` target.

@@ -21,6 +21,7 @@ mod tree;
 mod user_id;
 mod validate;
 mod validate_load;
+mod validate_tls;
 mod validate_users;
 mod validate_verdict;
 

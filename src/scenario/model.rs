@@ -157,6 +157,9 @@ pub struct Users {
     pub backoff: Option<Duration>,
     /// What kind of client each user is (`users.kind`, default [`UserKind::Stream`]).
     pub kind: UserKind,
+    /// `users.tls.resumption`: the share of users (0 to 1) that resume their TLS sessions over
+    /// `wss://` (0, the default: every handshake is full).
+    pub tls_resumption: f64,
 }
 
 /// What kind of client the users are.

@@ -114,6 +114,14 @@ pub(crate) struct RawUsers {
     /// `sdk` (default) or a fixed wait such as `250ms`.
     pub backoff: Field<Scalar>,
     pub kind: Field<RawUserKind>,
+    pub tls: Field<RawUsersTls>,
+}
+
+/// `users.tls: {resumption: off | on | 0.5 | "50%"}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawUsersTls {
+    pub resumption: Field<RawShare>,
 }
 
 /// `users.kind`: `stream` (default: SDK-like users) or `plain-websocket` (bare WebSocket clients).

@@ -258,6 +258,11 @@ pub(crate) fn users(check: &mut Check<'_>, sp: &Sp<RawUsers>, token_source: Opti
         Some(s) => check.duration(s).map(Some),
         None => Some(None),
     };
+    let tls_resumption = u
+        .tls
+        .as_ref()
+        .and_then(|t| t.value.resumption.as_ref())
+        .map_or(Some(0.0), |r| super::validate_tls::resumption(check, r));
     Some(Users {
         count: count?,
         id: id?,
@@ -269,6 +274,7 @@ pub(crate) fn users(check: &mut Check<'_>, sp: &Sp<RawUsers>, token_source: Opti
         unity,
         backoff: backoff?,
         kind,
+        tls_resumption: tls_resumption?,
     })
 }
 

@@ -460,11 +460,12 @@ impl Driver {
                     Ok(server) => {
                         let source = ctx.source_addrs.pick(&server);
                         let t = &ctx.target;
+                        let tls = t.tls.as_ref().map(|tls| tls.for_user(spec.index));
                         transport::connect_ws(
                             &t.ws_base,
                             server,
                             source,
-                            t.tls.as_ref(),
+                            tls.as_ref(),
                             &t.api_key,
                             &token,
                             &payload,

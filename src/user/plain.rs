@@ -41,7 +41,13 @@ enum Fail {
 ///
 /// `intended` is the schedule's start time: the connect is also measured from it (the
 /// coordinated-omission corrected view), as for SDK users.
-pub async fn run(ctx: Arc<UserCtx>, intended: Instant, stop_at: Option<Instant>, cancel: CancellationToken) {
+pub async fn run(
+    ctx: Arc<UserCtx>,
+    index: u32,
+    intended: Instant,
+    stop_at: Option<Instant>,
+    cancel: CancellationToken,
+) {
     let rec = &ctx.recorder;
     rec.gauge_add(Gauge::Users, 1);
     // The timer is boxed (and only exists with a stop time): every byte of this future is held
@@ -61,7 +67,7 @@ pub async fn run(ctx: Arc<UserCtx>, intended: Instant, stop_at: Option<Instant>,
     tokio::pin!(stop);
     let started = Instant::now();
     // Boxed: the connect's state (resolve, socket, upgrade buffers) is freed once it is done.
-    let opening = Box::pin(tokio::time::timeout(FIRST_FRAME_TIMEOUT, open(&ctx)));
+    let opening = Box::pin(tokio::time::timeout(FIRST_FRAME_TIMEOUT, open(&ctx, index)));
     let opened = tokio::select! {
         biased;
         () = &mut stop => None,
@@ -93,7 +99,7 @@ pub async fn run(ctx: Arc<UserCtx>, intended: Instant, stop_at: Option<Instant>,
 }
 
 /// TCP connect, upgrade, first data frame.
-async fn open(ctx: &UserCtx) -> Result<Box<Ws>, Fail> {
+async fn open(ctx: &UserCtx, index: u32) -> Result<Box<Ws>, Fail> {
     let server = crate::net::resolve(&ctx.target.ws_base)
         .await
         .map_err(|_| Fail::Network)?;
@@ -121,10 +127,11 @@ async fn open(ctx: &UserCtx) -> Result<Box<Ws>, Fail> {
     let stream = match &ctx.target.tls {
         Some(tls) if ctx.target.is_tls() => {
             let name = ctx.target.ws_base.host_str().unwrap_or_default();
-            let s = crate::net::connect::secure(stream, tls, name)
+            let s = crate::net::connect::secure(stream, &tls.for_user(index), name)
                 .await
                 .map_err(|_| Fail::Network)?;
             phase_done(Metric::ConnectTls);
+            transport::count_handshake(&ctx.recorder, &s);
             s
         }
         _ => stream,
@@ -219,7 +226,7 @@ mod tests {
             observer: None,
             run_start: Instant::now(),
         });
-        let f = run(ctx, Instant::now(), None, CancellationToken::new());
+        let f = run(ctx, 0, Instant::now(), None, CancellationToken::new());
         let size = std::mem::size_of_val(&f);
         assert!(size <= 400, "the plain user's future is {size} bytes");
     }

@@ -121,6 +121,7 @@ pub async fn connect_ws(
             }
         })?;
         phase_done(crate::metrics::Metric::ConnectTls);
+        count_handshake(rec, &secured);
         secured
     } else {
         stream
@@ -170,6 +171,15 @@ pub async fn connect_ws(
             Err(Failure::Network(FailureKind::NotProtocol))
         }
         _ => Err(Failure::Network(FailureKind::NotJson)),
+    }
+}
+
+/// Counts a finished TLS handshake as resumed or full (`users.tls.resumption`).
+pub fn count_handshake(rec: &crate::metrics::Recorder, stream: &net::Stream) {
+    match stream.resumed() {
+        Some(true) => rec.count(crate::metrics::Counter::TlsResumedHandshakes),
+        Some(false) => rec.count(crate::metrics::Counter::TlsFullHandshakes),
+        None => {}
     }
 }
 

@@ -275,3 +275,23 @@ fn plain_websocket_users_refuse_what_only_stream_users_use() {
         &["3:9: users.kind: unknown value `raw`; expected one of: stream, plain-websocket"],
     );
 }
+
+#[test]
+fn tls_resumption_takes_off_on_or_a_share() {
+    let s = parse_fixture("valid/tls-resumption.yaml").expect("valid");
+    assert!((s.users.tls_resumption - 0.5).abs() < 1e-9);
+    for (text, want) in [("off", 0.0), ("on", 1.0), ("true", 1.0), ("\"25%\"", 0.25), ("0", 0.0)] {
+        let yaml = format!("users:\n  count: 4\n  tls: {{resumption: {text}}}\nload:\n  - hold: 1s\n");
+        let s = parse("t.yaml", &yaml).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert!((s.users.tls_resumption - want).abs() < 1e-9, "{text}");
+    }
+    let none = parse("t.yaml", "users:\n  count: 4\nload:\n  - hold: 1s\n").expect("valid");
+    assert!(none.users.tls_resumption.abs() < 1e-9);
+    assert_problems(
+        "invalid/bad-tls.yaml",
+        &[
+            "4:21: users.tls.resumption: resumption is off, on, or the share of users that resume their TLS sessions, such as 0.5 or \"50%\"",
+            "4:26: users.tls.tickets: unknown key `tickets`; expected one of: resumption",
+        ],
+    );
+}

@@ -141,6 +141,16 @@ pub async fn run(args: RunPlan) -> Outcome {
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
     let file = args.scenario.display().to_string();
+    let live = if args.live.any() {
+        let labels = crate::live::RunLabels::of(&scenario.name, &dir, args.shard);
+        let scenario = std::sync::Arc::new(scenario.clone());
+        match crate::live::Live::start(&args.live, labels, scenario, Some(file.clone())).await {
+            Ok(l) => Some(l),
+            Err(e) => return fail(Outcome::InvalidConfig, e),
+        }
+    } else {
+        None
+    };
     let req = RunRequest {
         scenario: scenario.clone(),
         scenario_file: Some(args.scenario.clone()),
@@ -152,6 +162,9 @@ pub async fn run(args: RunPlan) -> Outcome {
             crate::engine::lanes::LanePlan::Auto,
             crate::engine::lanes::LanePlan::Threads,
         ),
+        watcher: live
+            .clone()
+            .map(|l| l as std::sync::Arc<dyn crate::engine::watch::Watcher>),
     };
     let target_text = args.target.target.clone().unwrap_or_default();
     let output = match crate::engine::run::run(req).await {
@@ -174,6 +187,9 @@ pub async fn run(args: RunPlan) -> Outcome {
     };
     let summary = report::build::build(&scenario, Some(file), &output);
     write_outputs(&summary, &dir, &args.formats);
+    if let Some(l) = &live {
+        l.finish(&summary).await;
+    }
     Outcome::from_code(summary.verdict.exit_code)
 }
 

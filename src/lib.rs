@@ -37,6 +37,7 @@ pub mod commands;
 pub mod conformance;
 pub mod engine;
 pub mod exit;
+pub mod live;
 pub mod markup;
 pub mod metrics;
 pub mod net;

@@ -240,10 +240,16 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         Some(n) => Some(Arc::new(super::lanes::Lanes::start(n).map_err(StartError::Lanes)?)),
         None => None,
     };
-    let lag_task = tokio::spawn(lag::probe(lag_stop.clone()));
+    let lag_tally = req
+        .watcher
+        .as_ref()
+        .map(|w| w.lag_bounds_us())
+        .filter(|b| !b.is_empty())
+        .map(|b| Arc::new(lag::LagTally::new(b)));
+    let lag_task = tokio::spawn(lag::probe_into(lag_stop.clone(), lag_tally.clone()));
     let lane_lag_tasks = lanes
         .as_ref()
-        .map(|l| l.on_each(|| lag::probe(lag_stop.clone())))
+        .map(|l| l.on_each(|| lag::probe_into(lag_stop.clone(), lag_tally.clone())))
         .unwrap_or_default();
     let hlog_path = req.out_dir.join("metrics.hlog");
     let mut collector = Collector::new(recorder.clone(), start.into_std(), started_at)
@@ -279,6 +285,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
             peak_connected: 0,
             conformance: crate::conformance::ObserverSummary { rules: Vec::new() },
             conformance_by_profile: std::collections::BTreeMap::new(),
+            scheduler_lag: lag_tally.clone(),
         };
         collector.set_on_tick(Box::new(move |c| {
             so_far.users_started = started.load(Relaxed);

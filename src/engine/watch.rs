@@ -16,6 +16,12 @@ use std::time::{Duration, SystemTime};
 pub trait Watcher: Send + Sync {
     /// One collection: `collector` holds everything recorded up to now.
     fn tick(&self, collector: &Collector, run: &RunSoFar);
+
+    /// Upper bounds (microseconds) to count the scheduler-lag probes' wake-ups in, live
+    /// ([`RunSoFar::scheduler_lag`]); empty (the default): not counted.
+    fn lag_bounds_us(&self) -> Vec<u64> {
+        Vec::new()
+    }
 }
 
 /// What the engine knows of a run beside its metrics, at one collection.
@@ -51,4 +57,6 @@ pub struct RunSoFar {
     pub conformance: ObserverSummary,
     /// The same per profile.
     pub conformance_by_profile: BTreeMap<&'static str, BTreeMap<String, RuleTally>>,
+    /// The scheduler-lag probes' wake-ups so far, in the watcher's bounds.
+    pub scheduler_lag: Option<Arc<super::lag::LagTally>>,
 }

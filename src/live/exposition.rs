@@ -230,7 +230,8 @@ impl Exposition {
         for index in 0..SERIES_COUNT {
             let Some(series) = Series::from_index(index) else { continue };
             let Some(whole) = c.cumulative(series) else { continue };
-            if series.view == View::Intended && !series.metric.scheduled() {
+            // The scheduler lag comes from the probes' own tally (below), never recorded per user.
+            if (series.view == View::Intended && !series.metric.scheduled()) || series.metric == Metric::SchedulerLag {
                 continue;
             }
             let (name, help, own) = histogram_family(series.metric);
@@ -268,6 +269,24 @@ impl Exposition {
             }
         }
         families.extend(hist);
+        let mut lag = Family::new(
+            "chatstorm_scheduler_lag_seconds",
+            Kind::Histogram,
+            "How late the harness's own timers (one probe per runtime, every 10 ms) woke up: the generator's health.",
+        );
+        if let Some(t) = &run.scheduler_lag {
+            let counts = t.counts();
+            let count = counts.iter().sum();
+            lag.histograms.push((
+                Vec::new(),
+                Buckets {
+                    counts,
+                    sum_us: t.sum_us() as f64,
+                    count,
+                },
+            ));
+        }
+        families.push(lag);
 
         Exposition {
             run: labels.pairs(),

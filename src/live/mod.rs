@@ -221,6 +221,14 @@ impl Watcher for Live {
             d.tick(collector, run);
         }
     }
+
+    fn lag_bounds_us(&self) -> Vec<u64> {
+        if self.families.is_some() {
+            buckets::BOUNDS_US.clone()
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -81,10 +81,9 @@ fn number(out: &mut String, v: f64) {
 /// The text exposition of `e`.
 pub fn render(e: &Exposition) -> String {
     let mut out = String::with_capacity(64 * 1024);
+    // A family without samples yet still says it exists (its metadata), so that dashboards and
+    // alerts find every name from the first scrape on.
     for f in &e.families {
-        if f.samples.is_empty() && f.histograms.is_empty() {
-            continue;
-        }
         let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
         let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind.name());
         match f.kind {

@@ -107,7 +107,8 @@ fn get(addr: SocketAddr, path: &str, limit: Duration) -> Result<(u16, String), S
         if let Some((head, body)) = text.split_once("\r\n\r\n")
             && let Some(len) = head.lines().find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
             })
             && body.len() >= len
         {
@@ -192,7 +193,10 @@ impl Run {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(l) => self.seen.push(l),
-                Err(_) => panic!("no `{prefix}` line within 60 s; stderr so far:\n{}", self.seen.join("\n")),
+                Err(_) => panic!(
+                    "no `{prefix}` line within 60 s; stderr so far:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
@@ -260,8 +264,12 @@ impl Prometheus {
     /// An instant query's result vector (panics on a PromQL error).
     fn query(&self, q: &str) -> Vec<Value> {
         let enc: String = form_urlencoded::byte_serialize(q.as_bytes()).collect();
-        let (status, body) = get(self.addr, &format!("/api/v1/query?query={enc}"), Duration::from_secs(20))
-            .unwrap_or_else(|e| panic!("query {q}: {e}"));
+        let (status, body) = get(
+            self.addr,
+            &format!("/api/v1/query?query={enc}"),
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|e| panic!("query {q}: {e}"));
         let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("query {q}: {e}: {body}"));
         assert!(status == 200 && v["status"] == "success", "query {q}: {status} {body}");
         v["data"]["result"].as_array().cloned().unwrap_or_default()
@@ -293,19 +301,26 @@ fn bucket_around(seconds: f64) -> (f64, f64) {
 fn check_p99(p: &Prometheus, summary: &Value, what: &str) {
     let q = "histogram_quantile(0.99, sum by (le) (last_over_time(chatstorm_connect_duration_seconds_bucket{view=\"actual\"}[10m])))";
     let promql = p.number(q).unwrap_or_else(|| panic!("{what}: no result for {q}"));
-    let ours = summary["latency"]["connect"]["summary"]["p99_us"].as_f64().expect("connect p99");
+    let ours = summary["latency"]["connect"]["summary"]["p99_us"]
+        .as_f64()
+        .expect("connect p99");
     let (lo, hi) = bucket_around(promql);
     assert!(
         ours >= lo * 0.999 && ours <= hi * 1.001,
         "{what}: PromQL p99 {promql} s is in bucket ({lo} us, {hi} us], the run's p99 is {ours} us"
     );
-    eprintln!("{what}: PromQL p99 {:.3} ms, summary p99 {:.3} ms, bucket ({lo}, {hi}] us", promql * 1e3, ours / 1e3);
+    eprintln!(
+        "{what}: PromQL p99 {:.3} ms, summary p99 {:.3} ms, bucket ({lo}, {hi}] us",
+        promql * 1e3,
+        ours / 1e3
+    );
 }
 
 /// Sum over profiles of the last value of counter `name` (`last_over_time` skips the staleness
 /// markers written once the target is gone).
 fn counter(p: &Prometheus, name: &str, extra: &str) -> f64 {
-    p.number(&format!("sum(last_over_time({name}{{{extra}}}[10m]))")).unwrap_or(0.0)
+    p.number(&format!("sum(last_over_time({name}{{{extra}}}[10m]))"))
+        .unwrap_or(0.0)
 }
 
 fn summary_counter(summary: &Value, name: &str) -> f64 {
@@ -399,7 +414,12 @@ fn prometheus_scrapes_and_remote_write_agree_with_the_summary_and_grafana_querie
     let write_url = format!("http://{}/api/v1/write", receiver.addr);
     let mut run = Run::start(
         &dir,
-        &["--metrics-listen", "127.0.0.1:0", "--prometheus-remote-write", &write_url],
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--prometheus-remote-write",
+            &write_url,
+        ],
     );
     let metrics = run.url_after("chatstorm: Prometheus metrics at");
     let scraper = Prometheus::start(
@@ -420,7 +440,10 @@ fn prometheus_scrapes_and_remote_write_agree_with_the_summary_and_grafana_querie
         if served(&body, "chatstorm_errors_total") && served(&body, "chatstorm_delivery_latency_seconds_bucket") {
             break (body, took);
         }
-        assert!(Instant::now() < deadline, "no error code and no delivery within 30 s:\n{body}");
+        assert!(
+            Instant::now() < deadline,
+            "no error code and no delivery within 30 s:\n{body}"
+        );
         // Waiting for the run's timeline (the token expiry at 6 s) to have happened.
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -433,12 +456,20 @@ fn prometheus_scrapes_and_remote_write_agree_with_the_summary_and_grafana_querie
     assert!(scrapes.unwrap_or(0.0) >= 3.0, "scrapes of the run: {scrapes:?}");
     check_p99(&scraper, &summary, "scrape");
     // Counters that stop moving once the storm and the expiry are over equal the summary's.
-    for name in ["connects", "connect_failures", "token_fetches", "token_refreshes", "reconnect_attempts"] {
+    for name in [
+        "connects",
+        "connect_failures",
+        "token_fetches",
+        "token_refreshes",
+        "reconnect_attempts",
+    ] {
         let scraped = counter(&scraper, &format!("chatstorm_{name}_total"), "");
         assert_eq!(scraped, summary_counter(&summary, name), "scraped {name}");
     }
     let scraped = counter(&scraper, "chatstorm_connect_duration_seconds_count", "view=\"actual\"");
-    let ours = summary["latency"]["connect"]["summary"]["count"].as_f64().expect("connect count");
+    let ours = summary["latency"]["connect"]["summary"]["count"]
+        .as_f64()
+        .expect("connect count");
     assert_eq!(scraped, ours, "scraped connect count");
 
     // The remote write's final push: every counter exactly, per profile too.
@@ -450,11 +481,17 @@ fn prometheus_scrapes_and_remote_write_agree_with_the_summary_and_grafana_querie
     }
     for (profile, p) in summary["metrics"]["profiles"].as_object().expect("profiles") {
         for name in ["connects", "token_fetches", "events_sent", "disconnects"] {
-            let pushed = counter(&receiver, &format!("chatstorm_{name}_total"), &format!("profile=\"{profile}\""));
+            let pushed = counter(
+                &receiver,
+                &format!("chatstorm_{name}_total"),
+                &format!("profile=\"{profile}\""),
+            );
             assert_eq!(pushed, p["counters"][name].as_f64().unwrap_or(-1.0), "{profile} {name}");
         }
     }
-    let codes = summary["metrics"]["error_codes"]["by_code"].as_object().expect("error codes");
+    let codes = summary["metrics"]["error_codes"]["by_code"]
+        .as_object()
+        .expect("error codes");
     assert!(!codes.is_empty(), "the token expiry gives error codes");
     for (code, n) in codes {
         let pushed = counter(&receiver, "chatstorm_errors_total", &format!("code=\"{code}\""));
@@ -472,14 +509,20 @@ fn prometheus_scrapes_and_remote_write_agree_with_the_summary_and_grafana_querie
         let names = names_in(&q);
         assert!(!names.is_empty(), "a Grafana query that names no chatstorm series: {q}");
         for n in names {
-            assert!(served(&scrape, &n), "Grafana query {q} names {n}, which the endpoint does not serve");
+            assert!(
+                served(&scrape, &n),
+                "Grafana query {q} names {n}, which the endpoint does not serve"
+            );
         }
         scraper.query(&q);
     }
 }
 
 fn run_id_of(dir: &Path) -> String {
-    dir.join("run").file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    dir.join("run")
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,7 +576,9 @@ async fn watch_page(dir: &Path, url: &str, reads: usize, gap: Duration) -> PageW
             }
         }
     });
-    let browser_ws = rx.recv_timeout(Duration::from_secs(60)).expect("chromium's DevTools address within 60 s");
+    let browser_ws = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("chromium's DevTools address within 60 s");
     let devtools: SocketAddr = browser_ws
         .trim_start_matches("ws://")
         .split('/')
@@ -548,7 +593,9 @@ async fn watch_page(dir: &Path, url: &str, reads: usize, gap: Duration) -> PageW
         .and_then(|t| t["webSocketDebuggerUrl"].as_str())
         .expect("a page target")
         .to_owned();
-    let (mut ws, _) = tokio_tungstenite::connect_async(page_ws.as_str()).await.expect("DevTools connection");
+    let (mut ws, _) = tokio_tungstenite::connect_async(page_ws.as_str())
+        .await
+        .expect("DevTools connection");
     let mut watch = PageWatch {
         doms: Vec::new(),
         requests: Vec::new(),
@@ -557,7 +604,10 @@ async fn watch_page(dir: &Path, url: &str, reads: usize, gap: Duration) -> PageW
     let mut id = 0u64;
     let mut send = |method: &str, params: Value| {
         id += 1;
-        (id, Message::text(serde_json::json!({"id": id, "method": method, "params": params}).to_string()))
+        (
+            id,
+            Message::text(serde_json::json!({"id": id, "method": method, "params": params}).to_string()),
+        )
     };
     for (method, params) in [
         ("Runtime.enable", serde_json::json!({})),
@@ -571,7 +621,10 @@ async fn watch_page(dir: &Path, url: &str, reads: usize, gap: Duration) -> PageW
     let mut next_read = tokio::time::Instant::now() + gap;
     let mut waiting: Option<u64> = None;
     while watch.doms.len() < reads {
-        assert!(tokio::time::Instant::now() < deadline, "the page was not read {reads} times in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page was not read {reads} times in time"
+        );
         let msg = tokio::select! {
             m = ws.next() => m,
             () = tokio::time::sleep_until(next_read), if waiting.is_none() => {
@@ -586,14 +639,18 @@ async fn watch_page(dir: &Path, url: &str, reads: usize, gap: Duration) -> PageW
         };
         let v: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
         if waiting.is_some() && v["id"].as_u64() == waiting {
-            watch.doms.push(v["result"]["result"]["value"].as_str().unwrap_or_default().to_owned());
+            watch
+                .doms
+                .push(v["result"]["result"]["value"].as_str().unwrap_or_default().to_owned());
             waiting = None;
             next_read = tokio::time::Instant::now() + gap;
             continue;
         }
         let p = &v["params"];
         match v["method"].as_str().unwrap_or_default() {
-            "Network.requestWillBeSent" => watch.requests.push(p["request"]["url"].as_str().unwrap_or_default().to_owned()),
+            "Network.requestWillBeSent" => watch
+                .requests
+                .push(p["request"]["url"].as_str().unwrap_or_default().to_owned()),
             "Runtime.exceptionThrown" => watch.problems.push(format!("exception: {}", p["exceptionDetails"])),
             "Runtime.consoleAPICalled" if matches!(p["type"].as_str(), Some("error" | "warning" | "assert")) => {
                 watch.problems.push(format!("console.{}: {}", p["type"], p["args"]));
@@ -630,7 +687,9 @@ fn final_event(addr: SocketAddr, limit: Duration) -> Result<String, String> {
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let at = text.rfind("event: final\n").ok_or_else(|| format!("no final event in {} bytes", text.len()))?;
+    let at = text
+        .rfind("event: final\n")
+        .ok_or_else(|| format!("no final event in {} bytes", text.len()))?;
     let mut data = Vec::new();
     for line in text[at..].lines().skip(1) {
         match line.strip_prefix("data: ") {
@@ -667,7 +726,11 @@ fn the_dashboard_updates_live_shows_every_chart_and_becomes_the_final_report() {
         );
     }
     assert_ne!(first, second, "the page did not change between two reads 4 s apart");
-    assert!(page.problems.is_empty(), "the page logged problems:\n{}", page.problems.join("\n"));
+    assert!(
+        page.problems.is_empty(),
+        "the page logged problems:\n{}",
+        page.problems.join("\n")
+    );
     assert!(
         page.requests.iter().any(|u| u == &format!("{url}events")),
         "the page never opened its event stream: {:?}",
@@ -679,13 +742,27 @@ fn the_dashboard_updates_live_shows_every_chart_and_becomes_the_final_report() {
 
     // Every chart of the report, live: the fixed ones, and one per latency series with samples.
     let ids = chart_ids(second);
-    for id in ["connected", "throughput", "events", "errors", "failure-rate", "series-connect", "spectrum-connect"] {
-        assert!(ids.iter().any(|i| i == id), "chart {id} missing from the live page; it has {ids:?}");
+    for id in [
+        "connected",
+        "throughput",
+        "events",
+        "errors",
+        "failure-rate",
+        "series-connect",
+        "spectrum-connect",
+    ] {
+        assert!(
+            ids.iter().any(|i| i == id),
+            "chart {id} missing from the live page; it has {ids:?}"
+        );
     }
     let report = std::fs::read_to_string(dir.join("run/report.html")).expect("report.html");
     let final_ids = chart_ids(&report);
     for id in &ids {
-        assert!(final_ids.contains(id), "the live page drew {id}, which the report does not have");
+        assert!(
+            final_ids.contains(id),
+            "the live page drew {id}, which the report does not have"
+        );
     }
 
     // The stream's last event is the final report's body, exactly.

@@ -267,8 +267,13 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let late = Arc::new(AtomicU64::new(0));
     let marks: timeline::Marks = Arc::default();
     if let Some(watcher) = req.watcher.clone() {
-        let (started, late, peaks, marks, observer) =
-            (started.clone(), late.clone(), peaks.clone(), marks.clone(), observer.clone());
+        let (started, late, peaks, marks, observer) = (
+            started.clone(),
+            late.clone(),
+            peaks.clone(),
+            marks.clone(),
+            observer.clone(),
+        );
         let mut so_far = super::watch::RunSoFar {
             scenario: scenario.clone(),
             target_description: target_description.clone(),

@@ -232,7 +232,10 @@ fn page_response(title: &str, u: &Update) -> Response {
         ::http::header::HeaderName::from_static("content-security-policy"),
         ::http::HeaderValue::from_static(CSP),
     );
-    h.insert(::http::header::CACHE_CONTROL, ::http::HeaderValue::from_static("no-store"));
+    h.insert(
+        ::http::header::CACHE_CONTROL,
+        ::http::HeaderValue::from_static("no-store"),
+    );
     r
 }
 
@@ -290,8 +293,14 @@ fn events(rx: watch::Receiver<Arc<Update>>, clients: Arc<AtomicUsize>, gone: Arc
     });
     let mut r = ::http::Response::new(StreamBody::new(stream).boxed_unsync());
     let h = r.headers_mut();
-    h.insert(::http::header::CONTENT_TYPE, ::http::HeaderValue::from_static("text/event-stream"));
-    h.insert(::http::header::CACHE_CONTROL, ::http::HeaderValue::from_static("no-store"));
+    h.insert(
+        ::http::header::CONTENT_TYPE,
+        ::http::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        ::http::header::CACHE_CONTROL,
+        ::http::HeaderValue::from_static("no-store"),
+    );
     r
 }
 
@@ -310,7 +319,14 @@ mod tests {
 
     #[test]
     fn the_page_loads_nothing_from_elsewhere() {
-        let p = page("x</title><script>", &Update { seq: 1, html: "<h1>r</h1>".into(), last: false });
+        let p = page(
+            "x</title><script>",
+            &Update {
+                seq: 1,
+                html: "<h1>r</h1>".into(),
+                last: false,
+            },
+        );
         assert!(!p.contains("x</title><script>"));
         assert!(!p.contains("src=") && !p.contains("href=") && !p.contains("@import") && !p.contains("url("));
         assert!(p.contains("new EventSource('/events')"));

@@ -158,11 +158,13 @@ impl Live {
         let families = needs_families.then(|| watch::channel(None).0);
         let mut metrics_addr = None;
         if let (Some(addr), Some(tx)) = (opts.metrics_listen, &families) {
-            let bound = prometheus::serve(addr, tx.subscribe()).await.map_err(|source| LiveError::Bind {
-                what: "--metrics-listen",
-                addr,
-                source,
-            })?;
+            let bound = prometheus::serve(addr, tx.subscribe())
+                .await
+                .map_err(|source| LiveError::Bind {
+                    what: "--metrics-listen",
+                    addr,
+                    source,
+                })?;
             eprintln!("chatstorm: Prometheus metrics at http://{bound}/metrics");
             metrics_addr = Some(bound);
         }

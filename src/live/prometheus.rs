@@ -101,7 +101,12 @@ pub fn render(e: &Exposition) -> String {
                     for (i, n) in b.cumulative().enumerate() {
                         out.push_str(f.name);
                         out.push_str("_bucket");
-                        labels(&mut out, &e.run, l, Some(LE_LABELS.get(i).map_or("+Inf", String::as_str)));
+                        labels(
+                            &mut out,
+                            &e.run,
+                            l,
+                            Some(LE_LABELS.get(i).map_or("+Inf", String::as_str)),
+                        );
                         let _ = writeln!(out, " {n}");
                     }
                     out.push_str(f.name);

@@ -50,7 +50,11 @@ impl Pusher {
                 crate::net::Tls::new(&crate::net::TlsOptions::default())
                     .map_err(|e| super::LiveError::RemoteWriteUrl(format!("{url}: {e}")))?,
             ),
-            other => return Err(super::LiveError::RemoteWriteUrl(format!("{url}: scheme {other} is not http or https"))),
+            other => {
+                return Err(super::LiveError::RemoteWriteUrl(format!(
+                    "{url}: scheme {other} is not http or https"
+                )));
+            }
         };
         let p = Pusher {
             url: url.to_owned(),
@@ -112,7 +116,10 @@ impl Pusher {
             None => *pushed = e.at_unix_ms,
             Some(p) => {
                 if !self.warned.swap(true, Relaxed) {
-                    eprintln!("chatstorm: remote write to {} failed ({p}); retrying with the next push", self.url);
+                    eprintln!(
+                        "chatstorm: remote write to {} failed ({p}); retrying with the next push",
+                        self.url
+                    );
                 }
             }
         }

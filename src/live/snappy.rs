@@ -151,15 +151,24 @@ mod tests {
     fn round_trips_and_compresses_repetitive_text() {
         let mut text = Vec::new();
         for i in 0..2_000 {
-            text.extend_from_slice(format!("chatstorm_connects_total{{profile=\"js\",code=\"{}\"}} {i}\n", i % 7).as_bytes());
+            text.extend_from_slice(
+                format!("chatstorm_connects_total{{profile=\"js\",code=\"{}\"}} {i}\n", i % 7).as_bytes(),
+            );
         }
         let c = compress(&text);
         assert!(c.len() * 4 < text.len(), "{} of {}", c.len(), text.len());
         assert_eq!(decompress(&c).as_deref(), Some(&text[..]));
-        for sample in [&b""[..], b"a", b"abcd", b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
+        for sample in [
+            &b""[..],
+            b"a",
+            b"abcd",
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
             assert_eq!(decompress(&compress(sample)).as_deref(), Some(sample));
         }
-        let long: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let long: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         assert_eq!(decompress(&compress(&long)), Some(long));
     }
 }

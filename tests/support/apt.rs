@@ -105,7 +105,10 @@ pub fn ensure(program: &str, package: &str) -> PathBuf {
     eprintln!("test: {program} missing; installing Debian's {package} package (apt-get)");
     let scratch = std::env::temp_dir().join(format!("chatstorm-apt-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap_or_else(|e| panic!("{}: {e}", scratch.display()));
-    for args in [&["update"][..], &["install", "-y", "--no-install-recommends", package][..]] {
+    for args in [
+        &["update"][..],
+        &["install", "-y", "--no-install-recommends", package][..],
+    ] {
         let mut cmd = Command::new("apt-get");
         // No service is started by the package's scripts: a test must not leave a daemon
         // listening on a fixed port.
@@ -124,6 +127,9 @@ pub fn ensure(program: &str, package: &str) -> PathBuf {
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    assert!(path.is_file(), "apt-get installed {package} but {program} does not exist");
+    assert!(
+        path.is_file(),
+        "apt-get installed {package} but {program} does not exist"
+    );
     path
 }

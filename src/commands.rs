@@ -134,6 +134,12 @@ pub async fn run(args: RunPlan) -> Outcome {
         }
     }
     if args.workers > 1 && args.shard.is_none() {
+        if args.live.metrics_listen.is_some() || args.live.dashboard.is_some() {
+            return fail(
+                Outcome::InvalidConfig,
+                "--metrics-listen and --dashboard watch one process; with --workers, use --prometheus-remote-write (the shards' series add up)",
+            );
+        }
         return run_workers(&args, &scenario).await;
     }
     let dir = match crate::run_folder::create(args.out.as_deref(), &scenario.name) {
@@ -210,6 +216,7 @@ async fn run_workers(args: &RunPlan, scenario: &crate::scenario::Scenario) -> Ou
         threads: args
             .threads
             .unwrap_or_else(|| (crate::sys::cores() / args.workers.max(1) as usize).max(1)),
+        remote_write: args.live.remote_write.clone(),
     };
     let shards = match crate::engine::workers::run(&spec, &dir).await {
         Ok(s) => s,

@@ -117,13 +117,15 @@ impl Dashboard {
         })
     }
 
-    /// One collection: hands the run's state to the render task, if a page is watching.
-    pub fn tick(&self, collector: &Collector, run: &RunSoFar) {
+    /// One collection: hands the run's state to the render task, if a page is watching;
+    /// whether it did.
+    pub fn tick(&self, collector: &Collector, run: &RunSoFar) -> bool {
         if self.clients.load(Relaxed) == 0 && self.page.borrow().seq > 0 {
-            return;
+            return false;
         }
         let out = output(run, collector.snapshot(), collector.elapsed());
         self.input.send_replace(Some(Arc::new(out)));
+        true
     }
 
     /// The run has ended: every page shows `summary`'s report from now on.

@@ -55,6 +55,13 @@ pub struct Family {
 }
 
 impl Family {
+    /// A gauge of one sample without labels of its own.
+    pub fn gauge(name: &'static str, help: &'static str, value: f64) -> Family {
+        let mut f = Family::new(name, Kind::Gauge, help);
+        f.samples.push((Vec::new(), value));
+        f
+    }
+
     fn new(name: &'static str, kind: Kind, help: &'static str) -> Family {
         Family {
             name,

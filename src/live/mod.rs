@@ -29,6 +29,7 @@ use crate::metrics::Collector;
 use crate::report::summary::RunSummary;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tokio::sync::watch;
 
 /// What the command line asked to watch (all `None`: nothing runs).
@@ -111,6 +112,56 @@ impl RunLabels {
     }
 }
 
+/// What watching costs the run, measured as it happens: the last collection of the series, the
+/// last dashboard snapshot (both on the collector's task, once per second), the last scrape's
+/// rendering (on the scraper's connection task).
+#[derive(Debug, Default)]
+pub struct Costs {
+    /// Building the last exposition, nanoseconds.
+    pub collect_ns: AtomicU64,
+    /// Taking the last dashboard snapshot, nanoseconds.
+    pub dashboard_ns: AtomicU64,
+    /// Rendering the last `/metrics` answer, nanoseconds.
+    pub scrape_ns: AtomicU64,
+    /// Size of the last `/metrics` answer, bytes.
+    pub scrape_bytes: AtomicU64,
+}
+
+impl Costs {
+    fn families(&self) -> Vec<exposition::Family> {
+        let s = |a: &AtomicU64| a.load(Relaxed) as f64 / 1e9;
+        [
+            (
+                "chatstorm_live_collect_seconds",
+                "Time the last collection of these series took (on the collector's task).",
+                s(&self.collect_ns),
+            ),
+            (
+                "chatstorm_live_dashboard_snapshot_seconds",
+                "Time the last dashboard snapshot took (on the collector's task).",
+                s(&self.dashboard_ns),
+            ),
+            (
+                "chatstorm_live_scrape_render_seconds",
+                "Time rendering the previous /metrics answer took.",
+                s(&self.scrape_ns),
+            ),
+            (
+                "chatstorm_live_scrape_bytes",
+                "Size of the previous /metrics answer.",
+                self.scrape_bytes.load(Relaxed) as f64,
+            ),
+        ]
+        .into_iter()
+        .map(|(name, help, v)| exposition::Family::gauge(name, help, v))
+        .collect()
+    }
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Why the live endpoints could not start (exit 2, before the run).
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -132,6 +183,8 @@ pub enum LiveError {
 /// The running endpoints of one run, and what the engine tells them each second.
 pub struct Live {
     labels: RunLabels,
+    /// What watching costs, exposed with the run's own series.
+    costs: Arc<Costs>,
     /// The latest exposition, read by scrapes and remote writes (`None` before the first
     /// collection).
     families: Option<watch::Sender<Option<Arc<exposition::Exposition>>>>,
@@ -155,10 +208,11 @@ impl Live {
         scenario_file: Option<String>,
     ) -> Result<Arc<Live>, LiveError> {
         let needs_families = opts.metrics_listen.is_some() || opts.remote_write.is_some();
+        let costs = Arc::new(Costs::default());
         let families = needs_families.then(|| watch::channel(None).0);
         let mut metrics_addr = None;
         if let (Some(addr), Some(tx)) = (opts.metrics_listen, &families) {
-            let bound = prometheus::serve(addr, tx.subscribe())
+            let bound = prometheus::serve(addr, tx.subscribe(), costs.clone())
                 .await
                 .map_err(|source| LiveError::Bind {
                     what: "--metrics-listen",
@@ -190,6 +244,7 @@ impl Live {
         };
         Ok(Arc::new(Live {
             labels,
+            costs,
             families,
             dashboard,
             remote,
@@ -215,12 +270,15 @@ impl Live {
 
 impl Watcher for Live {
     fn tick(&self, collector: &Collector, run: &RunSoFar) {
-        if let Some(tx) = &self.families {
-            let e = exposition::Exposition::collect(collector, run, &self.labels);
-            tx.send_replace(Some(Arc::new(e)));
-        }
-        if let Some(d) = &self.dashboard {
-            d.tick(collector, run);
+        // The collection and the dashboard's snapshot take milliseconds of CPU once a second on
+        // the collector's task: on a multi-threaded runtime its worker hands its other tasks
+        // (the main lag probe among them) to another thread meanwhile, so nothing waits behind it.
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| self.watch(collector, run));
+        } else {
+            self.watch(collector, run);
         }
     }
 
@@ -229,6 +287,24 @@ impl Watcher for Live {
             buckets::BOUNDS_US.clone()
         } else {
             Vec::new()
+        }
+    }
+}
+
+impl Live {
+    fn watch(&self, collector: &Collector, run: &RunSoFar) {
+        if let Some(tx) = &self.families {
+            let t = std::time::Instant::now();
+            let mut e = exposition::Exposition::collect(collector, run, &self.labels);
+            self.costs.collect_ns.store(nanos(t.elapsed()), Relaxed);
+            e.families.extend(self.costs.families());
+            tx.send_replace(Some(Arc::new(e)));
+        }
+        if let Some(d) = &self.dashboard {
+            let t = std::time::Instant::now();
+            if d.tick(collector, run) {
+                self.costs.dashboard_ns.store(nanos(t.elapsed()), Relaxed);
+            }
         }
     }
 }

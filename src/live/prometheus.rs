@@ -17,12 +17,22 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 ///
 /// # Errors
 /// The bind's error.
-pub async fn serve(addr: SocketAddr, latest: watch::Receiver<Option<Arc<Exposition>>>) -> std::io::Result<SocketAddr> {
+pub async fn serve(
+    addr: SocketAddr,
+    latest: watch::Receiver<Option<Arc<Exposition>>>,
+    costs: Arc<super::Costs>,
+) -> std::io::Result<SocketAddr> {
     http::serve(addr, move |req| match req.uri().path() {
         "/metrics" => {
+            let t = std::time::Instant::now();
             // Cloning the Arc under the channel's lock, rendering outside it.
             let e = latest.borrow().clone();
             let text = e.map_or_else(String::new, |e| render(&e));
+            let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            costs.scrape_ns.store(ns, std::sync::atomic::Ordering::Relaxed);
+            costs
+                .scrape_bytes
+                .store(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
             http::answer(200, CONTENT_TYPE, text)
         }
         "/" => http::answer(

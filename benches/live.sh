@@ -8,6 +8,11 @@
 # Prints the harness's resident memory per user (budget 8 KiB), the scheduler lag p99 (bound
 # 25 ms), the slowest and the median scrape as the scraper saw it (budget 50 ms), the scrape's
 # size, and what the run says watching cost it (chatstorm_live_* gauges, last values).
+#
+# Measured 2026-12-05 14:08 (release, 2 shared cores, load 2.2 at start): 19,000 connected, exit 0;
+# harness 5,570 B per user; scheduler lag p99 1.9 ms; 68 scrapes, median 1.3 ms, slowest 22.5 ms,
+# 91 KB each; the run's own gauges: collection 0.48 ms, dashboard snapshot 6.1 ms (both once a
+# second on the collector's task), scrape rendering 0.36 ms.
 source "$(dirname "$0")/lib.sh"
 build
 load_note
@@ -43,7 +48,8 @@ python3 - "$out.scrapes" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 t = sorted(float(r[0]) * 1000 for r in rows if float(r[1]) > 0)
-print(f"scrapes {len(t)}: median {t[len(t)//2]:.1f} ms, slowest {t[-1]:.1f} ms, size {rows[-1][1]} bytes")
+sizes = [r[1] for r in rows if float(r[1]) > 0]
+print(f"scrapes {len(t)}: median {t[len(t)//2]:.1f} ms, slowest {t[-1]:.1f} ms, size {sizes[-1]} bytes")
 PY
 grep '^chatstorm_live' "$out.scrape" || true
 echo "# runs in $BENCH_OUT"

@@ -134,6 +134,18 @@ pub struct RunArgs {
     /// same machine, leave it cores too: e.g. 1 of 2.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+    /// Serve the run's live metrics at http://ADDR/metrics in the Prometheus text format
+    /// (histograms with buckets, counters, gauges). ADDR: a port (binds 127.0.0.1) or IP:PORT.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve a live dashboard at http://ADDR/: the report's charts, redrawn every second, that
+    /// turns into the final report when the run ends. ADDR: a port (binds 127.0.0.1) or IP:PORT.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// Push the same series as --metrics-listen to a Prometheus remote-write receiver every 5 s
+    /// and once at the end (e.g. http://localhost:9090/api/v1/write).
+    #[arg(long, value_name = "URL")]
+    pub prometheus_remote_write: Option<String>,
 }
 
 /// Output formats of a run.
@@ -241,6 +253,11 @@ impl Cli {
                 shard: a.shard,
                 quiet: a.quiet,
                 threads: a.threads.map(usize::from),
+                live: chatstorm::live::LiveOptions {
+                    metrics_listen: a.metrics_listen,
+                    dashboard: a.dashboard,
+                    remote_write: a.prometheus_remote_write,
+                },
             }),
             Command::Conform(a) => Plan::Conform(ConformPlan {
                 target: a.target.into(),
@@ -322,6 +339,10 @@ pub enum FlagError {
 /// [`FlagError::Duration`] with humantime's reason.
 pub fn parse_duration(s: &str) -> Result<Duration, FlagError> {
     humantime::parse_duration(s).map_err(|e| FlagError::Duration(e.to_string()))
+}
+
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, chatstorm::live::AddrError> {
+    chatstorm::live::parse_listen(s)
 }
 
 fn parse_shard(s: &str) -> Result<(u32, u32), FlagError> {

@@ -134,6 +134,12 @@ pub async fn run(args: RunPlan) -> Outcome {
         }
     }
     if args.workers > 1 && args.shard.is_none() {
+        if args.live.metrics_listen.is_some() || args.live.dashboard.is_some() {
+            return fail(
+                Outcome::InvalidConfig,
+                "--metrics-listen and --dashboard watch one process; with --workers, use --prometheus-remote-write (the shards' series add up)",
+            );
+        }
         return run_workers(&args, &scenario).await;
     }
     let dir = match crate::run_folder::create(args.out.as_deref(), &scenario.name) {
@@ -141,6 +147,16 @@ pub async fn run(args: RunPlan) -> Outcome {
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
     let file = args.scenario.display().to_string();
+    let live = if args.live.any() {
+        let labels = crate::live::RunLabels::of(&scenario.name, &dir, args.shard);
+        let scenario = std::sync::Arc::new(scenario.clone());
+        match crate::live::Live::start(&args.live, labels, scenario, Some(file.clone())).await {
+            Ok(l) => Some(l),
+            Err(e) => return fail(Outcome::InvalidConfig, e),
+        }
+    } else {
+        None
+    };
     let req = RunRequest {
         scenario: scenario.clone(),
         scenario_file: Some(args.scenario.clone()),
@@ -152,6 +168,9 @@ pub async fn run(args: RunPlan) -> Outcome {
             crate::engine::lanes::LanePlan::Auto,
             crate::engine::lanes::LanePlan::Threads,
         ),
+        watcher: live
+            .clone()
+            .map(|l| l as std::sync::Arc<dyn crate::engine::watch::Watcher>),
     };
     let target_text = args.target.target.clone().unwrap_or_default();
     let output = match crate::engine::run::run(req).await {
@@ -181,6 +200,9 @@ pub async fn run(args: RunPlan) -> Outcome {
     };
     let summary = report::build::build(&scenario, Some(file), &output);
     write_outputs(&summary, &dir, &args.formats);
+    if let Some(l) = &live {
+        l.finish(&summary).await;
+    }
     Outcome::from_code(summary.verdict.exit_code)
 }
 
@@ -201,6 +223,7 @@ async fn run_workers(args: &RunPlan, scenario: &crate::scenario::Scenario) -> Ou
         threads: args
             .threads
             .unwrap_or_else(|| (crate::sys::cores() / args.workers.max(1) as usize).max(1)),
+        remote_write: args.live.remote_write.clone(),
     };
     let shards = match crate::engine::workers::run(&spec, &dir).await {
         Ok(s) => s,

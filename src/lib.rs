@@ -24,6 +24,9 @@
 //!   and the `--workers` child processes; returns typed results ([`engine::run::RunOutput`]).
 //! - [`report`]: the [`report::summary::RunSummary`] built once, its renderers (console, JSON,
 //!   JUnit, HTML), merging of shard summaries, and [`report::write_outputs`].
+//! - [`live`]: watching a run while it runs (Prometheus endpoint, remote write, live dashboard);
+//!   the engine calls it once per second through [`engine::watch::Watcher`], and it draws with
+//!   `report`'s renderer.
 //! - [`plan`]: the plain requests the command line is turned into.
 //! - [`commands`]: one function per subcommand, from a [`plan::Plan`] to an [`exit::Outcome`];
 //!   [`api`]: the in-process entry for tests and embedders.
@@ -37,6 +40,7 @@ pub mod commands;
 pub mod conformance;
 pub mod engine;
 pub mod exit;
+pub mod live;
 pub mod markup;
 pub mod metrics;
 pub mod net;

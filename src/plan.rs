@@ -47,6 +47,8 @@ pub struct RunPlan {
     pub quiet: bool,
     /// User lanes (threads); `None`: one per core, shared out among `workers`.
     pub threads: Option<usize>,
+    /// Watching the run live: Prometheus endpoint, dashboard, remote write (default: none).
+    pub live: crate::live::LiveOptions,
 }
 
 /// `chatstorm conform`.

@@ -59,6 +59,7 @@ fn plan(scenario: &Path, target: TargetOptions, out: &Path) -> RunPlan {
         shard: None,
         quiet: true,
         threads: Some(1),
+        live: Default::default(),
     }
 }
 

@@ -109,6 +109,7 @@ fn run_plan(scenario: &Path, target: TargetOptions, out: &Path) -> RunPlan {
         shard: None,
         quiet: true,
         threads: Some(1),
+        live: Default::default(),
     }
 }
 

@@ -79,6 +79,7 @@ async fn run(name: &str, resumption: &str) -> (Outcome, RunSummary) {
         shard: None,
         quiet: true,
         threads: Some(1),
+        live: Default::default(),
     };
     let outcome = chatstorm::commands::run(plan).await;
     mock.shutdown().await;

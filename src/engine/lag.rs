@@ -8,6 +8,8 @@
 //! resolution the reports show.
 
 use hdrhistogram::Histogram;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -47,8 +49,52 @@ impl LagReport {
     }
 }
 
+/// The probes' wake-up lateness as it happens, for a watcher of the run
+/// ([`super::watch::Watcher::lag_bounds_us`]): a count per upper bound, in microseconds, and the
+/// sum; lock-free, written by every probe of the run (once per [`TICK`] each).
+#[derive(Debug)]
+pub struct LagTally {
+    bounds_us: Vec<u64>,
+    /// Per bound, then one for the samples above the last.
+    counts: Box<[AtomicU64]>,
+    sum_us: AtomicU64,
+}
+
+impl LagTally {
+    /// A tally with these ascending upper bounds.
+    pub fn new(bounds_us: Vec<u64>) -> LagTally {
+        let counts = (0..=bounds_us.len()).map(|_| AtomicU64::new(0)).collect();
+        LagTally {
+            bounds_us,
+            counts,
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, us: u64) {
+        let i = self.bounds_us.partition_point(|b| *b < us);
+        self.counts[i].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// The counts per bound (not cumulative), the last for the samples above every bound.
+    pub fn counts(&self) -> Vec<u64> {
+        self.counts.iter().map(|c| c.load(Relaxed)).collect()
+    }
+
+    /// The sum of the samples, microseconds.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.load(Relaxed)
+    }
+}
+
 /// Runs until `stop` and reports the lateness of its wake-ups.
 pub async fn probe(stop: CancellationToken) -> LagReport {
+    probe_into(stop, None).await
+}
+
+/// [`probe`], also counting each wake-up's lateness into `tally` as it happens.
+pub async fn probe_into(stop: CancellationToken, tally: Option<Arc<LagTally>>) -> LagReport {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("constant bounds are valid");
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -59,7 +105,11 @@ pub async fn probe(stop: CancellationToken) -> LagReport {
             _ = interval.tick() => {
                 let now = Instant::now();
                 let late = now.saturating_duration_since(expected);
-                let _ = hist.record((late.as_micros() as u64).clamp(1, 60_000_000));
+                let us = (late.as_micros() as u64).clamp(1, 60_000_000);
+                let _ = hist.record(us);
+                if let Some(t) = &tally {
+                    t.record(us);
+                }
                 expected = now + TICK;
             }
         }

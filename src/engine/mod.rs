@@ -6,7 +6,8 @@
 //! `fault` (the mock's fault-control API), `embedded` (starting the bundled mock), `probe`
 //! (is the target there), `lag` (is the generator keeping up), `lanes` (the threads users run
 //! on), `progress` (the live line),
-//! `signals` (SIGINT/SIGTERM), `children` (child processes that die with the harness).
+//! `signals` (SIGINT/SIGTERM), `children` (child processes that die with the harness), `watch`
+//! (what live watchers of a run are handed each second).
 
 pub mod abort;
 pub mod children;
@@ -23,4 +24,5 @@ pub mod setup;
 pub mod signals;
 pub mod timeline;
 pub mod users;
+pub mod watch;
 pub mod workers;

@@ -45,6 +45,8 @@ pub struct RunRequest {
     pub shard: Option<(u32, u32)>,
     /// The single-threaded lanes the users run on (see [`super::lanes`]).
     pub lanes: super::lanes::LanePlan,
+    /// Told about the run once per second (the live endpoints); `None`: nobody watches.
+    pub watcher: Option<Arc<dyn super::watch::Watcher>>,
 }
 
 /// What a run produced, before rendering.
@@ -250,13 +252,19 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         Some(n) => Some(Arc::new(super::lanes::Lanes::start(n).map_err(StartError::Lanes)?)),
         None => None,
     };
-    let lag_task = tokio::spawn(lag::probe(lag_stop.clone()));
+    let lag_tally = req
+        .watcher
+        .as_ref()
+        .map(|w| w.lag_bounds_us())
+        .filter(|b| !b.is_empty())
+        .map(|b| Arc::new(lag::LagTally::new(b)));
+    let lag_task = tokio::spawn(lag::probe_into(lag_stop.clone(), lag_tally.clone()));
     let lane_lag_tasks = lanes
         .as_ref()
-        .map(|l| l.on_each(|| lag::probe(lag_stop.clone())))
+        .map(|l| l.on_each(|| lag::probe_into(lag_stop.clone(), lag_tally.clone())))
         .unwrap_or_default();
     let hlog_path = req.out_dir.join("metrics.hlog");
-    let collector = Collector::new(recorder.clone(), start.into_std(), started_at)
+    let mut collector = Collector::new(recorder.clone(), start.into_std(), started_at)
         .with_hlog_file(
             &hlog_path,
             &format!("chatstorm {} seed {}", scenario.name, scenario.seed),
@@ -268,6 +276,47 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     let started = Arc::new(AtomicU64::new(0));
     let peaks = Arc::new(Peaks::default());
     let total = scenario.run_length();
+    let late = Arc::new(AtomicU64::new(0));
+    let marks: timeline::Marks = Arc::default();
+    if let Some(watcher) = req.watcher.clone() {
+        let (started, late, peaks, marks, observer) = (
+            started.clone(),
+            late.clone(),
+            peaks.clone(),
+            marks.clone(),
+            observer.clone(),
+        );
+        let mut so_far = super::watch::RunSoFar {
+            scenario: scenario.clone(),
+            target_description: target_description.clone(),
+            target_is_mock: target.is_mock,
+            users_planned,
+            users_started: 0,
+            late_starts: 0,
+            planned: total,
+            started_at,
+            marks: Vec::new(),
+            fd_limit,
+            fd_peak: 0,
+            peak_rss: 0,
+            peak_connected: 0,
+            conformance: crate::conformance::ObserverSummary { rules: Vec::new() },
+            conformance_by_profile: std::collections::BTreeMap::new(),
+            scheduler_lag: lag_tally.clone(),
+            dns: dns_pins.resolutions.clone(),
+        };
+        collector.set_on_tick(Box::new(move |c| {
+            so_far.users_started = started.load(Relaxed);
+            so_far.late_starts = late.load(Relaxed);
+            so_far.fd_peak = peaks.fds.load(Relaxed);
+            so_far.peak_rss = peaks.rss.load(Relaxed);
+            so_far.peak_connected = peaks.connected.load(Relaxed);
+            so_far.marks = marks.lock().map(|m| m.clone()).unwrap_or_default();
+            so_far.conformance = observer.summary();
+            so_far.conformance_by_profile = observer.by_profile();
+            watcher.tick(c, &so_far);
+        }));
+    }
     let aborted_by: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let collector_task = {
         let (root, started, peaks, recorder) = (root.clone(), started.clone(), peaks.clone(), recorder.clone());
@@ -304,7 +353,6 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     };
 
     // The timeline.
-    let marks: timeline::Marks = Arc::default();
     let timeline_task = tokio::spawn(timeline::run(
         scenario.clone(),
         start,
@@ -317,7 +365,6 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
 
     // Users, each at its intended time.
     let tracker = TaskTracker::new();
-    let late = Arc::new(AtomicU64::new(0));
     // With one lane, the scheduler runs on that lane and spawns each user there as a local task:
     // from the main runtime every start was a cross-thread spawn (an eventfd write and a wake of
     // the lane) plus a wake of a main-runtime worker for each start's timer, about a twentieth of

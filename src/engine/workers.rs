@@ -56,6 +56,8 @@ pub struct ShardSpec {
     pub workers: u32,
     /// User lanes (threads) of each shard.
     pub threads: usize,
+    /// `--prometheus-remote-write`, passed on to every shard (their series add up by `run_id`).
+    pub remote_write: Option<String>,
 }
 
 /// Runs `args.workers` shards as child processes, each writing into `dir/shard-I`, and waits for
@@ -87,6 +89,9 @@ pub async fn run(args: &ShardSpec, dir: &Path) -> Result<ShardDirs, WorkersError
         }
         if let Some(s) = args.seed {
             cmd.arg("--seed").arg(s.to_string());
+        }
+        if let Some(url) = &args.remote_write {
+            cmd.arg("--prometheus-remote-write").arg(url);
         }
         let t = &args.target;
         for (flag, v) in [

@@ -77,7 +77,14 @@ pub struct Collector {
     prev_closes: CodeCounts,
     hlog: Option<HlogWriter<Box<dyn Write + Send>>>,
     hlog_error: Option<HlogError>,
+    /// Called at the end of every collection, the last one in [`Collector::finish`] included:
+    /// the live endpoints (`crate::live`) read the run's state here, once per second, instead
+    /// of touching the recording path.
+    on_tick: Option<TickHook>,
 }
+
+/// What [`Collector::set_on_tick`] takes.
+pub type TickHook = Box<dyn FnMut(&Collector) + Send>;
 
 impl Collector {
     /// A collector for a run that started at `started` (monotonic) / `start_wall` (wall clock,
@@ -103,7 +110,30 @@ impl Collector {
             prev_closes: CodeCounts::default(),
             hlog: None,
             hlog_error: None,
+            on_tick: None,
         }
+    }
+
+    /// Calls `hook` with the collector at the end of every collection (after the interval's
+    /// samples are in the cumulative histograms), the final one included.
+    pub fn set_on_tick(&mut self, hook: TickHook) {
+        self.on_tick = Some(hook);
+    }
+
+    /// The recorder this collector drains (for live readers of its counters and gauges).
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Time from the run's start to the last collection.
+    pub fn elapsed(&self) -> Duration {
+        self.last.saturating_duration_since(self.started)
+    }
+
+    /// The whole-run histogram of a series so far, of one profile set of the recorder (`None`
+    /// for set 0, whose samples are only in [`Collector::cumulative`]).
+    pub fn cumulative_of(&self, set: usize, series: Series) -> Option<&Histogram<u64>> {
+        self.by_set.get(set)?.get(series.index())?.as_ref()
     }
 
     /// Also writes every interval to an `.hlog` file at `path` (created, header written now).
@@ -263,6 +293,10 @@ impl Collector {
         self.prev_counters = counters;
         self.prev_errors = errors;
         self.prev_closes = closes;
+        if let Some(mut hook) = self.on_tick.take() {
+            hook(self);
+            self.on_tick = Some(hook);
+        }
         live
     }
 
@@ -275,13 +309,27 @@ impl Collector {
         {
             self.hlog_error.get_or_insert(e);
         }
+        let mut snapshot = self.snapshot();
+        snapshot.storms = self
+            .recorder
+            .storms()
+            .iter()
+            .map(|s| s.take_snapshot(s.at().saturating_duration_since(self.started)))
+            .collect();
+        snapshot.storms.sort_by_key(|s| s.offset_ms);
+        snapshot
+    }
+
+    /// The run's measurements as of the last collection, without storms (whose figures are
+    /// taken once, at the end, by [`Collector::finish`]): what the live dashboard draws.
+    pub fn snapshot(&self) -> MetricsSnapshot {
         let mut snapshot = MetricsSnapshot {
             start_unix_ms: self.start_wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis),
             duration_ms: millis(self.last.saturating_duration_since(self.started)),
             shards: 1,
             ..MetricsSnapshot::default()
         };
-        for (index, (h, points)) in self.cumulative.iter().zip(self.series).enumerate() {
+        for (index, (h, points)) in self.cumulative.iter().zip(&self.series).enumerate() {
             let (Some(series), Some(h)) = (Series::from_index(index), h) else {
                 continue;
             };
@@ -289,7 +337,7 @@ impl Collector {
             snapshot
                 .histograms
                 .insert(tag.clone(), HistogramSnapshot::encode(h, self.recorder.clamped(series)));
-            snapshot.series.insert(tag, points);
+            snapshot.series.insert(tag, points.clone());
         }
         for view in View::ALL {
             if let Some(h) = &self.connect_cumulative[view as usize] {
@@ -297,10 +345,9 @@ impl Collector {
                 snapshot
                     .histograms
                     .insert(connect_tag(view), HistogramSnapshot::encode(h, clamped));
-                snapshot.series.insert(
-                    connect_tag(view),
-                    std::mem::take(&mut self.connect_series[view as usize]),
-                );
+                snapshot
+                    .series
+                    .insert(connect_tag(view), self.connect_series[view as usize].clone());
             }
         }
         for c in Counter::ALL {
@@ -311,8 +358,8 @@ impl Collector {
                 .counters
                 .insert(c.name().to_owned(), self.prev_counters[c.index()]);
         }
-        snapshot.error_codes = self.prev_errors;
-        snapshot.close_codes = self.prev_closes;
+        snapshot.error_codes = self.prev_errors.clone();
+        snapshot.close_codes = self.prev_closes.clone();
         snapshot.failure_kinds = self.recorder.failure_kinds();
         for (set, per_set) in self.by_set.iter().enumerate() {
             let Some(profile) = self.recorder.set_profile(set) else {
@@ -351,14 +398,7 @@ impl Collector {
             }
             snapshot.profiles.insert(profile.name().to_owned(), p);
         }
-        snapshot.timeline = self.timeline;
-        snapshot.storms = self
-            .recorder
-            .storms()
-            .iter()
-            .map(|s| s.take_snapshot(s.at().saturating_duration_since(self.started)))
-            .collect();
-        snapshot.storms.sort_by_key(|s| s.offset_ms);
+        snapshot.timeline = self.timeline.clone();
         snapshot
     }
 }

@@ -38,7 +38,7 @@ mod summary;
 mod timeline;
 
 pub use code_table::CodeCounts;
-pub use collector::{Collector, LiveView, run_collector};
+pub use collector::{Collector, LiveView, TickHook, run_collector};
 pub use failure_kind::FailureKind;
 pub use metric::{CONNECT_TAG, COUNTER_COUNT, Counter, METRIC_COUNT, Metric, RestEndpoint, SERIES_COUNT, Series, View};
 pub use profile::profiled;

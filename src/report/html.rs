@@ -34,15 +34,35 @@ pre{background:#f9fafb;padding:8px;overflow:auto;max-height:320px;font-size:12px
 /// Renders the whole report.
 pub fn render(s: &RunSummary) -> String {
     let mut h = String::with_capacity(64 * 1024);
-    let r = &s.run;
     let _ = write!(
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>chatstorm: {}</title><style>{STYLE}</style></head><body>",
-        escape(&r.name)
+        escape(&s.run.name)
     );
+    body_into(&mut h, s);
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// The page's style sheet, for pages that wrap [`body`] in a page of their own (the live
+/// dashboard, `crate::live::dashboard`).
+pub const fn style() -> &'static str {
+    STYLE
+}
+
+/// Everything inside the report's `<body>`: the header and verdict, tables and charts. The
+/// live dashboard draws this same markup every second, so the two pages never differ.
+pub fn body(s: &RunSummary) -> String {
+    let mut h = String::with_capacity(64 * 1024);
+    body_into(&mut h, s);
+    h
+}
+
+fn body_into(h: &mut String, s: &RunSummary) {
+    let r = &s.run;
     let verdict_class = if s.verdict.exit_code == 0 { "pass" } else { "fail" };
     let _ = write!(
-        h,
+        *h,
         "<h1>chatstorm: {}</h1><p>{}</p><table class=\"meta\"><tr><td>verdict</td><td class=\"{verdict_class}\">{} (exit {})</td></tr>\
 <tr><td>target</td><td>{}</td></tr><tr><td>seed</td><td>{}</td></tr><tr><td>started</td><td>{}</td></tr>\
 <tr><td>duration</td><td>{:.1} s of {:.1} s planned</td></tr><tr><td>users</td><td>{} started of {} planned{}</td></tr>\
@@ -66,20 +86,18 @@ pub fn render(s: &RunSummary) -> String {
     if !s.verdict.reasons.is_empty() {
         h.push_str("<ul>");
         for reason in &s.verdict.reasons {
-            let _ = write!(h, "<li>{}</li>", escape(reason));
+            let _ = write!(*h, "<li>{}</li>", escape(reason));
         }
         h.push_str("</ul>");
     }
-    checks(&mut h, s);
-    thresholds(&mut h, s);
-    counters(&mut h, s);
-    latency_table(&mut h, s);
-    profiles(&mut h, s);
-    charts(&mut h, s);
-    conformance(&mut h, s.conformance.as_ref());
-    generator(&mut h, s);
-    h.push_str("</body></html>\n");
-    h
+    checks(h, s);
+    thresholds(h, s);
+    counters(h, s);
+    latency_table(h, s);
+    profiles(h, s);
+    charts(h, s);
+    conformance(h, s.conformance.as_ref());
+    generator(h, s);
 }
 
 /// Renders the page of `chatstorm conform`: the verdict and exit code, the target and counts,

@@ -117,7 +117,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub workers: u32,
     /// Run only shard I of N (user indices i with i % N == I) and write a shard summary; merge
-    /// shard folders with `chatstorm report merge`.
+    /// shard folders with `chatstorm report merge`. `auto/N` takes I from the environment's
+    /// JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it in each pod.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<(u32, u32)>,
     /// No progress bars or live line (also automatic when stderr is not a terminal).
@@ -308,6 +309,12 @@ pub enum FlagError {
     /// `--shard I/N` with I >= N or N = 0.
     #[error("shard {0}/{1}: need 0 <= I < N")]
     ShardRange(u32, u32),
+    /// `--shard auto/N` without JOB_COMPLETION_INDEX in the environment.
+    #[error("auto takes I from JOB_COMPLETION_INDEX, which is not set (a Kubernetes Indexed Job sets it; elsewhere give I/N)")]
+    AutoUnset,
+    /// `--shard auto/N` with a JOB_COMPLETION_INDEX that is not an index below N.
+    #[error("JOB_COMPLETION_INDEX is {0:?}: need a whole number I with 0 <= I < {1}")]
+    AutoIndex(String, u32),
 }
 
 /// Parses a human duration such as `30s`, `5m`, `250ms`.
@@ -319,9 +326,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, FlagError> {
 }
 
 fn parse_shard(s: &str) -> Result<(u32, u32), FlagError> {
+    parse_shard_with(s, std::env::var("JOB_COMPLETION_INDEX").ok())
+}
+
+/// `--shard I/N` or `auto/N`, with `auto` taken from `job_index` (JOB_COMPLETION_INDEX).
+fn parse_shard_with(s: &str, job_index: Option<String>) -> Result<(u32, u32), FlagError> {
     let (i, n) = s.split_once('/').ok_or(FlagError::ShardForm)?;
+    let count: u32 = n.trim().parse().map_err(|_| FlagError::ShardCount)?;
+    if i.trim() == "auto" {
+        let index = job_index.ok_or(FlagError::AutoUnset)?;
+        return match index.trim().parse::<u32>() {
+            Ok(i) if i < count => Ok((i, count)),
+            _ => Err(FlagError::AutoIndex(index, count)),
+        };
+    }
     let i: u32 = i.trim().parse().map_err(|_| FlagError::ShardIndex)?;
-    let n: u32 = n.trim().parse().map_err(|_| FlagError::ShardCount)?;
+    let n = count;
     if n == 0 || i >= n {
         return Err(FlagError::ShardRange(i, n));
     }
@@ -342,6 +362,14 @@ mod tests {
     fn shard_and_duration_parsers() {
         assert_eq!(parse_shard("1/3"), Ok((1, 3)));
         assert!(parse_shard("3/3").is_err() && parse_shard("x").is_err());
+        assert_eq!(parse_shard_with("auto/3", Some("2".into())), Ok((2, 3)));
+        assert_eq!(parse_shard_with("auto/3", None), Err(FlagError::AutoUnset));
+        assert_eq!(
+            parse_shard_with("auto/3", Some("3".into())),
+            Err(FlagError::AutoIndex("3".into(), 3))
+        );
+        assert!(parse_shard_with("auto/0", Some("0".into())).is_err());
+        assert!(parse_shard_with("auto/x", Some("0".into())).is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("30").unwrap_err().to_string().contains("unit"));
     }

@@ -26,6 +26,7 @@ pub async fn run_scenario(
         quiet: true,
         shard: None,
         lanes: crate::engine::lanes::LanePlan::Caller,
+        link: None,
     };
     let output = crate::engine::run::run(req).await?;
     let summary = crate::report::build::build(&scenario, None, &output);

@@ -1,7 +1,7 @@
 //! The command line (clap derive lives here and only here): parsed arguments are turned into a
 //! plain [`Plan`] right away ([`Cli::into_plan`]), so the rest of the crate never sees clap.
 
-use chatstorm::plan::{ConformPlan, Plan, ReportPlan, RunPlan};
+use chatstorm::plan::{ConformPlan, CoordinatePlan, FleetJoin, FleetPlan, Plan, ReportPlan, RunPlan};
 use chatstorm::target::TargetOptions;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -44,6 +44,10 @@ pub enum Command {
     /// --help` lists its options and the fault-control API.
     #[command(disable_help_flag = true)]
     Mock(MockArgs),
+    /// Run across machines: Kubernetes manifests for a fleet of shards, and the coordinator that
+    /// starts them together, aborts them fleet-wide and writes the one merged report.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
 }
 
 /// Where the server under test is and how to authenticate against it.
@@ -130,6 +134,94 @@ pub struct RunArgs {
     /// same machine, leave it cores too: e.g. 1 of 2.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+    /// Run as one shard of a fleet: wait on this NATS JetStream bus for the coordinator's start,
+    /// publish every 1 s interval, obey a fleet-wide abort, store the final summary there
+    /// (`chatstorm fleet coordinate`). Needs --shard.
+    #[arg(long, value_name = "NATS-URL", env = "CHATSTORM_FLEET", requires = "shard")]
+    pub fleet: Option<String>,
+    /// The fleet run's id, the same for the coordinator and every shard (letters, digits, - and _).
+    #[arg(long, value_name = "ID", env = "CHATSTORM_FLEET_RUN", requires = "fleet")]
+    pub fleet_run: Option<String>,
+    /// A shard that cannot reach the bus for this long stops its users (no load nobody watches).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub fleet_watchdog: Duration,
+    /// A shard gives up when the fleet has not started this long after it was ready.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub fleet_start_timeout: Duration,
+}
+
+/// `chatstorm fleet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Print the Kubernetes manifests of a fleet run (an Indexed Job of N shards, the coordinator
+    /// Job, the scenario in a ConfigMap, the secret in a Secret) on stdout.
+    Manifest(ManifestArgs),
+    /// Start N shards together, watch their live intervals, abort them all when an aborting
+    /// threshold breaches on the fleet's merged figures, and write the exact merged report.
+    Coordinate(CoordinateArgs),
+}
+
+/// `chatstorm fleet manifest`.
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// The scenario file.
+    #[arg(value_name = "SCENARIO.yaml")]
+    pub scenario: PathBuf,
+    /// Shards (pods of the Indexed Job).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub shards: u32,
+    /// The container image (built from the Containerfile).
+    #[arg(long, value_name = "NAME:TAG", default_value = "chatstorm:latest")]
+    pub image: String,
+    /// The NATS JetStream server to use; without it the manifests include one.
+    #[arg(long, value_name = "NATS-URL")]
+    pub nats: Option<String>,
+    /// The run's id (default: the scenario's name and the current time).
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+}
+
+/// `chatstorm fleet coordinate`.
+#[derive(Debug, Args)]
+pub struct CoordinateArgs {
+    /// The scenario file the shards run.
+    #[arg(value_name = "SCENARIO.yaml")]
+    pub scenario: PathBuf,
+    /// How many shards.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub shards: u32,
+    /// The NATS JetStream server.
+    #[arg(long, value_name = "NATS-URL", env = "CHATSTORM_FLEET")]
+    pub nats: String,
+    /// The fleet run's id, as given to the shards.
+    #[arg(long, value_name = "ID", env = "CHATSTORM_FLEET_RUN")]
+    pub run: String,
+    /// Override `users.count`, as given to the shards.
+    #[arg(long, value_name = "N")]
+    pub users: Option<u32>,
+    /// Override the run length, as given to the shards.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Override the seed, as given to the shards.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Fail the run (exit 4, naming the missing shards) when not all are ready within this time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub start_timeout: Duration,
+    /// Write the merged results into this folder (default: a new folder under reports/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Outputs to write, comma separated.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "console,json,junit,html"
+    )]
+    pub format: Vec<Format>,
+    /// No live line.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Output formats of a run.
@@ -237,6 +329,12 @@ impl Cli {
                 shard: a.shard,
                 quiet: a.quiet,
                 threads: a.threads.map(usize::from),
+                fleet: a.fleet.map(|url| FleetJoin {
+                    url,
+                    run: a.fleet_run.unwrap_or_default(),
+                    watchdog: a.fleet_watchdog,
+                    start_timeout: a.fleet_start_timeout,
+                }),
             }),
             Command::Conform(a) => Plan::Conform(ConformPlan {
                 target: a.target.into(),
@@ -260,6 +358,26 @@ impl Cli {
                 },
             }),
             Command::Mock(a) => Plan::Mock(a.args),
+            Command::Fleet(FleetCommand::Manifest(a)) => Plan::Fleet(FleetPlan::Manifest {
+                scenario: a.scenario,
+                shards: a.shards,
+                image: a.image,
+                nats: a.nats,
+                run: a.run,
+            }),
+            Command::Fleet(FleetCommand::Coordinate(a)) => Plan::Fleet(FleetPlan::Coordinate(CoordinatePlan {
+                scenario: a.scenario,
+                users: a.users,
+                duration: a.duration,
+                seed: a.seed,
+                shards: a.shards,
+                nats: a.nats,
+                run: a.run,
+                start_timeout: a.start_timeout,
+                out: a.out,
+                formats: a.format.into_iter().map(Into::into).collect(),
+                quiet: a.quiet,
+            })),
         }
     }
 }

@@ -18,6 +18,7 @@ pub async fn dispatch(plan: Plan) -> Outcome {
         Plan::Conform(p) => conform(p).await,
         Plan::Report(p) => report_command::run(&p),
         Plan::Mock(args) => mock(args).await,
+        Plan::Fleet(p) => crate::fleet::command(p).await,
     }
 }
 
@@ -141,6 +142,14 @@ pub async fn run(args: RunPlan) -> Outcome {
         Err(e) => return fail(Outcome::InvalidConfig, e),
     };
     let file = args.scenario.display().to_string();
+    // A fleet shard joins its bus before anything starts (`crate::fleet::shard`).
+    let link = match &args.fleet {
+        Some(join) => match crate::fleet::shard::join(join, args.shard.unwrap_or((0, 1)), &scenario).await {
+            Ok(l) => Some(l),
+            Err(e) => return fail(Outcome::Unreachable, e),
+        },
+        None => None,
+    };
     let req = RunRequest {
         scenario: scenario.clone(),
         scenario_file: Some(args.scenario.clone()),
@@ -152,6 +161,9 @@ pub async fn run(args: RunPlan) -> Outcome {
             crate::engine::lanes::LanePlan::Auto,
             crate::engine::lanes::LanePlan::Threads,
         ),
+        link: link
+            .clone()
+            .map(|l| l as std::sync::Arc<dyn crate::engine::link::RunLink>),
     };
     let target_text = args.target.target.clone().unwrap_or_default();
     let output = match crate::engine::run::run(req).await {
@@ -171,9 +183,13 @@ pub async fn run(args: RunPlan) -> Outcome {
             return fail(Outcome::Unreachable, reason);
         }
         Err(RunError::Setup(e)) => return fail(Outcome::InvalidConfig, one_line(&e)),
+        Err(e @ RunError::Fleet(_)) => return fail(Outcome::ShardsLost, e),
     };
     let summary = report::build::build(&scenario, Some(file), &output);
     write_outputs(&summary, &dir, &args.formats);
+    if let Some(l) = link {
+        l.finish(&summary, &dir).await;
+    }
     Outcome::from_code(summary.verdict.exit_code)
 }
 

@@ -24,6 +24,9 @@
 //!   and the `--workers` child processes; returns typed results ([`engine::run::RunOutput`]).
 //! - [`report`]: the [`report::summary::RunSummary`] built once, its renderers (console, JSON,
 //!   JUnit, HTML), merging of shard summaries, and [`report::write_outputs`].
+//! - [`fleet`]: one run across machines: Kubernetes manifests, a shard's link to the NATS
+//!   JetStream bus (start together, live intervals, fleet-wide stop) and the coordinator that
+//!   judges the fleet live and merges the final summaries with `report`'s merge.
 //! - [`plan`]: the plain requests the command line is turned into.
 //! - [`commands`]: one function per subcommand, from a [`plan::Plan`] to an [`exit::Outcome`];
 //!   [`api`]: the in-process entry for tests and embedders.
@@ -37,6 +40,7 @@ pub mod commands;
 pub mod conformance;
 pub mod engine;
 pub mod exit;
+pub mod fleet;
 pub mod markup;
 pub mod metrics;
 pub mod net;

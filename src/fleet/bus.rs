@@ -77,6 +77,8 @@ pub struct Bus {
     objects: object_store::ObjectStore,
     stream: stream::Stream,
     run: String,
+    /// Connections made so far (1 after the first; each reconnect adds one).
+    connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Bus {
@@ -88,8 +90,18 @@ impl Bus {
     pub async fn connect(url: &str, run: &str, name: &str, limit: Duration) -> Result<Bus, BusError> {
         check_run_id(run)?;
         let deadline = tokio::time::Instant::now() + limit;
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let client = loop {
+            let counter = connections.clone();
             let options = async_nats::ConnectOptions::new()
+                .event_callback(move |event| {
+                    let counter = counter.clone();
+                    async move {
+                        if matches!(event, async_nats::Event::Connected) {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                })
                 .name(name)
                 .connection_timeout(Duration::from_secs(2))
                 // A restarted server is found again within about a second.
@@ -149,7 +161,14 @@ impl Bus {
             objects,
             stream,
             run: run.to_owned(),
+            connections,
         })
+    }
+
+    /// Reconnects so far: a subscription made before a server restart may wait a long time for
+    /// its heartbeats to say it is gone, so watchers start again when this changes.
+    pub fn reconnects(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The run id.

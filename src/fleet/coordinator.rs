@@ -56,6 +56,8 @@ pub struct ShardRow {
     pub users: u64,
     /// Intervals received from it.
     pub intervals: u32,
+    /// Intervals it says it published (when it finished).
+    pub intervals_sent: Option<u32>,
     /// Connects it counted (final summary when it has one, else its last interval).
     pub connects: u64,
     /// Its own exit code, when it finished.
@@ -368,6 +370,7 @@ fn rows(fleet: &Fleet, finals: &BTreeMap<u32, u64>, starting: bool) -> Vec<Shard
                 host: s.ready.as_ref().map(|r| r.host.clone()).unwrap_or_default(),
                 users: s.ready.as_ref().map_or(0, |r| r.users),
                 intervals: s.intervals,
+                intervals_sent: s.done.as_ref().map(|d| d.intervals),
                 connects: finals
                     .get(&i)
                     .copied()
@@ -484,7 +487,20 @@ async fn watch_live(bus: &Bus, p: &CoordinatePlan, scenario: &Scenario, fleet: &
     let mut pending: BTreeMap<u32, Pending> = BTreeMap::new();
     let mut judged_up_to = 0u32;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut epoch = bus.reconnects();
     loop {
+        if bus.reconnects() != epoch {
+            // After a reconnect, read again from the first interval (duplicates are dropped by
+            // `take_interval`) and watch `done` again, rather than wait for stale subscriptions'
+            // heartbeats to run out.
+            epoch = bus.reconnects();
+            if let Ok(s) = bus.intervals().await {
+                intervals = Some(Box::pin(s));
+            }
+            if let Ok(w) = bus.kv.watch_with_history("done.*").await {
+                done = Some(w);
+            }
+        }
         if (0..n).all(|i| !fleet.live(i)) || Instant::now() >= end_by {
             break;
         }

@@ -118,8 +118,22 @@ fn host_name() -> String {
 /// cancellation also stops the run.
 async fn watch_state(bus: Bus, state: watch::Sender<Option<RunState>>, stop: Arc<watch::Sender<Option<LinkStop>>>) {
     loop {
+        let epoch = bus.reconnects();
         if let Ok(mut entries) = bus.kv.watch_with_history(wire::STATE_KEY).await {
-            while let Some(Ok(entry)) = entries.next().await {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                let entry = tokio::select! {
+                    e = entries.next() => match e {
+                        Some(Ok(e)) => e,
+                        _ => break,
+                    },
+                    _ = tick.tick() => {
+                        if bus.reconnects() != epoch {
+                            break;
+                        }
+                        continue;
+                    }
+                };
                 let Ok(s) = super::bus::decode::<RunState>("run state", &entry.value) else {
                     continue;
                 };
@@ -197,6 +211,7 @@ impl ShardLink {
             shard: self.shard,
             exit_code: summary.verdict.exit_code,
             stop_reason: summary.run.stop_reason.clone(),
+            intervals: self.second.load(Ordering::Relaxed),
         };
         let store = async {
             let json = serde_json::to_vec(summary).map_err(|e| e.to_string())?;

@@ -128,6 +128,9 @@ pub struct Done {
     pub exit_code: u8,
     /// Why it stopped early, if it did.
     pub stop_reason: Option<String>,
+    /// Intervals it published (the coordinator compares with those it received).
+    #[serde(default)]
+    pub intervals: u32,
 }
 
 #[cfg(test)]

@@ -428,7 +428,9 @@ pub enum FlagError {
     #[error("shard {0}/{1}: need 0 <= I < N")]
     ShardRange(u32, u32),
     /// `--shard auto/N` without JOB_COMPLETION_INDEX in the environment.
-    #[error("auto takes I from JOB_COMPLETION_INDEX, which is not set (a Kubernetes Indexed Job sets it; elsewhere give I/N)")]
+    #[error(
+        "auto takes I from JOB_COMPLETION_INDEX, which is not set (a Kubernetes Indexed Job sets it; elsewhere give I/N)"
+    )]
     AutoUnset,
     /// `--shard auto/N` with a JOB_COMPLETION_INDEX that is not an index below N.
     #[error("JOB_COMPLETION_INDEX is {0:?}: need a whole number I with 0 <= I < {1}")]

@@ -53,7 +53,11 @@ fn shard_auto_takes_the_index_from_job_completion_index() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("JOB_COMPLETION_INDEX"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("JOB_COMPLETION_INDEX"),
+        "{}",
+        text(&o)
+    );
     // Out of range: refused too, with the value and the bound.
     let o = chatstorm()
         .args(["run", "scenarios/smoke.yaml", "--shard", "auto/3", "--quiet"])
@@ -62,7 +66,11 @@ fn shard_auto_takes_the_index_from_job_completion_index() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("JOB_COMPLETION_INDEX is \"3\"") && err.contains("< 3"), "{}", text(&o));
+    assert!(
+        err.contains("JOB_COMPLETION_INDEX is \"3\"") && err.contains("< 3"),
+        "{}",
+        text(&o)
+    );
     // Set: the run is shard 1 of 3 (a third of the users).
     let dir = out("auto");
     let o = chatstorm()
@@ -170,10 +178,7 @@ fn manifests_validate_against_the_kubernetes_schemas() {
     std::fs::create_dir_all(&dir).unwrap();
     let fresh = dir.join("privacy-3.yaml");
     std::fs::write(&fresh, manifest(&["scenarios/privacy.yaml", "--shards", "3"])).unwrap();
-    let mut files: Vec<(PathBuf, &str, &str)> = COMMITTED
-        .iter()
-        .map(|(f, a)| (root().join(f), a[0], a[2]))
-        .collect();
+    let mut files: Vec<(PathBuf, &str, &str)> = COMMITTED.iter().map(|(f, a)| (root().join(f), a[0], a[2])).collect();
     files.push((fresh, "scenarios/privacy.yaml", "3"));
     for (file, scenario, shards) in &files {
         let mut validate = Command::new(py.bin("kubernetes-validate"));
@@ -182,14 +187,20 @@ fn manifests_validate_against_the_kubernetes_schemas() {
         assert!(run.success, "{}: {}", file.display(), run.describe());
         let shape = py.run_script(
             SHAPE,
-            &[&file.to_string_lossy(), &root().join(scenario).to_string_lossy(), shards],
+            &[
+                &file.to_string_lossy(),
+                &root().join(scenario).to_string_lossy(),
+                shards,
+            ],
             Duration::from_secs(60),
         );
         assert!(shape.success, "{}: {}", file.display(), shape.describe());
     }
     // The validator does refuse a broken manifest (so a pass means something).
     let broken = dir.join("broken.yaml");
-    let text = std::fs::read_to_string(&files[0].0).unwrap().replace("parallelism: 4", "parallelism: four");
+    let text = std::fs::read_to_string(&files[0].0)
+        .unwrap()
+        .replace("parallelism: 4", "parallelism: four");
     std::fs::write(&broken, text).unwrap();
     let mut validate = Command::new(py.bin("kubernetes-validate"));
     validate.args(["--strict", "--quiet"]).arg(&broken);
@@ -296,7 +307,10 @@ impl Proc {
     fn wait_for(&mut self, needle: &str, limit: Duration) {
         let deadline = std::time::Instant::now() + limit;
         while !self.seen.iter().any(|l| l.contains(needle)) {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            {
                 Ok(l) => self.seen.push(l),
                 Err(_) => panic!("no line with {needle:?} within {limit:?}:\n{}", self.seen.join("\n")),
             }
@@ -334,23 +348,54 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 fn coordinator(nats: &Nats, run: &str, scenario: &str, shards: u32, extra: &[&str], dir: &Path) -> Proc {
     let mut c = chatstorm();
-    c.args(["fleet", "coordinate", scenario, "--shards", &shards.to_string(), "--nats", &nats.url, "--run", run])
-        .args(["--format", "json,junit,html"])
-        .args(extra)
-        .args(if extra.contains(&"--start-timeout") { &[][..] } else { &["--start-timeout", "20s"][..] })
-        .arg("--out")
-        .arg(dir);
+    c.args([
+        "fleet",
+        "coordinate",
+        scenario,
+        "--shards",
+        &shards.to_string(),
+        "--nats",
+        &nats.url,
+        "--run",
+        run,
+    ])
+    .args(["--format", "json,junit,html"])
+    .args(extra)
+    .args(if extra.contains(&"--start-timeout") {
+        &[][..]
+    } else {
+        &["--start-timeout", "20s"][..]
+    })
+    .arg("--out")
+    .arg(dir);
     Proc::spawn(c)
 }
 
 fn shard(nats: &Nats, run: &str, scenario: &str, i: u32, n: u32, extra: &[&str], dir: &Path) -> Proc {
     let mut c = chatstorm();
-    c.args(["run", scenario, "--shard", &format!("auto/{n}"), "--fleet", &nats.url, "--fleet-run", run])
-        .args(["--format", "json", "--quiet", "--fleet-start-timeout", "30s", "--threads", "1"])
-        .args(extra)
-        .arg("--out")
-        .arg(dir.join(format!("local-{i}")))
-        .env("JOB_COMPLETION_INDEX", i.to_string());
+    c.args([
+        "run",
+        scenario,
+        "--shard",
+        &format!("auto/{n}"),
+        "--fleet",
+        &nats.url,
+        "--fleet-run",
+        run,
+    ])
+    .args([
+        "--format",
+        "json",
+        "--quiet",
+        "--fleet-start-timeout",
+        "30s",
+        "--threads",
+        "1",
+    ])
+    .args(extra)
+    .arg("--out")
+    .arg(dir.join(format!("local-{i}")))
+    .env("JOB_COMPLETION_INDEX", i.to_string());
     Proc::spawn(c)
 }
 
@@ -380,7 +425,15 @@ fn a_fleet_of_three_merges_exactly_into_one_report() {
     // The same seed and users in one process: the same counts.
     let single_dir = out("happy-single");
     let o = chatstorm()
-        .args(["run", "scenarios/privacy.yaml", "--format", "json", "--quiet", "--threads", "1"])
+        .args([
+            "run",
+            "scenarios/privacy.yaml",
+            "--format",
+            "json",
+            "--quiet",
+            "--threads",
+            "1",
+        ])
         .args(args)
         .arg("--out")
         .arg(&single_dir)
@@ -395,7 +448,10 @@ fn a_fleet_of_three_merges_exactly_into_one_report() {
     for c in ["connects", "token_fetches"] {
         assert_eq!(counter(&merged, c), counter(&single, c), "{c}");
     }
-    assert_eq!(merged["latency"]["connect"]["summary"]["count"], single["latency"]["connect"]["summary"]["count"]);
+    assert_eq!(
+        merged["latency"]["connect"]["summary"]["count"],
+        single["latency"]["connect"]["summary"]["count"]
+    );
     // The percentiles are those of the exact merge of the shards' histograms (`report merge` of
     // the same shard summaries), not a combination of the shards' percentiles.
     let dirs: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("shard-{i}"))).collect();
@@ -415,7 +471,11 @@ fn a_fleet_of_three_merges_exactly_into_one_report() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("fleet.json")).unwrap()).unwrap();
     let rows = fleet["shards"].as_array().unwrap();
     assert!(rows.iter().all(|r| r["state"] == "finished"), "{fleet}");
-    assert_eq!(fleet["incomplete_intervals"].as_array().map(Vec::len), Some(0), "{fleet}");
+    assert_eq!(
+        fleet["incomplete_intervals"].as_array().map(Vec::len),
+        Some(0),
+        "{fleet}"
+    );
     for d in [&dir, &single_dir, &remerged] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -430,12 +490,17 @@ fn a_fleet_wide_breach_aborts_every_shard_within_two_seconds() {
     let scenario = dir.join("abort.yaml");
     let text_ = std::fs::read_to_string(root().join("scenarios/privacy.yaml"))
         .unwrap()
-        .replace("  conformance.failed: \"== 0\"", "  conformance.failed: \"== 0\"\n  connects: { limit: \"< 40\", abort: true }");
+        .replace(
+            "  conformance.failed: \"== 0\"",
+            "  conformance.failed: \"== 0\"\n  connects: { limit: \"< 40\", abort: true }",
+        );
     std::fs::write(&scenario, text_).unwrap();
     let scenario = scenario.to_string_lossy().into_owned();
     let args = ["--users", "60", "--duration", "20s"];
     let c = coordinator(&nats, "abort", &scenario, 2, &args, &dir.join("fleet"));
-    let shards: Vec<Proc> = (0..2).map(|i| shard(&nats, "abort", &scenario, i, 2, &args, &dir)).collect();
+    let shards: Vec<Proc> = (0..2)
+        .map(|i| shard(&nats, "abort", &scenario, i, 2, &args, &dir))
+        .collect();
     let (code, err) = c.finish(LIMIT);
     assert_eq!(code, Some(1), "{err}");
     let breach: u64 = err
@@ -450,7 +515,10 @@ fn a_fleet_wide_breach_aborts_every_shard_within_two_seconds() {
         assert!(reason.contains("fleet-wide abort"), "shard {i}: {reason}");
         let stopped_ms = local["run"]["duration_ms"].as_u64().unwrap();
         eprintln!("shard {i} stopped at {stopped_ms} ms, breach judged on second {breach}");
-        assert!(stopped_ms <= (breach + 2) * 1000 + 300, "shard {i} stopped at {stopped_ms} ms, breach at {breach} s");
+        assert!(
+            stopped_ms <= (breach + 2) * 1000 + 300,
+            "shard {i} stopped at {stopped_ms} ms, breach at {breach} s"
+        );
     }
     let merged = summary(&dir.join("fleet"));
     let reasons = merged["verdict"]["reasons"].to_string();
@@ -502,7 +570,11 @@ fn a_shard_that_never_comes_fails_the_start_naming_it() {
     assert_eq!(code0, Some(4), "{err0}");
     assert!(err0.contains("cancelled"), "{err0}");
     let merged = summary(&dir);
-    assert!(merged["verdict"]["reasons"].to_string().contains("shards 1, 2 of 3 not ready"));
+    assert!(
+        merged["verdict"]["reasons"]
+            .to_string()
+            .contains("shards 1, 2 of 3 not ready")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -528,7 +600,10 @@ fn a_bus_restarted_for_one_second_loses_no_interval_and_doubles_none() {
     for r in fleet["shards"].as_array().unwrap() {
         assert_eq!(r["state"], "finished", "{fleet}");
         assert!(r["intervals"].as_u64().unwrap() >= 9, "{fleet}");
-        assert_eq!(r["intervals"], r["intervals_sent"], "every interval received once: {fleet}");
+        assert_eq!(
+            r["intervals"], r["intervals_sent"],
+            "every interval received once: {fleet}"
+        );
     }
     assert_eq!(summary(&dir)["run"]["users_started"], 40);
     let _ = std::fs::remove_dir_all(&dir);

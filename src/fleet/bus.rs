@@ -26,7 +26,9 @@ const ACK_WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// The run id cannot name streams and buckets.
-    #[error("fleet run id {0:?}: use 1 to 64 letters, digits, '-' or '_' (and give the same id to the coordinator and every shard)")]
+    #[error(
+        "fleet run id {0:?}: use 1 to 64 letters, digits, '-' or '_' (and give the same id to the coordinator and every shard)"
+    )]
     RunId(String),
     /// No connection within the limit.
     #[error("cannot reach the NATS server at {url} within {secs} s: {reason}")]
@@ -60,10 +62,13 @@ fn js_err(e: impl std::fmt::Display) -> BusError {
 /// # Errors
 /// [`BusError::RunId`].
 pub fn check_run_id(run: &str) -> Result<(), BusError> {
-    let ok = !run.is_empty()
-        && run.len() <= 64
-        && run.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(BusError::RunId(run.to_owned())) }
+    let ok =
+        !run.is_empty() && run.len() <= 64 && run.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(BusError::RunId(run.to_owned()))
+    }
 }
 
 /// The connection and the run's resources.
@@ -223,14 +228,14 @@ impl Bus {
         }
     }
 
-    /// Every interval of the run from the first, in order, across reconnects (an ordered
-    /// consumer recreates itself where it left off).
+    /// Every interval of the run from the first, in order, with its size on the wire (an
+    /// ordered consumer recreates itself where it left off).
     ///
     /// # Errors
     /// [`BusError::JetStream`].
     pub async fn intervals(
         &self,
-    ) -> Result<impl futures_util::Stream<Item = Result<Interval, BusError>> + use<>, BusError> {
+    ) -> Result<impl futures_util::Stream<Item = Result<(Interval, usize), BusError>> + use<>, BusError> {
         use futures_util::StreamExt;
         let consumer = self
             .stream
@@ -242,7 +247,7 @@ impl Bus {
             .map_err(js_err)?;
         let messages = consumer.messages().await.map_err(js_err)?;
         Ok(messages.map(|m| match m {
-            Ok(m) => decode("interval", &m.payload),
+            Ok(m) => decode("interval", &m.payload).map(|i| (i, m.payload.len())),
             Err(e) => Err(js_err(e)),
         }))
     }

@@ -174,7 +174,10 @@ pub async fn run(p: &CoordinatePlan) -> Outcome {
         Ok(Some(_)) => {
             return fail(
                 Outcome::InvalidConfig,
-                format!("fleet run id {:?} was used before on this bus: give this run a new --run", p.run),
+                format!(
+                    "fleet run id {:?} was used before on this bus: give this run a new --run",
+                    p.run
+                ),
             );
         }
         Err(e) => return fail(Outcome::Unreachable, e),
@@ -188,7 +191,9 @@ pub async fn run(p: &CoordinatePlan) -> Outcome {
 
     // 1. Start together.
     if let Err((outcome, reason)) = wait_ready(&bus, p, &scenario, &mut fleet).await {
-        let _ = bus.put(wire::STATE_KEY, &RunState::Cancelled { reason: reason.clone() }).await;
+        let _ = bus
+            .put(wire::STATE_KEY, &RunState::Cancelled { reason: reason.clone() })
+            .await;
         let summary = crate::report::build::not_started(&scenario, Some(file), "fleet", outcome, &reason);
         crate::report::write_outputs(&summary, &dir, &p.formats);
         let rows = rows(&fleet, &BTreeMap::new(), true);
@@ -196,12 +201,23 @@ pub async fn run(p: &CoordinatePlan) -> Outcome {
         return fail(outcome, reason);
     }
     let at = SystemTime::now() + START_LEAD;
-    if let Err(e) = bus.put(wire::STATE_KEY, &RunState::Start { at_unix_ms: unix_ms(at) }).await {
+    if let Err(e) = bus
+        .put(
+            wire::STATE_KEY,
+            &RunState::Start {
+                at_unix_ms: unix_ms(at),
+            },
+        )
+        .await
+    {
         return fail(Outcome::Unreachable, e);
     }
     let start = Instant::now() + START_LEAD;
     if !p.quiet {
-        eprintln!("chatstorm: all {n} shards ready; the fleet starts in {} ms", START_LEAD.as_millis());
+        eprintln!(
+            "chatstorm: all {n} shards ready; the fleet starts in {} ms",
+            START_LEAD.as_millis()
+        );
     }
 
     // 2. Live.
@@ -216,7 +232,10 @@ pub async fn run(p: &CoordinatePlan) -> Outcome {
         }
         let i = i as u32;
         let got = async {
-            let bytes = bus.get_object(&wire::summary_object(i)).await.map_err(|e| e.to_string())?;
+            let bytes = bus
+                .get_object(&wire::summary_object(i))
+                .await
+                .map_err(|e| e.to_string())?;
             let summary: RunSummary = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
             let shard_dir = dir.join(format!("shard-{i}"));
             std::fs::create_dir_all(&shard_dir).map_err(|e| e.to_string())?;
@@ -258,10 +277,10 @@ pub async fn run(p: &CoordinatePlan) -> Outcome {
             ("lost", None) => "lost".to_owned(),
             (s, _) => s.to_owned(),
         };
-        merged
-            .verdict
-            .reasons
-            .push(format!("shard {} of {n} {what}: its {} users are missing from the figures", r.shard, r.users));
+        merged.verdict.reasons.push(format!(
+            "shard {} of {n} {what}: its {} users are missing from the figures",
+            r.shard, r.users
+        ));
     }
     if missing.len() > allowed {
         let current = Outcome::ALL
@@ -412,7 +431,9 @@ async fn wait_ready(
                 continue;
             }
             Err(_) => {
-                let missing: Vec<u32> = (0..n as u32).filter(|&i| fleet.shards[i as usize].ready.is_none()).collect();
+                let missing: Vec<u32> = (0..n as u32)
+                    .filter(|&i| fleet.shards[i as usize].ready.is_none())
+                    .collect();
                 return Err((
                     Outcome::ShardsLost,
                     format!(
@@ -507,10 +528,10 @@ async fn watch_live(bus: &Bus, p: &CoordinatePlan, scenario: &Scenario, fleet: &
         tokio::select! {
             m = async { match intervals.as_mut() { Some(s) => s.next().await, None => std::future::pending().await } } => {
                 match m {
-                    Some(Ok(iv)) => {
+                    Some(Ok((iv, size))) => {
                         let cpu0 = crate::sys::cpu_seconds();
                         live.received += 1;
-                        live.bytes += serde_json::to_vec(&iv).map_or(0, |b| b.len() as u64);
+                        live.bytes += size as u64;
                         take_interval(fleet, &mut pending, judged_up_to, iv);
                         live.cpu_seconds += crate::sys::cpu_seconds() - cpu0;
                     }
@@ -648,7 +669,9 @@ fn live_line(fleet: &Fleet, second: u32, planned: Duration) {
             None => Some(h.clone()),
         })
         .filter(|h| !h.is_empty())
-        .map_or("-".to_owned(), |h| format!("{:.1} ms", h.value_at_quantile(0.99) as f64 / 1000.0));
+        .map_or("-".to_owned(), |h| {
+            format!("{:.1} ms", h.value_at_quantile(0.99) as f64 / 1000.0)
+        });
     let errors = fleet.counter(Counter::ConnectFailures)
         + fleet.counter(Counter::RestFailures)
         + fleet.counter(Counter::TokenFetchFailures);

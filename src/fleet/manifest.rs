@@ -47,8 +47,7 @@ fn q(s: &str) -> String {
 /// place) when the text allows one, else a JSON string.
 fn block(text: &str) -> String {
     let first = text.lines().find(|l| !l.trim().is_empty());
-    let plain = text.chars().all(|c| c == '\n' || !c.is_control())
-        && first.is_some_and(|l| !l.starts_with(' '));
+    let plain = text.chars().all(|c| c == '\n' || !c.is_control()) && first.is_some_and(|l| !l.starts_with(' '));
     if !plain {
         return q(text);
     }
@@ -75,7 +74,13 @@ fn block(text: &str) -> String {
 pub fn dns_name(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     while out.contains("--") {
         out = out.replace("--", "-");

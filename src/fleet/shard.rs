@@ -69,14 +69,25 @@ pub fn shape(scenario: &Scenario, shards: u32) -> RunShape {
 ///
 /// # Errors
 /// One line when the bus cannot be reached or the run id is unusable.
-pub async fn join(join: &FleetJoin, (shard, shards): (u32, u32), scenario: &Scenario) -> Result<Arc<ShardLink>, String> {
+pub async fn join(
+    join: &FleetJoin,
+    (shard, shards): (u32, u32),
+    scenario: &Scenario,
+) -> Result<Arc<ShardLink>, String> {
     if join.run.is_empty() {
         return Err("--fleet needs the fleet run's id: --fleet-run ID (or CHATSTORM_FLEET_RUN)".to_owned());
     }
-    let bus = Bus::connect(&join.url, &join.run, &format!("chatstorm shard {shard}/{shards}"), CONNECT_LIMIT)
-        .await
-        .map_err(|e| e.to_string())?;
-    let users = (0..scenario.users.count).filter(|i| i % u64::from(shards) == u64::from(shard)).count() as u64;
+    let bus = Bus::connect(
+        &join.url,
+        &join.run,
+        &format!("chatstorm shard {shard}/{shards}"),
+        CONNECT_LIMIT,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let users = (0..scenario.users.count)
+        .filter(|i| i % u64::from(shards) == u64::from(shard))
+        .count() as u64;
     let ready = Ready {
         shard,
         shape: shape(scenario, shards),
@@ -230,23 +241,13 @@ impl ShardLink {
                 .await
                 .map_err(|e| e.to_string())
         };
-        let deadline = tokio::time::Instant::now() + FINISH_LIMIT;
-        let mut store = std::pin::pin!(store);
-        loop {
-            match tokio::time::timeout_at(deadline, &mut store).await {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => {
-                    eprintln!("chatstorm: cannot store this shard's summary on the fleet's bus: {e}");
-                    return;
-                }
-                Err(_) => {
-                    eprintln!(
-                        "chatstorm: cannot store this shard's summary on the fleet's bus within {} s",
-                        FINISH_LIMIT.as_secs()
-                    );
-                    return;
-                }
-            }
+        match tokio::time::timeout(FINISH_LIMIT, store).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("chatstorm: cannot store this shard's summary on the fleet's bus: {e}"),
+            Err(_) => eprintln!(
+                "chatstorm: cannot store this shard's summary on the fleet's bus within {} s",
+                FINISH_LIMIT.as_secs()
+            ),
         }
     }
 

@@ -16,7 +16,8 @@ use std::time::Duration;
   1  a threshold was breached (or `report --baseline` found a regression)
   2  the configuration or scenario is invalid (nothing ran)
   3  a strict conformance rule failed
-  4  the run is invalid: the load generator itself was saturated (scheduler lag, ports or descriptors)
+  4  the run is invalid: the load generator itself was saturated (scheduler lag, ports or descriptors),
+     or shards of a fleet were lost or never started
   5  the target could not be reached at all, or the run was interrupted
 
 Without --target (and without `target.url` in the scenario) the bundled mock server is started

@@ -27,6 +27,7 @@ pub async fn run_scenario(
         shard: None,
         lanes: crate::engine::lanes::LanePlan::Caller,
         watcher: None,
+        link: None,
     };
     let output = crate::engine::run::run(req).await?;
     let summary = crate::report::build::build(&scenario, None, &output);

@@ -1,7 +1,7 @@
 //! The command line (clap derive lives here and only here): parsed arguments are turned into a
 //! plain [`Plan`] right away ([`Cli::into_plan`]), so the rest of the crate never sees clap.
 
-use chatstorm::plan::{ConformPlan, Plan, ReportPlan, RunPlan};
+use chatstorm::plan::{ConformPlan, CoordinatePlan, FleetJoin, FleetPlan, Plan, ReportPlan, RunPlan};
 use chatstorm::target::TargetOptions;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -16,7 +16,8 @@ use std::time::Duration;
   1  a threshold was breached (or `report --baseline` found a regression)
   2  the configuration or scenario is invalid (nothing ran)
   3  a strict conformance rule failed
-  4  the run is invalid: the load generator itself was saturated (scheduler lag, ports or descriptors)
+  4  the run is invalid: the load generator itself was saturated (scheduler lag, ports or descriptors),
+     or shards of a fleet were lost or never started
   5  the target could not be reached at all, or the run was interrupted
 
 Without --target (and without `target.url` in the scenario) the bundled mock server is started
@@ -44,6 +45,10 @@ pub enum Command {
     /// --help` lists its options and the fault-control API.
     #[command(disable_help_flag = true)]
     Mock(MockArgs),
+    /// Run across machines: Kubernetes manifests for a fleet of shards, and the coordinator that
+    /// starts them together, aborts them fleet-wide and writes the one merged report.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
 }
 
 /// Where the server under test is and how to authenticate against it.
@@ -122,7 +127,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub workers: u32,
     /// Run only shard I of N (user indices i with i % N == I) and write a shard summary; merge
-    /// shard folders with `chatstorm report merge`.
+    /// shard folders with `chatstorm report merge`. `auto/N` takes I from the environment's
+    /// JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it in each pod.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<(u32, u32)>,
     /// No progress bars or live line (also automatic when stderr is not a terminal).
@@ -146,6 +152,94 @@ pub struct RunArgs {
     /// and once at the end (e.g. http://localhost:9090/api/v1/write).
     #[arg(long, value_name = "URL")]
     pub prometheus_remote_write: Option<String>,
+    /// Run as one shard of a fleet: wait on this NATS JetStream bus for the coordinator's start,
+    /// publish every 1 s interval, obey a fleet-wide abort, store the final summary there
+    /// (`chatstorm fleet coordinate`). Needs --shard.
+    #[arg(long, value_name = "NATS-URL", env = "CHATSTORM_FLEET", requires = "shard")]
+    pub fleet: Option<String>,
+    /// The fleet run's id, the same for the coordinator and every shard (letters, digits, - and _).
+    #[arg(long, value_name = "ID", env = "CHATSTORM_FLEET_RUN", requires = "fleet")]
+    pub fleet_run: Option<String>,
+    /// A shard that cannot reach the bus for this long stops its users (no load nobody watches).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub fleet_watchdog: Duration,
+    /// A shard gives up when the fleet has not started this long after it was ready.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub fleet_start_timeout: Duration,
+}
+
+/// `chatstorm fleet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Print the Kubernetes manifests of a fleet run (an Indexed Job of N shards, the coordinator
+    /// Job, the scenario in a ConfigMap, the secret in a Secret) on stdout.
+    Manifest(ManifestArgs),
+    /// Start N shards together, watch their live intervals, abort them all when an aborting
+    /// threshold breaches on the fleet's merged figures, and write the exact merged report.
+    Coordinate(CoordinateArgs),
+}
+
+/// `chatstorm fleet manifest`.
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// The scenario file.
+    #[arg(value_name = "SCENARIO.yaml")]
+    pub scenario: PathBuf,
+    /// Shards (pods of the Indexed Job).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub shards: u32,
+    /// The container image (built from the Containerfile).
+    #[arg(long, value_name = "NAME:TAG", default_value = "chatstorm:latest")]
+    pub image: String,
+    /// The NATS JetStream server to use; without it the manifests include one.
+    #[arg(long, value_name = "NATS-URL")]
+    pub nats: Option<String>,
+    /// The run's id (default: the scenario's name and the current time).
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+}
+
+/// `chatstorm fleet coordinate`.
+#[derive(Debug, Args)]
+pub struct CoordinateArgs {
+    /// The scenario file the shards run.
+    #[arg(value_name = "SCENARIO.yaml")]
+    pub scenario: PathBuf,
+    /// How many shards.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub shards: u32,
+    /// The NATS JetStream server.
+    #[arg(long, value_name = "NATS-URL", env = "CHATSTORM_FLEET")]
+    pub nats: String,
+    /// The fleet run's id, as given to the shards.
+    #[arg(long, value_name = "ID", env = "CHATSTORM_FLEET_RUN")]
+    pub run: String,
+    /// Override `users.count`, as given to the shards.
+    #[arg(long, value_name = "N")]
+    pub users: Option<u32>,
+    /// Override the run length, as given to the shards.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Override the seed, as given to the shards.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Fail the run (exit 4, naming the missing shards) when not all are ready within this time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub start_timeout: Duration,
+    /// Write the merged results into this folder (default: a new folder under reports/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Outputs to write, comma separated.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "console,json,junit,html"
+    )]
+    pub format: Vec<Format>,
+    /// No live line.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Output formats of a run.
@@ -258,6 +352,12 @@ impl Cli {
                     dashboard: a.dashboard,
                     remote_write: a.prometheus_remote_write,
                 },
+                fleet: a.fleet.map(|url| FleetJoin {
+                    url,
+                    run: a.fleet_run.unwrap_or_default(),
+                    watchdog: a.fleet_watchdog,
+                    start_timeout: a.fleet_start_timeout,
+                }),
             }),
             Command::Conform(a) => Plan::Conform(ConformPlan {
                 target: a.target.into(),
@@ -281,6 +381,26 @@ impl Cli {
                 },
             }),
             Command::Mock(a) => Plan::Mock(a.args),
+            Command::Fleet(FleetCommand::Manifest(a)) => Plan::Fleet(FleetPlan::Manifest {
+                scenario: a.scenario,
+                shards: a.shards,
+                image: a.image,
+                nats: a.nats,
+                run: a.run,
+            }),
+            Command::Fleet(FleetCommand::Coordinate(a)) => Plan::Fleet(FleetPlan::Coordinate(CoordinatePlan {
+                scenario: a.scenario,
+                users: a.users,
+                duration: a.duration,
+                seed: a.seed,
+                shards: a.shards,
+                nats: a.nats,
+                run: a.run,
+                start_timeout: a.start_timeout,
+                out: a.out,
+                formats: a.format.into_iter().map(Into::into).collect(),
+                quiet: a.quiet,
+            })),
         }
     }
 }
@@ -331,6 +451,14 @@ pub enum FlagError {
     /// `--shard I/N` with I >= N or N = 0.
     #[error("shard {0}/{1}: need 0 <= I < N")]
     ShardRange(u32, u32),
+    /// `--shard auto/N` without JOB_COMPLETION_INDEX in the environment.
+    #[error(
+        "auto takes I from JOB_COMPLETION_INDEX, which is not set (a Kubernetes Indexed Job sets it; elsewhere give I/N)"
+    )]
+    AutoUnset,
+    /// `--shard auto/N` with a JOB_COMPLETION_INDEX that is not an index below N.
+    #[error("JOB_COMPLETION_INDEX is {0:?}: need a whole number I with 0 <= I < {1}")]
+    AutoIndex(String, u32),
 }
 
 /// Parses a human duration such as `30s`, `5m`, `250ms`.
@@ -346,9 +474,22 @@ fn parse_listen(s: &str) -> Result<std::net::SocketAddr, chatstorm::live::AddrEr
 }
 
 fn parse_shard(s: &str) -> Result<(u32, u32), FlagError> {
+    parse_shard_with(s, std::env::var("JOB_COMPLETION_INDEX").ok())
+}
+
+/// `--shard I/N` or `auto/N`, with `auto` taken from `job_index` (JOB_COMPLETION_INDEX).
+fn parse_shard_with(s: &str, job_index: Option<String>) -> Result<(u32, u32), FlagError> {
     let (i, n) = s.split_once('/').ok_or(FlagError::ShardForm)?;
+    let count: u32 = n.trim().parse().map_err(|_| FlagError::ShardCount)?;
+    if i.trim() == "auto" {
+        let index = job_index.ok_or(FlagError::AutoUnset)?;
+        return match index.trim().parse::<u32>() {
+            Ok(i) if i < count => Ok((i, count)),
+            _ => Err(FlagError::AutoIndex(index, count)),
+        };
+    }
     let i: u32 = i.trim().parse().map_err(|_| FlagError::ShardIndex)?;
-    let n: u32 = n.trim().parse().map_err(|_| FlagError::ShardCount)?;
+    let n = count;
     if n == 0 || i >= n {
         return Err(FlagError::ShardRange(i, n));
     }
@@ -369,6 +510,14 @@ mod tests {
     fn shard_and_duration_parsers() {
         assert_eq!(parse_shard("1/3"), Ok((1, 3)));
         assert!(parse_shard("3/3").is_err() && parse_shard("x").is_err());
+        assert_eq!(parse_shard_with("auto/3", Some("2".into())), Ok((2, 3)));
+        assert_eq!(parse_shard_with("auto/3", None), Err(FlagError::AutoUnset));
+        assert_eq!(
+            parse_shard_with("auto/3", Some("3".into())),
+            Err(FlagError::AutoIndex("3".into(), 3))
+        );
+        assert!(parse_shard_with("auto/0", Some("0".into())).is_err());
+        assert!(parse_shard_with("auto/x", Some("0".into())).is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("30").unwrap_err().to_string().contains("unit"));
     }

@@ -18,6 +18,7 @@ pub async fn dispatch(plan: Plan) -> Outcome {
         Plan::Conform(p) => conform(p).await,
         Plan::Report(p) => report_command::run(&p),
         Plan::Mock(args) => mock(args).await,
+        Plan::Fleet(p) => crate::fleet::command(p).await,
     }
 }
 
@@ -157,6 +158,14 @@ pub async fn run(args: RunPlan) -> Outcome {
     } else {
         None
     };
+    // A fleet shard joins its bus before anything starts (`crate::fleet::shard`).
+    let link = match &args.fleet {
+        Some(join) => match crate::fleet::shard::join(join, args.shard.unwrap_or((0, 1)), &scenario).await {
+            Ok(l) => Some(l),
+            Err(e) => return fail(Outcome::Unreachable, e),
+        },
+        None => None,
+    };
     let req = RunRequest {
         scenario: scenario.clone(),
         scenario_file: Some(args.scenario.clone()),
@@ -171,6 +180,9 @@ pub async fn run(args: RunPlan) -> Outcome {
         watcher: live
             .clone()
             .map(|l| l as std::sync::Arc<dyn crate::engine::watch::Watcher>),
+        link: link
+            .clone()
+            .map(|l| l as std::sync::Arc<dyn crate::engine::link::RunLink>),
     };
     let target_text = args.target.target.clone().unwrap_or_default();
     let output = match crate::engine::run::run(req).await {
@@ -197,11 +209,15 @@ pub async fn run(args: RunPlan) -> Outcome {
             write_outputs(&summary, &dir, &[Format::Json]);
             return fail(Outcome::SourcesTooFew, reason);
         }
+        Err(e @ RunError::Fleet(_)) => return fail(Outcome::ShardsLost, e),
     };
     let summary = report::build::build(&scenario, Some(file), &output);
     write_outputs(&summary, &dir, &args.formats);
     if let Some(l) = &live {
         l.finish(&summary).await;
+    }
+    if let Some(l) = link {
+        l.finish(&summary, &dir).await;
     }
     Outcome::from_code(summary.verdict.exit_code)
 }

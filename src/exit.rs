@@ -17,6 +17,9 @@ pub enum Outcome {
     ConformanceFailed,
     /// 4: the run is invalid because the generator itself was saturated.
     GeneratorSaturated,
+    /// 4: the run is invalid because shards of its fleet were lost or never started (more than
+    /// the scenario allows): their users are missing.
+    ShardsLost,
     /// 5: the target could not be reached at all, failed during setup, or the run was interrupted.
     Unreachable,
     /// 5: the target stopped answering during the run (its own outcome, named with the time).
@@ -28,7 +31,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Self::Passed,
         Self::ThresholdBreached,
         Self::CheckFailed,
@@ -37,6 +40,7 @@ impl Outcome {
         Self::GeneratorSaturated,
         Self::Unreachable,
         Self::TargetLost,
+        Self::ShardsLost,
         Self::SourcesTooFew,
     ];
 
@@ -60,7 +64,7 @@ impl Outcome {
             Self::ThresholdBreached | Self::CheckFailed => 1,
             Self::InvalidConfig => 2,
             Self::ConformanceFailed => 3,
-            Self::GeneratorSaturated => 4,
+            Self::GeneratorSaturated | Self::ShardsLost => 4,
             Self::Unreachable | Self::TargetLost => 5,
             Self::SourcesTooFew => 6,
         }
@@ -74,7 +78,7 @@ impl Outcome {
                 Outcome::Passed => 0,
                 Outcome::ThresholdBreached | Outcome::CheckFailed => 1,
                 Outcome::ConformanceFailed => 2,
-                Outcome::GeneratorSaturated => 3,
+                Outcome::GeneratorSaturated | Outcome::ShardsLost => 3,
                 Outcome::InvalidConfig | Outcome::SourcesTooFew => 4,
                 Outcome::Unreachable => 5,
                 Outcome::TargetLost => 6,
@@ -92,6 +96,7 @@ impl Outcome {
             Self::InvalidConfig => "invalid configuration",
             Self::ConformanceFailed => "conformance failed",
             Self::GeneratorSaturated => "invalid: generator saturated",
+            Self::ShardsLost => "invalid: shards lost",
             Self::Unreachable => "target unreachable or interrupted",
             Self::TargetLost => "target died during the run",
             Self::SourcesTooFew => "too few source addresses or descriptors for the users",

@@ -27,6 +27,9 @@
 //! - [`live`]: watching a run while it runs (Prometheus endpoint, remote write, live dashboard);
 //!   the engine calls it once per second through [`engine::watch::Watcher`], and it draws with
 //!   `report`'s renderer.
+//! - [`fleet`]: one run across machines: Kubernetes manifests, a shard's link to the NATS
+//!   JetStream bus (start together, live intervals, fleet-wide stop) and the coordinator that
+//!   judges the fleet live and merges the final summaries with `report`'s merge.
 //! - [`plan`]: the plain requests the command line is turned into.
 //! - [`commands`]: one function per subcommand, from a [`plan::Plan`] to an [`exit::Outcome`];
 //!   [`api`]: the in-process entry for tests and embedders.
@@ -40,6 +43,7 @@ pub mod commands;
 pub mod conformance;
 pub mod engine;
 pub mod exit;
+pub mod fleet;
 pub mod live;
 pub mod markup;
 pub mod metrics;

@@ -20,6 +20,8 @@ pub enum Plan {
     Report(ReportPlan),
     /// `chatstorm mock ...`: the mock binary's own arguments.
     Mock(Vec<String>),
+    /// `chatstorm fleet ...`.
+    Fleet(FleetPlan),
 }
 
 /// `chatstorm run`.
@@ -49,6 +51,68 @@ pub struct RunPlan {
     pub threads: Option<usize>,
     /// Watching the run live: Prometheus endpoint, dashboard, remote write (default: none).
     pub live: crate::live::LiveOptions,
+    /// Run as one shard of a fleet steered over a bus (`--fleet`); needs `shard`.
+    pub fleet: Option<FleetJoin>,
+}
+
+/// `run --shard I/N --fleet URL`: how a shard joins its fleet.
+#[derive(Debug, Clone)]
+pub struct FleetJoin {
+    /// The NATS URL of the fleet's bus.
+    pub url: String,
+    /// The fleet run's id, shared by the coordinator and every shard.
+    pub run: String,
+    /// Stop the users when the bus has been unreachable this long.
+    pub watchdog: Duration,
+    /// Give up when the fleet has not started within this time of being ready.
+    pub start_timeout: Duration,
+}
+
+/// `chatstorm fleet ...`.
+#[derive(Debug, Clone)]
+pub enum FleetPlan {
+    /// Print the Kubernetes manifests of a fleet run.
+    Manifest {
+        /// The scenario file (its text goes into a ConfigMap).
+        scenario: PathBuf,
+        /// Shards (pods).
+        shards: u32,
+        /// The container image, NAME:TAG.
+        image: String,
+        /// The bus's URL; `None`: a NATS server is part of the manifests.
+        nats: Option<String>,
+        /// The run id (default: the scenario's name and the current time).
+        run: Option<String>,
+    },
+    /// Start the shards together, watch them, abort fleet-wide, write the merged report.
+    Coordinate(CoordinatePlan),
+}
+
+/// `chatstorm fleet coordinate`.
+#[derive(Debug, Clone)]
+pub struct CoordinatePlan {
+    /// The scenario file the shards run.
+    pub scenario: PathBuf,
+    /// Override of `users.count`, as given to the shards.
+    pub users: Option<u32>,
+    /// Override of the run length, as given to the shards.
+    pub duration: Option<Duration>,
+    /// Override of the seed, as given to the shards.
+    pub seed: Option<u64>,
+    /// How many shards.
+    pub shards: u32,
+    /// The bus's URL.
+    pub nats: String,
+    /// The fleet run's id.
+    pub run: String,
+    /// Fail the start when not every shard is ready within this time.
+    pub start_timeout: Duration,
+    /// The merged report's folder (default: a new one under `reports/`).
+    pub out: Option<PathBuf>,
+    /// The outputs to write.
+    pub formats: Vec<Format>,
+    /// No live line.
+    pub quiet: bool,
 }
 
 /// `chatstorm conform`.

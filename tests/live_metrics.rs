@@ -11,9 +11,10 @@
 //! Every port is bound on loopback (chatstorm's with port 0, Prometheus' on a port just found
 //! free); every wait is bounded.
 
-mod support {
-    pub mod apt;
-}
+#[path = "support/apt.rs"]
+mod apt;
+#[path = "support/process.rs"]
+mod process;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -229,7 +230,7 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(dir: &Path, name: &str, config: &str, extra: &[&str]) -> Prometheus {
-        let bin = support::apt::ensure("/usr/bin/prometheus", "prometheus");
+        let bin = apt::ensure("/usr/bin/prometheus", "prometheus", apt::Recommends::Skip);
         let home = dir.join(name);
         std::fs::create_dir_all(home.join("data")).expect("prometheus dir");
         std::fs::write(home.join("prometheus.yml"), config).expect("prometheus config");
@@ -253,7 +254,7 @@ impl Prometheus {
             assert!(
                 Instant::now() < deadline,
                 "prometheus {name} not ready within 60 s:\n{}",
-                support::apt::tail(&log)
+                apt::tail(&log)
             );
             // Polling an external server's readiness: nothing to await.
             std::thread::sleep(Duration::from_millis(200));
@@ -542,7 +543,7 @@ struct PageWatch {
 async fn watch_page(dir: &Path, url: &str, reads: usize, gap: Duration) -> PageWatch {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let chromium = support::apt::ensure("/usr/bin/chromium", "chromium");
+    let chromium = apt::ensure("/usr/bin/chromium", "chromium", apt::Recommends::Install);
     let profile = dir.join("chromium-profile");
     let mut child = Command::new(chromium)
         .args([

@@ -60,6 +60,7 @@ fn plan(scenario: &Path, target: TargetOptions, out: &Path) -> RunPlan {
         quiet: true,
         threads: Some(1),
         live: Default::default(),
+        fleet: None,
     }
 }
 

@@ -11,6 +11,12 @@
 //!
 //! `CHATSTORM_BLESS=1 cargo test --test report` rewrites the schema and the golden files.
 
+#[path = "support/apt.rs"]
+mod apt;
+#[path = "support/process.rs"]
+mod process;
+
+use apt::tail;
 use chatstorm::report::summary::{RunSummary, StormFigures, ThresholdResult, TimelineMark};
 use chatstorm::report::{console, html, junit};
 use std::collections::BTreeMap;
@@ -388,10 +394,11 @@ fn strings_from_the_scenario_and_target_are_escaped() {
 // Headless Chromium.
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-const INSTALL_LOCK: &str = "/tmp/chatstorm-chromium-install.lock";
 
 /// Runs `cmd` to completion within `limit`, killing it past that; gives (success, stdout, stderr).
-fn run_bounded(mut cmd: Command, limit: Duration) -> Result<(bool, String, String), String> {
+/// Output goes through files, not pipes: Chromium's helper processes inherit its stdout and
+/// outlive it, so a pipe would not close when the browser itself exits.
+fn run_to_files(mut cmd: Command, limit: Duration) -> Result<(bool, String, String), String> {
     let what = format!("{cmd:?}");
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -424,64 +431,9 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Result<(bool, String, Strin
     Ok((status.success(), stdout, stderr))
 }
 
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-/// Chromium's path, installing Debian's package first when it is missing. Parallel test
-/// processes serialize on an `flock`ed lock file; the install is bounded; any failure panics with
-/// what apt said (the browser check is never skipped).
+/// Chromium's path, installing Debian's package first when it is missing (`support/apt.rs`).
 fn chromium() -> PathBuf {
-    let path = PathBuf::from(CHROMIUM);
-    if path.is_file() {
-        return path;
-    }
-    use std::os::fd::AsRawFd;
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(INSTALL_LOCK)
-        .unwrap_or_else(|e| panic!("{INSTALL_LOCK}: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(900);
-    // SAFETY: flock on a descriptor this function owns; non-blocking so the wait stays bounded.
-    while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "another process held {INSTALL_LOCK} for 15 minutes while installing chromium"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    if path.is_file() {
-        return path; // another process installed it while we waited
-    }
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(
-        root,
-        "{CHROMIUM} is missing and this test is not root, so it cannot install it: run `apt-get install -y chromium` as root"
-    );
-    eprintln!("report test: {CHROMIUM} missing; installing Debian's chromium package (apt-get)");
-    for args in [&["update"][..], &["install", "-y", "chromium"][..]] {
-        let mut cmd = Command::new("apt-get");
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        match run_bounded(cmd, Duration::from_secs(600)) {
-            Ok((true, _, _)) => {}
-            Ok((false, out, err)) => panic!(
-                "apt-get {} failed while installing chromium for the browser test:\n{}\n{}",
-                args.join(" "),
-                tail(&out),
-                tail(&err)
-            ),
-            Err(e) => panic!("installing chromium for the browser test: {e}"),
-        }
-    }
-    assert!(
-        path.is_file(),
-        "apt-get installed chromium but {CHROMIUM} does not exist"
-    );
-    path
+    apt::ensure(CHROMIUM, "chromium", apt::Recommends::Install)
 }
 
 /// Runs headless Chromium on `page` with `extra` flags; gives (stdout, stderr).
@@ -506,7 +458,7 @@ fn headless(page: &Path, extra: &[String]) -> (String, String) {
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(extra)
     .arg(format!("file://{}", page.display()));
-    let (ok, out, err) = run_bounded(cmd, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
+    let (ok, out, err) = run_to_files(cmd, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&profile);
     assert!(ok, "chromium failed on {}:\n{}", page.display(), tail(&err));
     (out, err)

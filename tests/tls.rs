@@ -110,6 +110,7 @@ fn run_plan(scenario: &Path, target: TargetOptions, out: &Path) -> RunPlan {
         quiet: true,
         threads: Some(1),
         live: Default::default(),
+        fleet: None,
     }
 }
 

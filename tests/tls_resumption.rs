@@ -80,6 +80,7 @@ async fn run(name: &str, resumption: &str) -> (Outcome, RunSummary) {
         quiet: true,
         threads: Some(1),
         live: Default::default(),
+        fleet: None,
     };
     let outcome = chatstorm::commands::run(plan).await;
     mock.shutdown().await;

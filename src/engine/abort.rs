@@ -7,17 +7,42 @@ use crate::metrics::{Collector, Counter, Metric, Recorder, Series, View};
 use crate::scenario::threshold::{Derived, Histogram, Stat, Threshold};
 use std::time::Duration;
 
-fn latency_us(collector: &Collector, h: Histogram, stat: Stat) -> Option<f64> {
+/// The figures an aborting threshold is judged on: one process's collector and recorder, or a
+/// fleet's merged intervals (`crate::fleet::coordinator`).
+pub trait Figures {
+    /// The whole-run histogram of a metric so far, from the actual start.
+    fn cumulative(&self, metric: Metric) -> Option<&hdrhistogram::Histogram<u64>>;
+    /// A counter's total so far.
+    fn counter(&self, counter: Counter) -> u64;
+}
+
+/// One process's figures.
+struct Local<'a> {
+    collector: &'a Collector,
+    recorder: &'a Recorder,
+}
+
+impl Figures for Local<'_> {
+    fn cumulative(&self, metric: Metric) -> Option<&hdrhistogram::Histogram<u64>> {
+        self.collector.cumulative(Series {
+            metric,
+            view: View::Actual,
+        })
+    }
+
+    fn counter(&self, counter: Counter) -> u64 {
+        self.recorder.counter(counter)
+    }
+}
+
+fn latency_us(collector: &dyn Figures, h: Histogram, stat: Stat) -> Option<f64> {
     let metrics: &[Metric] = match &h {
         Histogram::Connect => &[Metric::ConnectWs, Metric::ConnectLongpoll],
         Histogram::One(m) => std::slice::from_ref(m),
     };
     let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
     for m in metrics {
-        if let Some(h) = collector.cumulative(Series {
-            metric: *m,
-            view: View::Actual,
-        }) {
+        if let Some(h) = collector.cumulative(*m) {
             match &mut merged {
                 Some(acc) => {
                     let _ = acc.add(h);
@@ -34,7 +59,7 @@ fn latency_us(collector: &Collector, h: Histogram, stat: Stat) -> Option<f64> {
     })
 }
 
-fn derived(recorder: &Recorder, f: Derived) -> Option<f64> {
+fn derived(recorder: &dyn Figures, f: Derived) -> Option<f64> {
     let c = |k: Counter| recorder.counter(k) as f64;
     let failures = c(Counter::ConnectFailures) + c(Counter::RestFailures) + c(Counter::TokenFetchFailures);
     let operations =
@@ -53,6 +78,12 @@ pub fn check(
     recorder: &Recorder,
     elapsed: Duration,
 ) -> Option<(String, String)> {
+    check_figures(thresholds, &Local { collector, recorder }, elapsed)
+}
+
+/// The first aborting threshold breached at `elapsed` on any [`Figures`], with a one-line reason.
+pub fn check_figures(thresholds: &[Threshold], figures: &dyn Figures, elapsed: Duration) -> Option<(String, String)> {
+    let (collector, recorder) = (figures, figures);
     thresholds
         .iter()
         .filter(|t| t.abort && t.abort_after.is_none_or(|a| elapsed >= a))

@@ -5,7 +5,7 @@
 //! to finish), `users` (specs and spawning), `timeline` (faults and actions at offsets),
 //! `fault` (the mock's fault-control API), `embedded` (starting the bundled mock), `probe`
 //! (is the target there), `lag` (is the generator keeping up), `lanes` (the threads users run
-//! on), `progress` (the live line),
+//! on), `link` (a run steered by a fleet), `progress` (the live line),
 //! `signals` (SIGINT/SIGTERM), `children` (child processes that die with the harness), `watch`
 //! (what live watchers of a run are handed each second).
 
@@ -16,6 +16,7 @@ pub mod fault;
 pub mod figures;
 pub mod lag;
 pub mod lanes;
+pub mod link;
 pub mod probe;
 pub mod progress;
 pub mod run;

@@ -47,6 +47,9 @@ pub struct RunRequest {
     pub lanes: super::lanes::LanePlan,
     /// Told about the run once per second (the live endpoints); `None`: nobody watches.
     pub watcher: Option<Arc<dyn super::watch::Watcher>>,
+    /// A fleet steering this shard (start instant, live intervals, fleet-wide stop); `None`
+    /// for a run on its own.
+    pub link: Option<Arc<dyn super::link::RunLink>>,
 }
 
 /// What a run produced, before rendering.
@@ -124,6 +127,9 @@ pub enum RunError {
     /// Anything else that stopped the run from starting (exit 2).
     #[error("{0}")]
     Setup(#[from] StartError),
+    /// The fleet this shard belongs to never started it (exit 4).
+    #[error("the fleet did not start this shard: {0}")]
+    Fleet(String),
 }
 
 /// What stopped a run from starting, other than the target (each one line).
@@ -226,8 +232,16 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     for r in &dns_pins.resolutions {
         recorder.record(crate::metrics::Metric::ConnectDns, r.took);
     }
-    let started_at = SystemTime::now();
-    let start = Instant::now();
+    // A fleet shard starts at the fleet's common instant (every shard ready), not at once.
+    let (started_at, start) = match &req.link {
+        Some(link) => {
+            let at = link.ready().await.map_err(RunError::Fleet)?;
+            let start = Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default();
+            tokio::time::sleep_until(start).await;
+            (at, start)
+        }
+        None => (SystemTime::now(), Instant::now()),
+    };
     // A child of the signal token: a signal cancels the run, an aborting threshold only the run.
     let root = interrupts.token().child_token();
     let stop_reason: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
@@ -323,6 +337,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         let (scenario, stop_reason, aborted_by) = (scenario.clone(), stop_reason.clone(), aborted_by.clone());
         let mut progress = Progress::new(total, req.quiet);
         let schedule = schedule.clone();
+        let link = req.link.clone();
         tokio::spawn(async move {
             let mut collector = collector;
             let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
@@ -331,6 +346,9 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
                     _ = root.cancelled() => break,
                     _ = tick.tick() => {
                         let view = collector.tick(Instant::now().into_std());
+                        if let Some(l) = &link {
+                            l.interval(start.elapsed(), &collector, &recorder);
+                        }
                         peaks.observe(recorder.gauge(Gauge::Connected).max(0) as u64);
                         let stage = stage_name(&schedule, start.elapsed());
                         progress.update(&stage, started.load(Relaxed), &view);
@@ -392,6 +410,22 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         None => tokio::spawn(start_users(starter)),
     };
 
+    // A fleet stops every shard at once (a fleet-wide abort, or this shard lost the bus).
+    let link_task = req.link.clone().map(|link| {
+        let (root, stop_reason, aborted_by) = (root.clone(), stop_reason.clone(), aborted_by.clone());
+        tokio::spawn(async move {
+            let stop = link.stopped().await;
+            eprintln!("chatstorm: {}", stop.reason);
+            if let Ok(mut r) = stop_reason.lock() {
+                r.get_or_insert(stop.reason);
+            }
+            if let (Some(key), Ok(mut a)) = (stop.threshold, aborted_by.lock()) {
+                a.get_or_insert(key);
+            }
+            root.cancel();
+        })
+    });
+
     // Run for the plan's length, or until Ctrl-C / an aborting threshold cancels.
     tokio::select! {
         _ = tokio::time::sleep_until(start + total) => {}
@@ -399,6 +433,9 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
     }
     let elapsed = start.elapsed();
     watch_stop.cancel();
+    if let Some(t) = &link_task {
+        t.abort();
+    }
     recorder.close_storms();
     root.cancel();
     scheduler.abort();

@@ -48,6 +48,9 @@ pub struct Checks {
     pub target_reachable: bool,
     /// The channels and memberships created at setup were still there at the end.
     pub state_kept: bool,
+    /// Shards of a fleet (`fleet coordinate`) that may be lost or never start before the run is
+    /// invalid (default 0).
+    pub shards_lost: u32,
 }
 
 impl Default for Checks {
@@ -57,6 +60,7 @@ impl Default for Checks {
             recovered: true,
             target_reachable: true,
             state_kept: true,
+            shards_lost: 0,
         }
     }
 }

@@ -32,7 +32,7 @@ pub(crate) struct RawScenario {
 }
 
 /// `checks: {users_connected: true | false | "95%", recovered: bool, target_reachable: bool,
-/// state_kept: bool}`: the implicit checks, each on unless turned off.
+/// state_kept: bool, shards_lost: N}`: the implicit checks, each on unless turned off.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawChecks {
@@ -40,6 +40,7 @@ pub(crate) struct RawChecks {
     pub recovered: Field<bool>,
     pub target_reachable: Field<bool>,
     pub state_kept: Field<bool>,
+    pub shards_lost: Field<u32>,
 }
 
 /// `true`, `false`, or a share such as `"95%"` / `0.95`.

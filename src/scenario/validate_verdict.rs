@@ -147,6 +147,7 @@ pub(crate) fn checks(check: &mut Check<'_>, raw: Option<&Sp<RawChecks>>) -> Chec
     out.recovered = value(&c.recovered).unwrap_or(true);
     out.target_reachable = value(&c.target_reachable).unwrap_or(true);
     out.state_kept = value(&c.state_kept).unwrap_or(true);
+    out.shards_lost = value(&c.shards_lost).unwrap_or(0);
     out
 }
 

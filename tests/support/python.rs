@@ -99,6 +99,11 @@ impl Venv {
         self.dir.join("bin").join("python")
     }
 
+    /// A program the venv installed (`bin/NAME`), e.g. `nats-server`.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.dir.join("bin").join(name)
+    }
+
     /// A command running the venv's interpreter without byte-code files.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(self.python());

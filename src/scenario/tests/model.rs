@@ -417,7 +417,8 @@ fn checks_are_on_by_default_and_can_be_turned_off_or_shared() {
             users_connected: Some(0.95),
             recovered: false,
             target_reachable: false,
-            state_kept: false
+            state_kept: false,
+            shards_lost: 0
         }
     );
     let s = parse("c.yaml", &format!("{MINIMAL}checks: {{users_connected: false}}\n")).expect("valid");
@@ -425,6 +426,8 @@ fn checks_are_on_by_default_and_can_be_turned_off_or_shared() {
     assert!(s.checks.recovered);
     let s = parse("c.yaml", &format!("{MINIMAL}checks: {{users_connected: 0.5}}\n")).expect("valid");
     assert_eq!(s.checks.users_connected, Some(0.5));
+    let s = parse("c.yaml", &format!("{MINIMAL}checks: {{shards_lost: 2}}\n")).expect("valid");
+    assert_eq!(s.checks.shards_lost, 2);
 }
 
 #[test]

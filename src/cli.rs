@@ -19,6 +19,7 @@ use std::time::Duration;
   4  the run is invalid: the load generator itself was saturated (scheduler lag, ports or descriptors),
      or shards of a fleet were lost or never started
   5  the target could not be reached at all, or the run was interrupted
+  6  --source-ips (or the descriptor limit) cannot carry the users (nothing ran)
 
 Without --target (and without `target.url` in the scenario) the bundled mock server is started
 in-process on a free loopback port, so `chatstorm run scenarios/smoke.yaml` works on its own.")]
@@ -33,7 +34,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario: thousands of simulated users against the target, with latency histograms,
     /// conformance counts and a report folder.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the conformance suite alone with a handful of scripted users.
     Conform(ConformArgs),
     /// Check scenario files and report every problem with file:line:column; run nothing.
@@ -335,30 +336,33 @@ impl Cli {
     /// The plain [`Plan`] these arguments ask for: nothing below the binary sees clap.
     pub fn into_plan(self) -> Plan {
         match self.command {
-            Command::Run(a) => Plan::Run(RunPlan {
-                scenario: a.scenario,
-                target: a.target.into(),
-                users: a.users,
-                duration: a.duration,
-                seed: a.seed,
-                out: a.out,
-                formats: a.format.into_iter().map(Into::into).collect(),
-                workers: a.workers,
-                shard: a.shard,
-                quiet: a.quiet,
-                threads: a.threads.map(usize::from),
-                live: chatstorm::live::LiveOptions {
-                    metrics_listen: a.metrics_listen,
-                    dashboard: a.dashboard,
-                    remote_write: a.prometheus_remote_write,
-                },
-                fleet: a.fleet.map(|url| FleetJoin {
-                    url,
-                    run: a.fleet_run.unwrap_or_default(),
-                    watchdog: a.fleet_watchdog,
-                    start_timeout: a.fleet_start_timeout,
-                }),
-            }),
+            Command::Run(a) => {
+                let a = *a;
+                Plan::Run(Box::new(RunPlan {
+                    scenario: a.scenario,
+                    target: a.target.into(),
+                    users: a.users,
+                    duration: a.duration,
+                    seed: a.seed,
+                    out: a.out,
+                    formats: a.format.into_iter().map(Into::into).collect(),
+                    workers: a.workers,
+                    shard: a.shard,
+                    quiet: a.quiet,
+                    threads: a.threads.map(usize::from),
+                    live: chatstorm::live::LiveOptions {
+                        metrics_listen: a.metrics_listen,
+                        dashboard: a.dashboard,
+                        remote_write: a.prometheus_remote_write,
+                    },
+                    fleet: a.fleet.map(|url| FleetJoin {
+                        url,
+                        run: a.fleet_run.unwrap_or_default(),
+                        watchdog: a.fleet_watchdog,
+                        start_timeout: a.fleet_start_timeout,
+                    }),
+                }))
+            }
             Command::Conform(a) => Plan::Conform(ConformPlan {
                 target: a.target.into(),
                 only: a.only,

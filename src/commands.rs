@@ -13,7 +13,7 @@ use std::path::PathBuf;
 /// Carries out one command.
 pub async fn dispatch(plan: Plan) -> Outcome {
     match plan {
-        Plan::Run(p) => run(p).await,
+        Plan::Run(p) => run(*p).await,
         Plan::Validate(files) => validate(&files),
         Plan::Conform(p) => conform(p).await,
         Plan::Report(p) => report_command::run(&p),

@@ -11,7 +11,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub enum Plan {
     /// `chatstorm run`.
-    Run(RunPlan),
+    /// Boxed: the other plans are a fraction of its size.
+    Run(Box<RunPlan>),
     /// `chatstorm conform`.
     Conform(ConformPlan),
     /// `chatstorm validate FILE...`.

@@ -104,15 +104,8 @@ pub struct RunArgs {
     pub scenario: PathBuf,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Override `users.count` (the load stages are scaled to it).
-    #[arg(long, value_name = "N")]
-    pub users: Option<u32>,
-    /// Override the run length: the plan is cut (or the last stage extended) to this duration.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    /// Override the scenario's seed.
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
     /// Write the results into this folder (default: a new folder under reports/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -169,6 +162,20 @@ pub struct RunArgs {
     pub fleet_start_timeout: Duration,
 }
 
+/// What `run` (and a fleet's coordinator, for its shards) may change of a scenario.
+#[derive(Debug, Args)]
+pub struct OverrideArgs {
+    /// Override `users.count` (the load stages are scaled to it).
+    #[arg(long, value_name = "N")]
+    pub users: Option<u32>,
+    /// Override the run length: the plan is cut (or the last stage extended) to this duration.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Override the scenario's seed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
 /// `chatstorm fleet` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
@@ -215,15 +222,9 @@ pub struct CoordinateArgs {
     /// The fleet run's id, as given to the shards.
     #[arg(long, value_name = "ID", env = "CHATSTORM_FLEET_RUN")]
     pub run: String,
-    /// Override `users.count`, as given to the shards.
-    #[arg(long, value_name = "N")]
-    pub users: Option<u32>,
-    /// Override the run length, as given to the shards.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    /// Override the seed, as given to the shards.
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
+    /// The shards' overrides of the scenario (passed on to each).
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
     /// Fail the run (exit 4, naming the missing shards) when not all are ready within this time.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
     pub start_timeout: Duration,
@@ -341,9 +342,9 @@ impl Cli {
                 Plan::Run(Box::new(RunPlan {
                     scenario: a.scenario,
                     target: a.target.into(),
-                    users: a.users,
-                    duration: a.duration,
-                    seed: a.seed,
+                    users: a.overrides.users,
+                    duration: a.overrides.duration,
+                    seed: a.overrides.seed,
                     out: a.out,
                     formats: a.format.into_iter().map(Into::into).collect(),
                     workers: a.workers,
@@ -394,9 +395,9 @@ impl Cli {
             }),
             Command::Fleet(FleetCommand::Coordinate(a)) => Plan::Fleet(FleetPlan::Coordinate(CoordinatePlan {
                 scenario: a.scenario,
-                users: a.users,
-                duration: a.duration,
-                seed: a.seed,
+                users: a.overrides.users,
+                duration: a.overrides.duration,
+                seed: a.overrides.seed,
                 shards: a.shards,
                 nats: a.nats,
                 run: a.run,

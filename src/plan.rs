@@ -56,6 +56,30 @@ pub struct RunPlan {
     pub fleet: Option<FleetJoin>,
 }
 
+impl RunPlan {
+    /// A run of `scenario` against `target` with the command line's defaults: the scenario's own
+    /// users, length and seed, every output into a new folder under `reports/`, one process, one
+    /// lane per core, nothing watching live, no fleet. Embedders and tests change what they need
+    /// with struct update syntax.
+    pub fn new(scenario: PathBuf, target: TargetOptions) -> Self {
+        Self {
+            scenario,
+            target,
+            users: None,
+            duration: None,
+            seed: None,
+            out: None,
+            formats: vec![Format::Console, Format::Json, Format::Junit, Format::Html],
+            workers: 1,
+            shard: None,
+            quiet: false,
+            threads: None,
+            live: crate::live::LiveOptions::default(),
+            fleet: None,
+        }
+    }
+}
+
 /// `run --shard I/N --fleet URL`: how a shard joins its fleet.
 #[derive(Debug, Clone)]
 pub struct FleetJoin {

@@ -732,10 +732,19 @@ fn the_dashboard_updates_live_shows_every_chart_and_becomes_the_final_report() {
         "the page logged problems:\n{}",
         page.problems.join("\n")
     );
+    // The event stream is proven by the status line above: only its `update` handler writes
+    // "(N updates". DevTools does not always report the EventSource request itself (seen once in
+    // a full suite run on 2 cores: only the page's own request was logged while the updates came),
+    // so the request log serves the origin check only.
+    let updates = |dom: &str| -> u64 {
+        let at = dom.find("Live: updated every second (").map_or(0, |i| i + 28);
+        dom[at..].split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
     assert!(
-        page.requests.iter().any(|u| u == &format!("{url}events")),
-        "the page never opened its event stream: {:?}",
-        page.requests
+        updates(second) > updates(first),
+        "the second read shows no more updates than the first ({} vs {})",
+        updates(first),
+        updates(second)
     );
     for u in &page.requests {
         assert!(u.starts_with(&url), "the page loaded {u}, outside its origin {url}");

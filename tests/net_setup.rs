@@ -48,19 +48,11 @@ async fn tls_mock(dir: &Path) -> (MockHandle, MockConfig, PathBuf) {
 
 fn plan(scenario: &Path, target: TargetOptions, out: &Path) -> RunPlan {
     RunPlan {
-        scenario: scenario.to_owned(),
-        target,
-        users: None,
-        duration: None,
-        seed: None,
         out: Some(out.to_owned()),
         formats: vec![chatstorm::report::Format::Json],
-        workers: 1,
-        shard: None,
         quiet: true,
         threads: Some(1),
-        live: Default::default(),
-        fleet: None,
+        ..RunPlan::new(scenario.to_owned(), target)
     }
 }
 

@@ -56,31 +56,24 @@ async fn run(name: &str, resumption: &str) -> (Outcome, RunSummary) {
     let file = dir.join("s.yaml");
     std::fs::write(&file, scenario(resumption)).unwrap();
     let out = dir.join("out");
-    let plan = RunPlan {
-        scenario: file,
-        target: TargetOptions {
-            target: Some(mock.base_url()),
-            api_key: Some(cfg.api_key.clone()),
-            secret: Some(cfg.secret.clone()),
-            token_endpoint: None,
-            fault_secret: Some(cfg.fault_secret.clone()),
-            tls: TlsOptions {
-                ca_cert: Some(ca),
-                insecure: false,
-            },
-            source_ips: None,
+    let target = TargetOptions {
+        target: Some(mock.base_url()),
+        api_key: Some(cfg.api_key.clone()),
+        secret: Some(cfg.secret.clone()),
+        token_endpoint: None,
+        fault_secret: Some(cfg.fault_secret.clone()),
+        tls: TlsOptions {
+            ca_cert: Some(ca),
+            insecure: false,
         },
-        users: None,
-        duration: None,
-        seed: None,
+        source_ips: None,
+    };
+    let plan = RunPlan {
         out: Some(out.clone()),
         formats: vec![chatstorm::report::Format::Json],
-        workers: 1,
-        shard: None,
         quiet: true,
         threads: Some(1),
-        live: Default::default(),
-        fleet: None,
+        ..RunPlan::new(file, target)
     };
     let outcome = chatstorm::commands::run(plan).await;
     mock.shutdown().await;

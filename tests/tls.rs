@@ -5,12 +5,16 @@
 //! issuer, a name mismatch, expired) ends the run before any user starts, exit 5, with one line
 //! saying why; `--insecure` connects and says so, on stderr and in summary.json.
 
+#[path = "support/runs.rs"]
+mod runs;
+
 use chatstorm::exit::Outcome;
 use chatstorm::net::TlsOptions;
-use chatstorm::plan::{ConformPlan, RunPlan};
-use chatstorm::report::summary::{RunSummary, TlsInfo};
+use chatstorm::plan::ConformPlan;
+use chatstorm::report::summary::TlsInfo;
 use chatstorm::target::TargetOptions;
 use chatstorm_mock::{MockConfig, MockHandle, SelfSigned};
+use runs::{plan, summary};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -96,21 +100,6 @@ fn target_options(mock: &MockHandle, cfg: &MockConfig, tls: TlsOptions) -> Targe
     }
 }
 
-fn run_plan(scenario: &Path, target: TargetOptions, out: &Path) -> RunPlan {
-    RunPlan {
-        out: Some(out.to_owned()),
-        formats: vec![chatstorm::report::Format::Json],
-        quiet: true,
-        threads: Some(1),
-        ..RunPlan::new(scenario.to_owned(), target)
-    }
-}
-
-fn summary(out: &Path) -> RunSummary {
-    let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
-    serde_json::from_str(&text).expect("a summary")
-}
-
 fn ca(ca: &Path) -> TlsOptions {
     TlsOptions {
         ca_cert: Some(ca.to_owned()),
@@ -125,7 +114,7 @@ async fn a_scenario_runs_over_https_and_wss_on_both_transports() {
     let scenario = dir.join("tls.yaml");
     std::fs::write(&scenario, SCENARIO).unwrap();
     let out = dir.join("out");
-    let outcome = chatstorm::commands::run(run_plan(&scenario, target_options(&mock, &cfg, ca(&ca_file)), &out)).await;
+    let outcome = chatstorm::commands::run(plan(&scenario, target_options(&mock, &cfg, ca(&ca_file)), &out)).await;
     let stats = mock.control.stats();
     mock.shutdown().await;
     let s = summary(&out);
@@ -174,13 +163,13 @@ async fn a_scenarios_https_target_uses_the_command_lines_ca() {
     );
     std::fs::write(&scenario, text).unwrap();
     let without = TargetOptions::default();
-    let outcome = chatstorm::commands::run(run_plan(&scenario, without.clone(), &dir.join("a"))).await;
+    let outcome = chatstorm::commands::run(plan(&scenario, without.clone(), &dir.join("a"))).await;
     assert_eq!(outcome, Outcome::Unreachable, "not trusted without --ca-cert");
     let with = TargetOptions {
         tls: ca(&ca_file),
         ..without
     };
-    let outcome = chatstorm::commands::run(run_plan(&scenario, with, &dir.join("b"))).await;
+    let outcome = chatstorm::commands::run(plan(&scenario, with, &dir.join("b"))).await;
     mock.shutdown().await;
     let s = summary(&dir.join("b"));
     assert_eq!(outcome, Outcome::Passed, "{:?}", s.verdict.reasons);
@@ -199,7 +188,7 @@ async fn a_plain_run_has_no_tls_phase() {
     let out = dir.join("out");
     let mut options = target_options(&mock, &cfg, TlsOptions::default());
     options.fault_secret = None;
-    let outcome = chatstorm::commands::run(run_plan(&scenario, options, &out)).await;
+    let outcome = chatstorm::commands::run(plan(&scenario, options, &out)).await;
     mock.shutdown().await;
     let s = summary(&out);
     assert_eq!(outcome, Outcome::Passed, "{:?}", s.verdict.reasons);
@@ -267,7 +256,7 @@ async fn refused(name: &str, names: &[&str], expired: bool, trust: bool, reason:
     let mut options = target_options(&mock, &cfg, tls);
     options.fault_secret = None;
     let out = dir.join("out");
-    let outcome = chatstorm::commands::run(run_plan(&scenario, options.clone(), &out)).await;
+    let outcome = chatstorm::commands::run(plan(&scenario, options.clone(), &out)).await;
     assert_eq!(outcome, Outcome::Unreachable, "{name}: exit 5");
     assert_eq!(outcome.code(), 5);
     let s = summary(&out);

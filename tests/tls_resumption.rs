@@ -3,13 +3,17 @@
 //! handshakes beside full ones in `summary.json`'s counters, and only the resuming users resume;
 //! with resumption off, every handshake is full and no resumed counter appears.
 
+#[path = "support/runs.rs"]
+mod runs;
+
 use chatstorm::exit::Outcome;
 use chatstorm::net::TlsOptions;
 use chatstorm::plan::RunPlan;
 use chatstorm::report::summary::RunSummary;
 use chatstorm::target::TargetOptions;
 use chatstorm_mock::{MockConfig, SelfSigned};
-use std::path::{Path, PathBuf};
+use runs::summary;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// 20 JS users over wss; every socket dropped by the server at 3 s, so each user reconnects once.
@@ -80,11 +84,6 @@ async fn run(name: &str, resumption: &str) -> (Outcome, RunSummary) {
     let s = summary(&out);
     let _ = std::fs::remove_dir_all(&dir);
     (outcome, s)
-}
-
-fn summary(out: &Path) -> RunSummary {
-    let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
-    serde_json::from_str(&text).expect("a summary")
 }
 
 fn counter(s: &RunSummary, name: &str) -> Option<u64> {

@@ -546,19 +546,8 @@ async fn watch_page(dir: &Path, url: &str, reads: usize, gap: Duration) -> PageW
     let chromium = apt::ensure("/usr/bin/chromium", "chromium", apt::Recommends::Install);
     let profile = dir.join("chromium-profile");
     let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-        ])
+        .args(apt::CHROMIUM_HEADLESS)
+        .args(["--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("about:blank")
         .stdin(Stdio::null())

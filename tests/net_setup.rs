@@ -9,10 +9,8 @@ mod runs;
 use chatstorm::exit::Outcome;
 use chatstorm::net::TlsOptions;
 use chatstorm::target::TargetOptions;
-use chatstorm_mock::{MockConfig, MockHandle, SelfSigned};
-use runs::{plan, summary};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use chatstorm_mock::SelfSigned;
+use runs::{plan, summary, target_options, temp, tls_mock};
 
 const CONNECT_ONLY: &str = r#"
 name: net-setup
@@ -28,46 +26,18 @@ load:
   - hold: 2s
 "#;
 
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("chatstorm-netsetup-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-async fn tls_mock(dir: &Path) -> (MockHandle, MockConfig, PathBuf) {
-    let made = SelfSigned::default().make().expect("a self-signed certificate");
-    let ca = dir.join("ca.pem");
-    std::fs::write(&ca, &made.cert_pem).unwrap();
-    let cfg = MockConfig {
-        tls: Some(made.tls),
-        health_interval: Duration::from_secs(3),
-        ..MockConfig::default()
-    };
-    let mock = chatstorm_mock::start(cfg.clone()).await.expect("the TLS mock starts");
-    (mock, cfg, ca)
-}
-
 /// `https://localhost:PORT`: one lookup for the run, shown with its addresses, timed as
 /// `connect.dns`; every user connected through the pinned address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_name_is_resolved_once_and_shown() {
-    let dir = temp("dns");
-    let (mock, cfg, ca) = tls_mock(&dir).await;
+    let dir = temp("netsetup", "dns");
+    let (mock, cfg, ca) = tls_mock(&dir, &["127.0.0.1", "localhost"], false).await;
     let scenario = dir.join("s.yaml");
     std::fs::write(&scenario, CONNECT_ONLY).unwrap();
     let out = dir.join("out");
     let target = TargetOptions {
         target: Some(mock.base_url().replace("127.0.0.1", "localhost")),
-        api_key: Some(cfg.api_key.clone()),
-        secret: Some(cfg.secret.clone()),
-        token_endpoint: None,
-        fault_secret: Some(cfg.fault_secret.clone()),
-        tls: TlsOptions {
-            ca_cert: Some(ca),
-            insecure: false,
-        },
-        source_ips: None,
+        ..target_options(&mock, &cfg, runs::ca(&ca))
     };
     let outcome = chatstorm::commands::run(plan(&scenario, target, &out)).await;
     let port = mock.addr.port();
@@ -95,7 +65,7 @@ async fn a_host_name_is_resolved_once_and_shown() {
 /// A name that does not resolve ends the run before any user starts, exit 5, naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_that_does_not_resolve_fails_the_run_up_front() {
-    let dir = temp("nxdomain");
+    let dir = temp("netsetup", "nxdomain");
     let scenario = dir.join("s.yaml");
     std::fs::write(&scenario, CONNECT_ONLY).unwrap();
     let out = dir.join("out");
@@ -156,7 +126,7 @@ async fn greeting_server() -> (
 /// turn, over wss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_connect_from_the_given_source_addresses() {
-    let dir = temp("sources");
+    let dir = temp("netsetup", "sources");
     let (addr, pem, peers) = greeting_server().await;
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, pem).unwrap();
@@ -191,8 +161,8 @@ async fn users_connect_from_the_given_source_addresses() {
 /// SDK users against the TLS mock from a CIDR block of loopback addresses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_users_run_from_a_cidr_block() {
-    let dir = temp("cidr");
-    let (mock, cfg, ca) = tls_mock(&dir).await;
+    let dir = temp("netsetup", "cidr");
+    let (mock, cfg, ca) = tls_mock(&dir, &["127.0.0.1", "localhost"], false).await;
     let scenario = dir.join("s.yaml");
     std::fs::write(&scenario, CONNECT_ONLY).unwrap();
     let out = dir.join("out");
@@ -220,7 +190,7 @@ async fn stream_users_run_from_a_cidr_block() {
 /// saying which budget and what would do; an address of another machine is refused the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_addresses_that_cannot_carry_the_users_fail_up_front() {
-    let dir = temp("budget");
+    let dir = temp("netsetup", "budget");
     let (addr, pem, peers) = greeting_server().await;
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, pem).unwrap();
@@ -269,7 +239,7 @@ async fn source_addresses_that_cannot_carry_the_users_fail_up_front() {
 /// configuration error (exit 2).
 #[test]
 fn the_command_line_says_it_in_one_line() {
-    let dir = temp("cli");
+    let dir = temp("netsetup", "cli");
     let scenario = dir.join("s.yaml");
     std::fs::write(
         &scenario,

@@ -442,22 +442,11 @@ fn headless(page: &Path, extra: &[String]) -> (String, String) {
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let profile = scratch(&format!("chromium-profile-{n}"));
     let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--enable-logging=stderr",
-        "--v=0",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(extra)
-    .arg(format!("file://{}", page.display()));
+    cmd.args(apt::CHROMIUM_HEADLESS)
+        .args(["--enable-logging=stderr", "--v=0"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()));
     let (ok, out, err) = run_to_files(cmd, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&profile);
     assert!(ok, "chromium failed on {}:\n{}", page.display(), tail(&err));

@@ -13,10 +13,9 @@ use chatstorm::net::TlsOptions;
 use chatstorm::plan::ConformPlan;
 use chatstorm::report::summary::TlsInfo;
 use chatstorm::target::TargetOptions;
-use chatstorm_mock::{MockConfig, MockHandle, SelfSigned};
-use runs::{plan, summary};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use chatstorm_mock::{MockConfig, SelfSigned};
+use runs::{ca, plan, summary, target_options, temp, tls_mock};
+use std::path::PathBuf;
 
 const BIN: &str = env!("CARGO_BIN_EXE_chatstorm");
 
@@ -59,57 +58,9 @@ load:
   - hold: 2s
 "#;
 
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("chatstorm-tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A TLS mock with a fresh self-signed certificate for `names` (expired when asked), the suite's
-/// configuration otherwise; returns it and the certificate's PEM file in `dir`.
-async fn tls_mock(dir: &Path, names: &[&str], expired: bool) -> (MockHandle, MockConfig, PathBuf) {
-    let made = SelfSigned {
-        names: names.iter().map(|s| (*s).to_owned()).collect(),
-        expired,
-    }
-    .make()
-    .expect("a self-signed certificate");
-    let ca = dir.join("ca.pem");
-    std::fs::write(&ca, &made.cert_pem).unwrap();
-    let cfg = MockConfig {
-        tls: Some(made.tls),
-        health_interval: Duration::from_secs(3),
-        longpoll_hold: Duration::from_secs(2),
-        ..MockConfig::default()
-    };
-    let mock = chatstorm_mock::start(cfg.clone()).await.expect("the TLS mock starts");
-    assert!(mock.base_url().starts_with("https://127.0.0.1:"), "{}", mock.base_url());
-    (mock, cfg, ca)
-}
-
-fn target_options(mock: &MockHandle, cfg: &MockConfig, tls: TlsOptions) -> TargetOptions {
-    TargetOptions {
-        target: Some(mock.base_url()),
-        api_key: Some(cfg.api_key.clone()),
-        secret: Some(cfg.secret.clone()),
-        token_endpoint: None,
-        fault_secret: Some(cfg.fault_secret.clone()),
-        tls,
-        source_ips: None,
-    }
-}
-
-fn ca(ca: &Path) -> TlsOptions {
-    TlsOptions {
-        ca_cert: Some(ca.to_owned()),
-        insecure: false,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scenario_runs_over_https_and_wss_on_both_transports() {
-    let dir = temp("run");
+    let dir = temp("tls", "run");
     let (mock, cfg, ca_file) = tls_mock(&dir, &["127.0.0.1", "localhost"], false).await;
     let scenario = dir.join("tls.yaml");
     std::fs::write(&scenario, SCENARIO).unwrap();
@@ -149,7 +100,7 @@ async fn a_scenario_runs_over_https_and_wss_on_both_transports() {
 /// A scenario's own `target.url` over https takes `--ca-cert` from the command line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scenarios_https_target_uses_the_command_lines_ca() {
-    let dir = temp("scenario-target");
+    let dir = temp("tls", "scenario-target");
     let (mock, cfg, ca_file) = tls_mock(&dir, &["127.0.0.1"], false).await;
     let scenario = dir.join("remote.yaml");
     let text = CONNECT_ONLY.replace(
@@ -180,7 +131,7 @@ async fn a_scenarios_https_target_uses_the_command_lines_ca() {
 /// A plain target's connects have the same phases, without `connect.tls`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_run_has_no_tls_phase() {
-    let dir = temp("plain");
+    let dir = temp("tls", "plain");
     let cfg = MockConfig::default();
     let mock = chatstorm_mock::start(cfg.clone()).await.expect("mock");
     let scenario = dir.join("connect.yaml");
@@ -204,7 +155,7 @@ async fn a_plain_run_has_no_tls_phase() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_conformance_suite_passes_over_tls() {
-    let dir = temp("conform");
+    let dir = temp("tls", "conform");
     let made = SelfSigned::default().make().expect("certificate");
     let cfg = MockConfig {
         tls: Some(made.tls),
@@ -248,7 +199,7 @@ async fn the_conformance_suite_passes_over_tls() {
 /// Runs `CONNECT_ONLY` against a mock whose certificate the run must refuse; checks exit 5, the
 /// reason in the not-started summary, and that no user reached the mock.
 async fn refused(name: &str, names: &[&str], expired: bool, trust: bool, reason: &str) {
-    let dir = temp(name);
+    let dir = temp("tls", name);
     let (mock, cfg, ca_file) = tls_mock(&dir, names, expired).await;
     let scenario = dir.join("connect.yaml");
     std::fs::write(&scenario, CONNECT_ONLY).unwrap();
@@ -301,7 +252,7 @@ async fn an_expired_certificate_fails_the_run_before_users_start() {
 /// connects, warns on stderr, and says so in summary.json.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_says_why_in_one_line_and_insecure_is_loud() {
-    let dir = temp("cli");
+    let dir = temp("tls", "cli");
     let (mock, cfg, _ca) = tls_mock(&dir, &["127.0.0.1"], false).await;
     let scenario = dir.join("connect.yaml");
     std::fs::write(&scenario, CONNECT_ONLY).unwrap();
@@ -378,7 +329,7 @@ async fn plain_websocket_users_connect_over_wss() {
     let mut target = chatstorm::target::Target::plain(&format!("wss://{addr}/connect")).unwrap();
     assert!(target.is_tls());
     target.tls = Some(chatstorm::net::Tls::with_ca_pem(made.cert_pem.as_bytes()).unwrap());
-    let dir = temp("plain-wss");
+    let dir = temp("tls", "plain-wss");
     let summary = chatstorm::api::run_scenario(s, Some(target), dir.join("out"))
         .await
         .expect("the run");
@@ -396,7 +347,7 @@ async fn a_refused_handshake_is_a_tls_failure_of_the_user() {
     use chatstorm::user::machine::Failure;
     use chatstorm_protocol::connect::ConnectPayload;
     use chatstorm_protocol::{Profile, User};
-    let dir = temp("user-failure");
+    let dir = temp("tls", "user-failure");
     let (mock, cfg, _ca) = tls_mock(&dir, &["127.0.0.1"], false).await;
     let token = chatstorm_protocol::token::sign(
         &chatstorm_protocol::token::Claims::user("u-0", None),

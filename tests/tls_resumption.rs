@@ -7,14 +7,8 @@
 mod runs;
 
 use chatstorm::exit::Outcome;
-use chatstorm::net::TlsOptions;
-use chatstorm::plan::RunPlan;
 use chatstorm::report::summary::RunSummary;
-use chatstorm::target::TargetOptions;
-use chatstorm_mock::{MockConfig, SelfSigned};
-use runs::summary;
-use std::path::PathBuf;
-use std::time::Duration;
+use runs::{plan, summary, target_options, temp, tls_mock};
 
 /// 20 JS users over wss; every socket dropped by the server at 3 s, so each user reconnects once.
 fn scenario(resumption: &str) -> String {
@@ -39,46 +33,13 @@ timeline:
     )
 }
 
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("chatstorm-tlsres-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 async fn run(name: &str, resumption: &str) -> (Outcome, RunSummary) {
-    let dir = temp(name);
-    let made = SelfSigned::default().make().expect("a self-signed certificate");
-    let ca = dir.join("ca.pem");
-    std::fs::write(&ca, &made.cert_pem).unwrap();
-    let cfg = MockConfig {
-        tls: Some(made.tls),
-        health_interval: Duration::from_secs(3),
-        ..MockConfig::default()
-    };
-    let mock = chatstorm_mock::start(cfg.clone()).await.expect("the TLS mock starts");
+    let dir = temp("tlsres", name);
+    let (mock, cfg, ca) = tls_mock(&dir, &["127.0.0.1", "localhost"], false).await;
     let file = dir.join("s.yaml");
     std::fs::write(&file, scenario(resumption)).unwrap();
     let out = dir.join("out");
-    let target = TargetOptions {
-        target: Some(mock.base_url()),
-        api_key: Some(cfg.api_key.clone()),
-        secret: Some(cfg.secret.clone()),
-        token_endpoint: None,
-        fault_secret: Some(cfg.fault_secret.clone()),
-        tls: TlsOptions {
-            ca_cert: Some(ca),
-            insecure: false,
-        },
-        source_ips: None,
-    };
-    let plan = RunPlan {
-        out: Some(out.clone()),
-        formats: vec![chatstorm::report::Format::Json],
-        quiet: true,
-        threads: Some(1),
-        ..RunPlan::new(file, target)
-    };
+    let plan = plan(&file, target_options(&mock, &cfg, runs::ca(&ca)), &out);
     let outcome = chatstorm::commands::run(plan).await;
     mock.shutdown().await;
     let s = summary(&out);

@@ -24,6 +24,21 @@ const INSTALL_LOCK: &str = "/tmp/chatstorm-apt-install.lock";
 /// Bound on each apt-get step.
 const APT_LIMIT: Duration = Duration::from_secs(600);
 
+/// The flags every test's headless Chromium starts with: no sandbox (tests may run as root), no
+/// GPU, and none of the browser's own network traffic (QUIC, updates, sync), so that a test sees
+/// only the requests of the page it opened.
+pub const CHROMIUM_HEADLESS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
 /// Whether the package's recommended packages come along.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Recommends {

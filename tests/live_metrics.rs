@@ -749,6 +749,9 @@ fn the_dashboard_updates_live_shows_every_chart_and_becomes_the_final_report() {
         "failure-rate",
         "series-connect",
         "spectrum-connect",
+        // The storm at 4 s, drawn while its users come back (the second read is 8 s or more
+        // after the run's start).
+        "recovery-storm-0",
     ] {
         assert!(
             ids.iter().any(|i| i == id),

@@ -105,6 +105,23 @@ impl AtomicHistogram {
     }
 }
 
+impl AtomicHistogram {
+    /// Hands each non-empty `(lowest value of the bucket, count)` to `sink`, in increasing value
+    /// order, leaving the counts in place: a look at a histogram that is drained only once, at
+    /// the end (a storm's recovery times, drawn live while the storm goes on).
+    pub(crate) fn peek(&self, mut sink: impl FnMut(u64, u64)) {
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            let Some(chunk) = chunk.get() else { continue };
+            for (i, counter) in chunk.iter().enumerate() {
+                let n = counter.load(Ordering::Relaxed);
+                if n != 0 {
+                    sink(value_of(c * CHUNK + i), n);
+                }
+            }
+        }
+    }
+}
+
 fn new_chunk() -> Box<[AtomicU64]> {
     (0..CHUNK).map(|_| AtomicU64::new(0)).collect()
 }
@@ -145,6 +162,20 @@ mod tests {
         let mut again = 0;
         a.drain(|_, n| again += n);
         assert_eq!(again, 0);
+    }
+
+    #[test]
+    fn peek_leaves_the_counts_for_the_drain() {
+        let a = AtomicHistogram::new();
+        for v in [3, 3, 70_000] {
+            a.record(v);
+        }
+        let mut seen = Vec::new();
+        a.peek(|v, n| seen.push((v, n)));
+        assert_eq!(seen, vec![(3, 2), (value_of(index_of(70_000)), 1)]);
+        let mut drained = Vec::new();
+        a.drain(|v, n| drained.push((v, n)));
+        assert_eq!(drained, seen);
     }
 
     #[test]

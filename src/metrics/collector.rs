@@ -17,7 +17,7 @@ use super::profile::{CONNECTED_COLUMN, slot_of};
 use super::recorder::Gauge;
 use super::snapshot::{ProfileSnapshot, SeriesPoint};
 use super::timeline::Timeline;
-use super::{CodeCounts, HistogramSnapshot, MetricsSnapshot, Recorder, new_histogram};
+use super::{CodeCounts, HistogramSnapshot, MetricsSnapshot, Recorder, Storm, StormSnapshot, new_histogram};
 
 /// What the progress line shows after each collection.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -309,20 +309,34 @@ impl Collector {
         {
             self.hlog_error.get_or_insert(e);
         }
-        let mut snapshot = self.snapshot();
-        snapshot.storms = self
-            .recorder
-            .storms()
-            .iter()
-            .map(|s| s.take_snapshot(s.at().saturating_duration_since(self.started)))
-            .collect();
-        snapshot.storms.sort_by_key(|s| s.offset_ms);
+        let mut snapshot = self.measurements();
+        snapshot.storms = self.storms(Storm::take_snapshot);
         snapshot
     }
 
-    /// The run's measurements as of the last collection, without storms (whose figures are
-    /// taken once, at the end, by [`Collector::finish`]): what the live dashboard draws.
+    /// The run's measurements as of the last collection, with the storms' recovery so far (read
+    /// without taking their counts, which [`Collector::finish`] takes once, at the end): what the
+    /// live dashboard draws.
     pub fn snapshot(&self) -> MetricsSnapshot {
+        let mut snapshot = self.measurements();
+        snapshot.storms = self.storms(Storm::peek_snapshot);
+        snapshot
+    }
+
+    /// Every storm of the run so far, in the order they happened, each read by `read`.
+    fn storms(&self, read: fn(&Storm, Duration) -> StormSnapshot) -> Vec<StormSnapshot> {
+        let mut storms: Vec<StormSnapshot> = self
+            .recorder
+            .storms()
+            .iter()
+            .map(|s| read(s, s.at().saturating_duration_since(self.started)))
+            .collect();
+        storms.sort_by_key(|s| s.offset_ms);
+        storms
+    }
+
+    /// The run's measurements as of the last collection, storms aside.
+    fn measurements(&self) -> MetricsSnapshot {
         let mut snapshot = MetricsSnapshot {
             start_unix_ms: self.start_wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis),
             duration_ms: millis(self.last.saturating_duration_since(self.started)),

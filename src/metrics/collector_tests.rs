@@ -244,6 +244,28 @@ fn storms_are_in_the_snapshot_and_in_the_recovery_histogram() {
     assert_eq!(s.histograms["recovery"].count, 3);
 }
 
+#[test]
+fn a_live_snapshot_shows_a_storm_so_far_and_leaves_its_counts_for_the_end() {
+    let r = Recorder::with_shards(2);
+    let t0 = Instant::now();
+    let c = Collector::new(r.clone(), t0, wall(0));
+    let at = t0 + Duration::from_secs(5);
+    let storm = r.begin_storm("drop_sockets@5s", at, 3);
+    r.recovered(&storm, at + Duration::from_millis(150), 1);
+    let live = c.snapshot();
+    assert_eq!(live.storms.len(), 1);
+    let so_far = live.storms[0].figures().expect("figures");
+    assert_eq!((so_far.dropped, so_far.recovered), (3, 1));
+    // Read twice: a look takes nothing.
+    assert_eq!(c.snapshot().storms[0].figures().expect("figures").recovered, 1);
+    r.recovered(&storm, at + Duration::from_millis(250), 2);
+    r.recovered(&storm, at + Duration::from_millis(350), 1);
+    let end = c.finish(t0 + Duration::from_secs(7));
+    let figures = end.storms[0].figures().expect("figures");
+    assert_eq!((figures.dropped, figures.recovered, figures.attempts_max), (3, 3, 2));
+    assert_eq!(figures.p100_ms, Some(350));
+}
+
 #[tokio::test(start_paused = true)]
 async fn run_collector_ticks_each_second_until_cancelled() {
     let r = Recorder::with_shards(2);

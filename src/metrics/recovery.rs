@@ -58,10 +58,16 @@ impl Tally {
         self.recovered.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn take(&self) -> StormCounts {
+    /// The counts so far; `take` empties the histograms (once, at the end), otherwise they are
+    /// only read (a live look while the storm goes on).
+    fn counts(&self, take: bool) -> StormCounts {
         let drain = |a: &AtomicHistogram| {
             let mut h = new_histogram();
-            a.drain(|v, n| h.saturating_record_n(v, n));
+            if take {
+                a.drain(|v, n| h.saturating_record_n(v, n));
+            } else {
+                a.peek(|v, n| h.saturating_record_n(v, n));
+            }
             h
         };
         StormCounts {
@@ -170,11 +176,21 @@ impl Storm {
     /// What the storm looks like now, `offset` being the drop's time since the run's start.
     /// Takes the histograms' counts into the snapshot: call it once per storm, at the end.
     pub(crate) fn take_snapshot(&self, offset: Duration) -> StormSnapshot {
+        self.snapshot(offset, true)
+    }
+
+    /// What the storm looks like now, leaving its counts for the final
+    /// [`take_snapshot`](Storm::take_snapshot): the live dashboard's recovery curves.
+    pub(crate) fn peek_snapshot(&self, offset: Duration) -> StormSnapshot {
+        self.snapshot(offset, false)
+    }
+
+    fn snapshot(&self, offset: Duration, take: bool) -> StormSnapshot {
         let by_profile = self
             .sets
             .iter()
             .zip(self.set_names.iter())
-            .filter_map(|(t, name)| Some(((*name)?.to_owned(), t.take())))
+            .filter_map(|(t, name)| Some(((*name)?.to_owned(), t.counts(take))))
             // A profile none of whose users took part (web users in a background wave) has no
             // figures for this storm.
             .filter(|(_, c)| c.dropped > 0 || c.recovered > 0)
@@ -183,7 +199,7 @@ impl Storm {
             label: self.label.clone(),
             offset_ms: u64::try_from(offset.as_millis()).unwrap_or(u64::MAX),
             away_ms: u64::try_from(self.away.as_millis()).unwrap_or(u64::MAX),
-            counts: self.total.take(),
+            counts: self.total.counts(take),
             by_profile,
         }
     }

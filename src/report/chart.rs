@@ -386,10 +386,9 @@ impl Chart<'_> {
                     );
                 }
             }
-            if d.is_empty() {
-                // A series with no sample at all still has its (empty) path: "M" alone draws nothing.
-                d.push('M');
-            }
+            // A series with no sample at all keeps its path with an empty `d`, which draws
+            // nothing and is valid SVG; a lone "M" is a syntax error browsers log (seen live: a
+            // storm's per-profile curve before any of that profile's users came back).
             let style = if s.faint {
                 r#" stroke-width="1.2" stroke-dasharray="5 3" stroke-opacity="0.7""#
             } else {
@@ -468,6 +467,26 @@ mod tests {
         assert_eq!(svg.matches("<path data-series=").count(), 2);
         assert!(svg.contains("&lt;t&gt;") && svg.contains("a&amp;b") && svg.contains("drop &lt;all&gt;"));
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn a_series_without_samples_has_an_empty_path() {
+        let svg = chart(
+            vec![Series::new("seen", vec![(1.0, 1.0), (2.0, 2.0)]), Series::new("none", vec![])],
+            vec![],
+            XAxis::run(10.0),
+        );
+        let ds: Vec<&str> = svg
+            .split(" d=\"")
+            .skip(1)
+            .filter_map(|r| r.split('"').next())
+            .collect();
+        assert_eq!(ds.len(), 2, "{svg}");
+        // Every path's data is empty or starts with a moveto followed by a number: a lone "M" is
+        // an error in a browser's console.
+        for d in ds {
+            assert!(d.is_empty() || d.starts_with('M') && d.len() > 1, "{d}");
+        }
     }
 
     #[test]

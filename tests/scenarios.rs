@@ -8,17 +8,15 @@ use chatstorm::report::summary::RunSummary;
 use chatstorm::scenario::{self, Scenario};
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Duration;
+
+#[path = "support/scaled.rs"]
+mod scaled;
+use scaled::scaled;
 
 /// One run at a time: each uses hundreds of sockets and both cores.
 fn turn() -> &'static tokio::sync::Mutex<()> {
     static TURN: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
     TURN.get_or_init(|| tokio::sync::Mutex::new(()))
-}
-
-fn shipped(name: &str) -> Scenario {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name);
-    scenario::load(&path).unwrap_or_else(|e| panic!("{name} does not validate:\n{e}"))
 }
 
 fn out(name: &str) -> PathBuf {
@@ -54,16 +52,12 @@ fn every_shipped_scenario_validates() {
         }
     }
     assert!(n >= 6, "expected the six shipped scenarios, found {n}");
+    scaled::every_shipped_scenario_is_scaled();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_shows_every_lifecycle_event() {
-    // 0.8: the refused-upgrade window must stay longer than the JS SDK's 6 s fallback rule.
-    let s = shipped("smoke.yaml")
-        .with_users(150)
-        .unwrap()
-        .with_time_scale(0.8)
-        .unwrap();
+    let s = scaled("smoke.yaml");
     let r = run(s, "smoke").await;
     assert!(counter(&r, "connects") >= 150, "{:?}", r.metrics.counters);
     assert!(
@@ -83,11 +77,7 @@ async fn smoke_shows_every_lifecycle_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_refreshes_after_code_40() {
-    let s = shipped("token-expiry.yaml")
-        .with_users(100)
-        .unwrap()
-        .with_time_scale(0.4)
-        .unwrap();
+    let s = scaled("token-expiry.yaml");
     let r = run(s, "token-expiry").await;
     assert!(counter(&r, "token_refreshes") > 0, "{:?}", r.metrics.counters);
     assert!(
@@ -107,16 +97,7 @@ async fn token_expiry_refreshes_after_code_40() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_storm_recovers_within_the_backoff_bounds() {
-    let mut s = shipped("reconnect-storm.yaml")
-        .with_users(120)
-        .unwrap()
-        .with_time_scale(0.5)
-        .unwrap();
-    // Scaled to 120 users the shipped channels (100 of 50 members) would put every user in 30
-    // channels of 50: the JS recovery re-query then asks the (debug-built, in-process) mock for
-    // 1,500 members per user and the test measures the mock's JSON, not the back-off.
-    s.channels.count = 24;
-    s.channels.members = 10;
+    let s = scaled("reconnect-storm.yaml");
     let r = run(s, "reconnect-storm").await;
     let storm = r.storms.first().expect("a storm");
     assert!(
@@ -139,12 +120,7 @@ async fn reconnect_storm_recovers_within_the_backoff_bounds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn longpoll_fallback_users_receive_events() {
-    // Not time-scaled: the JS rule (healthy within 6 s) does not scale; fewer users, shorter run.
-    let s = shipped("longpoll-fallback.yaml")
-        .with_users(40)
-        .unwrap()
-        .with_duration(Duration::from_secs(24))
-        .unwrap();
+    let s = scaled("longpoll-fallback.yaml");
     let r = run(s, "longpoll-fallback").await;
     assert!(counter(&r, "fallbacks") > 0, "{:?}", r.metrics.counters);
     assert!(r.latency.get("connect.longpoll").is_some_and(|l| l.summary.count > 0));
@@ -153,11 +129,7 @@ async fn longpoll_fallback_users_receive_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn privacy_off_typing_reaches_no_one() {
-    let s = shipped("privacy.yaml")
-        .with_users(60)
-        .unwrap()
-        .with_time_scale(0.4)
-        .unwrap();
+    let s = scaled("privacy.yaml");
     let r = run(s, "privacy").await;
     assert!(
         r.latency.get("delivery.typing").is_some_and(|l| l.summary.count > 0),
@@ -168,11 +140,7 @@ async fn privacy_off_typing_reaches_no_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_ramp_runs_its_steps() {
-    let s = shipped("capacity-ramp.yaml")
-        .with_users(200)
-        .unwrap()
-        .with_time_scale(0.15)
-        .unwrap();
+    let s = scaled("capacity-ramp.yaml");
     let r = run(s, "capacity-ramp").await;
     assert!(counter(&r, "connects") > 0);
     assert_eq!(r.thresholds.len(), 2);
@@ -180,11 +148,7 @@ async fn capacity_ramp_runs_its_steps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_fleet_breaks_every_figure_down_by_profile_and_the_wave_comes_back() {
-    let s = shipped("mixed-fleet.yaml")
-        .with_users(150)
-        .unwrap()
-        .with_time_scale(0.5)
-        .unwrap();
+    let s = scaled("mixed-fleet.yaml");
     let mix: Vec<String> = s
         .users
         .profile
@@ -308,11 +272,7 @@ async fn a_server_that_leaks_typing_is_caught() {
     mock.control
         .set_violation(chatstorm_mock::Violation::TypingIgnoresPrivacy, true);
     let target = chatstorm::conformance::mock_target(&mock.base_url(), &config).unwrap();
-    let s = shipped("privacy.yaml")
-        .with_users(60)
-        .unwrap()
-        .with_time_scale(0.4)
-        .unwrap();
+    let s = scaled("privacy.yaml");
     let _turn = turn().lock().await;
     let dir = out("privacy-leak");
     let r = run_scenario(s, Some(target), dir.clone()).await.unwrap();

@@ -1,4 +1,4 @@
-//! Every shipped scenario, scaled down as `tests/scenarios.rs` scales them, run against the mock
+//! Every shipped scenario, scaled down as `tests/scenarios.rs` scales them (`support/scaled.rs`), run against the mock
 //! over TLS (`https://` REST and long-poll, `wss://` WebSockets, the fault API over https): each
 //! passes (exit 0; exit 4 only when this shared machine saturated the generator), every
 //! WebSocket connect made a TLS handshake, and the lifecycle event the scenario exists to show
@@ -10,19 +10,16 @@ use chatstorm::api::run_scenario;
 use chatstorm::report::summary::RunSummary;
 use chatstorm::scenario::{self, Scenario, TargetSpec};
 use chatstorm_mock::{MockConfig, SelfSigned};
-use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Duration;
+
+#[path = "support/scaled.rs"]
+mod scaled;
+use scaled::scaled;
 
 /// One run at a time: each uses hundreds of sockets and both cores.
 fn turn() -> &'static tokio::sync::Mutex<()> {
     static TURN: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
     TURN.get_or_init(|| tokio::sync::Mutex::new(()))
-}
-
-fn shipped(name: &str) -> Scenario {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name);
-    scenario::load(&path).unwrap_or_else(|e| panic!("{name} does not validate:\n{e}"))
 }
 
 /// Runs `s` against a TLS mock configured as the embedded mock would be for it.
@@ -86,11 +83,7 @@ fn counter(s: &RunSummary, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_over_tls() {
-    let s = shipped("smoke.yaml")
-        .with_users(150)
-        .unwrap()
-        .with_time_scale(0.8)
-        .unwrap();
+    let s = scaled("smoke.yaml");
     let r = run_over_tls(s, "smoke").await;
     assert!(
         counter(&r, "fallbacks") > 0,
@@ -103,25 +96,14 @@ async fn smoke_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_over_tls() {
-    let s = shipped("token-expiry.yaml")
-        .with_users(100)
-        .unwrap()
-        .with_time_scale(0.4)
-        .unwrap();
+    let s = scaled("token-expiry.yaml");
     let r = run_over_tls(s, "token-expiry").await;
     assert!(counter(&r, "token_refreshes") > 0, "{:?}", r.metrics.counters);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_storm_over_tls() {
-    let mut s = shipped("reconnect-storm.yaml")
-        .with_users(120)
-        .unwrap()
-        .with_time_scale(0.5)
-        .unwrap();
-    // As in tests/scenarios.rs: fewer, smaller channels for the debug-built in-process mock.
-    s.channels.count = 24;
-    s.channels.members = 10;
+    let s = scaled("reconnect-storm.yaml");
     let r = run_over_tls(s, "reconnect-storm").await;
     let storm = r.storms.first().expect("a storm");
     assert!(
@@ -132,11 +114,7 @@ async fn reconnect_storm_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn longpoll_fallback_over_tls() {
-    let s = shipped("longpoll-fallback.yaml")
-        .with_users(40)
-        .unwrap()
-        .with_duration(Duration::from_secs(24))
-        .unwrap();
+    let s = scaled("longpoll-fallback.yaml");
     let r = run_over_tls(s, "longpoll-fallback").await;
     assert!(counter(&r, "fallbacks") > 0, "{:?}", r.metrics.counters);
     assert!(counter(&r, "longpoll_events_received") > 0, "{:?}", r.metrics.counters);
@@ -144,11 +122,7 @@ async fn longpoll_fallback_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn privacy_over_tls() {
-    let s = shipped("privacy.yaml")
-        .with_users(60)
-        .unwrap()
-        .with_time_scale(0.4)
-        .unwrap();
+    let s = scaled("privacy.yaml");
     let r = run_over_tls(s, "privacy").await;
     assert_eq!(counter(&r, "privacy_leaks"), 0, "{:?}", r.metrics.counters);
     assert!(r.latency.get("delivery.typing").is_some_and(|l| l.summary.count > 0));
@@ -156,40 +130,25 @@ async fn privacy_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_ramp_over_tls() {
-    let s = shipped("capacity-ramp.yaml")
-        .with_users(200)
-        .unwrap()
-        .with_time_scale(0.15)
-        .unwrap();
+    let s = scaled("capacity-ramp.yaml");
     let r = run_over_tls(s, "capacity-ramp").await;
     assert_eq!(r.thresholds.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_fleet_over_tls() {
-    let s = shipped("mixed-fleet.yaml")
-        .with_users(150)
-        .unwrap()
-        .with_time_scale(0.5)
-        .unwrap();
+    let s = scaled("mixed-fleet.yaml");
     let r = run_over_tls(s, "mixed-fleet").await;
     assert!(r.by_profile.len() > 1);
     assert!(r.waves.first().is_some_and(|w| w.recovered > 0), "{:?}", r.waves);
 }
 
-/// Every shipped scenario has its TLS run above (a new one must add its own).
+/// Every shipped scenario has its TLS run above (a new one must add its own) and a scaling rule.
 #[test]
 fn every_shipped_scenario_has_a_tls_run() {
+    scaled::every_shipped_scenario_is_scaled();
     let here = include_str!("tls_scenarios.rs");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let file = path.file_name().unwrap().to_string_lossy().into_owned();
-            assert!(
-                here.contains(&format!("shipped(\"{file}\")")),
-                "{file} has no TLS run here"
-            );
-        }
+    for file in scaled::every_shipped() {
+        assert!(here.contains(&format!("scaled(\"{file}\")")), "{file} has no TLS run here");
     }
 }

@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn only_the_mock_command_is_the_mock() {
         assert!(first_argument_is_mock(
-            b"/usr/bin/chatstorm\0mock\0--listen\0127.0.0.1:0\0"
+            b"/usr/bin/chatstorm\0mock\0--listen\0localhost:0\0"
         ));
         assert!(first_argument_is_mock(b"chatstorm\0mock\0"));
         assert!(!first_argument_is_mock(b"chatstorm\0run\0mock.yaml\0"));

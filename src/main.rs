@@ -1,6 +1,11 @@
 //! `chatstorm`: parse the command line, build the runtime, run the command, exit with its code.
 
+mod allocator;
 mod cli;
+
+/// glibc for the harness, jemalloc for `chatstorm mock` (see `allocator`).
+#[global_allocator]
+static GLOBAL: allocator::ByCommand = allocator::ByCommand;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -244,9 +244,7 @@ pub async fn run(argv: Vec<String>) -> Result<(), String> {
     } else {
         ("http", "ws")
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let listener = crate::listen::bind(args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let fault_listener = match args.fault_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)

@@ -38,6 +38,7 @@ mod exchange;
 mod fault;
 mod http;
 mod journal;
+pub mod listen;
 mod longpoll;
 mod proto;
 mod ratelimit;
@@ -125,7 +126,7 @@ impl MockHandle {
 
 /// Binds 127.0.0.1:0 and serves in a spawned task.
 pub async fn start(config: MockConfig) -> std::io::Result<MockHandle> {
-    start_on(TcpListener::bind("127.0.0.1:0").await?, config)
+    start_on(listen::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?, config)
 }
 
 /// Serves an already bound listener in a spawned task.

@@ -72,7 +72,7 @@ impl EmbeddedMock {
         let shutdown = CancellationToken::new();
         let in_process = users * 2 + crate::sys::RESERVED_FDS <= fd_limit;
         let (addr, child) = if in_process {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let listener = chatstorm_mock::listen::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
             let addr = listener.local_addr()?;
             let token = shutdown.clone();
             tokio::spawn(async move {

@@ -77,10 +77,10 @@ pub async fn connect_ws(
         Failure::Network(kind)
     };
     let req = build_connect_request(profile, api_key, token, AuthType::Jwt, payload);
-    let url: url::Url = crate::target::Target::join(ws_base, &req.path_and_query)
-        .parse()
-        .map_err(|_| Failure::Network(FailureKind::Local))?;
-    let (host, target) = upgrade::host_and_target(&url).map_err(|_| Failure::Network(FailureKind::Local))?;
+    // Host and target straight from the base: the request is built per attempt (JS's URL carries
+    // a new client_request_id each time), so no URL is joined and parsed again for it.
+    let host = upgrade::host_header(ws_base).map_err(|_| Failure::Network(FailureKind::Local))?;
+    let target = upgrade::target_under(ws_base, &req.path_and_query);
     // The phase a timeout hit is told apart: TCP connect, upgrade, then the first frame (bounded
     // by the caller's deadline for the whole attempt).
     let upgrade_deadline = upgrade_timeout.map(|d| Instant::now() + d);
@@ -106,7 +106,7 @@ pub async fn connect_ws(
     phase_done(crate::metrics::Metric::ConnectTcp);
     let stream = if ws_base.scheme() == "wss" {
         let tls = tls.ok_or(Failure::Network(FailureKind::Local))?;
-        let name = url.host_str().unwrap_or_default();
+        let name = ws_base.host_str().unwrap_or_default();
         let secured = within(
             bounded(upgrade_deadline),
             FailureKind::TimeoutTls,

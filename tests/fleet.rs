@@ -448,7 +448,10 @@ fn check_merged_hlog(merged_dir: &Path, shard_dirs: &[PathBuf], single_dir: &Pat
     assert!(merged.start.is_some());
     for s in &shards {
         // A fleet's shards all start at the coordinator's one instant.
-        assert_eq!(s.start, merged.start, "the merged log starts at the fleet's common start");
+        assert_eq!(
+            s.start, merged.start,
+            "the merged log starts at the fleet's common start"
+        );
     }
     let tags: std::collections::BTreeSet<&String> = shards.iter().flat_map(|s| s.tags.keys()).collect();
     assert_eq!(tags, merged.tags.keys().collect(), "every shard's tags, no other");
@@ -462,7 +465,12 @@ fn check_merged_hlog(merged_dir: &Path, shard_dirs: &[PathBuf], single_dir: &Pat
             }
         }
         assert_eq!(total, &sum, "{tag}: the merged log's histograms add up to the shards'");
-        let ticks = shards.iter().filter_map(|s| s.tags.get(tag)).map(|t| t.0).max().unwrap();
+        let ticks = shards
+            .iter()
+            .filter_map(|s| s.tags.get(tag))
+            .map(|t| t.0)
+            .max()
+            .unwrap();
         assert_eq!(*lines, ticks, "{tag}: one line per tick");
         // The merged summary.json's figures are the same histogram's.
         let fig = &summary["latency"][tag]["summary"];

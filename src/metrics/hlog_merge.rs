@@ -168,7 +168,10 @@ struct Merged {
 /// # Errors
 /// [`HlogError`] when a log cannot be read, parsed or decoded, or `out` cannot be written.
 pub fn merge_files(inputs: &[&Path], out: &Path, comment: &str) -> Result<u64, HlogError> {
-    let mut logs = inputs.iter().map(|p| ShardLog::open(p)).collect::<Result<Vec<_>, _>>()?;
+    let mut logs = inputs
+        .iter()
+        .map(|p| ShardLog::open(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let common = logs.iter().map(|l| l.base).min().unwrap_or_default();
     for log in &mut logs {
         log.shift = (log.base - common).as_secs_f64().round() as u64;
@@ -276,7 +279,11 @@ mod tests {
         log(
             &b,
             101,
-            &[("x", 0.0, 1.4, &[50]), ("z", 0.0, 1.4, &[7]), ("x", 1.4, 0.6, &[60, 70])],
+            &[
+                ("x", 0.0, 1.4, &[50]),
+                ("z", 0.0, 1.4, &[7]),
+                ("x", 1.4, 0.6, &[60, 70]),
+            ],
         );
         assert_eq!(merge_files(&[&a, &b], &out, "merged").unwrap(), 3);
         let m = hlog::read(&std::fs::read(&out).unwrap()).unwrap();
@@ -321,7 +328,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("chatstorm-hlog-merge-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (a, out) = (dir.join("a.hlog"), dir.join("m.hlog"));
-        std::fs::write(&a, "#[StartTime: 1.000 (seconds since epoch)]\nTag=x,0.000,1.000,0.0,!!!!\n").unwrap();
+        std::fs::write(
+            &a,
+            "#[StartTime: 1.000 (seconds since epoch)]\nTag=x,0.000,1.000,0.0,!!!!\n",
+        )
+        .unwrap();
         assert!(matches!(merge_files(&[&a], &out, "m"), Err(HlogError::Decode { .. })));
         assert!(merge_files(&[&dir.join("absent.hlog")], &out, "m").is_err());
         let _ = std::fs::remove_dir_all(&dir);

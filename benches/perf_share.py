@@ -5,7 +5,8 @@
 
 Reads `perf script` of a `perf record --call-graph dwarf` file; prints the process's samples,
 those with a matching frame, the share, and how many samples unwound to their thread's start
-(a share is only as good as the unwinding). benches/fleet-bus.sh uses it for the bus's direct
+or to the tokio runtime that polls every task (a share is only as good as the unwinding: a bus
+frame sits between the leaf and the runtime's poll of its task). benches/fleet-bus.sh uses it for the bus's direct
 share of a shard's CPU: a ratio within one run, so the machine's other load, which moves a run's
 CPU seconds by several per cent, hardly moves it.
 """
@@ -23,8 +24,8 @@ for sample in text.split('\n\n'):
         continue
     total += 1
     hits += bool(pattern.search(sample))
-    rooted += bool(re.search(r'start_thread|__libc_start_main|_start\b|clone3', sample))
+    rooted += bool(re.search(r'start_thread|__libc_start_main|_start\b|clone3|tokio::runtime::', sample))
 if total == 0:
     sys.exit(f'no samples of process {pid} in {data}')
 print(f'{hits} of {total} samples ({100 * hits / total:.2f} %) have a frame matching {pattern.pattern}; '
-      f'{100 * rooted / total:.0f} % unwound to their thread start')
+      f'{100 * rooted / total:.0f} % unwound to the runtime or their thread start')

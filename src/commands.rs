@@ -251,6 +251,7 @@ async fn run_workers(args: &RunPlan, scenario: &crate::scenario::Scenario) -> Ou
     };
     report::merge::mark_missing(&mut merged, &shards.missing);
     write_outputs(&merged, &dir, &args.formats);
+    report::merge::merge_hlogs(&shards.written, &dir, &merged);
     Outcome::from_code(merged.verdict.exit_code)
 }
 

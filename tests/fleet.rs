@@ -400,6 +400,102 @@ fn shard(nats: &Nats, run: &str, scenario: &str, i: u32, n: u32, extra: &[&str],
     Proc::spawn(c)
 }
 
+/// An interval log read with the `hdrhistogram` crate's own reader: its StartTime and, per tag,
+/// the number of interval lines and the sum of their histograms.
+struct Hlog {
+    start: Option<Duration>,
+    tags: std::collections::BTreeMap<String, (usize, hdrhistogram::Histogram<u64>)>,
+}
+
+fn read_hlog(path: &Path) -> Hlog {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Deserializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut log = Hlog {
+        start: None,
+        tags: std::collections::BTreeMap::new(),
+    };
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        match entry.unwrap_or_else(|e| panic!("{}: {e:?}", path.display())) {
+            LogEntry::StartTime(t) => log.start = Some(t),
+            LogEntry::BaseTime(_) => {}
+            LogEntry::Interval(i) => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(i.encoded_histogram())
+                    .unwrap();
+                let h: hdrhistogram::Histogram<u64> = de.deserialize(&mut std::io::Cursor::new(raw)).unwrap();
+                let tag = i.tag().expect("every line is tagged").as_str().to_owned();
+                let e = log
+                    .tags
+                    .entry(tag)
+                    .or_insert_with(|| (0, hdrhistogram::Histogram::new_from(&h)));
+                e.0 += 1;
+                e.1.add(&h).unwrap();
+            }
+        }
+    }
+    log
+}
+
+/// The merged `.hlog` is the exact merge of the shards': on their common start, per tag the sum
+/// of their histograms (so every percentile is the same), as many ticks as the longest shard,
+/// the merged summary's figures, and a single run's tags and counts.
+fn check_merged_hlog(merged_dir: &Path, shard_dirs: &[PathBuf], single_dir: &Path) {
+    let merged = read_hlog(&merged_dir.join("metrics.hlog"));
+    let shards: Vec<Hlog> = shard_dirs.iter().map(|d| read_hlog(&d.join("metrics.hlog"))).collect();
+    assert!(merged.start.is_some());
+    for s in &shards {
+        // A fleet's shards all start at the coordinator's one instant.
+        assert_eq!(
+            s.start, merged.start,
+            "the merged log starts at the fleet's common start"
+        );
+    }
+    let tags: std::collections::BTreeSet<&String> = shards.iter().flat_map(|s| s.tags.keys()).collect();
+    assert_eq!(tags, merged.tags.keys().collect(), "every shard's tags, no other");
+    let summary = summary(merged_dir);
+    for tag in tags {
+        let (lines, total) = &merged.tags[tag];
+        let mut sum = hdrhistogram::Histogram::new_from(total);
+        for s in &shards {
+            if let Some((_, h)) = s.tags.get(tag) {
+                sum.add(h).unwrap();
+            }
+        }
+        assert_eq!(total, &sum, "{tag}: the merged log's histograms add up to the shards'");
+        let ticks = shards
+            .iter()
+            .filter_map(|s| s.tags.get(tag))
+            .map(|t| t.0)
+            .max()
+            .unwrap();
+        assert_eq!(*lines, ticks, "{tag}: one line per tick");
+        // The merged summary.json's figures are the same histogram's.
+        let fig = &summary["latency"][tag]["summary"];
+        if total.is_empty() {
+            assert!(fig.is_null() || fig["count"] == 0, "{tag}: {fig}");
+            continue;
+        }
+        assert_eq!(fig["count"], total.len(), "{tag}");
+        for (key, q) in [("p50_us", 0.5), ("p99_us", 0.99), ("p999_us", 0.999)] {
+            assert_eq!(fig[key], total.value_at_quantile(q), "{tag} {key}");
+        }
+        assert_eq!(fig["max_us"], total.max(), "{tag} max");
+    }
+    // One process with the same seed and users: the same tags and the same counts (the
+    // latencies themselves are measured, not replayed, so they differ run to run).
+    let single = read_hlog(&single_dir.join("metrics.hlog"));
+    assert_eq!(
+        single.tags.keys().collect::<Vec<_>>(),
+        merged.tags.keys().collect::<Vec<_>>()
+    );
+    for tag in ["connect", "connect.ws", "token.fetch"] {
+        assert_eq!(merged.tags[tag].1.len(), single.tags[tag].1.len(), "{tag} count");
+    }
+}
+
 fn counter(s: &serde_json::Value, name: &str) -> u64 {
     s["metrics"]["counters"][name].as_u64().unwrap_or(0)
 }
@@ -468,6 +564,12 @@ fn a_fleet_of_three_merges_exactly_into_one_report() {
     let again = summary(&remerged);
     assert_eq!(merged["latency"], again["latency"]);
     assert_eq!(merged["metrics"]["counters"], again["metrics"]["counters"]);
+    check_merged_hlog(&dir, &dirs, &single_dir);
+    // `report merge` writes the same log from the same shard folders.
+    assert!(
+        std::fs::read(dir.join("metrics.hlog")).unwrap() == std::fs::read(remerged.join("metrics.hlog")).unwrap(),
+        "report merge's metrics.hlog differs from the coordinator's"
+    );
     let fleet: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("fleet.json")).unwrap()).unwrap();
     let rows = fleet["shards"].as_array().unwrap();

@@ -384,6 +384,25 @@ fn workers_split_the_users_and_merge_one_report() {
     for f in ["junit.xml", "report.html"] {
         assert!(dir.join(f).is_file(), "merged {f}");
     }
+    // The shards' `.hlog` files merged at the top (the shards started apart: aligned on the
+    // earlier start): each tag sums to the merged summary's histogram.
+    let hlog = |d: &std::path::Path| {
+        chatstorm::metrics::hlog::read(&std::fs::read(d.join("metrics.hlog")).expect("metrics.hlog")).unwrap()
+    };
+    let log = hlog(&dir);
+    let starts: Vec<_> = [0, 1]
+        .map(|i| hlog(&dir.join(format!("shard-{i}"))).start_time)
+        .to_vec();
+    assert_eq!(log.start_time, starts.iter().min().copied().flatten());
+    for (tag, figures) in &merged.latency {
+        let total: u64 = log
+            .intervals
+            .iter()
+            .filter(|i| i.tag.as_deref() == Some(tag.as_str()))
+            .map(|i| i.histogram.len())
+            .sum();
+        assert_eq!(total, figures.summary.count, "{tag}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -98,5 +98,6 @@ fn merge(dirs: &[PathBuf], out: Option<&Path>) -> Outcome {
         &dir,
         &[Format::Console, Format::Json, Format::Junit, Format::Html],
     );
+    report::merge::merge_hlogs(dirs, &dir, &merged);
     Outcome::from_code(merged.verdict.exit_code)
 }

@@ -287,6 +287,10 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
             path: hlog_path.clone(),
             reason,
         })?;
+    if req.link.is_some() {
+        // A fleet shard publishes each interval's histograms as the `.hlog` encodes them.
+        collector.keep_intervals();
+    }
     let started = Arc::new(AtomicU64::new(0));
     let peaks = Arc::new(Peaks::default());
     let total = scenario.run_length();

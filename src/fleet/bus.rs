@@ -84,6 +84,10 @@ pub struct Bus {
     run: String,
     /// Connections made so far (1 after the first; each reconnect adds one).
     connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Changes on every connection event (connected, disconnected, closed), so that a shard's
+    /// watchers wait for the client's events instead of polling the connection state several
+    /// times a second (each poll a wake-up of a runtime thread, all run long).
+    events: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Bus {
@@ -96,14 +100,24 @@ impl Bus {
         check_run_id(run)?;
         let deadline = tokio::time::Instant::now() + limit;
         let connections = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (events_tx, events) = tokio::sync::watch::channel(0u64);
+        let events_tx = std::sync::Arc::new(events_tx);
         let client = loop {
             let counter = connections.clone();
+            let events_tx = events_tx.clone();
             let options = async_nats::ConnectOptions::new()
                 .event_callback(move |event| {
                     let counter = counter.clone();
+                    let events_tx = events_tx.clone();
                     async move {
                         if matches!(event, async_nats::Event::Connected) {
                             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        if matches!(
+                            event,
+                            async_nats::Event::Connected | async_nats::Event::Disconnected | async_nats::Event::Closed
+                        ) {
+                            events_tx.send_modify(|n| *n += 1);
                         }
                     }
                 })
@@ -167,6 +181,7 @@ impl Bus {
             stream,
             run: run.to_owned(),
             connections,
+            events,
         })
     }
 
@@ -174,6 +189,21 @@ impl Bus {
     /// its heartbeats to say it is gone, so watchers start again when this changes.
     pub fn reconnects(&self) -> u64 {
         self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits for the next connection event (connected, disconnected, closed) after those seen
+    /// by `seen` (start with [`Bus::events`]); never returns if the client is gone.
+    pub async fn next_event(seen: &mut tokio::sync::watch::Receiver<u64>) {
+        if seen.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// A receiver of connection events for [`Bus::next_event`].
+    pub fn events(&self) -> tokio::sync::watch::Receiver<u64> {
+        let mut r = self.events.clone();
+        r.mark_unchanged();
+        r
     }
 
     /// The run id.

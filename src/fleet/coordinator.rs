@@ -296,6 +296,9 @@ pub async fn run(p: &CoordinatePlan) -> Outcome {
         ));
     }
     crate::report::write_outputs(&merged, &dir, &p.formats);
+    // The shards' `.hlog` files (fetched above into `shard-I/`) merged into the run's own.
+    let finished: Vec<std::path::PathBuf> = finals.keys().map(|i| dir.join(format!("shard-{i}"))).collect();
+    crate::report::merge::merge_hlogs(&finished, &dir, &merged);
     if let Ok(json) = serde_json::to_vec(&merged) {
         let _ = bus.put_object(wire::FLEET_SUMMARY_OBJECT, &json).await;
     }

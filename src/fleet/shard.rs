@@ -8,14 +8,12 @@
 use super::bus::Bus;
 use super::wire::{self, Done, Interval, Ready, RunShape, RunState};
 use crate::engine::link::{LinkStop, RunLink};
-use crate::metrics::{Collector, Counter, Gauge, HistogramSnapshot, Metric, Recorder, Series, View};
+use crate::metrics::{Collector, Counter, Gauge, Recorder};
 use crate::plan::FleetJoin;
 use crate::report::summary::RunSummary;
 use crate::scenario::Scenario;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use hdrhistogram::Histogram;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,9 +38,6 @@ pub struct ShardLink {
     /// To the publisher task; taken (closed) by [`ShardLink::finish`].
     intervals: Mutex<Option<mpsc::UnboundedSender<Interval>>>,
     publisher: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Each metric's whole-run histogram as of the last interval sent (intervals are the
-    /// difference).
-    sent: Mutex<BTreeMap<Metric, Histogram<u64>>>,
     second: AtomicU32,
     tasks: Vec<tokio::task::AbortHandle>,
 }
@@ -111,7 +106,6 @@ pub async fn join(
         stop,
         intervals: Mutex::new(Some(tx)),
         publisher: Mutex::new(Some(publisher)),
-        sent: Mutex::new(BTreeMap::new()),
         second: AtomicU32::new(0),
         tasks: vec![watcher.abort_handle(), watchdog.abort_handle()],
     }))
@@ -126,19 +120,20 @@ fn host_name() -> String {
 }
 
 /// Follows the KV `state` key (its last value first), across reconnects; an abort or a
-/// cancellation also stops the run.
+/// cancellation also stops the run. A reconnect starts the watch again (see
+/// [`Bus::reconnects`]); the client's connection events say when, without polling.
 async fn watch_state(bus: Bus, state: watch::Sender<Option<RunState>>, stop: Arc<watch::Sender<Option<LinkStop>>>) {
+    let mut events = bus.events();
     loop {
         let epoch = bus.reconnects();
         if let Ok(mut entries) = bus.kv.watch_with_history(wire::STATE_KEY).await {
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
             loop {
                 let entry = tokio::select! {
                     e = entries.next() => match e {
                         Some(Ok(e)) => e,
                         _ => break,
                     },
-                    _ = tick.tick() => {
+                    () = Bus::next_event(&mut events) => {
                         if bus.reconnects() != epoch {
                             break;
                         }
@@ -169,15 +164,22 @@ async fn watch_state(bus: Bus, state: watch::Sender<Option<RunState>>, stop: Arc
     }
 }
 
+/// How often the watchdog looks at the connection without being told of a change: a safety net
+/// under the client's events, not the way it usually learns.
+const WATCHDOG_CHECK: Duration = Duration::from_secs(1);
+
 /// Stops the shard when the bus has been unreachable for longer than `limit`.
 async fn watchdog(bus: Bus, limit: Duration, stop: Arc<watch::Sender<Option<LinkStop>>>) {
+    let mut events = bus.events();
     let mut last_seen = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut was_connected = true;
     loop {
-        tick.tick().await;
-        if bus.connected() {
-            last_seen = tokio::time::Instant::now();
-        } else if last_seen.elapsed() > limit {
+        let now = tokio::time::Instant::now();
+        let connected = bus.connected();
+        // Just found down: the outage starts now (the event that woke us is prompt).
+        if connected || was_connected {
+            last_seen = now;
+        } else if now.duration_since(last_seen) > limit {
             let reason = format!(
                 "lost the fleet's bus for more than {}: stopped this shard's users (no load that nobody watches)",
                 humantime::format_duration(limit)
@@ -191,6 +193,19 @@ async fn watchdog(bus: Bus, limit: Duration, stop: Arc<watch::Sender<Option<Link
                     .is_none()
             });
             return;
+        }
+        was_connected = connected;
+        // Connected: wait for an event. Down: also wake when the limit runs out.
+        let wake = if connected {
+            WATCHDOG_CHECK
+        } else {
+            (last_seen + limit + Duration::from_millis(1))
+                .saturating_duration_since(now)
+                .min(WATCHDOG_CHECK)
+        };
+        tokio::select! {
+            () = Bus::next_event(&mut events) => {}
+            () = tokio::time::sleep(wake) => {}
         }
     }
 }
@@ -251,30 +266,14 @@ impl ShardLink {
         }
     }
 
-    /// The interval ending now: each metric's samples since the last one.
+    /// The interval ending now: each metric's samples since the last one, as the collector's
+    /// `.hlog` line has just encoded them (`Collector::keep_intervals`).
     fn interval_of(&self, elapsed: Duration, collector: &Collector, recorder: &Recorder) -> Interval {
-        let mut histograms = BTreeMap::new();
-        if let Ok(mut sent) = self.sent.lock() {
-            for metric in Metric::ALL {
-                let Some(now) = collector.cumulative(Series {
-                    metric,
-                    view: View::Actual,
-                }) else {
-                    continue;
-                };
-                let before = sent.get(&metric);
-                if before.is_some_and(|b| b.len() == now.len()) {
-                    continue;
-                }
-                let mut fresh = now.clone();
-                if let Some(b) = before {
-                    // `now` holds everything `before` does (same bounds, counts only grow).
-                    let _ = fresh.subtract(b);
-                }
-                histograms.insert(metric.name().to_owned(), HistogramSnapshot::encode(&fresh, 0).encoded);
-                sent.insert(metric, now.clone());
-            }
-        }
+        let histograms = collector
+            .last_interval()
+            .iter()
+            .map(|(metric, encoded)| (metric.name().to_owned(), encoded.clone()))
+            .collect();
         let counters = Counter::ALL
             .into_iter()
             .map(|c| (c.name().to_owned(), recorder.counter(c)))

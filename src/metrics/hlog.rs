@@ -76,6 +76,9 @@ pub struct HlogWriter<W: Write> {
     serializer: V2DeflateSerializer,
     /// One line's encoded histogram; reused.
     raw: Vec<u8>,
+    /// The same, base64: the line's last column; reused, and readable after the write (a fleet
+    /// shard sends the interval's histograms as encoded here rather than encoding them again).
+    encoded: String,
 }
 
 /// Creates `path` and writes the log header; `start` is the run's start (StartTime and BaseTime,
@@ -107,6 +110,7 @@ impl<W: Write> HlogWriter<W> {
             out,
             serializer,
             raw: Vec::new(),
+            encoded: String::new(),
         })
     }
 
@@ -126,6 +130,8 @@ impl<W: Write> HlogWriter<W> {
         self.serializer
             .serialize(h, &mut self.raw)
             .map_err(|e| HlogError::Encode(format!("{e:?}")))?;
+        self.encoded.clear();
+        base64::engine::general_purpose::STANDARD.encode_string(&self.raw, &mut self.encoded);
         writeln!(
             self.out,
             "Tag={},{:.3},{:.3},{:.3},{}",
@@ -133,9 +139,15 @@ impl<W: Write> HlogWriter<W> {
             start.as_secs_f64(),
             length.as_secs_f64(),
             h.max() as f64 / MAX_VALUE_DIVISOR,
-            base64::engine::general_purpose::STANDARD.encode(&self.raw)
+            self.encoded
         )?;
         Ok(())
+    }
+
+    /// The histogram of the last line written, V2 deflate, base64 (what
+    /// [`super::HistogramSnapshot::decode`] reads).
+    pub fn last_encoded(&self) -> &str {
+        &self.encoded
     }
 
     /// Pushes everything written so far to the operating system.

@@ -29,6 +29,7 @@ mod code_table;
 mod collector;
 mod failure_kind;
 pub mod hlog;
+pub mod hlog_merge;
 mod metric;
 pub mod profile;
 mod recorder;

@@ -99,6 +99,38 @@ pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, OutputError> {
     Ok(merged)
 }
 
+/// Writes `out_dir/metrics.hlog`: the exact merge of the `metrics.hlog` in each folder that has
+/// one, aligned on their common start (`crate::metrics::hlog_merge`), so that a sharded run
+/// leaves the same files as one process. Folders without a log (a lost shard) are left out, as
+/// their summaries are. A failure is printed, not fatal: the summary and reports stand without it.
+pub fn merge_hlogs(dirs: &[PathBuf], out_dir: &Path, merged: &RunSummary) {
+    let inputs: Vec<PathBuf> = dirs
+        .iter()
+        .map(|d| d.join("metrics.hlog"))
+        .filter(|p| p.is_file())
+        .collect();
+    if inputs.is_empty() {
+        return;
+    }
+    let out = out_dir.join("metrics.hlog");
+    // Written beside and renamed: the output may replace a log that is also an input.
+    let partial = out_dir.join("metrics.hlog.partial");
+    let comment = format!(
+        "chatstorm {} seed {}, merged from {} shards",
+        merged.run.name,
+        merged.run.seed,
+        inputs.len()
+    );
+    let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let r = crate::metrics::hlog_merge::merge_files(&refs, &partial, &comment)
+        .map_err(|e| e.to_string())
+        .and_then(|_| std::fs::rename(&partial, &out).map_err(|e| e.to_string()));
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&partial);
+        eprintln!("chatstorm: cannot merge the shards' logs into {}: {e}", out.display());
+    }
+}
+
 /// Used by `report merge`: the folders' common parent, for the merged outputs.
 pub fn common_parent(dirs: &[PathBuf]) -> PathBuf {
     dirs.first()

@@ -277,6 +277,16 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
             LAG_BOUND.as_millis()
         ));
     }
+    // The harness's own handshakes: busy enough in some second that connects queued behind them
+    // in the harness (the lag probe cannot see this; see engine::tls_load).
+    let tls_load = out.tls_load.unwrap_or_default();
+    if tls_load.saturated() {
+        reasons.push(format!(
+            "the harness's own TLS handshakes took {:.0} % of its cores in the busiest second (bound {:.0} %): connects queued behind them in the harness, so connect.tls and the connect rate measure the harness",
+            tls_load.peak_share * 100.0,
+            crate::engine::tls_load::HANDSHAKE_SHARE_BOUND * 100.0
+        ));
+    }
     let late_limit = (out.users_started / 100).max(10);
     if out.late_starts > late_limit {
         reasons.push(format!(
@@ -329,6 +339,8 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
         peak_rss_bytes: out.peak_rss,
         rss_per_user_bytes: out.peak_rss.checked_div(out.peak_connected).unwrap_or(0),
         cpu_seconds: out.cpu_seconds,
+        tls_handshake_cpu_seconds: tls_load.cpu_seconds,
+        tls_handshake_cpu_peak_share: tls_load.peak_share,
         saturated: !reasons.is_empty(),
         reasons,
     }
@@ -520,4 +532,71 @@ pub fn reevaluate_thresholds(summary: &mut RunSummary) {
             }
         })
         .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::tls_load::HandshakeLoad;
+
+    /// A finished 10-second run of 100 users, healthy in every other respect.
+    fn output(tls_load: Option<HandshakeLoad>) -> RunOutput {
+        RunOutput {
+            metrics: crate::metrics::MetricsSnapshot::default(),
+            target_description: "https://127.0.0.1:1".into(),
+            target_is_mock: true,
+            users_planned: 100,
+            users_started: 100,
+            users_due: 100,
+            target_health: Default::default(),
+            state: None,
+            planned: std::time::Duration::from_secs(10),
+            elapsed: std::time::Duration::from_secs(10),
+            started_at: std::time::SystemTime::UNIX_EPOCH,
+            stop_reason: None,
+            marks: Vec::new(),
+            lag: crate::engine::lag::LagReport::default(),
+            tls_load,
+            late_starts: 0,
+            fd_limit: 20_000,
+            fd_peak: 200,
+            peak_rss: 10 << 20,
+            peak_connected: 100,
+            cpu_seconds: 3.0,
+            aborted_by: None,
+            conformance: None,
+            tls: None,
+            dns: Vec::new(),
+        }
+    }
+
+    /// Issue 13: a harness whose own handshakes filled its cores says the run is invalid, even
+    /// with its scheduler on time; under the bound the figures are shown and the run is valid.
+    #[test]
+    fn a_harness_saturated_by_its_own_handshakes_is_an_invalid_run() {
+        let busy = HandshakeLoad {
+            cpu_seconds: 2.5,
+            peak_share: 0.8,
+        };
+        let g = generator_health(&output(Some(busy)));
+        assert!(g.saturated, "{g:?}");
+        assert!(
+            g.reasons.iter().any(|r| r.contains("TLS handshakes took 80 %")),
+            "{:?}",
+            g.reasons
+        );
+        assert_eq!(
+            (g.tls_handshake_cpu_seconds, g.tls_handshake_cpu_peak_share),
+            (2.5, 0.8)
+        );
+
+        let calm = HandshakeLoad {
+            cpu_seconds: 0.3,
+            peak_share: 0.2,
+        };
+        let g = generator_health(&output(Some(calm)));
+        assert!(!g.saturated, "{g:?}");
+        assert_eq!(g.tls_handshake_cpu_seconds, 0.3);
+        assert!(!generator_health(&output(None)).saturated);
+    }
 }

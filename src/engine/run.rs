@@ -275,11 +275,20 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         .filter(|b| !b.is_empty())
         .map(|b| Arc::new(lag::LagTally::new(b)));
     let lag_task = tokio::spawn(lag::probe_into(lag_stop.clone(), lag_tally.clone()));
-    // The harness's own handshake CPU, judged beside the scheduler lag (`tls_load`).
+    // The harness's own handshake CPU, judged beside the scheduler lag (`tls_load`), as a share
+    // of the threads the users' handshakes run on: the lanes (or this runtime's workers), at
+    // most one per core.
+    let handshake_threads = lanes
+        .as_ref()
+        .map_or_else(
+            || tokio::runtime::Handle::current().metrics().num_workers(),
+            |l| l.count(),
+        )
+        .clamp(1, crate::sys::cores());
     let tls_load_task = target.tls.as_ref().map(|t| {
         tokio::spawn(super::tls_load::sample(
             t.handshake_cpu().clone(),
-            crate::sys::cores(),
+            handshake_threads,
             lag_stop.clone(),
         ))
     });

@@ -1,6 +1,6 @@
 //! Generator honesty for TLS: how much of the harness's CPU went to its own handshakes, in the
 //! busiest second of the run ([`sample`]). Over [`HANDSHAKE_SHARE_BOUND`] of the cores the
-//! harness may use, connects were queueing behind the harness's own key agreements and
+//! users run on (their lanes, at most one per core), connects were queueing behind the harness's own key agreements and
 //! certificate checks: the run is reported invalid (exit 4), like a late scheduler, rather than
 //! the server blamed for a slow `connect.tls` or a low connect rate. The scheduler-lag probe
 //! does not see this: handshake steps are short, so its ticks still fire on time while every

@@ -16,11 +16,12 @@
 # The machine is shared: the load average is printed at start and at the end; compare the
 # figures of one sitting, not across sittings.
 #
-# Measured 2026-12-05 (release, 2 shared cores, load 4.5 -> 4.7: others' builds), `benches/tls.sh`:
-# idle 10,000 users 6,402 B per user over ws, 15,176 B over wss (budget 12,288 B: not met; rustls
-# keeps a 4 KiB record buffer per connection, README "TLS budgets"); TLS adds 0.300 CPU s per
-# 1,000 full connects (budget 0.4) and 0.146 per 1,000 resumed (budget 0.2), on 0.262 s per
-# 1,000 over ws. With P-384 first (ring's default), load 0.3-0.8: 0.817 and 0.681.
+# Measured 2026-12-05 22:40 UTC (release, 2 shared cores, load 5.8 -> 3.7: others' builds),
+# `benches/tls.sh`: idle 10,000 users 6,547 B per user over ws, 10,903 B over wss (budget
+# 12,288 B: met since the users' TLS stream is net::lean_tls, rustls's unbuffered API with no
+# buffer held while idle; with tokio-rustls it was 15,176 B); TLS adds 0.284 CPU s per 1,000
+# full connects (budget 0.4) and 0.143 per 1,000 resumed (budget 0.2), on 0.260 s per 1,000
+# over ws. With P-384 first (ring's default), load 0.3-0.8: 0.817 and 0.681.
 source "$(dirname "$0")/lib.sh"
 idle=${1:-10000}
 burst=${2:-5000}

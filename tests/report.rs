@@ -861,3 +861,71 @@ fn report_html_loads_in_headless_chromium_and_draws_every_series() {
     );
     let _ = std::fs::remove_dir_all(&hostile_dir);
 }
+
+/// Issue 13: the connect phases (`connect.dns` first), the host names looked up once and the TLS
+/// handshakes (full, resumed, the harness's CPU in them) are on the page, as a browser shows it.
+#[test]
+fn report_html_shows_connect_phases_dns_and_tls_handshakes_in_chromium() {
+    let _turn = heavy().blocking_lock();
+    let mut s = fixture();
+    let connect = s
+        .latency
+        .get("connect.ws")
+        .cloned()
+        .expect("the fixture has connect.ws");
+    for (i, phase) in chatstorm::report::connect_phases::PHASES.iter().enumerate() {
+        let mut l = connect.clone();
+        l.summary.count = 100 + i as u64;
+        s.latency.insert((*phase).to_owned(), l);
+    }
+    s.run.dns = vec![chatstorm::report::summary::DnsInfo {
+        host: "chat.example.test".into(),
+        port: 443,
+        addresses: vec!["127.0.0.1:443".into()],
+        lookup_ms: 3.25,
+    }];
+    s.metrics.counters.insert("tls_full_handshakes".into(), 71);
+    s.metrics.counters.insert("tls_resumed_handshakes".into(), 29);
+    s.generator.tls_handshake_cpu_seconds = 0.42;
+    s.generator.tls_handshake_cpu_peak_share = 0.13;
+    let dir = scratch("chromium-connect-phases");
+    html::write_file(&s, &dir).expect("report.html written");
+    let (dom, _) = headless(&dir.join("report.html"), &["--dump-dom".to_owned()]);
+
+    let table = dom
+        .split("id=\"connect-phases\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no connect-phases table in the DOM:\n{}", tail(&dom)));
+    let rows: Vec<&str> = table.split("<tr>").skip(2).collect();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.split("<td>")
+                .nth(1)
+                .unwrap_or("")
+                .split("</td>")
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(names, chatstorm::report::connect_phases::PHASES, "{table}");
+    assert!(rows[0].contains("<td>100</td>"), "connect.dns's count: {}", rows[0]);
+    assert!(
+        dom.contains("chat.example.test:443 resolved once for the run to 127.0.0.1:443 in 3.2 ms")
+            || dom.contains("chat.example.test:443 resolved once for the run to 127.0.0.1:443 in 3.3 ms"),
+        "the DNS line:\n{}",
+        tail(&dom)
+    );
+    let tls = dom
+        .split("id=\"tls-handshakes\">")
+        .nth(1)
+        .and_then(|t| t.split("</li>").next())
+        .unwrap_or_else(|| panic!("no TLS handshake line in the DOM"));
+    assert!(tls.starts_with("TLS handshakes: 71 full, 29 resumed"), "{tls}");
+    assert!(
+        tls.contains("0.42 s, busiest second 13 % of its cores (bound 50 %)"),
+        "{tls}"
+    );
+}

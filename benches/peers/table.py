@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""One table from the peers' results.jsonl: the latest node-ws and chatstorm runs at N, and the
-chatstorm/node-ws ratios of memory per connection and CPU seconds."""
+"""One table from the peers' results.jsonl: the latest node-ws and chatstorm runs at N over SCHEME
+(ws or wss, from each run's URL; default ws), and the chatstorm/node-ws ratios of memory per
+connection and CPU seconds."""
 import json, sys
 
 path, n = sys.argv[1], int(sys.argv[2])
+scheme = sys.argv[3] if len(sys.argv) > 3 else "ws"
 latest = {}
 for line in open(path):
     r = json.loads(line)
-    if r.get("n") == n and r.get("tool") in ("node-ws", "chatstorm"):
+    if (r.get("n") == n and r.get("tool") in ("node-ws", "chatstorm")
+            and (r.get("url") or "ws://").startswith(scheme + "://")):
         latest[r["tool"]] = r
 
 def row(r):
@@ -20,7 +23,7 @@ def row(r):
 
 rows = [row(latest[t]) for t in ("node-ws", "chatstorm") if t in latest]
 if not rows:
-    sys.exit(f"no node-ws or chatstorm run at N={n} in {path}")
+    sys.exit(f"no node-ws or chatstorm run at N={n} over {scheme} in {path}")
 cols = list(rows[0])
 print("| " + " | ".join(cols) + " |")
 print("|" + "---|" * len(cols))
@@ -28,5 +31,5 @@ for r in rows:
     print("| " + " | ".join(str(r[c]) for c in cols) + " |")
 if len(rows) == 2:
     a, b = rows
-    print(f"\nchatstorm / node-ws: memory per connection {b['RSS/conn KB'] / a['RSS/conn KB']:.3f} "
+    print(f"\n{scheme}: chatstorm / node-ws: memory per connection {b['RSS/conn KB'] / a['RSS/conn KB']:.3f} "
           f"(goal <= 0.25), CPU seconds {b['CPU s'] / a['CPU s']:.3f} (goal <= 1)")

@@ -24,6 +24,7 @@ pub mod schedule;
 pub mod setup;
 pub mod signals;
 pub mod timeline;
+pub mod tls_load;
 pub mod users;
 pub mod watch;
 pub mod workers;

@@ -82,6 +82,8 @@ pub struct RunOutput {
     pub marks: Vec<super::figures::TimelineMark>,
     /// The scheduler's honesty figures.
     pub lag: LagReport,
+    /// The harness's own TLS handshake CPU (`None`: a plain target).
+    pub tls_load: Option<super::tls_load::HandshakeLoad>,
     /// Starts later than [`lag::LATE_START`].
     pub late_starts: u64,
     /// The descriptor limit.
@@ -273,6 +275,23 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         .filter(|b| !b.is_empty())
         .map(|b| Arc::new(lag::LagTally::new(b)));
     let lag_task = tokio::spawn(lag::probe_into(lag_stop.clone(), lag_tally.clone()));
+    // The harness's own handshake CPU, judged beside the scheduler lag (`tls_load`), as a share
+    // of the threads the users' handshakes run on: the lanes (or this runtime's workers), at
+    // most one per core.
+    let handshake_threads = lanes
+        .as_ref()
+        .map_or_else(
+            || tokio::runtime::Handle::current().metrics().num_workers(),
+            |l| l.count(),
+        )
+        .clamp(1, crate::sys::cores());
+    let tls_load_task = target.tls.as_ref().map(|t| {
+        tokio::spawn(super::tls_load::sample(
+            t.handshake_cpu().clone(),
+            handshake_threads,
+            lag_stop.clone(),
+        ))
+    });
     let lane_lag_tasks = lanes
         .as_ref()
         .map(|l| l.on_each(|| lag::probe_into(lag_stop.clone(), lag_tally.clone())))
@@ -469,6 +488,10 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         lags.push(t.await.unwrap_or_default());
     }
     let lag = LagReport::worst(lags);
+    let tls_load = match tls_load_task {
+        Some(t) => t.await.ok(),
+        None => None,
+    };
     // Every user has ended (or was given up on above): the lanes can go.
     drop(lanes);
     let collector = collector_task.await.map_err(StartError::Collector)?;
@@ -512,6 +535,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         stop_reason,
         marks,
         lag,
+        tls_load,
         late_starts: late.load(Relaxed),
         fd_limit,
         fd_peak: peaks.fds.load(Relaxed),

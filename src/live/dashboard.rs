@@ -180,6 +180,7 @@ pub fn output(run: &RunSoFar, metrics: MetricsSnapshot, elapsed: Duration) -> Ru
         stop_reason: None,
         marks: run.marks.clone(),
         lag: LagReport::default(),
+        tls_load: None,
         late_starts: run.late_starts,
         fd_limit: run.fd_limit,
         fd_peak: run.fd_peak,

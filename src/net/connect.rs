@@ -25,7 +25,7 @@ pub enum Stream {
     /// `http://`, `ws://`.
     Plain(TcpStream),
     /// `https://`, `wss://`.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<super::lean_tls::LeanTls>),
 }
 
 impl Stream {
@@ -33,7 +33,7 @@ impl Stream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Self::Plain(s) => s,
-            Self::Tls(s) => s.get_ref().0,
+            Self::Tls(s) => s.tcp(),
         }
     }
 
@@ -47,11 +47,7 @@ impl Stream {
     pub fn resumed(&self) -> Option<bool> {
         match self {
             Self::Plain(_) => None,
-            Self::Tls(s) => s
-                .get_ref()
-                .1
-                .handshake_kind()
-                .map(|k| k == rustls::HandshakeKind::Resumed),
+            Self::Tls(s) => s.common().handshake_kind().map(|k| k == rustls::HandshakeKind::Resumed),
         }
     }
 }
@@ -87,7 +83,7 @@ impl AsyncWrite for Stream {
     fn is_write_vectored(&self) -> bool {
         match self {
             Self::Plain(s) => s.is_write_vectored(),
-            Self::Tls(s) => s.is_write_vectored(),
+            Self::Tls(_) => false,
         }
     }
 

@@ -15,6 +15,8 @@
 //!   port and descriptor budget checked before it starts.
 //! - [`tls`]: [`Tls`], the run's one rustls client configuration (roots, `--ca-cert`,
 //!   `--insecure`, ALPN `http/1.1`), the handshake and the one-line reason of a failed one;
+//!   [`lean_tls`]: the TLS stream itself, on rustls's unbuffered API, holding no buffer while
+//!   idle; [`handshake_cpu`]: the CPU the harness spends in its own handshakes;
 //!   [`preflight`]: the one handshake to the target before a run's users start;
 //!   [`resumption`]: which users resume their TLS sessions, and the ticket pool they share.
 //!
@@ -32,6 +34,8 @@
 pub mod client;
 pub mod connect;
 pub mod dns;
+pub mod handshake_cpu;
+pub mod lean_tls;
 pub mod preflight;
 pub mod resumption;
 pub mod sources;

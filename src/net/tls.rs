@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
+use super::lean_tls::LeanTls;
+
 /// What the command line (or a test) asks of TLS: `--ca-cert` and `--insecure`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
@@ -59,6 +61,8 @@ pub struct Tls {
     resuming: Option<(Arc<rustls::ClientConfig>, f64)>,
     insecure: bool,
     roots: usize,
+    /// The CPU every handshake made with this configuration (or a user's copy of it) took.
+    cpu: Arc<super::handshake_cpu::HandshakeCpu>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -139,6 +143,7 @@ impl Tls {
             resuming: None,
             insecure: options.insecure,
             roots,
+            cpu: Arc::default(),
         })
     }
 
@@ -171,6 +176,7 @@ impl Tls {
             resuming: None,
             insecure: false,
             roots: n,
+            cpu: Arc::default(),
         })
     }
 
@@ -202,6 +208,11 @@ impl Tls {
         self
     }
 
+    /// The harness's CPU in the handshakes of this configuration and every copy of it.
+    pub fn handshake_cpu(&self) -> &Arc<super::handshake_cpu::HandshakeCpu> {
+        &self.cpu
+    }
+
     /// The share of users that resume (0 without [`Tls::with_resumption`]).
     pub fn resumption_share(&self) -> f64 {
         self.resuming.as_ref().map_or(0.0, |(_, s)| *s)
@@ -216,6 +227,7 @@ impl Tls {
                 resuming: None,
                 insecure: self.insecure,
                 roots: self.roots,
+                cpu: self.cpu.clone(),
             },
             _ => Tls {
                 resuming: None,
@@ -306,20 +318,15 @@ pub fn server_name(host: &str) -> std::io::Result<ServerName<'static>> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host:?}: {e}")))
 }
 
-/// The client handshake over a connected socket, for `host`.
+/// The client handshake over a connected socket, for `host` (a [`LeanTls`]: buffers only while
+/// they hold bytes, see `super::lean_tls`).
 ///
 /// # Errors
 /// The handshake's failure as an `io::Error` whose inner error is the [`rustls::Error`] when
 /// rustls refused (see [`reason`]); socket errors as they came.
-pub async fn handshake(
-    tls: &Tls,
-    host: &str,
-    tcp: TcpStream,
-) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+pub async fn handshake(tls: &Tls, host: &str, tcp: TcpStream) -> std::io::Result<LeanTls> {
     let name = server_name(host)?;
-    tokio_rustls::TlsConnector::from(tls.config.clone())
-        .connect(name, tcp)
-        .await
+    LeanTls::connect(tls.config.clone(), name, tcp, &tls.cpu).await
 }
 
 /// The rustls error inside an error chain, if any.

@@ -268,6 +268,9 @@ fn profile_figures(name: &str, p: &crate::metrics::ProfileSnapshot, summary: &Ru
     }
 }
 
+/// The handshake share named as a cause of a saturation found by the other signs.
+const HANDSHAKE_CAUSE_SHARE: f64 = 0.25;
+
 fn generator_health(out: &RunOutput) -> GeneratorHealth {
     let mut reasons = Vec::new();
     if out.lag.saturated() {
@@ -275,6 +278,16 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
             "scheduler lag p99 {:.1} ms is over the {} ms bound: the harness could not keep time",
             out.lag.p99_us as f64 / 1000.0,
             LAG_BOUND.as_millis()
+        ));
+    }
+    // The harness's own handshakes: busy enough in some second that connects queued behind them
+    // in the harness (the lag probe cannot see this; see engine::tls_load).
+    let tls_load = out.tls_load.unwrap_or_default();
+    if tls_load.saturated() {
+        reasons.push(format!(
+            "the harness's own TLS handshakes took {:.0} % of its cores in the busiest second (bound {:.0} %): connects queued behind them in the harness, so connect.tls and the connect rate measure the harness",
+            tls_load.peak_share * 100.0,
+            crate::engine::tls_load::HANDSHAKE_SHARE_BOUND * 100.0
         ));
     }
     let late_limit = (out.users_started / 100).max(10);
@@ -316,6 +329,16 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
             LAG_BOUND.as_millis()
         ));
     }
+    // Saturated by the signs above with the handshakes under their own bound but a large part
+    // of the load (a storm of 5,000 wss connects on one lane: lag p99 620 ms, handshakes 44 %):
+    // name them as a cause, so the person reading sees what to change (fewer users per lane,
+    // resumption, more shards).
+    if !reasons.is_empty() && !tls_load.saturated() && tls_load.peak_share >= HANDSHAKE_CAUSE_SHARE {
+        reasons.push(format!(
+            "the harness's own TLS handshakes took {:.0} % of its cores in the busiest second: a cause of the above",
+            tls_load.peak_share * 100.0
+        ));
+    }
     GeneratorHealth {
         generator_queue_p99_us: queue_p99_us,
         generator_queue_timeouts: queue_timeouts,
@@ -329,6 +352,8 @@ fn generator_health(out: &RunOutput) -> GeneratorHealth {
         peak_rss_bytes: out.peak_rss,
         rss_per_user_bytes: out.peak_rss.checked_div(out.peak_connected).unwrap_or(0),
         cpu_seconds: out.cpu_seconds,
+        tls_handshake_cpu_seconds: tls_load.cpu_seconds,
+        tls_handshake_cpu_peak_share: tls_load.peak_share,
         saturated: !reasons.is_empty(),
         reasons,
     }
@@ -520,4 +545,87 @@ pub fn reevaluate_thresholds(summary: &mut RunSummary) {
             }
         })
         .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::tls_load::HandshakeLoad;
+
+    /// A finished 10-second run of 100 users, healthy in every other respect.
+    fn output(tls_load: Option<HandshakeLoad>) -> RunOutput {
+        RunOutput {
+            metrics: crate::metrics::MetricsSnapshot::default(),
+            target_description: "https://127.0.0.1:1".into(),
+            target_is_mock: true,
+            users_planned: 100,
+            users_started: 100,
+            users_due: 100,
+            target_health: Default::default(),
+            state: None,
+            planned: std::time::Duration::from_secs(10),
+            elapsed: std::time::Duration::from_secs(10),
+            started_at: std::time::SystemTime::UNIX_EPOCH,
+            stop_reason: None,
+            marks: Vec::new(),
+            lag: crate::engine::lag::LagReport::default(),
+            tls_load,
+            late_starts: 0,
+            fd_limit: 20_000,
+            fd_peak: 200,
+            peak_rss: 10 << 20,
+            peak_connected: 100,
+            cpu_seconds: 3.0,
+            aborted_by: None,
+            conformance: None,
+            tls: None,
+            dns: Vec::new(),
+        }
+    }
+
+    /// Issue 13: a harness whose own handshakes filled its cores says the run is invalid, even
+    /// with its scheduler on time; under the bound the figures are shown and the run is valid.
+    #[test]
+    fn a_harness_saturated_by_its_own_handshakes_is_an_invalid_run() {
+        let busy = HandshakeLoad {
+            cpu_seconds: 2.5,
+            peak_share: 0.8,
+        };
+        let g = generator_health(&output(Some(busy)));
+        assert!(g.saturated, "{g:?}");
+        assert!(
+            g.reasons.iter().any(|r| r.contains("TLS handshakes took 80 %")),
+            "{:?}",
+            g.reasons
+        );
+        assert_eq!(
+            (g.tls_handshake_cpu_seconds, g.tls_handshake_cpu_peak_share),
+            (2.5, 0.8)
+        );
+
+        let calm = HandshakeLoad {
+            cpu_seconds: 0.3,
+            peak_share: 0.2,
+        };
+        let g = generator_health(&output(Some(calm)));
+        assert!(!g.saturated, "{g:?}");
+        assert_eq!(g.tls_handshake_cpu_seconds, 0.3);
+        assert!(!generator_health(&output(None)).saturated);
+
+        // Late by the scheduler, with handshakes a large part of it: named as a cause.
+        let mut late = output(Some(HandshakeLoad {
+            cpu_seconds: 2.0,
+            peak_share: 0.44,
+        }));
+        late.lag.p99_us = 620_000;
+        let g = generator_health(&late);
+        assert!(g.saturated);
+        assert!(
+            g.reasons
+                .iter()
+                .any(|r| r.contains("TLS handshakes took 44 %") && r.contains("a cause")),
+            "{:?}",
+            g.reasons
+        );
+    }
 }

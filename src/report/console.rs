@@ -188,6 +188,15 @@ pub fn write(s: &RunSummary, w: &mut dyn Write) -> io::Result<()> {
         g.rss_per_user_bytes,
         g.cpu_seconds
     )?;
+    if g.tls_handshake_cpu_seconds > 0.0 {
+        writeln!(
+            w,
+            "           TLS handshakes: {:.2} CPU s, busiest second {:.0} % of the cores (bound {:.0} %)",
+            g.tls_handshake_cpu_seconds,
+            g.tls_handshake_cpu_peak_share * 100.0,
+            crate::engine::tls_load::HANDSHAKE_SHARE_BOUND * 100.0
+        )?;
+    }
     if g.generator_queue_p99_us >= 1_000 || g.generator_queue_timeouts > 0 {
         writeln!(
             w,

@@ -94,6 +94,7 @@ fn body_into(h: &mut String, s: &RunSummary) {
     thresholds(h, s);
     counters(h, s);
     latency_table(h, s);
+    super::connect_phases::html(h, s);
     profiles(h, s);
     charts(h, s);
     conformance(h, s.conformance.as_ref());
@@ -941,7 +942,7 @@ fn generator(h: &mut String, s: &RunSummary) {
         "<h2>Load generator</h2><table class=\"meta\"><tr><td>kept up</td><td class=\"{}\">{}</td></tr>\
 <tr><td>scheduler lag p99 / max</td><td>{} ms / {} ms (bound {} ms)</td></tr><tr><td>late starts</td><td>{}</td></tr>\
 <tr><td>descriptors</td><td>peak {} of {}</td></tr><tr><td>peak RSS</td><td>{:.1} MiB ({} bytes per connected user)</td></tr>\
-<tr><td>CPU</td><td>{:.1} s</td></tr></table>",
+<tr><td>CPU</td><td>{:.1} s</td></tr><tr><td>TLS handshake CPU</td><td>{:.2} s, busiest second {:.0} % of the cores (bound {:.0} %)</td></tr></table>",
         if g.saturated { "fail" } else { "pass" },
         if g.saturated { "no: the run is invalid" } else { "yes" },
         ms(g.scheduler_lag_p99_us),
@@ -952,7 +953,10 @@ fn generator(h: &mut String, s: &RunSummary) {
         g.fd_limit,
         g.peak_rss_bytes as f64 / 1_048_576.0,
         g.rss_per_user_bytes,
-        g.cpu_seconds
+        g.cpu_seconds,
+        g.tls_handshake_cpu_seconds,
+        g.tls_handshake_cpu_peak_share * 100.0,
+        crate::engine::tls_load::HANDSHAKE_SHARE_BOUND * 100.0
     );
     if !g.reasons.is_empty() {
         h.push_str("<ul>");

@@ -61,6 +61,11 @@ pub fn merge(summaries: Vec<RunSummary>) -> Result<RunSummary, OutputError> {
         g.generator_queue_p99_us = g.generator_queue_p99_us.max(s.generator.generator_queue_p99_us);
         g.peak_rss_bytes += s.generator.peak_rss_bytes;
         g.cpu_seconds += s.generator.cpu_seconds;
+        g.tls_handshake_cpu_seconds += s.generator.tls_handshake_cpu_seconds;
+        // Each shard's share is of its own process's cores: the busiest shard is the one judged.
+        g.tls_handshake_cpu_peak_share = g
+            .tls_handshake_cpu_peak_share
+            .max(s.generator.tls_handshake_cpu_peak_share);
         g.saturated |= s.generator.saturated;
         g.reasons.extend(s.generator.reasons);
         merged.timeline.extend(s.timeline);

@@ -7,6 +7,7 @@ pub mod chart;
 pub mod checks;
 pub mod compare;
 pub mod conformance;
+pub mod connect_phases;
 pub mod console;
 pub mod html;
 pub mod junit;

@@ -379,6 +379,13 @@ pub struct GeneratorHealth {
     pub rss_per_user_bytes: u64,
     /// CPU seconds (user + system) of the harness.
     pub cpu_seconds: f64,
+    /// CPU seconds the harness spent in its own TLS handshakes (0 for a plain target).
+    #[serde(default)]
+    pub tls_handshake_cpu_seconds: f64,
+    /// The busiest second's handshake CPU as a share of the harness's cores (0 to 1; over 0.5
+    /// makes the run invalid: connects queued behind the harness's own handshakes).
+    #[serde(default)]
+    pub tls_handshake_cpu_peak_share: f64,
     /// True when any bound was passed; the reasons say which.
     pub saturated: bool,
     /// One line per bound passed.

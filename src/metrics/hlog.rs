@@ -226,7 +226,8 @@ pub fn read(bytes: &[u8]) -> Result<HlogContents, HlogError> {
     Ok(contents)
 }
 
-fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
+/// A line's base64 histogram as bytes (shared with [`super::hlog_merge`]).
+pub(super) fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
         .decode(s)

@@ -203,7 +203,7 @@ pub fn merge_files(inputs: &[&Path], out: &Path, comment: &str) -> Result<u64, H
                     start_s: line.start.as_secs_f64(),
                     reason,
                 };
-                let raw = base64_decode(&line.encoded).map_err(bad)?;
+                let raw = hlog::base64_decode(&line.encoded).map_err(bad)?;
                 let h: Histogram<u64> = deserializer
                     .deserialize(&mut io::Cursor::new(raw))
                     .map_err(|e| bad(format!("{e:?}")))?;
@@ -229,13 +229,6 @@ pub fn merge_files(inputs: &[&Path], out: &Path, comment: &str) -> Result<u64, H
     }
     writer.flush()?;
     Ok(ticks)
-}
-
-fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -149,6 +149,9 @@ fn every_shipped_scenario_has_a_tls_run() {
     scaled::every_shipped_scenario_is_scaled();
     let here = include_str!("tls_scenarios.rs");
     for file in scaled::every_shipped() {
-        assert!(here.contains(&format!("scaled(\"{file}\")")), "{file} has no TLS run here");
+        assert!(
+            here.contains(&format!("scaled(\"{file}\")")),
+            "{file} has no TLS run here"
+        );
     }
 }

@@ -472,15 +472,14 @@ mod tests {
     #[test]
     fn a_series_without_samples_has_an_empty_path() {
         let svg = chart(
-            vec![Series::new("seen", vec![(1.0, 1.0), (2.0, 2.0)]), Series::new("none", vec![])],
+            vec![
+                Series::new("seen", vec![(1.0, 1.0), (2.0, 2.0)]),
+                Series::new("none", vec![]),
+            ],
             vec![],
             XAxis::run(10.0),
         );
-        let ds: Vec<&str> = svg
-            .split(" d=\"")
-            .skip(1)
-            .filter_map(|r| r.split('"').next())
-            .collect();
+        let ds: Vec<&str> = svg.split(" d=\"").skip(1).filter_map(|r| r.split('"').next()).collect();
         assert_eq!(ds.len(), 2, "{svg}");
         // Every path's data is empty or starts with a moveto followed by a number: a lone "M" is
         // an error in a browser's console.

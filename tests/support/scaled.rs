@@ -74,6 +74,9 @@ pub fn every_shipped() -> Vec<String> {
 /// Every shipped scenario has a rule here (a new one must add its own).
 pub fn every_shipped_scenario_is_scaled() {
     for name in every_shipped() {
-        assert!(rule(&name).is_some(), "{name} has no scaling rule in tests/support/scaled.rs");
+        assert!(
+            rule(&name).is_some(),
+            "{name} has no scaling rule in tests/support/scaled.rs"
+        );
     }
 }

@@ -84,36 +84,31 @@ mod tests {
         assert_eq!(share(0, WINDOW, 0), 0.0);
     }
 
+    /// Samples a meter on `cores` threads for 1.6 s (paused time), `work_ns` of handshake CPU
+    /// added 100 ms in: what the sampler concludes.
+    async fn sampled(work_ns: u64, cores: usize) -> HandshakeLoad {
+        let meter = Arc::new(HandshakeCpu::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(sample(meter.clone(), cores, stop.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        meter.add(work_ns);
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        stop.cancel();
+        task.await.unwrap()
+    }
+
     /// A harness whose one core spent 0.9 s of a second in handshakes is told saturated; an
     /// idle one is not (paused time: the meter is fed directly, the windows are exact).
     #[tokio::test(start_paused = true)]
     async fn a_second_of_handshake_work_on_one_core_is_saturation() {
-        let meter = Arc::new(HandshakeCpu::default());
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(sample(meter.clone(), 1, stop.clone()));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        meter.add(900_000_000);
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
-        stop.cancel();
-        let load = task.await.unwrap();
+        let load = sampled(900_000_000, 1).await;
         assert!((load.cpu_seconds - 0.9).abs() < 1e-9, "{load:?}");
         assert!(load.saturated() && load.peak_share >= 0.89, "{load:?}");
 
         // The same work on two cores is under the bound.
-        let meter = Arc::new(HandshakeCpu::default());
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(sample(meter.clone(), 2, stop.clone()));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        meter.add(900_000_000);
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
-        stop.cancel();
-        assert!(!task.await.unwrap().saturated());
+        assert!(!sampled(900_000_000, 2).await.saturated());
 
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(sample(Arc::new(HandshakeCpu::default()), 1, stop.clone()));
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
-        stop.cancel();
-        let idle = task.await.unwrap();
+        let idle = sampled(0, 1).await;
         assert!(!idle.saturated() && idle.cpu_seconds == 0.0, "{idle:?}");
     }
 }

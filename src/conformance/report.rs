@@ -83,40 +83,42 @@ pub(crate) fn sample_result(id: &'static str, verdict: Verdict, strictness: supe
     }
 }
 
+/// A suite report of a pass, a non-strict failure and a skip, for tests of the renderers.
+#[cfg(test)]
+pub(crate) fn sample_report(strict: bool) -> ConformanceReport {
+    use super::Strictness;
+    ConformanceReport::new(
+        "http://x".into(),
+        strict,
+        std::time::Duration::from_millis(10),
+        vec![
+            sample_result("AUTH-A", Verdict::Passed, Strictness::Strict),
+            sample_result("AUTH-B", Verdict::NonStrictFailure, Strictness::NonStrict),
+            sample_result(
+                "AUTH-C",
+                Verdict::Skipped {
+                    reason: "no <rate>".into(),
+                },
+                Strictness::Strict,
+            ),
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::sample_result as result;
     use super::*;
     use crate::conformance::Strictness;
 
-    fn report(strict: bool) -> ConformanceReport {
-        ConformanceReport::new(
-            "http://x".into(),
-            strict,
-            Duration::from_millis(10),
-            vec![
-                result("AUTH-A", Verdict::Passed, Strictness::Strict),
-                result("AUTH-B", Verdict::NonStrictFailure, Strictness::NonStrict),
-                result(
-                    "AUTH-C",
-                    Verdict::Skipped {
-                        reason: "no <rate>".into(),
-                    },
-                    Strictness::Strict,
-                ),
-            ],
-        )
-    }
-
     #[test]
     fn exit_decision_follows_strictness() {
-        let r = report(false);
+        let r = sample_report(false);
         assert!(!r.exit_failed(false));
         assert!(r.exit_failed(true));
         let mut with_fail = r.clone();
         with_fail
             .results
-            .push(result("AUTH-D", Verdict::Failed, Strictness::Strict));
+            .push(sample_result("AUTH-D", Verdict::Failed, Strictness::Strict));
         let with_fail = ConformanceReport::new("x".into(), false, Duration::ZERO, with_fail.results);
         assert!(with_fail.exit_failed(false));
     }

@@ -147,34 +147,14 @@ mod tests {
     use crate::conformance::{ObservedFailure, RuleCount};
     use std::time::Duration;
 
-    use crate::conformance::sample_result as result;
-
-    /// A suite report of a pass, a non-strict failure and a skip.
-    pub(crate) fn suite_report(strict: bool) -> ConformanceReport {
-        ConformanceReport::new(
-            "http://x".into(),
-            strict,
-            Duration::from_millis(10),
-            vec![
-                result("AUTH-A", Verdict::Passed, Strictness::Strict),
-                result("AUTH-B", Verdict::NonStrictFailure, Strictness::NonStrict),
-                result(
-                    "AUTH-C",
-                    Verdict::Skipped {
-                        reason: "no <rate>".into(),
-                    },
-                    Strictness::Strict,
-                ),
-            ],
-        )
-    }
+    use crate::conformance::sample_report;
 
     #[test]
     fn suite_section_counts_and_serializes_the_verdict_once() {
-        let s = from_suite(&suite_report(false));
+        let s = from_suite(&sample_report(false));
         assert_eq!((s.passed, s.failed, s.non_strict_failures, s.skipped), (1, 0, 1, 1));
         assert_eq!(s.failing(), 0);
-        assert_eq!(from_suite(&suite_report(true)).failing(), 1);
+        assert_eq!(from_suite(&sample_report(true)).failing(), 1);
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["rules"][1]["verdict"], "non_strict_failure");
         assert_eq!(json["rules"][2]["verdict"], "skipped");
@@ -217,7 +197,7 @@ mod tests {
     fn junit_escapes_and_counts_non_strict_failures_only_when_strict() {
         let junit = |strict| {
             let mut out = Vec::new();
-            crate::report::junit::write_conformance(&from_suite(&suite_report(strict)), &mut out).unwrap();
+            crate::report::junit::write_conformance(&from_suite(&sample_report(strict)), &mut out).unwrap();
             String::from_utf8(out).unwrap()
         };
         let s = junit(true);
@@ -236,7 +216,7 @@ mod tests {
     #[test]
     fn console_shows_evidence_and_summary() {
         let mut out = Vec::new();
-        crate::report::console::write_conformance(&from_suite(&suite_report(false)), &mut out).unwrap();
+        crate::report::console::write_conformance(&from_suite(&sample_report(false)), &mut out).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("conformance against http://x (3 rules, 10 ms)"), "{s}");
         assert!(s.contains("--- AUTH-B (non-strict failure)"), "{s}");
@@ -246,7 +226,7 @@ mod tests {
             "{s}"
         );
         let mut out = Vec::new();
-        crate::report::console::write_conformance(&from_suite(&suite_report(true)), &mut out).unwrap();
+        crate::report::console::write_conformance(&from_suite(&sample_report(true)), &mut out).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("1 skipped -> FAILED"));
     }
 
@@ -254,7 +234,7 @@ mod tests {
     fn conform_writes_its_files() {
         let dir = std::env::temp_dir().join(format!("chatstorm-conf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let section = from_suite(&suite_report(false));
+        let section = from_suite(&sample_report(false));
         let wrote = crate::report::output::write_conformance_outputs(&section, &dir);
         assert_eq!(
             wrote,

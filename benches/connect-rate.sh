@@ -31,7 +31,7 @@ SAMPLER_PID=$!
 wait "$HARNESS_PID" || RC=$?
 wait "$SAMPLER_PID" || true
 [ "$RC" = 0 ] || echo "exit $RC (see $out.log)" >&2
-mock_cpu=$(proc_cpu "$MOCK_PID")
+mock_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$MOCK_PID/stat")
 stop_mock
 python3 - "$out/summary.json" "$mock_cpu" "$BENCH_OUT/cpu.csv" <<'PY2'
 import csv, datetime, json, sys
@@ -66,6 +66,16 @@ if rows and rows[0][0] <= lo + 0.2 and rows[-1][0] >= hi:
     h, m = at(hi, 1) - at(lo, 1), at(hi, 2) - at(lo, 2)
     print(f"connect window ({(hi - lo):.1f} s): harness CPU {h:.2f} s = {h / (c / 1000):.3f} CPU s per 1,000 connects; "
           f"mock CPU {m:.2f} s = {m / (c / 1000):.3f} (budget 0.15 each)")
+    # The whole run split in phases, CPU s of each process: set-up (start to the first connect:
+    # the process's start and the channels created over REST), the connect window, the hold
+    # (to the planned end), and the teardown (users stopped, the state check, the summary; for
+    # the mock, everything it spent after the plan's end).
+    end = t0 + s['run']['planned_ms'] / 1000
+    hw, mw = cpu, float(sys.argv[2])
+    h_lo, h_hi, h_end = at(lo, 1), at(hi, 1), at(end, 1)
+    m_lo, m_hi, m_end = at(lo, 2), at(hi, 2), at(end, 2)
+    print(f"phases (CPU s): set-up harness {h_lo:.2f} mock {m_lo:.2f}; window harness {h_hi - h_lo:.2f} mock {m_hi - m_lo:.2f}; "
+          f"hold harness {h_end - h_hi:.2f} mock {m_end - m_hi:.2f}; teardown harness {hw - h_end:.2f} mock {mw - m_end:.2f}")
 else:
     print("connect window: not covered by the CPU samples")
 print(f"connect p50 {lat['p50_us']/1000:.2f} ms, p99 {lat['p99_us']/1000:.2f} ms; verdict {s['verdict']['outcome']} (exit {s['verdict']['exit_code']})")

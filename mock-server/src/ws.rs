@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -219,6 +219,15 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
                 if let Some(k) = conn.killed() {
                     return End::Kill(k);
                 }
+                // What the client sent first is read first: when many users leave at once, most
+                // receivers of a `user.watching.stop` have already closed, and writing to them was
+                // a send (a whole loopback delivery) each, to a socket nobody reads. Reading here
+                // costs no system call when nothing has arrived.
+                if let Some(msg) = ws.next().now_or_never()
+                    && let Some(end) = on_read(app, ws, conn, &cid, msg).await
+                {
+                    return end;
+                }
                 let frames = conn.drain();
                 if frames.is_empty() || app.faults.is_half_open(&conn.user) {
                     continue;
@@ -237,64 +246,8 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
                 }
             }
             msg = ws.next() => {
-                let reply = match msg {
-                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
-                        app.journal.record(&conn.user, || ClientAct::Dropped);
-                        return End::Gone;
-                    }
-                    Some(Err(WsError::Capacity(_))) => return End::Broken(CloseCode::Size, "message too big"),
-                    Some(Err(WsError::Utf8(_))) => return End::Broken(CloseCode::Invalid, "invalid UTF-8 in a text message"),
-                    Some(Err(WsError::Protocol(p))) if !matches!(p, ProtocolError::ResetWithoutClosingHandshake) => {
-                        app.journal.record(&conn.user, || ClientAct::Dropped);
-                        return End::Broken(CloseCode::Protocol, protocol_reason(&p));
-                    }
-                    Some(Err(_)) => {
-                        app.journal.record(&conn.user, || ClientAct::Dropped);
-                        return End::Gone;
-                    }
-                    Some(Ok(Message::Text(t))) => match proto::parse_client_frame(&t) {
-                        ClientFrame::HealthCheck { .. } => {
-                            app.journal.record(&conn.user, || {
-                                let (pascal_case, array) = journal::health_spelling(&t);
-                                ClientAct::HealthCheck { pascal_case, array }
-                            });
-                            !app.violation(Violation::NoHealthReply)
-                        }
-                        ClientFrame::Other(_) => false,
-                        ClientFrame::Malformed(_) => {
-                            if let Err(e) = send_error_frame(ws, app, code::INPUT, "invalid json data").await {
-                                return write_failed(app, conn, &e);
-                            }
-                            false
-                        }
-                    },
-                    Some(Ok(Message::Binary(_))) => {
-                        if let Err(e) = send_error_frame(ws, app, code::INPUT, "binary frames are not supported").await {
-                            return write_failed(app, conn, &e);
-                        }
-                        false
-                    }
-                    Some(Ok(Message::Ping(_))) => {
-                        app.journal.record(&conn.user, || ClientAct::Ping);
-                        !app.violation(Violation::NoPingReply)
-                    }
-                    Some(Ok(Message::Close(f))) => {
-                        app.journal.record(&conn.user, || ClientAct::Close(f.map(|f| u16::from(f.code))));
-                        // tungstenite queued the close reply; flushing sends it.
-                        let _ = timed(CLOSE_TIMEOUT, ws.flush()).await;
-                        return End::Gone;
-                    }
-                    Some(Ok(_)) => false,
-                };
-                let reply = reply && !app.faults.is_half_open(&conn.user);
-                let sent = if reply {
-                    timed(app.cfg.write_timeout, ws.send(Message::Text(wire::health_check(&cid, None).into()))).await
-                } else {
-                    // Pushes out the automatic pong, if any.
-                    timed(app.cfg.write_timeout, ws.flush()).await
-                };
-                if let Err(e) = sent {
-                    return write_failed(app, conn, &e);
+                if let Some(end) = on_read(app, ws, conn, &cid, msg).await {
+                    return end;
                 }
             }
             _ = &mut health => {
@@ -309,6 +262,75 @@ async fn live(app: &App, ws: &mut Ws, conn: &Arc<Conn>, kick_at: Option<Instant>
             _ = &mut kick, if kick_at.is_some() => return End::Kill(Kill::TokenExpired { revoked: false }),
         }
     }
+}
+
+/// One message (or the end) read from the client; `Some` when the socket's life is over.
+async fn on_read(app: &App, ws: &mut Ws, conn: &Conn, cid: &str, msg: Option<Result<Message, WsError>>) -> Option<End> {
+    let reply = match msg {
+        None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+            app.journal.record(&conn.user, || ClientAct::Dropped);
+            return Some(End::Gone);
+        }
+        Some(Err(WsError::Capacity(_))) => return Some(End::Broken(CloseCode::Size, "message too big")),
+        Some(Err(WsError::Utf8(_))) => return Some(End::Broken(CloseCode::Invalid, "invalid UTF-8 in a text message")),
+        Some(Err(WsError::Protocol(p))) if !matches!(p, ProtocolError::ResetWithoutClosingHandshake) => {
+            app.journal.record(&conn.user, || ClientAct::Dropped);
+            return Some(End::Broken(CloseCode::Protocol, protocol_reason(&p)));
+        }
+        Some(Err(_)) => {
+            app.journal.record(&conn.user, || ClientAct::Dropped);
+            return Some(End::Gone);
+        }
+        Some(Ok(Message::Text(t))) => match proto::parse_client_frame(&t) {
+            ClientFrame::HealthCheck { .. } => {
+                app.journal.record(&conn.user, || {
+                    let (pascal_case, array) = journal::health_spelling(&t);
+                    ClientAct::HealthCheck { pascal_case, array }
+                });
+                !app.violation(Violation::NoHealthReply)
+            }
+            ClientFrame::Other(_) => false,
+            ClientFrame::Malformed(_) => {
+                if let Err(e) = send_error_frame(ws, app, code::INPUT, "invalid json data").await {
+                    return Some(write_failed(app, conn, &e));
+                }
+                false
+            }
+        },
+        Some(Ok(Message::Binary(_))) => {
+            if let Err(e) = send_error_frame(ws, app, code::INPUT, "binary frames are not supported").await {
+                return Some(write_failed(app, conn, &e));
+            }
+            false
+        }
+        Some(Ok(Message::Ping(_))) => {
+            app.journal.record(&conn.user, || ClientAct::Ping);
+            !app.violation(Violation::NoPingReply)
+        }
+        Some(Ok(Message::Close(f))) => {
+            app.journal
+                .record(&conn.user, || ClientAct::Close(f.map(|f| u16::from(f.code))));
+            // tungstenite queued the close reply; flushing sends it.
+            let _ = timed(CLOSE_TIMEOUT, ws.flush()).await;
+            return Some(End::Gone);
+        }
+        Some(Ok(_)) => false,
+    };
+    let reply = reply && !app.faults.is_half_open(&conn.user);
+    let sent = if reply {
+        timed(
+            app.cfg.write_timeout,
+            ws.send(Message::Text(wire::health_check(cid, None).into())),
+        )
+        .await
+    } else {
+        // Pushes out the automatic pong, if any.
+        timed(app.cfg.write_timeout, ws.flush()).await
+    };
+    if let Err(e) = sent {
+        return Some(write_failed(app, conn, &e));
+    }
+    None
 }
 
 /// How long a close frame may take to go out before the socket is just dropped.

@@ -671,6 +671,21 @@ async fn start_users(s: Starter) {
         lanes,
     } = s;
     let lanes = lanes.as_deref();
+    // Users spawned onto this runtime (one lane, or no lanes) stop through a token cancelled
+    // here, by a relay on this runtime: cancelling their tokens from the run's own thread woke
+    // each user from a foreign thread, an eventfd write per user (10,000 at the end of a
+    // connect-rate run). Users spread over several lanes keep the run's token.
+    let users_root = if lanes.is_none() {
+        let local = CancellationToken::new();
+        let (root, relay) = (root.clone(), local.clone());
+        tokio::spawn(async move {
+            root.cancelled().await;
+            relay.cancel();
+        });
+        local
+    } else {
+        root.clone()
+    };
     for index in indices {
         let slot = schedule.slots[index as usize];
         let intended = start + slot.start;
@@ -690,7 +705,15 @@ async fn start_users(s: Starter) {
         }
         let stop_at = slot.stop.map(|s| start + s);
         if plain {
-            super::users::spawn_plain(&tracker, lanes, &ctx, index, intended, stop_at, root.child_token());
+            super::users::spawn_plain(
+                &tracker,
+                lanes,
+                &ctx,
+                index,
+                intended,
+                stop_at,
+                users_root.child_token(),
+            );
         } else {
             super::users::spawn(
                 &tracker,
@@ -701,7 +724,7 @@ async fn start_users(s: Starter) {
                 intended,
                 stop_at,
                 &actions,
-                root.child_token(),
+                users_root.child_token(),
             );
         }
         started.fetch_add(1, Relaxed);

@@ -260,7 +260,14 @@ impl Driver {
 
     async fn on_wake(&mut self, wake: Wake) {
         match wake {
-            Wake::Cancel => self.feed(Input::Action(Act::Stop)).await,
+            Wake::Cancel => {
+                // The run is over: the socket goes without its close handshake (see
+                // `transport::abandon_ws`); the machine then stops as for any stop.
+                if let Some(ws) = self.ws.take() {
+                    transport::abandon_ws(ws);
+                }
+                self.feed(Input::Action(Act::Stop)).await
+            }
             Wake::Action(Ok((seq, action))) => self.on_action(seq, action).await,
             Wake::Action(Err(broadcast::error::RecvError::Closed)) => self.actions_open = false,
             Wake::Action(Err(broadcast::error::RecvError::Lagged(_))) => {}

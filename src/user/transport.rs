@@ -226,6 +226,19 @@ pub async fn close_ws(mut ws: Box<Ws>, code: u16) {
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
 }
 
+/// Lets go of a socket at the end of the run, without a close frame: nobody measures that close,
+/// and at 10,000 users the handshake was a send for each user, a read and a reply for each in the
+/// server, and a FIN exchange on top. A zero linger makes the drop a reset, so the server's
+/// last writes to this user (the `user.watching.stop` of the other members leaving at the same
+/// moment) fail at once instead of each crossing to a socket nobody reads. A user told to leave
+/// by the scenario still closes with [`close_ws`], as its SDK does.
+pub fn abandon_ws(ws: Box<Ws>) {
+    if let net::Stream::Plain(tcp) = ws.get_ref().get_ref() {
+        let _ = tcp.set_zero_linger();
+    }
+    drop(ws);
+}
+
 /// The long-poll connect: `GET /longpoll?json=...` answered by `{"event": <health.check>}`.
 /// Returns the connection id; an error body is [`Failure::Api`], the rest [`Failure::Network`]
 /// with its kind (a status, a body that is not JSON or has no connection id, a transport error).

@@ -98,6 +98,7 @@ async fn main() {
         deliveries: DeliveryTracker::new(&ids, &[]),
         observer: None,
         run_start: Instant::now(),
+        run_over: tokio_util::sync::CancellationToken::new(),
     });
     let (tx, _) = broadcast::channel(4);
     let cancel = CancellationToken::new();

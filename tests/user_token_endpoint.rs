@@ -169,6 +169,7 @@ async fn a_user_connects_with_endpoint_tokens() {
         deliveries: DeliveryTracker::new(&["user-0".into()], &[]),
         observer: None,
         run_start: Instant::now(),
+        run_over: tokio_util::sync::CancellationToken::new(),
     });
     let spec = UserSpec {
         index: 0,

@@ -259,6 +259,7 @@ pub async fn run(req: RunRequest) -> Result<RunOutput, RunError> {
         start,
         shard,
         Some(observer.clone()),
+        root.clone(),
     );
     let actions = timeline::Audience::new();
 

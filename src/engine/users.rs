@@ -158,6 +158,7 @@ pub fn context(
     start: Instant,
     shard: u32,
     observer: Option<crate::conformance::Observer>,
+    run_over: CancellationToken,
 ) -> Arc<UserCtx> {
     // Plain users send and watch nothing: no delivery tables, no observer.
     let deliveries = match scenario.users.kind {
@@ -221,6 +222,7 @@ pub fn context(
         deliveries,
         observer,
         run_start: start,
+        run_over,
     })
 }
 

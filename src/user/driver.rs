@@ -261,9 +261,12 @@ impl Driver {
     async fn on_wake(&mut self, wake: Wake) {
         match wake {
             Wake::Cancel => {
-                // The run is over: the socket goes without its close handshake (see
-                // `transport::abandon_ws`); the machine then stops as for any stop.
-                if let Some(ws) = self.ws.take() {
+                // When the run is over, the socket goes without its close handshake (see
+                // `transport::abandon_ws`); a user leaving by the scenario's plan closes as its
+                // SDK does. The machine then stops as for any stop.
+                if self.ctx.run_over.is_cancelled()
+                    && let Some(ws) = self.ws.take()
+                {
                     transport::abandon_ws(ws);
                 }
                 self.feed(Input::Action(Act::Stop)).await

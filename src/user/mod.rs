@@ -117,6 +117,11 @@ pub struct UserCtx {
     pub observer: Option<Arc<dyn UserObserver>>,
     /// Run start: stamps carry µs since this instant.
     pub run_start: Instant,
+    /// Cancelled when the run as a whole is over (its time is up, an abort, a signal). A user
+    /// whose own token fires while this one has not is leaving by the scenario's plan (a ramp
+    /// down, a session's end) and closes as its SDK does; at the run's end it only lets go of
+    /// its socket (`transport::abandon_ws`).
+    pub run_over: tokio_util::sync::CancellationToken,
 }
 
 /// A timeline action for a fraction of the users (broadcast to all; each user decides with

@@ -225,6 +225,7 @@ mod tests {
             deliveries: super::super::DeliveryTracker::new(&[], &[]),
             observer: None,
             run_start: Instant::now(),
+            run_over: tokio_util::sync::CancellationToken::new(),
         });
         let f = run(ctx, 0, Instant::now(), None, CancellationToken::new());
         let size = std::mem::size_of_val(&f);

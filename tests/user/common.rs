@@ -135,6 +135,7 @@ pub async fn rig_with(cfg: impl FnOnce(&mut MockConfig), auth: Option<TargetAuth
         deliveries: DeliveryTracker::new(&ids(users), &cids),
         observer: Some(obs.clone()),
         run_start: started,
+        run_over: tokio_util::sync::CancellationToken::new(),
     });
     let (actions, _) = broadcast::channel(16);
     Rig {

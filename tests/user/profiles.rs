@@ -273,3 +273,46 @@ async fn each_profile_backs_off_within_its_bounds_while_upgrades_are_refused() {
         r.finish(vec![u]).await;
     }
 }
+
+/// A user leaving by the scenario's plan (its own token: a ramp down, a session's end) closes
+/// with 1000 as its SDK's disconnect does; at the run's end (`UserCtx::run_over`) it lets go of
+/// the socket without a close frame, and the server sees the connection dropped.
+#[tokio::test(start_paused = true)]
+async fn a_planned_leave_closes_with_1000_and_the_run_end_drops_the_socket() {
+    let r = quiet_rig(2).await;
+    let leaving = tokio_util::sync::CancellationToken::new();
+    let planned = tokio::spawn(chatstorm::user::run_user(
+        spec(0, Profile::Js, TokenMode::Provider),
+        r.ctx.clone(),
+        r.actions.subscribe(),
+        leaving.clone(),
+    ));
+    let at_run_end = r.spawn(spec(1, Profile::Js, TokenMode::Provider));
+    wait_for("both connected", Duration::from_secs(10), || {
+        connected(&r, "user-0").len() == 1 && connected(&r, "user-1").len() == 1
+    })
+    .await;
+    let ends = |user: &str| -> Vec<ClientAct> {
+        journal(&r, user)
+            .into_iter()
+            .filter(|e| matches!(e.act, ClientAct::Close(_) | ClientAct::Dropped))
+            .map(|e| e.act)
+            .collect()
+    };
+    leaving.cancel();
+    planned.await.expect("no panic");
+    wait_for("the planned close", Duration::from_secs(5), || {
+        !ends("user-0").is_empty()
+    })
+    .await;
+    assert_eq!(ends("user-0"), [ClientAct::Close(Some(1000))]);
+    r.ctx.run_over.cancel();
+    r.cancel.cancel();
+    at_run_end.await.expect("no panic");
+    wait_for("the end seen by the server", Duration::from_secs(5), || {
+        !ends("user-1").is_empty()
+    })
+    .await;
+    assert_eq!(ends("user-1"), [ClientAct::Dropped]);
+    r.finish(Vec::new()).await;
+}

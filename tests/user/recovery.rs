@@ -100,6 +100,7 @@ async fn rig_through_proxy(users: usize) -> (Rig, Proxy) {
         deliveries: chatstorm::user::DeliveryTracker::new(&ids(users), &CIDS.map(str::to_owned)),
         observer: Some(r.obs.clone()),
         run_start: r.started,
+        run_over: tokio_util::sync::CancellationToken::new(),
     };
     let r = Rig {
         ctx: Arc::new(ctx),

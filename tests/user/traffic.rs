@@ -90,6 +90,7 @@ async fn rest_ctx(server: &MockServer) -> Arc<UserCtx> {
         deliveries: DeliveryTracker::new(&ids(1), &[]),
         observer: None,
         run_start: Instant::now(),
+        run_over: tokio_util::sync::CancellationToken::new(),
     })
 }
 

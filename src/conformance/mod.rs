@@ -34,7 +34,7 @@ mod read;
 mod reconnect;
 mod report;
 #[cfg(test)]
-pub(crate) use report::{sample_report, sample_result};
+pub(crate) use report::sample_report;
 mod suite;
 mod table;
 mod typing;

@@ -145,7 +145,6 @@ pub fn evidence_text(rule: &ConformanceRule) -> String {
 mod tests {
     use super::*;
     use crate::conformance::{ObservedFailure, RuleCount};
-    use std::time::Duration;
 
     use crate::conformance::sample_report;
 

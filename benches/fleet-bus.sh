@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # What the fleet's bus costs a shard: the same 19,000-user idle run (benches/scenarios/idle-19k.yaml,
 # its mock a child process) alone and as the only shard of a fleet (`--shard auto/1 --fleet`, a
-# coordinator and a nats-server on loopback), interleaved ROUNDS times; prints the harness's own CPU
-# seconds (summary.json generator.cpu_seconds) of each and the fleet's share over the median.
+# coordinator and a nats-server on loopback), ROUNDS pairs; prints the harness's own CPU seconds
+# (summary.json generator.cpu_seconds) of each and the fleet's share over the median.
 # Budget: the bus adds under 2 % to a shard's CPU at 19,000 users.
 #
-# On a shared machine a run's CPU seconds move by several per cent with the other load, more than
-# the budget; so it also prints each pair's difference and the alone runs' own spread, and (when
-# `perf` is installed; FLEET_BUS_PERF=0 skips it) one more shard run under `perf record
-# --call-graph dwarf`: the share of the shard's samples with a bus frame on the stack (async_nats,
-# chatstorm::fleet), a ratio within one run (benches/perf_share.py).
+# The two runs of a pair run side by side, at the same time: on this shared machine a run's CPU
+# seconds move by 10-25 % with the other load (alone runs 8.90-11.11 s within one sequential
+# series), far more than the budget, and one after the other each run of a pair sees a different
+# load. Run side by side, both see the same load (the shard's users start about 2 s later, after
+# the fleet's start lead); pairs then differ by -3 % to +2 % around a median near 0. FLEET_BUS_SIDE_BY_SIDE=0 runs them one after the other instead, the
+# order alternating (alone first, then shard first: ABBA), each after FLEET_BUS_GAP seconds
+# (default 10); a series that always ran alone first read +4 % that the runs side by side do not
+# show. It also prints each pair's difference, the alone runs' own spread, and (when `perf` is
+# installed; FLEET_BUS_PERF=0 skips it) one more shard run under `perf record --call-graph dwarf`:
+# the share of the shard's samples with a bus frame on the stack (async_nats, chatstorm::fleet), a
+# ratio within one run (benches/perf_share.py).
 #
 #   benches/fleet-bus.sh [USERS] [ROUNDS]        (default 19000 2)
+#   DURATION=140s benches/fleet-bus.sh 19000 2   (--duration for every run)
 source "$(dirname "$0")/lib.sh"
 users=${1:-19000}
 rounds=${2:-2}
@@ -20,17 +27,38 @@ out="$BENCH_OUT/fleet-bus"
 start_nats "$out/nats"
 url=$NATS_URL
 scenario="$ROOT/benches/scenarios/idle-19k.yaml"
+gap=${FLEET_BUS_GAP:-10}
+length=()
+[ -n "${DURATION:-}" ] && length=(--duration "$DURATION")
 load_note
-for r in $(seq "$rounds"); do
-  "$BIN" run "$scenario" --users "$users" --format json --quiet --out "$out/alone-$r" >"$out/alone-$r.log" 2>&1 || true
-  run="bus-$$-$r"
-  "$BIN" fleet coordinate "$scenario" --shards 1 --nats "$url" --run "$run" --users "$users" \
-    --format json --quiet --out "$out/merged-$r" >"$out/coordinator-$r.log" 2>&1 &
+alone() {
+  "$BIN" run "$scenario" --users "$users" "${length[@]}" --format json --quiet --out "$out/alone-$1" \
+    >"$out/alone-$1.log" 2>&1 || true
+}
+shard() {
+  local run="bus-$$-$1" coord
+  "$BIN" fleet coordinate "$scenario" --shards 1 --nats "$url" --run "$run" --users "$users" "${length[@]}" \
+    --format json --quiet --out "$out/merged-$1" >"$out/coordinator-$1.log" 2>&1 &
   coord=$!
-  JOB_COMPLETION_INDEX=0 "$BIN" run "$scenario" --users "$users" --shard auto/1 --fleet "$url" \
-    --fleet-run "$run" --format json --quiet --out "$out/shard-$r" >"$out/shard-$r.log" 2>&1 || true
+  JOB_COMPLETION_INDEX=0 "$BIN" run "$scenario" --users "$users" "${length[@]}" --shard auto/1 --fleet "$url" \
+    --fleet-run "$run" --format json --quiet --out "$out/shard-$1" >"$out/shard-$1.log" 2>&1 || true
   wait "$coord" || true
+}
+for r in $(seq "$rounds"); do
+  sleep "$gap"
+  echo "# pair $r: load average $(cut -d' ' -f1-3 /proc/loadavg) at its start"
+  if [ "${FLEET_BUS_SIDE_BY_SIDE:-1}" != 0 ]; then
+    shard "$r" &
+    side=$!
+    alone "$r"
+    wait "$side" || true
+  elif [ $((r % 2)) = 1 ]; then
+    alone "$r"; sleep "$gap"; shard "$r"
+  else
+    shard "$r"; sleep "$gap"; alone "$r"
+  fi
 done
+echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$out" "$rounds" <<'PY'
 import json, os, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
@@ -50,12 +78,12 @@ print(f'alone runs spread {100 * (hi - lo) / lo:.1f} % among themselves (a diffe
 PY
 if command -v perf >/dev/null && [ "${FLEET_BUS_PERF:-1}" != 0 ]; then
   run="bus-$$-perf"
-  "$BIN" fleet coordinate "$scenario" --shards 1 --nats "$url" --run "$run" --users "$users" \
+  "$BIN" fleet coordinate "$scenario" --shards 1 --nats "$url" --run "$run" --users "$users" "${length[@]}" \
     --format json --quiet --out "$out/merged-perf" >"$out/coordinator-perf.log" 2>&1 &
   coord=$!
   # sh execs the shard, so the pid it writes is the shard's.
   JOB_COMPLETION_INDEX=0 perf record -F 299 --call-graph dwarf,16384 -o "$out/shard.perf" -- \
-    sh -c 'echo $$ >"$0/shard-perf.pid"; exec "$@"' "$out" "$BIN" run "$scenario" --users "$users" \
+    sh -c 'echo $$ >"$0/shard-perf.pid"; exec "$@"' "$out" "$BIN" run "$scenario" --users "$users" "${length[@]}" \
     --shard auto/1 --fleet "$url" --fleet-run "$run" --format json --quiet --out "$out/shard-perf" \
     >"$out/shard-perf.log" 2>&1 || true
   wait "$coord" || true

@@ -9,10 +9,11 @@
 # seconds move by 10-25 % with the other load (alone runs 8.90-11.11 s within one sequential
 # series), far more than the budget, and one after the other each run of a pair sees a different
 # load. Run side by side, both see the same load (the shard's users start about 2 s later, after
-# the fleet's start lead); pairs then differ by -3 % to +2 % around a median near 0. FLEET_BUS_SIDE_BY_SIDE=0 runs them one after the other instead, the
+# the fleet's start lead). FLEET_BUS_SIDE_BY_SIDE=0 runs them one after the other instead, the
 # order alternating (alone first, then shard first: ABBA), each after FLEET_BUS_GAP seconds
-# (default 10); a series that always ran alone first read +4 % that the runs side by side do not
-# show. It also prints each pair's difference, the alone runs' own spread, and (when `perf` is
+# (default 10). The two disagree on a quiet machine (2026-12-06, load 0.1-0.5, two pairs each):
+# side by side +2.1 % and +1.5 %, one after the other +5.8 % and +4.9 %; see the README.
+# It also prints each pair's difference, the alone runs' own spread, and (when `perf` is
 # installed; FLEET_BUS_PERF=0 skips it) one more shard run under `perf record --call-graph dwarf`:
 # the share of the shard's samples with a bus frame on the stack (async_nats, chatstorm::fleet), a
 # ratio within one run (benches/perf_share.py).

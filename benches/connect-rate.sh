@@ -40,7 +40,7 @@ SAMPLER_PID=$!
 wait "$HARNESS_PID" || RC=$?
 wait "$SAMPLER_PID" || true
 [ "$RC" = 0 ] || echo "exit $RC (see $out.log)" >&2
-mock_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$MOCK_PID/stat")
+mock_cpu=$(proc_cpu "$MOCK_PID" 2)
 stop_mock
 python3 - "$out/summary.json" "$mock_cpu" "$BENCH_OUT/cpu.csv" <<'PY2'
 import csv, datetime, json, sys

@@ -63,7 +63,8 @@ stop_mock() {
 proc_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 # CPU seconds (user + system) a live process has used.
-proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# CPU seconds (user + system) of a live process: proc_cpu PID [DECIMALS] (default 1).
+proc_cpu() { awk -v hz="$(getconf CLK_TCK)" -v d="${2:-1}" '{printf "%.*f", d, ($14 + $15) / hz}' "/proc/$1/stat"; }
 
 # Runs chatstorm against the standalone mock: run_against_mock SCENARIO OUT_DIR [ARGS...].
 # Its exit code is left in RC (a saturated run, exit 4, is a result, not a script failure).

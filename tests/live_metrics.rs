@@ -538,11 +538,6 @@ struct PageWatch {
     problems: Vec<String>,
 }
 
-/// Headless Chromium, installed from Debian on first use.
-fn chromium() -> PathBuf {
-    apt::ensure("/usr/bin/chromium", "chromium", apt::Recommends::Install)
-}
-
 /// Opens `url` in headless Chromium and reads its DOM `reads` times, `gap` apart, the first
 /// `gap` after the navigation.
 async fn watch_page(chromium: &Path, dir: &Path, url: &str, reads: usize, gap: Duration) -> PageWatch {
@@ -699,7 +694,7 @@ fn the_dashboard_updates_live_shows_every_chart_and_becomes_the_final_report() {
     let _turn = heavy();
     // Installed before the run starts: on a fresh machine the install took most of the run's
     // 25 s, and the page's second read then found the run ended.
-    let chromium = chromium();
+    let chromium = apt::chromium();
     let dir = scratch("dashboard");
     let mut run = Run::start(&dir, &["--dashboard", "127.0.0.1:0", "--duration", "25s"]);
     let addr = run.url_after("chatstorm: live dashboard at");

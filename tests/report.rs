@@ -393,8 +393,6 @@ fn strings_from_the_scenario_and_target_are_escaped() {
 // ---------------------------------------------------------------------------------------------
 // Headless Chromium.
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 /// Runs `cmd` to completion within `limit`, killing it past that; gives (success, stdout, stderr).
 /// Output goes through files, not pipes: Chromium's helper processes inherit its stdout and
 /// outlive it, so a pipe would not close when the browser itself exits.
@@ -431,17 +429,12 @@ fn run_to_files(mut cmd: Command, limit: Duration) -> Result<(bool, String, Stri
     Ok((status.success(), stdout, stderr))
 }
 
-/// Chromium's path, installing Debian's package first when it is missing (`support/apt.rs`).
-fn chromium() -> PathBuf {
-    apt::ensure(CHROMIUM, "chromium", apt::Recommends::Install)
-}
-
 /// Runs headless Chromium on `page` with `extra` flags; gives (stdout, stderr).
 fn headless(page: &Path, extra: &[String]) -> (String, String) {
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let profile = scratch(&format!("chromium-profile-{n}"));
-    let mut cmd = Command::new(chromium());
+    let mut cmd = Command::new(apt::chromium());
     cmd.args(apt::CHROMIUM_HEADLESS)
         .args(["--enable-logging=stderr", "--v=0"])
         .arg(format!("--user-data-dir={}", profile.display()))

@@ -39,6 +39,11 @@ pub const CHROMIUM_HEADLESS: [&str; 9] = [
     "--disable-dev-shm-usage",
 ];
 
+/// Headless Chromium's path, installing Debian's package (with its fonts) first when it is missing.
+pub fn chromium() -> PathBuf {
+    ensure("/usr/bin/chromium", "chromium", Recommends::Install)
+}
+
 /// Whether the package's recommended packages come along.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Recommends {

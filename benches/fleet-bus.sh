@@ -33,8 +33,22 @@ length=()
 [ -n "${DURATION:-}" ] && length=(--duration "$DURATION")
 load_note
 alone() {
+  local companion=()
+  # FLEET_BUS_BESIDE=1: a one-user fleet of its own (a coordinator and a shard, on the same
+  # nats-server) runs beside the alone run, so that both runs of a pair have a coordinator and
+  # live bus traffic on these 2 cores; only the shard's own bus work differs.
+  if [ "${FLEET_BUS_BESIDE:-0}" != 0 ]; then
+    local run="beside-$$-$1"
+    "$BIN" fleet coordinate "$scenario" --shards 1 --nats "$url" --run "$run" --users 1 "${length[@]}" \
+      --format json --quiet --out "$out/beside-merged-$1" >"$out/beside-coordinator-$1.log" 2>&1 &
+    companion+=($!)
+    JOB_COMPLETION_INDEX=0 "$BIN" run "$scenario" --users 1 "${length[@]}" --shard auto/1 --fleet "$url" \
+      --fleet-run "$run" --format json --quiet --out "$out/beside-shard-$1" >"$out/beside-shard-$1.log" 2>&1 &
+    companion+=($!)
+  fi
   "$BIN" run "$scenario" --users "$users" "${length[@]}" --format json --quiet --out "$out/alone-$1" \
     >"$out/alone-$1.log" 2>&1 || true
+  [ ${#companion[@]} = 0 ] || wait "${companion[@]}" || true
 }
 shard() {
   local run="bus-$$-$1" coord

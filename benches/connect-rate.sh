@@ -23,6 +23,10 @@
 # Measured 2026-12-06 on a quiet machine (load 0.2-0.3, two runs, main after the merges): whole run
 # harness 0.28 / 0.26, mock 0.30 / 0.28 CPU s per 1,000; window 0.227 / 0.225 and 0.255 / 0.243;
 # teardown harness 0.28 / 0.21 s, mock 0.32 / 0.25 s. Not met.
+# Measured 2026-12-06 06:11 UTC (quiet, load 0.1-0.8): window harness 0.219 / 0.228, mock 0.235 /
+# 0.249; CONNECT_MEMBERS=1 (no fan-out) harness 0.142, mock 0.125 (whole run 0.22 / 0.18, set-up
+# 0.46 s of it creating 10,000 channels); CONNECT_SPIN=1 harness 0.188, mock 0.186. The connect
+# alone meets 0.15 in its window; with the fan-out, or for the whole process, not met.
 source "$(dirname "$0")/lib.sh"
 n=${1:-10000}
 ramp=${2:-5s}

@@ -11,8 +11,11 @@
 # load. Run side by side, both see the same load (the shard's users start about 2 s later, after
 # the fleet's start lead). FLEET_BUS_SIDE_BY_SIDE=0 runs them one after the other instead, the
 # order alternating (alone first, then shard first: ABBA), each after FLEET_BUS_GAP seconds
-# (default 10). The two disagree on a quiet machine (2026-12-06, load 0.1-0.5, two pairs each):
-# side by side +2.1 % and +1.5 %, one after the other +5.8 % and +4.9 %; see the README.
+# (default 10); FLEET_BUS_BESIDE=1 adds a one-user fleet beside each alone run. Measured
+# 2026-12-06 (release, 2 cores): side by side, four pairs +0.5, +0.9, +0.2 and -0.7 % (median
+# +0.4 %, load 0.3-0.8; budget met); one after the other with a fleet beside the alone runs,
+# +27.5, -5.1, +15.8 and +7.6 % while the alone runs spread 18 % among themselves: noise that a
+# sequential pair cannot resolve on this machine; see the README.
 # It also prints each pair's difference, the alone runs' own spread, and (when `perf` is
 # installed; FLEET_BUS_PERF=0 skips it) one more shard run under `perf record --call-graph dwarf`:
 # the share of the shard's samples with a bus frame on the stack (async_nats, chatstorm::fleet), a

@@ -48,9 +48,13 @@ scenario="$BENCH_OUT/connect-burst.yaml"
 # events per connect received by users already connected (and sent by the mock). With 1 there is
 # no fan-out, and the figures are the connect alone (token, upgrade, first frame, the watch).
 members=${CONNECT_MEMBERS:-10}
-sed -e "s/to: 10000, over: 5s/to: $n, over: $ramp/" \
+# The user count is set too: `--users N` scales a ramp by N over the file's count, which read N
+# users as N * N / 10,000.
+sed -e "s/to: 10000, over: 5s/to: $n, over: $ramp/" -e "s/^  count: 10000$/  count: $n/" \
   -e "s/channels: {count: 1000, members: 10}/channels: {count: $(( (n + members - 1) / members )), members: $members}/" \
   "$ROOT/benches/scenarios/connect-burst.yaml" >"$scenario"
+grep -q "to: $n, over: $ramp" "$scenario" && grep -q "members: $members}" "$scenario" ||
+  { echo "benches/scenarios/connect-burst.yaml no longer has the load or channels line this script edits" >&2; exit 2; }
 out="$BENCH_OUT/connect-rate"
 # Started directly (not through run_against_mock): the sampler needs the harness's own PID.
 RC=0

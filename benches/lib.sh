@@ -62,7 +62,6 @@ stop_mock() {
 # kB of a /proc/PID/status field (VmRSS, VmHWM).
 proc_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
-# CPU seconds (user + system) a live process has used.
 # CPU seconds (user + system) of a live process: proc_cpu PID [DECIMALS] (default 1).
 proc_cpu() { awk -v hz="$(getconf CLK_TCK)" -v d="${2:-1}" '{printf "%.*f", d, ($14 + $15) / hz}' "/proc/$1/stat"; }
 
